@@ -1,0 +1,9 @@
+//! stapxx-rs as a library: the passes the `stapxx-rs` binary drives.
+//!
+//! cli -> expand (stapxx macros) -> grammar (preprocess + parse) -> ...
+
+pub mod cli;
+pub mod debuginfo;
+pub mod driver;
+pub mod expand;
+pub mod target;
