@@ -42,7 +42,9 @@ fn syntax_error(pre: &Preprocessed, e: pest::error::Error<Rule>) -> Diagnostic {
             let mut expected: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
             expected.sort();
             expected.dedup();
-            if expected.is_empty() {
+            if expected.contains(&"end of input") && found == "'}'" {
+                "parse error: unexpected '}' (no block is open here)".to_string()
+            } else if expected.is_empty() {
                 format!("parse error: unexpected {found}")
             } else {
                 format!("parse error: expected {}, found {found}", join_or(&expected))
@@ -64,8 +66,6 @@ fn unterminated_hint(rest: &str) -> Option<&'static str> {
         Some("unterminated comment")
     } else if rest.starts_with("%{") {
         Some("unterminated embedded code block: missing '%}'")
-    } else if rest.starts_with('}') {
-        Some("parse error: unexpected '}'")
     } else {
         None
     }

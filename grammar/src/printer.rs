@@ -93,7 +93,11 @@ impl Printer {
     }
 
     fn block_with_head(&mut self, head: &str, body: &Block) {
-        self.line(&format!("{head} {{"));
+        if head.is_empty() {
+            self.line("{");
+        } else {
+            self.line(&format!("{head} {{"));
+        }
         self.indent += 1;
         for s in &body.stmts {
             self.stmt(s);

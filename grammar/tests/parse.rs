@@ -1,0 +1,179 @@
+//! Parser tests: snapshots of the `-p1` listing (how the parser grouped
+//! things) and of the AST, plus exact error positions.
+
+use grammar::{parse_source, printer, MacroTable, PpConfig, SourceMap};
+
+fn parse(text: &str) -> Result<grammar::ast::File, String> {
+    let mut sm = SourceMap::new();
+    let id = sm.add("t.stp", text);
+    parse_source(id, text, &PpConfig::default(), &MacroTable::new()).map_err(|d| d.render(&sm))
+}
+
+fn listing(text: &str) -> String {
+    match parse(text) {
+        Ok(f) => printer::print_file(&f),
+        Err(e) => panic!("parse failed:\n{e}"),
+    }
+}
+
+fn error(text: &str) -> String {
+    match parse(text) {
+        Ok(f) => panic!("expected an error, got:\n{}", printer::print_file(&f)),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn precedence_follows_stap() {
+    insta::assert_snapshot!(listing(
+        "probe begin {
+            a = 1 + 2 * 3 - 4 / 2 % 3
+            b = x . y . z + 1
+            c = 1 << 2 + 3 < 4 == 5
+            d = a || b && c | d ^ e & f
+            e = k in arr && [1, \"s\"] in arr2
+            f = c ? d : e ? f : g
+            g += h -= 2
+            s .= \"x\" \"y\"
+            st <<< 1 + 2
+            i = -x++ + ~--y + !z
+            j = s =~ \"^a.*\" || s !~ \"b\"
+        }"
+    ));
+}
+
+#[test]
+fn declarations() {
+    insta::assert_snapshot!(listing(
+        "global a, b[100], c = 5, d%, e%[10], f = \"s\", g = -3
+         private global h
+         function f:long (x:long, y:string) { return x }
+         function g(x) { return }
+         private function h:string () %{ /* pure */ STAP_RETSTR(\"x\"); %}
+         %{ #include <linux/sched.h> %}
+         probe begin(-1), end { }
+         probe process(\"/bin/ls\").function(\"main\").return ?, timer.profile !, kernel.trace(\"sched:sched_switch\") { }
+         probe perf.type(1).config(0).sample(1000) if (enabled) { }
+         probe syscall.* { }
+         probe my.alias = process(\"x\").function(\"f*\") ? { v = 1 }
+         probe my.alias += timer.s($1) { w = @1 }
+         probe process(\"a\").statement(\"f@x.c:12\"), kernel.function(\"f\").callee(\"g\") {}
+        "
+    ));
+}
+
+#[test]
+fn statements() {
+    insta::assert_snapshot!(listing(
+        "probe begin {
+            if (a) b = 1 else { c = 2; }
+            while (i < 10) { i++; if (i == 5) continue; if (i == 8) break }
+            for (i = 0; i < 10; i++) n += i
+            for (;;) break
+            foreach ([a, b-] in arr+ limit 10) printf(\"%d %d\\n\", a, b)
+            foreach (v = [k] in arr) delete arr[k]
+            foreach (x in arr) next
+            foreach ([i] in @hist_log(s)) {}
+            foreach ([a, b] in arr[*, 3]) {}
+            delete arr
+            try { error(\"boom\") } catch (msg) { warn(msg) }
+            try { x = 1 } catch { }
+            ;
+            return
+        }"
+    ));
+}
+
+#[test]
+fn dwarf_values() {
+    insta::assert_snapshot!(listing(
+        "probe process(\"x\").function(\"f\") {
+            a = $r->start_sec * 1000 + $r->start_msec
+            b = @cast(p, \"struct foo\", \"/usr/bin/x\")->next->arr[i + 1]->c
+            c = &@cast(0, \"GCproto\")[1]
+            d = @var(\"globalL\", \"/usr/bin/luajit\")
+            e = @var(\"x@y.c\")->a$
+            f = $$parms$ . $$vars . $$locals$$ . $$return
+            g = @defined($foo->bar) ? $foo->bar : 0
+            h = @entry($a) + @perf(\"cycles\") + @const(\"PAGE_SIZE\")
+            i = &$var->m
+            j = $ptr[3]
+            k = @count(s) + @sum(s) + @min(s) + @max(s) + @avg(s) + @variance(s)
+            print(@hist_linear(s, 0, 100, 10))
+            l = @kregister(3) + @uregister(2)
+        }"
+    ));
+}
+
+#[test]
+fn literals() {
+    insta::assert_snapshot!(listing(
+        "probe begin {
+            a = 0x1F + 017 + 0 + 18446744073709551615 + 9223372036854775807
+            b = \"tab\\there\\nnl \\\"q\\\" \\\\ \\101\\x42\"
+            # a comment
+            c = 1 // another
+            /* and a
+               block comment */ d = 2
+        }"
+    ));
+}
+
+#[test]
+fn ast_shape() {
+    let f = parse("global g\nprobe timer.ms(10) { g[pid()] <<< 1 }").unwrap();
+    insta::assert_debug_snapshot!(f);
+}
+
+#[test]
+fn keywords_are_member_names() {
+    // `->next` and `->return` are C member names, not keywords.
+    let l = listing("probe begin { x = @cast(p, \"T\")->next->return->in }");
+    assert!(l.contains("->next->return->in"), "{l}");
+}
+
+#[test]
+fn semicolons_are_optional() {
+    let l = listing("probe begin { a = 1 b = 2; c = 3 }");
+    assert_eq!(l.lines().filter(|l| l.contains('=')).count(), 3, "{l}");
+}
+
+#[test]
+fn errors_point_at_the_place() {
+    let e = error("probe begin {\n  x = \"abc\n}\n");
+    assert!(e.starts_with("t.stp:2:"), "{e}");
+    assert!(e.contains("unterminated string"), "{e}");
+
+    let e = error("probe begin { }\n}\n");
+    assert!(e.starts_with("t.stp:2:1: error:"), "{e}");
+
+    let e = error("probe begin {\n  /* never closed\n}\n");
+    assert!(e.starts_with("t.stp:2:3: error: unterminated comment"), "{e}");
+
+    let e = error("probe begin { x = 1 +  }");
+    assert!(e.starts_with("t.stp:1:"), "{e}");
+    assert!(e.contains("expected an expression"), "{e}");
+
+    let e = error("probe kernel..function(\"x\") { }");
+    assert!(e.starts_with("t.stp:1:14:"), "{e}");
+
+    let e = error("function f( { }");
+    assert!(e.starts_with("t.stp:1:"), "{e}");
+
+    let e = error("probe begin { x = 1 +\n 2 * }");
+    assert!(e.starts_with("t.stp:2:"), "{e}");
+    // The caret line sits under the reported column.
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines[1], "     2 * }");
+    assert_eq!(lines[2].find('^'), Some(9), "{e}");
+}
+
+#[test]
+fn never_panics_on_junk() {
+    for junk in ["", "}", "{", "probe", "probe {", "@", "$", "%{", "\"", "/*", "global",
+                 "function", "probe begin { @cast( }", "probe a.b(\"x\" { }", "\u{0}",
+                 "probe begin { x = 99999999999999999999999 }", "probe begin { $$ }",
+                 "probe begin { a[ }", "probe begin { foreach ( }", "probe begin { &x }"] {
+        let _ = parse(junk);
+    }
+}

@@ -1,0 +1,225 @@
+//! The command line: everything `stap++` accepts, with the same meaning,
+//! plus stap's `-p N` to stop after a pass.
+
+use clap::{ArgAction, Parser};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// stap++'s defaults for `-D` macros (stap's own are much smaller).
+pub const DEFAULT_DEFINES: &[(&str, &str)] = &[
+    ("MAXACTION", "100000"),
+    ("MAXMAPENTRIES", "5000"),
+    ("MAXBACKTRACE", "200"),
+    // Big enough for a 30-frame Lua backtrace built with `.=`.
+    ("MAXSTRINGLEN", "4096"),
+];
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "stapxx-rs",
+    version,
+    about = "Run SystemTap/stapxx scripts on eBPF, without a kernel module",
+    after_help = "Examples:\n    stapxx-rs -x 12345 -e 'probe begin { println(\"hello\") exit() }'\n    stapxx-rs examples/lj-lua-stacks.sxx -x 12345 --arg time=5"
+)]
+pub struct Cli {
+    /// The script to run (`.sxx` or `.stp`).
+    #[arg(value_name = "FILE", conflicts_with = "source")]
+    pub file: Option<PathBuf>,
+
+    /// Run the given script text instead of a file.
+    #[arg(short = 'e', value_name = "SRC")]
+    pub source: Option<String>,
+
+    /// Trace this process: target(), $^exec_path, $^libNAME_path.
+    #[arg(short = 'x', value_name = "PID", conflicts_with = "master")]
+    pub pid: Option<u32>,
+
+    /// Trace every child of this (nginx master) process.
+    #[arg(long = "master", value_name = "PID")]
+    pub master: Option<u32>,
+
+    /// The executable for $^exec_path when no process is given.
+    #[arg(long = "exec", value_name = "PATH")]
+    pub exec: Option<PathBuf>,
+
+    /// A value for $^arg_NAME (repeatable).
+    #[arg(long = "arg", value_name = "NAME=VAL", action = ArgAction::Append)]
+    pub args: Vec<String>,
+
+    /// Print the $^arg_NAME arguments the script and its tapsets use, then exit.
+    #[arg(long = "args")]
+    pub list_args: bool,
+
+    /// Print the script after stapxx expansion, then exit.
+    #[arg(long = "dump-src")]
+    pub dump_src: bool,
+
+    /// Add a tapset search directory (after `.`, before the bundled tapsets).
+    #[arg(short = 'I', value_name = "DIR", action = ArgAction::Append)]
+    pub include: Vec<PathBuf>,
+
+    /// Set a limit such as MAXACTION, MAXMAPENTRIES, MAXSTRINGLEN, MAXBACKTRACE.
+    #[arg(short = 'D', value_name = "NAME=VAL", action = ArgAction::Append)]
+    pub defines: Vec<String>,
+
+    /// Start this command and trace it (target() is its pid).
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+
+    /// More output (repeatable).
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Read failures give 0 instead of a probe error.
+    #[arg(long = "skip-badvars")]
+    pub skip_badvars: bool,
+
+    /// A process whose maps stand in for the target's when resolving.
+    #[arg(long = "sample-pid", value_name = "PID")]
+    pub sample_pid: Option<u32>,
+
+    /// Extra module for symbols (accepted for stap compatibility).
+    #[arg(short = 'd', value_name = "PATH", action = ArgAction::Append)]
+    pub debug_modules: Vec<PathBuf>,
+
+    /// Stop after pass N: 1 parse, 2 resolve, 3 translate, 4 load, 5 run.
+    #[arg(short = 'p', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5), default_value_t = 5)]
+    pub pass: u8,
+
+    /// Guru mode (as stap -g): `guru_mode` is 1 in `%( %)` conditions.
+    #[arg(short = 'g')]
+    pub guru: bool,
+}
+
+/// The command line after validation.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cli: Cli,
+    /// `--arg` values by name.
+    pub args: BTreeMap<String, String>,
+    /// `-D` values, stap++'s defaults filled in.
+    pub defines: BTreeMap<String, String>,
+}
+
+impl Options {
+    /// Validate the parsed flags; the error is one line for the user.
+    pub fn from_cli(cli: Cli) -> Result<Options, String> {
+        if cli.file.is_none() && cli.source.is_none() {
+            return Err("no input file specified (give FILE or -e SRC)".into());
+        }
+        if cli.command.is_some() && (cli.pid.is_some() || cli.master.is_some()) {
+            return Err("-c cannot be combined with -x or --master".into());
+        }
+        let mut args = BTreeMap::new();
+        for a in &cli.args {
+            let (k, v) = split_pair(a, "--arg")?;
+            args.insert(k, v);
+        }
+        let mut defines: BTreeMap<String, String> = DEFAULT_DEFINES
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for d in &cli.defines {
+            let (k, v) = match d.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (d.clone(), String::new()),
+            };
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("bad -D value '{d}': expected NAME=VAL"));
+            }
+            defines.insert(k, v);
+        }
+        Ok(Options { cli, args, defines })
+    }
+
+    /// A numeric `-D` limit, or its default.
+    pub fn limit(&self, name: &str) -> Option<u64> {
+        self.defines.get(name).and_then(|v| v.parse().ok())
+    }
+}
+
+fn split_pair(s: &str, flag: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("bad {flag} value '{s}': expected NAME=VALUE")),
+    }
+}
+
+/// Parse the process arguments. Help and version print and exit 0; any
+/// other problem prints one line and exits 1.
+pub fn parse_args<I, T>(argv: I) -> Options
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::ErrorKind;
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                print!("{e}");
+                std::process::exit(0);
+            }
+            _ => {
+                let text = e.to_string();
+                let line = text
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("bad command line")
+                    .trim_start_matches("error: ");
+                eprintln!("stapxx-rs: {line}");
+                std::process::exit(1);
+            }
+        },
+    };
+    match Options::from_cli(cli) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("stapxx-rs: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        let cli = Cli::try_parse_from(std::iter::once("stapxx-rs").chain(args.iter().copied()))
+            .map_err(|e| e.kind().to_string())?;
+        Options::from_cli(cli)
+    }
+
+    #[test]
+    fn defaults_match_stapxx() {
+        let o = parse(&["x.sxx"]).unwrap();
+        assert_eq!(o.limit("MAXACTION"), Some(100000));
+        assert_eq!(o.limit("MAXMAPENTRIES"), Some(5000));
+        assert_eq!(o.limit("MAXBACKTRACE"), Some(200));
+        assert_eq!(o.limit("MAXSTRINGLEN"), Some(4096));
+        assert_eq!(o.cli.pass, 5);
+    }
+
+    #[test]
+    fn args_and_defines() {
+        let o = parse(&["x.sxx", "--arg", "time=5", "--arg", "depth=30", "-D", "MAXACTION=7", "-x", "42"]).unwrap();
+        assert_eq!(o.args.get("time").map(String::as_str), Some("5"));
+        assert_eq!(o.args.get("depth").map(String::as_str), Some("30"));
+        assert_eq!(o.limit("MAXACTION"), Some(7));
+        assert_eq!(o.cli.pid, Some(42));
+    }
+
+    #[test]
+    fn conflicts_are_errors() {
+        assert!(parse(&["x.sxx", "-x", "1", "--master", "2"]).is_err());
+        assert!(parse(&["x.sxx", "-e", "probe begin {}"]).is_err());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["x.sxx", "--arg", "novalue"]).is_err());
+        assert!(parse(&["x.sxx", "-p", "6"]).is_err());
+        assert!(parse(&["x.sxx", "--bogus"]).is_err());
+        assert!(parse(&["x.sxx", "-c", "ls", "-x", "3"]).is_err());
+    }
+}

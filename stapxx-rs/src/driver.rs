@@ -1,0 +1,189 @@
+//! The pass pipeline, in order, each pass one call:
+//!
+//! 1. read the script, find the target (`-x`, `--master`, `--exec`)
+//! 2. expand stapxx macros (`$^arg_x`, `@use`, ...) per file, line-preserving
+//! 3. preprocess + parse every file (`-p1` stops here and prints the listing)
+//! 4. resolve, translate, load, run: not built yet (later issues)
+
+use crate::cli::Options;
+use crate::expand::{self, ExpandOptions, Expansion};
+use crate::system;
+use crate::target::TargetInfo;
+use grammar::{ast, printer, Diagnostic, MacroTable, PpConfig, SourceMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Run the whole command; returns the process exit code.
+pub fn run(opts: &Options) -> i32 {
+    let mut session = Session::new(opts);
+    match session.run() {
+        Ok(()) => 0,
+        Err(diag) => {
+            eprint!("{}", diag.render(&session.sources));
+            1
+        }
+    }
+}
+
+/// Everything one invocation knows: options and every source file read.
+pub struct Session<'o> {
+    pub opts: &'o Options,
+    pub sources: SourceMap,
+}
+
+/// The parsed program: the main file first, then its `@use` modules.
+pub struct Program {
+    pub files: Vec<ast::File>,
+}
+
+impl<'o> Session<'o> {
+    pub fn new(opts: &'o Options) -> Session<'o> {
+        Session {
+            opts,
+            sources: SourceMap::new(),
+        }
+    }
+
+    fn run(&mut self) -> Result<(), Diagnostic> {
+        let expansion = self.expand()?;
+        for w in &expansion.warnings {
+            eprint!("{}", w.render(&self.sources));
+        }
+        if self.opts.cli.list_args {
+            print!("{}", format_args_list(&expansion));
+            return Ok(());
+        }
+        if self.opts.cli.dump_src {
+            if let Some(main) = expansion.files.first() {
+                print!("{}", main.text);
+            }
+            return Ok(());
+        }
+        let program = self.parse(&expansion)?;
+        if self.opts.cli.pass == 1 {
+            let mut out = std::io::stdout().lock();
+            for (i, f) in program.files.iter().enumerate() {
+                if i > 0 {
+                    let _ = writeln!(out, "# @use {}", self.sources.get(f.id).name);
+                }
+                let _ = out.write_all(printer::print_file(f).as_bytes());
+            }
+            return Ok(());
+        }
+        Err(Diagnostic::bare(format!(
+            "pass {} is not implemented yet: this build parses scripts (-p1) only",
+            self.opts.cli.pass.min(2)
+        )))
+    }
+
+    /// Read the script and run the stapxx expansion over it and its modules.
+    fn expand(&mut self) -> Result<Expansion, Diagnostic> {
+        let cli = &self.opts.cli;
+        let (name, text) = match (&cli.source, &cli.file) {
+            (Some(src), _) => ("-e".to_string(), src.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Diagnostic::bare(format!("cannot read script {}: {e}", path.display()))
+                })?;
+                (path.display().to_string(), text)
+            }
+            (None, None) => return Err(Diagnostic::bare("no input file specified")),
+        };
+        let target = match cli.pid.or(cli.master) {
+            Some(pid) => Some(TargetInfo::from_pid(pid).map_err(|e| Diagnostic::bare(e.to_string()))?),
+            None => None,
+        };
+        let opts = ExpandOptions {
+            args: self.opts.args.clone(),
+            target,
+            exec_path: cli.exec.clone(),
+            search_path: self.search_path(),
+            collect_args_only: cli.list_args,
+        };
+        expand::expand_program(&mut self.sources, &name, &text, &opts)
+    }
+
+    /// `.`, then the `-I` dirs, then the bundled tapsets.
+    pub fn search_path(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![PathBuf::from(".")];
+        dirs.extend(self.opts.cli.include.iter().cloned());
+        if let Some(bundled) = bundled_tapsets() {
+            dirs.push(bundled);
+        }
+        dirs
+    }
+
+    /// Preprocess and parse every expanded file.
+    fn parse(&mut self, expansion: &Expansion) -> Result<Program, Diagnostic> {
+        let config = system::pp_config(self.opts.cli.guru);
+        let library = self.library_macros(&config)?;
+        let mut files = Vec::new();
+        for f in &expansion.files {
+            files.push(grammar::parse_source(f.id, &f.text, &config, &library)?);
+        }
+        Ok(Program { files })
+    }
+
+    /// Macros from every `.stpm` file in the search path (stap loads its
+    /// tapset directories' `.stpm` files before parsing the script).
+    fn library_macros(&mut self, config: &PpConfig) -> Result<MacroTable, Diagnostic> {
+        let mut table = MacroTable::new();
+        let mut paths = Vec::new();
+        for dir in self.search_path().iter().skip(1) {
+            collect_stpm(dir, &mut paths);
+        }
+        paths.sort();
+        for path in paths {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let id = self.sources.add(path.display().to_string(), text.clone());
+            table.add_library_file(id, &text, config)?;
+        }
+        Ok(table)
+    }
+}
+
+fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_stpm(&p, out);
+        } else if p.extension().is_some_and(|x| x == "stpm") {
+            out.push(p);
+        }
+    }
+}
+
+/// Where the bundled `tapsets/` directory is: `$STAPXX_TAPSETS`, next to the
+/// binary (installed layout), or in the source tree it was built from.
+pub fn bundled_tapsets() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STAPXX_TAPSETS") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for anc in exe.ancestors().skip(1).take(4) {
+            let cand = anc.join("tapsets");
+            if cand.is_dir() {
+                return Some(cand);
+            }
+        }
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tapsets");
+    built.is_dir().then_some(built)
+}
+
+/// `--args`: one line per `$^arg_NAME` used, sorted by name.
+pub fn format_args_list(expansion: &Expansion) -> String {
+    let mut out = String::new();
+    for (name, default) in &expansion.used_args {
+        match default {
+            Some(d) => out.push_str(&format!("\t--arg {name}=VALUE (default: {d})\n")),
+            None => out.push_str(&format!("\t--arg {name}=VALUE\n")),
+        }
+    }
+    out
+}
