@@ -131,6 +131,15 @@ fn main() {
         ..PpConfig::default()
     };
 
+    // Library files stap would skip with an error are reported, not fatal.
+    let mut check = MacroTable::new();
+    let mut library_errors = Vec::new();
+    for &id in &library {
+        if let Err(diag) = check.add_library_file(id, &sources.get(id).text, &config) {
+            library_errors.push(diag.render(&sources));
+        }
+    }
+
     let warm = run_once(&sources, &library, &scripts, &config);
     let mut totals = Vec::new();
     let mut parses = Vec::new();
@@ -148,11 +157,12 @@ fn main() {
 
     let mb = bytes as f64 / 1e6;
     println!(
-        "tapset tree: {} ({} files, {:.2} MB; {} macro libraries); {} timed runs after one warm-up",
+        "tapset tree: {} ({} files, {:.2} MB; {} macro libraries, {} macros); {} timed runs after one warm-up",
         dir.display(),
         scripts.len(),
         mb,
         library.len(),
+        check.len(),
         iters
     );
     println!();
@@ -191,6 +201,9 @@ fn main() {
             "; GOAL MISSED"
         }
     );
+    for diag in &library_errors {
+        println!("macro library skipped:\n{}", diag.trim_end());
+    }
     if !warm.failed.is_empty() {
         println!("{} files failed to parse (first 10):", warm.failed.len());
         for (name, diag) in warm.failed.iter().take(10) {

@@ -70,6 +70,8 @@ pub enum Literal {
     String(String),
     /// `$N` (as a number) or `@N` (as a string): command-line arguments.
     Arg { index: u32, as_string: bool },
+    /// `$#` / `@#`: how many command-line arguments there are.
+    ArgCount { as_string: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,6 +346,9 @@ pub enum DwarfBase {
     },
     /// `@var("name[@file]"[, "module"])`
     Var { name: String, module: Option<String> },
+    /// `expr->member` on a plain expression (stap's autocast): the type
+    /// comes from whatever DWARF-typed value the expression holds.
+    Autocast(Box<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -352,6 +357,8 @@ pub enum ExprKind {
     String(String),
     /// `$N` / `@N` command-line arguments.
     Arg { index: u32, as_string: bool },
+    /// `$#` / `@#`: the number of command-line arguments.
+    ArgCount { as_string: bool },
     /// A local or global variable name.
     Var(String),
     /// `arr[k1, k2]`; `base` is a variable or a histogram extractor.

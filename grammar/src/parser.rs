@@ -262,20 +262,35 @@ impl<'p> Builder<'p> {
             }
             Rule::number => Literal::Number(self.number_value(&p, p.as_str())?),
             Rule::string_lit => Literal::String(self.string_value(&p)?),
-            Rule::cmdline_arg => {
-                let (index, as_string) = self.cmdline_arg(&p)?;
-                Literal::Arg { index, as_string }
-            }
+            Rule::strings => Literal::String(self.strings_value(p)?),
+            Rule::cmdline_arg => match self.cmdline_arg(&p)? {
+                (Some(index), as_string) => Literal::Arg { index, as_string },
+                (None, as_string) => Literal::ArgCount { as_string },
+            },
             _ => return Err(self.err(&p, "expected a literal")),
         })
     }
 
-    fn cmdline_arg(&self, p: &P) -> R<(u32, bool)> {
+    /// `$N`/`@N` give `Some(N)`, `$#`/`@#` give `None`.
+    fn cmdline_arg(&self, p: &P) -> R<(Option<u32>, bool)> {
         let s = p.as_str();
+        let as_string = s.starts_with('@');
+        if &s[1..] == "#" {
+            return Ok((None, as_string));
+        }
         let index = s[1..]
             .parse::<u32>()
             .map_err(|_| self.err(p, "command-line argument index out of range"))?;
-        Ok((index, s.starts_with('@')))
+        Ok((Some(index), as_string))
+    }
+
+    /// Adjacent string literals are one string, as in C.
+    fn strings_value(&self, p: P) -> R<String> {
+        let mut s = String::new();
+        for part in p.into_inner() {
+            s.push_str(&self.string_value(&part)?);
+        }
+        Ok(s)
     }
 
     /// Decimal, `0x` hex and leading-zero octal, as stap reads them; values
@@ -840,10 +855,18 @@ impl<'p> Builder<'p> {
                     kind: ExprKind::Dwarf(d),
                 })
             }
-            _ => Err(Diagnostic::error(
-                span,
-                "'->' needs a target variable, @cast or @var on its left",
-            )),
+            _ => {
+                // Autocast: `p->m` where p holds a typed pointer.
+                let full = base.span.to(span);
+                Ok(Expr {
+                    span: full,
+                    kind: ExprKind::Dwarf(Box::new(DwarfValue {
+                        base: DwarfBase::Autocast(Box::new(base)),
+                        chain: vec![step],
+                        pretty: 0,
+                    })),
+                })
+            }
         }
     }
 
@@ -853,17 +876,11 @@ impl<'p> Builder<'p> {
         let kind = match inner.as_rule() {
             Rule::expr => return self.expr(inner),
             Rule::number => ExprKind::Number(self.number_value(&inner, inner.as_str())?),
-            Rule::strings => {
-                let mut s = String::new();
-                for part in inner.into_inner() {
-                    s.push_str(&self.string_value(&part)?);
-                }
-                ExprKind::String(s)
-            }
-            Rule::cmdline_arg => {
-                let (index, as_string) = self.cmdline_arg(&inner)?;
-                ExprKind::Arg { index, as_string }
-            }
+            Rule::strings => ExprKind::String(self.strings_value(inner)?),
+            Rule::cmdline_arg => match self.cmdline_arg(&inner)? {
+                (Some(index), as_string) => ExprKind::Arg { index, as_string },
+                (None, as_string) => ExprKind::ArgCount { as_string },
+            },
             Rule::target_var => {
                 let s = inner.as_str();
                 let body = &s[1..];

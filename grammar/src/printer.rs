@@ -248,6 +248,7 @@ fn literal(l: &Literal) -> String {
         Literal::Number(n) => n.to_string(),
         Literal::String(s) => quote(s),
         Literal::Arg { index, as_string } => format!("{}{}", if *as_string { "@" } else { "$" }, index),
+        Literal::ArgCount { as_string } => (if *as_string { "@#" } else { "$#" }).to_string(),
     }
 }
 
@@ -281,6 +282,7 @@ fn expr_text(e: &Expr) -> String {
         ExprKind::Number(n) => n.to_string(),
         ExprKind::String(s) => quote(s),
         ExprKind::Arg { index, as_string } => format!("{}{}", if *as_string { "@" } else { "$" }, index),
+        ExprKind::ArgCount { as_string } => (if *as_string { "@#" } else { "$#" }).to_string(),
         ExprKind::Var(v) => v.clone(),
         ExprKind::Index { base, keys } => format!("{}[{}]", expr_text(base), args(keys)),
         ExprKind::Wildcard => "*".into(),
@@ -357,6 +359,7 @@ fn dwarf_text(d: &DwarfValue) -> String {
             Some(m) => format!("@var({}, {})", quote(name), quote(m)),
             None => format!("@var({})", quote(name)),
         },
+        DwarfBase::Autocast(e) => expr_text(e),
     };
     for step in &d.chain {
         match step {

@@ -6,9 +6,9 @@
 //! 4. resolve, translate, load, run: not built yet (later issues)
 
 use crate::cli::Options;
-use crate::expand::{self, ExpandOptions, Expansion};
+use crate::expand::{self, ExpandMode, ExpandOptions, Expansion};
 use crate::system;
-use crate::target::TargetInfo;
+use crate::target::{self, TargetInfo};
 use grammar::{ast, printer, Diagnostic, MacroTable, PpConfig, SourceMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ impl<'o> Session<'o> {
             eprint!("{}", w.render(&self.sources));
         }
         if self.opts.cli.list_args {
-            print!("{}", format_args_list(&expansion));
+            print!("{}", expansion.args_listing());
             return Ok(());
         }
         if self.opts.cli.dump_src {
@@ -89,17 +89,44 @@ impl<'o> Session<'o> {
             }
             (None, None) => return Err(Diagnostic::bare("no input file specified")),
         };
-        let target = match cli.pid.or(cli.master) {
-            Some(pid) => Some(TargetInfo::from_pid(pid).map_err(|e| Diagnostic::bare(e.to_string()))?),
-            None => None,
-        };
-        let opts = ExpandOptions {
+        if cli.list_args && !self.opts.args.is_empty() {
+            return Err(Diagnostic::bare("no --arg is allowed when --args is specified"));
+        }
+        let mut opts = ExpandOptions {
             args: self.opts.args.clone(),
-            target,
             exec_path: cli.exec.clone(),
             search_path: self.search_path(),
-            collect_args_only: cli.list_args,
+            mode: if cli.list_args {
+                ExpandMode::ListArgs
+            } else {
+                ExpandMode::Run
+            },
+            ..ExpandOptions::default()
         };
+        if let Some(pid) = cli.pid {
+            opts.target = Some(TargetInfo::from_pid(pid).map_err(Diagnostic::from)?);
+        }
+        if let Some(master) = cli.master {
+            // The workers are the traced processes; the master names the
+            // executable, the first worker's maps name the libraries.
+            let workers = target::children_of(master).map_err(Diagnostic::from)?;
+            let Some(&first) = workers.first() else {
+                return Err(Diagnostic::bare(format!(
+                    "no child processes found for master {master}"
+                )));
+            };
+            let master_info = TargetInfo::from_pid(master).map_err(Diagnostic::from)?;
+            if opts.exec_path.is_none() {
+                opts.exec_path = Some(master_info.exe.clone());
+            }
+            opts.target = Some(TargetInfo::from_pid(first).map_err(Diagnostic::from)?);
+            opts.workers = workers;
+        }
+        if let (Some(exe), None) = (&cli.exec, &opts.target) {
+            // Without a process, the executable's own dependencies stand in
+            // for the mapped libraries (as stap++ does with ldd).
+            opts.extra_libraries = target::ldd_libraries(exe).unwrap_or_default();
+        }
         expand::expand_program(&mut self.sources, &name, &text, &opts)
     }
 
@@ -119,7 +146,9 @@ impl<'o> Session<'o> {
         let library = self.library_macros(&config)?;
         let mut files = Vec::new();
         for f in &expansion.files {
-            files.push(grammar::parse_source(f.id, &f.text, &config, &library)?);
+            let file = grammar::parse_source(f.id, &f.text, &config, &library)
+                .map_err(|d| expansion.map_diagnostic(d))?;
+            files.push(file);
         }
         Ok(Program { files })
     }
@@ -174,16 +203,4 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
     }
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tapsets");
     built.is_dir().then_some(built)
-}
-
-/// `--args`: one line per `$^arg_NAME` used, sorted by name.
-pub fn format_args_list(expansion: &Expansion) -> String {
-    let mut out = String::new();
-    for (name, default) in &expansion.used_args {
-        match default {
-            Some(d) => out.push_str(&format!("\t--arg {name}=VALUE (default: {d})\n")),
-            None => out.push_str(&format!("\t--arg {name}=VALUE\n")),
-        }
-    }
-    out
 }

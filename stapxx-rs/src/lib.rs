@@ -6,4 +6,5 @@ pub mod cli;
 pub mod debuginfo;
 pub mod driver;
 pub mod expand;
+pub mod system;
 pub mod target;

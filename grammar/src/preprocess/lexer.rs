@@ -157,6 +157,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token, or `None` at the end of the text.
+    #[inline]
     pub fn next_tok(&mut self) -> Option<Tok> {
         let mut ws = false;
         // Whitespace and comments.
@@ -363,10 +364,7 @@ mod tests {
         let mut lx = Lexer::new("a /* b");
         lx.next_tok();
         assert!(lx.next_tok().unwrap().ws);
-        assert_eq!(
-            kinds("a /* b")[1].0,
-            Junk(super::Junk::UnclosedComment)
-        );
+        assert_eq!(kinds("a /* b")[1].0, Junk(super::Junk::UnclosedComment));
         assert_eq!(kinds("\"abc\nd")[0].0, Junk(super::Junk::UnclosedString));
         assert_eq!(kinds("%{ abc")[0].0, Junk(super::Junk::UnclosedEmbedded));
         assert_eq!(kinds("é")[0], (Junk(super::Junk::BadChar), "é"));

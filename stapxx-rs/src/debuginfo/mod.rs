@@ -1,0 +1,337 @@
+//! Target debuginfo: ELF symbols and DWARF types of the executables and DSOs
+//! a script probes.
+//!
+//! A [`Module`] is one ELF file of the target (what stap calls a module: the
+//! `$^exec_path` or `$^libluajit_path` argument of `@cast`/`@var`). It answers:
+//!
+//! * `@cast(p, "GCproto", mod)->chunkname`: [`Module::resolve_cast`] turns the
+//!   member chain into explicit reads ([`Resolved`]: a list of [`Access`] on
+//!   the current address, then a [`Fetch`]); see [`layout`] for the model.
+//! * `@var("globalL", mod)`, `@var("name@file.c")`: [`Module::resolve_var`]
+//!   gives the variable's link-time address and the chain; the runtime
+//!   address is `link_address + bias` with the bias from [`Module::load_bias`]
+//!   (or [`symbols::load_bias`]) and the file's `/proc/PID/maps` lines.
+//! * `sizeof(T)` (stap's `&@cast(0, "T")[1]`): [`Module::size_of_type`].
+//! * uprobe placement and `usymname`/`probefunc`: [`Module::symbols`] (sorted
+//!   functions from `.symtab` and `.dynsym`) and [`Module::function_probes`]
+//!   (pattern with `*` -> link address and file offset).
+//!
+//! DWARF comes from the file itself or from a separate debug file found by
+//! build-id or `.gnu_debuglink` ([`locate`]), under a root prefix for
+//! processes in containers; compressed sections and DWARF 4/5 are read, as
+//! are dwz supplementary files. DWARF is loaded and indexed on first use, so a
+//! module opened for its symbols only costs nothing more.
+
+pub mod dwarf;
+pub mod elf;
+pub mod error;
+pub mod layout;
+pub mod locate;
+pub mod symbols;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub use dwarf::Dwarf;
+pub use elf::{ElfFile, ElfType, LoadSegment};
+pub use error::{DebugError, LookedAt, Result};
+pub use layout::{
+    parse_chain, Access, Bitfield, Fetch, Index, Resolved, Resolver, Step, TypeHandle, ValueKind,
+    ValueType,
+};
+pub use locate::{DebugSource, LocateOptions};
+pub use symbols::{FunctionAddress, MapEntry, SymKind, Symbol, SymbolTable};
+
+/// The DWARF of a module and where it came from.
+struct Loaded {
+    dwarf: Dwarf,
+    source: DebugSource,
+    /// The separate debug file, when one was used.
+    debug_elf: Option<ElfFile>,
+}
+
+/// A variable found by `@var`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub name: String,
+    /// Link-time address (add the load bias for the runtime address).
+    pub link_address: u64,
+    /// The compile unit that defines it, when DWARF says.
+    pub cu_name: Option<String>,
+    pub ty: TypeHandle,
+}
+
+/// `@var(...)->chain`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarResolved {
+    pub variable: Variable,
+    /// Applied from `variable.link_address + bias`.
+    pub resolved: Resolved,
+}
+
+/// One ELF file of the target, with lazily loaded symbols and DWARF.
+pub struct Module {
+    target_path: PathBuf,
+    opts: LocateOptions,
+    elf: ElfFile,
+    debug: OnceLock<Result<Loaded>>,
+    symbols: OnceLock<Result<SymbolTable>>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("target_path", &self.target_path)
+            .field("elf", &self.elf)
+            .finish()
+    }
+}
+
+impl Module {
+    /// Opens a file of this host's file system (no root prefix).
+    pub fn open(path: impl AsRef<Path>) -> Result<Module> {
+        Self::open_in(path.as_ref(), LocateOptions::default())
+    }
+
+    /// Opens `target_path`, an absolute path in the target's file system,
+    /// read through `opts.root` (`/proc/PID/root`); debug files are searched
+    /// there too. A relative path is taken as it is (no root applied).
+    pub fn open_in(target_path: &Path, opts: LocateOptions) -> Result<Module> {
+        let host = if target_path.is_absolute() {
+            opts.host_path(target_path)
+        } else {
+            target_path.to_path_buf()
+        };
+        let elf = ElfFile::open(&host)?;
+        Ok(Module {
+            target_path: target_path.to_path_buf(),
+            opts,
+            elf,
+            debug: OnceLock::new(),
+            symbols: OnceLock::new(),
+        })
+    }
+
+    /// The path in the target's file system.
+    pub fn target_path(&self) -> &Path {
+        &self.target_path
+    }
+
+    /// The ELF file itself.
+    pub fn elf(&self) -> &ElfFile {
+        &self.elf
+    }
+
+    fn loaded(&self) -> Result<&Loaded> {
+        self.debug
+            .get_or_init(|| self.load_debug())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn load_debug(&self) -> Result<Loaded> {
+        if self.elf.has_debug_info() {
+            let alt = self.alt_file(&self.elf)?;
+            return Ok(Loaded {
+                dwarf: Dwarf::load(&self.elf, alt.as_ref())?,
+                source: DebugSource::Embedded,
+                debug_elf: None,
+            });
+        }
+        match locate::find_debug_file(&self.elf, &self.target_path, &self.opts) {
+            Ok((dbg, source)) => {
+                let alt = self.alt_file(&dbg)?;
+                Ok(Loaded {
+                    dwarf: Dwarf::load(&dbg, alt.as_ref())?,
+                    source,
+                    debug_elf: Some(dbg),
+                })
+            }
+            Err(looked) => Err(DebugError::NoDebugInfo {
+                file: self.elf.path().to_path_buf(),
+                build_id: self.elf.build_id_hex(),
+                debuglink: self.elf.debuglink().map(|l| l.name.clone()),
+                looked,
+            }),
+        }
+    }
+
+    fn alt_file(&self, file: &ElfFile) -> Result<Option<ElfFile>> {
+        locate::find_alt_file(file, &self.opts).map_err(|looked| {
+            let alt = file.altlink();
+            DebugError::NoDebugInfo {
+                file: alt.map_or_else(|| file.path().to_path_buf(), |a| a.path.clone()),
+                build_id: alt.map(|a| elf::hex(&a.build_id)),
+                debuglink: None,
+                looked,
+            }
+        })
+    }
+
+    /// The module's DWARF (loaded and indexed on first call).
+    pub fn dwarf(&self) -> Result<&Dwarf> {
+        self.loaded().map(|l| &l.dwarf)
+    }
+
+    /// Where the DWARF was found.
+    pub fn debug_source(&self) -> Result<&DebugSource> {
+        self.loaded().map(|l| &l.source)
+    }
+
+    /// A resolver for type names and member chains.
+    pub fn resolver(&self) -> Result<Resolver<'_>> {
+        Ok(Resolver::new(self.dwarf()?, self.elf.pointer_size()))
+    }
+
+    /// A type by C name (`struct GCproto`, `GCproto`, `unsigned long`, `char *`).
+    pub fn find_type(&self, name: &str) -> Result<TypeHandle> {
+        self.resolver()?.find_type(name)
+    }
+
+    /// `sizeof(name)`.
+    pub fn size_of_type(&self, name: &str) -> Result<u64> {
+        let r = self.resolver()?;
+        r.size_of(&r.find_type(name)?)
+    }
+
+    /// `[&]@cast(p, "type_name")` followed by `steps`.
+    pub fn resolve_cast(&self, type_name: &str, steps: &[Step], address_of: bool) -> Result<Resolved> {
+        let r = self.resolver()?;
+        let ty = r.find_type(type_name)?;
+        r.resolve(&ty, true, steps, address_of)
+    }
+
+    /// Continues a chain from a type handle (e.g. a previous result's
+    /// `value.handle`), with no implicit pointer.
+    pub fn resolve_from(&self, ty: &TypeHandle, steps: &[Step], address_of: bool) -> Result<Resolved> {
+        self.resolver()?.resolve(ty, false, steps, address_of)
+    }
+
+    /// `@var("name")` or `@var("name@cu_pattern")`: the variable's
+    /// link-time address (from `DW_AT_location`, else the symbol table) and type.
+    pub fn variable(&self, spec: &str) -> Result<Variable> {
+        let (name, cu) = match spec.rsplit_once('@') {
+            Some((n, cu)) if !cu.is_empty() => (n, Some(cu)),
+            _ => (spec, None),
+        };
+        let dwarf = self.dwarf()?;
+        let not_found = || {
+            let nearest = layout::nearest(name, dwarf.variable_names(), 3);
+            DebugError::VariableNotFound {
+                name: name.to_string(),
+                cu: cu.map(str::to_string),
+                file: dwarf.path().to_path_buf(),
+                nearest,
+            }
+        };
+        let var = dwarf.find_variable(name, cu)?.ok_or_else(not_found)?;
+        let ty = var.ty.ok_or_else(|| DebugError::BadAccess {
+            ty: "<none>".into(),
+            what: format!("variable '{name}' has no type in DWARF"),
+        })?;
+        let link_address = match var.address {
+            Some(a) => a,
+            None => match self.symbols()?.object(name) {
+                Some(sym) => sym.address,
+                None => {
+                    return Err(DebugError::NotFound {
+                        what: format!(
+                            "an address for variable '{name}' ({}; no symbol either)",
+                            var.location_problem
+                                .as_deref()
+                                .unwrap_or("DWARF gives no location")
+                        ),
+                        file: self.elf.path().to_path_buf(),
+                    })
+                }
+            },
+        };
+        Ok(Variable {
+            name: name.to_string(),
+            link_address,
+            cu_name: var.cu_name,
+            ty: TypeHandle(layout::Ty::Die(ty)),
+        })
+    }
+
+    /// `[&]@var("spec")` followed by `steps`.
+    pub fn resolve_var(&self, spec: &str, steps: &[Step], address_of: bool) -> Result<VarResolved> {
+        let variable = self.variable(spec)?;
+        let resolved = self.resolver()?.resolve(&variable.ty, false, steps, address_of)?;
+        Ok(VarResolved { variable, resolved })
+    }
+
+    /// Functions and objects from `.symtab` (of the file, or of its separate
+    /// debug file when the file is fully stripped) and `.dynsym`.
+    pub fn symbols(&self) -> Result<&SymbolTable> {
+        self.symbols
+            .get_or_init(|| {
+                let mut all = self.elf.raw_symbols(true)?;
+                if self.elf.has_symtab() {
+                    all.extend(self.elf.raw_symbols(false)?);
+                } else if let Ok(Loaded {
+                    debug_elf: Some(dbg),
+                    ..
+                }) = self.loaded()
+                {
+                    all.extend(dbg.raw_symbols(false)?);
+                }
+                Ok(SymbolTable::new(all))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Functions matching a stap pattern (`lj_*`, exact names too) with the
+    /// file offset a uprobe needs. An empty result is an error naming the
+    /// pattern and the file.
+    pub fn function_probes(&self, pattern: &str) -> Result<Vec<FunctionAddress>> {
+        let table = self.symbols()?;
+        let mut out = Vec::new();
+        for (name, sym) in table.functions_matching(pattern) {
+            let Some(file_offset) = symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address) else {
+                continue;
+            };
+            out.push(FunctionAddress {
+                name: name.to_string(),
+                address: sym.address,
+                size: sym.size,
+                file_offset,
+            });
+        }
+        if out.is_empty() {
+            let nearest = layout::nearest(pattern, table.functions().iter().map(|s| s.name.as_str()), 3);
+            let mut what = format!("function '{pattern}'");
+            if !nearest.is_empty() {
+                what.push_str(&format!(" (nearest: {})", nearest.join(", ")));
+            }
+            return Err(DebugError::NotFound {
+                what,
+                file: self.elf.path().to_path_buf(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The load bias from this file's `/proc/PID/maps` entries.
+    pub fn load_bias(&self, maps: &[MapEntry]) -> Result<u64> {
+        symbols::load_bias(maps, self.elf.load_segments()).ok_or_else(|| DebugError::NotFound {
+            what: format!(
+                "a mapping covering a PT_LOAD segment among {} map entries",
+                maps.len()
+            ),
+            file: self.elf.path().to_path_buf(),
+        })
+    }
+
+    /// Nearest symbol names, for messages.
+    pub fn nearest_symbols(&self, name: &str) -> Vec<String> {
+        match self.symbols() {
+            Ok(t) => layout::nearest(name, t.names(), 3),
+            Err(_) => Vec::new(),
+        }
+    }
+}
