@@ -31,14 +31,16 @@ pub struct Probe {
     pub span: Span,
 }
 
-/// `probe NAME = P1, P2 { prologue }` or `probe NAME += P { epilogue }`.
+/// `probe NAME = P1, P2 { prologue }`, `probe NAME += P { epilogue }` or
+/// `probe NAME = P { prologue }, { epilogue }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeAlias {
     pub names: Vec<ProbePoint>,
-    /// `+=`: the body runs after the user's probe body instead of before.
-    pub epilogue: bool,
     pub points: Vec<ProbePoint>,
-    pub body: Block,
+    /// Runs before the body of a probe that uses the alias.
+    pub prologue: Option<Block>,
+    /// Runs after it.
+    pub epilogue: Option<Block>,
     pub private: bool,
     pub span: Span,
 }

@@ -166,38 +166,58 @@ impl<'p> Builder<'p> {
         let mut private = false;
         let mut lists = Vec::new();
         let mut alias_op = None;
-        let mut body = None;
+        let mut blocks = Vec::new();
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::private_kw => private = true,
                 Rule::kw_probe => {}
                 Rule::probe_point_list => lists.push(self.probe_points(c)?),
                 Rule::alias_op => alias_op = Some(c.as_str() == "+="),
-                Rule::block => body = Some(self.block(c)?),
+                Rule::block => blocks.push(self.block(c)?),
                 _ => {}
             }
         }
-        let body = body.unwrap_or(Block {
+        let mut blocks = blocks.into_iter();
+        let body = blocks.next().unwrap_or(Block {
             stmts: vec![],
             span,
         });
+        let second = blocks.next();
         let mut lists = lists.into_iter();
         let first = lists.next().unwrap_or_default();
         Ok(match alias_op {
+            None if second.is_some() => {
+                return Err(Diagnostic::error(
+                    span,
+                    "only a probe alias (`probe NAME = ...`) can have a second, epilogue block",
+                ))
+            }
             None => Item::Probe(Probe {
                 points: first,
                 body,
                 private,
                 span,
             }),
-            Some(epilogue) => Item::Alias(ProbeAlias {
-                names: first,
-                epilogue,
-                points: lists.next().unwrap_or_default(),
-                body,
-                private,
-                span,
-            }),
+            Some(plus) => {
+                let (prologue, epilogue) = match (plus, second) {
+                    (false, second) => (Some(body), second),
+                    (true, None) => (None, Some(body)),
+                    (true, Some(_)) => {
+                        return Err(Diagnostic::error(
+                            span,
+                            "an epilogue alias (`+=`) takes one block",
+                        ))
+                    }
+                };
+                Item::Alias(ProbeAlias {
+                    names: first,
+                    points: lists.next().unwrap_or_default(),
+                    prologue,
+                    epilogue,
+                    private,
+                    span,
+                })
+            }
         })
     }
 

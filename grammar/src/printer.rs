@@ -44,7 +44,7 @@ impl Printer {
                 self.block_with_head(&head, &p.body);
             }
             Item::Alias(a) => {
-                let op = if a.epilogue { "+=" } else { "=" };
+                let op = if a.prologue.is_none() { "+=" } else { "=" };
                 let head = format!(
                     "{}probe {} {} {}",
                     private(a.private),
@@ -52,7 +52,14 @@ impl Printer {
                     op,
                     points(&a.points)
                 );
-                self.block_with_head(&head, &a.body);
+                match (&a.prologue, &a.epilogue) {
+                    (Some(pro), Some(epi)) => {
+                        self.block_with_head(&head, pro);
+                        self.block_with_head(",", epi);
+                    }
+                    (Some(b), None) | (None, Some(b)) => self.block_with_head(&head, b),
+                    (None, None) => self.line(&format!("{head} {{ }}")),
+                }
             }
             Item::Function(f) => {
                 let params: Vec<String> = f

@@ -177,3 +177,20 @@ fn never_panics_on_junk() {
         let _ = parse(junk);
     }
 }
+
+#[test]
+fn alias_with_prologue_and_epilogue() {
+    let l = listing("probe a.b = kernel.function(\"f\") ? { x = 1 }, { y = 2 }");
+    assert_eq!(
+        l,
+        "probe a.b = kernel.function(\"f\")? {\n  x = 1\n}\n, {\n  y = 2\n}\n"
+    );
+    assert!(error("probe a { }, { }").contains("epilogue"));
+}
+
+#[test]
+fn dollar_suffix_only_right_after_a_target_variable() {
+    // `$value` on the next line is a new statement, not a `$` suffix.
+    let l = listing("probe begin {\n  x = sprintf(\"a\")\n\n  $value .= \"b\"\n}");
+    assert!(l.contains("x = sprintf(\"a\")\n  $value .= \"b\""), "{l}");
+}

@@ -173,16 +173,21 @@ impl<'o> Session<'o> {
     }
 }
 
+/// The `.stpm` files of one tapset directory that apply here: as stap does,
+/// the directory itself, its `ARCH/` subdirectory, and the same under the
+/// runtime's directory (`linux/` for the kernel runtime); other arches' and
+/// runtimes' directories are skipped.
 fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect_stpm(&p, out);
-        } else if p.extension().is_some_and(|x| x == "stpm") {
-            out.push(p);
+    let arch = std::env::consts::ARCH;
+    for sub in [dir.to_path_buf(), dir.join(arch), dir.join("linux"), dir.join("linux").join(arch)] {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_file() && p.extension().is_some_and(|x| x == "stpm") {
+                out.push(p);
+            }
         }
     }
 }

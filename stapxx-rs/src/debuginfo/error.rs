@@ -153,4 +153,21 @@ fn write_nearest(f: &mut fmt::Formatter<'_>, nearest: &[String]) -> fmt::Result 
     }
 }
 
+impl DebugError {
+    /// Whether this is a name that does not resolve (no such type, member,
+    /// variable or symbol; an access the type does not allow), as opposed to
+    /// a file or DWARF problem. `@defined(...)` is false for the former and
+    /// must report the latter.
+    pub fn is_unresolved_name(&self) -> bool {
+        matches!(
+            self,
+            DebugError::TypeNotFound { .. }
+                | DebugError::VariableNotFound { .. }
+                | DebugError::NoMember { .. }
+                | DebugError::BadAccess { .. }
+                | DebugError::NotFound { .. }
+        )
+    }
+}
+
 impl std::error::Error for DebugError {}

@@ -378,8 +378,9 @@ impl<'a> Resolver<'a> {
                         dw::DW_ATE_boolean => (ValueKind::Bool, false),
                         dw::DW_ATE_signed_char => (ValueKind::Char, true),
                         dw::DW_ATE_unsigned_char | dw::DW_ATE_UTF => (ValueKind::Char, false),
+                        // Raw bits: stap has no floating point.
                         dw::DW_ATE_float | dw::DW_ATE_complex_float | dw::DW_ATE_decimal_float => {
-                            (ValueKind::Float, true)
+                            (ValueKind::Float, false)
                         }
                         dw::DW_ATE_signed | dw::DW_ATE_signed_fixed => (ValueKind::Integer, true),
                         _ => (ValueKind::Integer, false),
@@ -804,7 +805,8 @@ mod tests {
         // long long swide:20 at bit 104 -> 8-byte unit at 8, shift 40.
         assert_eq!(place_bitfield(104, 20, 8), Some((8, 8, Bitfield { shift: 40, width: 20 })));
         // Straddling its natural unit (packed): minimal load from byte 3.
-        assert_eq!(place_bitfield(30, 4, 4), Some((3, 1, Bitfield { shift: 6, width: 4 })));
+        assert_eq!(place_bitfield(30, 4, 4), Some((3, 2, Bitfield { shift: 6, width: 4 })));
+        assert_eq!(place_bitfield(33, 4, 4), Some((4, 4, Bitfield { shift: 1, width: 4 })));
         assert_eq!(place_bitfield(28, 12, 4), Some((3, 2, Bitfield { shift: 4, width: 12 })));
         assert_eq!(place_bitfield(7, 64, 8), None);
         assert_eq!(place_bitfield(0, 0, 4), None);

@@ -280,6 +280,16 @@ fn layouts_match_pahole_dwarf4() {
     assert!(n > 60, "only {n} members checked");
 }
 
+#[test]
+fn layouts_match_pahole_strict_dwarf2() {
+    if !pahole_available() {
+        panic!("pahole not installed: apt-get install -y dwarves");
+    }
+    // DWARF 2: member locations are DW_OP_plus_uconst expressions.
+    let n = check_against_pahole(&build("layout2", &["-gdwarf-2", "-gstrict-dwarf"]));
+    assert!(n > 60, "only {n} members checked");
+}
+
 fn cast(m: &Module, ty: &str, chain: &str) -> Resolved {
     m.resolve_cast(ty, &parse_chain(chain).unwrap(), false)
         .unwrap_or_else(|e| panic!("@cast(p, {ty}){chain}: {e}"))
@@ -377,8 +387,8 @@ fn hand_checks(m: &Module) {
         ("i64", 8, true, ValueKind::Integer),
         ("u64", 8, false, ValueKind::Integer),
         ("b", 1, false, ValueKind::Bool),
-        ("f", 4, true, ValueKind::Float),
-        ("d", 8, true, ValueKind::Float),
+        ("f", 4, false, ValueKind::Float),
+        ("d", 8, false, ValueKind::Float),
     ];
     for (member, size, signed, kind) in ints {
         let r = cast(m, "ints_t", &format!("->{member}"));
@@ -421,7 +431,7 @@ fn hand_checks(m: &Module) {
     assert_eq!(p.accesses, vec![Deref { size: 8 }, Add(2)]);
     // Errors say what and where.
     let e = m.resolve_cast("struct node", &parse_chain("->chidren").unwrap(), false).unwrap_err();
-    assert_eq!(e.to_string(), "struct node has no member 'chidren'; nearest: children, id, in");
+    assert_eq!(e.to_string(), "struct node has no member 'chidren'; nearest: children, cin, id");
     let e = m.resolve_cast("GCRef", &parse_chain("->gcptr32").unwrap(), false).unwrap_err();
     assert!(e.to_string().starts_with("struct GCRef has no member 'gcptr32'; nearest: gcptr64"), "{e}");
     let e = m.find_type("struct nod").unwrap_err().to_string();
@@ -494,7 +504,12 @@ fn signature(m: &Module) -> Vec<String> {
         ("ints_t", "->u16", false),
     ] {
         let r = m.resolve_cast(ty, &parse_chain(chain).unwrap(), amp).unwrap();
-        out.push(format!("{r:?}"));
+        // Everything but the type handle (DIE offsets differ after dwz).
+        let v = &r.value;
+        out.push(format!(
+            "{:?} {:?} {:?} {} {} {}",
+            r.accesses, r.fetch, v.kind, v.size, v.signed, v.name
+        ));
     }
     out.push(format!("{:?}", m.variable("the_global").unwrap().link_address));
     out.push(format!("{:?}", m.variable("file_static@*layout.c").unwrap().link_address));
@@ -607,13 +622,44 @@ fn missing_debuginfo_lists_every_place() {
     assert!(msg.contains(&id) && msg.contains("missing.debug") && msg.contains(".build-id"), "{msg}");
 
     // A debug file of another build is refused, and says why.
-    let other = build("other", &["-gdwarf-5", "-DOTHER_BUILD=1"]);
+    let other = dwarf4();
     let bad = s.root.join("usr/bin/missing.debug");
     run(Command::new("objcopy").arg("--only-keep-debug").arg(&other).arg(&bad));
     let m = Module::open_in(Path::new("/usr/bin/layout"), opts(&s.root)).unwrap();
     let e = m.dwarf().unwrap_err();
     let DebugError::NoDebugInfo { looked, .. } = &e else { panic!("{e}") };
     assert!(looked[1].outcome.starts_with("build-id mismatch"), "{e}");
+}
+
+#[test]
+fn dwz_supplementary_file() {
+    if Command::new("dwz").arg("--version").output().is_err() {
+        panic!("dwz not installed: apt-get install -y dwz");
+    }
+    let root = scratch().join("root-dwz");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib/debug/.dwz")).unwrap();
+    let a = root.join("usr/bin/a");
+    let b = root.join("usr/bin/b");
+    std::fs::copy(dwarf5(), &a).unwrap();
+    std::fs::copy(build("layout5-fp", &["-gdwarf-5", "-fno-omit-frame-pointer"]), &b).unwrap();
+    run(Command::new("dwz")
+        .arg("-m")
+        .arg(root.join("usr/lib/debug/.dwz/common.debug"))
+        .args(["-M", "/usr/lib/debug/.dwz/common.debug"])
+        .arg(&a)
+        .arg(&b));
+    let m = Module::open_in(Path::new("/usr/bin/a"), opts(&root)).unwrap();
+    assert!(m.elf().altlink().is_some(), "dwz made no supplementary file");
+    assert!(m.dwarf().unwrap().unit_count().1 > 0);
+    assert_eq!(signature(&m), signature(&Module::open(dwarf5()).unwrap()));
+    hand_checks(&m);
+    // Without the supplementary file: an error naming it.
+    std::fs::remove_file(root.join("usr/lib/debug/.dwz/common.debug")).unwrap();
+    let m = Module::open_in(Path::new("/usr/bin/a"), opts(&root)).unwrap();
+    let e = m.dwarf().unwrap_err().to_string();
+    assert!(e.contains("common.debug"), "{e}");
 }
 
 /// Reads `len` bytes of the process's memory.
