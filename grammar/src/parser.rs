@@ -783,15 +783,8 @@ impl<'p> Builder<'p> {
                     increment: op == "++",
                     operand,
                 },
-                _ => {
-                    if !matches!(operand.kind, ExprKind::Dwarf(_)) {
-                        return Err(Diagnostic::error(
-                            span,
-                            "'&' can only take the address of a target variable, @cast or @var",
-                        ));
-                    }
-                    ExprKind::AddrOf(operand)
-                }
+                // Whether the operand has an address is pass 2's question.
+                _ => ExprKind::AddrOf(operand),
             };
             e = Expr { span, kind };
         }
@@ -808,14 +801,23 @@ impl<'p> Builder<'p> {
                 Rule::chain_step => {
                     let step = c.into_inner().next().ok_or_else(|| self.err_at(cspan, "empty step"))?;
                     e = match step.as_rule() {
-                        Rule::member_name => self.deref(
-                            e,
-                            Deref::Member {
-                                name: step.as_str().to_string(),
-                                span: cspan,
-                            },
-                            cspan,
-                        )?,
+                        Rule::member_name => {
+                            let raw = step.as_str();
+                            let name = raw.trim_end_matches('$');
+                            let pretty = (raw.len() - name.len()).min(2) as u8;
+                            let mut e = self.deref(
+                                e,
+                                Deref::Member {
+                                    name: name.to_string(),
+                                    span: cspan,
+                                },
+                                cspan,
+                            )?;
+                            if let ExprKind::Dwarf(d) = &mut e.kind {
+                                d.pretty = pretty;
+                            }
+                            e
+                        }
                         _ => {
                             let keys = self.index_keys(step)?;
                             self.index(e, keys, cspan)?
@@ -862,6 +864,11 @@ impl<'p> Builder<'p> {
                     keys,
                 },
             }),
+            // Autocast: `(expr)[i]` indexes whatever typed pointer expr holds.
+            _ if keys.len() == 1 && !matches!(keys[0].kind, ExprKind::Wildcard) => {
+                let key = keys.into_iter().next().expect("one key");
+                self.deref(base, Deref::Index(key), span)
+            }
             _ => Err(Diagnostic::error(span, "only arrays and target variables can be indexed")),
         }
     }

@@ -10,16 +10,23 @@
 //! which are evaluated where the macro is used.
 //!
 //! The result is text again:
-//! - a token that survives is copied where it was;
-//! - everything dropped (conditional syntax, conditions, untaken branches,
-//!   definitions, comments next to them) becomes spaces, newlines kept, so
-//!   offsets outside macro expansions stay those of the input;
+//! - a token that survives is copied where it was, and so is plain
+//!   whitespace between two such tokens;
+//! - everything else (conditional syntax, conditions, untaken branches,
+//!   definitions, comments) becomes spaces, newlines kept, so offsets
+//!   outside macro expansions stay those of the input;
 //! - an invocation at the top level (`@name(args)`, from `@` to `)`) is
 //!   replaced by the tokens its expansion kept, joined with single spaces
 //!   where the source had whitespace or where the tokens would otherwise
 //!   fuse, and followed by as many newlines as the invocation spanned (so the
-//!   lines after it keep their numbers). [`Preprocessed::span`] maps any
-//!   offset inside such an expansion to the whole invocation.
+//!   lines after it keep their numbers, unless the expansion itself holds
+//!   multi-line `%{ %}` code). [`Preprocessed::span`] maps any offset inside
+//!   such an expansion to the whole invocation, and offsets after it back to
+//!   where they came from.
+//!
+//! Command-line arguments (`$1`, `@1`, `$#`, `@#`) pass through untouched;
+//! in a condition they read as if the script had no arguments, as in
+//! `stap` run without any.
 //!
 //! What stap does that is kept here: macros are visible after their
 //! definition, only in their file (library macros from `.stpm` files in every
@@ -28,10 +35,11 @@
 //! arguments are split at commas outside `( )` and `[ ]` and are expanded
 //! where the parameter is used, in the caller's context; `@define` inside an
 //! untaken branch defines nothing; untaken branches are only scanned for
-//! nested `%( %)`, and errors in them are ignored; an unknown `@word` is
-//! left alone by the macro layer (it may be `@cast`, `@var`, ...) and is an
-//! error only if it is not one of stap's built-in operators and reaches the
-//! output ("unknown operator", which stap's parser reports).
+//! nested `%( %)` (macros are still expanded there, as stap does), and
+//! errors in them are ignored; an unknown `@word` is left alone by the macro
+//! layer (it may be `@cast`, `@var`, ...) and is an error only if it is not
+//! one of stap's built-in operators and reaches the output ("unknown
+//! operator", which stap's parser reports).
 //!
 //! Not from stap: there is a nesting limit and a size limit on expansions
 //! (stap loops forever on a recursive macro), and unterminated `/* */`

@@ -259,10 +259,7 @@ impl Dwarf {
             for ui in 0..d.units[file as usize].len() {
                 d.index_unit(file, ui, &mut index).map_err(|e| {
                     d.err(
-                        format!(
-                            "indexing unit at {:#x}",
-                            d.units[file as usize][ui].offset
-                        ),
+                        format!("indexing unit at {:#x}", d.units[file as usize][ui].offset),
                         e,
                     )
                 })?;
@@ -443,11 +440,18 @@ impl Dwarf {
         let desc = self.with_entry(id, |dwarf, ud, e| {
             let name = || -> gimli::Result<Option<String>> {
                 match e.attr_value(dw::DW_AT_name)? {
-                    Some(v) => Ok(Some(dwarf.attr_string(&ud.unit, v)?.to_string_lossy()?.into_owned())),
+                    Some(v) => Ok(Some(
+                        dwarf
+                            .attr_string(&ud.unit, v)?
+                            .to_string_lossy()?
+                            .into_owned(),
+                    )),
                     None => Ok(None),
                 }
             };
-            let size = e.attr_value(dw::DW_AT_byte_size)?.and_then(|v| v.udata_value());
+            let size = e
+                .attr_value(dw::DW_AT_byte_size)?
+                .and_then(|v| v.udata_value());
             let target = match e.attr_value(dw::DW_AT_type)? {
                 Some(v) => reference(file, ud.offset, v),
                 None => None,
@@ -529,7 +533,8 @@ impl Dwarf {
                 }
                 let mut dims = Vec::new();
                 self.for_children(id, |_, _, c| {
-                    if c.tag() == dw::DW_TAG_subrange_type || c.tag() == dw::DW_TAG_enumeration_type {
+                    if c.tag() == dw::DW_TAG_subrange_type || c.tag() == dw::DW_TAG_enumeration_type
+                    {
                         dims.push(subrange_count(c)?);
                     }
                     Ok(())
@@ -556,7 +561,9 @@ impl Dwarf {
                     None => {
                         let mut neg = false;
                         self.for_children(id, |_, _, c| {
-                            if let Some(AttributeValue::Sdata(v)) = c.attr_value(dw::DW_AT_const_value)? {
+                            if let Some(AttributeValue::Sdata(v)) =
+                                c.attr_value(dw::DW_AT_const_value)?
+                            {
                                 neg |= v < 0;
                             }
                             Ok(())
@@ -610,17 +617,32 @@ impl Dwarf {
                 return Ok(());
             }
             // C++ static members are variables in disguise; skip them.
-            if matches!(c.attr_value(dw::DW_AT_external)?, Some(AttributeValue::Flag(true)))
-                || matches!(c.attr_value(dw::DW_AT_declaration)?, Some(AttributeValue::Flag(true)))
-            {
+            if matches!(
+                c.attr_value(dw::DW_AT_external)?,
+                Some(AttributeValue::Flag(true))
+            ) || matches!(
+                c.attr_value(dw::DW_AT_declaration)?,
+                Some(AttributeValue::Flag(true))
+            ) {
                 return Ok(());
             }
             let name = match c.attr_value(dw::DW_AT_name)? {
-                Some(v) => Some(dwarf.attr_string(&ud.unit, v)?.to_string_lossy()?.into_owned()),
+                Some(v) => Some(
+                    dwarf
+                        .attr_string(&ud.unit, v)?
+                        .to_string_lossy()?
+                        .into_owned(),
+                ),
                 None => None,
             };
-            let Some(ty) = c.attr_value(dw::DW_AT_type)?.and_then(|v| reference(file, ud.offset, v)) else {
-                problem.get_or_insert(format!("member {} has no type", name.as_deref().unwrap_or("<anonymous>")));
+            let Some(ty) = c
+                .attr_value(dw::DW_AT_type)?
+                .and_then(|v| reference(file, ud.offset, v))
+            else {
+                problem.get_or_insert(format!(
+                    "member {} has no type",
+                    name.as_deref().unwrap_or("<anonymous>")
+                ));
                 return Ok(());
             };
             let location = match c.attr_value(dw::DW_AT_data_member_location)? {
@@ -635,12 +657,15 @@ impl Dwarf {
                 ));
                 return Ok(());
             };
-            let bit_size = c.attr_value(dw::DW_AT_bit_size)?.and_then(|v| v.udata_value());
+            let bit_size = c
+                .attr_value(dw::DW_AT_bit_size)?
+                .and_then(|v| v.udata_value());
             let (offset, bits) = match bit_size {
                 None => (location, None),
                 Some(width) => {
-                    let pos = if let Some(dbo) =
-                        c.attr_value(dw::DW_AT_data_bit_offset)?.and_then(|v| v.udata_value())
+                    let pos = if let Some(dbo) = c
+                        .attr_value(dw::DW_AT_data_bit_offset)?
+                        .and_then(|v| v.udata_value())
                     {
                         // DWARF 4+: bits from the start of the aggregate; the
                         // member location is absent (or 0) then.
@@ -648,8 +673,13 @@ impl Dwarf {
                     } else {
                         // DWARF 2/3: DW_AT_bit_offset counts from the most
                         // significant bit of a storage unit of DW_AT_byte_size.
-                        let old = c.attr_value(dw::DW_AT_bit_offset)?.and_then(|v| v.udata_value()).unwrap_or(0);
-                        let storage = c.attr_value(dw::DW_AT_byte_size)?.and_then(|v| v.udata_value());
+                        let old = c
+                            .attr_value(dw::DW_AT_bit_offset)?
+                            .and_then(|v| v.udata_value())
+                            .unwrap_or(0);
+                        let storage = c
+                            .attr_value(dw::DW_AT_byte_size)?
+                            .and_then(|v| v.udata_value());
                         match storage {
                             Some(storage) if little => {
                                 (location * 8 + storage * 8).wrapping_sub(old + width)
@@ -723,7 +753,10 @@ impl Dwarf {
 
     /// Whether a declaration (only) of that name exists.
     pub(crate) fn has_declaration(&self, name: &str) -> bool {
-        self.index.types.get(name).is_some_and(|v| v.iter().any(|e| e.decl))
+        self.index
+            .types
+            .get(name)
+            .is_some_and(|v| v.iter().any(|e| e.decl))
     }
 
     /// Follows a struct/union/enum declaration to its definition elsewhere.
@@ -742,11 +775,15 @@ impl Dwarf {
             } => (TypeTag::Enum, name),
             _ => return Ok(id),
         };
-        self.lookup_type(&name, &[tag]).ok_or_else(|| DebugError::TypeNotFound {
-            name: format!("{} {name}", tag.keyword()),
-            file: self.path.clone(),
-            nearest: vec![format!("(only a declaration of {} {name} exists)", tag.keyword())],
-        })
+        self.lookup_type(&name, &[tag])
+            .ok_or_else(|| DebugError::TypeNotFound {
+                name: format!("{} {name}", tag.keyword()),
+                file: self.path.clone(),
+                nearest: vec![format!(
+                    "(only a declaration of {} {name} exists)",
+                    tag.keyword()
+                )],
+            })
     }
 
     /// A C spelling of the type `id` for messages (`struct GCproto`, `char *`).
@@ -775,7 +812,11 @@ impl Dwarf {
                 }
             }
             Ok(TypeDesc::Aggregate { tag, name, .. }) => {
-                format!("{} {}", tag.keyword(), name.as_deref().unwrap_or("<anonymous>"))
+                format!(
+                    "{} {}",
+                    tag.keyword(),
+                    name.as_deref().unwrap_or("<anonymous>")
+                )
             }
             Ok(TypeDesc::Enum { name, .. }) => {
                 format!("enum {}", name.as_deref().unwrap_or("<anonymous>"))
@@ -895,13 +936,18 @@ impl Dwarf {
                     let first = ops.next()?;
                     let rest = ops.next()?;
                     match (first, rest) {
-                        (Some(gimli::Operation::Address { address }), None) => (Some(address), None),
+                        (Some(gimli::Operation::Address { address }), None) => {
+                            (Some(address), None)
+                        }
                         (Some(gimli::Operation::AddressIndex { index }), None) => {
                             (Some(dwarf.address(&ud.unit, index)?), None)
                         }
                         _ => (
                             None,
-                            Some("its location is not a static address (thread-local or optimized?)".to_string()),
+                            Some(
+                                "its location is not a static address (thread-local or optimized?)"
+                                    .to_string(),
+                            ),
                         ),
                     }
                 }
@@ -967,14 +1013,20 @@ fn reference(file: u8, unit_offset: usize, v: AttributeValue<R>) -> Option<DieId
             offset: unit_offset + o.0,
         }),
         AttributeValue::DebugInfoRef(o) => Some(DieId { file, offset: o.0 }),
-        AttributeValue::DebugInfoRefSup(o) => Some(DieId { file: 1, offset: o.0 }),
+        AttributeValue::DebugInfoRefSup(o) => Some(DieId {
+            file: 1,
+            offset: o.0,
+        }),
         _ => None,
     }
 }
 
 /// `DW_AT_data_member_location` as an expression: DWARF 2 style
 /// `DW_OP_plus_uconst N` (or a constant push).
-fn simple_offset(expr: gimli::Expression<R>, encoding: gimli::Encoding) -> gimli::Result<Option<u64>> {
+fn simple_offset(
+    expr: gimli::Expression<R>,
+    encoding: gimli::Encoding,
+) -> gimli::Result<Option<u64>> {
     let mut ops = expr.operations(encoding);
     let first = ops.next()?;
     if ops.next()?.is_some() {
@@ -1055,13 +1107,22 @@ mod tests {
 
     #[test]
     fn canonical_base_names() {
-        assert_eq!(canonical_base("long unsigned int"), canonical_base("unsigned long"));
+        assert_eq!(
+            canonical_base("long unsigned int"),
+            canonical_base("unsigned long")
+        );
         assert_eq!(canonical_base("long int"), canonical_base("long"));
         assert_eq!(canonical_base("signed long"), canonical_base("long int"));
         assert_eq!(canonical_base("unsigned"), canonical_base("unsigned int"));
         assert_ne!(canonical_base("signed char"), canonical_base("char"));
-        assert_eq!(canonical_base("short unsigned int"), canonical_base("unsigned short"));
-        assert_eq!(canonical_base("long long unsigned int"), canonical_base("unsigned long long"));
+        assert_eq!(
+            canonical_base("short unsigned int"),
+            canonical_base("unsigned short")
+        );
+        assert_eq!(
+            canonical_base("long long unsigned int"),
+            canonical_base("unsigned long long")
+        );
     }
 
     #[test]

@@ -133,7 +133,11 @@ impl fmt::Display for DebugError {
                 write!(f, " not found in {}", file.display())?;
                 write_nearest(f, nearest)
             }
-            DebugError::NoMember { ty, member, nearest } => {
+            DebugError::NoMember {
+                ty,
+                member,
+                nearest,
+            } => {
                 write!(f, "{ty} has no member '{member}'")?;
                 write_nearest(f, nearest)
             }

@@ -112,7 +112,10 @@ pub(crate) enum Ty {
     /// A pointer made up by a type name such as `"char *"`.
     Ptr(Box<Ty>, u8),
     /// What indexing a multi-dimensional array leaves: `int[4]` of `int[3][4]`.
-    Array { elem: DieId, dims: Vec<Option<u64>> },
+    Array {
+        elem: DieId,
+        dims: Vec<Option<u64>>,
+    },
 }
 
 /// The final object of a chain.
@@ -366,13 +369,13 @@ impl<'a> Resolver<'a> {
         for _ in 0..64 {
             match self.dwarf.type_desc(id)? {
                 TypeDesc::Void => return Ok(Concrete::Void),
-                TypeDesc::Typedef { target, .. } | TypeDesc::Qualified { target, .. } => match target {
-                    Some(t) => id = t,
-                    None => return Ok(Concrete::Void),
-                },
-                TypeDesc::Base {
-                    size, encoding, ..
-                } => {
+                TypeDesc::Typedef { target, .. } | TypeDesc::Qualified { target, .. } => {
+                    match target {
+                        Some(t) => id = t,
+                        None => return Ok(Concrete::Void),
+                    }
+                }
+                TypeDesc::Base { size, encoding, .. } => {
                     use gimli::constants as dw;
                     let (kind, signed) = match encoding {
                         dw::DW_ATE_boolean => (ValueKind::Bool, false),
@@ -518,7 +521,10 @@ impl<'a> Resolver<'a> {
                     _ => {
                         return Err(DebugError::BadAccess {
                             ty: self.name_of(&cur),
-                            what: format!("cannot index {}: not an array or pointer", self.name_of(&cur)),
+                            what: format!(
+                                "cannot index {}: not an array or pointer",
+                                self.name_of(&cur)
+                            ),
                         })
                     }
                 },
@@ -538,14 +544,19 @@ impl<'a> Resolver<'a> {
                     let Concrete::Aggregate { id, tag } = agg else {
                         return Err(DebugError::BadAccess {
                             ty: self.name_of(&cur),
-                            what: format!("member '{name}' requested from {}, which is not a struct or union", self.name_of(&cur)),
+                            what: format!(
+                                "member '{name}' requested from {}, which is not a struct or union",
+                                self.name_of(&cur)
+                            ),
                         });
                     };
                     let Some((outer, m)) = self.find_member(id, name, 0)? else {
                         let mut names = Vec::new();
                         self.member_names(id, &mut names, 0)?;
                         let agg_name = match self.dwarf.type_desc(id)? {
-                            TypeDesc::Aggregate { name: Some(n), .. } => format!("{} {n}", tag.keyword()),
+                            TypeDesc::Aggregate { name: Some(n), .. } => {
+                                format!("{} {n}", tag.keyword())
+                            }
                             _ => self.name_of(&cur),
                         };
                         return Err(DebugError::NoMember {
@@ -560,7 +571,9 @@ impl<'a> Resolver<'a> {
                             if !self.dwarf.little_endian() {
                                 return Err(DebugError::BadAccess {
                                     ty: self.name_of(&cur),
-                                    what: format!("bitfield '{name}' on a big-endian target is not supported"),
+                                    what: format!(
+                                        "bitfield '{name}' on a big-endian target is not supported"
+                                    ),
                                 });
                             }
                             let storage = self.dwarf.size_of(m.ty)?;
@@ -614,9 +627,11 @@ impl<'a> Resolver<'a> {
                     what: "a void value cannot be read".into(),
                 })
             }
-            (false, ValueKind::Struct | ValueKind::Union | ValueKind::Array | ValueKind::Function, _) => {
-                Fetch::Address
-            }
+            (
+                false,
+                ValueKind::Struct | ValueKind::Union | ValueKind::Array | ValueKind::Function,
+                _,
+            ) => Fetch::Address,
             (false, _, Some((bf, load, _))) => Fetch::Load {
                 size: load,
                 signed,
@@ -650,7 +665,13 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn push_index(&self, acc: &mut Vec<Access>, index: Index, elem_size: u64, cur: &Ty) -> Result<()> {
+    fn push_index(
+        &self,
+        acc: &mut Vec<Access>,
+        index: Index,
+        elem_size: u64,
+        cur: &Ty,
+    ) -> Result<()> {
         match index {
             Index::Const(n) => {
                 let off = i64::try_from(elem_size)
@@ -751,17 +772,39 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The `max` candidates nearest to `target` (ties: first seen first).
-pub(crate) fn nearest<'s>(target: &str, candidates: impl Iterator<Item = &'s str>, max: usize) -> Vec<String> {
-    let mut scored: Vec<(usize, usize, &str)> = Vec::new();
-    for (i, c) in candidates.enumerate() {
-        if scored.iter().any(|s| s.2 == c) {
+/// The `max` candidates nearest to `target` by edit distance (ties: the
+/// lexicographically smaller name first, so the answer is deterministic).
+pub(crate) fn nearest<'s>(
+    target: &str,
+    candidates: impl Iterator<Item = &'s str>,
+    max: usize,
+) -> Vec<String> {
+    if max == 0 {
+        return Vec::new();
+    }
+    let tlen = target.chars().count();
+    // Best `max` so far, sorted by (distance, name).
+    let mut best: Vec<(usize, &str)> = Vec::with_capacity(max + 1);
+    for c in candidates {
+        if best.iter().any(|b| b.1 == c) {
             continue;
         }
-        scored.push((edit_distance(target, c), i, c));
+        if best.len() == max {
+            // The length difference is a lower bound of the distance.
+            let worst = best[max - 1];
+            let diff = tlen.abs_diff(c.chars().count());
+            if diff > worst.0 || (diff == worst.0 && c > worst.1) {
+                continue;
+            }
+        }
+        let d = edit_distance(target, c);
+        let pos = best.partition_point(|b| (b.0, b.1) < (d, c));
+        if pos < max {
+            best.insert(pos, (d, c));
+            best.truncate(max);
+        }
     }
-    scored.sort();
-    scored.into_iter().take(max).map(|s| s.2.to_string()).collect()
+    best.into_iter().map(|b| b.1.to_string()).collect()
 }
 
 #[cfg(test)]
@@ -794,20 +837,53 @@ mod tests {
         assert_eq!(edit_distance("chunknme", "chunkname"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        let n = nearest("chunknme", ["sizebc", "chunkname", "firstline", "chunk"].into_iter(), 2);
+        let n = nearest(
+            "chunknme",
+            ["sizebc", "chunkname", "firstline", "chunk"].into_iter(),
+            2,
+        );
         assert_eq!(n, ["chunkname", "chunk"]);
     }
 
     #[test]
     fn bitfield_placement() {
         // int x:3 at bit 1 -> 4-byte unit at 0, shift 1.
-        assert_eq!(place_bitfield(1, 3, 4), Some((0, 4, Bitfield { shift: 1, width: 3 })));
+        assert_eq!(
+            place_bitfield(1, 3, 4),
+            Some((0, 4, Bitfield { shift: 1, width: 3 }))
+        );
         // long long swide:20 at bit 104 -> 8-byte unit at 8, shift 40.
-        assert_eq!(place_bitfield(104, 20, 8), Some((8, 8, Bitfield { shift: 40, width: 20 })));
+        assert_eq!(
+            place_bitfield(104, 20, 8),
+            Some((
+                8,
+                8,
+                Bitfield {
+                    shift: 40,
+                    width: 20
+                }
+            ))
+        );
         // Straddling its natural unit (packed): minimal load from byte 3.
-        assert_eq!(place_bitfield(30, 4, 4), Some((3, 2, Bitfield { shift: 6, width: 4 })));
-        assert_eq!(place_bitfield(33, 4, 4), Some((4, 4, Bitfield { shift: 1, width: 4 })));
-        assert_eq!(place_bitfield(28, 12, 4), Some((3, 2, Bitfield { shift: 4, width: 12 })));
+        assert_eq!(
+            place_bitfield(30, 4, 4),
+            Some((3, 2, Bitfield { shift: 6, width: 4 }))
+        );
+        assert_eq!(
+            place_bitfield(33, 4, 4),
+            Some((4, 4, Bitfield { shift: 1, width: 4 }))
+        );
+        assert_eq!(
+            place_bitfield(28, 12, 4),
+            Some((
+                3,
+                2,
+                Bitfield {
+                    shift: 4,
+                    width: 12
+                }
+            ))
+        );
         assert_eq!(place_bitfield(7, 64, 8), None);
         assert_eq!(place_bitfield(0, 0, 4), None);
     }

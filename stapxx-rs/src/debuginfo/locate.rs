@@ -103,7 +103,9 @@ fn candidates(elf: &ElfFile, target_path: &Path, opts: &LocateOptions) -> Vec<De
     if let Some(link) = elf.debuglink() {
         let name = Path::new(&link.name);
         // A debuglink is a plain file name; refuse anything that would escape.
-        if name.components().count() == 1 && matches!(name.components().next(), Some(Component::Normal(_))) {
+        if name.components().count() == 1
+            && matches!(name.components().next(), Some(Component::Normal(_)))
+        {
             let dir = target_path.parent().unwrap_or(Path::new("/"));
             out.push(DebugSource::DebugLink(under(
                 opts.root.as_deref(),
@@ -200,7 +202,10 @@ pub fn find_debug_file(
 /// Finds the dwz supplementary file named by `.gnu_debugaltlink` of `dbg`
 /// (a path absolute in the target's file system or relative to `dbg`'s
 /// directory), or by its build-id under the debug dirs.
-pub fn find_alt_file(dbg: &ElfFile, opts: &LocateOptions) -> Result<Option<ElfFile>, Vec<LookedAt>> {
+pub fn find_alt_file(
+    dbg: &ElfFile,
+    opts: &LocateOptions,
+) -> Result<Option<ElfFile>, Vec<LookedAt>> {
     let Some(alt) = dbg.altlink() else {
         return Ok(None);
     };

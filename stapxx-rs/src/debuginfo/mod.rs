@@ -198,7 +198,12 @@ impl Module {
     }
 
     /// `[&]@cast(p, "type_name")` followed by `steps`.
-    pub fn resolve_cast(&self, type_name: &str, steps: &[Step], address_of: bool) -> Result<Resolved> {
+    pub fn resolve_cast(
+        &self,
+        type_name: &str,
+        steps: &[Step],
+        address_of: bool,
+    ) -> Result<Resolved> {
         let r = self.resolver()?;
         let ty = r.find_type(type_name)?;
         r.resolve(&ty, true, steps, address_of)
@@ -206,7 +211,12 @@ impl Module {
 
     /// Continues a chain from a type handle (e.g. a previous result's
     /// `value.handle`), with no implicit pointer.
-    pub fn resolve_from(&self, ty: &TypeHandle, steps: &[Step], address_of: bool) -> Result<Resolved> {
+    pub fn resolve_from(
+        &self,
+        ty: &TypeHandle,
+        steps: &[Step],
+        address_of: bool,
+    ) -> Result<Resolved> {
         self.resolver()?.resolve(ty, false, steps, address_of)
     }
 
@@ -260,7 +270,9 @@ impl Module {
     /// `[&]@var("spec")` followed by `steps`.
     pub fn resolve_var(&self, spec: &str, steps: &[Step], address_of: bool) -> Result<VarResolved> {
         let variable = self.variable(spec)?;
-        let resolved = self.resolver()?.resolve(&variable.ty, false, steps, address_of)?;
+        let resolved = self
+            .resolver()?
+            .resolve(&variable.ty, false, steps, address_of)?;
         Ok(VarResolved { variable, resolved })
     }
 
@@ -292,7 +304,9 @@ impl Module {
         let table = self.symbols()?;
         let mut out = Vec::new();
         for (name, sym) in table.functions_matching(pattern) {
-            let Some(file_offset) = symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address) else {
+            let Some(file_offset) =
+                symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address)
+            else {
                 continue;
             };
             out.push(FunctionAddress {
@@ -303,7 +317,11 @@ impl Module {
             });
         }
         if out.is_empty() {
-            let nearest = layout::nearest(pattern, table.functions().iter().map(|s| s.name.as_str()), 3);
+            let nearest = layout::nearest(
+                pattern,
+                table.functions().iter().map(|s| s.name.as_str()),
+                3,
+            );
             let mut what = format!("function '{pattern}'");
             if !nearest.is_empty() {
                 what.push_str(&format!(" (nearest: {})", nearest.join(", ")));

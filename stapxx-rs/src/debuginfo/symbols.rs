@@ -346,8 +346,14 @@ mod tests {
     fn globbing() {
         assert!(glob_match("lj_*", "lj_vm_call"));
         assert!(glob_match("*", ""));
-        assert!(glob_match("ngx_http_*_handler", "ngx_http_lua_content_handler"));
-        assert!(!glob_match("ngx_http_*_handler", "ngx_http_lua_content_handlers"));
+        assert!(glob_match(
+            "ngx_http_*_handler",
+            "ngx_http_lua_content_handler"
+        ));
+        assert!(!glob_match(
+            "ngx_http_*_handler",
+            "ngx_http_lua_content_handlers"
+        ));
         assert!(glob_match("a?c", "abc"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("f[0-9]x", "f7x"));

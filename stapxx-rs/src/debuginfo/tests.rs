@@ -39,7 +39,9 @@ fn scratch() -> &'static Path {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -114,7 +116,11 @@ fn pahole(file: &Path, name: &str) -> PaholeType {
         .arg(file)
         .output()
         .expect("run pahole");
-    assert!(out.status.success(), "pahole failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pahole failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!text.trim().is_empty(), "pahole printed nothing for {name}");
     let mut frames: Vec<Vec<PaholeMember>> = Vec::new();
@@ -150,7 +156,8 @@ fn pahole(file: &Path, name: &str) -> PaholeType {
             if decl.is_empty() {
                 parent.extend(inner);
             } else {
-                let (offset, size, bit) = parse_comment(comment.as_deref().expect("offset comment"));
+                let (offset, size, bit) =
+                    parse_comment(comment.as_deref().expect("offset comment"));
                 parent.push(PaholeMember {
                     path: decl.to_string(),
                     offset,
@@ -194,13 +201,19 @@ fn parse_comment(c: &str) -> (u64, u64, Option<u64>) {
     let size = size.trim().parse().expect("size");
     let loc = loc.trim();
     match loc.split_once(':') {
-        Some((o, b)) => (o.trim().parse().expect("offset"), size, Some(b.trim().parse().expect("bit"))),
+        Some((o, b)) => (
+            o.trim().parse().expect("offset"),
+            size,
+            Some(b.trim().parse().expect("bit")),
+        ),
         None => (loc.parse().expect("offset"), size, None),
     }
 }
 
 fn steps(path: &str) -> Vec<Step> {
-    path.split('.').map(|m| Step::Member(m.to_string())).collect()
+    path.split('.')
+        .map(|m| Step::Member(m.to_string()))
+        .collect()
 }
 
 const PAHOLE_TYPES: [(&str, &str); 7] = [
@@ -220,13 +233,20 @@ fn check_against_pahole(binary: &Path) -> usize {
     let mut checked = 0;
     for (pname, cname) in PAHOLE_TYPES {
         let p = pahole(binary, pname);
-        assert!(p.members.len() >= 2 || pname.ends_with("Ref"), "{pname}: {p:?}");
+        assert!(
+            p.members.len() >= 2 || pname.ends_with("Ref"),
+            "{pname}: {p:?}"
+        );
         if let Some(size) = p.size {
             assert_eq!(module.size_of_type(cname).unwrap(), size, "sizeof {cname}");
             let one = module
                 .resolve_cast(cname, &[Step::Index(Index::Const(1))], true)
                 .unwrap();
-            assert_eq!(one.constant_offset(), Some(size as i64), "&@cast(0, {cname})[1]");
+            assert_eq!(
+                one.constant_offset(),
+                Some(size as i64),
+                "&@cast(0, {cname})[1]"
+            );
         }
         for m in &p.members {
             let what = format!("{cname} member {} in {}", m.path, binary.display());
@@ -314,56 +334,127 @@ fn hand_checks(m: &Module) {
     assert_eq!(cast(m, "struct node", "->id").accesses, vec![]);
     assert_eq!(cast(m, "struct node", "->id").fetch, load(4, true));
     assert_eq!(addr(m, "node_t", "->point->py").constant_offset(), Some(8));
-    assert_eq!(addr(m, "struct node", "->pair[1]->next").constant_offset(), Some(32 + 16 + 8));
-    assert_eq!(addr(m, "struct node", "->matrix[2][3]").constant_offset(), Some(80 + (2 * 4 + 3) * 4));
+    assert_eq!(
+        addr(m, "struct node", "->pair[1]->next").constant_offset(),
+        Some(32 + 16 + 8)
+    );
+    assert_eq!(
+        addr(m, "struct node", "->matrix[2][3]").constant_offset(),
+        Some(80 + (2 * 4 + 3) * 4)
+    );
     let tag = cast(m, "struct node", "->in->tag[2]");
     assert_eq!(tag.accesses, vec![Add(16 + 4 + 2)]);
     assert_eq!(tag.fetch, load(1, true));
     assert_eq!(tag.value.kind, ValueKind::Char);
     // Anonymous struct/union members.
-    assert_eq!(addr(m, "struct node", "->anon_a").constant_offset(), Some(64));
-    assert_eq!(addr(m, "struct node", "->anon_u2").constant_offset(), Some(68));
-    assert_eq!(cast(m, "struct node", "->anon_u2").value.kind, ValueKind::Float);
-    assert_eq!(addr(m, "struct node", "->anon_c[5]").constant_offset(), Some(77));
+    assert_eq!(
+        addr(m, "struct node", "->anon_a").constant_offset(),
+        Some(64)
+    );
+    assert_eq!(
+        addr(m, "struct node", "->anon_u2").constant_offset(),
+        Some(68)
+    );
+    assert_eq!(
+        cast(m, "struct node", "->anon_u2").value.kind,
+        ValueKind::Float
+    );
+    assert_eq!(
+        addr(m, "struct node", "->anon_c[5]").constant_offset(),
+        Some(77)
+    );
     // A union member inside a union.
-    assert_eq!(addr(m, "union value", "->parts->hi").constant_offset(), Some(4));
-    assert_eq!(addr(m, "struct node", "->val->parts->hi").constant_offset(), Some(168 + 4));
+    assert_eq!(
+        addr(m, "union value", "->parts->hi").constant_offset(),
+        Some(4)
+    );
+    assert_eq!(
+        addr(m, "struct node", "->val->parts->hi").constant_offset(),
+        Some(168 + 4)
+    );
     // Pointers are followed implicitly.
     let next_id = cast(m, "struct node", "->in->next->id");
     assert_eq!(next_id.accesses, vec![Add(24), Deref { size: 8 }]);
     assert_eq!(next_id.fetch, load(4, true));
     let via_ptr = cast(m, "struct node", "->children[2]->pair[1]->a");
-    assert_eq!(via_ptr.accesses, vec![Add(192 + 16), Deref { size: 8 }, Add(48)]);
+    assert_eq!(
+        via_ptr.accesses,
+        vec![Add(192 + 16), Deref { size: 8 }, Add(48)]
+    );
     let cin = cast(m, "struct node", "->cin->tag");
     assert_eq!(cin.accesses, vec![Add(144), Deref { size: 8 }, Add(4)]);
-    assert_eq!((cin.fetch, cin.value.kind, cin.value.size), (Fetch::Address, ValueKind::Array, 3));
+    assert_eq!(
+        (cin.fetch, cin.value.kind, cin.value.size),
+        (Fetch::Address, ValueKind::Array, 3)
+    );
     // A pointer typedef as the cast type: `->` dereferences it.
-    assert_eq!(cast(m, "node_ptr", "->id").accesses, vec![Deref { size: 8 }]);
+    assert_eq!(
+        cast(m, "node_ptr", "->id").accesses,
+        vec![Deref { size: 8 }]
+    );
     // `[i]` on a pointer member: read it, then scale.
     let name2 = cast(m, "struct node", "->name[2]");
     assert_eq!(name2.accesses, vec![Add(128), Deref { size: 8 }, Add(2)]);
     assert_eq!(name2.fetch, load(1, true));
     // Computed indices.
     let dynamic = cast(m, "struct node", "->pair[i]->a");
-    assert_eq!(dynamic.accesses, vec![Add(32), AddScaled { slot: 0, elem_size: 16 }]);
+    assert_eq!(
+        dynamic.accesses,
+        vec![
+            Add(32),
+            AddScaled {
+                slot: 0,
+                elem_size: 16
+            }
+        ]
+    );
     let dyn2 = addr(m, "struct node", "->matrix[i][j]");
     assert_eq!(
         dyn2.accesses,
-        vec![Add(80), AddScaled { slot: 0, elem_size: 16 }, AddScaled { slot: 1, elem_size: 4 }]
+        vec![
+            Add(80),
+            AddScaled {
+                slot: 0,
+                elem_size: 16
+            },
+            AddScaled {
+                slot: 1,
+                elem_size: 4
+            }
+        ]
     );
     let half = addr(m, "struct node", "->matrix[1]");
-    assert_eq!((half.constant_offset(), half.value.size, half.value.name.as_str()), (Some(96), 16, "int[4]"));
+    assert_eq!(
+        (
+            half.constant_offset(),
+            half.value.size,
+            half.value.name.as_str()
+        ),
+        (Some(96), 16, "int[4]")
+    );
     // Scalars of every kind.
     assert_eq!(cast(m, "struct node", "->cvu").fetch, load(4, false));
     assert_eq!(cast(m, "struct node", "->vol").fetch, load(4, true));
-    assert_eq!(cast(m, "struct node", "->colour").value.kind, ValueKind::Enum);
+    assert_eq!(
+        cast(m, "struct node", "->colour").value.kind,
+        ValueKind::Enum
+    );
     assert_eq!(cast(m, "struct node", "->colour").fetch, load(4, false));
     assert_eq!(cast(m, "struct node", "->neg").fetch, load(4, true));
-    assert_eq!(cast(m, "struct node", "->name").value.kind, ValueKind::Pointer);
+    assert_eq!(
+        cast(m, "struct node", "->name").value.kind,
+        ValueKind::Pointer
+    );
     assert_eq!(cast(m, "struct node", "->name").value.name, "const char *");
     assert_eq!(cast(m, "struct node", "->callback").fetch, load(8, false));
-    assert_eq!(cast(m, "struct node", "->ref->gcptr64").fetch, load(8, false));
-    assert_eq!(addr(m, "struct node", "->mref->ptr32").constant_offset(), Some(184));
+    assert_eq!(
+        cast(m, "struct node", "->ref->gcptr64").fetch,
+        load(8, false)
+    );
+    assert_eq!(
+        addr(m, "struct node", "->mref->ptr32").constant_offset(),
+        Some(184)
+    );
     assert_eq!(cast(m, "struct node", "->tail").value.size, 0);
     assert_eq!(cast(m, "struct node", "->val").value.kind, ValueKind::Union);
     let ints = [
@@ -392,7 +483,11 @@ fn hand_checks(m: &Module) {
     ];
     for (member, size, signed, kind) in ints {
         let r = cast(m, "ints_t", &format!("->{member}"));
-        assert_eq!((r.fetch, r.value.kind), (load(size, signed), kind), "ints_t->{member}");
+        assert_eq!(
+            (r.fetch, r.value.kind),
+            (load(size, signed), kind),
+            "ints_t->{member}"
+        );
     }
     // Bitfields: signed and unsigned, old and new DWARF forms.
     let bf = |member: &str| cast(m, "struct bits", &format!("->{member}"));
@@ -407,9 +502,18 @@ fn hand_checks(m: &Module) {
     assert_eq!(bf("plain").fetch, load(4, true));
     assert_eq!(bf("wide").fetch, b(8, false, 0, 40));
     assert_eq!(bf("swide").fetch, b(8, true, 40, 20));
-    assert_eq!((bf("small").accesses, bf("small").fetch), (vec![Add(15)], b(1, false, 4, 2)));
-    assert_eq!((bf("ssmall").accesses, bf("ssmall").fetch), (vec![Add(16)], b(1, true, 0, 4)));
-    assert_eq!((bf("half").accesses, bf("half").fetch), (vec![Add(16)], b(2, false, 4, 9)));
+    assert_eq!(
+        (bf("small").accesses, bf("small").fetch),
+        (vec![Add(15)], b(1, false, 4, 2))
+    );
+    assert_eq!(
+        (bf("ssmall").accesses, bf("ssmall").fetch),
+        (vec![Add(16)], b(1, true, 0, 4))
+    );
+    assert_eq!(
+        (bf("half").accesses, bf("half").fetch),
+        (vec![Add(16)], b(2, false, 4, 9))
+    );
     // Type names in every spelling; sizeof.
     assert_eq!(m.size_of_type("struct node").unwrap(), 240);
     assert_eq!(m.size_of_type("node_t").unwrap(), 240);
@@ -424,26 +528,53 @@ fn hand_checks(m: &Module) {
     assert_eq!(addr(m, "struct inner", "[3]").constant_offset(), Some(48));
     assert_eq!(addr(m, "struct inner", "[-1]").constant_offset(), Some(-16));
     assert_eq!(
-        m.resolve_cast("char *", &parse_chain("[1]").unwrap(), true).unwrap().constant_offset(),
+        m.resolve_cast("char *", &parse_chain("[1]").unwrap(), true)
+            .unwrap()
+            .constant_offset(),
         Some(8)
     );
     let p = cast(m, "char *", "[0][2]");
     assert_eq!(p.accesses, vec![Deref { size: 8 }, Add(2)]);
     // Errors say what and where.
-    let e = m.resolve_cast("struct node", &parse_chain("->chidren").unwrap(), false).unwrap_err();
-    assert_eq!(e.to_string(), "struct node has no member 'chidren'; nearest: children, cin, id");
-    let e = m.resolve_cast("GCRef", &parse_chain("->gcptr32").unwrap(), false).unwrap_err();
-    assert!(e.to_string().starts_with("struct GCRef has no member 'gcptr32'; nearest: gcptr64"), "{e}");
+    let e = m
+        .resolve_cast("struct node", &parse_chain("->chidren").unwrap(), false)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "struct node has no member 'chidren'; nearest: children, cin, id"
+    );
+    let e = m
+        .resolve_cast("GCRef", &parse_chain("->gcptr32").unwrap(), false)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("struct GCRef has no member 'gcptr32'; nearest: gcptr64"),
+        "{e}"
+    );
     let e = m.find_type("struct nod").unwrap_err().to_string();
     assert!(e.starts_with("type 'struct nod' not found in "), "{e}");
     assert!(e.contains("nearest: node"), "{e}");
-    let e = m.resolve_cast("struct node", &parse_chain("->id->x").unwrap(), false).unwrap_err();
-    assert!(e.to_string().contains("member 'x' requested from int"), "{e}");
-    let e = m.resolve_cast("struct node", &parse_chain("->opaque->x").unwrap(), false).unwrap_err();
+    let e = m
+        .resolve_cast("struct node", &parse_chain("->id->x").unwrap(), false)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("member 'x' requested from int"),
+        "{e}"
+    );
+    let e = m
+        .resolve_cast("struct node", &parse_chain("->opaque->x").unwrap(), false)
+        .unwrap_err();
     assert!(e.to_string().contains("void pointer"), "{e}");
-    let e = m.resolve_cast("struct bits", &parse_chain("->sfield").unwrap(), true).unwrap_err();
-    assert!(e.to_string().contains("address of bitfield 'sfield'"), "{e}");
-    let e = m.resolve_cast("struct node", &parse_chain("->in[1]").unwrap(), false).unwrap_err();
+    let e = m
+        .resolve_cast("struct bits", &parse_chain("->sfield").unwrap(), true)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("address of bitfield 'sfield'"),
+        "{e}"
+    );
+    let e = m
+        .resolve_cast("struct node", &parse_chain("->in[1]").unwrap(), false)
+        .unwrap_err();
     assert!(e.to_string().contains("cannot index struct inner"), "{e}");
     // Variables.
     let v = m.variable("the_global").unwrap();
@@ -451,12 +582,20 @@ fn hand_checks(m: &Module) {
     assert_eq!(v.link_address, sym);
     assert!(v.cu_name.as_deref().unwrap().ends_with("layout.c"));
     let st = m.variable("file_static@layout.c").unwrap();
-    assert_eq!(st.link_address, m.symbols().unwrap().object("file_static").unwrap().address);
+    assert_eq!(
+        st.link_address,
+        m.symbols().unwrap().object("file_static").unwrap().address
+    );
     assert!(m.variable("file_static@other.c").is_err());
-    let vr = m.resolve_var("global_node_ptr", &parse_chain("->in->a").unwrap(), false).unwrap();
+    let vr = m
+        .resolve_var("global_node_ptr", &parse_chain("->in->a").unwrap(), false)
+        .unwrap();
     assert_eq!(vr.resolved.accesses, vec![Deref { size: 8 }, Add(16)]);
     let e = m.variable("the_globl").unwrap_err().to_string();
-    assert!(e.starts_with("variable 'the_globl' not found in ") && e.contains("nearest: the_global"), "{e}");
+    assert!(
+        e.starts_with("variable 'the_globl' not found in ") && e.contains("nearest: the_global"),
+        "{e}"
+    );
     // Symbols.
     let probes = m.function_probes("layout_fixture_*").unwrap();
     assert_eq!(probes.len(), 1);
@@ -465,7 +604,10 @@ fn hand_checks(m: &Module) {
     let segs = m.elf().load_segments();
     let seg = segs.iter().find(|s| s.is_executable()).unwrap();
     assert_eq!(f.file_offset - seg.offset, f.address - seg.vaddr);
-    assert_eq!(m.symbols().unwrap().lookup(f.address + 3).unwrap().name, f.name);
+    assert_eq!(
+        m.symbols().unwrap().lookup(f.address + 3).unwrap().name,
+        f.name
+    );
     let e = m.function_probes("no_such_fn*").unwrap_err().to_string();
     assert!(e.starts_with("function 'no_such_fn*' (nearest:"), "{e}");
 }
@@ -483,11 +625,20 @@ fn hand_checked_layout_dwarf4() {
 #[test]
 fn compressed_debug_sections() {
     let bin = build("layoutz", &["-gz=zlib"]);
-    let out = Command::new("readelf").arg("-S").arg("-W").arg(&bin).output().unwrap();
+    let out = Command::new("readelf")
+        .arg("-S")
+        .arg("-W")
+        .arg(&bin)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.contains(".debug_info")).unwrap();
     // The "C" flag: SHF_COMPRESSED.
-    assert!(line.split_whitespace().any(|w| w.contains('C') && w.len() <= 4), "{line}");
+    assert!(
+        line.split_whitespace()
+            .any(|w| w.contains('C') && w.len() <= 4),
+        "{line}"
+    );
     hand_checks(&Module::open(&bin).unwrap());
 }
 
@@ -503,7 +654,9 @@ fn signature(m: &Module) -> Vec<String> {
         ("union value", "->parts->hi", true),
         ("ints_t", "->u16", false),
     ] {
-        let r = m.resolve_cast(ty, &parse_chain(chain).unwrap(), amp).unwrap();
+        let r = m
+            .resolve_cast(ty, &parse_chain(chain).unwrap(), amp)
+            .unwrap();
         // Everything but the type handle (DIE offsets differ after dwz).
         let v = &r.value;
         out.push(format!(
@@ -511,8 +664,14 @@ fn signature(m: &Module) -> Vec<String> {
             r.accesses, r.fetch, v.kind, v.size, v.signed, v.name
         ));
     }
-    out.push(format!("{:?}", m.variable("the_global").unwrap().link_address));
-    out.push(format!("{:?}", m.variable("file_static@*layout.c").unwrap().link_address));
+    out.push(format!(
+        "{:?}",
+        m.variable("the_global").unwrap().link_address
+    ));
+    out.push(format!(
+        "{:?}",
+        m.variable("file_static@*layout.c").unwrap().link_address
+    ));
     out.push(format!("{:?}", m.function_probes("main").unwrap()));
     out
 }
@@ -532,16 +691,27 @@ fn split(tag: &str, full_strip: bool) -> Split {
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     let debug = scratch().join(format!("{tag}.debug"));
     let stripped = root.join("usr/bin/layout");
-    run(Command::new("objcopy").arg("--only-keep-debug").arg(&bin).arg(&debug));
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&bin)
+        .arg(&debug));
     run(Command::new("strip")
-        .arg(if full_strip { "--strip-all" } else { "--strip-debug" })
+        .arg(if full_strip {
+            "--strip-all"
+        } else {
+            "--strip-debug"
+        })
         .arg(&bin)
         .arg("-o")
         .arg(&stripped));
     run(Command::new("objcopy")
         .arg(format!("--add-gnu-debuglink={}", debug.display()))
         .arg(&stripped));
-    Split { root, stripped, debug }
+    Split {
+        root,
+        stripped,
+        debug,
+    }
 }
 
 fn opts(root: &Path) -> LocateOptions {
@@ -557,12 +727,20 @@ fn separate_debug_files_resolve_like_the_original() {
     let full = Module::open(dwarf5()).unwrap();
     let want = signature(&full);
     let build_id = full.elf().build_id_hex().expect("build-id");
-    for (tag, full_strip) in [("samedir", false), ("dotdebug", true), ("globaldir", false), ("buildid", true)] {
+    for (tag, full_strip) in [
+        ("samedir", false),
+        ("dotdebug", true),
+        ("globaldir", false),
+        ("buildid", true),
+    ] {
         let s = split(tag, full_strip);
         let dest = match tag {
             "samedir" => s.root.join("usr/bin").join(format!("{tag}.debug")),
             "dotdebug" => s.root.join("usr/bin/.debug").join(format!("{tag}.debug")),
-            "globaldir" => s.root.join("usr/lib/debug/usr/bin").join(format!("{tag}.debug")),
+            "globaldir" => s
+                .root
+                .join("usr/lib/debug/usr/bin")
+                .join(format!("{tag}.debug")),
             _ => s
                 .root
                 .join("usr/lib/debug/.build-id")
@@ -593,7 +771,11 @@ fn missing_debuginfo_lists_every_place() {
     std::fs::remove_file(&s.debug).unwrap();
     let m = Module::open_in(Path::new("/usr/bin/layout"), opts(&s.root)).unwrap();
     // Symbols still work without DWARF.
-    assert!(m.symbols().unwrap().function("layout_fixture_function").is_some());
+    assert!(m
+        .symbols()
+        .unwrap()
+        .function("layout_fixture_function")
+        .is_some());
     let e = m.resolve_cast("struct node", &[], false).unwrap_err();
     let DebugError::NoDebugInfo {
         file,
@@ -611,7 +793,11 @@ fn missing_debuginfo_lists_every_place() {
     assert_eq!(
         paths,
         vec![
-            s.root.join(format!("usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..])),
+            s.root.join(format!(
+                "usr/lib/debug/.build-id/{}/{}.debug",
+                &id[..2],
+                &id[2..]
+            )),
             s.root.join("usr/bin/missing.debug"),
             s.root.join("usr/bin/.debug/missing.debug"),
             s.root.join("usr/lib/debug/usr/bin/missing.debug"),
@@ -619,15 +805,23 @@ fn missing_debuginfo_lists_every_place() {
     );
     assert!(looked.iter().all(|l| l.outcome == "not found"));
     let msg = e.to_string();
-    assert!(msg.contains(&id) && msg.contains("missing.debug") && msg.contains(".build-id"), "{msg}");
+    assert!(
+        msg.contains(&id) && msg.contains("missing.debug") && msg.contains(".build-id"),
+        "{msg}"
+    );
 
     // A debug file of another build is refused, and says why.
     let other = dwarf4();
     let bad = s.root.join("usr/bin/missing.debug");
-    run(Command::new("objcopy").arg("--only-keep-debug").arg(&other).arg(&bad));
+    run(Command::new("objcopy")
+        .arg("--only-keep-debug")
+        .arg(&other)
+        .arg(&bad));
     let m = Module::open_in(Path::new("/usr/bin/layout"), opts(&s.root)).unwrap();
     let e = m.dwarf().unwrap_err();
-    let DebugError::NoDebugInfo { looked, .. } = &e else { panic!("{e}") };
+    let DebugError::NoDebugInfo { looked, .. } = &e else {
+        panic!("{e}")
+    };
     assert!(looked[1].outcome.starts_with("build-id mismatch"), "{e}");
 }
 
@@ -643,7 +837,11 @@ fn dwz_supplementary_file() {
     let a = root.join("usr/bin/a");
     let b = root.join("usr/bin/b");
     std::fs::copy(dwarf5(), &a).unwrap();
-    std::fs::copy(build("layout5-fp", &["-gdwarf-5", "-fno-omit-frame-pointer"]), &b).unwrap();
+    std::fs::copy(
+        build("layout5-fp", &["-gdwarf-5", "-fno-omit-frame-pointer"]),
+        &b,
+    )
+    .unwrap();
     run(Command::new("dwz")
         .arg("-m")
         .arg(root.join("usr/lib/debug/.dwz/common.debug"))
@@ -651,7 +849,10 @@ fn dwz_supplementary_file() {
         .arg(&a)
         .arg(&b));
     let m = Module::open_in(Path::new("/usr/bin/a"), opts(&root)).unwrap();
-    assert!(m.elf().altlink().is_some(), "dwz made no supplementary file");
+    assert!(
+        m.elf().altlink().is_some(),
+        "dwz made no supplementary file"
+    );
     assert!(m.dwarf().unwrap().unit_count().1 > 0);
     assert_eq!(signature(&m), signature(&Module::open(dwarf5()).unwrap()));
     hand_checks(&m);
@@ -690,7 +891,11 @@ fn evaluate(mem: &std::fs::File, base: u64, r: &Resolved, indices: &[i64]) -> i6
     }
     match r.fetch {
         Fetch::Address => a as i64,
-        Fetch::Load { size, signed, bitfield } => {
+        Fetch::Load {
+            size,
+            signed,
+            bitfield,
+        } => {
             let b = peek(mem, a, size as usize);
             let mut v = [0u8; 8];
             v[..b.len()].copy_from_slice(&b);
@@ -756,12 +961,22 @@ fn pie_global_read_from_a_live_process() {
     assert_ne!(bias, 0, "a PIE is not loaded at its link address");
     let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
     let var = |spec: &str, chain: &str| {
-        let vr = m.resolve_var(spec, &parse_chain(chain).unwrap(), false).unwrap();
-        evaluate(&mem, vr.variable.link_address.wrapping_add(bias), &vr.resolved, &[1, 2])
+        let vr = m
+            .resolve_var(spec, &parse_chain(chain).unwrap(), false)
+            .unwrap();
+        evaluate(
+            &mem,
+            vr.variable.link_address.wrapping_add(bias),
+            &vr.resolved,
+            &[1, 2],
+        )
     };
     let v = m.variable("the_global").unwrap();
     let raw = peek(&mem, v.link_address + bias, 8);
-    assert_eq!(u64::from_le_bytes(raw.try_into().unwrap()), 0x1234_5678_8765_4321);
+    assert_eq!(
+        u64::from_le_bytes(raw.try_into().unwrap()),
+        0x1234_5678_8765_4321
+    );
     assert_eq!(var("the_global", "") as u64, 0x1234_5678_8765_4321);
     // Through a pointer, a nested struct, arrays, enums.
     assert_eq!(var("global_node_ptr", "->id"), 7);
@@ -788,7 +1003,10 @@ fn pie_global_read_from_a_live_process() {
     let f = &m.function_probes("layout_fixture_function").unwrap()[0];
     let text = peek(&mem, f.address + bias, 4);
     let file = std::fs::read(&bin).unwrap();
-    assert_eq!(text, file[f.file_offset as usize..f.file_offset as usize + 4]);
+    assert_eq!(
+        text,
+        file[f.file_offset as usize..f.file_offset as usize + 4]
+    );
 }
 
 #[test]
@@ -800,8 +1018,15 @@ fn cold_load_and_resolve_timing() {
     m.dwarf().unwrap();
     let t_index = t0.elapsed();
     let mut n = 0;
-    for chain in ["->in->next->pair[1]->tag", "->matrix[i][2]", "->val->parts->hi", "->anon_u1", "->ref->gcptr64"] {
-        m.resolve_cast("struct node", &parse_chain(chain).unwrap(), false).unwrap();
+    for chain in [
+        "->in->next->pair[1]->tag",
+        "->matrix[i][2]",
+        "->val->parts->hi",
+        "->anon_u1",
+        "->ref->gcptr64",
+    ] {
+        m.resolve_cast("struct node", &parse_chain(chain).unwrap(), false)
+            .unwrap();
         n += 1;
     }
     m.variable("the_global").unwrap();
