@@ -30,7 +30,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             walk(&path, out);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("stp" | "stpm")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("stp" | "stpm")
+        ) {
             out.push(path);
         }
     }
@@ -90,7 +93,8 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let dir = PathBuf::from(std::env::var("STAPXX_TAPSET_DIR").unwrap_or_else(|_| DEFAULT_DIR.into()));
+    let dir =
+        PathBuf::from(std::env::var("STAPXX_TAPSET_DIR").unwrap_or_else(|_| DEFAULT_DIR.into()));
     let iters: usize = std::env::var("STAPXX_BENCH_ITERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -122,7 +126,11 @@ fn main() {
         let raw = std::fs::read(path).expect("reading a tapset");
         bytes += raw.len();
         let text = String::from_utf8_lossy(&raw).into_owned();
-        let rel = path.strip_prefix(&dir).unwrap_or(path).display().to_string();
+        let rel = path
+            .strip_prefix(&dir)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         scripts.push(sources.add(rel, text));
     }
 

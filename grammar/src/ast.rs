@@ -71,9 +71,14 @@ pub enum Literal {
     Number(i64),
     String(String),
     /// `$N` (as a number) or `@N` (as a string): command-line arguments.
-    Arg { index: u32, as_string: bool },
+    Arg {
+        index: u32,
+        as_string: bool,
+    },
     /// `$#` / `@#`: how many command-line arguments there are.
-    ArgCount { as_string: bool },
+    ArgCount {
+        as_string: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +352,10 @@ pub enum DwarfBase {
         module: Option<String>,
     },
     /// `@var("name[@file]"[, "module"])`
-    Var { name: String, module: Option<String> },
+    Var {
+        name: String,
+        module: Option<String>,
+    },
     /// `expr->member` on a plain expression (stap's autocast): the type
     /// comes from whatever DWARF-typed value the expression holds.
     Autocast(Box<Expr>),
@@ -358,26 +366,61 @@ pub enum ExprKind {
     Number(i64),
     String(String),
     /// `$N` / `@N` command-line arguments.
-    Arg { index: u32, as_string: bool },
+    Arg {
+        index: u32,
+        as_string: bool,
+    },
     /// `$#` / `@#`: the number of command-line arguments.
-    ArgCount { as_string: bool },
+    ArgCount {
+        as_string: bool,
+    },
     /// A local or global variable name.
     Var(String),
     /// `arr[k1, k2]`; `base` is a variable or a histogram extractor.
-    Index { base: Box<Expr>, keys: Vec<Expr> },
+    Index {
+        base: Box<Expr>,
+        keys: Vec<Expr>,
+    },
     /// `*` in an index slice: `arr[*, 3]`.
     Wildcard,
-    Call { name: String, args: Vec<Expr> },
-    Unary { op: UnOp, operand: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
-    Ternary { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
-    Assign { op: AssignOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Call {
+        name: String,
+        args: Vec<Expr>,
+    },
+    Unary {
+        op: UnOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Ternary {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Assign {
+        op: AssignOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `++x` / `--x` (`increment`: true for `++`)
-    PreCrement { increment: bool, operand: Box<Expr> },
+    PreCrement {
+        increment: bool,
+        operand: Box<Expr>,
+    },
     /// `x++` / `x--`
-    PostCrement { increment: bool, operand: Box<Expr> },
+    PostCrement {
+        increment: bool,
+        operand: Box<Expr>,
+    },
     /// `k in arr` or `[k1, k2] in arr`
-    In { keys: Vec<Expr>, array: Box<Expr> },
+    In {
+        keys: Vec<Expr>,
+        array: Box<Expr>,
+    },
     Dwarf(Box<DwarfValue>),
     /// `&` before a DWARF value: its address, nothing read.
     AddrOf(Box<Expr>),
@@ -390,9 +433,16 @@ pub enum ExprKind {
     /// `@const("C expression")` (guru mode in stap).
     Const(String),
     /// `@count(x)`, `@hist_linear(x, lo, hi, step)`, ...
-    Stat { op: StatOp, operand: Box<Expr>, args: Vec<Expr> },
+    Stat {
+        op: StatOp,
+        operand: Box<Expr>,
+        args: Vec<Expr>,
+    },
     /// Any other `@name(args)` builtin (`@kregister`, `@uregister`, `@probewrite`).
-    AtCall { name: String, args: Vec<Expr> },
+    AtCall {
+        name: String,
+        args: Vec<Expr>,
+    },
     /// `%{ C %}` used as a value (guru mode).
     Embedded(String),
 }

@@ -21,7 +21,12 @@ pub fn parse(file: FileId, pre: &Preprocessed) -> Result<File, Diagnostic> {
     let pairs = StapParser::parse(Rule::file, &pre.text).map_err(|e| syntax_error(pre, e))?;
     let b = Builder { pre };
     let mut items = Vec::new();
-    for pair in pairs.into_iter().next().into_iter().flat_map(|p| p.into_inner()) {
+    for pair in pairs
+        .into_iter()
+        .next()
+        .into_iter()
+        .flat_map(|p| p.into_inner())
+    {
         match pair.as_rule() {
             Rule::EOI => {}
             _ => items.extend(b.item(pair)?),
@@ -47,7 +52,10 @@ fn syntax_error(pre: &Preprocessed, e: pest::error::Error<Rule>) -> Diagnostic {
             } else if expected.is_empty() {
                 format!("parse error: unexpected {found}")
             } else {
-                format!("parse error: expected {}, found {found}", join_or(&expected))
+                format!(
+                    "parse error: expected {}, found {found}",
+                    join_or(&expected)
+                )
             }
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
@@ -261,7 +269,10 @@ impl<'p> Builder<'p> {
             match c.as_rule() {
                 Rule::component_name => name = c.as_str().to_string(),
                 Rule::pp_literal => {
-                    let lit = c.into_inner().next().ok_or_else(|| self.err_at(span, "empty literal"))?;
+                    let lit = c
+                        .into_inner()
+                        .next()
+                        .ok_or_else(|| self.err_at(span, "empty literal"))?;
                     arg = Some(self.literal(lit)?);
                 }
                 _ => {}
@@ -355,7 +366,10 @@ impl<'p> Builder<'p> {
                 Rule::param => {
                     let pspan = self.span(&c);
                     let mut it = c.into_inner();
-                    let name = it.next().map(|n| n.as_str().to_string()).unwrap_or_default();
+                    let name = it
+                        .next()
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default();
                     let ty = it.next().map(type_of);
                     f.params.push(Param {
                         name,
@@ -433,7 +447,10 @@ impl<'p> Builder<'p> {
     fn statement(&self, p: P) -> R<Stmt> {
         let span = self.span(&p);
         let inner = match p.as_rule() {
-            Rule::statement => p.into_inner().next().ok_or_else(|| self.err_at(span, "empty statement"))?,
+            Rule::statement => p
+                .into_inner()
+                .next()
+                .ok_or_else(|| self.err_at(span, "empty statement"))?,
             _ => p,
         };
         let kind = match inner.as_rule() {
@@ -441,9 +458,9 @@ impl<'p> Builder<'p> {
             Rule::empty_stmt => StmtKind::Empty,
             Rule::embedded => StmtKind::Embedded(self.embedded(inner)),
             Rule::if_stmt => {
-                let mut it = inner.into_inner().filter(|c| {
-                    !matches!(c.as_rule(), Rule::kw_if | Rule::kw_else)
-                });
+                let mut it = inner
+                    .into_inner()
+                    .filter(|c| !matches!(c.as_rule(), Rule::kw_if | Rule::kw_else));
                 let cond = self.expr(self.next(&mut it, span)?)?;
                 let then = Box::new(self.statement(self.next(&mut it, span)?)?);
                 let otherwise = match it.next() {
@@ -567,7 +584,10 @@ impl<'p> Builder<'p> {
                     for k in c.into_inner() {
                         let kspan = self.span(&k);
                         let mut it = k.into_inner();
-                        let name = it.next().map(|n| n.as_str().to_string()).unwrap_or_default();
+                        let name = it
+                            .next()
+                            .map(|n| n.as_str().to_string())
+                            .unwrap_or_default();
                         let sort = it.next().map(|s| sort_dir(s.as_str()));
                         f.keys.push(ForeachKey {
                             name,
@@ -658,7 +678,10 @@ impl<'p> Builder<'p> {
             Rule::postfix => self.postfix(p),
             Rule::primary => self.primary(p),
             Rule::index_key => {
-                let inner = p.into_inner().next().ok_or_else(|| Diagnostic::bare("empty key"))?;
+                let inner = p
+                    .into_inner()
+                    .next()
+                    .ok_or_else(|| Diagnostic::bare("empty key"))?;
                 if inner.as_rule() == Rule::wildcard {
                     Ok(Expr {
                         span: self.span(&inner),
@@ -683,7 +706,9 @@ impl<'p> Builder<'p> {
             }
         }
         let mut operands = operands.into_iter();
-        let first = operands.next().ok_or_else(|| Diagnostic::bare("empty expression"))?;
+        let first = operands
+            .next()
+            .ok_or_else(|| Diagnostic::bare("empty expression"))?;
         let rest: Vec<((String, Span), Expr)> = ops.into_iter().zip(operands).collect();
         let mut pos = 0;
         self.climb(first, &rest, &mut pos, 0)
@@ -799,7 +824,10 @@ impl<'p> Builder<'p> {
             let cspan = self.span(&c);
             match c.as_rule() {
                 Rule::chain_step => {
-                    let step = c.into_inner().next().ok_or_else(|| self.err_at(cspan, "empty step"))?;
+                    let step = c
+                        .into_inner()
+                        .next()
+                        .ok_or_else(|| self.err_at(cspan, "empty step"))?;
                     e = match step.as_rule() {
                         Rule::member_name => {
                             let raw = step.as_str();
@@ -851,7 +879,10 @@ impl<'p> Builder<'p> {
     fn index(&self, base: Expr, keys: Vec<Expr>, span: Span) -> R<Expr> {
         if matches!(base.kind, ExprKind::Dwarf(_)) {
             if keys.len() != 1 || matches!(keys[0].kind, ExprKind::Wildcard) {
-                return Err(Diagnostic::error(span, "a target variable takes exactly one index"));
+                return Err(Diagnostic::error(
+                    span,
+                    "a target variable takes exactly one index",
+                ));
             }
             let key = keys.into_iter().next().expect("one key");
             return self.deref(base, Deref::Index(key), span);
@@ -869,7 +900,10 @@ impl<'p> Builder<'p> {
                 let key = keys.into_iter().next().expect("one key");
                 self.deref(base, Deref::Index(key), span)
             }
-            _ => Err(Diagnostic::error(span, "only arrays and target variables can be indexed")),
+            _ => Err(Diagnostic::error(
+                span,
+                "only arrays and target variables can be indexed",
+            )),
         }
     }
 
@@ -899,7 +933,10 @@ impl<'p> Builder<'p> {
 
     fn primary(&self, p: P) -> R<Expr> {
         let span = self.span(&p);
-        let inner = p.into_inner().next().ok_or_else(|| self.err_at(span, "empty"))?;
+        let inner = p
+            .into_inner()
+            .next()
+            .ok_or_else(|| self.err_at(span, "empty"))?;
         let kind = match inner.as_rule() {
             Rule::expr => return self.expr(inner),
             Rule::number => ExprKind::Number(self.number_value(&inner, inner.as_str())?),
@@ -991,7 +1028,8 @@ impl<'p> Builder<'p> {
         let span = self.span(&p);
         let mut it = p.into_inner();
         let name = self.next(&mut it, span)?;
-        let op = StatOp::from_name(name.as_str()).ok_or_else(|| self.err(&name, "unknown statistic"))?;
+        let op =
+            StatOp::from_name(name.as_str()).ok_or_else(|| self.err(&name, "unknown statistic"))?;
         let operand = self.expr(self.next(&mut it, span)?)?;
         let args = it.map(|a| self.expr(a)).collect::<R<Vec<_>>>()?;
         let want = if op == StatOp::HistLinear { 3 } else { 0 };
@@ -1024,14 +1062,20 @@ impl<'p> Builder<'p> {
         let mut args = it.map(|a| self.expr(a)).collect::<R<Vec<_>>>()?;
         let one = |args: &mut Vec<Expr>| -> R<Expr> {
             if args.len() != 1 {
-                return Err(Diagnostic::error(span, format!("@{name} takes one argument")));
+                return Err(Diagnostic::error(
+                    span,
+                    format!("@{name} takes one argument"),
+                ));
             }
             Ok(args.pop().expect("one"))
         };
         let string_arg = |e: Expr| -> R<String> {
             match e.kind {
                 ExprKind::String(s) => Ok(s),
-                _ => Err(Diagnostic::error(e.span, format!("@{name} takes a string literal"))),
+                _ => Err(Diagnostic::error(
+                    e.span,
+                    format!("@{name} takes a string literal"),
+                )),
             }
         };
         let kind = match name.as_str() {

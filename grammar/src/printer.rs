@@ -156,7 +156,14 @@ impl Printer {
                     .iter()
                     .map(|k| format!("{}{}", k.name, sort(k.sort)))
                     .collect();
-                write!(h, "[{}] in {}{}", keys.join(", "), print_expr(&f.array), sort(f.value_sort)).ok();
+                write!(
+                    h,
+                    "[{}] in {}{}",
+                    keys.join(", "),
+                    print_expr(&f.array),
+                    sort(f.value_sort)
+                )
+                .ok();
                 if let Some(l) = &f.limit {
                     write!(h, " limit {}", print_expr(l)).ok();
                 }
@@ -254,7 +261,9 @@ fn literal(l: &Literal) -> String {
     match l {
         Literal::Number(n) => n.to_string(),
         Literal::String(s) => quote(s),
-        Literal::Arg { index, as_string } => format!("{}{}", if *as_string { "@" } else { "$" }, index),
+        Literal::Arg { index, as_string } => {
+            format!("{}{}", if *as_string { "@" } else { "$" }, index)
+        }
         Literal::ArgCount { as_string } => (if *as_string { "@#" } else { "$#" }).to_string(),
     }
 }
@@ -288,7 +297,9 @@ fn expr_text(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Number(n) => n.to_string(),
         ExprKind::String(s) => quote(s),
-        ExprKind::Arg { index, as_string } => format!("{}{}", if *as_string { "@" } else { "$" }, index),
+        ExprKind::Arg { index, as_string } => {
+            format!("{}{}", if *as_string { "@" } else { "$" }, index)
+        }
         ExprKind::ArgCount { as_string } => (if *as_string { "@#" } else { "$#" }).to_string(),
         ExprKind::Var(v) => v.clone(),
         ExprKind::Index { base, keys } => format!("{}[{}]", expr_text(base), args(keys)),
@@ -325,10 +336,18 @@ fn expr_text(e: &Expr) -> String {
             format!("{} {} {}", expr_text(lhs), o, expr_text(rhs))
         }
         ExprKind::PreCrement { increment, operand } => {
-            format!("{}{}", if *increment { "++" } else { "--" }, expr_text(operand))
+            format!(
+                "{}{}",
+                if *increment { "++" } else { "--" },
+                expr_text(operand)
+            )
         }
         ExprKind::PostCrement { increment, operand } => {
-            format!("{}{}", expr_text(operand), if *increment { "++" } else { "--" })
+            format!(
+                "{}{}",
+                expr_text(operand),
+                if *increment { "++" } else { "--" }
+            )
         }
         ExprKind::In { keys, array } => {
             if keys.len() == 1 {
@@ -343,7 +362,11 @@ fn expr_text(e: &Expr) -> String {
         ExprKind::Entry(inner) => format!("@entry({})", expr_text(inner)),
         ExprKind::Perf(s) => format!("@perf({})", quote(s)),
         ExprKind::Const(s) => format!("@const({})", quote(s)),
-        ExprKind::Stat { op, operand, args: a } => {
+        ExprKind::Stat {
+            op,
+            operand,
+            args: a,
+        } => {
             if a.is_empty() {
                 format!("@{}({})", op.name(), expr_text(operand))
             } else {

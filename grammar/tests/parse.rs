@@ -148,7 +148,10 @@ fn errors_point_at_the_place() {
     assert!(e.starts_with("t.stp:2:1: error:"), "{e}");
 
     let e = error("probe begin {\n  /* never closed\n}\n");
-    assert!(e.starts_with("t.stp:2:3: error: unterminated comment"), "{e}");
+    assert!(
+        e.starts_with("t.stp:2:3: error: unterminated comment"),
+        "{e}"
+    );
 
     let e = error("probe begin { x = 1 +  }");
     assert!(e.starts_with("t.stp:1:"), "{e}");
@@ -170,10 +173,28 @@ fn errors_point_at_the_place() {
 
 #[test]
 fn never_panics_on_junk() {
-    for junk in ["", "}", "{", "probe", "probe {", "@", "$", "%{", "\"", "/*", "global",
-                 "function", "probe begin { @cast( }", "probe a.b(\"x\" { }", "\u{0}",
-                 "probe begin { x = 99999999999999999999999 }", "probe begin { $$ }",
-                 "probe begin { a[ }", "probe begin { foreach ( }", "probe begin { &x }"] {
+    for junk in [
+        "",
+        "}",
+        "{",
+        "probe",
+        "probe {",
+        "@",
+        "$",
+        "%{",
+        "\"",
+        "/*",
+        "global",
+        "function",
+        "probe begin { @cast( }",
+        "probe a.b(\"x\" { }",
+        "\u{0}",
+        "probe begin { x = 99999999999999999999999 }",
+        "probe begin { $$ }",
+        "probe begin { a[ }",
+        "probe begin { foreach ( }",
+        "probe begin { &x }",
+    ] {
         let _ = parse(junk);
     }
 }

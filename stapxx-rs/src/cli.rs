@@ -140,7 +140,9 @@ impl Options {
 
 fn split_pair(s: &str, flag: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+        Some((k, v))
+            if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
             Ok((k.to_string(), v.to_string()))
         }
         _ => Err(format!("bad {flag} value '{s}': expected NAME=VALUE")),
@@ -205,7 +207,18 @@ mod tests {
 
     #[test]
     fn args_and_defines() {
-        let o = parse(&["x.sxx", "--arg", "time=5", "--arg", "depth=30", "-D", "MAXACTION=7", "-x", "42"]).unwrap();
+        let o = parse(&[
+            "x.sxx",
+            "--arg",
+            "time=5",
+            "--arg",
+            "depth=30",
+            "-D",
+            "MAXACTION=7",
+            "-x",
+            "42",
+        ])
+        .unwrap();
         assert_eq!(o.args.get("time").map(String::as_str), Some("5"));
         assert_eq!(o.args.get("depth").map(String::as_str), Some("30"));
         assert_eq!(o.limit("MAXACTION"), Some(7));

@@ -90,7 +90,9 @@ impl<'o> Session<'o> {
             (None, None) => return Err(Diagnostic::bare("no input file specified")),
         };
         if cli.list_args && !self.opts.args.is_empty() {
-            return Err(Diagnostic::bare("no --arg is allowed when --args is specified"));
+            return Err(Diagnostic::bare(
+                "no --arg is allowed when --args is specified",
+            ));
         }
         let mut opts = ExpandOptions {
             args: self.opts.args.clone(),
@@ -179,7 +181,12 @@ impl<'o> Session<'o> {
 /// runtimes' directories are skipped.
 fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
     let arch = std::env::consts::ARCH;
-    for sub in [dir.to_path_buf(), dir.join(arch), dir.join("linux"), dir.join("linux").join(arch)] {
+    for sub in [
+        dir.to_path_buf(),
+        dir.join(arch),
+        dir.join("linux"),
+        dir.join("linux").join(arch),
+    ] {
         let Ok(entries) = std::fs::read_dir(&sub) else {
             continue;
         };

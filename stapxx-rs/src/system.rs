@@ -24,11 +24,17 @@ pub fn pp_config(guru_mode: bool) -> PpConfig {
 
 /// `6.1.0-13-amd64` -> `6.1.0`: the release up to its first `-`.
 pub fn kernel_v(release: &str) -> String {
-    release.split(['-', '+']).next().unwrap_or(release).to_string()
+    release
+        .split(['-', '+'])
+        .next()
+        .unwrap_or(release)
+        .to_string()
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// `CONFIG_*` from /proc/config.gz or /boot/config-RELEASE; empty when

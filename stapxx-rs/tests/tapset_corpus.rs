@@ -137,19 +137,24 @@ fn unavailable(why: &str) {
 
 fn stap_version() -> Option<String> {
     let out = Command::new("stap").arg("--version").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     text.lines().next().map(str::to_string)
 }
 
 /// All `.stp` and `.stpm` files under `dir`, as sorted relative paths.
 fn corpus_files(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+        let entries =
+            fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
         for entry in entries {
             let path = entry.expect("directory entry").path();
             if path.is_dir() {
                 walk(root, &path, out);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("stp" | "stpm")) {
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("stp" | "stpm")
+            ) {
                 let rel = path.strip_prefix(root).expect("under root");
                 out.push(rel.to_string_lossy().into_owned());
             }
@@ -164,7 +169,10 @@ fn corpus_files(dir: &Path) -> Vec<String> {
 /// The running kernel's config text, from where stapxx-rs reads it too
 /// (stap itself reads the build tree's `.config`, which is absent here).
 fn kernel_config(release: &str) -> String {
-    if let Ok(out) = Command::new("gzip").args(["-dc", "/proc/config.gz"]).output() {
+    if let Ok(out) = Command::new("gzip")
+        .args(["-dc", "/proc/config.gz"])
+        .output()
+    {
         if out.status.success() {
             return String::from_utf8_lossy(&out.stdout).into_owned();
         }
@@ -196,10 +204,16 @@ impl Oracle {
         fs::create_dir_all(kbuild.join("include/config")).expect("creating the kernel build tree");
         fs::write(kbuild.join(".config"), &config).expect("writing .config");
         fs::write(kbuild.join("Module.symvers"), "").expect("writing Module.symvers");
-        fs::write(kbuild.join("include/config/kernel.release"), format!("{release}\n"))
-            .expect("writing kernel.release");
+        fs::write(
+            kbuild.join("include/config/kernel.release"),
+            format!("{release}\n"),
+        )
+        .expect("writing kernel.release");
 
-        let key = format!("{version}\n{release}\n{:016x}\n-g -p1\n", fnv1a(&[config.as_bytes()]));
+        let key = format!(
+            "{version}\n{release}\n{:016x}\n-g -p1\n",
+            fnv1a(&[config.as_bytes()])
+        );
         let cache_path = base.join("verdicts.tsv");
         let mut cache = HashMap::new();
         if let Ok(text) = fs::read_to_string(&cache_path) {
@@ -283,7 +297,9 @@ impl Oracle {
 
 /// Run `f(worker, index)` for every index below `n` on a few threads.
 fn parallel(n: usize, f: impl Fn(usize, usize) + Sync) {
-    let workers = std::thread::available_parallelism().map_or(2, |p| p.get()).min(n.max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |p| p.get())
+        .min(n.max(1));
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for w in 0..workers {
@@ -339,10 +355,15 @@ fn stapxx_accepts_every_tapset_stap_accepts() {
     };
     let tapsets = Path::new(TAPSET_DIR);
     if !tapsets.is_dir() {
-        return unavailable(&format!("{TAPSET_DIR} not found (apt-get install systemtap-common)"));
+        return unavailable(&format!(
+            "{TAPSET_DIR} not found (apt-get install systemtap-common)"
+        ));
     }
     let files = corpus_files(tapsets);
-    assert!(!files.is_empty(), "no .stp or .stpm file under {TAPSET_DIR}");
+    assert!(
+        !files.is_empty(),
+        "no .stp or .stpm file under {TAPSET_DIR}"
+    );
 
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tapset-oracle");
     fs::create_dir_all(&base).expect("creating target/tmp/tapset-oracle");
@@ -351,7 +372,11 @@ fn stapxx_accepts_every_tapset_stap_accepts() {
     // A script stap must accept, run uncached: if stap cannot work on this
     // machine, every file would look rejected and the test would prove nothing.
     let (sanity, stderr) = oracle.run(0, "probe begin { exit() }\n");
-    assert_eq!(sanity, Verdict::Accept, "stap -p1 rejects a trivial script; its stderr:\n{stderr}");
+    assert_eq!(
+        sanity,
+        Verdict::Accept,
+        "stap -p1 rejects a trivial script; its stderr:\n{stderr}"
+    );
 
     // stap's verdicts.
     let cases: Vec<Mutex<Case>> = files
@@ -379,7 +404,11 @@ fn stapxx_accepts_every_tapset_stap_accepts() {
         case.stap_plain = plain;
         case.padded = padded;
         // Still empty with a probe appended cannot happen; count it as rejected.
-        case.stap = if tested == Verdict::Accept { Verdict::Accept } else { Verdict::Reject };
+        case.stap = if tested == Verdict::Accept {
+            Verdict::Accept
+        } else {
+            Verdict::Reject
+        };
     });
     oracle.save();
 
@@ -423,7 +452,10 @@ fn stapxx_accepts_every_tapset_stap_accepts() {
         }
     }
     for (rel, _) in EXCEPTIONS {
-        assert!(files.iter().any(|f| f == rel), "exception {rel} names no file of the corpus");
+        assert!(
+            files.iter().any(|f| f == rel),
+            "exception {rel} names no file of the corpus"
+        );
     }
 
     let mut summary = String::new();
@@ -459,7 +491,11 @@ fn stapxx_accepts_every_tapset_stap_accepts() {
     let mut report = String::new();
     let describe = |report: &mut String, c: &Case| {
         let o = ours(c);
-        let padded = if c.padded { " (with `probe never {}` appended)" } else { "" };
+        let padded = if c.padded {
+            " (with `probe never {}` appended)"
+        } else {
+            ""
+        };
         writeln!(report, "--- {}{padded}: stapxx-rs {}", c.rel, o.status).unwrap();
         let stderr = o.stderr.trim_end();
         let shown: Vec<&str> = stderr.lines().take(12).collect();
@@ -469,19 +505,34 @@ fn stapxx_accepts_every_tapset_stap_accepts() {
         }
     };
     if !failures.is_empty() {
-        writeln!(report, "\n{} tapset files that stap -g -p1 accepts are rejected by stapxx-rs -p1:", failures.len()).unwrap();
+        writeln!(
+            report,
+            "\n{} tapset files that stap -g -p1 accepts are rejected by stapxx-rs -p1:",
+            failures.len()
+        )
+        .unwrap();
         for c in &failures {
             describe(&mut report, c);
         }
     }
     if !crashes.is_empty() {
-        writeln!(report, "\nstapxx-rs crashed or timed out on {} files:", crashes.len()).unwrap();
+        writeln!(
+            report,
+            "\nstapxx-rs crashed or timed out on {} files:",
+            crashes.len()
+        )
+        .unwrap();
         for c in &crashes {
             describe(&mut report, c);
         }
     }
     if !stale.is_empty() {
-        writeln!(report, "\nlisted in EXCEPTIONS but now accepted (remove them): {}", stale.join(", ")).unwrap();
+        writeln!(
+            report,
+            "\nlisted in EXCEPTIONS but now accepted (remove them): {}",
+            stale.join(", ")
+        )
+        .unwrap();
     }
     assert!(stap_accepts > 0, "stap accepted no tapset file\n{summary}");
     assert!(report.is_empty(), "{summary}{report}");

@@ -582,23 +582,38 @@ impl Dwarf {
         }
     }
 
+    /// Whether the integer type `id` (through typedefs and qualifiers) is
+    /// signed. Reads the DIEs directly, so that an enum's underlying type
+    /// cannot send [`Dwarf::type_desc`] into a loop.
     fn is_signed_integer(&self, id: DieId) -> Result<bool> {
         let mut id = id;
         for _ in 0..64 {
-            match self.type_desc(id)? {
-                TypeDesc::Base { encoding, .. } => {
+            let (tag, encoding, next) = self.with_entry(id, |_, ud, e| {
+                let encoding = match e.attr_value(dw::DW_AT_encoding)? {
+                    Some(AttributeValue::Encoding(enc)) => Some(enc),
+                    _ => None,
+                };
+                let next = match e.attr_value(dw::DW_AT_type)? {
+                    Some(v) => reference(id.file, ud.offset, v),
+                    None => None,
+                };
+                Ok((e.tag(), encoding, next))
+            })?;
+            match (tag, next) {
+                (dw::DW_TAG_base_type, _) => {
                     return Ok(matches!(
                         encoding,
-                        dw::DW_ATE_signed | dw::DW_ATE_signed_char | dw::DW_ATE_signed_fixed
+                        Some(dw::DW_ATE_signed | dw::DW_ATE_signed_char | dw::DW_ATE_signed_fixed)
                     ))
                 }
-                TypeDesc::Enum { signed, .. } => return Ok(signed),
-                TypeDesc::Typedef {
-                    target: Some(t), ..
-                }
-                | TypeDesc::Qualified {
-                    target: Some(t), ..
-                } => id = t,
+                (
+                    dw::DW_TAG_typedef
+                    | dw::DW_TAG_const_type
+                    | dw::DW_TAG_volatile_type
+                    | dw::DW_TAG_atomic_type
+                    | dw::DW_TAG_enumeration_type,
+                    Some(t),
+                ) => id = t,
                 _ => return Ok(false),
             }
         }
@@ -669,7 +684,7 @@ impl Dwarf {
                     {
                         // DWARF 4+: bits from the start of the aggregate; the
                         // member location is absent (or 0) then.
-                        location * 8 + dbo
+                        location.wrapping_mul(8).wrapping_add(dbo)
                     } else {
                         // DWARF 2/3: DW_AT_bit_offset counts from the most
                         // significant bit of a storage unit of DW_AT_byte_size.
@@ -681,16 +696,17 @@ impl Dwarf {
                             .attr_value(dw::DW_AT_byte_size)?
                             .and_then(|v| v.udata_value());
                         match storage {
-                            Some(storage) if little => {
-                                (location * 8 + storage * 8).wrapping_sub(old + width)
-                            }
-                            Some(_) => location * 8 + old,
+                            Some(storage) if little => location
+                                .wrapping_add(storage)
+                                .wrapping_mul(8)
+                                .wrapping_sub(old.wrapping_add(width)),
+                            Some(_) => location.wrapping_mul(8).wrapping_add(old),
                             None if little => {
                                 // Storage unit = the member's type; fixed up below.
                                 needs_storage.push((out.len(), location, old, width));
-                                location * 8
+                                location.wrapping_mul(8)
                             }
-                            None => location * 8 + old,
+                            None => location.wrapping_mul(8).wrapping_add(old),
                         }
                     };
                     (pos / 8, Some((pos, width)))
@@ -709,7 +725,10 @@ impl Dwarf {
         }
         for (i, location, old, width) in needs_storage {
             let storage = self.size_of(out[i].ty)?;
-            let pos = (location * 8 + storage * 8).wrapping_sub(old + width);
+            let pos = location
+                .wrapping_add(storage)
+                .wrapping_mul(8)
+                .wrapping_sub(old.wrapping_add(width));
             out[i].offset = pos / 8;
             out[i].bits = Some((pos, width));
         }
@@ -840,8 +859,15 @@ impl Dwarf {
 
     /// `sizeof` of the type `id`.
     pub(crate) fn size_of(&self, id: DieId) -> Result<u64> {
+        self.size_of_depth(id, 0)
+    }
+
+    fn size_of_depth(&self, id: DieId, depth: u32) -> Result<u64> {
         let mut id = id;
         for _ in 0..64 {
+            if depth > 16 {
+                break;
+            }
             match self.type_desc(id)? {
                 TypeDesc::Base { size, .. }
                 | TypeDesc::Pointer { size, .. }
@@ -865,7 +891,7 @@ impl Dwarf {
                     for d in dims {
                         n = n.saturating_mul(d.unwrap_or(0));
                     }
-                    return Ok(n.saturating_mul(self.size_of(elem)?));
+                    return Ok(n.saturating_mul(self.size_of_depth(elem, depth + 1)?));
                 }
                 TypeDesc::Typedef {
                     target: Some(t), ..
@@ -985,7 +1011,7 @@ fn read_units(dwarf: &gimli::Dwarf<R>, path: &Path) -> Result<Vec<UnitData>> {
         ) {
             continue;
         }
-        let end = offset.0 + header.length_including_self();
+        let end = offset.0.saturating_add(header.length_including_self());
         let unit = dwarf
             .unit(header)
             .map_err(|e| err(format!("unit at {:#x}", offset.0), e))?;
@@ -1010,7 +1036,7 @@ fn reference(file: u8, unit_offset: usize, v: AttributeValue<R>) -> Option<DieId
     match v {
         AttributeValue::UnitRef(o) => Some(DieId {
             file,
-            offset: unit_offset + o.0,
+            offset: unit_offset.saturating_add(o.0),
         }),
         AttributeValue::DebugInfoRef(o) => Some(DieId { file, offset: o.0 }),
         AttributeValue::DebugInfoRefSup(o) => Some(DieId {
@@ -1060,7 +1086,8 @@ fn subrange_count(c: &Entry<'_>) -> gimli::Result<Option<u64>> {
         // A non-constant bound (VLA) or none at all (`char tail[]`).
         _ => return Ok(None),
     };
-    Ok(Some(u64::try_from(upper - lower + 1).unwrap_or(0)))
+    let count = upper.checked_sub(lower).and_then(|n| n.checked_add(1));
+    Ok(Some(count.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))
 }
 
 /// Spelling-independent key for C integer type names: "unsigned long",

@@ -441,7 +441,7 @@ impl<'a> Resolver<'a> {
         for m in members.iter().filter(|m| m.name.is_none()) {
             if let Concrete::Aggregate { id, .. } = self.concrete(&Ty::Die(m.ty))? {
                 if let Some((off, found)) = self.find_member(id, name, depth + 1)? {
-                    return Ok(Some((off + m.offset, found)));
+                    return Ok(Some((off.saturating_add(m.offset), found)));
                 }
             }
         }
@@ -566,7 +566,10 @@ impl<'a> Resolver<'a> {
                         });
                     };
                     match m.bits {
-                        None => push_add(&mut acc, to_i64(outer + m.offset, &cur, self)?),
+                        None => push_add(
+                            &mut acc,
+                            to_i64(outer.saturating_add(m.offset), &cur, self)?,
+                        ),
                         Some((pos, width)) => {
                             if !self.dwarf.little_endian() {
                                 return Err(DebugError::BadAccess {
@@ -581,7 +584,7 @@ impl<'a> Resolver<'a> {
                                 ty: self.name_of(&cur),
                                 what: format!("bitfield '{name}' ({width} bits at bit {pos}) does not fit in one 8-byte load"),
                             })?;
-                            push_add(&mut acc, to_i64(outer + byte, &cur, self)?);
+                            push_add(&mut acc, to_i64(outer.saturating_add(byte), &cur, self)?);
                             bitfield = Some((bf, load, name.clone()));
                         }
                     }
@@ -672,6 +675,12 @@ impl<'a> Resolver<'a> {
         elem_size: u64,
         cur: &Ty,
     ) -> Result<()> {
+        if elem_size == 0 {
+            return Err(DebugError::BadAccess {
+                ty: self.name_of(cur),
+                what: "cannot index: the element size is unknown or 0".into(),
+            });
+        }
         match index {
             Index::Const(n) => {
                 let off = i64::try_from(elem_size)

@@ -268,7 +268,7 @@ pub fn vaddr_to_file_offset(segments: &[LoadSegment], vaddr: u64) -> Option<u64>
     segments
         .iter()
         .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.filesz)
-        .map(|s| s.offset + (vaddr - s.vaddr))
+        .and_then(|s| s.offset.checked_add(vaddr - s.vaddr))
 }
 
 /// The link-time address of file offset `offset` (inverse of [`vaddr_to_file_offset`]).
@@ -276,7 +276,7 @@ pub fn file_offset_to_vaddr(segments: &[LoadSegment], offset: u64) -> Option<u64
     segments
         .iter()
         .find(|s| offset >= s.offset && offset - s.offset < s.filesz)
-        .map(|s| s.vaddr + (offset - s.offset))
+        .and_then(|s| s.vaddr.checked_add(offset - s.offset))
 }
 
 /// One `/proc/PID/maps` line of the file in question: `start-end` and the
@@ -311,9 +311,9 @@ pub fn load_bias(maps: &[MapEntry], segments: &[LoadSegment]) -> Option<u64> {
             // The segment's file range, extended down to its page (mappings are
             // page-granular and start at a page-aligned offset).
             let seg_lo = s.offset;
-            let seg_hi = s.offset + s.filesz.max(1);
+            let seg_hi = s.offset.saturating_add(s.filesz.max(1));
             let map_lo = m.offset;
-            let map_hi = m.offset + len;
+            let map_hi = m.offset.saturating_add(len);
             if map_lo < seg_hi && seg_lo < map_hi {
                 return Some(
                     m.start

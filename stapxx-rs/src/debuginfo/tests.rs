@@ -1037,3 +1037,63 @@ fn cold_load_and_resolve_timing() {
     );
     assert!(t_all.as_millis() < 2000, "{t_all:?}");
 }
+
+/// Corrupted DWARF must give errors, never panics or hangs.
+#[test]
+fn corrupted_dwarf_does_not_panic() {
+    use object::{Object, ObjectSection};
+    let original = std::fs::read(dwarf5()).unwrap();
+    let ranges: Vec<(usize, usize)> = {
+        let obj = object::File::parse(&*original).unwrap();
+        [".debug_info", ".debug_abbrev", ".debug_str", ".debug_line"]
+            .iter()
+            .filter_map(|n| obj.section_by_name(n)?.file_range())
+            .map(|(o, s)| (o as usize, s as usize))
+            .collect()
+    };
+    assert_eq!(ranges.len(), 4);
+    let path = scratch().join("corrupt");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut ok, mut errors) = (0, 0);
+    for round in 0..300 {
+        let mut data = original.clone();
+        let (start, len) = ranges[round % ranges.len()];
+        for _ in 0..1 + next() % 8 {
+            let at = start + (next() as usize) % len;
+            data[at] = next() as u8;
+        }
+        std::fs::write(&path, &data).unwrap();
+        let Ok(m) = Module::open(&path) else {
+            errors += 1;
+            continue;
+        };
+        let mut all_ok = true;
+        for (ty, chain) in [
+            ("struct node", "->in->next->pair[1]->tag[2]"),
+            ("struct bits", "->swide"),
+            ("node_ptr", "->anon_u1"),
+            ("union value", "->parts->hi"),
+            ("ints_t", "->u16"),
+        ] {
+            let r = m.resolve_cast(ty, &parse_chain(chain).unwrap(), false);
+            all_ok &= r.is_ok();
+            if let Err(e) = r {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+        all_ok &= m.variable("the_global").is_ok();
+        if all_ok {
+            ok += 1;
+        } else {
+            errors += 1;
+        }
+    }
+    eprintln!("corrupted DWARF: {ok} still resolved, {errors} gave errors");
+    assert_eq!(ok + errors, 300);
+}
