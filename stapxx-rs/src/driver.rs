@@ -46,8 +46,13 @@ impl<'o> Session<'o> {
 
     fn run(&mut self) -> Result<(), Diagnostic> {
         let expansion = self.expand()?;
+        // One warning per message: a library looked up from several files
+        // is reported once.
+        let mut seen = std::collections::HashSet::new();
         for w in &expansion.warnings {
-            eprint!("{}", w.render(&self.sources));
+            if seen.insert(w.message.clone()) {
+                eprint!("{}", w.render(&self.sources));
+            }
         }
         if self.opts.cli.list_args {
             print!("{}", expansion.args_listing());

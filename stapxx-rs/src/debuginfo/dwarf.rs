@@ -298,88 +298,115 @@ impl Dwarf {
         }
     }
 
+    /// One linear pass over a unit's DIEs with gimli's raw reader. Subtrees
+    /// that cannot hold indexed names (function bodies, struct members) are
+    /// jumped over through `DW_AT_sibling` when the compiler emitted it.
     fn index_unit(&self, file: u8, ui: usize, index: &mut NameIndex) -> gimli::Result<()> {
         let ud = &self.units[file as usize][ui];
         let unit = &ud.unit;
         let dwarf = self.gimli_dwarf(file);
         let mut raw = unit.entries_raw(None)?;
+        // Depth of the first entry `raw` reads (non-zero after a jump).
+        let mut base: isize = 0;
         // scope[d]: whether children of the open DIE at depth d are indexed.
         let mut scope: Vec<bool> = Vec::new();
         while !raw.is_empty() {
-            let depth = raw.next_depth();
+            let depth = base + raw.next_depth();
             let offset = raw.next_offset();
             let Some(abbrev) = raw.read_abbreviation()? else {
                 continue;
             };
-            let depth = usize::try_from(depth).unwrap_or(0);
+            let Ok(depth) = usize::try_from(depth) else {
+                // More null entries than open DIEs: stop at the damage.
+                break;
+            };
             let tag = abbrev.tag();
             let in_scope = depth > 0 && scope.get(depth - 1).copied().unwrap_or(false);
             let type_tag = TypeTag::from_dw(tag);
             let is_var = tag == dw::DW_TAG_variable;
-            if in_scope && (type_tag.is_some() || is_var) {
+            let interesting = in_scope && (type_tag.is_some() || is_var);
+            let children_indexed = abbrev.has_children()
+                && match tag {
+                    dw::DW_TAG_compile_unit | dw::DW_TAG_partial_unit => depth == 0,
+                    dw::DW_TAG_namespace => in_scope,
+                    _ => false,
+                };
+            let want_sibling = abbrev.has_children() && !children_indexed;
+            let mut sibling = None;
+            if interesting || want_sibling {
                 let mut name = None;
                 let mut decl = false;
                 let mut spec = None;
                 let mut has_location = false;
                 for spec_attr in abbrev.attributes() {
                     match spec_attr.name() {
-                        dw::DW_AT_name => {
+                        dw::DW_AT_name if interesting => {
                             let attr = raw.read_attribute(*spec_attr)?;
                             name = Some(dwarf.attr_string(unit, attr.value())?);
                         }
-                        dw::DW_AT_declaration => {
+                        dw::DW_AT_declaration if interesting => {
                             let attr = raw.read_attribute(*spec_attr)?;
                             decl = matches!(attr.value(), AttributeValue::Flag(true));
                         }
-                        dw::DW_AT_specification => {
+                        dw::DW_AT_specification if interesting => {
                             let attr = raw.read_attribute(*spec_attr)?;
                             spec = reference(file, ud.offset, attr.value());
                         }
-                        dw::DW_AT_location => {
+                        dw::DW_AT_location if interesting => {
                             raw.skip_attributes(std::slice::from_ref(spec_attr))?;
                             has_location = true;
+                        }
+                        dw::DW_AT_sibling if want_sibling => {
+                            let attr = raw.read_attribute(*spec_attr)?;
+                            if let AttributeValue::UnitRef(o) = attr.value() {
+                                sibling = Some(o);
+                            }
                         }
                         _ => raw.skip_attributes(std::slice::from_ref(spec_attr))?,
                     }
                 }
-                let die = DieId {
-                    file,
-                    offset: ud.offset + offset.0,
-                };
-                if let (true, Some(spec), true) = (is_var, spec, has_location) {
-                    index.var_defs.insert(spec, die);
-                }
-                if let Some(name) = name {
-                    let name = name.to_string_lossy()?.into_owned();
-                    if let Some(tag) = type_tag {
-                        if tag == TypeTag::Base {
-                            index.base_canon.entry(canonical_base(&name)).or_insert(die);
+                if interesting {
+                    let die = DieId {
+                        file,
+                        offset: ud.offset + offset.0,
+                    };
+                    if let (true, Some(spec), true) = (is_var, spec, has_location) {
+                        index.var_defs.insert(spec, die);
+                    }
+                    if let Some(name) = name {
+                        let name = name.to_string_lossy()?.into_owned();
+                        if let Some(tag) = type_tag {
+                            if tag == TypeTag::Base {
+                                index.base_canon.entry(canonical_base(&name)).or_insert(die);
+                            }
+                            index
+                                .types
+                                .entry(name)
+                                .or_default()
+                                .push(TypeEntry { tag, die, decl });
+                        } else {
+                            index.vars.entry(name).or_default().push(VarEntry {
+                                die,
+                                unit: (file, ui as u32),
+                                decl: decl || !has_location,
+                            });
                         }
-                        index
-                            .types
-                            .entry(name)
-                            .or_default()
-                            .push(TypeEntry { tag, die, decl });
-                    } else {
-                        index.vars.entry(name).or_default().push(VarEntry {
-                            die,
-                            unit: (file, ui as u32),
-                            decl: decl || !has_location,
-                        });
                     }
                 }
             } else {
                 raw.skip_attributes(abbrev.attributes())?;
             }
             if abbrev.has_children() {
-                let children_indexed = match tag {
-                    dw::DW_TAG_compile_unit | dw::DW_TAG_partial_unit => depth == 0,
-                    dw::DW_TAG_namespace => in_scope,
-                    _ => false,
-                };
                 scope.truncate(depth);
                 scope.resize(depth, false);
                 scope.push(children_indexed);
+            }
+            // Jump over the children (forward only, so damage cannot loop).
+            if let Some(sib) = sibling.filter(|s| *s > offset) {
+                if let Ok(r) = unit.entries_raw(Some(sib)) {
+                    raw = r;
+                    base = depth as isize;
+                }
             }
         }
         Ok(())

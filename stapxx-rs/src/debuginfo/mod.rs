@@ -21,6 +21,10 @@
 //! processes in containers; compressed sections and DWARF 4/5 are read, as
 //! are dwz supplementary files. DWARF is loaded and indexed on first use, so a
 //! module opened for its symbols only costs nothing more.
+//!
+//! Cost: opening, indexing and resolving the 77 `@cast`s of the GC64 LuaJIT
+//! tapset against a `-g` build of LuaJIT 2.1's `libluajit.so` (68 compile
+//! units) takes about 5 ms cold in a release build (25 ms unoptimized).
 
 pub mod dwarf;
 pub mod elf;
@@ -43,7 +47,10 @@ pub use layout::{
     ValueType,
 };
 pub use locate::{DebugSource, LocateOptions};
-pub use symbols::{FunctionAddress, MapEntry, SymKind, Symbol, SymbolTable};
+pub use symbols::{
+    file_offset_to_vaddr, glob_match, load_bias, vaddr_to_file_offset, FunctionAddress, MapEntry,
+    SymKind, Symbol, SymbolTable,
+};
 
 /// The DWARF of a module and where it came from.
 struct Loaded {

@@ -1,0 +1,283 @@
+//! The `stapxx-rs` binary's front end, driven as a user drives it:
+//! golden `--args` / `--dump-src` output on our examples, and exact errors
+//! (`file:line:col`, the line, a caret, exit 1) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run stapxx-rs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn golden(name: &str) -> String {
+    std::fs::read_to_string(root().join("tests/golden").join(name)).expect("golden file")
+}
+
+/// Write `text` to a temp script and return its path.
+fn script(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stapxx-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs `-p1` on `text` and returns stderr, asserting exit code 1.
+fn parse_error(name: &str, text: &str) -> String {
+    let p = script(name, text);
+    let o = run(&["-p1", p.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn args_of_lj_lua_stacks() {
+    let o = run(&["--args", "examples/lj-lua-stacks.sxx"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), golden("lj-lua-stacks.args"));
+}
+
+#[test]
+fn args_of_lj_vm_states() {
+    let o = run(&["--args", "examples/lj-vm-states.sxx"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), golden("lj-vm-states.args"));
+}
+
+#[test]
+fn args_refuses_arg() {
+    let o = run(&["--args", "examples/lj-lua-stacks.sxx", "--arg", "time=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no --arg is allowed when --args is specified"));
+}
+
+#[test]
+fn dump_src_of_lj_lua_stacks() {
+    let o = run(&[
+        "--dump-src",
+        "examples/lj-lua-stacks.sxx",
+        "--exec",
+        "/bin/sh",
+        "--arg",
+        "time=5",
+        "--arg",
+        "depth=40",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), golden("lj-lua-stacks.dump-src"));
+    // Line-preserving: the expansion has the file's line count.
+    let src = std::fs::read_to_string(root().join("examples/lj-lua-stacks.sxx")).unwrap();
+    assert_eq!(stdout(&o).lines().count(), src.lines().count());
+}
+
+#[test]
+fn dump_src_with_use_and_bindings() {
+    let o = run(&[
+        "--dump-src",
+        "-I",
+        "tests/scripts",
+        "tests/scripts/uses.sxx",
+        "--exec",
+        "/bin/sh",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "\n\n\n\nprobe begin\n{\n    p = 0\n    printf(\"%d %d\\n\", twice(21), @cast(p, \"struct point\", \"/bin/sh\")->x)\n}\n"
+    );
+}
+
+#[test]
+fn p1_prints_the_listing_of_script_and_modules() {
+    let o = run(&[
+        "-p1",
+        "-I",
+        "tests/scripts",
+        "tests/scripts/uses.sxx",
+        "--exec",
+        "/bin/sh",
+        "--arg",
+        "x=4",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "probe begin {\n  p = 0\n  printf(\"%d %d\\n\", twice(4), @cast(p, \"struct point\", \"/bin/sh\")->x)\n}\n\
+         # @use tests/scripts/lib/util.sxx\nfunction twice (x) {\n  return (2 * x)\n}\n"
+    );
+}
+
+#[test]
+fn args_fill_strings_and_defaults() {
+    let o = run(&["-p1", "tests/scripts/hello.stp", "--arg", "who=you"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "probe begin {\n  printf(\"hello %s, %d\\n\", \"you\", 3)\n  exit()\n}\n"
+    );
+}
+
+#[test]
+fn unused_arg_warns_like_stapxx() {
+    let o = run(&["-p1", "tests/scripts/hello.stp", "--arg", "bogus=1"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("$^arg_bogus is defined by \"--arg bogus=1\", but never used."),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn all_our_examples_and_tapsets_parse() {
+    for ex in ["examples/lj-lua-stacks.sxx", "examples/lj-vm-states.sxx"] {
+        let o = run(&["-p1", ex, "--exec", "/bin/sh"]);
+        assert_eq!(o.status.code(), Some(0), "{ex}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains("# @use "),
+            "{ex} should list its modules"
+        );
+    }
+}
+
+#[test]
+fn later_passes_say_they_are_missing() {
+    let o = run(&["-p2", "tests/scripts/hello.stp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("pass 2 is not implemented yet"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_flags_are_one_line_exit_1() {
+    for args in [
+        &["--bogus", "x.stp"][..],
+        &["-x", "1", "--master", "2", "x.stp"],
+        &["-p", "9", "x.stp"],
+        &["--arg", "novalue", "x.stp"],
+        &["-e", "probe begin {}", "x.stp"],
+        &[],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("stapxx-rs: "), "{err}");
+    }
+}
+
+#[test]
+fn missing_process_says_what_was_looked_for() {
+    let o = run(&["-p1", "-x", "999999999", "tests/scripts/hello.stp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/proc/999999999"), "{}", stderr(&o));
+}
+
+#[test]
+fn unreadable_file() {
+    let o = run(&["-p1", "no/such/script.stp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot read script no/such/script.stp"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unterminated_string() {
+    let err = parse_error("s.stp", "probe begin {\n  x = \"abc\n}\n");
+    assert!(err.contains("s.stp:2:7: error:"), "{err}");
+    assert!(err.contains("unterminated string"), "{err}");
+    assert!(err.contains("      x = \"abc\n          ^"), "{err}");
+}
+
+#[test]
+fn unterminated_comment() {
+    let err = parse_error("c.stp", "probe begin {\n  /* open\n}\n");
+    assert!(err.contains("c.stp:2:3: error:"), "{err}");
+    assert!(err.contains("comment"), "{err}");
+}
+
+#[test]
+fn unterminated_conditional() {
+    let err = parse_error(
+        "p.stp",
+        "probe begin {\n%( arch == \"x86_64\" %? x = 1\n}\n",
+    );
+    assert!(err.contains("p.stp:2:1: error:"), "{err}");
+}
+
+#[test]
+fn stray_closing_brace() {
+    let err = parse_error("b.stp", "probe begin { }\n}\n");
+    assert!(err.contains("b.stp:2:1: error:"), "{err}");
+    assert!(err.contains("'}'"), "{err}");
+}
+
+#[test]
+fn bad_probe_point() {
+    let err = parse_error("pp.stp", "probe process(\"x\")..function(\"f\") { }\n");
+    assert!(
+        err.contains("pp.stp:1:20: error: parse error: expected a probe point"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_builtin_variable() {
+    let err = parse_error("u.sxx", "probe begin {\n  println(\"$^nosuch\")\n}\n");
+    assert!(err.contains("u.sxx:2:12: error:"), "{err}");
+    assert!(err.contains("$^nosuch"), "{err}");
+}
+
+#[test]
+fn arg_without_value_names_the_flag() {
+    let err = parse_error("a.sxx", "\n\nprobe timer.s($^arg_time) { exit() }\n");
+    assert!(err.contains("a.sxx:3:15: error:"), "{err}");
+    assert!(err.contains("--arg time=VAL"), "{err}");
+}
+
+#[test]
+fn missing_use_module() {
+    let err = parse_error("m.sxx", "# x\n@use no.such.module\n");
+    assert!(err.contains("m.sxx:2:"), "{err}");
+    assert!(err.contains("no/such/module.sxx"), "{err}");
+}
+
+#[test]
+fn error_in_a_module_points_into_the_module() {
+    let dir = std::env::temp_dir().join(format!("stapxx-cli-mod-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("broken.sxx"), "function f() {\n  return 1 +\n}\n").unwrap();
+    let main = dir.join("main.sxx");
+    std::fs::write(&main, "@use broken\nprobe begin { f() }\n").unwrap();
+    let o = run(&["-p1", "-I", dir.to_str().unwrap(), main.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("broken.sxx:3:1: error:"),
+        "{}",
+        stderr(&o)
+    );
+}
