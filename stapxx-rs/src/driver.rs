@@ -129,6 +129,12 @@ impl<'o> Session<'o> {
             opts.target = Some(TargetInfo::from_pid(first).map_err(Diagnostic::from)?);
             opts.workers = workers;
         }
+        if let Some(sample) = cli.sample_pid {
+            // A sibling process's maps help find the libraries (stap++ does
+            // the same with --sample-pid).
+            let info = TargetInfo::from_pid(sample).map_err(Diagnostic::from)?;
+            opts.extra_libraries.extend(info.libraries());
+        }
         if let (Some(exe), None) = (&cli.exec, &opts.target) {
             // Without a process, the executable's own dependencies stand in
             // for the mapped libraries (as stap++ does with ldd).
