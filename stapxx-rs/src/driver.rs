@@ -7,6 +7,7 @@
 
 use crate::cli::Options;
 use crate::expand::{self, ExpandMode, ExpandOptions, Expansion};
+use crate::resolve::{self, modules::Modules};
 use crate::system;
 use crate::target::{self, TargetInfo};
 use grammar::{ast, printer, Diagnostic, MacroTable, PpConfig, SourceMap};
@@ -29,6 +30,10 @@ pub fn run(opts: &Options) -> i32 {
 pub struct Session<'o> {
     pub opts: &'o Options,
     pub sources: SourceMap,
+    /// The traced process (`-x`, or the first worker of `--master`).
+    pub target: Option<TargetInfo>,
+    /// `$^exec_path`: the executable `@cast`/`@var` default to.
+    pub exec_path: Option<PathBuf>,
 }
 
 /// The parsed program: the main file first, then its `@use` modules.
@@ -41,6 +46,8 @@ impl<'o> Session<'o> {
         Session {
             opts,
             sources: SourceMap::new(),
+            target: None,
+            exec_path: None,
         }
     }
 
@@ -75,10 +82,15 @@ impl<'o> Session<'o> {
             }
             return Ok(());
         }
-        Err(Diagnostic::bare(format!(
-            "pass {} is not implemented yet: this build parses scripts (-p1) only",
-            self.opts.cli.pass.min(2)
-        )))
+        let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
+        let resolved = resolve::resolve(&program.files, &mut modules)?;
+        if self.opts.cli.pass == 2 {
+            print!("{}", resolve::print(&resolved));
+            return Ok(());
+        }
+        Err(Diagnostic::bare(
+            "pass 3 is not implemented yet: this build parses (-p1) and resolves (-p2) scripts",
+        ))
     }
 
     /// Read the script and run the stapxx expansion over it and its modules.
@@ -140,6 +152,11 @@ impl<'o> Session<'o> {
             // for the mapped libraries (as stap++ does with ldd).
             opts.extra_libraries = target::ldd_libraries(exe).unwrap_or_default();
         }
+        self.target = opts.target.clone();
+        self.exec_path = opts
+            .exec_path
+            .clone()
+            .or_else(|| opts.target.as_ref().map(|t| t.exe.clone()));
         expand::expand_program(&mut self.sources, &name, &text, &opts)
     }
 

@@ -6,5 +6,6 @@ pub mod cli;
 pub mod debuginfo;
 pub mod driver;
 pub mod expand;
+pub mod resolve;
 pub mod system;
 pub mod target;

@@ -1,0 +1,686 @@
+//! Pass 2, resolve: the parsed program against the target's debuginfo.
+//!
+//! Input: the parsed files (script first, then `@use` modules). Output: the
+//! same program where
+//! * every `@cast(...)`/`@var(...)` chain is an explicit read
+//!   (`user_uint32(p + 12)`, see [`reads`]), `@var` addresses being
+//!   `__stapxx_module_bias("module") + link address`;
+//! * `@defined(...)` is 0 or 1, and `if`/`?:` on a constant keep only the
+//!   branch taken (the other is never resolved, as in stap, so tapsets can
+//!   test for members or variables that a build lacks);
+//! * only the probes, and the functions and globals they reach, remain.
+//!
+//! Unresolved functions and calls with the wrong number of arguments are
+//! reported here, with their location; so is a reachable embedded-C function.
+
+pub mod modules;
+pub mod reads;
+
+use crate::debuginfo::{Index, Step};
+use grammar::ast::*;
+use grammar::{Diagnostic, Span};
+use modules::Modules;
+use std::collections::{BTreeSet, HashMap};
+
+/// The resolved program: what later passes compile.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub globals: Vec<Global>,
+    pub functions: Vec<Function>,
+    pub probes: Vec<Probe>,
+}
+
+/// Builtin functions and their argument counts (min, max); the compiler
+/// gives them meaning. `None` max: any number (printf and friends).
+pub fn builtin_arity(name: &str) -> Option<(usize, Option<usize>)> {
+    Some(match name {
+        "pid" | "tid" | "ppid" | "uid" | "gid" | "euid" | "execname" | "cpu" | "target"
+        | "gettimeofday_s" | "gettimeofday_ms" | "gettimeofday_us" | "gettimeofday_ns"
+        | "local_clock_ns" | "local_clock_us" | "local_clock_ms" | "local_clock_s" | "jiffies"
+        | "user_mode" | "addr" | "uaddr" | "probefunc" | "pp" | "exit" | "ubacktrace"
+        | "backtrace" | "print_ubacktrace" | "print_backtrace" | "pexecname" | "cpu_clock_ns"
+        | "get_cycles" | "is_return" | "randint" | "stp_pid" => (0, Some(1)),
+        "usymname"
+        | "symname"
+        | "umodname"
+        | "usymdata"
+        | "strlen"
+        | "user_string_quoted"
+        | "user_char"
+        | "user_short"
+        | "user_int"
+        | "user_long"
+        | "user_int8"
+        | "user_uint8"
+        | "user_int16"
+        | "user_uint16"
+        | "user_int32"
+        | "user_uint32"
+        | "user_int64"
+        | "user_uint64"
+        | "user_ushort"
+        | "user_char_warn"
+        | "abs"
+        | "error"
+        | "warn"
+        | "print"
+        | "println"
+        | "string"
+        | "hexstring"
+        | "text_str"
+        | "str_replace_1"
+        | "kernel_string"
+        | "kernel_long"
+        | "kernel_int"
+        | "kernel_short"
+        | "kernel_char"
+        | "usymfileline"
+        | "sprint_ubacktrace"
+        | "sprint_backtrace"
+        | "__stapxx_module_bias" => (1, Some(1)),
+        "user_string" | "user_string_warn" => (1, Some(2)),
+        "user_string_n"
+        | "user_string_n_warn"
+        | "user_string_n_quoted"
+        | "isinstr"
+        | "kernel_string_n" => (2, Some(3)),
+        "substr" => (3, Some(3)),
+        "strtol" => (2, Some(2)),
+        "sprintf" | "printf" | "printd" | "printdln" | "sprintd" | "sprintdln" | "sprintln"
+        | "sprint" => (0, None),
+        "str_replace" => (3, Some(3)),
+        "tokenize" | "stringat" => (2, Some(2)),
+        "min" | "max" => (2, Some(2)),
+        _ => return None,
+    })
+}
+
+/// Run pass 2 over the parsed files.
+pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagnostic> {
+    let mut functions: HashMap<&str, &Function> = HashMap::new();
+    let mut globals: HashMap<&str, &Global> = HashMap::new();
+    let mut probes = Vec::new();
+    for f in files {
+        for item in &f.items {
+            match item {
+                Item::Function(func) => {
+                    functions.entry(func.name.as_str()).or_insert(func);
+                }
+                Item::Global(g) => {
+                    globals.entry(g.name.as_str()).or_insert(g);
+                }
+                Item::Probe(p) => probes.push(p),
+                Item::Alias(_) => {}
+                Item::Embedded(e) => {
+                    // Top-level C only matters where used; stap would compile
+                    // it into the module. We keep going and refuse functions.
+                    let _ = e;
+                }
+            }
+        }
+    }
+    // Only the script's own probes run; a module's probes run too when the
+    // module was pulled in (stap runs every probe of a used tapset).
+    let mut r = Resolver {
+        functions,
+        modules,
+        used_functions: BTreeSet::new(),
+        queue: Vec::new(),
+        resolved_functions: Vec::new(),
+    };
+    let mut out_probes = Vec::new();
+    for p in probes {
+        let mut p = p.clone();
+        let mut points = Vec::new();
+        for mut pt in p.points {
+            if let Some(c) = pt.condition.take() {
+                pt.condition = Some(r.expr(c)?);
+            }
+            points.push(pt);
+        }
+        p.points = points;
+        p.body = r.block(p.body)?;
+        out_probes.push(p);
+    }
+    while let Some(name) = r.queue.pop() {
+        let f = (*r
+            .functions
+            .get(name.as_str())
+            .expect("queued functions exist"))
+        .clone();
+        let body = match f.body {
+            FunctionBody::Script(b) => FunctionBody::Script(r.block(b)?),
+            FunctionBody::Embedded(_) => {
+                return Err(Diagnostic::error(
+                    f.span,
+                    format!(
+                        "function '{}' is embedded C: eBPF cannot run C code (stapxx-rs has no kernel module)",
+                        f.name
+                    ),
+                ))
+            }
+        };
+        r.resolved_functions.push(Function { body, ..f });
+    }
+    r.resolved_functions.sort_by(|a, b| a.name.cmp(&b.name));
+    // Globals referenced anywhere that survived pruning.
+    let mut used = BTreeSet::new();
+    for p in &out_probes {
+        collect_vars_block(&p.body, &mut used);
+        for pt in &p.points {
+            if let Some(c) = &pt.condition {
+                collect_vars(c, &mut used);
+            }
+        }
+    }
+    for f in &r.resolved_functions {
+        if let FunctionBody::Script(b) = &f.body {
+            collect_vars_block(b, &mut used);
+        }
+    }
+    let mut out_globals: Vec<Global> = Vec::new();
+    for f in files {
+        for item in &f.items {
+            if let Item::Global(g) = item {
+                if used.contains(&g.name) && !out_globals.iter().any(|x| x.name == g.name) {
+                    out_globals.push(g.clone());
+                }
+            }
+        }
+    }
+    let _ = globals;
+    Ok(Resolved {
+        globals: out_globals,
+        functions: r.resolved_functions,
+        probes: out_probes,
+    })
+}
+
+struct Resolver<'a, 'm> {
+    functions: HashMap<&'a str, &'a Function>,
+    modules: &'m mut Modules,
+    used_functions: BTreeSet<String>,
+    queue: Vec<String>,
+    resolved_functions: Vec<Function>,
+}
+
+type R<T> = Result<T, Diagnostic>;
+
+impl Resolver<'_, '_> {
+    fn block(&mut self, b: Block) -> R<Block> {
+        let mut stmts = Vec::with_capacity(b.stmts.len());
+        for s in b.stmts {
+            if let Some(s) = self.stmt(s)? {
+                stmts.push(s);
+            }
+        }
+        Ok(Block {
+            stmts,
+            span: b.span,
+        })
+    }
+
+    fn boxed(&mut self, s: Stmt) -> R<Box<Stmt>> {
+        let span = s.span;
+        Ok(Box::new(self.stmt(s)?.unwrap_or(Stmt {
+            kind: StmtKind::Empty,
+            span,
+        })))
+    }
+
+    /// `None` when the statement is pruned away entirely.
+    fn stmt(&mut self, s: Stmt) -> R<Option<Stmt>> {
+        let span = s.span;
+        let kind = match s.kind {
+            StmtKind::Block(b) => StmtKind::Block(self.block(b)?),
+            StmtKind::Expr(e) => StmtKind::Expr(self.expr(e)?),
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let cond = self.expr(cond)?;
+                match const_value(&cond) {
+                    Some(v) if v != 0 => return self.stmt(*then),
+                    Some(_) => {
+                        return match otherwise {
+                            Some(o) => self.stmt(*o),
+                            None => Ok(None),
+                        }
+                    }
+                    None => StmtKind::If {
+                        cond,
+                        then: self.boxed(*then)?,
+                        otherwise: match otherwise {
+                            Some(o) => Some(self.boxed(*o)?),
+                            None => None,
+                        },
+                    },
+                }
+            }
+            StmtKind::While { cond, body } => StmtKind::While {
+                cond: self.expr(cond)?,
+                body: self.boxed(*body)?,
+            },
+            StmtKind::For {
+                init,
+                cond,
+                step,
+                body,
+            } => StmtKind::For {
+                init: self.opt(init)?,
+                cond: self.opt(cond)?,
+                step: self.opt(step)?,
+                body: self.boxed(*body)?,
+            },
+            StmtKind::Foreach(f) => {
+                let f = *f;
+                StmtKind::Foreach(Box::new(Foreach {
+                    array: self.expr(f.array)?,
+                    limit: self.opt(f.limit)?,
+                    body: *self.boxed(f.body)?,
+                    ..f
+                }))
+            }
+            StmtKind::Delete(e) => StmtKind::Delete(self.expr(e)?),
+            StmtKind::Return(e) => StmtKind::Return(self.opt(e)?),
+            StmtKind::Try { body, var, handler } => StmtKind::Try {
+                body: self.block(body)?,
+                var,
+                handler: self.block(handler)?,
+            },
+            StmtKind::Embedded(e) => {
+                return Err(Diagnostic::error(
+                    e.span,
+                    "embedded C code cannot run in eBPF (stapxx-rs has no kernel module)",
+                ))
+            }
+            k @ (StmtKind::Next | StmtKind::Break | StmtKind::Continue | StmtKind::Empty) => k,
+        };
+        Ok(Some(Stmt { kind, span }))
+    }
+
+    fn opt(&mut self, e: Option<Expr>) -> R<Option<Expr>> {
+        e.map(|e| self.expr(e)).transpose()
+    }
+
+    fn exprs(&mut self, es: Vec<Expr>) -> R<Vec<Expr>> {
+        es.into_iter().map(|e| self.expr(e)).collect()
+    }
+
+    fn bx(&mut self, e: Expr) -> R<Box<Expr>> {
+        Ok(Box::new(self.expr(e)?))
+    }
+
+    fn expr(&mut self, e: Expr) -> R<Expr> {
+        let span = e.span;
+        let kind = match e.kind {
+            ExprKind::Dwarf(d) => return self.dwarf(*d, false, span),
+            ExprKind::AddrOf(inner) => match inner.kind {
+                ExprKind::Dwarf(d) => return self.dwarf(*d, true, span),
+                _ => {
+                    return Err(Diagnostic::error(
+                        span,
+                        "'&' takes the address of a @cast, @var or target variable only",
+                    ))
+                }
+            },
+            ExprKind::Defined(inner) => {
+                let ok = self.defined(*inner)?;
+                ExprKind::Number(ok as i64)
+            }
+            ExprKind::Ternary {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let cond = self.expr(*cond)?;
+                match const_value(&cond) {
+                    Some(v) if v != 0 => return self.expr(*then),
+                    Some(_) => return self.expr(*otherwise),
+                    None => ExprKind::Ternary {
+                        cond: Box::new(cond),
+                        then: self.bx(*then)?,
+                        otherwise: self.bx(*otherwise)?,
+                    },
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                let lhs = self.expr(*lhs)?;
+                // `0 && x` / `1 || x`: x is never evaluated, so not resolved.
+                match (op, const_value(&lhs)) {
+                    (BinOp::And, Some(0)) => ExprKind::Number(0),
+                    (BinOp::Or, Some(v)) if v != 0 => ExprKind::Number(1),
+                    _ => {
+                        let rhs = self.expr(*rhs)?;
+                        let folded = match (op, const_value(&lhs), const_value(&rhs)) {
+                            (BinOp::And, Some(_), Some(b)) => Some((b != 0) as i64),
+                            (BinOp::Or, Some(_), Some(b)) => Some((b != 0) as i64),
+                            _ => None,
+                        };
+                        match folded {
+                            Some(v) => ExprKind::Number(v),
+                            None => ExprKind::Binary {
+                                op,
+                                lhs: Box::new(lhs),
+                                rhs: Box::new(rhs),
+                            },
+                        }
+                    }
+                }
+            }
+            ExprKind::Unary { op, operand } => {
+                let operand = self.expr(*operand)?;
+                match (op, const_value(&operand)) {
+                    (UnOp::Not, Some(v)) => ExprKind::Number((v == 0) as i64),
+                    _ => ExprKind::Unary {
+                        op,
+                        operand: Box::new(operand),
+                    },
+                }
+            }
+            ExprKind::Call { name, args } => {
+                let args = self.exprs(args)?;
+                self.check_call(&name, args.len(), span)?;
+                ExprKind::Call { name, args }
+            }
+            ExprKind::Index { base, keys } => ExprKind::Index {
+                base: self.bx(*base)?,
+                keys: self.exprs(keys)?,
+            },
+            ExprKind::Assign { op, lhs, rhs } => ExprKind::Assign {
+                op,
+                lhs: self.bx(*lhs)?,
+                rhs: self.bx(*rhs)?,
+            },
+            ExprKind::PreCrement { increment, operand } => ExprKind::PreCrement {
+                increment,
+                operand: self.bx(*operand)?,
+            },
+            ExprKind::PostCrement { increment, operand } => ExprKind::PostCrement {
+                increment,
+                operand: self.bx(*operand)?,
+            },
+            ExprKind::In { keys, array } => ExprKind::In {
+                keys: self.exprs(keys)?,
+                array: self.bx(*array)?,
+            },
+            ExprKind::Entry(inner) => ExprKind::Entry(self.bx(*inner)?),
+            ExprKind::Stat { op, operand, args } => ExprKind::Stat {
+                op,
+                operand: self.bx(*operand)?,
+                args: self.exprs(args)?,
+            },
+            ExprKind::AtCall { name, args } => ExprKind::AtCall {
+                name,
+                args: self.exprs(args)?,
+            },
+            ExprKind::Embedded(_) => {
+                return Err(Diagnostic::error(
+                    span,
+                    "embedded C code cannot run in eBPF (stapxx-rs has no kernel module)",
+                ))
+            }
+            k => k,
+        };
+        Ok(Expr { kind, span })
+    }
+
+    fn check_call(&mut self, name: &str, nargs: usize, span: Span) -> R<()> {
+        if let Some(f) = self.functions.get(name) {
+            if f.params.len() != nargs {
+                return Err(Diagnostic::error(
+                    span,
+                    format!(
+                        "function '{name}' takes {} argument{}, given {nargs}",
+                        f.params.len(),
+                        if f.params.len() == 1 { "" } else { "s" }
+                    ),
+                ));
+            }
+            if self.used_functions.insert(name.to_string()) {
+                self.queue.push(name.to_string());
+            }
+            return Ok(());
+        }
+        match builtin_arity(name) {
+            Some((min, max)) => {
+                if nargs < min || max.is_some_and(|m| nargs > m) {
+                    return Err(Diagnostic::error(
+                        span,
+                        format!("wrong number of arguments ({nargs}) to builtin '{name}'"),
+                    ));
+                }
+                Ok(())
+            }
+            None => Err(Diagnostic::error(
+                span,
+                format!(
+                    "unresolved function call: '{name}' is neither a script function nor a builtin"
+                ),
+            )),
+        }
+    }
+
+    /// `@defined(x)`: whether x resolves. Names that do not exist give 0;
+    /// a missing file or broken DWARF is still an error.
+    fn defined(&mut self, e: Expr) -> R<bool> {
+        let span = e.span;
+        let (d, amp) = match e.kind {
+            ExprKind::Dwarf(d) => (*d, false),
+            ExprKind::AddrOf(inner) => match inner.kind {
+                ExprKind::Dwarf(d) => (*d, true),
+                _ => return Ok(true),
+            },
+            // Anything else is defined when it resolves at all.
+            _ => return Ok(self.expr(e).is_ok()),
+        };
+        match self.try_dwarf(d, amp, span)? {
+            Ok(_) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn dwarf(&mut self, d: DwarfValue, amp: bool, span: Span) -> R<Expr> {
+        match self.try_dwarf(d, amp, span)? {
+            Ok(e) => Ok(e),
+            Err(msg) => Err(Diagnostic::error(span, msg)),
+        }
+    }
+
+    /// Outer error: a hard failure. Inner error: the name does not resolve.
+    fn try_dwarf(&mut self, d: DwarfValue, amp: bool, span: Span) -> R<Result<Expr, String>> {
+        if d.pretty > 0 {
+            return Ok(Err(
+                "pretty-printing target values with '$' is not supported yet".into(),
+            ));
+        }
+        // Member chain -> steps; computed indexes resolved first.
+        let mut steps = Vec::new();
+        let mut indexes = Vec::new();
+        for step in d.chain {
+            match step {
+                Deref::Member { name, .. } => steps.push(Step::Member(name)),
+                Deref::Index(e) => {
+                    let e = self.expr(e)?;
+                    match const_value(&e) {
+                        Some(n) => steps.push(Step::Index(Index::Const(n))),
+                        None => {
+                            steps.push(Step::Index(Index::Dynamic(indexes.len())));
+                            indexes.push(e);
+                        }
+                    }
+                }
+            }
+        }
+        match d.base {
+            DwarfBase::Cast { addr, ty, module } => {
+                let addr = self.expr(*addr)?;
+                let m = match self.modules.get(module.as_deref()) {
+                    Ok(m) => m,
+                    Err(e) => return Err(Diagnostic::error(span, e)),
+                };
+                match m.resolve_cast(&ty, &steps, amp) {
+                    Ok(r) => Ok(Ok(reads::build(addr, &r, &indexes, span))),
+                    Err(e) if Modules::is_unresolved(&e) => Ok(Err(e.to_string())),
+                    Err(e) => Err(Diagnostic::error(span, e.to_string())),
+                }
+            }
+            DwarfBase::Var { name, module } => {
+                let m = match self.modules.get(module.as_deref()) {
+                    Ok(m) => m,
+                    Err(e) => return Err(Diagnostic::error(span, e)),
+                };
+                let path = m.target_path().display().to_string();
+                match m.resolve_var(&name, &steps, amp) {
+                    Ok(v) => {
+                        let base = reads::var_address(&path, v.variable.link_address, span);
+                        Ok(Ok(reads::build(base, &v.resolved, &indexes, span)))
+                    }
+                    Err(e) if Modules::is_unresolved(&e) => Ok(Err(e.to_string())),
+                    Err(e) => Err(Diagnostic::error(span, e.to_string())),
+                }
+            }
+            DwarfBase::Target(name) => Ok(Err(format!(
+                "target variable '${name}' cannot be resolved: reading function parameters from DWARF locations is not supported yet"
+            ))),
+            DwarfBase::Autocast(_) => Ok(Err(
+                "'->' on a plain value (autocast) is not supported yet: use @cast".into(),
+            )),
+        }
+    }
+}
+
+/// The value of a constant expression, if it is one.
+pub fn const_value(e: &Expr) -> Option<i64> {
+    match &e.kind {
+        ExprKind::Number(n) => Some(*n),
+        ExprKind::Unary {
+            op: UnOp::Neg,
+            operand,
+        } => const_value(operand).map(|v| v.wrapping_neg()),
+        ExprKind::Unary {
+            op: UnOp::Not,
+            operand,
+        } => const_value(operand).map(|v| (v == 0) as i64),
+        ExprKind::Unary {
+            op: UnOp::BitNot,
+            operand,
+        } => const_value(operand).map(|v| !v),
+        _ => None,
+    }
+}
+
+fn collect_vars_block(b: &Block, out: &mut BTreeSet<String>) {
+    for s in &b.stmts {
+        collect_vars_stmt(s, out);
+    }
+}
+
+fn collect_vars_stmt(s: &Stmt, out: &mut BTreeSet<String>) {
+    match &s.kind {
+        StmtKind::Block(b) => collect_vars_block(b, out),
+        StmtKind::Expr(e) | StmtKind::Delete(e) | StmtKind::Return(Some(e)) => collect_vars(e, out),
+        StmtKind::If {
+            cond,
+            then,
+            otherwise,
+        } => {
+            collect_vars(cond, out);
+            collect_vars_stmt(then, out);
+            if let Some(o) = otherwise {
+                collect_vars_stmt(o, out);
+            }
+        }
+        StmtKind::While { cond, body } => {
+            collect_vars(cond, out);
+            collect_vars_stmt(body, out);
+        }
+        StmtKind::For {
+            init,
+            cond,
+            step,
+            body,
+        } => {
+            for e in [init, cond, step].into_iter().flatten() {
+                collect_vars(e, out);
+            }
+            collect_vars_stmt(body, out);
+        }
+        StmtKind::Foreach(f) => {
+            collect_vars(&f.array, out);
+            if let Some(l) = &f.limit {
+                collect_vars(l, out);
+            }
+            if let Some(v) = &f.value {
+                out.insert(v.clone());
+            }
+            for k in &f.keys {
+                out.insert(k.name.clone());
+            }
+            collect_vars_stmt(&f.body, out);
+        }
+        StmtKind::Try { body, handler, .. } => {
+            collect_vars_block(body, out);
+            collect_vars_block(handler, out);
+        }
+        _ => {}
+    }
+}
+
+/// Every variable name an expression mentions.
+pub fn collect_vars(e: &Expr, out: &mut BTreeSet<String>) {
+    let mut each = |x: &Expr| collect_vars(x, out);
+    match &e.kind {
+        ExprKind::Var(v) => {
+            out.insert(v.clone());
+        }
+        ExprKind::Index { base, keys } => {
+            each(base);
+            keys.iter().for_each(each);
+        }
+        ExprKind::Call { args, .. } | ExprKind::AtCall { args, .. } => args.iter().for_each(each),
+        ExprKind::Unary { operand, .. }
+        | ExprKind::PreCrement { operand, .. }
+        | ExprKind::PostCrement { operand, .. } => each(operand),
+        ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
+            each(lhs);
+            each(rhs);
+        }
+        ExprKind::Ternary {
+            cond,
+            then,
+            otherwise,
+        } => {
+            each(cond);
+            each(then);
+            each(otherwise);
+        }
+        ExprKind::In { keys, array } => {
+            keys.iter().for_each(&mut each);
+            each(array);
+        }
+        ExprKind::Entry(x) | ExprKind::Defined(x) | ExprKind::AddrOf(x) => each(x),
+        ExprKind::Stat { operand, args, .. } => {
+            each(operand);
+            args.iter().for_each(each);
+        }
+        _ => {}
+    }
+}
+
+/// The `-p2` listing: globals, then functions, then probes.
+pub fn print(resolved: &Resolved) -> String {
+    let file = File {
+        id: grammar::FileId(0),
+        items: resolved
+            .globals
+            .iter()
+            .cloned()
+            .map(Item::Global)
+            .chain(resolved.functions.iter().cloned().map(Item::Function))
+            .chain(resolved.probes.iter().cloned().map(Item::Probe))
+            .collect(),
+    };
+    grammar::printer::print_file(&file)
+}

@@ -1,0 +1,56 @@
+//! The target's ELF modules that `@cast`/`@var` name, opened once each.
+
+use crate::debuginfo::{DebugError, LocateOptions, Module};
+use crate::target::TargetInfo;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Opens modules by the path the script names, through the target's root
+/// (`/proc/PID/root`) when there is a target process.
+pub struct Modules {
+    root: Option<PathBuf>,
+    /// The module used when `@cast` names none.
+    default: Option<PathBuf>,
+    open: HashMap<PathBuf, Result<Module, String>>,
+}
+
+impl Modules {
+    pub fn new(target: Option<&TargetInfo>, default: Option<PathBuf>) -> Modules {
+        Modules {
+            root: target.map(|t| t.root.clone()),
+            default,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The module for a `@cast`/`@var` module argument (`None`: the default).
+    pub fn get(&mut self, name: Option<&str>) -> Result<&Module, String> {
+        let path = match name {
+            Some("kernel") => {
+                return Err("kernel types are not available: stapxx-rs reads user-space modules only; name the executable or library as the module".into())
+            }
+            Some(p) => PathBuf::from(p),
+            None => self.default.clone().ok_or_else(|| {
+                "no module given and no target executable to default to (use -x, --master or --exec, or name the module)".to_string()
+            })?,
+        };
+        let root = self.root.clone();
+        let entry = self.open.entry(path.clone()).or_insert_with(|| {
+            let opts = match root {
+                Some(r) => LocateOptions::with_root(r),
+                None => LocateOptions::default(),
+            };
+            Module::open_in(&path, opts).map_err(|e| e.to_string())
+        });
+        entry.as_ref().map_err(|e| e.clone())
+    }
+
+    /// Whether an error means "that name does not exist" (so `@defined` is 0).
+    pub fn is_unresolved(e: &DebugError) -> bool {
+        e.is_unresolved_name()
+    }
+
+    pub fn default_module(&self) -> Option<&Path> {
+        self.default.as_deref()
+    }
+}

@@ -1,0 +1,125 @@
+//! A resolved DWARF access as plain stap: `user_*` reads, additions and
+//! shifts. Pass 2 rewrites every `@cast`/`@var` into this form, so `-p2`
+//! prints a script anyone can read and later passes only see builtins.
+
+use crate::debuginfo::{Access, Fetch, Resolved};
+use grammar::ast::{BinOp, Expr, ExprKind};
+use grammar::Span;
+
+/// The builtin that gives a module's load bias at run time.
+pub const MODULE_BIAS: &str = "__stapxx_module_bias";
+
+fn num(n: i64, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Number(n),
+        span,
+    }
+}
+
+fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
+    // Fold constants so `&@cast(0, "T")->m` prints as a plain number.
+    if let (ExprKind::Number(a), ExprKind::Number(b)) = (&lhs.kind, &rhs.kind) {
+        let v = match op {
+            BinOp::Add => Some(a.wrapping_add(*b)),
+            BinOp::Mul => Some(a.wrapping_mul(*b)),
+            _ => None,
+        };
+        if let Some(v) = v {
+            return num(v, span);
+        }
+    }
+    if op == BinOp::Add && rhs.kind == ExprKind::Number(0) {
+        return lhs;
+    }
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Call {
+            name: name.to_string(),
+            args,
+        },
+        span,
+    }
+}
+
+/// `user_uint64` and friends for a `size`-byte read.
+pub fn reader(size: u8, signed: bool) -> &'static str {
+    match (size, signed) {
+        (1, false) => "user_uint8",
+        (1, true) => "user_int8",
+        (2, false) => "user_uint16",
+        (2, true) => "user_int16",
+        (4, false) => "user_uint32",
+        (4, true) => "user_int32",
+        (_, false) => "user_uint64",
+        (_, true) => "user_int64",
+    }
+}
+
+/// The expression for `base` followed by `r`'s accesses and fetch;
+/// `indexes[slot]` are the computed array indexes.
+pub fn build(base: Expr, r: &Resolved, indexes: &[Expr], span: Span) -> Expr {
+    let mut cur = base;
+    for a in &r.accesses {
+        cur = match *a {
+            Access::Add(n) => bin(BinOp::Add, cur, num(n, span), span),
+            Access::AddScaled { slot, elem_size } => {
+                let idx = indexes.get(slot).cloned().unwrap_or_else(|| num(0, span));
+                let scaled = bin(BinOp::Mul, idx, num(elem_size as i64, span), span);
+                bin(BinOp::Add, cur, scaled, span)
+            }
+            Access::Deref { size } => call(reader(size, false), vec![cur], span),
+        };
+    }
+    match r.fetch {
+        Fetch::Address => cur,
+        Fetch::Load {
+            size,
+            signed,
+            bitfield: None,
+        } => call(reader(size, signed), vec![cur], span),
+        Fetch::Load {
+            size,
+            signed,
+            bitfield: Some(bf),
+        } => {
+            let raw = call(reader(size, false), vec![cur], span);
+            let (shift, width) = (bf.shift as i64, bf.width as i64);
+            if signed {
+                // Move the field to the top, then shift back arithmetically.
+                let up = bin(BinOp::Shl, raw, num(64 - shift - width, span), span);
+                bin(BinOp::Shr, up, num(64 - width, span), span)
+            } else {
+                let down = if shift == 0 {
+                    raw
+                } else {
+                    bin(BinOp::Shr, raw, num(shift, span), span)
+                };
+                let mask = if width >= 64 { -1 } else { (1i64 << width) - 1 };
+                bin(BinOp::BitAnd, down, num(mask, span), span)
+            }
+        }
+    }
+}
+
+/// `__stapxx_module_bias("path") + link_address`.
+pub fn var_address(module: &str, link_address: u64, span: Span) -> Expr {
+    let bias = call(
+        MODULE_BIAS,
+        vec![Expr {
+            kind: ExprKind::String(module.to_string()),
+            span,
+        }],
+        span,
+    );
+    bin(BinOp::Add, bias, num(link_address as i64, span), span)
+}
