@@ -7,6 +7,7 @@
 
 use crate::cli::Options;
 use crate::expand::{self, ExpandMode, ExpandOptions, Expansion};
+use crate::ir;
 use crate::resolve::{self, modules::Modules};
 use crate::system;
 use crate::target::{self, TargetInfo};
@@ -88,9 +89,15 @@ impl<'o> Session<'o> {
             print!("{}", resolve::print(&resolved));
             return Ok(());
         }
-        Err(Diagnostic::bare(
-            "pass 3 is not implemented yet: this build parses (-p1) and resolves (-p2) scripts",
-        ))
+        let program = ir::lower::lower(&resolved)?;
+        if self.opts.cli.pass == 3 {
+            print!("{}", ir::print::print_program(&program));
+            return Ok(());
+        }
+        Err(Diagnostic::bare(format!(
+            "pass {} is not implemented yet: this build parses (-p1), resolves (-p2) and lowers to IR (-p3)",
+            self.opts.cli.pass
+        )))
     }
 
     /// Read the script and run the stapxx expansion over it and its modules.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod debuginfo;
 pub mod driver;
 pub mod expand;
+pub mod ir;
 pub mod resolve;
 pub mod system;
 pub mod target;

@@ -1,0 +1,223 @@
+//! The builtin functions scripts call, with stap's names and types.
+
+use super::Ty;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    // Context.
+    Pid,
+    Tid,
+    Ppid,
+    Uid,
+    Execname,
+    Cpu,
+    Target,
+    UserMode,
+    Addr,
+    Uaddr,
+    Probefunc,
+    Pp,
+    // Time.
+    GettimeofdayS,
+    GettimeofdayMs,
+    GettimeofdayUs,
+    GettimeofdayNs,
+    LocalClockNs,
+    LocalClockUs,
+    LocalClockMs,
+    LocalClockS,
+    Jiffies,
+    // Symbols.
+    Usymname,
+    Symname,
+    Umodname,
+    /// The runtime load bias of a module (pass 2's `@var` addresses).
+    ModuleBias,
+    // User memory.
+    UserString,
+    UserStringN,
+    UserStringWarn,
+    UserStringNWarn,
+    UserStringQuoted,
+    UserInt8,
+    UserUint8,
+    UserInt16,
+    UserUint16,
+    UserInt32,
+    UserUint32,
+    UserInt64,
+    UserUint64,
+    // Strings.
+    Strlen,
+    Substr,
+    Isinstr,
+    Strtol,
+    StringOf,
+    // Output and control.
+    Print,
+    Println,
+    Printd,
+    Printdln,
+    Warn,
+    Error,
+    Exit,
+    Abs,
+    Min,
+    Max,
+}
+
+/// Argument types (`None`: any of long/string) and result type
+/// (`None`: no value).
+pub struct Signature {
+    pub args: &'static [Option<Ty>],
+    /// How many trailing arguments may be left out.
+    pub optional: usize,
+    /// Any number of further arguments of any type.
+    pub variadic: bool,
+    pub ret: Option<Ty>,
+}
+
+const L: Option<Ty> = Some(Ty::Long);
+const S: Option<Ty> = Some(Ty::Str);
+const ANY: Option<Ty> = None;
+
+fn sig(args: &'static [Option<Ty>], ret: Option<Ty>) -> Signature {
+    Signature {
+        args,
+        optional: 0,
+        variadic: false,
+        ret,
+    }
+}
+
+impl Builtin {
+    /// The builtin a script's function name means, if any.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        use Builtin::*;
+        Some(match name {
+            "pid" => Pid,
+            "tid" => Tid,
+            "ppid" => Ppid,
+            "uid" => Uid,
+            "execname" => Execname,
+            "cpu" => Cpu,
+            "target" => Target,
+            "user_mode" => UserMode,
+            "addr" => Addr,
+            "uaddr" => Uaddr,
+            "probefunc" => Probefunc,
+            "pp" => Pp,
+            "gettimeofday_s" => GettimeofdayS,
+            "gettimeofday_ms" => GettimeofdayMs,
+            "gettimeofday_us" => GettimeofdayUs,
+            "gettimeofday_ns" => GettimeofdayNs,
+            "local_clock_ns" => LocalClockNs,
+            "local_clock_us" => LocalClockUs,
+            "local_clock_ms" => LocalClockMs,
+            "local_clock_s" => LocalClockS,
+            "jiffies" => Jiffies,
+            "usymname" => Usymname,
+            "symname" => Symname,
+            "umodname" => Umodname,
+            "__stapxx_module_bias" => ModuleBias,
+            "user_string" => UserString,
+            "user_string_n" => UserStringN,
+            "user_string_warn" => UserStringWarn,
+            "user_string_n_warn" => UserStringNWarn,
+            "user_string_quoted" => UserStringQuoted,
+            "user_char" | "user_int8" => UserInt8,
+            "user_uint8" => UserUint8,
+            "user_short" | "user_int16" => UserInt16,
+            "user_ushort" | "user_uint16" => UserUint16,
+            "user_int" | "user_int32" => UserInt32,
+            "user_uint32" => UserUint32,
+            "user_long" | "user_int64" => UserInt64,
+            "user_uint64" => UserUint64,
+            "strlen" => Strlen,
+            "substr" => Substr,
+            "isinstr" => Isinstr,
+            "strtol" => Strtol,
+            "string" => StringOf,
+            "print" => Print,
+            "println" => Println,
+            "printd" => Printd,
+            "printdln" => Printdln,
+            "warn" => Warn,
+            "error" => Error,
+            "exit" => Exit,
+            "abs" => Abs,
+            "min" => Min,
+            "max" => Max,
+            _ => return None,
+        })
+    }
+
+    pub fn signature(self) -> Signature {
+        use Builtin::*;
+        match self {
+            Pid | Tid | Ppid | Uid | Cpu | Target | UserMode | Addr | Uaddr | GettimeofdayS
+            | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs | LocalClockNs | LocalClockUs
+            | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
+            Execname | Probefunc | Pp => sig(&[], S),
+            Usymname | Symname | Umodname => sig(&[L], S),
+            ModuleBias => sig(&[S], L),
+            UserString | UserStringWarn => Signature {
+                args: &[L, S],
+                optional: 1,
+                variadic: false,
+                ret: S,
+            },
+            UserStringN | UserStringNWarn => Signature {
+                args: &[L, L, S],
+                optional: 1,
+                variadic: false,
+                ret: S,
+            },
+            UserStringQuoted => sig(&[L], S),
+            UserInt8 | UserUint8 | UserInt16 | UserUint16 | UserInt32 | UserUint32 | UserInt64
+            | UserUint64 => sig(&[L], L),
+            Strlen => sig(&[S], L),
+            Substr => sig(&[S, L, L], S),
+            Isinstr => sig(&[S, S], L),
+            Strtol => sig(&[S, L], L),
+            StringOf => sig(&[L], S),
+            Print | Println => Signature {
+                args: &[ANY],
+                optional: 1,
+                variadic: false,
+                ret: None,
+            },
+            Printd | Printdln => Signature {
+                args: &[S, ANY],
+                optional: 0,
+                variadic: true,
+                ret: None,
+            },
+            Warn | Error => sig(&[S], None),
+            Exit => sig(&[], None),
+            Abs => sig(&[L], L),
+            Min | Max => sig(&[L, L], L),
+        }
+    }
+
+    /// Reads the current task's memory (a fault is a probe error).
+    pub fn reads_user_memory(self) -> bool {
+        use Builtin::*;
+        matches!(
+            self,
+            UserString
+                | UserStringN
+                | UserStringWarn
+                | UserStringNWarn
+                | UserStringQuoted
+                | UserInt8
+                | UserUint8
+                | UserInt16
+                | UserUint16
+                | UserInt32
+                | UserUint32
+                | UserInt64
+                | UserUint64
+        )
+    }
+}

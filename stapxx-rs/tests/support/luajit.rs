@@ -1,0 +1,351 @@
+//! LuaJIT test targets: OpenResty's LuaJIT 2.1 fork (Debian's source
+//! package `luajit2`), built with debug info in two object layouts.
+//!
+//! * [`Variant::Gc64`]: the x86_64 default, 64-bit GCRef, two slots per frame;
+//! * [`Variant::NoGc64`]: `XCFLAGS=-DLUAJIT_DISABLE_GC64`, 32-bit GCRef
+//!   (the layout the classic stapxx tapset was written for).
+//!
+//! Each build (LuaJIT's own `make`, `CCDEBUG=-g`, the default
+//! `BUILDMODE=mixed`, nothing installed or stripped) yields
+//!
+//! * `src/luajit`: the VM linked in statically; `globalL` (a static of
+//!   `luajit.c`) is its `@var("globalL", "$^exec_path")`;
+//! * `lib/libluajit-5.1.so.2` (+ `libluajit-5.1.so`): the VM as a DSO;
+//! * `bin/luajit-dyn`: `luajit.c` linked against that DSO (rpath
+//!   `$ORIGIN/../lib`), so `$^libluajit_path` is a separate file from
+//!   `$^exec_path`, as in nginx with lua-nginx-module.
+//!
+//! The source is fetched once with `apt-get source` through a private apt
+//! configuration (a `deb-src` copy of this system's Debian entries, its
+//! lists kept under `target/fixtures/apt`), so no system file changes and
+//! no root is needed; `dpkg-source` (package `dpkg-dev`) unpacks it.
+//! Builds are cached in `target/fixtures/luajit-<variant>-<version>/` with a
+//! stamp naming the recipe: a changed recipe rebuilds, an unchanged one is
+//! reused. A file lock serializes concurrent test processes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::{fixtures_dir, missing, run, workspace_root, Proc};
+
+/// The `luajit2` source package version (Debian 12).
+pub const VERSION: &str = "2.1-20230119-1";
+
+/// Bumped whenever the build steps below change (part of the cache stamp).
+const RECIPE_REV: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    Gc64,
+    NoGc64,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 2] = [Variant::Gc64, Variant::NoGc64];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Gc64 => "gc64",
+            Variant::NoGc64 => "nogc64",
+        }
+    }
+
+    /// `XCFLAGS` for LuaJIT's makefile.
+    fn xcflags(self) -> &'static str {
+        match self {
+            Variant::Gc64 => "",
+            Variant::NoGc64 => "-DLUAJIT_DISABLE_GC64",
+        }
+    }
+
+    pub fn gc64(self) -> bool {
+        self == Variant::Gc64
+    }
+}
+
+/// One built LuaJIT.
+#[derive(Debug)]
+pub struct LuaJit {
+    pub variant: Variant,
+    /// The build directory (`src/` is LuaJIT's source tree, built in place).
+    pub dir: PathBuf,
+    /// The interpreter with the VM linked in.
+    pub luajit: PathBuf,
+    /// The VM as a shared library (`libluajit-5.1.so.2`).
+    pub libluajit: PathBuf,
+    /// The interpreter linked against [`LuaJit::libluajit`].
+    pub luajit_dyn: PathBuf,
+}
+
+impl LuaJit {
+    /// `LUA_PATH` that finds LuaJIT's own modules (`jit.p` for `-jp`,
+    /// `jit.v`, `jit.dump`) in this build.
+    pub fn lua_path(&self) -> String {
+        format!("{}/src/?.lua;;", self.dir.display())
+    }
+
+    /// Starts `exe` (one of this build's interpreters) on the workload
+    /// `tests/lua/SCRIPT` with `args` before the script (`-joff` ...), and
+    /// waits until the script printed `ready`.
+    pub fn start(&self, exe: &Path, args: &[&str], script: &str) -> Proc {
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .arg(workload(script))
+            .env("LUA_PATH", self.lua_path());
+        let mut p = Proc::spawn(&mut cmd);
+        p.wait_for_line("ready", Duration::from_secs(20));
+        p
+    }
+}
+
+/// `tests/lua/NAME`.
+pub fn workload(name: &str) -> PathBuf {
+    workspace_root().join("tests/lua").join(name)
+}
+
+/// The line (1-based) of `tests/lua/SCRIPT` that carries the comment
+/// marker `-- @MARKER` (e.g. `hot:spin`, `def:spin`), for tests that
+/// assert frames.
+pub fn marker_line(script: &str, marker: &str) -> u32 {
+    let text = std::fs::read_to_string(workload(script)).expect("read workload");
+    let tag = format!("-- @{marker}");
+    let hits: Vec<u32> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.split("-- @")
+                .skip(1)
+                .any(|m| format!("-- @{}", m.split_whitespace().next().unwrap_or("")) == tag)
+        })
+        .map(|(i, _)| i as u32 + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "marker {tag} in {script}: lines {hits:?}");
+    hits[0]
+}
+
+/// The build of `variant`, fetched and built on first use (cached across
+/// runs). `None` (after [`missing`]) when it cannot be had.
+pub fn get(variant: Variant) -> Option<&'static LuaJit> {
+    static GC64: OnceLock<Result<LuaJit, String>> = OnceLock::new();
+    static NOGC64: OnceLock<Result<LuaJit, String>> = OnceLock::new();
+    let cell = match variant {
+        Variant::Gc64 => &GC64,
+        Variant::NoGc64 => &NOGC64,
+    };
+    match cell.get_or_init(|| build(variant)) {
+        Ok(lj) => Some(lj),
+        Err(e) => {
+            missing(&format!("LuaJIT ({}) test build: {e}", variant.name()));
+            None
+        }
+    }
+}
+
+/// Holds an exclusive lock on `target/fixtures/luajit.lock`.
+struct Lock(#[allow(dead_code)] File);
+
+fn lock() -> Result<Lock, String> {
+    let path = fixtures_dir().join("luajit.lock");
+    let f = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    f.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(Lock(f))
+}
+
+fn recipe(variant: Variant) -> String {
+    format!(
+        "luajit2 {VERSION}; make CCDEBUG=-g XCFLAGS={:?}; luajit-dyn; rev {RECIPE_REV}\n",
+        variant.xcflags()
+    )
+}
+
+fn build(variant: Variant) -> Result<LuaJit, String> {
+    let _lock = lock()?;
+    let dir = fixtures_dir().join(format!("luajit-{}-{VERSION}", variant.name()));
+    let lj = LuaJit {
+        variant,
+        luajit: dir.join("src/luajit"),
+        libluajit: dir.join("lib/libluajit-5.1.so.2"),
+        luajit_dyn: dir.join("bin/luajit-dyn"),
+        dir: dir.clone(),
+    };
+    let stamp = dir.join(".stamp");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(recipe(variant).as_str())
+        && lj.luajit.is_file()
+        && lj.libluajit.is_file()
+        && lj.luajit_dyn.is_file()
+    {
+        return Ok(lj);
+    }
+    let src = source()?;
+    for tool in ["make", "cc"] {
+        if !super::have_tool(tool) {
+            return Err(format!("'{tool}' not found (packages make, gcc)"));
+        }
+    }
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+    run(Command::new("cp").arg("-a").arg(src.join(".")).arg(&tmp))?;
+    let log = run(Command::new("make")
+        .current_dir(&tmp)
+        .args(["-j2", "CCDEBUG=-g"])
+        .arg(format!("XCFLAGS={}", variant.xcflags()))
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS"))?;
+    std::fs::write(tmp.join("build.log"), log).map_err(|e| e.to_string())?;
+    for d in ["lib", "bin"] {
+        std::fs::create_dir_all(tmp.join(d)).map_err(|e| e.to_string())?;
+    }
+    std::fs::copy(
+        tmp.join("src/libluajit.so"),
+        tmp.join("lib/libluajit-5.1.so.2"),
+    )
+    .map_err(|e| format!("copy libluajit.so: {e}"))?;
+    std::os::unix::fs::symlink("libluajit-5.1.so.2", tmp.join("lib/libluajit-5.1.so"))
+        .map_err(|e| e.to_string())?;
+    run(Command::new("cc")
+        .current_dir(&tmp)
+        .args(["-g", "-o", "bin/luajit-dyn", "src/luajit.o", "-Llib"])
+        .args(["-l:libluajit-5.1.so.2", "-Wl,-rpath,$ORIGIN/../lib", "-lm", "-ldl"]))?;
+    std::fs::write(tmp.join(".stamp"), recipe(variant)).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &dir).map_err(|e| format!("rename to {}: {e}", dir.display()))?;
+    // Smoke test: both interpreters run and agree on the layout.
+    for exe in [&lj.luajit, &lj.luajit_dyn] {
+        let out = run(Command::new(exe).args([
+            "-e",
+            "print(require('ffi').abi('gc64') and 'gc64' or 'nogc64')",
+        ]))?;
+        if out.trim() != variant.name() {
+            return Err(format!("{} says {:?}", exe.display(), out.trim()));
+        }
+    }
+    Ok(lj)
+}
+
+/// The unpacked source package, `target/fixtures/luajit2-<version>-src`
+/// (call with the lock held).
+fn source() -> Result<PathBuf, String> {
+    let fixtures = fixtures_dir();
+    let dest = fixtures.join(format!("luajit2-{VERSION}-src"));
+    if dest.join("src/luajit.c").is_file() {
+        return Ok(dest);
+    }
+    if !super::have_tool("dpkg-source") {
+        return Err("'dpkg-source' not found (package dpkg-dev), needed by apt-get source".into());
+    }
+    let apt = fixtures.join("apt");
+    let parts = apt.join("sources.list.d");
+    for d in [
+        parts.clone(),
+        apt.join("lists/partial"),
+        apt.join("cache/archives/partial"),
+    ] {
+        std::fs::create_dir_all(&d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
+    let (deb822, one_line) = deb_src_entries()?;
+    std::fs::write(parts.join("debian-src.sources"), deb822).map_err(|e| e.to_string())?;
+    let list = apt.join("sources.list");
+    std::fs::write(&list, one_line).map_err(|e| e.to_string())?;
+    let apt_get = |args: &[&str], cwd: &Path| {
+        let mut c = Command::new("apt-get");
+        c.current_dir(cwd)
+            .arg("-q")
+            .arg(format!("-oDir::Etc::SourceList={}", list.display()))
+            .arg(format!("-oDir::Etc::SourceParts={}", parts.display()))
+            .arg(format!("-oDir::State::Lists={}", apt.join("lists").display()))
+            .arg(format!("-oDir::Cache={}", apt.join("cache").display()))
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run(&mut apt_get(&["update"], &fixtures))?;
+    let unpack = fixtures.join("luajit2-unpack");
+    let _ = std::fs::remove_dir_all(&unpack);
+    std::fs::create_dir_all(&unpack).map_err(|e| e.to_string())?;
+    run(&mut apt_get(
+        &["source", &format!("luajit2={VERSION}")],
+        &unpack,
+    ))?;
+    let upstream = VERSION.rsplit_once('-').map_or(VERSION, |(u, _)| u);
+    let unpacked = unpack.join(format!("luajit2-{upstream}"));
+    if !unpacked.join("src/luajit.c").is_file() {
+        return Err(format!(
+            "apt-get source luajit2={VERSION} left no {}",
+            unpacked.display()
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&unpacked, &dest).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&unpack);
+    Ok(dest)
+}
+
+/// `deb-src` copies of this system's Debian archive entries: deb822
+/// stanzas of `/etc/apt/sources.list.d/*.sources` signed by the Debian
+/// archive keyring (or in `debian.sources`), and one-line `deb` entries of
+/// `/etc/apt/sources.list{,.d/*.list}` whose URI path is a Debian archive.
+fn deb_src_entries() -> Result<(String, String), String> {
+    let mut deb822 = String::new();
+    let mut one_line = String::new();
+    let dir = Path::new("/etc/apt/sources.list.d");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files.insert(0, PathBuf::from("/etc/apt/sources.list"));
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".sources") {
+            for stanza in text.split("\n\n") {
+                let debian = name == "debian.sources"
+                    || stanza.contains("debian-archive-keyring")
+                    || stanza.contains("debian-keyring");
+                let has_deb = stanza
+                    .lines()
+                    .any(|l| l.starts_with("Types:") && l.split_whitespace().any(|w| w == "deb"));
+                if !debian || !has_deb {
+                    continue;
+                }
+                for l in stanza.lines() {
+                    if l.starts_with("Types:") {
+                        deb822.push_str("Types: deb-src\n");
+                    } else {
+                        deb822.push_str(l);
+                        deb822.push('\n');
+                    }
+                }
+                deb822.push('\n');
+            }
+        } else if name == "sources.list" || name.ends_with(".list") {
+            for l in text.lines() {
+                let l = l.trim();
+                if let Some(rest) = l.strip_prefix("deb ") {
+                    let is_debian = rest
+                        .split_whitespace()
+                        .find(|w| w.contains("://"))
+                        .is_some_and(|uri| uri.contains("/debian"));
+                    if is_debian {
+                        one_line.push_str(&format!("deb-src {rest}\n"));
+                    }
+                }
+            }
+        }
+    }
+    if deb822.is_empty() && one_line.is_empty() {
+        return Err("no Debian archive entry in /etc/apt/sources.list{,.d} to copy as deb-src".into());
+    }
+    Ok((deb822, one_line))
+}
+
+/// Builds `variant` or panics (for callers that already checked `CI`).
+pub fn must_get(variant: Variant) -> &'static LuaJit {
+    get(variant).unwrap_or_else(|| panic!("no LuaJIT {} build", variant.name()))
+}

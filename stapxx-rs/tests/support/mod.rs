@@ -1,0 +1,330 @@
+//! Shared helpers of the integration tests (and of the benches, which
+//! include this file with `#[path]`): real test targets and the oracles
+//! that check them.
+//!
+//! * [`luajit`]: LuaJIT (OpenResty's fork, Debian's `luajit2` source
+//!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
+//!   `target/fixtures/`;
+//! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
+//! * C fixtures compiled from `tests/fixtures/*.c`, running processes that
+//!   are killed when the test ends, and reading a live process's memory.
+//!
+//! Something a test needs and cannot have (a tool, the network, root) is a
+//! failure when `CI=true`; elsewhere the test says why and passes without
+//! checking anything ([`missing`]).
+
+#![allow(dead_code)]
+
+pub mod luajit;
+pub mod pahole;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use stapxx::debuginfo::{Access, Fetch, MapEntry, Resolved};
+
+/// Whether this run is CI's (`CI=true`), where nothing may be skipped.
+pub fn ci() -> bool {
+    matches!(
+        std::env::var("CI").as_deref(),
+        Ok("true") | Ok("1") | Ok("yes")
+    )
+}
+
+/// Reports that `what` is missing: panics under CI, else prints a note (the
+/// caller then returns without checking anything).
+pub fn missing(what: &str) {
+    if ci() {
+        panic!("required for this test and missing (CI=true): {what}");
+    }
+    eprintln!("SKIPPED (not CI): {what}");
+}
+
+/// Whether this process runs as root (mounts, chroot, other processes' memory).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `tool` can be run (`tool --version` starts).
+pub fn have_tool(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// The workspace root (the directory of the top `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate inside the workspace")
+        .to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else the directory that
+/// holds this test executable's `<profile>/deps`, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        let d = PathBuf::from(d);
+        return if d.is_absolute() {
+            d
+        } else {
+            workspace_root().join(d)
+        };
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(deps) = exe.ancestors().find(|a| a.ends_with("deps")) {
+            if let Some(t) = deps.parent().and_then(Path::parent) {
+                return t.to_path_buf();
+            }
+        }
+    }
+    workspace_root().join("target")
+}
+
+/// `<target>/fixtures`: built test targets, kept between runs.
+pub fn fixtures_dir() -> PathBuf {
+    let d = target_dir().join("fixtures");
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+    d
+}
+
+/// A scratch directory for this process, under the system's temporary
+/// directory; those of processes that are gone are removed.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let parent = std::env::temp_dir().join("stapxx-it");
+        if let Ok(rd) = std::fs::read_dir(&parent) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Ok(pid) = name.parse::<u32>() {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let dir = parent.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        dir
+    })
+}
+
+/// Runs a command to completion; its output on failure.
+pub fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Runs a command that must succeed.
+pub fn must(cmd: &mut Command) -> String {
+    run(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `tests/fixtures/NAME.c` compiled with `cc -g -O0 FLAGS` into the scratch
+/// directory, once per `tag` and process.
+pub fn c_fixture(source: &str, tag: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = built.get(tag) {
+        return p.clone();
+    }
+    let out = scratch().join(tag);
+    must(
+        Command::new("cc")
+            .args(["-g", "-O0"])
+            .args(flags)
+            .arg(workspace_root().join("tests/fixtures").join(source))
+            .arg("-o")
+            .arg(&out),
+    );
+    built.insert(tag.to_string(), out.clone());
+    out
+}
+
+/// A process started by a test, killed (and reaped) when dropped.
+pub struct Proc {
+    pub child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl Proc {
+    /// Starts `cmd` with its stdout piped.
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdout = child.stdout.take().map(BufReader::new);
+        Proc { child, stdout }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most `timeout`) for the line `want` on the process's
+    /// stdout; panics with what came instead.
+    pub fn wait_for_line(&mut self, want: &str, timeout: Duration) {
+        let mut reader = self.stdout.take().expect("stdout piped");
+        let want_owned = want.to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut seen = String::new();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Err(seen));
+                        return;
+                    }
+                    Ok(_) => {
+                        if line.trim_end() == want_owned {
+                            let _ = tx.send(Ok(reader));
+                            return;
+                        }
+                        seen.push_str(&line);
+                    }
+                }
+            }
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(reader)) => self.stdout = Some(reader),
+            Ok(Err(seen)) => {
+                let status = self.child.try_wait().ok().flatten();
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("process ended (status {status:?}) before printing {want:?}; stdout: {seen:?} stderr: {err:?}")
+            }
+            Err(_) => panic!("no {want:?} line within {timeout:?}"),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process's memory, read through `/proc/PID/mem`.
+pub struct Mem(std::fs::File);
+
+impl Mem {
+    pub fn open(pid: u32) -> Mem {
+        let path = format!("/proc/{pid}/mem");
+        Mem(std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}")))
+    }
+
+    pub fn read(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        self.0
+            .read_exact_at(&mut buf, addr)
+            .unwrap_or_else(|e| panic!("read {len} bytes at {addr:#x}: {e}"));
+        buf
+    }
+
+    /// An unsigned little-endian integer of `size` (1..=8) bytes.
+    pub fn uint(&self, addr: u64, size: usize) -> u64 {
+        let b = self.read(addr, size);
+        let mut v = [0u8; 8];
+        v[..size].copy_from_slice(&b);
+        u64::from_le_bytes(v)
+    }
+
+    /// Evaluates a resolved chain from `base` the way the generated code
+    /// will: the accesses in order, then the fetch. `indices` are the
+    /// values of the chain's computed indices.
+    pub fn eval(&self, base: u64, r: &Resolved, indices: &[i64]) -> i64 {
+        let mut a = base;
+        for acc in &r.accesses {
+            match *acc {
+                Access::Add(n) => a = a.wrapping_add(n as u64),
+                Access::AddScaled { slot, elem_size } => {
+                    a = a.wrapping_add((indices[slot] as u64).wrapping_mul(elem_size))
+                }
+                Access::Deref { size } => a = self.uint(a, usize::from(size)),
+            }
+        }
+        match r.fetch {
+            Fetch::Address => a as i64,
+            Fetch::Load {
+                size,
+                signed,
+                bitfield,
+            } => {
+                let raw = self.uint(a, usize::from(size));
+                let (shift, width) = match bitfield {
+                    Some(bf) => (u32::from(bf.shift), u32::from(bf.width)),
+                    None => (0, u32::from(size) * 8),
+                };
+                let up = raw << (64 - shift - width);
+                if signed {
+                    (up as i64) >> (64 - width)
+                } else {
+                    (up >> (64 - width)) as i64
+                }
+            }
+        }
+    }
+}
+
+/// The mappings of `file` in a process's maps, in the form the debuginfo
+/// module takes.
+pub fn map_entries(info: &stapxx::target::TargetInfo, file: &Path) -> Vec<MapEntry> {
+    info.mappings_of(file)
+        .map(|m| MapEntry {
+            start: m.start,
+            end: m.end,
+            offset: m.offset,
+        })
+        .collect()
+}
+
+/// Polls `cond` every 20 ms for at most `timeout`.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
