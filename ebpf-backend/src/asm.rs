@@ -101,7 +101,9 @@ impl FuncAsm {
         match self.labels.get_mut(l.0 as usize) {
             Some(slot @ None) => *slot = Some(self.insns.len()),
             Some(Some(_)) => self.errors.push(format!("label {} bound twice", l.0)),
-            None => self.errors.push(format!("label {} is not from this function", l.0)),
+            None => self
+                .errors
+                .push(format!("label {} is not from this function", l.0)),
         }
     }
     fn jump(&mut self, i: Insn, l: Label) {
@@ -369,10 +371,9 @@ impl Assembler {
                     r.insns[at].off = off;
                 }
                 Fixup::Call(c) | Fixup::FuncAddr(c) => {
-                    let callee = self
-                        .funcs
-                        .get(c.0 as usize)
-                        .ok_or_else(|| AsmError(format!("{}: unknown function #{}", f.name, c.0)))?;
+                    let callee = self.funcs.get(c.0 as usize).ok_or_else(|| {
+                        AsmError(format!("{}: unknown function #{}", f.name, c.0))
+                    })?;
                     if callee.kind != FuncKind::Static {
                         return Err(AsmError(format!(
                             "{}: {} is a program entry and cannot be called",
@@ -417,7 +418,8 @@ impl Assembler {
                 return Ok(());
             }
             let r = a.resolve(f)?;
-            let mut refs: Vec<(usize, FuncId)> = r.calls.iter().chain(&r.func_addrs).copied().collect();
+            let mut refs: Vec<(usize, FuncId)> =
+                r.calls.iter().chain(&r.func_addrs).copied().collect();
             refs.sort();
             order.push(f);
             resolved.insert(f, r);

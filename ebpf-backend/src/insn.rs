@@ -482,7 +482,9 @@ impl Insn {
     /// Whether this is a jump that carries a pc-relative `off` (not call/exit).
     pub const fn is_jump(&self) -> bool {
         let c = self.class();
-        (c == op::JMP || c == op::JMP32) && (self.code & 0xf0) != op::CALL && (self.code & 0xf0) != op::EXIT
+        (c == op::JMP || c == op::JMP32)
+            && (self.code & 0xf0) != op::CALL
+            && (self.code & 0xf0) != op::EXIT
     }
     /// Whether this is a BPF-to-BPF call.
     pub const fn is_pseudo_call(&self) -> bool {
@@ -522,7 +524,11 @@ impl Insn {
                     return write!(f, "{p}{d} = -{p}{d}");
                 }
                 if o == op::END {
-                    let which = if self.code & op::TO_BE != 0 { "be" } else { "le" };
+                    let which = if self.code & op::TO_BE != 0 {
+                        "be"
+                    } else {
+                        "le"
+                    };
                     let which = if c == op::ALU64 { "bswap" } else { which };
                     return write!(f, "r{d} = {which}{} r{d}", self.imm);
                 }
@@ -574,24 +580,42 @@ impl Insn {
                         if self.code & op::X != 0 {
                             write!(f, "if {p}{d} {} {p}{s} goto {:+}", cond.sym(), self.off)
                         } else {
-                            write!(f, "if {p}{d} {} {:#x} goto {:+}", cond.sym(), self.imm, self.off)
+                            write!(
+                                f,
+                                "if {p}{d} {} {:#x} goto {:+}",
+                                cond.sym(),
+                                self.imm,
+                                self.off
+                            )
                         }
                     }
                 }
             }
             op::LDX => {
                 let sz = Size::from_code(self.code);
-                let sx = if self.code & 0xe0 == op::MEMSX { "s" } else { "u" };
+                let sx = if self.code & 0xe0 == op::MEMSX {
+                    "s"
+                } else {
+                    "u"
+                };
                 let ty = &sz.cty()[1..];
                 write!(f, "r{d} = *({sx}{ty} *)(r{s} {})", Off(self.off))
             }
             op::STX if self.code & 0xe0 == op::ATOMIC => {
                 let sz = Size::from_code(self.code);
                 let name = match self.imm {
-                    0x00 => return write!(f, "lock *({} *)(r{d} {}) += r{s}", sz.cty(), Off(self.off)),
-                    0x40 => return write!(f, "lock *({} *)(r{d} {}) |= r{s}", sz.cty(), Off(self.off)),
-                    0x50 => return write!(f, "lock *({} *)(r{d} {}) &= r{s}", sz.cty(), Off(self.off)),
-                    0xa0 => return write!(f, "lock *({} *)(r{d} {}) ^= r{s}", sz.cty(), Off(self.off)),
+                    0x00 => {
+                        return write!(f, "lock *({} *)(r{d} {}) += r{s}", sz.cty(), Off(self.off))
+                    }
+                    0x40 => {
+                        return write!(f, "lock *({} *)(r{d} {}) |= r{s}", sz.cty(), Off(self.off))
+                    }
+                    0x50 => {
+                        return write!(f, "lock *({} *)(r{d} {}) &= r{s}", sz.cty(), Off(self.off))
+                    }
+                    0xa0 => {
+                        return write!(f, "lock *({} *)(r{d} {}) ^= r{s}", sz.cty(), Off(self.off))
+                    }
                     0x01 => "atomic_fetch_add",
                     0x41 => "atomic_fetch_or",
                     0x51 => "atomic_fetch_and",
@@ -607,7 +631,12 @@ impl Insn {
                     }
                     _ => return self.fmt_raw(f),
                 };
-                write!(f, "r{s} = {name}(({} *)(r{d} {}), r{s})", sz.cty(), Off(self.off))
+                write!(
+                    f,
+                    "r{s} = {name}(({} *)(r{d} {}), r{s})",
+                    sz.cty(),
+                    Off(self.off)
+                )
             }
             op::STX => {
                 let sz = Size::from_code(self.code);
@@ -615,7 +644,13 @@ impl Insn {
             }
             op::ST => {
                 let sz = Size::from_code(self.code);
-                write!(f, "*({} *)(r{d} {}) = {}", sz.cty(), Off(self.off), self.imm)
+                write!(
+                    f,
+                    "*({} *)(r{d} {}) = {}",
+                    sz.cty(),
+                    Off(self.off),
+                    self.imm
+                )
             }
             op::LD if self.is_ld_imm64() => {
                 let hi = next.map(|n| n.imm).unwrap_or(0);

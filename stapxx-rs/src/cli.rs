@@ -86,6 +86,10 @@ pub struct Cli {
     #[arg(short = 'p', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=5), default_value_t = 5)]
     pub pass: u8,
 
+    /// With -p3: also write the BPF ELF object here (for bpftool/llvm-objdump).
+    #[arg(long = "dump-bpf", value_name = "FILE.o")]
+    pub dump_bpf: Option<PathBuf>,
+
     /// Guru mode (as stap -g): `guru_mode` is 1 in `%( %)` conditions.
     #[arg(short = 'g')]
     pub guru: bool,

@@ -6,8 +6,10 @@
 //! 4. resolve, translate, load, run: not built yet (later issues)
 
 use crate::cli::Options;
+use crate::codegen;
 use crate::expand::{self, ExpandMode, ExpandOptions, Expansion};
 use crate::ir;
+use crate::loadinfo;
 use crate::resolve::{self, modules::Modules};
 use crate::system;
 use crate::target::{self, TargetInfo};
@@ -90,8 +92,43 @@ impl<'o> Session<'o> {
             return Ok(());
         }
         let program = ir::lower::lower(&resolved)?;
+        let compiled = if codegen::has_kernel_probes(&program) {
+            let copts = loadinfo::codegen_options(self.opts, self.target.as_ref(), &program)?;
+            Some(codegen::compile(&program, &copts)?)
+        } else {
+            None
+        };
         if self.opts.cli.pass == 3 {
             print!("{}", ir::print::print_program(&program));
+            if let Some(c) = &compiled {
+                let listing = c.listing(&self.sources).map_err(|e| {
+                    Diagnostic::bare(format!("linking the BPF programs failed: {e}"))
+                })?;
+                print!("{listing}");
+            }
+            if let Some(path) = &self.opts.cli.dump_bpf {
+                if let Some(c) = &compiled {
+                    let elf = ebpf_backend::to_elf(&c.module).map_err(|e| {
+                        Diagnostic::bare(format!("writing the ELF object failed: {e}"))
+                    })?;
+                    std::fs::write(path, elf).map_err(|e| {
+                        Diagnostic::bare(format!("cannot write {}: {e}", path.display()))
+                    })?;
+                }
+            }
+            return Ok(());
+        }
+        if self.opts.cli.pass == 4 {
+            if let Some(c) = &compiled {
+                let loaded = self.load(c)?;
+                for p in loaded.programs() {
+                    println!(
+                        "{}: verified, {} instructions",
+                        p.name(),
+                        p.image().insns.len()
+                    );
+                }
+            }
             return Ok(());
         }
         Err(Diagnostic::bare(format!(
@@ -250,4 +287,35 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
     }
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tapsets");
     built.is_dir().then_some(built)
+}
+
+impl Session<'_> {
+    /// Load every program; a verifier rejection names the script line.
+    fn load(&self, c: &codegen::Compiled) -> Result<ebpf_backend::Loaded, Diagnostic> {
+        let opts = ebpf_backend::LoadOptions::default();
+        ebpf_backend::Loaded::load(&c.module, &opts).map_err(|e| {
+            let Some(v) = e.as_verifier() else {
+                return Diagnostic::bare(format!("loading the BPF programs failed: {e}"));
+            };
+            let span = v.tag.and_then(|t| c.spans.get(t as usize)).copied();
+            let msg = format!(
+                "the kernel's BPF verifier rejected the code for this line: {}",
+                v.message
+            );
+            let mut d = match span {
+                Some(s) => Diagnostic::error(s, msg),
+                None => Diagnostic::bare(msg),
+            };
+            if self.opts.cli.verbose > 0 {
+                let tail: Vec<&str> = v.log.lines().rev().take(30).collect();
+                d = d.with_note(format!(
+                    "verifier log (last lines):\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            } else {
+                d = d.with_note("run with -v for the verifier log");
+            }
+            d
+        })
+    }
 }

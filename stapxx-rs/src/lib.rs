@@ -3,10 +3,12 @@
 //! cli -> expand (stapxx macros) -> grammar (preprocess + parse) -> ...
 
 pub mod cli;
+pub mod codegen;
 pub mod debuginfo;
 pub mod driver;
 pub mod expand;
 pub mod ir;
+pub mod loadinfo;
 pub mod resolve;
 pub mod system;
 pub mod target;

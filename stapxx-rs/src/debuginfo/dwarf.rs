@@ -1105,9 +1105,11 @@ fn subrange_count(c: &Entry<'_>) -> gimli::Result<Option<u64>> {
     };
     let upper = match c.attr_value(dw::DW_AT_upper_bound)? {
         Some(AttributeValue::Sdata(v)) => v,
-        Some(AttributeValue::Data1(v)) => i64::from(v as i8),
-        Some(AttributeValue::Data2(v)) => i64::from(v as i16),
-        Some(AttributeValue::Data4(v)) => i64::from(v as i32),
+        // Compilers write C bounds unsigned (`char b[243]`: data1 242);
+        // an empty array has DW_AT_count 0 or an all-ones data8 bound.
+        Some(AttributeValue::Data1(v)) => i64::from(v),
+        Some(AttributeValue::Data2(v)) => i64::from(v),
+        Some(AttributeValue::Data4(v)) => i64::from(v),
         Some(AttributeValue::Data8(v)) => v as i64,
         Some(AttributeValue::Udata(v)) => v as i64,
         // A non-constant bound (VLA) or none at all (`char tail[]`).

@@ -31,6 +31,7 @@ pub mod elf;
 pub mod error;
 pub mod layout;
 pub mod locate;
+pub mod params;
 pub mod symbols;
 
 #[cfg(test)]
@@ -281,6 +282,38 @@ impl Module {
             .resolver()?
             .resolve(&variable.ty, false, steps, address_of)?;
         Ok(VarResolved { variable, resolved })
+    }
+
+    /// The out-of-line definitions of the functions matching `spec` (a name
+    /// or pattern, optionally `@file.c`) with their parameters, locals and
+    /// return type, located at the address a function probe uses (see
+    /// [`params`]).
+    pub fn function_params(&self, spec: &str) -> Result<Vec<params::FunctionInfo>> {
+        self.function_params_impl(spec, None)
+    }
+
+    /// Like [`Module::function_params`], with the locations valid at the
+    /// link-time address `pc` (a statement probe); only the functions
+    /// whose code holds `pc` are returned.
+    pub fn function_params_at(&self, spec: &str, pc: u64) -> Result<Vec<params::FunctionInfo>> {
+        self.function_params_impl(spec, Some(pc))
+    }
+
+    fn function_params_impl(
+        &self,
+        spec: &str,
+        at: Option<u64>,
+    ) -> Result<Vec<params::FunctionInfo>> {
+        let loaded = self.loaded()?;
+        let dwarf_file = loaded.debug_elf.as_ref().unwrap_or(&self.elf);
+        let alt = self.alt_file(dwarf_file)?;
+        let src = params::Sources {
+            dwarf_file,
+            alt: alt.as_ref(),
+            code_file: &self.elf,
+            symbols: self.symbols().ok(),
+        };
+        params::find_functions(&src, spec, at)
     }
 
     /// Functions and objects from `.symtab` (of the file, or of its separate

@@ -16,6 +16,7 @@
 pub mod modules;
 pub mod reads;
 
+use crate::debuginfo::params::FunctionInfo;
 use crate::debuginfo::{Index, Step};
 use grammar::ast::*;
 use grammar::{Diagnostic, Span};
@@ -91,6 +92,9 @@ pub fn builtin_arity(name: &str) -> Option<(usize, Option<usize>)> {
         "str_replace" => (3, Some(3)),
         "tokenize" | "stringat" => (2, Some(2)),
         "min" | "max" => (2, Some(2)),
+        // What `$param` and `$return` of function probes become.
+        "u_register" => (1, Some(1)),
+        "returnval" => (0, Some(0)),
         _ => return None,
     })
 }
@@ -127,10 +131,13 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         used_functions: BTreeSet::new(),
         queue: Vec::new(),
         resolved_functions: Vec::new(),
+        probe_points: None,
+        function_info: HashMap::new(),
     };
     let mut out_probes = Vec::new();
     for p in probes {
         let mut p = p.clone();
+        r.probe_points = Some(p.points.clone());
         let mut points = Vec::new();
         for mut pt in p.points {
             if let Some(c) = pt.condition.take() {
@@ -142,6 +149,7 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         p.body = r.block(p.body)?;
         out_probes.push(p);
     }
+    r.probe_points = None;
     while let Some(name) = r.queue.pop() {
         let f = (*r
             .functions
@@ -202,7 +210,15 @@ struct Resolver<'a, 'm> {
     used_functions: BTreeSet<String>,
     queue: Vec<String>,
     resolved_functions: Vec<Function>,
+    /// The points of the probe being resolved (`None` in script functions):
+    /// `$param` needs its `process(..).function(..)`.
+    probe_points: Option<Vec<ProbePoint>>,
+    /// Functions' parameters by (module, function spec), looked up once.
+    function_info: FunctionInfoCache,
 }
+
+type FunctionInfoCache =
+    HashMap<(Option<String>, String), Result<Vec<FunctionInfo>, crate::debuginfo::DebugError>>;
 
 type R<T> = Result<T, Diagnostic>;
 
@@ -541,9 +557,7 @@ impl Resolver<'_, '_> {
                     Err(e) => Err(Diagnostic::error(span, e.to_string())),
                 }
             }
-            DwarfBase::Target(name) => Ok(Err(format!(
-                "target variable '${name}' cannot be resolved: reading function parameters from DWARF locations is not supported yet"
-            ))),
+            DwarfBase::Target(name) => self.target_var(&name, &steps, &indexes, amp, span),
             DwarfBase::Autocast(_) => Ok(Err(
                 "'->' on a plain value (autocast) is not supported yet: use @cast".into(),
             )),

@@ -17,8 +17,9 @@
 //!
 //! The source is fetched once with `apt-get source` through a private apt
 //! configuration (a `deb-src` copy of this system's Debian entries, its
-//! lists kept under `target/fixtures/apt`), so no system file changes and
-//! no root is needed; `dpkg-source` (package `dpkg-dev`) unpacks it.
+//! lists in `target/fixtures/apt` for the time of the download), so no
+//! system file changes and no root is needed; `dpkg-source` (package
+//! `dpkg-dev`) unpacks it.
 //! Builds are cached in `target/fixtures/luajit-<variant>-<version>/` with a
 //! stamp naming the recipe: a changed recipe rebuilds, an unchanged one is
 //! reused. A file lock serializes concurrent test processes.
@@ -211,7 +212,12 @@ fn build(variant: Variant) -> Result<LuaJit, String> {
     run(Command::new("cc")
         .current_dir(&tmp)
         .args(["-g", "-o", "bin/luajit-dyn", "src/luajit.o", "-Llib"])
-        .args(["-l:libluajit-5.1.so.2", "-Wl,-rpath,$ORIGIN/../lib", "-lm", "-ldl"]))?;
+        .args([
+            "-l:libluajit-5.1.so.2",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-lm",
+            "-ldl",
+        ]))?;
     std::fs::write(tmp.join(".stamp"), recipe(variant)).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &dir).map_err(|e| format!("rename to {}: {e}", dir.display()))?;
     // Smoke test: both interpreters run and agree on the layout.
@@ -257,7 +263,10 @@ fn source() -> Result<PathBuf, String> {
             .arg("-q")
             .arg(format!("-oDir::Etc::SourceList={}", list.display()))
             .arg(format!("-oDir::Etc::SourceParts={}", parts.display()))
-            .arg(format!("-oDir::State::Lists={}", apt.join("lists").display()))
+            .arg(format!(
+                "-oDir::State::Lists={}",
+                apt.join("lists").display()
+            ))
             .arg(format!("-oDir::Cache={}", apt.join("cache").display()))
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive");
@@ -282,6 +291,8 @@ fn source() -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&unpacked, &dest).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&unpack);
+    // The package lists are only needed for this one download.
+    let _ = std::fs::remove_dir_all(&apt);
     Ok(dest)
 }
 
@@ -340,7 +351,9 @@ fn deb_src_entries() -> Result<(String, String), String> {
         }
     }
     if deb822.is_empty() && one_line.is_empty() {
-        return Err("no Debian archive entry in /etc/apt/sources.list{,.d} to copy as deb-src".into());
+        return Err(
+            "no Debian archive entry in /etc/apt/sources.list{,.d} to copy as deb-src".into(),
+        );
     }
     Ok((deb822, one_line))
 }

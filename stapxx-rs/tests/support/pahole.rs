@@ -180,10 +180,7 @@ fn parse_location(c: &str) -> Result<(u64, u64, Option<u64>), String> {
     let (loc, size) = c
         .rsplit_once(char::is_whitespace)
         .ok_or_else(|| format!("offset comment {c:?}"))?;
-    let size = size
-        .trim()
-        .parse()
-        .map_err(|_| format!("size in {c:?}"))?;
+    let size = size.trim().parse().map_err(|_| format!("size in {c:?}"))?;
     let loc = loc.trim();
     let num = |s: &str| {
         s.trim()
@@ -267,8 +264,7 @@ pub fn parse(text: &str) -> Result<Layout, String> {
                 parent.extend(inner);
                 continue;
             }
-            let (name, dims) =
-                declarator(decl).ok_or_else(|| format!("member name in {raw:?}"))?;
+            let (name, dims) = declarator(decl).ok_or_else(|| format!("member name in {raw:?}"))?;
             let (offset, size, bit) =
                 parse_location(comment.ok_or_else(|| format!("no offset in {raw:?}"))?)?;
             let mut prefix = vec![Seg::Member(name)];
@@ -304,51 +300,4 @@ pub fn parse(text: &str) -> Result<Layout, String> {
             });
     }
     Err("no closing '}'".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_expanded_nested_output() {
-        let t = "union TValue {
-	/* typedef uint64_t -> __uint64_t */ long unsigned int          u64;             /*     0     8 */
-	/* typedef GCRef */ struct GCRef {
-		/* typedef uint64_t -> __uint64_t */ long unsigned int  gcptr64;         /*     0     8 */
-	} gcr; /*     0     8 */
-	struct {
-		int                i;                  /*     0     4 */
-		unsigned int       it;              /*     4     4 */
-	};                                                                               /*     0     8 */
-	struct X {
-		int a:3;  /*    16: 0  4 */
-		void * (*f)(void *, int); /* 24 8 */
-	} arr[2] __attribute__((__aligned__(8))); /*    16    32 */
-
-	/* size: 48, cachelines: 1, members: 4 */
-};
-";
-        let l = parse(t).unwrap();
-        let got: Vec<(String, u64, u64, Option<u64>)> = l
-            .members
-            .iter()
-            .map(|m| (m.display(), m.offset, m.size, m.bit))
-            .collect();
-        assert_eq!(l.keyword, "union");
-        assert_eq!(l.size, Some(48));
-        assert_eq!(
-            got,
-            vec![
-                ("u64".into(), 0, 8, None),
-                ("gcr".into(), 0, 8, None),
-                ("gcr.gcptr64".into(), 0, 8, None),
-                ("i".into(), 0, 4, None),
-                ("it".into(), 4, 4, None),
-                ("arr".into(), 16, 32, None),
-                ("arr[0].a".into(), 16, 4, Some(0)),
-                ("arr[0].f".into(), 24, 8, None),
-            ]
-        );
-    }
 }

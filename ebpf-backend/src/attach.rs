@@ -1,0 +1,252 @@
+//! Attaching programs to perf events: CPU-clock sampling on every online CPU
+//! (`timer.profile`), generic perf events, uprobes/uretprobes through the
+//! `uprobe` PMU (no entries in tracefs `uprobe_events`), tracepoints.
+//! The attachment is the set of perf event fds; dropping it detaches.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::load::Program;
+use crate::module::ProgKind;
+use crate::sys::{self, PerfAttr};
+
+/// A live attachment: dropping it disables and closes its perf events, which
+/// detaches the program (the kernel drops its reference to it).
+#[derive(Debug)]
+pub struct Attachment {
+    desc: String,
+    fds: Vec<OwnedFd>,
+}
+
+impl Attachment {
+    /// What this is attached to, e.g. `uprobe /bin/x+0x1234`.
+    pub fn describe(&self) -> &str {
+        &self.desc
+    }
+    /// The number of perf events (one per CPU for CPU-wide events).
+    pub fn event_count(&self) -> usize {
+        self.fds.len()
+    }
+    /// Detach now (same as dropping).
+    pub fn detach(self) {}
+}
+
+/// How often a sampling perf event fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sample {
+    /// Every N events.
+    Period(u64),
+    /// N times a second (the kernel adjusts the period).
+    Freq(u64),
+}
+
+/// A generic perf event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerfEventSpec {
+    /// `perf_event_attr.type` (PERF_TYPE_HARDWARE = 0, SOFTWARE = 1, ...).
+    pub type_: u32,
+    pub config: u64,
+    pub sample: Sample,
+    /// Only this process (all CPUs), or system wide when None.
+    pub pid: Option<i32>,
+    /// These CPUs; None: every online CPU (system wide) or any CPU (with pid).
+    pub cpus: Option<Vec<u32>>,
+}
+
+pub const PERF_TYPE_HARDWARE: u32 = sys::PERF_TYPE_HARDWARE;
+pub const PERF_TYPE_SOFTWARE: u32 = sys::PERF_TYPE_SOFTWARE;
+pub const PERF_COUNT_SW_CPU_CLOCK: u64 = sys::PERF_COUNT_SW_CPU_CLOCK;
+/// `PERF_COUNT_HW_CPU_CYCLES`.
+pub const PERF_COUNT_HW_CPU_CYCLES: u64 = 0;
+
+fn attach_fd(
+    prog: &Program,
+    attr: &PerfAttr,
+    pid: i32,
+    cpu: i32,
+    what: &str,
+) -> Result<OwnedFd, Error> {
+    let fd = sys::perf_event_open(attr, pid, cpu).map_err(|e| {
+        Error::sys(
+            format!("perf_event_open for {what} (pid {pid}, cpu {cpu})"),
+            e,
+        )
+    })?;
+    sys::perf_set_bpf(&fd, &prog.fd)
+        .map_err(|e| Error::sys(format!("attaching {} to {what}", prog.name), e))?;
+    sys::perf_enable(&fd).map_err(|e| Error::sys(format!("enabling {what}"), e))?;
+    Ok(fd)
+}
+
+fn read_trimmed(p: impl AsRef<Path>) -> Result<String, Error> {
+    let p = p.as_ref();
+    std::fs::read_to_string(p)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| Error::sys(format!("reading {}", p.display()), e))
+}
+
+/// Mount tracefs at /sys/kernel/tracing if nothing is there (a container or
+/// minimal boot may not have it). Returns the tracefs root.
+pub fn ensure_tracefs() -> Result<PathBuf, Error> {
+    let root = PathBuf::from("/sys/kernel/tracing");
+    if root.join("events").is_dir() {
+        return Ok(root);
+    }
+    let debug = PathBuf::from("/sys/kernel/debug/tracing");
+    if debug.join("events").is_dir() {
+        return Ok(debug);
+    }
+    let c = |s: &str| CString::new(s).unwrap();
+    let (src, dst, ty) = (c("tracefs"), c("/sys/kernel/tracing"), c("tracefs"));
+    // SAFETY: valid NUL-terminated strings, no data argument.
+    let r = unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+    if r != 0 {
+        return Err(Error::sys(
+            "mounting tracefs on /sys/kernel/tracing",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(root)
+}
+
+impl Program {
+    fn kind_error(&self, what: &str) -> Error {
+        Error::Invalid(format!(
+            "program {} is {:?}, cannot attach it to {what}",
+            self.name, self.kind
+        ))
+    }
+
+    /// `timer.profile`: a software CPU-clock event sampling at `freq_hz`
+    /// on every online CPU, system wide.
+    pub fn attach_cpu_clock(&self, freq_hz: u64) -> Result<Attachment, Error> {
+        self.attach_perf(&PerfEventSpec {
+            type_: PERF_TYPE_SOFTWARE,
+            config: PERF_COUNT_SW_CPU_CLOCK,
+            sample: Sample::Freq(freq_hz),
+            pid: None,
+            cpus: None,
+        })
+    }
+
+    /// A generic sampling perf event.
+    pub fn attach_perf(&self, spec: &PerfEventSpec) -> Result<Attachment, Error> {
+        if self.kind != ProgKind::PerfEvent {
+            return Err(self.kind_error("a perf event"));
+        }
+        let (sample, freq) = match spec.sample {
+            Sample::Period(p) => (p, false),
+            Sample::Freq(f) => (f, true),
+        };
+        let attr = PerfAttr {
+            type_: spec.type_,
+            config: spec.config,
+            sample,
+            freq,
+            config1: 0,
+            config2: 0,
+            disabled: true,
+        };
+        let cpus: Vec<i32> = match (&spec.cpus, spec.pid) {
+            (Some(c), _) => c.iter().map(|&c| c as i32).collect(),
+            (None, Some(_)) => vec![-1],
+            (None, None) => sys::online_cpus()
+                .map_err(|e| Error::sys("reading online CPUs", e))?
+                .into_iter()
+                .map(|c| c as i32)
+                .collect(),
+        };
+        let what = format!("perf event type {} config {}", spec.type_, spec.config);
+        let mut fds = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            fds.push(attach_fd(self, &attr, spec.pid.unwrap_or(-1), cpu, &what)?);
+        }
+        Ok(Attachment { desc: what, fds })
+    }
+
+    /// A uprobe (or uretprobe, by the program's kind) at file offset `offset`
+    /// of the ELF file `path`, in every process mapping it or only in `pid`.
+    pub fn attach_uprobe(
+        &self,
+        path: &Path,
+        offset: u64,
+        pid: Option<i32>,
+    ) -> Result<Attachment, Error> {
+        let ret = match self.kind {
+            ProgKind::Uprobe => false,
+            ProgKind::Uretprobe => true,
+            _ => return Err(self.kind_error("a uprobe")),
+        };
+        let pmu = Path::new("/sys/bus/event_source/devices/uprobe");
+        let type_: u32 = read_trimmed(pmu.join("type"))?
+            .parse()
+            .map_err(|_| Error::Invalid("bad uprobe PMU type".into()))?;
+        let mut config = 0u64;
+        if ret {
+            // "config:N": the bit that makes it a return probe.
+            let f = read_trimmed(pmu.join("format/retprobe"))?;
+            let bit: u32 = f
+                .strip_prefix("config:")
+                .and_then(|b| b.parse().ok())
+                .ok_or_else(|| {
+                    Error::Invalid(format!("unexpected uprobe retprobe format {f:?}"))
+                })?;
+            config |= 1 << bit;
+        }
+        let abs = std::fs::canonicalize(path)
+            .map_err(|e| Error::sys(format!("resolving {}", path.display()), e))?;
+        let cpath = CString::new(abs.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Invalid("path has a NUL".into()))?;
+        let attr = PerfAttr {
+            type_,
+            config,
+            sample: 1,
+            freq: false,
+            config1: cpath.as_ptr() as u64,
+            config2: offset,
+            disabled: true,
+        };
+        let what = format!(
+            "{} {}+{offset:#x}{}",
+            if ret { "uretprobe" } else { "uprobe" },
+            abs.display(),
+            pid.map(|p| format!(" pid {p}")).unwrap_or_default()
+        );
+        let fd = match pid {
+            Some(p) => attach_fd(self, &attr, p, -1, &what)?,
+            None => attach_fd(self, &attr, -1, 0, &what)?,
+        };
+        Ok(Attachment {
+            desc: what,
+            fds: vec![fd],
+        })
+    }
+
+    /// The tracepoint `category:name` (system wide).
+    pub fn attach_tracepoint(&self, category: &str, name: &str) -> Result<Attachment, Error> {
+        if !matches!(self.kind, ProgKind::Tracepoint { .. }) {
+            return Err(self.kind_error("a tracepoint"));
+        }
+        let root = ensure_tracefs()?;
+        let id: u64 = read_trimmed(root.join("events").join(category).join(name).join("id"))?
+            .parse()
+            .map_err(|_| Error::Invalid(format!("bad id for tracepoint {category}:{name}")))?;
+        let attr = PerfAttr {
+            type_: sys::PERF_TYPE_TRACEPOINT,
+            config: id,
+            sample: 1,
+            freq: false,
+            config1: 0,
+            config2: 0,
+            disabled: true,
+        };
+        let what = format!("tracepoint {category}:{name}");
+        let fd = attach_fd(self, &attr, -1, 0, &what)?;
+        Ok(Attachment {
+            desc: what,
+            fds: vec![fd],
+        })
+    }
+}

@@ -1,0 +1,813 @@
+//! Instruction selection: IR trees -> BPF functions.
+//!
+//! Conventions inside generated code:
+//! * `r6` = the frame (this CPU's `stx_frame` entry), `r7` = the current
+//!   function's region in it; both are callee-saved, so they survive helper
+//!   calls and BPF-to-BPF calls. Every function and loop callback derives
+//!   them again on entry.
+//! * A long expression leaves its value in `r0`; a string expression gives
+//!   the place of a string slot ([`SLoc`]).
+//! * Errors store their kind in the frame and jump to the body's `unwind`
+//!   label; callers check the frame after each call and unwind in turn, so
+//!   a probe error aborts the handler, as in stap.
+
+use super::layout::*;
+use super::maps::*;
+use super::{unsupported, Options};
+use crate::ir::*;
+use ebpf_backend::insn::{self, Alu, AtomicOp, Cond, Reg, Size};
+use ebpf_backend::{FuncAsm, FuncId as AFunc, FuncKind, Insn, Label, MapDef, MapId, Module};
+use grammar::{Diagnostic, Span};
+use std::collections::HashMap;
+
+pub(super) type R<T> = Result<T, Diagnostic>;
+
+const R0: Reg = insn::R0;
+const R1: Reg = insn::R1;
+const R2: Reg = insn::R2;
+const R3: Reg = insn::R3;
+const R4: Reg = insn::R4;
+const R6: Reg = insn::R6;
+const R7: Reg = insn::R7;
+const R9: Reg = insn::R9;
+const FP: Reg = insn::R10;
+
+// Helper ids (include/uapi/linux/bpf.h).
+const H_LOOKUP: u32 = 1;
+const H_CPU: u32 = 8;
+const H_LOOP: u32 = 181;
+
+/// Whose frame region: a probe handler or a script function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Owner {
+    Probe(usize),
+    Func(usize),
+}
+
+/// Where a string value is.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SLoc {
+    /// A string slot at this offset from the frame start.
+    Frame(u32),
+    /// A string slot in the globals map value.
+    Global(u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyKind {
+    Probe,
+    Func,
+    Callback,
+}
+
+pub(super) struct Body {
+    pub(super) fa: FuncAsm,
+    pub(super) kind: BodyKind,
+    pub(super) unwind: Label,
+    /// Loop callbacks: where `break` and `continue` go.
+    pub(super) brk: Option<Label>,
+    pub(super) cont: Option<Label>,
+}
+
+/// Region bookkeeping of the function being generated.
+#[derive(Default, Clone)]
+pub(super) struct Alloc {
+    long_locals: u32,
+    str_locals: u32,
+    long_tmp: u32,
+    str_tmp: u32,
+    bytes_tmp: u32,
+    long_hi: u32,
+    str_hi: u32,
+    bytes_hi: u32,
+}
+
+pub struct Gen<'a> {
+    pub(super) asm: ebpf_backend::Assembler,
+    pub(super) p: &'a Program,
+    pub(super) o: &'a Options,
+    pub(super) m: &'a MapLayout,
+    pub(super) frame_map: MapId,
+    pub(super) rodata_map: MapId,
+    pub(super) rodata: Vec<u8>,
+    pub(super) formats: HashMap<String, u32>,
+    /// Measured regions (pass 1) -> bases (pass 2).
+    pub(super) bases: HashMap<Owner, u32>,
+    pub(super) measured: HashMap<Owner, Alloc>,
+    pub(super) funcs: HashMap<usize, AFunc>,
+    pub(super) callbacks: u32,
+    pub(super) strslot: u32,
+    // Current function state.
+    pub(super) owner: Owner,
+    pub(super) locals: Vec<Local>,
+    pub(super) alloc: Alloc,
+    pub(super) bodies: Vec<Body>,
+    pub(super) ret: Option<Ty>,
+    pub(super) span: Span,
+    pub(super) spans: Vec<Span>,
+}
+
+/// Compile every kernel probe (and the functions they call) into `module`.
+/// Returns each probe's entry function, in `probes` order.
+pub fn compile_all(
+    p: &Program,
+    probes: &[usize],
+    o: &Options,
+    m: &MapLayout,
+    module: &mut Module,
+) -> R<(Vec<AFunc>, Vec<Span>)> {
+    let frame_map = MapId(module.maps().len() as u32);
+    let rodata_map = MapId(frame_map.0 + 1);
+    // Pass 1 measures each region; pass 2 generates with final offsets.
+    let mut scratch = Module::new();
+    let mut g = Gen::new(p, o, m, frame_map, rodata_map);
+    g.run(probes, &mut scratch)?;
+    let measured = std::mem::take(&mut g.measured);
+    let strslot = g.strslot;
+    let mut next = F_ZERO + o.maxstr;
+    let mut bases = HashMap::new();
+    let mut owners: Vec<_> = measured.keys().copied().collect();
+    owners.sort_by_key(|o| match o {
+        Owner::Probe(i) => (0, *i),
+        Owner::Func(i) => (1, *i),
+    });
+    for ow in owners {
+        let a = &measured[&ow];
+        bases.insert(ow, next);
+        next += (a.long_locals + a.long_hi) * 8 + (a.str_locals + a.str_hi) * strslot + a.bytes_hi;
+        next = (next + 7) & !7;
+    }
+    let frame_size = next + o.maxstr + 64;
+    let mut g = Gen::new(p, o, m, frame_map, rodata_map);
+    g.bases = bases;
+    g.measured = measured;
+    let entries = g.run(probes, module)?;
+    let fm = module.add_map(super::frame_map(frame_size, o.ncpus));
+    debug_assert_eq!(fm, frame_map);
+    let mut rodata = std::mem::take(&mut g.rodata);
+    if rodata.is_empty() {
+        rodata.push(0);
+    }
+    let rm = module.add_map(MapDef::global_data("stx_rodata", rodata, true));
+    debug_assert_eq!(rm, rodata_map);
+    Ok((entries, std::mem::take(&mut g.spans)))
+}
+
+impl<'a> Gen<'a> {
+    pub(super) fn new(
+        p: &'a Program,
+        o: &'a Options,
+        m: &'a MapLayout,
+        frame_map: MapId,
+        rodata_map: MapId,
+    ) -> Gen<'a> {
+        Gen {
+            asm: ebpf_backend::Assembler::new(),
+            p,
+            o,
+            m,
+            frame_map,
+            rodata_map,
+            rodata: Vec::new(),
+            formats: HashMap::new(),
+            bases: HashMap::new(),
+            measured: HashMap::new(),
+            funcs: HashMap::new(),
+            callbacks: 0,
+            strslot: 8 + o.maxstr,
+            owner: Owner::Probe(0),
+            locals: Vec::new(),
+            alloc: Alloc::default(),
+            bodies: Vec::new(),
+            ret: None,
+            span: Span::default(),
+            spans: Vec::new(),
+        }
+    }
+
+    pub(super) fn run(&mut self, probes: &[usize], module: &mut Module) -> R<Vec<AFunc>> {
+        self.asm = std::mem::take(&mut module.asm);
+        let r = self.run_inner(probes);
+        module.asm = std::mem::take(&mut self.asm);
+        r
+    }
+
+    pub(super) fn run_inner(&mut self, probes: &[usize]) -> R<Vec<AFunc>> {
+        // Declare every function reachable from kernel probes first.
+        let mut reach = Vec::new();
+        for &pi in probes {
+            collect_calls(&self.p.probes[pi].body, &mut reach);
+        }
+        let mut i = 0;
+        while i < reach.len() {
+            let f = reach[i];
+            let mut more = Vec::new();
+            collect_calls(&self.p.functions[f].body, &mut more);
+            for c in more {
+                if !reach.contains(&c) {
+                    reach.push(c);
+                }
+            }
+            i += 1;
+        }
+        for &f in &reach {
+            let id = self.asm.declare(
+                format!("stx_f{f}_{}", sanitize(&self.p.functions[f].name)),
+                FuncKind::Static,
+                0,
+            );
+            self.funcs.insert(f, id);
+        }
+        for &f in &reach {
+            self.function(f)?;
+        }
+        let mut entries = Vec::new();
+        for &pi in probes {
+            entries.push(self.probe(pi)?);
+        }
+        Ok(entries)
+    }
+
+    // ------------------------------------------------------------ regions
+
+    pub(super) fn begin_owner(&mut self, owner: Owner, locals: &[Local], ret: Option<Ty>) {
+        self.owner = owner;
+        self.locals = locals.to_vec();
+        self.ret = ret;
+        let mut a = Alloc::default();
+        for l in locals {
+            if l.ty == Ty::Str {
+                a.str_locals += 1;
+            } else {
+                a.long_locals += 1;
+            }
+        }
+        // The return slot is one more local of the return type.
+        match ret {
+            Some(Ty::Str) => a.str_locals += 1,
+            Some(_) => a.long_locals += 1,
+            None => {}
+        }
+        self.alloc = a;
+    }
+
+    pub(super) fn end_owner(&mut self) {
+        let prev = self.measured.get(&self.owner).cloned().unwrap_or_default();
+        let mut a = self.alloc.clone();
+        a.long_hi = a.long_hi.max(prev.long_hi);
+        a.str_hi = a.str_hi.max(prev.str_hi);
+        a.bytes_hi = a.bytes_hi.max(prev.bytes_hi);
+        self.measured.insert(self.owner, a);
+    }
+
+    pub(super) fn base(&self) -> u32 {
+        self.bases
+            .get(&self.owner)
+            .copied()
+            .unwrap_or(F_ZERO + self.o.maxstr)
+    }
+
+    pub(super) fn measured_of(&self, ow: Owner) -> Alloc {
+        self.measured.get(&ow).cloned().unwrap_or_default()
+    }
+
+    /// Offset from r7 of long local `i` (its index among long locals).
+    pub(super) fn long_local_off(&self, l: LocalId) -> i16 {
+        let idx = self.locals[..l.0 as usize]
+            .iter()
+            .filter(|x| x.ty != Ty::Str)
+            .count();
+        (idx * 8) as i16
+    }
+
+    /// Absolute frame offset of string local `l`.
+    pub(super) fn str_local_abs(&self, l: LocalId) -> u32 {
+        let idx = self.locals[..l.0 as usize]
+            .iter()
+            .filter(|x| x.ty == Ty::Str)
+            .count() as u32;
+        self.str_base(self.owner) + idx * self.strslot
+    }
+
+    pub(super) fn str_base(&self, ow: Owner) -> u32 {
+        let a = self.measured_of(ow);
+        let base = self
+            .bases
+            .get(&ow)
+            .copied()
+            .unwrap_or(F_ZERO + self.o.maxstr);
+        base + (a.long_locals + a.long_hi) * 8
+    }
+
+    /// The return slot: after the other locals.
+    pub(super) fn ret_long_abs(&self, ow: Owner, locals: &[Local]) -> u32 {
+        let n = locals.iter().filter(|x| x.ty != Ty::Str).count() as u32;
+        self.bases.get(&ow).copied().unwrap_or(0) + n * 8
+    }
+
+    pub(super) fn ret_str_abs(&self, ow: Owner, locals: &[Local]) -> u32 {
+        let n = locals.iter().filter(|x| x.ty == Ty::Str).count() as u32;
+        self.str_base(ow) + n * self.strslot
+    }
+
+    pub(super) fn tmp_long(&mut self) -> i16 {
+        let off = (self.alloc.long_locals + self.alloc.long_tmp) * 8;
+        self.alloc.long_tmp += 1;
+        self.alloc.long_hi = self.alloc.long_hi.max(self.alloc.long_tmp);
+        off as i16
+    }
+
+    pub(super) fn tmp_str(&mut self) -> u32 {
+        let a = self.measured_of(self.owner);
+        let idx = self.alloc.str_locals + self.alloc.str_tmp;
+        self.alloc.str_tmp += 1;
+        self.alloc.str_hi = self.alloc.str_hi.max(self.alloc.str_tmp);
+        let base = self.base() + (a.long_locals.max(self.alloc.long_locals) + a.long_hi) * 8;
+        base + idx * self.strslot
+    }
+
+    pub(super) fn tmp_bytes(&mut self, n: u32) -> u32 {
+        let a = self.measured_of(self.owner);
+        let n = (n + 7) & !7;
+        let off = self.alloc.bytes_tmp;
+        self.alloc.bytes_tmp += n;
+        self.alloc.bytes_hi = self.alloc.bytes_hi.max(self.alloc.bytes_tmp);
+        self.base()
+            + (a.long_locals.max(self.alloc.long_locals) + a.long_hi) * 8
+            + (a.str_locals.max(self.alloc.str_locals) + a.str_hi) * self.strslot
+            + off
+    }
+
+    pub(super) fn mark(&self) -> (u32, u32, u32) {
+        (
+            self.alloc.long_tmp,
+            self.alloc.str_tmp,
+            self.alloc.bytes_tmp,
+        )
+    }
+
+    pub(super) fn release(&mut self, m: (u32, u32, u32)) {
+        self.alloc.long_tmp = m.0;
+        self.alloc.str_tmp = m.1;
+        self.alloc.bytes_tmp = m.2;
+    }
+
+    // ------------------------------------------------------------ emission
+
+    pub(super) fn cur(&mut self) -> &mut Body {
+        self.bodies.last_mut().expect("a body is open")
+    }
+
+    pub(super) fn e(&mut self, i: Insn) {
+        let tag = self.span_tag();
+        let b = self.cur();
+        b.fa.set_tag(tag);
+        b.fa.emit(i);
+    }
+
+    /// Instructions are tagged with an index into `spans`, so a verifier
+    /// complaint at an instruction maps back to the script.
+    fn span_tag(&mut self) -> u32 {
+        if self.spans.last() != Some(&self.span) {
+            self.spans.push(self.span);
+        }
+        (self.spans.len() - 1) as u32
+    }
+
+    pub(super) fn e2(&mut self, is: [Insn; 2]) {
+        self.e(is[0]);
+        self.e(is[1]);
+    }
+
+    pub(super) fn label(&mut self) -> Label {
+        self.cur().fa.new_label()
+    }
+
+    pub(super) fn bind(&mut self, l: Label) {
+        self.cur().fa.bind(l);
+    }
+
+    pub(super) fn jmp(&mut self, l: Label) {
+        self.cur().fa.jmp(l);
+    }
+
+    pub(super) fn jimm(&mut self, c: Cond, r: Reg, imm: i32, l: Label) {
+        self.cur().fa.jmp_imm(c, r, imm, l);
+    }
+
+    pub(super) fn jreg(&mut self, c: Cond, a: Reg, b: Reg, l: Label) {
+        self.cur().fa.jmp_reg(c, a, b, l);
+    }
+
+    pub(super) fn call(&mut self, h: u32) {
+        self.cur().fa.call_helper(h);
+    }
+
+    pub(super) fn mov_imm(&mut self, r: Reg, v: i64) {
+        if v >= i32::MIN as i64 && v <= i32::MAX as i64 {
+            self.e(Insn::mov64_imm(r, v as i32));
+        } else {
+            self.e2(Insn::ld_imm64(r, v as u64));
+        }
+    }
+
+    /// `r = r6 + abs` (an address in the frame).
+    pub(super) fn frame_addr(&mut self, r: Reg, abs: u32) {
+        self.e(Insn::mov64_reg(r, R6));
+        self.e(Insn::alu64_imm(Alu::Add, r, abs as i32));
+    }
+
+    pub(super) fn sloc_addr(&mut self, r: Reg, s: SLoc) {
+        match s {
+            SLoc::Frame(off) => self.frame_addr(r, off),
+            SLoc::Global(off) => {
+                let gm = self.m.globals_map;
+                self.cur().fa.ld_map_value(r, gm, off)
+            }
+        }
+    }
+
+    /// `r = r7 + off` for a long slot.
+    pub(super) fn ld_local(&mut self, r: Reg, off: i16) {
+        self.e(Insn::ldx(Size::DW, r, R7, off));
+    }
+
+    pub(super) fn st_local(&mut self, off: i16, r: Reg) {
+        self.e(Insn::stx(Size::DW, R7, off, r));
+    }
+
+    /// r6 = this CPU's frame, r7 = this function's region; exits with 0 when
+    /// the lookup fails (it cannot for an array of all CPUs).
+    pub(super) fn load_frame(&mut self) {
+        self.call(H_CPU);
+        self.e(Insn::stx(Size::W, FP, -4, R0));
+        let fm = self.frame_map;
+        self.cur().fa.ld_map_fd(R1, fm);
+        self.e(Insn::mov64_reg(R2, FP));
+        self.e(Insn::alu64_imm(Alu::Add, R2, -4));
+        self.call(H_LOOKUP);
+        let ok = self.label();
+        self.jimm(Cond::Ne, R0, 0, ok);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.e(Insn::exit());
+        self.bind(ok);
+        self.e(Insn::mov64_reg(R6, R0));
+        self.e(Insn::mov64_reg(R7, R6));
+        let base = self.base();
+        self.e(Insn::alu64_imm(Alu::Add, R7, base as i32));
+    }
+
+    /// Set the frame's error kind and unwind.
+    pub(super) fn fail(&mut self, kind: ErrKind) {
+        self.e(Insn::st_imm(Size::DW, R6, F_ERR, kind as i32));
+        let u = self.cur().unwind;
+        self.jmp(u);
+    }
+
+    /// After a call: unwind on an error or `next`.
+    pub(super) fn check_after_call(&mut self) {
+        let u = self.cur().unwind;
+        self.e(Insn::ldx(Size::DW, R1, R6, F_ERR));
+        self.jimm(Cond::Ne, R1, 0, u);
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.jimm(Cond::Set, R1, FLAG_NEXT, u);
+    }
+
+    // ------------------------------------------------------------ bodies
+
+    pub(super) fn probe(&mut self, pi: usize) -> R<AFunc> {
+        let probe = &self.p.probes[pi];
+        self.span = probe.span;
+        self.begin_owner(Owner::Probe(pi), &probe.locals, None);
+        let mut fa = FuncAsm::new();
+        let unwind = fa.new_label();
+        self.bodies.push(Body {
+            fa,
+            kind: BodyKind::Probe,
+            unwind,
+            brk: None,
+            cont: None,
+        });
+        self.e(Insn::mov64_reg(R9, R1));
+        self.load_frame();
+        // A probe nested on this CPU (an NMI during another handler) is skipped.
+        let go = self.label();
+        self.e(Insn::ldx(Size::DW, R1, R6, F_BUSY));
+        self.jimm(Cond::Eq, R1, 0, go);
+        self.count_error_const(ErrKind::Skipped);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.e(Insn::exit());
+        self.bind(go);
+        self.e(Insn::st_imm(Size::DW, R6, F_BUSY, 1));
+        self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
+        self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));
+        self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
+        self.zero_locals();
+        let body = probe.body.clone();
+        self.stmts(&body)?;
+        let u = self.cur().unwind;
+        self.bind(u);
+        // Count the error, if any (kind masked so the verifier sees a bound).
+        let done = self.label();
+        self.e(Insn::ldx(Size::DW, R1, R6, F_ERR));
+        self.jimm(Cond::Eq, R1, 0, done);
+        self.e(Insn::alu64_imm(Alu::And, R1, (ERR_KINDS - 1) as i32));
+        self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
+        let em = self.m.errors_map;
+        self.cur().fa.ld_map_value(R2, em, 0);
+        self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+        self.e(Insn::mov64_imm(R3, 1));
+        self.e(Insn::atomic(Size::DW, AtomicOp::Add, R2, 0, R3));
+        self.bind(done);
+        self.e(Insn::st_imm(Size::DW, R6, F_BUSY, 0));
+        self.e(Insn::mov64_imm(R0, 0));
+        self.e(Insn::exit());
+        let b = self.bodies.pop().expect("probe body");
+        self.end_owner();
+        Ok(self.asm.add(format!("stx_p{pi}"), FuncKind::Entry, 1, b.fa))
+    }
+
+    /// Locals start at 0 / "" on every run, as in stap.
+    pub(super) fn zero_locals(&mut self) {
+        for i in 0..self.locals.len() {
+            let l = LocalId(i as u32);
+            if self.locals[i].ty == Ty::Str {
+                let abs = self.str_local_abs(l);
+                self.frame_addr(R1, abs);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
+                self.e(Insn::st_imm(Size::B, R1, 8, 0));
+            } else {
+                let off = self.long_local_off(l);
+                self.e(Insn::st_imm(Size::DW, R7, off, 0));
+            }
+        }
+    }
+
+    pub(super) fn count_error_const(&mut self, k: ErrKind) {
+        let em = self.m.errors_map;
+        self.cur().fa.ld_map_value(R2, em, (k as u32) * 8);
+        self.e(Insn::mov64_imm(R3, 1));
+        self.e(Insn::atomic(Size::DW, AtomicOp::Add, R2, 0, R3));
+    }
+
+    pub(super) fn function(&mut self, f: usize) -> R<()> {
+        let func = &self.p.functions[f];
+        self.span = func.span;
+        self.begin_owner(Owner::Func(f), &func.locals, func.ret);
+        let mut fa = FuncAsm::new();
+        let unwind = fa.new_label();
+        self.bodies.push(Body {
+            fa,
+            kind: BodyKind::Func,
+            unwind,
+            brk: None,
+            cont: None,
+        });
+        self.load_frame();
+        // Locals other than parameters start empty.
+        for i in func.params..func.locals.len() {
+            let l = LocalId(i as u32);
+            if func.locals[i].ty == Ty::Str {
+                let abs = self.str_local_abs(l);
+                self.frame_addr(R1, abs);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
+                self.e(Insn::st_imm(Size::B, R1, 8, 0));
+            } else {
+                let off = self.long_local_off(l);
+                self.e(Insn::st_imm(Size::DW, R7, off, 0));
+            }
+        }
+        // A function that falls off its end returns 0 / "".
+        match func.ret {
+            Some(Ty::Str) => {
+                let abs = self.ret_str_abs(Owner::Func(f), &func.locals);
+                self.frame_addr(R1, abs);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
+                self.e(Insn::st_imm(Size::B, R1, 8, 0));
+            }
+            Some(_) => {
+                let abs = self.ret_long_abs(Owner::Func(f), &func.locals);
+                self.frame_addr(R1, abs);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
+            }
+            None => {}
+        }
+        let body = func.body.clone();
+        self.stmts(&body)?;
+        let u = self.cur().unwind;
+        self.bind(u);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.e(Insn::exit());
+        let b = self.bodies.pop().expect("function body");
+        self.end_owner();
+        let id = self.funcs[&f];
+        self.asm.define(id, b.fa);
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ statements
+
+    pub(super) fn stmts(&mut self, ss: &[Stmt]) -> R<()> {
+        for s in ss {
+            self.stmt(s)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn stmt(&mut self, s: &Stmt) -> R<()> {
+        self.span = s.span;
+        let m = self.mark();
+        match &s.kind {
+            StmtKind::Expr(e) => self.effect(e)?,
+            StmtKind::Block(b) => self.stmts(b)?,
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let els = self.label();
+                let end = self.label();
+                self.long(cond)?;
+                self.release(m);
+                self.jimm(Cond::Eq, R0, 0, els);
+                self.stmts(then)?;
+                self.jmp(end);
+                self.bind(els);
+                self.stmts(otherwise)?;
+                self.bind(end);
+            }
+            StmtKind::Loop { cond, body, step } => {
+                self.lp(cond.as_ref(), body, step.as_ref(), s.span)?
+            }
+            StmtKind::Foreach(_) => return Err(unsupported(s.span, "foreach")),
+            StmtKind::Delete(place) => self.delete(place, s.span)?,
+            StmtKind::DeleteArray(_) => return Err(unsupported(s.span, "deleting a whole array")),
+            StmtKind::Next => {
+                self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+                self.e(Insn::alu64_imm(Alu::Or, R1, FLAG_NEXT));
+                self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+                let u = self.cur().unwind;
+                self.jmp(u);
+            }
+            StmtKind::Break | StmtKind::Continue => {
+                let target = if matches!(s.kind, StmtKind::Break) {
+                    self.cur().brk
+                } else {
+                    self.cur().cont
+                };
+                let Some(t) = target else {
+                    return Err(Diagnostic::error(
+                        s.span,
+                        "'break'/'continue' outside a loop",
+                    ));
+                };
+                self.jmp(t);
+            }
+            StmtKind::Return(v) => self.ret_stmt(v.as_ref(), s.span)?,
+            StmtKind::Try { .. } => return Err(unsupported(s.span, "try/catch")),
+        }
+        self.release(m);
+        Ok(())
+    }
+
+    pub(super) fn ret_stmt(&mut self, v: Option<&Expr>, span: Span) -> R<()> {
+        let Owner::Func(f) = self.owner else {
+            return Err(Diagnostic::error(span, "'return' outside a function"));
+        };
+        let locals = self.p.functions[f].locals.clone();
+        if let Some(v) = v {
+            match self.ret {
+                Some(Ty::Str) => {
+                    let s = self.string(v)?;
+                    let abs = self.ret_str_abs(self.owner, &locals);
+                    self.copy_str(SLoc::Frame(abs), s);
+                }
+                _ => {
+                    self.long(v)?;
+                    let abs = self.ret_long_abs(self.owner, &locals);
+                    self.frame_addr(R1, abs);
+                    self.e(Insn::stx(Size::DW, R1, 0, R0));
+                }
+            }
+        }
+        if self.cur().kind == BodyKind::Callback {
+            self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+            self.e(Insn::alu64_imm(Alu::Or, R1, FLAG_RETURN));
+            self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+            self.e(Insn::mov64_imm(R0, 1));
+        } else {
+            self.e(Insn::mov64_imm(R0, 0));
+        }
+        self.e(Insn::exit());
+        Ok(())
+    }
+
+    /// A loop: the body becomes a `bpf_loop` callback.
+    pub(super) fn lp(
+        &mut self,
+        cond: Option<&Expr>,
+        body: &[Stmt],
+        step: Option<&Expr>,
+        span: Span,
+    ) -> R<()> {
+        self.callbacks += 1;
+        let name = format!("stx_cb{}", self.callbacks);
+        // The callback shares this function's region; its temporaries must
+        // not overlap ours, so it allocates after the current marks.
+        let mut fa = FuncAsm::new();
+        let unwind = fa.new_label();
+        let brk = fa.new_label();
+        let cont = fa.new_label();
+        self.bodies.push(Body {
+            fa,
+            kind: BodyKind::Callback,
+            unwind,
+            brk: Some(brk),
+            cont: Some(cont),
+        });
+        self.load_frame();
+        if let Some(c) = cond {
+            let m = self.mark();
+            self.long(c)?;
+            self.release(m);
+            self.jimm(Cond::Eq, R0, 0, brk);
+        }
+        self.stmts(body)?;
+        self.bind(cont);
+        if let Some(st) = step {
+            let m = self.mark();
+            self.effect(st)?;
+            self.release(m);
+        }
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_LOOP_DONE));
+        self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+        self.e(Insn::mov64_imm(R0, 0));
+        self.e(Insn::exit());
+        self.bind(brk);
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.e(Insn::alu64_imm(Alu::Or, R1, FLAG_LOOP_DONE));
+        self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+        self.e(Insn::mov64_imm(R0, 1));
+        self.e(Insn::exit());
+        self.bind(unwind);
+        self.e(Insn::mov64_imm(R0, 1));
+        self.e(Insn::exit());
+        let b = self.bodies.pop().expect("callback body");
+        // Declared into the real assembler by the caller of run(): we keep
+        // callbacks in a side list through the module passed to run().
+        let cb = self.asm.add(name, FuncKind::Static, 2, b.fa);
+        self.span = span;
+        // The call.
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_LOOP_DONE));
+        self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+        self.mov_imm(R1, self.o.maxaction as i64);
+        self.cur().fa.ld_func_addr(R2, cb);
+        self.e(Insn::mov64_imm(R3, 0));
+        self.e(Insn::mov64_imm(R4, 0));
+        self.call(H_LOOP);
+        self.check_after_call();
+        // `return` inside the loop.
+        let no_ret = self.label();
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.jimm(Cond::Set, R1, FLAG_RETURN, no_ret);
+        let after = self.label();
+        self.jmp(after);
+        self.bind(no_ret);
+        if self.cur().kind == BodyKind::Callback {
+            self.e(Insn::mov64_imm(R0, 1));
+        } else {
+            self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_RETURN));
+            self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+            self.e(Insn::mov64_imm(R0, 0));
+        }
+        self.e(Insn::exit());
+        self.bind(after);
+        // The loop ran out of iterations: MAXACTION.
+        let ok = self.label();
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.jimm(Cond::Set, R1, FLAG_LOOP_DONE, ok);
+        self.fail(ErrKind::MaxAction);
+        self.bind(ok);
+        Ok(())
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn collect_calls(stmts: &[Stmt], out: &mut Vec<usize>) {
+    for s in stmts {
+        crate::ir::print::walk_stmt(s, &mut |e| {
+            if let ExprKind::Call(f, _) = &e.kind {
+                if !out.contains(&(f.0 as usize)) {
+                    out.push(f.0 as usize);
+                }
+            }
+        });
+    }
+}

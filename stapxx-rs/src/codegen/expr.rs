@@ -1,0 +1,748 @@
+//! Expressions: longs into `r0`, strings into string slots, array and
+//! statistic access through the global maps.
+
+use super::emit::{Gen, SLoc, R};
+use super::layout::*;
+use super::maps::*;
+use super::unsupported;
+use crate::ir::*;
+use ebpf_backend::insn::{self, Alu, Cond, Reg, Size};
+use ebpf_backend::Insn;
+use grammar::{Diagnostic, Span};
+
+const R0: Reg = insn::R0;
+const R1: Reg = insn::R1;
+const R2: Reg = insn::R2;
+const R3: Reg = insn::R3;
+const R4: Reg = insn::R4;
+const R6: Reg = insn::R6;
+const R7: Reg = insn::R7;
+
+pub(super) const H_LOOKUP: u32 = 1;
+pub(super) const H_UPDATE: u32 = 2;
+pub(super) const H_DELETE: u32 = 3;
+pub(super) const H_KTIME_NS: u32 = 5;
+pub(super) const H_CPU: u32 = 8;
+pub(super) const H_PID_TGID: u32 = 14;
+pub(super) const H_UID_GID: u32 = 15;
+pub(super) const H_COMM: u32 = 16;
+pub(super) const H_READ_USER: u32 = 112;
+pub(super) const H_READ_KERNEL: u32 = 113;
+pub(super) const H_READ_USER_STR: u32 = 114;
+pub(super) const H_READ_KERNEL_STR: u32 = 115;
+pub(super) const H_JIFFIES: u32 = 118;
+pub(super) const H_BOOT_NS: u32 = 125;
+pub(super) const H_RINGBUF_OUTPUT: u32 = 130;
+pub(super) const H_SNPRINTF: u32 = 165;
+
+/// Offsets in `struct pt_regs` (x86-64), which uprobe programs get as their
+/// context and perf-event programs at the start of theirs.
+const PT_IP: i16 = 16 * 8;
+const PT_CS: i16 = 17 * 8;
+
+impl Gen<'_> {
+    /// Evaluate for side effects only.
+    pub(super) fn effect(&mut self, e: &Expr) -> R<()> {
+        match (&e.kind, e.ty) {
+            (ExprKind::Builtin(..), _) | (ExprKind::StatAdd(..), _) => self.long_or_void(e),
+            (_, Ty::Str) => self.string(e).map(|_| ()),
+            _ => self.long(e),
+        }
+    }
+
+    fn long_or_void(&mut self, e: &Expr) -> R<()> {
+        match &e.kind {
+            ExprKind::Builtin(b, args) => self.builtin(*b, args, e).map(|_| ()),
+            ExprKind::StatAdd(place, v) => self.stat_add(place, v, e.span),
+            _ => self.long(e),
+        }
+    }
+
+    /// A long expression into r0.
+    pub(super) fn long(&mut self, e: &Expr) -> R<()> {
+        self.span = e.span;
+        match &e.kind {
+            ExprKind::Long(n) => self.mov_imm(R0, *n),
+            ExprKind::Read(place) => self.read_long(place, e.span)?,
+            ExprKind::Exists(g, keys) => {
+                let key = self.build_key(*g, keys, e.span)?;
+                self.lookup(*g, key, e.span)?;
+                let t = self.label();
+                self.jimm(Cond::Eq, R0, 0, t);
+                self.e(Insn::mov64_imm(R0, 1));
+                self.bind(t);
+            }
+            ExprKind::Call(f, args) => {
+                self.call_fn(f.0 as usize, args, e.span)?;
+                let ow = super::emit::Owner::Func(f.0 as usize);
+                let locals = self.p.functions[f.0 as usize].locals.clone();
+                let abs = self.ret_long_abs(ow, &locals);
+                self.frame_addr(R1, abs);
+                self.e(Insn::ldx(Size::DW, R0, R1, 0));
+            }
+            ExprKind::Builtin(b, args) => {
+                if !self.builtin(*b, args, e)? {
+                    self.e(Insn::mov64_imm(R0, 0));
+                }
+            }
+            ExprKind::Neg(a) => {
+                self.long(a)?;
+                self.e(Insn::neg64(R0));
+            }
+            ExprKind::BitNot(a) => {
+                self.long(a)?;
+                self.e(Insn::alu64_imm(Alu::Xor, R0, -1));
+            }
+            ExprKind::Not(a) => {
+                self.long(a)?;
+                self.bool_of(Cond::Eq, 0);
+            }
+            ExprKind::Arith(op, a, b) => {
+                let t = self.tmp_long();
+                self.long(a)?;
+                self.st_local(t, R0);
+                self.long(b)?;
+                self.e(Insn::mov64_reg(R1, R0));
+                self.ld_local(R0, t);
+                self.arith(*op, e.span)?;
+            }
+            ExprKind::Cmp(op, a, b) => {
+                if a.ty == Ty::Str {
+                    self.str_cmp(*op, a, b)?;
+                } else {
+                    let t = self.tmp_long();
+                    self.long(a)?;
+                    self.st_local(t, R0);
+                    self.long(b)?;
+                    self.e(Insn::mov64_reg(R1, R0));
+                    self.ld_local(R0, t);
+                    let c = match op {
+                        CmpOp::Eq => Cond::Eq,
+                        CmpOp::Ne => Cond::Ne,
+                        CmpOp::Lt => Cond::Slt,
+                        CmpOp::Le => Cond::Sle,
+                        CmpOp::Gt => Cond::Sgt,
+                        CmpOp::Ge => Cond::Sge,
+                    };
+                    let yes = self.label();
+                    let end = self.label();
+                    self.jreg(c, R0, R1, yes);
+                    self.e(Insn::mov64_imm(R0, 0));
+                    self.jmp(end);
+                    self.bind(yes);
+                    self.e(Insn::mov64_imm(R0, 1));
+                    self.bind(end);
+                }
+            }
+            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                let is_and = matches!(e.kind, ExprKind::And(..));
+                let short = self.label();
+                let end = self.label();
+                self.long(a)?;
+                self.jimm(if is_and { Cond::Eq } else { Cond::Ne }, R0, 0, short);
+                self.long(b)?;
+                self.bool_of(Cond::Ne, 0);
+                self.jmp(end);
+                self.bind(short);
+                self.e(Insn::mov64_imm(R0, if is_and { 0 } else { 1 }));
+                self.bind(end);
+            }
+            ExprKind::Cond(c, a, b) => {
+                let els = self.label();
+                let end = self.label();
+                self.long(c)?;
+                self.jimm(Cond::Eq, R0, 0, els);
+                self.long(a)?;
+                self.jmp(end);
+                self.bind(els);
+                self.long(b)?;
+                self.bind(end);
+            }
+            ExprKind::Assign(place, v) => {
+                self.long(v)?;
+                self.write_long(place, e.span)?;
+            }
+            ExprKind::AssignOp(place, op, v) => {
+                let t = self.tmp_long();
+                self.long(v)?;
+                self.st_local(t, R0);
+                self.read_long(place, e.span)?;
+                self.ld_local(R1, t);
+                self.arith(*op, e.span)?;
+                self.write_long(place, e.span)?;
+            }
+            ExprKind::Crement { place, delta, post } => {
+                let t = self.tmp_long();
+                self.read_long(place, e.span)?;
+                self.st_local(t, R0);
+                self.e(Insn::alu64_imm(Alu::Add, R0, *delta as i32));
+                self.write_long(place, e.span)?;
+                if *post {
+                    self.ld_local(R0, t);
+                }
+            }
+            ExprKind::StatAdd(place, v) => {
+                self.stat_add(place, v, e.span)?;
+                self.e(Insn::mov64_imm(R0, 0));
+            }
+            ExprKind::Regex { .. } => {
+                return Err(unsupported(e.span, "regular expression matching"))
+            }
+            ExprKind::StatGet { .. } => {
+                return Err(unsupported(
+                    e.span,
+                    "reading a statistic (do it in an end or timer probe)",
+                ))
+            }
+            ExprKind::Str(_)
+            | ExprKind::Concat(..)
+            | ExprKind::AppendStr(..)
+            | ExprKind::Format { .. } => {
+                return Err(Diagnostic::error(
+                    e.span,
+                    "internal: string used as a number",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// r0 = (r0 cond imm) ? 1 : 0
+    fn bool_of(&mut self, c: Cond, imm: i32) {
+        let yes = self.label();
+        let end = self.label();
+        self.jimm(c, R0, imm, yes);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.jmp(end);
+        self.bind(yes);
+        self.e(Insn::mov64_imm(R0, 1));
+        self.bind(end);
+    }
+
+    /// r0 = r0 op r1, with stap's checks.
+    fn arith(&mut self, op: LongOp, span: Span) -> R<()> {
+        let _ = span;
+        match op {
+            LongOp::Div | LongOp::Mod => {
+                let ok = self.label();
+                self.jimm(Cond::Ne, R1, 0, ok);
+                self.fail(ErrKind::DivZero);
+                self.bind(ok);
+                // Signed division and modulo (BPF_SDIV/SMOD: off = 1).
+                let code = if op == LongOp::Div { 0x3f } else { 0x9f };
+                self.e(Insn::new(code, R0, R1, 1, 0));
+            }
+            LongOp::Add => self.e(Insn::alu64_reg(Alu::Add, R0, R1)),
+            LongOp::Sub => self.e(Insn::alu64_reg(Alu::Sub, R0, R1)),
+            LongOp::Mul => self.e(Insn::alu64_reg(Alu::Mul, R0, R1)),
+            LongOp::Shl => self.e(Insn::alu64_reg(Alu::Lsh, R0, R1)),
+            LongOp::Shr => self.e(Insn::alu64_reg(Alu::Arsh, R0, R1)),
+            LongOp::And => self.e(Insn::alu64_reg(Alu::And, R0, R1)),
+            LongOp::Or => self.e(Insn::alu64_reg(Alu::Or, R0, R1)),
+            LongOp::Xor => self.e(Insn::alu64_reg(Alu::Xor, R0, R1)),
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ places
+
+    fn read_long(&mut self, place: &Place, span: Span) -> R<()> {
+        match place {
+            Place::Local(l) => {
+                let off = self.long_local_off(*l);
+                self.ld_local(R0, off);
+            }
+            Place::Global(g) => {
+                let s = self
+                    .m
+                    .scalar(*g)
+                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
+                let (gm, off) = (self.m.globals_map, s.offset);
+                self.cur().fa.ld_map_value(R1, gm, off);
+                self.e(Insn::ldx(Size::DW, R0, R1, 0));
+            }
+            Place::Elem(g, keys) => {
+                let key = self.build_key(*g, keys, span)?;
+                self.lookup(*g, key, span)?;
+                let end = self.label();
+                self.jimm(Cond::Eq, R0, 0, end);
+                self.e(Insn::ldx(Size::DW, R0, R0, 0));
+                self.bind(end);
+            }
+        }
+        Ok(())
+    }
+
+    /// Store r0 (kept in r0).
+    fn write_long(&mut self, place: &Place, span: Span) -> R<()> {
+        match place {
+            Place::Local(l) => {
+                let off = self.long_local_off(*l);
+                self.st_local(off, R0);
+            }
+            Place::Global(g) => {
+                let s = self
+                    .m
+                    .scalar(*g)
+                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
+                let (gm, off) = (self.m.globals_map, s.offset);
+                self.cur().fa.ld_map_value(R1, gm, off);
+                self.e(Insn::stx(Size::DW, R1, 0, R0));
+            }
+            Place::Elem(g, keys) => {
+                let v = self.tmp_long();
+                self.st_local(v, R0);
+                let key = self.build_key(*g, keys, span)?;
+                let a = self.array(*g, span)?;
+                self.cur().fa.ld_map_fd(R1, a.map);
+                self.frame_addr(R2, key);
+                self.e(Insn::mov64_reg(R3, R7));
+                self.e(Insn::alu64_imm(Alu::Add, R3, v as i32));
+                self.e(Insn::mov64_imm(R4, 0));
+                self.call(H_UPDATE);
+                let ok = self.label();
+                self.jimm(Cond::Sge, R0, 0, ok);
+                self.fail(ErrKind::MapFull);
+                self.bind(ok);
+                self.ld_local(R0, v);
+            }
+        }
+        Ok(())
+    }
+
+    fn array(&self, g: GlobalId, span: Span) -> R<ArrayMap> {
+        self.m
+            .array(g)
+            .cloned()
+            .ok_or_else(|| Diagnostic::error(span, "internal: no map for array"))
+    }
+
+    /// Build the key of `g[keys]` in a frame buffer; returns its offset.
+    pub(super) fn build_key(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<u32> {
+        let a = self.array(g, span)?;
+        // Evaluate every key first: a key expression may itself look up a map.
+        enum K {
+            Long(i16),
+            Str(SLoc),
+        }
+        let mut vals = Vec::new();
+        for k in keys {
+            if k.ty == Ty::Str {
+                vals.push(K::Str(self.string(k)?));
+            } else {
+                self.long(k)?;
+                let t = self.tmp_long();
+                self.st_local(t, R0);
+                vals.push(K::Long(t));
+            }
+        }
+        let buf = self.tmp_bytes(a.key_size);
+        if keys.iter().any(|k| k.ty == Ty::Str) || keys.is_empty() {
+            self.zero(buf, a.key_size);
+        }
+        if keys.is_empty() {
+            return Ok(buf);
+        }
+        for (v, (_, off)) in vals.into_iter().zip(a.keys.iter()) {
+            match v {
+                K::Long(t) => {
+                    self.ld_local(R0, t);
+                    self.frame_addr(R1, buf + off);
+                    self.e(Insn::stx(Size::DW, R1, 0, R0));
+                }
+                K::Str(s) => {
+                    self.frame_addr(R1, buf + off);
+                    self.mov_imm(R2, self.o.maxstr as i64);
+                    self.sloc_addr(R3, s);
+                    self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+                    self.call(H_READ_KERNEL_STR);
+                }
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Zero `n` bytes at frame offset `at` from the zero area.
+    pub(super) fn zero(&mut self, at: u32, n: u32) {
+        let mut done = 0;
+        while done < n {
+            let chunk = (n - done).min(self.o.maxstr);
+            self.frame_addr(R1, at + done);
+            self.mov_imm(R2, chunk as i64);
+            self.frame_addr(R3, F_ZERO);
+            self.call(H_READ_KERNEL);
+            done += chunk;
+        }
+    }
+
+    /// r0 = the value pointer of `g[key]`, or 0.
+    fn lookup(&mut self, g: GlobalId, key: u32, span: Span) -> R<()> {
+        let a = self.array(g, span)?;
+        self.cur().fa.ld_map_fd(R1, a.map);
+        self.frame_addr(R2, key);
+        self.call(H_LOOKUP);
+        Ok(())
+    }
+
+    pub(super) fn delete(&mut self, place: &Place, span: Span) -> R<()> {
+        match place {
+            Place::Elem(g, keys) => {
+                let key = self.build_key(*g, keys, span)?;
+                let a = self.array(*g, span)?;
+                self.cur().fa.ld_map_fd(R1, a.map);
+                self.frame_addr(R2, key);
+                self.call(H_DELETE);
+            }
+            Place::Local(_) | Place::Global(_) => {
+                // Deleting a scalar resets it.
+                match self.place_ty(place) {
+                    Ty::Str => {
+                        let s = self.place_sloc(place, span)?;
+                        self.set_empty(s);
+                    }
+                    _ => {
+                        self.e(Insn::mov64_imm(R0, 0));
+                        self.write_long(place, span)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn place_ty(&self, place: &Place) -> Ty {
+        match place {
+            Place::Local(l) => self.locals[l.0 as usize].ty,
+            Place::Global(g) | Place::Elem(g, _) => self.p.globals[g.0 as usize].ty,
+        }
+    }
+
+    /// `place <<< v` on a per-CPU statistic.
+    pub(super) fn stat_add(&mut self, place: &Place, v: &Expr, span: Span) -> R<()> {
+        let (g, keys): (GlobalId, &[Expr]) = match place {
+            Place::Elem(g, k) => (*g, k),
+            Place::Global(g) => (*g, &[]),
+            Place::Local(_) => return Err(Diagnostic::error(span, "statistics must be globals")),
+        };
+        self.long(v)?;
+        let val = self.tmp_long();
+        self.st_local(val, R0);
+        let key = self.build_key(g, keys, span)?;
+        let a = self.array(g, span)?;
+        self.lookup(g, key, span)?;
+        let have = self.label();
+        self.jimm(Cond::Ne, R0, 0, have);
+        // First value on this CPU: insert a zeroed aggregate.
+        self.cur().fa.ld_map_fd(R1, a.map);
+        self.frame_addr(R2, key);
+        self.frame_addr(R3, F_ZERO);
+        self.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
+        self.call(H_UPDATE);
+        self.lookup(g, key, span)?;
+        let got = self.label();
+        self.jimm(Cond::Ne, R0, 0, got);
+        self.fail(ErrKind::MapFull);
+        self.bind(got);
+        self.bind(have);
+        // r0 = aggregate, r1 = value.
+        self.ld_local(R1, val);
+        self.e(Insn::ldx(Size::DW, R2, R0, STAT_COUNT));
+        self.e(Insn::alu64_imm(Alu::Add, R2, 1));
+        self.e(Insn::stx(Size::DW, R0, STAT_COUNT, R2));
+        self.e(Insn::ldx(Size::DW, R2, R0, STAT_SUM));
+        self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+        self.e(Insn::stx(Size::DW, R0, STAT_SUM, R2));
+        // min/max: the first value sets both.
+        let first = self.label();
+        let minok = self.label();
+        let maxok = self.label();
+        self.e(Insn::ldx(Size::DW, R2, R0, STAT_COUNT));
+        self.jimm(Cond::Eq, R2, 1, first);
+        self.e(Insn::ldx(Size::DW, R2, R0, STAT_MIN));
+        self.jreg(Cond::Sle, R2, R1, minok);
+        self.e(Insn::stx(Size::DW, R0, STAT_MIN, R1));
+        self.bind(minok);
+        self.e(Insn::ldx(Size::DW, R2, R0, STAT_MAX));
+        self.jreg(Cond::Sge, R2, R1, maxok);
+        self.e(Insn::stx(Size::DW, R0, STAT_MAX, R1));
+        let hist = self.label();
+        self.jmp(hist);
+        self.bind(first);
+        self.e(Insn::stx(Size::DW, R0, STAT_MIN, R1));
+        self.e(Insn::stx(Size::DW, R0, STAT_MAX, R1));
+        self.bind(maxok);
+        self.bind(hist);
+        // log2 bucket: 0 for v <= 0, else 1 + floor(log2(v)), by halving.
+        self.e(Insn::mov64_imm(R3, 0));
+        let zero = self.label();
+        self.jimm(Cond::Sle, R1, 0, zero);
+        self.e(Insn::mov64_imm(R3, 1));
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let skip = self.label();
+            self.e(Insn::mov64_reg(R4, R1));
+            self.e(Insn::alu64_imm(Alu::Rsh, R4, shift));
+            self.jimm(Cond::Eq, R4, 0, skip);
+            self.e(Insn::mov64_reg(R1, R4));
+            self.e(Insn::alu64_imm(Alu::Add, R3, shift));
+            self.bind(skip);
+        }
+        self.bind(zero);
+        self.e(Insn::alu64_imm(Alu::And, R3, (STAT_BUCKETS - 1) as i32));
+        self.e(Insn::alu64_imm(Alu::Lsh, R3, 3));
+        self.e(Insn::alu64_reg(Alu::Add, R3, R0));
+        self.e(Insn::ldx(Size::DW, R4, R3, STAT_HIST));
+        self.e(Insn::alu64_imm(Alu::Add, R4, 1));
+        self.e(Insn::stx(Size::DW, R3, STAT_HIST, R4));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ calls
+
+    /// Evaluate arguments into temporaries, copy them into the callee's
+    /// parameter slots, call, and unwind on error.
+    pub(super) fn call_fn(&mut self, f: usize, args: &[Expr], span: Span) -> R<()> {
+        enum A {
+            Long(i16),
+            Str(SLoc),
+        }
+        let mut vals = Vec::new();
+        for a in args {
+            if a.ty == Ty::Str {
+                let s = self.string(a)?;
+                // Copy: the argument may be another call's result slot.
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                vals.push(A::Str(SLoc::Frame(t)));
+            } else {
+                self.long(a)?;
+                let t = self.tmp_long();
+                self.st_local(t, R0);
+                vals.push(A::Long(t));
+            }
+        }
+        let callee = super::emit::Owner::Func(f);
+        let locals = self.p.functions[f].locals.clone();
+        for (i, v) in vals.into_iter().enumerate() {
+            let l = LocalId(i as u32);
+            match v {
+                A::Long(t) => {
+                    let idx = locals[..i].iter().filter(|x| x.ty != Ty::Str).count() as u32;
+                    let abs = self.bases.get(&callee).copied().unwrap_or(0) + idx * 8;
+                    self.ld_local(R0, t);
+                    self.frame_addr(R1, abs);
+                    self.e(Insn::stx(Size::DW, R1, 0, R0));
+                }
+                A::Str(s) => {
+                    let idx = locals[..l.0 as usize]
+                        .iter()
+                        .filter(|x| x.ty == Ty::Str)
+                        .count() as u32;
+                    let abs = self.str_base(callee) + idx * self.strslot;
+                    self.copy_str(SLoc::Frame(abs), s);
+                }
+            }
+        }
+        let id = *self
+            .funcs
+            .get(&f)
+            .ok_or_else(|| Diagnostic::error(span, "internal: function not declared"))?;
+        self.cur().fa.call_func(id);
+        self.check_after_call();
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ builtins
+
+    /// Emit a builtin; returns whether r0 holds a value.
+    fn builtin(&mut self, b: Builtin, args: &[Expr], e: &Expr) -> R<bool> {
+        use Builtin::*;
+        let span = e.span;
+        if e.ty == Ty::Str && !matches!(b, Print | Println | Warn | Error | Exit) {
+            let s = self.string(e)?;
+            let _ = s;
+            return Ok(false);
+        }
+        match b {
+            Pid | Tid => {
+                self.call(H_PID_TGID);
+                if b == Pid {
+                    self.e(Insn::alu64_imm(Alu::Rsh, R0, 32));
+                } else {
+                    self.e(Insn::mov32_reg(R0, R0));
+                }
+            }
+            Uid => {
+                self.call(H_UID_GID);
+                self.e(Insn::mov32_reg(R0, R0));
+            }
+            Cpu => self.call(H_CPU),
+            Target => self.mov_imm(R0, self.o.target as i64),
+            GettimeofdayS | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs => {
+                self.call(H_BOOT_NS);
+                self.mov_imm(R1, self.o.boot_to_wall_ns);
+                self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+                let div = match b {
+                    GettimeofdayS => 1_000_000_000,
+                    GettimeofdayMs => 1_000_000,
+                    GettimeofdayUs => 1_000,
+                    _ => 1,
+                };
+                if div > 1 {
+                    self.e(Insn::alu64_imm(Alu::Div, R0, div));
+                }
+            }
+            LocalClockNs | LocalClockUs | LocalClockMs | LocalClockS => {
+                self.call(H_KTIME_NS);
+                let div = match b {
+                    LocalClockS => 1_000_000_000,
+                    LocalClockMs => 1_000_000,
+                    LocalClockUs => 1_000,
+                    _ => 1,
+                };
+                if div > 1 {
+                    self.e(Insn::alu64_imm(Alu::Div, R0, div));
+                }
+            }
+            Jiffies => self.call(H_JIFFIES),
+            UserMode => {
+                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.e(Insn::ldx(Size::DW, R0, R1, PT_CS));
+                self.e(Insn::alu64_imm(Alu::And, R0, 3));
+                self.bool_of(Cond::Eq, 3);
+            }
+            Uaddr | Addr => {
+                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.e(Insn::ldx(Size::DW, R0, R1, PT_IP));
+                if b == Uaddr {
+                    // Only a user-mode address counts.
+                    self.e(Insn::ldx(Size::DW, R2, R1, PT_CS));
+                    self.e(Insn::alu64_imm(Alu::And, R2, 3));
+                    let ok = self.label();
+                    self.jimm(Cond::Eq, R2, 3, ok);
+                    self.e(Insn::mov64_imm(R0, 0));
+                    self.bind(ok);
+                }
+            }
+            ModuleBias => {
+                let Some(ExprKind::Str(path)) = args.first().map(|a| &a.kind) else {
+                    return Err(Diagnostic::error(
+                        span,
+                        "internal: module bias needs a literal path",
+                    ));
+                };
+                let Some(&bias) = self.o.biases.get(path) else {
+                    return Err(Diagnostic::error(
+                        span,
+                        format!("the load address of {path} is unknown: it is not mapped in the target process"),
+                    ));
+                };
+                self.mov_imm(R0, bias as i64);
+            }
+            UserInt8 | UserUint8 | UserInt16 | UserUint16 | UserInt32 | UserUint32 | UserInt64
+            | UserUint64 => {
+                let (size, signed) = match b {
+                    UserInt8 => (Size::B, true),
+                    UserUint8 => (Size::B, false),
+                    UserInt16 => (Size::H, true),
+                    UserUint16 => (Size::H, false),
+                    UserInt32 => (Size::W, true),
+                    UserUint32 => (Size::W, false),
+                    _ => (Size::DW, false),
+                };
+                self.long(&args[0])?;
+                let t = self.tmp_long();
+                self.e(Insn::mov64_reg(R3, R0));
+                self.e(Insn::st_imm(Size::DW, R7, t, 0));
+                self.e(Insn::mov64_reg(R1, R7));
+                self.e(Insn::alu64_imm(Alu::Add, R1, t as i32));
+                self.e(Insn::mov64_imm(R2, size.bytes() as i32));
+                self.call(H_READ_USER);
+                let ok = self.label();
+                self.jimm(Cond::Eq, R0, 0, ok);
+                if !self.o.skip_badvars {
+                    self.fail(ErrKind::BadRead);
+                }
+                self.bind(ok);
+                if signed {
+                    self.e(Insn::ldx_sx(size, R0, R7, t));
+                } else {
+                    self.e(Insn::ldx(size, R0, R7, t));
+                }
+            }
+            Strlen => {
+                let s = self.string(&args[0])?;
+                self.sloc_addr(R1, s);
+                self.e(Insn::ldx(Size::DW, R0, R1, 0));
+            }
+            Abs => {
+                self.long(&args[0])?;
+                let ok = self.label();
+                self.jimm(Cond::Sge, R0, 0, ok);
+                self.e(Insn::neg64(R0));
+                self.bind(ok);
+            }
+            Min | Max => {
+                let t = self.tmp_long();
+                self.long(&args[0])?;
+                self.st_local(t, R0);
+                self.long(&args[1])?;
+                self.e(Insn::mov64_reg(R1, R0));
+                self.ld_local(R0, t);
+                let keep = self.label();
+                self.jreg(if b == Min { Cond::Sle } else { Cond::Sge }, R0, R1, keep);
+                self.e(Insn::mov64_reg(R0, R1));
+                self.bind(keep);
+            }
+            Print | Println => {
+                let a = &args[0];
+                let s = if a.ty == Ty::Str {
+                    self.string(a)?
+                } else {
+                    self.format_long_to_new(a, "%lld")?
+                };
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                if b == Println {
+                    self.append_lit(SLoc::Frame(t), "\n");
+                }
+                self.output(REC_PRINT, t);
+                return Ok(false);
+            }
+            Warn | Error => {
+                let s = self.string(&args[0])?;
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                self.output(if b == Warn { REC_WARN } else { REC_ERROR }, t);
+                if b == Error {
+                    self.fail(ErrKind::Script);
+                }
+                return Ok(false);
+            }
+            Exit => {
+                let t = self.tmp_str();
+                self.set_empty(SLoc::Frame(t));
+                self.output(REC_EXIT, t);
+                return Ok(false);
+            }
+            _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
+        }
+        Ok(true)
+    }
+
+    /// Send string slot `t` as an output record (its len field gets the kind).
+    pub(super) fn output(&mut self, kind: u64, t: u32) {
+        self.frame_addr(R2, t);
+        self.e(Insn::ldx(Size::DW, R3, R2, 0));
+        self.e(Insn::alu64_imm(Alu::And, R3, (self.o.maxstr - 1) as i32));
+        if kind != 0 {
+            self.e2(Insn::ld_imm64(R4, kind << 32));
+            self.e(Insn::alu64_reg(Alu::Or, R4, R3));
+            self.e(Insn::stx(Size::DW, R2, 0, R4));
+        }
+        self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+        let om = self.m.output_map;
+        self.cur().fa.ld_map_fd(R1, om);
+        self.e(Insn::mov64_imm(R4, 0));
+        self.call(H_RINGBUF_OUTPUT);
+    }
+}

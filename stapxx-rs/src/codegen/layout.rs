@@ -1,0 +1,75 @@
+//! Where things live at run time: the per-CPU frame (locals, temporaries,
+//! strings) and the maps that hold globals.
+//!
+//! Every kernel probe handler and every script function gets its own region
+//! of the frame. Recursion is refused (pass 3), so a function's locals can
+//! sit at fixed offsets: a call passes arguments by writing the callee's
+//! parameter slots, and the callee's string result stays in its return slot.
+//!
+//! A string slot is `[len: u64][bytes: MAXSTR]`, NUL-terminated within. The
+//! frame ends with MAXSTR bytes of slack: appends write at `data + (len &
+//! (MAXSTR-1))` with size `MAXSTR - that`, which the verifier can only bound
+//! by `2 * MAXSTR`.
+
+/// Fixed fields at the start of the frame.
+pub const F_BUSY: i16 = 0;
+pub const F_ERR: i16 = 8;
+pub const F_FLAGS: i16 = 16;
+pub const F_CTX: i16 = 24;
+/// Eight u64 arguments for `bpf_snprintf`.
+pub const F_ARGS: i16 = 32;
+/// Start of a zeroed area of MAXSTR bytes (never written): the source for
+/// zero-filling map keys.
+pub const F_ZERO: u32 = 96;
+
+/// Control flags in `F_FLAGS`.
+pub const FLAG_NEXT: i32 = 1;
+pub const FLAG_RETURN: i32 = 2;
+pub const FLAG_LOOP_DONE: i32 = 4;
+
+/// Probe error kinds, counted in the errors map (index = kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ErrKind {
+    None = 0,
+    BadRead = 1,
+    DivZero = 2,
+    MaxAction = 3,
+    MapFull = 4,
+    Skipped = 5,
+    Script = 6,
+}
+
+pub const ERR_KINDS: usize = 8;
+
+impl ErrKind {
+    pub fn message(i: usize) -> &'static str {
+        match i {
+            1 => "user memory read fault",
+            2 => "division by zero",
+            3 => "MAXACTION exceeded",
+            4 => "array overflow, check MAXMAPENTRIES",
+            5 => "probe skipped (nested on the same CPU)",
+            6 => "error() called",
+            _ => "unknown",
+        }
+    }
+}
+
+/// A function's region: longs first (small offsets), then strings.
+#[derive(Debug, Clone, Default)]
+pub struct Region {
+    /// Offset of the region in the frame.
+    pub base: u32,
+    pub long_locals: u32,
+    pub str_locals: u32,
+    /// High-water marks of temporaries.
+    pub long_temps: u32,
+    pub str_temps: u32,
+}
+
+impl Region {
+    pub fn size(&self, strslot: u32) -> u32 {
+        (self.long_locals + self.long_temps) * 8 + (self.str_locals + self.str_temps) * strslot
+    }
+}

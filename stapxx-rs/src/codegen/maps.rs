@@ -1,0 +1,192 @@
+//! The maps a compiled script uses, and how userspace decodes them.
+//!
+//! * `stx_globals`: one array entry holding every scalar global (longs: 8
+//!   bytes; strings: a string slot).
+//! * one hash map per global array: key = the key fields back to back (a
+//!   long is 8 bytes, a string MAXSTR bytes, zero-padded so equal strings
+//!   hash equally); value = a long, a string slot, or a per-CPU statistic.
+//! * `stx_errors`: counters per error kind; `stx_out`: the ring buffer that
+//!   carries printf/warn/error/exit records to userspace.
+//! * `stx_sym_addr` / `stx_sym_name`: the target's sorted function symbols
+//!   for `usymname` (filled before attaching).
+
+use super::layout::ERR_KINDS;
+use super::Options;
+use crate::ir::{GlobalId, Program, Ty};
+use ebpf_backend::{MapDef, MapId, MapKind, Module};
+use grammar::Diagnostic;
+
+/// A statistic's value: count, sum, min, max, then 64 log2 buckets.
+pub const STAT_COUNT: i16 = 0;
+pub const STAT_SUM: i16 = 8;
+pub const STAT_MIN: i16 = 16;
+pub const STAT_MAX: i16 = 24;
+pub const STAT_HIST: i16 = 32;
+pub const STAT_BUCKETS: u32 = 64;
+pub const STAT_SIZE: u32 = 32 + STAT_BUCKETS * 8;
+
+/// Bytes of a symbol name in `stx_sym_name`.
+pub const SYM_NAME: u32 = 128;
+
+/// Output record kinds (high 32 bits of the record's first u64).
+pub const REC_PRINT: u64 = 0;
+pub const REC_WARN: u64 = 1;
+pub const REC_ERROR: u64 = 2;
+pub const REC_EXIT: u64 = 3;
+
+#[derive(Debug, Clone)]
+pub struct ScalarSlot {
+    pub global: GlobalId,
+    pub offset: u32,
+    pub ty: Ty,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArrayMap {
+    pub global: GlobalId,
+    pub map: MapId,
+    /// (type, offset in the key) of each key field.
+    pub keys: Vec<(Ty, u32)>,
+    pub key_size: u32,
+    pub value: Ty,
+    pub value_size: u32,
+    pub percpu: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MapLayout {
+    pub maxstr: u32,
+    pub globals_map: MapId,
+    pub globals_size: u32,
+    pub scalars: Vec<ScalarSlot>,
+    pub arrays: Vec<ArrayMap>,
+    pub errors_map: MapId,
+    pub output_map: MapId,
+    pub sym_addr_map: MapId,
+    pub sym_name_map: MapId,
+    pub nsyms: u32,
+}
+
+impl MapLayout {
+    pub fn build(
+        p: &Program,
+        opts: &Options,
+        module: &mut Module,
+    ) -> Result<MapLayout, Diagnostic> {
+        let strslot = 8 + opts.maxstr;
+        let mut scalars = Vec::new();
+        let mut off = 0u32;
+        for (i, g) in p.globals.iter().enumerate() {
+            if g.is_array() || g.ty == Ty::Stats {
+                continue;
+            }
+            scalars.push(ScalarSlot {
+                global: GlobalId(i as u32),
+                offset: off,
+                ty: g.ty,
+            });
+            off += if g.ty == Ty::Str { strslot } else { 8 };
+        }
+        let globals_size = off.max(8);
+        let globals_map = module.add_map(MapDef::new(
+            "stx_globals",
+            MapKind::Array,
+            4,
+            globals_size,
+            1,
+        ));
+        let mut arrays = Vec::new();
+        for (i, g) in p.globals.iter().enumerate() {
+            // A scalar statistic is an array with no key fields: key 0.
+            if !g.is_array() && g.ty != Ty::Stats {
+                continue;
+            }
+            let mut keys = Vec::new();
+            let mut koff = 0;
+            for k in &g.keys {
+                keys.push((*k, koff));
+                koff += if *k == Ty::Str { opts.maxstr } else { 8 };
+            }
+            let key_size = koff.max(8);
+            let (kind, value_size, percpu) = match g.ty {
+                Ty::Stats => (MapKind::PercpuHash, STAT_SIZE, true),
+                Ty::Str => (
+                    if g.wrap {
+                        MapKind::LruHash
+                    } else {
+                        MapKind::Hash
+                    },
+                    strslot,
+                    false,
+                ),
+                Ty::Long => (
+                    if g.wrap {
+                        MapKind::LruHash
+                    } else {
+                        MapKind::Hash
+                    },
+                    8,
+                    false,
+                ),
+            };
+            let max = g
+                .size
+                .filter(|&n| n > 0)
+                .map(|n| n as u32)
+                .unwrap_or(opts.maxmapentries);
+            let map = module.add_map(MapDef::new(
+                format!("stx_g{i}"),
+                kind,
+                key_size,
+                value_size,
+                max,
+            ));
+            arrays.push(ArrayMap {
+                global: GlobalId(i as u32),
+                map,
+                keys,
+                key_size,
+                value: g.ty,
+                value_size,
+                percpu,
+            });
+        }
+        let errors_map = module.add_map(MapDef::new(
+            "stx_errors",
+            MapKind::Array,
+            4,
+            (ERR_KINDS * 8) as u32,
+            1,
+        ));
+        let output_map = module.add_map(MapDef::ringbuf("stx_out", 1 << 22));
+        let nsyms = opts.nsyms.max(1);
+        let sym_addr_map = module.add_map(MapDef::new("stx_sym_addr", MapKind::Array, 4, 8, nsyms));
+        let sym_name_map = module.add_map(MapDef::new(
+            "stx_sym_name",
+            MapKind::Array,
+            4,
+            SYM_NAME,
+            nsyms,
+        ));
+        Ok(MapLayout {
+            maxstr: opts.maxstr,
+            globals_map,
+            globals_size,
+            scalars,
+            arrays,
+            errors_map,
+            output_map,
+            sym_addr_map,
+            sym_name_map,
+            nsyms: opts.nsyms,
+        })
+    }
+
+    pub fn scalar(&self, g: GlobalId) -> Option<&ScalarSlot> {
+        self.scalars.iter().find(|s| s.global == g)
+    }
+
+    pub fn array(&self, g: GlobalId) -> Option<&ArrayMap> {
+        self.arrays.iter().find(|a| a.global == g)
+    }
+}

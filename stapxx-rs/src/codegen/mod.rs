@@ -1,0 +1,211 @@
+//! Pass 3 for kernel probes: typed IR -> eBPF programs (one per kernel
+//! probe handler) and the maps they share.
+//!
+//! The lowering follows the design notes: locals and temporaries in a
+//! per-CPU frame (a map value, not the 512-byte stack), loops as `bpf_loop`
+//! callbacks bounded by MAXACTION, script functions as BPF-to-BPF calls,
+//! strings as fixed-size slots with a length, globals in maps. See
+//! [`layout`] for the frame and [`emit`] for the instruction selection.
+//!
+//! The code generator lives next to the IR (not in `ebpf-backend`) so the
+//! back end crate stays free of the front end's types; `ebpf-backend`
+//! provides the assembler, maps, ELF emission and loading.
+
+pub mod emit;
+pub mod expr;
+pub mod layout;
+pub mod maps;
+pub mod strings;
+
+use crate::ir::{self, Exec, Program};
+use ebpf_backend::{MapDef, MapKind, Module, ProgKind};
+use grammar::{Diagnostic, Span};
+use std::collections::HashMap;
+
+/// Limits and load-time constants the code depends on.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// MAXSTRINGLEN rounded up to a power of two.
+    pub maxstr: u32,
+    pub maxaction: u32,
+    pub maxmapentries: u32,
+    /// `target()`.
+    pub target: u32,
+    /// Load bias of each module `__stapxx_module_bias` names.
+    pub biases: HashMap<String, u64>,
+    /// Read faults give 0 instead of an error.
+    pub skip_badvars: bool,
+    /// Wall clock minus boot clock, in ns (for `gettimeofday_*`).
+    pub boot_to_wall_ns: i64,
+    /// Number of possible CPUs (frame map entries).
+    pub ncpus: u32,
+    /// Entries of the symbol table maps (0: `usymname` gives hex).
+    pub nsyms: u32,
+}
+
+impl Options {
+    pub fn new(maxstringlen: u64, maxaction: u64, maxmapentries: u64) -> Options {
+        Options {
+            maxstr: (maxstringlen.max(64) as u32).next_power_of_two(),
+            maxaction: maxaction.clamp(1, 1 << 23) as u32,
+            maxmapentries: maxmapentries.max(1) as u32,
+            target: 0,
+            biases: HashMap::new(),
+            skip_badvars: false,
+            boot_to_wall_ns: 0,
+            ncpus: 1,
+            nsyms: 0,
+        }
+    }
+}
+
+/// One compiled kernel probe handler.
+#[derive(Debug, Clone)]
+pub struct ProbeProgram {
+    /// Index into `Program::probes`.
+    pub probe: usize,
+    pub prog: ebpf_backend::ProgId,
+    pub kind: ProgKind,
+}
+
+/// Everything the runtime needs to load, attach and read back.
+#[derive(Debug)]
+pub struct Compiled {
+    pub module: Module,
+    pub probes: Vec<ProbeProgram>,
+    pub maps: maps::MapLayout,
+    /// Instruction tags index this: the script place each instruction is for.
+    pub spans: Vec<Span>,
+}
+
+impl Compiled {
+    /// The IR-annotated BPF listing of every program (`-p3`).
+    pub fn listing(&self, sources: &grammar::SourceMap) -> Result<String, ebpf_backend::Error> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for p in &self.probes {
+            let img = self.module.link(p.prog)?;
+            let _ = writeln!(
+                out,
+                "# program {} ({:?}), {} instructions",
+                self.module.program(p.prog).name,
+                p.kind,
+                img.insns.len()
+            );
+            let mut last = u32::MAX;
+            for line in img.listing().lines() {
+                // Lines end in "; tag N": show the script line when it changes.
+                if let Some((code, tag)) = line.rsplit_once("; tag ") {
+                    let tag: u32 = tag.trim().parse().unwrap_or(u32::MAX);
+                    if tag != last {
+                        if let Some(span) = self.spans.get(tag as usize) {
+                            let f = sources.get(span.file);
+                            let (l, _) = f.line_col(span.start);
+                            let _ =
+                                writeln!(out, "  ; {}:{}: {}", f.name, l, f.line_text(l).trim());
+                        }
+                        last = tag;
+                    }
+                    let _ = writeln!(out, "{}", code.trim_end());
+                } else {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What kind of BPF program a probe point needs.
+pub fn prog_kind(point: &grammar::ast::ProbePoint) -> Result<ProgKind, String> {
+    let names: Vec<&str> = point.components.iter().map(|c| c.name.as_str()).collect();
+    Ok(match names.as_slice() {
+        ["timer", "profile"] | ["timer", "profile", "tick"] | ["perf", ..] => ProgKind::PerfEvent,
+        ["process", .., "return"] => ProgKind::Uretprobe,
+        ["process", ..] => ProgKind::Uprobe,
+        ["kernel", "trace"] => {
+            let arg = match point.components[1].arg.as_ref() {
+                Some(grammar::ast::Literal::String(s)) => s.clone(),
+                _ => return Err("kernel.trace needs \"subsystem:event\"".into()),
+            };
+            let Some((category, name)) = arg.split_once(':') else {
+                return Err(format!(
+                    "kernel.trace(\"{arg}\"): expected \"subsystem:event\""
+                ));
+            };
+            ProgKind::Tracepoint {
+                category: category.into(),
+                name: name.into(),
+            }
+        }
+        _ => {
+            return Err(format!(
+                "probe point '{}' is not supported in the kernel",
+                grammar::printer::point(point)
+            ))
+        }
+    })
+}
+
+/// Compile every kernel probe handler of `program`.
+pub fn compile(program: &Program, opts: &Options) -> Result<Compiled, Diagnostic> {
+    let mut module = Module::new();
+    let maps = maps::MapLayout::build(program, opts, &mut module)?;
+    let mut probes = Vec::new();
+    for (i, p) in program.probes.iter().enumerate() {
+        if p.exec != Exec::Kernel {
+            continue;
+        }
+        let kind = prog_kind(&p.points[0]).map_err(|m| Diagnostic::error(p.span, m))?;
+        for pt in &p.points[1..] {
+            let k = prog_kind(pt).map_err(|m| Diagnostic::error(p.span, m))?;
+            if std::mem::discriminant(&k) != std::mem::discriminant(&kind) {
+                return Err(Diagnostic::error(
+                    p.span,
+                    "probe points of different kinds in one probe: write one probe per kind",
+                ));
+            }
+        }
+        probes.push((i, kind));
+    }
+    let indexes: Vec<usize> = probes.iter().map(|(i, _)| *i).collect();
+    let (entries, spans) = emit::compile_all(program, &indexes, opts, &maps, &mut module)?;
+    let probes = probes
+        .into_iter()
+        .zip(entries)
+        .map(|((i, kind), entry)| {
+            let prog = module.add_program(format!("stx_p{i}"), kind.clone(), entry);
+            ProbeProgram {
+                probe: i,
+                prog,
+                kind,
+            }
+        })
+        .collect();
+    Ok(Compiled {
+        module,
+        probes,
+        maps,
+        spans,
+    })
+}
+
+/// An error at a span for unsupported constructs.
+pub(crate) fn unsupported(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(
+        span,
+        format!("{what} is not supported in kernel probes yet"),
+    )
+}
+
+/// Is there any kernel probe?
+pub fn has_kernel_probes(p: &Program) -> bool {
+    p.probes.iter().any(|p| p.exec == Exec::Kernel)
+}
+
+/// The frame map: one entry per CPU.
+pub(crate) fn frame_map(size: u32, ncpus: u32) -> MapDef {
+    MapDef::new("stx_frame", MapKind::Array, 4, size, ncpus.max(1))
+}
+
+pub(crate) fn _assert_ir(_: &ir::Program) {}

@@ -1,0 +1,673 @@
+//! Strings: literals, copies, appends (concatenation, `.=`, sprintf), user
+//! memory strings, symbol names. A string slot is `[len: u64][bytes]`.
+
+use super::emit::{Gen, SLoc, R};
+use super::expr::*;
+use super::layout::*;
+use super::maps::*;
+use super::unsupported;
+use crate::ir::types::{parse_format, Conversion, FormatPiece};
+use crate::ir::*;
+use ebpf_backend::insn::{self, Alu, Cond, Reg, Size};
+use ebpf_backend::Insn;
+use grammar::{Diagnostic, Span};
+
+const R0: Reg = insn::R0;
+const R1: Reg = insn::R1;
+const R2: Reg = insn::R2;
+const R3: Reg = insn::R3;
+const R4: Reg = insn::R4;
+const R5: Reg = insn::R5;
+const R6: Reg = insn::R6;
+const R7: Reg = insn::R7;
+
+const H_STRNCMP: u32 = 182;
+
+impl Gen<'_> {
+    /// A string expression's value.
+    pub(super) fn string(&mut self, e: &Expr) -> R<SLoc> {
+        self.span = e.span;
+        Ok(match &e.kind {
+            ExprKind::Str(s) => {
+                let t = self.tmp_str();
+                self.set_lit(SLoc::Frame(t), s);
+                SLoc::Frame(t)
+            }
+            ExprKind::Read(place) => match place {
+                Place::Local(_) | Place::Global(_) => self.place_sloc(place, e.span)?,
+                Place::Elem(g, keys) => {
+                    let t = self.tmp_str();
+                    self.read_elem_str(*g, keys, t, e.span)?;
+                    SLoc::Frame(t)
+                }
+            },
+            ExprKind::Call(f, args) => {
+                self.call_fn(f.0 as usize, args, e.span)?;
+                let ow = super::emit::Owner::Func(f.0 as usize);
+                let locals = self.p.functions[f.0 as usize].locals.clone();
+                let abs = self.ret_str_abs(ow, &locals);
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), SLoc::Frame(abs));
+                SLoc::Frame(t)
+            }
+            ExprKind::Concat(a, b) => {
+                let t = self.tmp_str();
+                let sa = self.string(a)?;
+                self.copy_str(SLoc::Frame(t), sa);
+                let sb = self.string(b)?;
+                self.append_str(SLoc::Frame(t), sb);
+                SLoc::Frame(t)
+            }
+            ExprKind::Format { fmt, args } => {
+                let t = self.tmp_str();
+                self.format(t, fmt, args, e.span)?;
+                SLoc::Frame(t)
+            }
+            ExprKind::Cond(c, a, b) => {
+                let t = self.tmp_str();
+                let els = self.label();
+                let end = self.label();
+                self.long(c)?;
+                self.jimm(Cond::Eq, R0, 0, els);
+                let sa = self.string(a)?;
+                self.copy_str(SLoc::Frame(t), sa);
+                self.jmp(end);
+                self.bind(els);
+                let sb = self.string(b)?;
+                self.copy_str(SLoc::Frame(t), sb);
+                self.bind(end);
+                SLoc::Frame(t)
+            }
+            ExprKind::Assign(place, v) => {
+                let s = self.string(v)?;
+                self.write_str(place, s, e.span)?
+            }
+            ExprKind::AppendStr(place, v) => {
+                let s = self.string(v)?;
+                match place {
+                    Place::Elem(g, keys) => {
+                        let t = self.tmp_str();
+                        self.read_elem_str(*g, keys, t, e.span)?;
+                        self.append_str(SLoc::Frame(t), s);
+                        self.write_str(place, SLoc::Frame(t), e.span)?
+                    }
+                    _ => {
+                        let d = self.place_sloc(place, e.span)?;
+                        self.append_str(d, s);
+                        d
+                    }
+                }
+            }
+            ExprKind::Builtin(b, args) => self.str_builtin(*b, args, e.span)?,
+            _ => {
+                return Err(Diagnostic::error(
+                    e.span,
+                    "internal: not a string expression",
+                ))
+            }
+        })
+    }
+
+    pub(super) fn place_sloc(&mut self, place: &Place, span: Span) -> R<SLoc> {
+        match place {
+            Place::Local(l) => Ok(SLoc::Frame(self.str_local_abs(*l))),
+            Place::Global(g) => {
+                let s = self
+                    .m
+                    .scalar(*g)
+                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
+                Ok(SLoc::Global(s.offset))
+            }
+            Place::Elem(..) => Err(Diagnostic::error(
+                span,
+                "internal: element has no fixed slot",
+            )),
+        }
+    }
+
+    fn write_str(&mut self, place: &Place, s: SLoc, span: Span) -> R<SLoc> {
+        match place {
+            Place::Elem(g, keys) => {
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                let key = self.key_of(*g, keys, span)?;
+                let a = self
+                    .m
+                    .array(*g)
+                    .cloned()
+                    .ok_or_else(|| Diagnostic::error(span, "internal: no map"))?;
+                self.cur().fa.ld_map_fd(R1, a.map);
+                self.frame_addr(R2, key);
+                self.frame_addr(R3, t);
+                self.e(Insn::mov64_imm(R4, 0));
+                self.call(H_UPDATE);
+                let ok = self.label();
+                self.jimm(Cond::Sge, R0, 0, ok);
+                self.fail(ErrKind::MapFull);
+                self.bind(ok);
+                Ok(SLoc::Frame(t))
+            }
+            _ => {
+                let d = self.place_sloc(place, span)?;
+                self.copy_str(d, s);
+                Ok(d)
+            }
+        }
+    }
+
+    fn read_elem_str(&mut self, g: GlobalId, keys: &[Expr], t: u32, span: Span) -> R<()> {
+        let key = self.key_of(g, keys, span)?;
+        let a = self
+            .m
+            .array(g)
+            .cloned()
+            .ok_or_else(|| Diagnostic::error(span, "internal: no map"))?;
+        self.cur().fa.ld_map_fd(R1, a.map);
+        self.frame_addr(R2, key);
+        self.call(H_LOOKUP);
+        self.set_empty(SLoc::Frame(t));
+        let end = self.label();
+        self.jimm(Cond::Eq, R0, 0, end);
+        self.e(Insn::mov64_reg(R3, R0));
+        self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+        self.frame_addr(R1, t + 8);
+        self.mov_imm(R2, self.o.maxstr as i64);
+        self.call(H_READ_KERNEL_STR);
+        self.store_len_from_r0(SLoc::Frame(t), 0);
+        self.bind(end);
+        Ok(())
+    }
+
+    fn key_of(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<u32> {
+        // Same as expr.rs's key builder; routed through a long read of the
+        // existence check is wasteful, so build it directly.
+        self.build_key(g, keys, span)
+    }
+
+    // ------------------------------------------------------------ primitives
+
+    pub(super) fn set_empty(&mut self, s: SLoc) {
+        self.sloc_addr(R1, s);
+        self.e(Insn::st_imm(Size::DW, R1, 0, 0));
+        self.e(Insn::st_imm(Size::B, R1, 8, 0));
+    }
+
+    /// Write a literal (truncated to MAXSTR-1 bytes).
+    pub(super) fn set_lit(&mut self, s: SLoc, text: &str) {
+        let max = (self.o.maxstr - 1) as usize;
+        let mut bytes: Vec<u8> = text.as_bytes().iter().copied().take(max).collect();
+        let len = bytes.len();
+        bytes.push(0);
+        while bytes.len() % 8 != 0 {
+            bytes.push(0);
+        }
+        self.sloc_addr(R1, s);
+        self.e(Insn::st_imm(Size::DW, R1, 0, len as i32));
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            self.e2(Insn::ld_imm64(R2, v));
+            self.e(Insn::stx(Size::DW, R1, (8 + i * 8) as i16, R2));
+        }
+    }
+
+    /// len(s) = clamp(r0 - 1 + base_len_reg, ...) where r0 is a helper's
+    /// "bytes written including NUL" (or negative on failure).
+    fn store_len_from_r0(&mut self, s: SLoc, _base: i32) {
+        let ok = self.label();
+        let end = self.label();
+        self.jimm(Cond::Sgt, R0, 0, ok);
+        self.e(Insn::mov64_imm(R0, 1));
+        self.bind(ok);
+        self.e(Insn::alu64_imm(Alu::Sub, R0, 1));
+        self.sloc_addr(R1, s);
+        self.e(Insn::stx(Size::DW, R1, 0, R0));
+        self.bind(end);
+    }
+
+    /// dst = src
+    pub(super) fn copy_str(&mut self, dst: SLoc, src: SLoc) {
+        self.sloc_addr(R1, dst);
+        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.mov_imm(R2, self.o.maxstr as i64);
+        self.sloc_addr(R3, src);
+        self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+        self.call(H_READ_KERNEL_STR);
+        self.store_len_from_r0(dst, 0);
+    }
+
+    /// r1 = dst data + (len & mask), r2 = MAXSTR - that; the current length
+    /// is saved in the returned long temp.
+    fn append_point(&mut self, dst: SLoc) -> i16 {
+        let t = self.tmp_long();
+        self.sloc_addr(R1, dst);
+        self.e(Insn::ldx(Size::DW, R4, R1, 0));
+        self.e(Insn::alu64_imm(Alu::And, R4, (self.o.maxstr - 1) as i32));
+        self.st_local(t, R4);
+        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.e(Insn::alu64_reg(Alu::Add, R1, R4));
+        self.mov_imm(R2, self.o.maxstr as i64);
+        self.e(Insn::alu64_reg(Alu::Sub, R2, R4));
+        t
+    }
+
+    /// After a helper wrote at the append point: len = old + (r0 - 1),
+    /// capped at MAXSTR - 1 (bpf_snprintf returns the untruncated length).
+    fn finish_append(&mut self, dst: SLoc, old: i16) {
+        let ok = self.label();
+        self.jimm(Cond::Sgt, R0, 0, ok);
+        self.e(Insn::mov64_imm(R0, 1));
+        self.bind(ok);
+        self.e(Insn::alu64_imm(Alu::Sub, R0, 1));
+        self.ld_local(R1, old);
+        self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+        let fits = self.label();
+        self.jimm(Cond::Sle, R0, (self.o.maxstr - 1) as i32, fits);
+        self.mov_imm(R0, (self.o.maxstr - 1) as i64);
+        self.bind(fits);
+        self.sloc_addr(R1, dst);
+        self.e(Insn::stx(Size::DW, R1, 0, R0));
+    }
+
+    /// dst .= src
+    pub(super) fn append_str(&mut self, dst: SLoc, src: SLoc) {
+        let old = self.append_point(dst);
+        self.sloc_addr(R3, src);
+        self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+        self.call(H_READ_KERNEL_STR);
+        self.finish_append(dst, old);
+    }
+
+    pub(super) fn append_lit(&mut self, dst: SLoc, text: &str) {
+        let t = self.tmp_str();
+        self.set_lit(SLoc::Frame(t), text);
+        self.append_str(dst, SLoc::Frame(t));
+    }
+
+    /// Append one formatted value with `bpf_snprintf` (fmt in rodata, the
+    /// value in the frame's argument area).
+    fn append_snprintf(&mut self, dst: SLoc, fmt: &str) {
+        let off = self.rodata_str(fmt);
+        self.e(Insn::stx(Size::DW, R6, F_ARGS, R0));
+        let old = self.append_point(dst);
+        let rm = self.rodata_map;
+        self.cur().fa.ld_map_value(R3, rm, off);
+        self.frame_addr(R4, F_ARGS as u32);
+        self.e(Insn::mov64_imm(R5, 8));
+        self.call(H_SNPRINTF);
+        self.finish_append(dst, old);
+    }
+
+    /// A NUL-terminated string in the read-only data map.
+    fn rodata_str(&mut self, s: &str) -> u32 {
+        if let Some(&o) = self.formats.get(s) {
+            return o;
+        }
+        let o = self.rodata.len() as u32;
+        self.rodata.extend_from_slice(s.as_bytes());
+        self.rodata.push(0);
+        while self.rodata.len() % 8 != 0 {
+            self.rodata.push(0);
+        }
+        self.formats.insert(s.to_string(), o);
+        o
+    }
+
+    /// A new temp holding the long `e` formatted with `fmt`.
+    pub(super) fn format_long_to_new(&mut self, e: &Expr, fmt: &str) -> R<SLoc> {
+        self.long(e)?;
+        let t = self.tmp_str();
+        let v = self.tmp_long();
+        self.st_local(v, R0);
+        self.set_empty(SLoc::Frame(t));
+        self.ld_local(R0, v);
+        self.append_snprintf(SLoc::Frame(t), fmt);
+        Ok(SLoc::Frame(t))
+    }
+
+    /// sprintf into slot t.
+    fn format(&mut self, t: u32, fmt: &str, args: &[Expr], span: Span) -> R<()> {
+        let pieces = parse_format(fmt).map_err(|m| Diagnostic::error(span, m))?;
+        // Evaluate the arguments first (they may call functions that print).
+        enum V {
+            Long(i16),
+            Str(SLoc),
+        }
+        let mut vals = Vec::new();
+        for a in args {
+            if a.ty == Ty::Str {
+                let s = self.string(a)?;
+                let c = self.tmp_str();
+                self.copy_str(SLoc::Frame(c), s);
+                vals.push(V::Str(SLoc::Frame(c)));
+            } else {
+                self.long(a)?;
+                let l = self.tmp_long();
+                self.st_local(l, R0);
+                vals.push(V::Long(l));
+            }
+        }
+        let dst = SLoc::Frame(t);
+        self.set_empty(dst);
+        let mut vals = vals.into_iter();
+        for piece in pieces {
+            match piece {
+                FormatPiece::Text(text) => self.append_lit(dst, &text),
+                FormatPiece::Conv(c) => match vals.next() {
+                    Some(V::Str(s)) => {
+                        if c.width.is_none() && c.precision.is_none() {
+                            self.append_str(dst, s);
+                        } else {
+                            // Pointer argument: bpf_snprintf copies the string.
+                            self.sloc_addr(R0, s);
+                            self.e(Insn::alu64_imm(Alu::Add, R0, 8));
+                            let spec = spec(&c, "s");
+                            self.append_snprintf(dst, &spec);
+                        }
+                    }
+                    Some(V::Long(l)) => {
+                        self.ld_local(R0, l);
+                        let conv = match c.kind {
+                            'd' | 'i' => "lld",
+                            'u' => "llu",
+                            'x' => "llx",
+                            'X' => "llX",
+                            'c' => "c",
+                            'p' => "p",
+                            other => {
+                                return Err(unsupported(span, &format!("the conversion %{other}")))
+                            }
+                        };
+                        let spec = if conv == "p" {
+                            if c.width.is_none() {
+                                "%#018llx".to_string()
+                            } else {
+                                spec(
+                                    &Conversion {
+                                        flags: format!("{}#", c.flags),
+                                        ..c.clone()
+                                    },
+                                    "llx",
+                                )
+                            }
+                        } else {
+                            spec(&c, conv)
+                        };
+                        self.append_snprintf(dst, &spec);
+                    }
+                    None => {
+                        return Err(Diagnostic::error(span, "too few arguments for the format"))
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Compare two strings (only against a literal, with `bpf_strncmp`).
+    pub(super) fn str_cmp(&mut self, op: CmpOp, a: &Expr, b: &Expr) -> R<()> {
+        let (var, lit, swapped) = match (&a.kind, &b.kind) {
+            (_, ExprKind::Str(s)) => (a, s.clone(), false),
+            (ExprKind::Str(s), _) => (b, s.clone(), true),
+            _ => return Err(unsupported(a.span, "comparing two computed strings")),
+        };
+        let s = self.string(var)?;
+        if lit.is_empty() && matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            self.sloc_addr(R1, s);
+            self.e(Insn::ldx(Size::DW, R0, R1, 0));
+            let yes = self.label();
+            let end = self.label();
+            self.jimm(
+                if op == CmpOp::Eq { Cond::Eq } else { Cond::Ne },
+                R0,
+                0,
+                yes,
+            );
+            self.e(Insn::mov64_imm(R0, 0));
+            self.jmp(end);
+            self.bind(yes);
+            self.e(Insn::mov64_imm(R0, 1));
+            self.bind(end);
+            return Ok(());
+        }
+        let off = self.rodata_str(&lit);
+        self.sloc_addr(R1, s);
+        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.mov_imm(R2, self.o.maxstr as i64);
+        let rm = self.rodata_map;
+        self.cur().fa.ld_map_value(R3, rm, off);
+        self.call(H_STRNCMP);
+        if swapped {
+            self.e(Insn::neg64(R0));
+        }
+        let c = match op {
+            CmpOp::Eq => Cond::Eq,
+            CmpOp::Ne => Cond::Ne,
+            CmpOp::Lt => Cond::Slt,
+            CmpOp::Le => Cond::Sle,
+            CmpOp::Gt => Cond::Sgt,
+            CmpOp::Ge => Cond::Sge,
+        };
+        let yes = self.label();
+        let end = self.label();
+        self.jimm(c, R0, 0, yes);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.jmp(end);
+        self.bind(yes);
+        self.e(Insn::mov64_imm(R0, 1));
+        self.bind(end);
+        Ok(())
+    }
+
+    fn str_builtin(&mut self, b: Builtin, args: &[Expr], span: Span) -> R<SLoc> {
+        use Builtin::*;
+        let t = self.tmp_str();
+        let dst = SLoc::Frame(t);
+        match b {
+            Execname => {
+                self.frame_addr(R1, t + 8);
+                self.e(Insn::mov64_imm(R2, 16));
+                self.call(H_COMM);
+                self.frame_addr(R1, t + 8);
+                self.e(Insn::mov64_imm(R2, 16));
+                self.frame_addr(R3, t + 8);
+                self.call(H_READ_KERNEL_STR);
+                self.store_len_from_r0(dst, 0);
+            }
+            StringOf => {
+                let s = self.format_long_to_new(&args[0], "%lld")?;
+                return Ok(s);
+            }
+            UserString | UserStringWarn | UserStringN | UserStringNWarn => {
+                let with_n = matches!(b, UserStringN | UserStringNWarn);
+                let lt = self.tmp_long();
+                self.long(&args[0])?;
+                self.st_local(lt, R0);
+                let size = self.tmp_long();
+                if with_n {
+                    self.long(&args[1])?;
+                    let lo = self.label();
+                    let hi = self.label();
+                    self.jimm(Cond::Sge, R0, 0, lo);
+                    self.e(Insn::mov64_imm(R0, 0));
+                    self.bind(lo);
+                    self.jimm(Cond::Sle, R0, (self.o.maxstr - 1) as i32, hi);
+                    self.mov_imm(R0, (self.o.maxstr - 1) as i64);
+                    self.bind(hi);
+                    self.e(Insn::alu64_imm(Alu::Add, R0, 1));
+                } else {
+                    self.mov_imm(R0, self.o.maxstr as i64);
+                }
+                self.st_local(size, R0);
+                self.frame_addr(R1, t + 8);
+                self.ld_local(R2, size);
+                // Keep the verifier's view of the size bounded.
+                self.e(Insn::alu64_imm(
+                    Alu::And,
+                    R2,
+                    (2 * self.o.maxstr - 1) as i32,
+                ));
+                let nz = self.label();
+                self.jimm(Cond::Ne, R2, 0, nz);
+                self.e(Insn::mov64_imm(R2, 1));
+                self.bind(nz);
+                let cap = self.label();
+                self.jimm(Cond::Le, R2, self.o.maxstr as i32, cap);
+                self.mov_imm(R2, self.o.maxstr as i64);
+                self.bind(cap);
+                self.ld_local(R3, lt);
+                self.call(H_READ_USER_STR);
+                let ok = self.label();
+                let end = self.label();
+                self.jimm(Cond::Sgt, R0, 0, ok);
+                let err_arg = if with_n { args.get(2) } else { args.get(1) };
+                if let Some(alt) = err_arg {
+                    let s = self.string(alt)?;
+                    self.copy_str(dst, s);
+                } else if matches!(b, UserStringWarn | UserStringNWarn) {
+                    self.set_lit(dst, "<unknown>");
+                } else if self.o.skip_badvars {
+                    self.set_empty(dst);
+                } else {
+                    self.fail(ErrKind::BadRead);
+                }
+                self.jmp(end);
+                self.bind(ok);
+                self.store_len_from_r0(dst, 0);
+                self.bind(end);
+            }
+            Usymname => {
+                self.long(&args[0])?;
+                self.usymname(dst, span)?;
+            }
+            Probefunc => {
+                // user_mode() ? usymname(uaddr()) : "" (no kernel symbols).
+                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.e(Insn::ldx(Size::DW, R2, R1, 17 * 8));
+                self.e(Insn::alu64_imm(Alu::And, R2, 3));
+                let user = self.label();
+                let end = self.label();
+                self.jimm(Cond::Eq, R2, 3, user);
+                self.set_empty(dst);
+                self.jmp(end);
+                self.bind(user);
+                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.e(Insn::ldx(Size::DW, R0, R1, 16 * 8));
+                self.usymname(dst, span)?;
+                self.bind(end);
+            }
+            Pp => {
+                let text = self.pp_text();
+                self.set_lit(dst, &text);
+            }
+            _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
+        }
+        Ok(dst)
+    }
+
+    fn pp_text(&self) -> String {
+        match self.owner {
+            super::emit::Owner::Probe(i) => self.p.probes[i]
+                .points
+                .first()
+                .map(grammar::printer::point)
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+
+    /// The function symbol containing the address in r0, by binary search
+    /// over the sorted `stx_sym_addr` map; hex when there is none.
+    fn usymname(&mut self, dst: SLoc, _span: Span) -> R<()> {
+        let a = self.tmp_long();
+        let lo = self.tmp_long();
+        let n = self.tmp_long();
+        self.st_local(a, R0);
+        let hex = self.label();
+        let end = self.label();
+        let nsyms = self.m.nsyms;
+        if nsyms == 0 {
+            self.jmp(hex);
+        } else {
+            self.e(Insn::st_imm(Size::DW, R7, lo, 0));
+            self.e(Insn::st_imm(Size::DW, R7, n, nsyms as i32));
+            let steps = 64 - (nsyms as u64).leading_zeros() + 1;
+            let done = self.label();
+            for _ in 0..steps {
+                // while n > 1: half = n / 2; if addr[lo + half] <= a: lo += half; n -= half
+                self.ld_local(R1, n);
+                self.jimm(Cond::Le, R1, 1, done);
+                self.e(Insn::alu64_imm(Alu::Rsh, R1, 1));
+                self.e(Insn::stx(Size::DW, R6, F_ARGS + 8, R1));
+                self.ld_local(R2, lo);
+                self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+                self.e(Insn::stx(Size::W, R6, F_ARGS + 16, R2));
+                let sm = self.m.sym_addr_map;
+                self.cur().fa.ld_map_fd(R1, sm);
+                self.frame_addr(R2, F_ARGS as u32 + 16);
+                self.call(H_LOOKUP);
+                self.jimm(Cond::Eq, R0, 0, done);
+                self.e(Insn::ldx(Size::DW, R3, R0, 0));
+                self.ld_local(R4, a);
+                self.e(Insn::ldx(Size::DW, R5, R6, F_ARGS + 8));
+                let upper = self.label();
+                let next = self.label();
+                self.jreg(Cond::Gt, R3, R4, upper);
+                // lo += half; n -= half
+                self.ld_local(R2, lo);
+                self.e(Insn::alu64_reg(Alu::Add, R2, R5));
+                self.st_local(lo, R2);
+                self.ld_local(R2, n);
+                self.e(Insn::alu64_reg(Alu::Sub, R2, R5));
+                self.st_local(n, R2);
+                self.jmp(next);
+                self.bind(upper);
+                self.st_local(n, R5);
+                self.bind(next);
+            }
+            self.bind(done);
+            // The symbol at lo must start at or below the address.
+            self.ld_local(R2, lo);
+            self.e(Insn::stx(Size::W, R6, F_ARGS + 16, R2));
+            let sm = self.m.sym_addr_map;
+            self.cur().fa.ld_map_fd(R1, sm);
+            self.frame_addr(R2, F_ARGS as u32 + 16);
+            self.call(H_LOOKUP);
+            self.jimm(Cond::Eq, R0, 0, hex);
+            self.e(Insn::ldx(Size::DW, R3, R0, 0));
+            self.ld_local(R4, a);
+            self.jreg(Cond::Gt, R3, R4, hex);
+            let nm = self.m.sym_name_map;
+            self.cur().fa.ld_map_fd(R1, nm);
+            self.frame_addr(R2, F_ARGS as u32 + 16);
+            self.call(H_LOOKUP);
+            self.jimm(Cond::Eq, R0, 0, hex);
+            self.e(Insn::mov64_reg(R3, R0));
+            self.sloc_addr(R1, dst);
+            self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+            self.mov_imm(R2, SYM_NAME.min(self.o.maxstr) as i64);
+            self.call(H_READ_KERNEL_STR);
+            self.store_len_from_r0(dst, 0);
+            self.jmp(end);
+        }
+        self.bind(hex);
+        self.set_empty(dst);
+        self.ld_local(R0, a);
+        self.append_snprintf(dst, "0x%llx");
+        self.bind(end);
+        Ok(())
+    }
+}
+
+/// `%[flags][width][.prec]conv` for bpf_snprintf.
+fn spec(c: &Conversion, conv: &str) -> String {
+    let mut s = String::from("%");
+    s.push_str(&c.flags);
+    if let Some(w) = c.width {
+        s.push_str(&w.to_string());
+    }
+    if let Some(p) = c.precision {
+        s.push_str(&format!(".{p}"));
+    }
+    s.push_str(conv);
+    s
+}

@@ -1,0 +1,116 @@
+//! Load-time facts the code generator bakes into the programs: the
+//! target's module load biases, `target()`, CPU count, clock offset.
+
+use crate::cli::Options as CliOptions;
+use crate::codegen::Options;
+use crate::debuginfo::{LocateOptions, MapEntry, Module};
+use crate::ir::{self, Builtin, ExprKind, Program};
+use crate::target::TargetInfo;
+use grammar::Diagnostic;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Every module path `__stapxx_module_bias` is asked about.
+pub fn bias_modules(p: &Program) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut visit = |e: &ir::Expr| {
+        if let ExprKind::Builtin(Builtin::ModuleBias, args) = &e.kind {
+            if let Some(ExprKind::Str(s)) = args.first().map(|a| &a.kind) {
+                out.insert(s.clone());
+            }
+        }
+    };
+    for f in &p.functions {
+        for s in &f.body {
+            ir::print::walk_stmt(s, &mut visit);
+        }
+    }
+    for pr in &p.probes {
+        for s in &pr.body {
+            ir::print::walk_stmt(s, &mut visit);
+        }
+    }
+    out
+}
+
+/// The load bias of `path` in the target process.
+pub fn load_bias(target: &TargetInfo, path: &str) -> Result<u64, String> {
+    let p = Path::new(path);
+    let maps: Vec<MapEntry> = target
+        .mappings_of(p)
+        .map(|m| MapEntry {
+            start: m.start,
+            end: m.end,
+            offset: m.offset,
+        })
+        .collect();
+    if maps.is_empty() {
+        return Err(format!("{path} is not mapped in process {}", target.pid));
+    }
+    let module = Module::open_in(p, LocateOptions::with_root(target.root.clone()))
+        .map_err(|e| e.to_string())?;
+    module.load_bias(&maps).map_err(|e| e.to_string())
+}
+
+/// Code generator options from the command line and the target.
+pub fn codegen_options(
+    cli: &CliOptions,
+    target: Option<&TargetInfo>,
+    program: &Program,
+) -> Result<Options, Diagnostic> {
+    let mut o = Options::new(
+        cli.limit("MAXSTRINGLEN").unwrap_or(4096),
+        cli.limit("MAXACTION").unwrap_or(100_000),
+        cli.limit("MAXMAPENTRIES").unwrap_or(5000),
+    );
+    o.skip_badvars = cli.cli.skip_badvars;
+    o.target = target.map(|t| t.pid).unwrap_or(0);
+    o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
+    o.boot_to_wall_ns = boot_to_wall_ns();
+    for path in bias_modules(program) {
+        let Some(t) = target else {
+            // No process yet (-p3 with --exec): a placeholder keeps the
+            // listing readable; loading needs the real value.
+            o.biases.insert(path, 0);
+            continue;
+        };
+        let bias = load_bias(t, &path)
+            .map_err(|m| Diagnostic::bare(format!("cannot place @var addresses: {m}")))?;
+        o.biases.insert(path, bias);
+    }
+    Ok(o)
+}
+
+/// Wall clock minus CLOCK_BOOTTIME, for gettimeofday_* in the kernel.
+pub fn boot_to_wall_ns() -> i64 {
+    let mut ts = libc_timespec();
+    let boot = clock_ns(7, &mut ts); // CLOCK_BOOTTIME
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    wall - boot
+}
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+fn libc_timespec() -> Timespec {
+    Timespec { sec: 0, nsec: 0 }
+}
+
+extern "C" {
+    fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
+}
+
+fn clock_ns(clk: i32, ts: &mut Timespec) -> i64 {
+    // SAFETY: clock_gettime writes one timespec into the valid pointer.
+    let rc = unsafe { clock_gettime(clk, ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.sec * 1_000_000_000 + ts.nsec
+}

@@ -1,0 +1,149 @@
+//! The script's output: stdout buffered (as stap's print buffer, flushed at
+//! the end of every probe handler run and whenever it grows large), stderr
+//! for `WARNING:`/`ERROR:` lines. Stdout is flushed before anything goes to
+//! stderr, so the two interleave in the order they were written; it is also
+//! flushed on drop, so nothing is lost on any exit path. Write errors (a
+//! closed pipe) are ignored: the session goes on and ends normally.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Bytes kept before stdout is flushed in the middle of a handler.
+const FLUSH_AT: usize = 64 * 1024;
+
+pub struct Output {
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+    /// Warnings already shown (staprun shows each distinct one once unless -v).
+    seen: HashSet<Vec<u8>>,
+    dedup: bool,
+    /// `ERROR:` lines printed so far.
+    pub errors: u64,
+}
+
+impl Output {
+    /// The process's stdout and stderr. `dedup`: show each distinct warning
+    /// once, as staprun does without `-v`.
+    pub fn stdio(dedup: bool) -> Output {
+        Output::new(
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+            dedup,
+        )
+    }
+
+    pub fn new(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>, dedup: bool) -> Output {
+        Output {
+            out,
+            err,
+            buf: Vec::new(),
+            seen: HashSet::new(),
+            dedup,
+            errors: 0,
+        }
+    }
+
+    /// An output into memory (stdout, stderr), for tests.
+    pub fn capture() -> (Output, Captured, Captured) {
+        let o = Captured::default();
+        let e = Captured::default();
+        (
+            Output::new(Box::new(o.clone()), Box::new(e.clone()), true),
+            o,
+            e,
+        )
+    }
+
+    pub fn print(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.out.write_all(&self.buf);
+            self.buf.clear();
+        }
+        let _ = self.out.flush();
+    }
+
+    fn line(&mut self, prefix: &[u8], msg: &[u8]) {
+        self.flush();
+        let mut line = Vec::with_capacity(prefix.len() + msg.len() + 1);
+        line.extend_from_slice(prefix);
+        line.extend_from_slice(msg);
+        if line.last() != Some(&b'\n') {
+            line.push(b'\n');
+        }
+        let _ = self.err.write_all(&line);
+        let _ = self.err.flush();
+    }
+
+    /// `WARNING: msg` (a newline is added if missing).
+    pub fn warn(&mut self, msg: &[u8]) {
+        if self.dedup && !self.seen.insert(msg.to_vec()) {
+            return;
+        }
+        self.line(b"WARNING: ", msg);
+    }
+
+    /// `ERROR: msg`, counted.
+    pub fn error(&mut self, msg: &[u8]) {
+        self.errors += 1;
+        self.line(b"ERROR: ", msg);
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A shared in-memory sink.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        match self.0.lock() {
+            Ok(v) => String::from_utf8_lossy(&v).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_flushes_stdout_first_and_dedups_warnings() {
+        let (mut o, out, err) = Output::capture();
+        o.print(b"a");
+        o.warn(b"w");
+        o.warn(b"w");
+        o.error(b"e\n");
+        o.print(b"b");
+        drop(o);
+        assert_eq!(out.text(), "ab");
+        assert_eq!(err.text(), "WARNING: w\nERROR: e\n");
+    }
+}

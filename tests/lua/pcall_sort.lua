@@ -1,0 +1,48 @@
+-- pcall_sort.lua: Lua -> C -> Lua chains through two builtins: pcall calls
+-- a Lua function that calls table.sort (implemented in C), which calls the
+-- Lua comparator, where nearly all the time goes.
+--
+-- Prints "ready" when the script starts, then runs until killed.
+--
+-- Markers at the end of lines: "def:NAME" where NAME is defined, "hot:NAME"
+-- where it spends its time, "call:NAME" where it is called.
+--
+-- Expected Lua backtrace of nearly every sample with -joff, innermost first
+-- (builtins are fast functions: lj-lua-stacks prints them as builtin#FFID,
+-- with the ids of jit/vmdef.lua's ffnames; in luajit2 2.1-20230119
+-- table.sort is 99 and pcall 20):
+--
+--   cmp         line hot:cmp        defined at def:cmp
+--               (about 80% of the samples; the rest on cmp's other lines)
+--   table.sort  builtin
+--   sorter      line call:sort      defined at def:sorter
+--   protected   line call:sorter    defined at def:protected
+--   pcall       builtin
+--   main chunk  line call:pcall
+
+io.stdout:write("ready\n")
+io.stdout:flush()
+
+local function cmp(a, b) -- @def:cmp
+    local w = 0
+    for i = 1, 50 do w = w + i end -- @hot:cmp
+    return a < b
+end
+
+local data = {}
+
+local function sorter() -- @def:sorter
+    for i = 1, 300 do data[i] = (i * 7919) % 1000 end
+    table.sort(data, cmp) -- @call:sort
+    return data[1]
+end
+
+local function protected() -- @def:protected
+    local r = sorter() -- @call:sorter
+    return r
+end
+
+while true do
+    local ok, r = pcall(protected) -- @call:pcall
+    assert(ok, r)
+end
