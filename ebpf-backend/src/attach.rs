@@ -195,8 +195,11 @@ impl Program {
                 })?;
             config |= 1 << bit;
         }
-        let abs = std::fs::canonicalize(path)
-            .map_err(|e| Error::sys(format!("resolving {}", path.display()), e))?;
+        // Not canonicalised: /proc/PID/root/... must stay a path through the
+        // target's root (the kernel follows that magic link, realpath would not).
+        std::fs::metadata(path)
+            .map_err(|e| Error::sys(format!("uprobe target {}", path.display()), e))?;
+        let abs = path.to_path_buf();
         let cpath = CString::new(abs.as_os_str().as_encoded_bytes())
             .map_err(|_| Error::Invalid("path has a NUL".into()))?;
         let attr = PerfAttr {

@@ -84,20 +84,7 @@ pub enum Alu {
 
 impl Alu {
     pub fn code(self) -> u8 {
-        match self {
-            Alu::Add => 0x00,
-            Alu::Sub => 0x10,
-            Alu::Mul => 0x20,
-            Alu::Div => 0x30,
-            Alu::Or => 0x40,
-            Alu::And => 0x50,
-            Alu::Lsh => 0x60,
-            Alu::Rsh => 0x70,
-            Alu::Mod => 0x90,
-            Alu::Xor => 0xa0,
-            Alu::Mov => 0xb0,
-            Alu::Arsh => 0xc0,
-        }
+        alu_code(self)
     }
     fn from_code(c: u8) -> Option<Alu> {
         Some(match c {
@@ -152,19 +139,7 @@ pub enum Cond {
 
 impl Cond {
     pub fn code(self) -> u8 {
-        match self {
-            Cond::Eq => 0x10,
-            Cond::Gt => 0x20,
-            Cond::Ge => 0x30,
-            Cond::Set => 0x40,
-            Cond::Ne => 0x50,
-            Cond::Sgt => 0x60,
-            Cond::Sge => 0x70,
-            Cond::Lt => 0xa0,
-            Cond::Le => 0xb0,
-            Cond::Slt => 0xc0,
-            Cond::Sle => 0xd0,
-        }
+        cond_code(self)
     }
     fn from_code(c: u8) -> Option<Cond> {
         Some(match c {
@@ -226,12 +201,7 @@ pub enum Size {
 
 impl Size {
     pub fn code(self) -> u8 {
-        match self {
-            Size::B => op::B,
-            Size::H => op::H,
-            Size::W => op::W,
-            Size::DW => op::DW,
-        }
+        size_code(self)
     }
     /// Size in bytes.
     pub fn bytes(self) -> usize {
@@ -290,18 +260,7 @@ pub enum AtomicOp {
 
 impl AtomicOp {
     pub fn imm(self) -> i32 {
-        match self {
-            AtomicOp::Add => 0x00,
-            AtomicOp::Or => 0x40,
-            AtomicOp::And => 0x50,
-            AtomicOp::Xor => 0xa0,
-            AtomicOp::FetchAdd => 0x01,
-            AtomicOp::FetchOr => 0x41,
-            AtomicOp::FetchAnd => 0x51,
-            AtomicOp::FetchXor => 0xa1,
-            AtomicOp::Xchg => 0xe1,
-            AtomicOp::CmpXchg => 0xf1,
-        }
+        atomic_imm(self)
     }
 }
 
@@ -375,6 +334,11 @@ impl Insn {
     /// (a byte swap on x86), zero-extending.
     pub const fn to_be(dst: Reg, bits: i32) -> Insn {
         Insn::new(op::ALU | op::END | op::TO_BE, dst, Reg(0), 0, bits)
+    }
+    /// Unconditionally byte-swap the low `bits` (16, 32 or 64) of `dst`
+    /// (`BPF_ALU64 | BPF_END`, kernel >= 6.6).
+    pub const fn bswap(dst: Reg, bits: i32) -> Insn {
+        Insn::new(op::ALU64 | op::END, dst, Reg(0), 0, bits)
     }
     /// Convert the low `bits` of `dst` to little endian (truncation on x86).
     pub const fn to_le(dst: Reg, bits: i32) -> Insn {

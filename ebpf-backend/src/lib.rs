@@ -27,15 +27,22 @@
 //!   instruction stream (entry first, then the subprograms it reaches,
 //!   depth-first), per-slot tags, function extents; [`Image::func_at`] /
 //!   [`Image::tag_at`] map an instruction index back to function and tag,
-//!   and [`Image::listing`] prints it.
+//!   and [`Image::listing`] prints it; [`Module::listing`] prints all (`-p 3`).
+//!   [`Module::set_source`] gives a tag its [`SourceLine`] (file, line,
+//!   text): programs then carry BTF line info, and the verifier log and
+//!   `bpftool prog dump xlated` show the script line above its instructions.
+//! * Global data: [`MapDef::global_data`] is a single-entry array with initial
+//!   contents, frozen and read-only for programs when asked (constants,
+//!   `bpf_snprintf` format strings); programs address it with
+//!   [`FuncAsm::ld_map_value`] (`BPF_PSEUDO_MAP_VALUE`).
 //!
 //! ## ELF
 //!
 //! [`to_elf`] writes the module as a relocatable BPF object (program
 //! sections, `.text` subprograms with call/func-address relocations,
 //! BTF-defined `.maps`, global data sections, `license`, `.BTF`, `.BTF.ext`
-//! func_info) for `--dump-bpf`. libbpf (`bpftool prog loadall`) loads it;
-//! the tests check that.
+//! func_info, line_info) for `--dump-bpf`. Both libbpf (`bpftool prog
+//! loadall`) and aya 0.14 load it; the tests check both.
 //!
 //! ## Loading, attaching, reading
 //!
@@ -58,9 +65,10 @@
 //!
 //! ## Why raw syscalls and not aya
 //!
-//! aya 0.14 could load the ELF (it handles PSEUDO_FUNC relocations), but it
-//! re-links programs in its own order, so a verifier error index would not
-//! map back to our instruction tags without mirroring its linker; its typed
+//! aya 0.14 does load the ELF (it handles PSEUDO_FUNC relocations; see the
+//! `elf_loads_with_aya` test), but it re-links programs in its own order, so
+//! a verifier error index would not map back to our instruction tags without
+//! mirroring its linker; its typed
 //! maps want compile-time key/value types while ours are sized at run time
 //! (string keys of MAXSTRINGLEN, frames of any size); and func_info,
 //! log levels and retries are exactly what we need to control. The syscall

@@ -617,3 +617,59 @@ fn snprintf_with_constant_format_from_global_data() {
         &[],
     );
 }
+
+/// Userspace map access: update/lookup/delete, key iteration, per-CPU
+/// values, with run-time key and value sizes (string-like keys).
+#[test]
+fn map_access_from_userspace() {
+    let _g = lock();
+    if !bpf_ready() {
+        return;
+    }
+    let mut m = Module::new();
+    let h = m.add_map(MapDef::new("stx_t_strmap", MapKind::Hash, 64, 24, 100));
+    let pc = m.add_map(MapDef::new("stx_t_pchash", MapKind::PercpuHash, 8, 12, 10));
+    let ids;
+    {
+        let l = load(&m);
+        ids = l.kernel_ids();
+        let h = l.map(h);
+        let key = |s: &str| {
+            let mut k = s.as_bytes().to_vec();
+            k.resize(64, 0);
+            k
+        };
+        for (i, name) in ["main", "foo", "bar"].iter().enumerate() {
+            h.update(&key(name), &[i as u8 + 1; 24]).unwrap();
+        }
+        assert_eq!(h.lookup(&key("foo")).unwrap(), Some(vec![2; 24]));
+        assert_eq!(h.lookup(&key("nope")).unwrap(), None);
+        let mut keys: Vec<String> = h
+            .keys()
+            .map(|k| {
+                let k = k.unwrap();
+                String::from_utf8(k[..k.iter().position(|&c| c == 0).unwrap()].to_vec()).unwrap()
+            })
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["bar", "foo", "main"]);
+        assert!(h.delete(&key("foo")).unwrap());
+        assert!(!h.delete(&key("foo")).unwrap());
+        assert_eq!(h.entries().unwrap().len(), 2);
+        assert!(h.lookup(&[0u8; 3]).is_err(), "wrong key size is refused");
+
+        let pc = l.map(pc);
+        let mut v = 5u64.to_ne_bytes().to_vec();
+        v.extend([9u8; 4]);
+        pc.update(&7u64.to_ne_bytes(), &v).unwrap();
+        let vals = pc.lookup_percpu(&7u64.to_ne_bytes()).unwrap().unwrap();
+        assert_eq!(vals.len(), pc.ncpus());
+        assert!(vals.iter().all(|x| *x == v));
+        assert_eq!(
+            pc.read_u64_sum(&7u64.to_ne_bytes(), 0).unwrap(),
+            Some(5 * pc.ncpus() as u64)
+        );
+        assert!(pc.lookup(&7u64.to_ne_bytes()).is_err());
+    }
+    assert_nothing_left(&["stx_t_strmap", "stx_t_pchash"], &ids.0, &ids.1, &[]);
+}

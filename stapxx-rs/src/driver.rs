@@ -11,6 +11,7 @@ use crate::expand::{self, ExpandMode, ExpandOptions, Expansion};
 use crate::ir;
 use crate::loadinfo;
 use crate::resolve::{self, modules::Modules};
+use crate::runtime;
 use crate::system;
 use crate::target::{self, TargetInfo};
 use grammar::{ast, printer, Diagnostic, MacroTable, PpConfig, SourceMap};
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub fn run(opts: &Options) -> i32 {
     let mut session = Session::new(opts);
     match session.run() {
-        Ok(()) => 0,
+        Ok(()) => session.exit_code,
         Err(diag) => {
             eprint!("{}", diag.render(&session.sources));
             1
@@ -37,6 +38,8 @@ pub struct Session<'o> {
     pub target: Option<TargetInfo>,
     /// `$^exec_path`: the executable `@cast`/`@var` default to.
     pub exec_path: Option<PathBuf>,
+    /// The exit status of pass 5 (the script's run).
+    pub exit_code: i32,
 }
 
 /// The parsed program: the main file first, then its `@use` modules.
@@ -51,6 +54,7 @@ impl<'o> Session<'o> {
             sources: SourceMap::new(),
             target: None,
             exec_path: None,
+            exit_code: 0,
         }
     }
 
@@ -129,6 +133,24 @@ impl<'o> Session<'o> {
                     );
                 }
             }
+            return Ok(());
+        }
+        if compiled.is_none() {
+            // Host probes only (begin/end/error/timers): run them here.
+            let config = runtime::Config {
+                target: self.target.as_ref().map(|t| t.pid),
+                command: self.opts.cli.command.clone(),
+                limits: runtime::Limits::from_defines(&self.opts.defines),
+                skip_badvars: self.opts.cli.skip_badvars,
+                verbose: self.opts.cli.verbose,
+                signals: true,
+            };
+            let src = runtime::ScriptSources {
+                sources: &self.sources,
+                expansion: &expansion,
+            };
+            self.exit_code =
+                runtime::run(&program, config, Some(&src)).map_err(Diagnostic::bare)?;
             return Ok(());
         }
         Err(Diagnostic::bare(format!(

@@ -67,6 +67,10 @@ pub fn codegen_options(
     o.target = target.map(|t| t.pid).unwrap_or(0);
     o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
     o.boot_to_wall_ns = boot_to_wall_ns();
+    if let Some(t) = target {
+        // usymname's search is unrolled over this many entries.
+        o.nsyms = crate::kernel::symbol_table(t).len().min(1 << 20) as u32;
+    }
     for path in bias_modules(program) {
         let Some(t) = target else {
             // No process yet (-p3 with --exec): a placeholder keeps the

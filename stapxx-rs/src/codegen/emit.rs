@@ -67,6 +67,11 @@ pub(super) struct Body {
     /// Loop callbacks: where `break` and `continue` go.
     pub(super) brk: Option<Label>,
     pub(super) cont: Option<Label>,
+    /// After an `exit` or unconditional jump, until a label some live jump
+    /// targets: the verifier refuses unreachable instructions, so none are
+    /// emitted.
+    pub(super) dead: bool,
+    pub(super) targets: std::collections::HashSet<Label>,
 }
 
 /// Region bookkeeping of the function being generated.
@@ -105,6 +110,16 @@ pub struct Gen<'a> {
     pub(super) ret: Option<Ty>,
     pub(super) span: Span,
     pub(super) spans: Vec<Span>,
+    /// Functions being inlined, innermost last.
+    pub(super) inlines: Vec<InlineFrame>,
+    /// How many loop callbacks enclose the code being generated.
+    pub(super) loop_depth: usize,
+}
+
+/// A function call being inlined: where its `return` goes.
+pub(super) struct InlineFrame {
+    pub(super) end: Label,
+    pub(super) loop_depth: usize,
 }
 
 /// Compile every kernel probe (and the functions they call) into `module`.
@@ -182,6 +197,8 @@ impl<'a> Gen<'a> {
             ret: None,
             span: Span::default(),
             spans: Vec::new(),
+            inlines: Vec::new(),
+            loop_depth: 0,
         }
     }
 
@@ -193,34 +210,8 @@ impl<'a> Gen<'a> {
     }
 
     pub(super) fn run_inner(&mut self, probes: &[usize]) -> R<Vec<AFunc>> {
-        // Declare every function reachable from kernel probes first.
-        let mut reach = Vec::new();
-        for &pi in probes {
-            collect_calls(&self.p.probes[pi].body, &mut reach);
-        }
-        let mut i = 0;
-        while i < reach.len() {
-            let f = reach[i];
-            let mut more = Vec::new();
-            collect_calls(&self.p.functions[f].body, &mut more);
-            for c in more {
-                if !reach.contains(&c) {
-                    reach.push(c);
-                }
-            }
-            i += 1;
-        }
-        for &f in &reach {
-            let id = self.asm.declare(
-                format!("stx_f{f}_{}", sanitize(&self.p.functions[f].name)),
-                FuncKind::Static,
-                0,
-            );
-            self.funcs.insert(f, id);
-        }
-        for &f in &reach {
-            self.function(f)?;
-        }
+        // Script functions are inlined at each call (see `inline_call`): BPF
+        // allows only 8 nested frames and every bpf_loop callback is one.
         let mut entries = Vec::new();
         for &pi in probes {
             entries.push(self.probe(pi)?);
@@ -359,10 +350,52 @@ impl<'a> Gen<'a> {
     }
 
     pub(super) fn e(&mut self, i: Insn) {
+        if self.cur().dead {
+            return;
+        }
         let tag = self.span_tag();
         let b = self.cur();
         b.fa.set_tag(tag);
         b.fa.emit(i);
+        // `exit` and `goto` (not calls, not conditional jumps) end the flow.
+        let code = i.code;
+        let class = code & 0x07;
+        if class == 0x05 && (code & 0xf0 == 0x90 || code & 0xf0 == 0x00) {
+            self.cur().dead = true;
+        }
+    }
+
+    fn live(&mut self) -> bool {
+        if self.cur().dead {
+            return false;
+        }
+        let tag = self.span_tag();
+        self.cur().fa.set_tag(tag);
+        true
+    }
+
+    pub(super) fn ld_map_fd(&mut self, r: Reg, m: MapId) {
+        if self.live() {
+            self.cur().fa.ld_map_fd(r, m);
+        }
+    }
+
+    pub(super) fn ld_map_value(&mut self, r: Reg, m: MapId, off: u32) {
+        if self.live() {
+            self.cur().fa.ld_map_value(r, m, off);
+        }
+    }
+
+    pub(super) fn ld_func_addr(&mut self, r: Reg, f: AFunc) {
+        if self.live() {
+            self.cur().fa.ld_func_addr(r, f);
+        }
+    }
+
+    pub(super) fn call_func(&mut self, f: AFunc) {
+        if self.live() {
+            self.cur().fa.call_func(f);
+        }
     }
 
     /// Instructions are tagged with an index into `spans`, so a verifier
@@ -384,23 +417,42 @@ impl<'a> Gen<'a> {
     }
 
     pub(super) fn bind(&mut self, l: Label) {
-        self.cur().fa.bind(l);
+        let b = self.cur();
+        b.fa.bind(l);
+        if b.targets.contains(&l) {
+            b.dead = false;
+        }
     }
 
     pub(super) fn jmp(&mut self, l: Label) {
-        self.cur().fa.jmp(l);
+        if self.live() {
+            let b = self.cur();
+            b.targets.insert(l);
+            b.fa.jmp(l);
+            b.dead = true;
+        }
     }
 
     pub(super) fn jimm(&mut self, c: Cond, r: Reg, imm: i32, l: Label) {
-        self.cur().fa.jmp_imm(c, r, imm, l);
+        if self.live() {
+            let b = self.cur();
+            b.targets.insert(l);
+            b.fa.jmp_imm(c, r, imm, l);
+        }
     }
 
     pub(super) fn jreg(&mut self, c: Cond, a: Reg, b: Reg, l: Label) {
-        self.cur().fa.jmp_reg(c, a, b, l);
+        if self.live() {
+            let body = self.cur();
+            body.targets.insert(l);
+            body.fa.jmp_reg(c, a, b, l);
+        }
     }
 
     pub(super) fn call(&mut self, h: u32) {
-        self.cur().fa.call_helper(h);
+        if self.live() {
+            self.cur().fa.call_helper(h);
+        }
     }
 
     pub(super) fn mov_imm(&mut self, r: Reg, v: i64) {
@@ -422,7 +474,7 @@ impl<'a> Gen<'a> {
             SLoc::Frame(off) => self.frame_addr(r, off),
             SLoc::Global(off) => {
                 let gm = self.m.globals_map;
-                self.cur().fa.ld_map_value(r, gm, off)
+                self.ld_map_value(r, gm, off)
             }
         }
     }
@@ -442,7 +494,7 @@ impl<'a> Gen<'a> {
         self.call(H_CPU);
         self.e(Insn::stx(Size::W, FP, -4, R0));
         let fm = self.frame_map;
-        self.cur().fa.ld_map_fd(R1, fm);
+        self.ld_map_fd(R1, fm);
         self.e(Insn::mov64_reg(R2, FP));
         self.e(Insn::alu64_imm(Alu::Add, R2, -4));
         self.call(H_LOOKUP);
@@ -487,6 +539,8 @@ impl<'a> Gen<'a> {
             unwind,
             brk: None,
             cont: None,
+            dead: false,
+            targets: Default::default(),
         });
         self.e(Insn::mov64_reg(R9, R1));
         self.load_frame();
@@ -514,7 +568,7 @@ impl<'a> Gen<'a> {
         self.e(Insn::alu64_imm(Alu::And, R1, (ERR_KINDS - 1) as i32));
         self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
         let em = self.m.errors_map;
-        self.cur().fa.ld_map_value(R2, em, 0);
+        self.ld_map_value(R2, em, 0);
         self.e(Insn::alu64_reg(Alu::Add, R2, R1));
         self.e(Insn::mov64_imm(R3, 1));
         self.e(Insn::atomic(Size::DW, AtomicOp::Add, R2, 0, R3));
@@ -545,7 +599,7 @@ impl<'a> Gen<'a> {
 
     pub(super) fn count_error_const(&mut self, k: ErrKind) {
         let em = self.m.errors_map;
-        self.cur().fa.ld_map_value(R2, em, (k as u32) * 8);
+        self.ld_map_value(R2, em, (k as u32) * 8);
         self.e(Insn::mov64_imm(R3, 1));
         self.e(Insn::atomic(Size::DW, AtomicOp::Add, R2, 0, R3));
     }
@@ -562,6 +616,8 @@ impl<'a> Gen<'a> {
             unwind,
             brk: None,
             cont: None,
+            dead: false,
+            targets: Default::default(),
         });
         self.load_frame();
         // Locals other than parameters start empty.
@@ -690,15 +746,24 @@ impl<'a> Gen<'a> {
                 }
             }
         }
-        if self.cur().kind == BodyKind::Callback {
+        let Some(top) = self.inlines.last() else {
+            return Err(Diagnostic::error(
+                span,
+                "internal: return outside an inlined function",
+            ));
+        };
+        if self.loop_depth == top.loop_depth {
+            let end = top.end;
+            self.jmp(end);
+        } else {
+            // Inside one of this function's loops: stop the loop; the code
+            // after bpf_loop sees FLAG_RETURN and finishes the return.
             self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
             self.e(Insn::alu64_imm(Alu::Or, R1, FLAG_RETURN));
             self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
             self.e(Insn::mov64_imm(R0, 1));
-        } else {
-            self.e(Insn::mov64_imm(R0, 0));
+            self.e(Insn::exit());
         }
-        self.e(Insn::exit());
         Ok(())
     }
 
@@ -724,7 +789,10 @@ impl<'a> Gen<'a> {
             unwind,
             brk: Some(brk),
             cont: Some(cont),
+            dead: false,
+            targets: Default::default(),
         });
+        self.loop_depth += 1;
         self.load_frame();
         if let Some(c) = cond {
             let m = self.mark();
@@ -753,6 +821,7 @@ impl<'a> Gen<'a> {
         self.bind(unwind);
         self.e(Insn::mov64_imm(R0, 1));
         self.e(Insn::exit());
+        self.loop_depth -= 1;
         let b = self.bodies.pop().expect("callback body");
         // Declared into the real assembler by the caller of run(): we keep
         // callbacks in a side list through the module passed to run().
@@ -763,7 +832,7 @@ impl<'a> Gen<'a> {
         self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_LOOP_DONE));
         self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
         self.mov_imm(R1, self.o.maxaction as i64);
-        self.cur().fa.ld_func_addr(R2, cb);
+        self.ld_func_addr(R2, cb);
         self.e(Insn::mov64_imm(R3, 0));
         self.e(Insn::mov64_imm(R4, 0));
         self.call(H_LOOP);
@@ -775,14 +844,19 @@ impl<'a> Gen<'a> {
         let after = self.label();
         self.jmp(after);
         self.bind(no_ret);
-        if self.cur().kind == BodyKind::Callback {
-            self.e(Insn::mov64_imm(R0, 1));
-        } else {
-            self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_RETURN));
-            self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
-            self.e(Insn::mov64_imm(R0, 0));
+        match self.inlines.last() {
+            Some(top) if top.loop_depth == self.loop_depth => {
+                // The return belongs to the function inlined here.
+                let end = top.end;
+                self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_RETURN));
+                self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
+                self.jmp(end);
+            }
+            _ => {
+                self.e(Insn::mov64_imm(R0, 1));
+                self.e(Insn::exit());
+            }
         }
-        self.e(Insn::exit());
         self.bind(after);
         // The loop ran out of iterations: MAXACTION.
         let ok = self.label();

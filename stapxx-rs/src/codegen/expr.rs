@@ -258,7 +258,7 @@ impl Gen<'_> {
                     .scalar(*g)
                     .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
                 let (gm, off) = (self.m.globals_map, s.offset);
-                self.cur().fa.ld_map_value(R1, gm, off);
+                self.ld_map_value(R1, gm, off);
                 self.e(Insn::ldx(Size::DW, R0, R1, 0));
             }
             Place::Elem(g, keys) => {
@@ -286,7 +286,7 @@ impl Gen<'_> {
                     .scalar(*g)
                     .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
                 let (gm, off) = (self.m.globals_map, s.offset);
-                self.cur().fa.ld_map_value(R1, gm, off);
+                self.ld_map_value(R1, gm, off);
                 self.e(Insn::stx(Size::DW, R1, 0, R0));
             }
             Place::Elem(g, keys) => {
@@ -294,7 +294,7 @@ impl Gen<'_> {
                 self.st_local(v, R0);
                 let key = self.build_key(*g, keys, span)?;
                 let a = self.array(*g, span)?;
-                self.cur().fa.ld_map_fd(R1, a.map);
+                self.ld_map_fd(R1, a.map);
                 self.frame_addr(R2, key);
                 self.e(Insn::mov64_reg(R3, R7));
                 self.e(Insn::alu64_imm(Alu::Add, R3, v as i32));
@@ -378,7 +378,7 @@ impl Gen<'_> {
     /// r0 = the value pointer of `g[key]`, or 0.
     fn lookup(&mut self, g: GlobalId, key: u32, span: Span) -> R<()> {
         let a = self.array(g, span)?;
-        self.cur().fa.ld_map_fd(R1, a.map);
+        self.ld_map_fd(R1, a.map);
         self.frame_addr(R2, key);
         self.call(H_LOOKUP);
         Ok(())
@@ -389,7 +389,7 @@ impl Gen<'_> {
             Place::Elem(g, keys) => {
                 let key = self.build_key(*g, keys, span)?;
                 let a = self.array(*g, span)?;
-                self.cur().fa.ld_map_fd(R1, a.map);
+                self.ld_map_fd(R1, a.map);
                 self.frame_addr(R2, key);
                 self.call(H_DELETE);
             }
@@ -433,7 +433,7 @@ impl Gen<'_> {
         let have = self.label();
         self.jimm(Cond::Ne, R0, 0, have);
         // First value on this CPU: insert a zeroed aggregate.
-        self.cur().fa.ld_map_fd(R1, a.map);
+        self.ld_map_fd(R1, a.map);
         self.frame_addr(R2, key);
         self.frame_addr(R3, F_ZERO);
         self.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
@@ -521,7 +521,8 @@ impl Gen<'_> {
             }
         }
         let callee = super::emit::Owner::Func(f);
-        let locals = self.p.functions[f].locals.clone();
+        let func = &self.p.functions[f];
+        let locals = func.locals.clone();
         for (i, v) in vals.into_iter().enumerate() {
             let l = LocalId(i as u32);
             match v {
@@ -542,12 +543,65 @@ impl Gen<'_> {
                 }
             }
         }
-        let id = *self
-            .funcs
-            .get(&f)
-            .ok_or_else(|| Diagnostic::error(span, "internal: function not declared"))?;
-        self.cur().fa.call_func(id);
-        self.check_after_call();
+        self.inline_call(f, span)
+    }
+
+    /// Emit function `f`'s body in place, in its own frame region (r7 is
+    /// switched there and back). Recursion was refused at pass 3, so one
+    /// region per function is enough.
+    fn inline_call(&mut self, f: usize, span: Span) -> R<()> {
+        let _ = span;
+        let func = self.p.functions[f].clone();
+        let saved_owner = self.owner;
+        let saved_locals = std::mem::take(&mut self.locals);
+        let saved_alloc = self.alloc.clone();
+        let saved_ret = self.ret;
+        let saved_span = self.span;
+        self.end_owner();
+        self.begin_owner(super::emit::Owner::Func(f), &func.locals, func.ret);
+        let base = self.base();
+        self.e(Insn::mov64_reg(R7, R6));
+        self.e(Insn::alu64_imm(Alu::Add, R7, base as i32));
+        for i in func.params..func.locals.len() {
+            let l = LocalId(i as u32);
+            if func.locals[i].ty == Ty::Str {
+                let abs = self.str_local_abs(l);
+                self.set_empty(SLoc::Frame(abs));
+            } else {
+                let off = self.long_local_off(l);
+                self.e(Insn::st_imm(Size::DW, R7, off, 0));
+            }
+        }
+        let ow = super::emit::Owner::Func(f);
+        match func.ret {
+            Some(Ty::Str) => {
+                let abs = self.ret_str_abs(ow, &func.locals);
+                self.set_empty(SLoc::Frame(abs));
+            }
+            Some(_) => {
+                let abs = self.ret_long_abs(ow, &func.locals);
+                self.frame_addr(R1, abs);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
+            }
+            None => {}
+        }
+        let end = self.label();
+        self.inlines.push(super::emit::InlineFrame {
+            end,
+            loop_depth: self.loop_depth,
+        });
+        self.stmts(&func.body)?;
+        self.inlines.pop();
+        self.bind(end);
+        self.end_owner();
+        self.owner = saved_owner;
+        self.locals = saved_locals;
+        self.alloc = saved_alloc;
+        self.ret = saved_ret;
+        self.span = saved_span;
+        let base = self.base();
+        self.e(Insn::mov64_reg(R7, R6));
+        self.e(Insn::alu64_imm(Alu::Add, R7, base as i32));
         Ok(())
     }
 
@@ -741,7 +795,7 @@ impl Gen<'_> {
         }
         self.e(Insn::alu64_imm(Alu::Add, R3, 8));
         let om = self.m.output_map;
-        self.cur().fa.ld_map_fd(R1, om);
+        self.ld_map_fd(R1, om);
         self.e(Insn::mov64_imm(R4, 0));
         self.call(H_RINGBUF_OUTPUT);
     }

@@ -136,7 +136,7 @@ impl Gen<'_> {
                     .array(*g)
                     .cloned()
                     .ok_or_else(|| Diagnostic::error(span, "internal: no map"))?;
-                self.cur().fa.ld_map_fd(R1, a.map);
+                self.ld_map_fd(R1, a.map);
                 self.frame_addr(R2, key);
                 self.frame_addr(R3, t);
                 self.e(Insn::mov64_imm(R4, 0));
@@ -162,7 +162,7 @@ impl Gen<'_> {
             .array(g)
             .cloned()
             .ok_or_else(|| Diagnostic::error(span, "internal: no map"))?;
-        self.cur().fa.ld_map_fd(R1, a.map);
+        self.ld_map_fd(R1, a.map);
         self.frame_addr(R2, key);
         self.call(H_LOOKUP);
         self.set_empty(SLoc::Frame(t));
@@ -290,7 +290,7 @@ impl Gen<'_> {
         self.e(Insn::stx(Size::DW, R6, F_ARGS, R0));
         let old = self.append_point(dst);
         let rm = self.rodata_map;
-        self.cur().fa.ld_map_value(R3, rm, off);
+        self.ld_map_value(R3, rm, off);
         self.frame_addr(R4, F_ARGS as u32);
         self.e(Insn::mov64_imm(R5, 8));
         self.call(H_SNPRINTF);
@@ -434,7 +434,7 @@ impl Gen<'_> {
         self.e(Insn::alu64_imm(Alu::Add, R1, 8));
         self.mov_imm(R2, self.o.maxstr as i64);
         let rm = self.rodata_map;
-        self.cur().fa.ld_map_value(R3, rm, off);
+        self.ld_map_value(R3, rm, off);
         self.call(H_STRNCMP);
         if swapped {
             self.e(Insn::neg64(R0));
@@ -602,7 +602,7 @@ impl Gen<'_> {
                 self.e(Insn::alu64_reg(Alu::Add, R2, R1));
                 self.e(Insn::stx(Size::W, R6, F_ARGS + 16, R2));
                 let sm = self.m.sym_addr_map;
-                self.cur().fa.ld_map_fd(R1, sm);
+                self.ld_map_fd(R1, sm);
                 self.frame_addr(R2, F_ARGS as u32 + 16);
                 self.call(H_LOOKUP);
                 self.jimm(Cond::Eq, R0, 0, done);
@@ -629,7 +629,7 @@ impl Gen<'_> {
             self.ld_local(R2, lo);
             self.e(Insn::stx(Size::W, R6, F_ARGS + 16, R2));
             let sm = self.m.sym_addr_map;
-            self.cur().fa.ld_map_fd(R1, sm);
+            self.ld_map_fd(R1, sm);
             self.frame_addr(R2, F_ARGS as u32 + 16);
             self.call(H_LOOKUP);
             self.jimm(Cond::Eq, R0, 0, hex);
@@ -637,7 +637,7 @@ impl Gen<'_> {
             self.ld_local(R4, a);
             self.jreg(Cond::Gt, R3, R4, hex);
             let nm = self.m.sym_name_map;
-            self.cur().fa.ld_map_fd(R1, nm);
+            self.ld_map_fd(R1, nm);
             self.frame_addr(R2, F_ARGS as u32 + 16);
             self.call(H_LOOKUP);
             self.jimm(Cond::Eq, R0, 0, hex);

@@ -12,6 +12,9 @@
 //!   address is `link_address + bias` with the bias from [`Module::load_bias`]
 //!   (or [`symbols::load_bias`]) and the file's `/proc/PID/maps` lines.
 //! * `sizeof(T)` (stap's `&@cast(0, "T")[1]`): [`Module::size_of_type`].
+//! * `$param`, `$$parms`, `$return` in `process(..).function(..)` probes:
+//!   [`Module::function_params`] finds the function's definition and where
+//!   each parameter is at the probe address ([`params`]).
 //! * uprobe placement and `usymname`/`probefunc`: [`Module::symbols`] (sorted
 //!   functions from `.symtab` and `.dynsym`) and [`Module::function_probes`]
 //!   (pattern with `*` -> link address and file offset).

@@ -1,12 +1,13 @@
 //! Target variables of function probes: `$param`, `$$parms`, `$$locals`
 //! and `$return` in `process("P").function("F")[.return]`.
 //!
-//! [`find_functions`] finds the out-of-line definitions of a function (a
-//! `DW_TAG_subprogram` with an address; inlined-only and abstract instances
-//! are skipped, but names and types are followed through
-//! `DW_AT_abstract_origin`/`DW_AT_specification`), and for each parameter
-//! and local variable the place its value is in *at the probe address*
-//! ([`ParamLocation`]), from a single location expression or a location list
+//! [`Module::function_params`](super::Module::function_params) finds the
+//! out-of-line definitions of a function (a `DW_TAG_subprogram` with an
+//! address; inlined-only and abstract instances are skipped, but names and
+//! types are followed through `DW_AT_abstract_origin`/`DW_AT_specification`),
+//! and for each parameter and local variable the place its value is in *at
+//! the probe address* ([`ParamLocation`]), from a single location expression
+//! or a location list
 //! (`.debug_loc`, `.debug_loclists` with every `DW_LLE_*` form).
 //!
 //! # Where the probe goes
@@ -653,15 +654,18 @@ impl Debug {
                 .map_err(|e| self.err("reading the line table", e))?
                 .unwrap_or(c.entry)
         };
+        let address = |i| self.dwarf.address(&u.unit, i);
         let ctx = EvalCtx {
             pc: probe_address,
             entry: c.entry,
             cfa: cfi.cfa_at(probe_address, c.entry),
+            encoding: u.unit.encoding(),
+            address: &address,
         };
         let frame_base = match frame_base {
             None => Err("the function has no DW_AT_frame_base".to_string()),
             Some(v) => match self.expression_at(u, v, probe_address) {
-                Ok(Some(expr)) => match eval(&self.dwarf, u, expr, &ctx, None) {
+                Ok(Some(expr)) => match eval(expr, &ctx, None) {
                     Outcome::Reg(r) => Ok(Sym::Reg(r, 0)),
                     Outcome::Mem(s) => Ok(s),
                     _ => Err("the frame base is not an address".to_string()),
@@ -682,7 +686,7 @@ impl Debug {
                 .map_err(|e| self.err(format!("location list of {}", c.die), e))?;
             Ok(match expr {
                 None => ParamLocation::OptimizedOut,
-                Some(expr) => to_location(eval(&self.dwarf, u, expr, &ctx, Some(&frame_base))),
+                Some(expr) => to_location(eval(expr, &ctx, Some(&frame_base))),
             })
         };
         let handle = |t: Option<DieId>| TypeHandle(t.map_or(Ty::Void, Ty::Die));
@@ -909,11 +913,14 @@ enum Outcome {
     Unsupported(String),
 }
 
-struct EvalCtx {
+struct EvalCtx<'a> {
     pc: u64,
     entry: u64,
     /// The CFA at `pc`.
     cfa: std::result::Result<Sym, String>,
+    encoding: gimli::Encoding,
+    /// `DW_OP_addrx`/`DW_OP_constx` through `.debug_addr`.
+    address: &'a dyn Fn(gimli::DebugAddrIndex<usize>) -> gimli::Result<u64>,
 }
 
 fn to_location(o: Outcome) -> ParamLocation {
@@ -937,14 +944,12 @@ fn to_location(o: Outcome) -> ParamLocation {
 /// Evaluates a location expression symbolically. `frame_base`: the
 /// function's frame base (`None` while evaluating the frame base itself).
 fn eval(
-    dwarf: &gimli::Dwarf<R>,
-    u: &UnitInfo,
     expr: gimli::Expression<R>,
-    ctx: &EvalCtx,
+    ctx: &EvalCtx<'_>,
     frame_base: Option<&std::result::Result<Sym, String>>,
 ) -> Outcome {
     use gimli::Operation as Op;
-    let mut ops = expr.operations(u.unit.encoding());
+    let mut ops = expr.operations(ctx.encoding);
     let mut stack: Vec<Sym> = Vec::new();
     let mut done: Option<Outcome> = None;
     let unsupported = |s: &str| Outcome::Unsupported(s.to_string());
@@ -988,7 +993,7 @@ fn eval(
             Op::SignedConstant { value } => stack.push(Sym::Const(value)),
             Op::Address { address } => stack.push(Sym::Const(address as i64)),
             Op::AddressIndex { index } | Op::ConstantIndex { index } => {
-                match dwarf.address(&u.unit, index) {
+                match (ctx.address)(index) {
                     Ok(a) => stack.push(Sym::Const(a as i64)),
                     Err(e) => return Outcome::Unsupported(format!("bad address index: {e}")),
                 }
@@ -1021,7 +1026,7 @@ fn eval(
                 if ctx.pc != ctx.entry {
                     return unsupported("DW_OP_entry_value away from the function entry");
                 }
-                let mut inner = gimli::Expression(expression).operations(u.unit.encoding());
+                let mut inner = gimli::Expression(expression).operations(ctx.encoding);
                 match (inner.next(), inner.next()) {
                     (Ok(Some(Op::Register { register })), Ok(None))
                     | (
@@ -1160,6 +1165,152 @@ mod tests {
         assert_eq!(x86_64_register_name(15), Some("r15"));
         assert_eq!(x86_64_register_name(16), Some("rip"));
         assert_eq!(x86_64_register_name(17), None);
+    }
+
+    fn run(bytes: &[u8], pc: u64, cfa: Sym, frame_base: Option<Sym>) -> ParamLocation {
+        let data: std::sync::Arc<[u8]> = std::sync::Arc::from(bytes);
+        let expr = gimli::Expression(R::new(data, gimli::RunTimeEndian::Little));
+        let address = |i: gimli::DebugAddrIndex<usize>| Ok(0x1000 + i.0 as u64 * 8);
+        let ctx = EvalCtx {
+            pc,
+            entry: 0x100,
+            cfa: Ok(cfa),
+            encoding: gimli::Encoding {
+                format: gimli::Format::Dwarf32,
+                version: 5,
+                address_size: 8,
+            },
+            address: &address,
+        };
+        let fb = frame_base.map(Ok);
+        to_location(eval(expr, &ctx, fb.as_ref()))
+    }
+
+    #[test]
+    fn expressions() {
+        let entry_cfa = Sym::Reg(7, 8);
+        // DW_OP_reg5 (rdi)
+        assert_eq!(
+            run(&[0x55], 0x100, entry_cfa, None),
+            ParamLocation::Register(5)
+        );
+        // DW_OP_regx 14
+        assert_eq!(
+            run(&[0x90, 14], 0x100, entry_cfa, None),
+            ParamLocation::Register(14)
+        );
+        // DW_OP_fbreg -20 with frame base DW_OP_call_frame_cfa (rsp + 8).
+        assert_eq!(
+            run(&[0x91, 0x6c], 0x100, entry_cfa, Some(entry_cfa)),
+            ParamLocation::Memory {
+                base_reg: 7,
+                offset: -12
+            }
+        );
+        // After the prologue the CFA is rbp + 16.
+        assert_eq!(
+            run(&[0x91, 0x6c], 0x108, entry_cfa, Some(Sym::Reg(6, 16))),
+            ParamLocation::Memory {
+                base_reg: 6,
+                offset: -4
+            }
+        );
+        // DW_OP_call_frame_cfa itself.
+        assert_eq!(
+            run(&[0x9c], 0x100, entry_cfa, None),
+            ParamLocation::Memory {
+                base_reg: 7,
+                offset: 8
+            }
+        );
+        // DW_OP_breg7 +8 (a stack argument at entry).
+        assert_eq!(
+            run(&[0x77, 0x08], 0x100, entry_cfa, None),
+            ParamLocation::Memory {
+                base_reg: 7,
+                offset: 8
+            }
+        );
+        // DW_OP_breg3 +16; DW_OP_stack_value: the value is rbx + 16.
+        assert_eq!(
+            run(&[0x73, 0x10, 0x9f], 0x100, entry_cfa, None),
+            ParamLocation::Computed {
+                base_reg: 3,
+                offset: 16
+            }
+        );
+        // DW_OP_entry_value(DW_OP_reg5); DW_OP_stack_value: rdi at the entry ...
+        let ev = [0xa3, 0x01, 0x55, 0x9f];
+        assert_eq!(run(&ev, 0x100, entry_cfa, None), ParamLocation::Register(5));
+        // ... and unknown elsewhere.
+        assert!(matches!(
+            run(&ev, 0x104, entry_cfa, None),
+            ParamLocation::Unsupported(_)
+        ));
+        // DW_OP_lit3; DW_OP_stack_value / DW_OP_const1s -2; DW_OP_stack_value
+        assert_eq!(
+            run(&[0x33, 0x9f], 0x100, entry_cfa, None),
+            ParamLocation::Constant(3)
+        );
+        assert_eq!(
+            run(&[0x09, 0xfe, 0x9f], 0x100, entry_cfa, None),
+            ParamLocation::Constant(-2)
+        );
+        // DW_OP_implicit_value 4 bytes
+        assert_eq!(
+            run(&[0x9e, 4, 0x78, 0x56, 0x34, 0x12], 0x100, entry_cfa, None),
+            ParamLocation::Constant(0x1234_5678)
+        );
+        // DW_OP_addr 0x4010 (a static local) / DW_OP_addrx 2
+        assert_eq!(
+            run(
+                &[0x03, 0x10, 0x40, 0, 0, 0, 0, 0, 0],
+                0x100,
+                entry_cfa,
+                None
+            ),
+            ParamLocation::Address(0x4010)
+        );
+        assert_eq!(
+            run(&[0xa1, 2], 0x100, entry_cfa, None),
+            ParamLocation::Address(0x1010)
+        );
+        // DW_OP_breg6 -8; DW_OP_lit4; DW_OP_minus -> memory at rbp - 12
+        assert_eq!(
+            run(&[0x76, 0x78, 0x34, 0x1c], 0x100, entry_cfa, None),
+            ParamLocation::Memory {
+                base_reg: 6,
+                offset: -12
+            }
+        );
+        // Empty: optimized out.
+        assert_eq!(
+            run(&[], 0x100, entry_cfa, None),
+            ParamLocation::OptimizedOut
+        );
+        // DW_OP_reg5; DW_OP_piece 8; DW_OP_reg4; DW_OP_piece 8: unsupported.
+        assert!(matches!(
+            run(&[0x55, 0x93, 8, 0x54, 0x93, 8], 0x100, entry_cfa, None),
+            ParamLocation::Unsupported(_)
+        ));
+        // DW_OP_fbreg without a frame base.
+        assert!(matches!(
+            run(&[0x91, 0x6c], 0x100, entry_cfa, None),
+            ParamLocation::Unsupported(_)
+        ));
+        // Truncated input never panics.
+        for bytes in [
+            &[0x91][..],
+            &[0xa3, 0x05, 0x55],
+            &[0x03, 0x10],
+            &[0x1c],
+            &[0x9f],
+        ] {
+            assert!(matches!(
+                run(bytes, 0x100, entry_cfa, None),
+                ParamLocation::Unsupported(_)
+            ));
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 pub mod modules;
 pub mod reads;
+pub mod target;
 
 use crate::debuginfo::params::FunctionInfo;
 use crate::debuginfo::{Index, Step};

@@ -360,9 +360,8 @@ pub fn histogram(kind: HistKind, buckets: &[i64]) -> Option<String> {
     };
     let cnt_space = needed_space(valmax);
     let val_space = match kind {
-        HistKind::Linear(l) => (needed_space(l.start) + under).max(
-            needed_space(l.start.wrapping_add(l.interval.wrapping_mul(high))) + over,
-        ),
+        HistKind::Linear(l) => (needed_space(l.start) + under)
+            .max(needed_space(l.start.wrapping_add(l.interval.wrapping_mul(high))) + over),
         HistKind::Log => needed_space(log_bucket_value(high as usize))
             .max(needed_space(log_bucket_value(low as usize))),
     }
@@ -429,7 +428,10 @@ mod tests {
 
     #[test]
     fn signed_and_unsigned() {
-        assert_eq!(f("%d|%i|%u", &[l(-5), l(7), l(-1)]), "-5|7|18446744073709551615");
+        assert_eq!(
+            f("%d|%i|%u", &[l(-5), l(7), l(-1)]),
+            "-5|7|18446744073709551615"
+        );
         assert_eq!(f("%d", &[l(i64::MIN)]), "-9223372036854775808");
         assert_eq!(f("%+d|% d|%+d", &[l(5), l(5), l(-5)]), "+5| 5|-5");
         assert_eq!(f("%+u|% x", &[l(5), l(255)]), "5|ff");
@@ -437,10 +439,16 @@ mod tests {
 
     #[test]
     fn widths_and_flags() {
-        assert_eq!(f("[%5d][%-5d][%05d]", &[l(42), l(42), l(42)]), "[   42][42   ][00042]");
+        assert_eq!(
+            f("[%5d][%-5d][%05d]", &[l(42), l(42), l(42)]),
+            "[   42][42   ][00042]"
+        );
         assert_eq!(f("[%05d][%-05d]", &[l(-42), l(-42)]), "[-0042][-42  ]");
         assert_eq!(f("[%+05d]", &[l(42)]), "[+0042]");
-        assert_eq!(f("[%.3d][%8.3d][%-8.3d]", &[l(7), l(7), l(-7)]), "[007][     007][-007    ]");
+        assert_eq!(
+            f("[%.3d][%8.3d][%-8.3d]", &[l(7), l(7), l(-7)]),
+            "[007][     007][-007    ]"
+        );
         // stap zero-pads even with a precision.
         assert_eq!(f("[%08.3d]", &[l(7)]), "[00000007]");
         assert_eq!(f("[%.0d]", &[l(0)]), "[0]");
@@ -453,7 +461,10 @@ mod tests {
         assert_eq!(f("%#x|%#X|%#o", &[l(255), l(255), l(8)]), "0xff|0XFF|010");
         assert_eq!(f("%#x|%#o", &[l(0), l(0)]), "0x0|00");
         assert_eq!(f("%x", &[l(-1)]), "ffffffffffffffff");
-        assert_eq!(f("[%#10x][%#-10x][%#010x]", &[l(255), l(255), l(255)]), "[      0xff][0xff      ][0x000000ff]");
+        assert_eq!(
+            f("[%#10x][%#-10x][%#010x]", &[l(255), l(255), l(255)]),
+            "[      0xff][0xff      ][0x000000ff]"
+        );
         assert_eq!(f("%p|%p", &[l(0), l(0x1234)]), "0x0|0x1234");
         assert_eq!(f("[%18p]", &[l(0x1234)]), "[            0x1234]");
         assert_eq!(f("[%.8x]", &[l(0xab)]), "[000000ab]");
@@ -462,7 +473,10 @@ mod tests {
     #[test]
     fn strings() {
         let s = Arg::Str(b"hello");
-        assert_eq!(f("[%s][%8s][%-8s][%.3s][%8.2s]", &[s, s, s, s, s]), "[hello][   hello][hello   ][hel][      he]");
+        assert_eq!(
+            f("[%s][%8s][%-8s][%.3s][%8.2s]", &[s, s, s, s, s]),
+            "[hello][   hello][hello   ][hel][      he]"
+        );
         assert_eq!(f("[%.0s]", &[s]), "[]");
         assert_eq!(f("[%2s]", &[s]), "[hello]");
         assert_eq!(f("%s", &[Arg::Str(b"ab\0cd")]), "ab");
@@ -474,14 +488,20 @@ mod tests {
     fn chars() {
         assert_eq!(f("%c%c", &[l(65), l(0x142)]), "AB");
         assert_eq!(f("[%3c][%-3c]", &[l(120), l(120)]), "[  x][x  ]");
-        assert_eq!(f("%#c|%#c|%#c|%#c", &[l(10), l(39), l(1), l(65)]), "\\n|\\'|\\001|A");
+        assert_eq!(
+            f("%#c|%#c|%#c|%#c", &[l(10), l(39), l(1), l(65)]),
+            "\\n|\\'|\\001|A"
+        );
         assert_eq!(f("[%#5c]", &[l(9)]), "[   \\t]");
     }
 
     #[test]
     fn binary() {
         let pieces = parse_format("%b").unwrap();
-        assert_eq!(format(&pieces, &[l(0x0102)]), 0x0102i64.to_ne_bytes().to_vec());
+        assert_eq!(
+            format(&pieces, &[l(0x0102)]),
+            0x0102i64.to_ne_bytes().to_vec()
+        );
         let pieces = parse_format("%.2b").unwrap();
         assert_eq!(format(&pieces, &[l(0x0102)]).len(), 2);
         let pieces = parse_format("%4b").unwrap();

@@ -481,9 +481,7 @@ impl Stat {
             StatOp::Min => Some(agg.min),
             StatOp::Max => Some(agg.max),
             StatOp::Avg => Some(div64(agg.sum, agg.count)),
-            StatOp::Variance => {
-                Some(agg.variance_s >> (2 * spec.variance.unwrap_or(0)).min(63))
-            }
+            StatOp::Variance => Some(agg.variance_s >> (2 * spec.variance.unwrap_or(0)).min(63)),
             StatOp::HistLog | StatOp::HistLinear => Some(0),
         }
     }
@@ -542,7 +540,9 @@ impl Globals {
                 (false, Ty::Stats) => Store::Stat(Stat::new(spec)),
                 (false, ty) => Store::Scalar(match &g.init {
                     Some(Const::Long(n)) => Value::Long(*n),
-                    Some(Const::Str(s)) => Value::Str(truncate(s.as_bytes().to_vec(), maxstringlen)),
+                    Some(Const::Str(s)) => {
+                        Value::Str(truncate(s.as_bytes().to_vec(), maxstringlen))
+                    }
                     None => Value::zero(ty),
                 }),
                 (true, Ty::Stats) => Store::StatArray(Array::new(max, g.wrap)),
@@ -552,7 +552,11 @@ impl Globals {
         Ok(Globals {
             stores,
             specs,
-            sizes: p.globals.iter().map(|g| g.size.filter(|n| *n > 0)).collect(),
+            sizes: p
+                .globals
+                .iter()
+                .map(|g| g.size.filter(|n| *n > 0))
+                .collect(),
             names: p.globals.iter().map(|g| g.name.clone()).collect(),
             maxstringlen,
         })
@@ -567,7 +571,10 @@ impl Globals {
     }
 
     pub fn name(&self, g: GlobalId) -> &str {
-        self.names.get(g.0 as usize).map(String::as_str).unwrap_or("?")
+        self.names
+            .get(g.0 as usize)
+            .map(String::as_str)
+            .unwrap_or("?")
     }
 
     fn kind_error(&self, g: GlobalId, what: &str) -> StoreError {

@@ -1,0 +1,443 @@
+//! The kernel half of pass 5: load the compiled programs, fill the symbol
+//! maps, attach every probe point, stream output records, and read the
+//! global maps back when the session ends.
+//!
+//! Everything here is an owned kernel object (programs, maps, perf events,
+//! uprobes); dropping a [`KernelSession`] releases all of it, on every path.
+
+use crate::codegen::layout::{ErrKind, ERR_KINDS};
+use crate::codegen::maps::*;
+use crate::codegen::Compiled;
+use crate::debuginfo::{LocateOptions, Module};
+use crate::ir::{GlobalId, Program, Ty};
+use crate::target::TargetInfo;
+use ebpf_backend::{
+    Attachment, LoadOptions, Loaded, PerfEventSpec, ProgKind, RingBufReader, Sample,
+};
+use grammar::ast::{Literal, ProbePoint};
+use grammar::Diagnostic;
+use std::path::Path;
+use std::time::Duration;
+
+/// One record a kernel probe sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Print(Vec<u8>),
+    Warn(String),
+    Error(String),
+    Exit,
+}
+
+/// A key field or value read back from a map.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Long(i64),
+    Str(String),
+}
+
+/// A statistic merged over CPUs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stat {
+    pub count: i64,
+    pub sum: i64,
+    pub min: i64,
+    pub max: i64,
+    /// Log2 buckets: 0 for values <= 0, i for [2^(i-1), 2^i).
+    pub log_hist: Vec<i64>,
+}
+
+/// What a global holds at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GlobalValue {
+    Scalar(Value),
+    Array(Vec<(Vec<Value>, Value)>),
+    Stats(Vec<(Vec<Value>, Stat)>),
+}
+
+pub struct KernelSession {
+    loaded: Loaded,
+    ring: RingBufReader,
+    /// Kept alive: dropping detaches.
+    attachments: Vec<Attachment>,
+    pub layout: MapLayout,
+}
+
+impl KernelSession {
+    /// Load and attach. `hz` is the kernel tick rate for `timer.profile`.
+    pub fn start(
+        compiled: &Compiled,
+        program: &Program,
+        target: Option<&TargetInfo>,
+        hz: u64,
+    ) -> Result<KernelSession, Diagnostic> {
+        let loaded = Loaded::load(&compiled.module, &LoadOptions::default())
+            .map_err(|e| Diagnostic::bare(format!("loading the BPF programs failed: {e}")))?;
+        let layout = compiled.maps.clone();
+        let ring = RingBufReader::new(loaded.map(layout.output_map))
+            .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;
+        let mut s = KernelSession {
+            loaded,
+            ring,
+            attachments: Vec::new(),
+            layout,
+        };
+        s.fill_symbols(target)?;
+        for pp in &compiled.probes {
+            let probe = &program.probes[pp.probe];
+            let prog = s.loaded.program(pp.prog);
+            for point in &probe.points {
+                let atts = attach_point(prog, &pp.kind, point, target, hz)
+                    .map_err(|m| Diagnostic::error(point.span, m))?;
+                if atts.is_empty() && !point.optional {
+                    return Err(Diagnostic::error(
+                        point.span,
+                        format!(
+                            "probe point '{}' matched nothing",
+                            grammar::printer::point(point)
+                        ),
+                    ));
+                }
+                s.attachments.extend(atts);
+            }
+        }
+        Ok(s)
+    }
+
+    /// The target's function symbols, sorted by runtime address, into the
+    /// `usymname` maps (as many as fit).
+    fn fill_symbols(&mut self, target: Option<&TargetInfo>) -> Result<(), Diagnostic> {
+        if self.layout.nsyms == 0 {
+            return Ok(());
+        }
+        let Some(t) = target else { return Ok(()) };
+        let syms = symbol_table(t);
+        let addr_map = self.loaded.map(self.layout.sym_addr_map);
+        let name_map = self.loaded.map(self.layout.sym_name_map);
+        let n = self.layout.nsyms as usize;
+        for i in 0..n {
+            // Pad with an unreachable address so the search stays sorted.
+            let (addr, name) = syms.get(i).cloned().unwrap_or((u64::MAX, String::new()));
+            let key = (i as u32).to_ne_bytes();
+            let _ = addr_map.update(&key, &addr.to_ne_bytes());
+            let mut nb = vec![0u8; SYM_NAME as usize];
+            let b = name.as_bytes();
+            let len = b.len().min(SYM_NAME as usize - 1);
+            nb[..len].copy_from_slice(&b[..len]);
+            let _ = name_map.update(&key, &nb);
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for records.
+    pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(Record)) {
+        let _ = self.ring.poll(timeout, |bytes| {
+            if let Some(r) = decode_record(bytes) {
+                f(r);
+            }
+        });
+    }
+
+    /// Drain what is left in the ring buffer.
+    pub fn drain(&mut self, mut f: impl FnMut(Record)) {
+        self.ring.consume(|bytes| {
+            if let Some(r) = decode_record(bytes) {
+                f(r);
+            }
+        });
+    }
+
+    /// Errors counted in the kernel, by kind.
+    pub fn errors(&self) -> [u64; ERR_KINDS] {
+        let mut out = [0u64; ERR_KINDS];
+        if let Ok(Some(v)) = self
+            .loaded
+            .map(self.layout.errors_map)
+            .lookup(&0u32.to_ne_bytes())
+        {
+            for (i, c) in v.chunks(8).take(ERR_KINDS).enumerate() {
+                out[i] = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+            }
+        }
+        out
+    }
+
+    /// Every global the kernel probes wrote, decoded.
+    pub fn read_globals(&self, program: &Program) -> Vec<(GlobalId, GlobalValue)> {
+        let mut out = Vec::new();
+        let maxstr = self.layout.maxstr as usize;
+        if let Ok(Some(v)) = self
+            .loaded
+            .map(self.layout.globals_map)
+            .lookup(&0u32.to_ne_bytes())
+        {
+            for s in &self.layout.scalars {
+                let off = s.offset as usize;
+                let val = match s.ty {
+                    Ty::Str => Value::Str(slot_string(&v[off..], maxstr)),
+                    _ => Value::Long(i64::from_ne_bytes(
+                        v[off..off + 8].try_into().unwrap_or([0; 8]),
+                    )),
+                };
+                out.push((s.global, GlobalValue::Scalar(val)));
+            }
+        }
+        for a in &self.layout.arrays {
+            let map = self.loaded.map(a.map);
+            let decode_key = |k: &[u8]| -> Vec<Value> {
+                a.keys
+                    .iter()
+                    .map(|(ty, off)| {
+                        let off = *off as usize;
+                        match ty {
+                            Ty::Str => Value::Str(cstr(&k[off..(off + maxstr).min(k.len())])),
+                            _ => Value::Long(i64::from_ne_bytes(
+                                k[off..off + 8].try_into().unwrap_or([0; 8]),
+                            )),
+                        }
+                    })
+                    .collect()
+            };
+            let is_stats = program.globals[a.global.0 as usize].ty == Ty::Stats;
+            if is_stats {
+                let mut rows = Vec::new();
+                for key in map.keys().flatten() {
+                    let Ok(Some(per_cpu)) = map.lookup_percpu(&key) else {
+                        continue;
+                    };
+                    rows.push((decode_key(&key), merge_stats(&per_cpu)));
+                }
+                out.push((a.global, GlobalValue::Stats(rows)));
+            } else {
+                let mut rows = Vec::new();
+                for (k, v) in map.entries().unwrap_or_default() {
+                    let val = match a.value {
+                        Ty::Str => Value::Str(slot_string(&v, maxstr)),
+                        _ => Value::Long(i64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))),
+                    };
+                    rows.push((decode_key(&k), val));
+                }
+                out.push((a.global, GlobalValue::Array(rows)));
+            }
+        }
+        out
+    }
+
+    /// How many perf events / probes are attached.
+    pub fn attachment_count(&self) -> usize {
+        self.attachments.iter().map(|a| a.event_count()).sum()
+    }
+
+    /// The kernel's ids of our programs and maps (for checks in tests).
+    pub fn kernel_ids(&self) -> (Vec<u32>, Vec<u32>) {
+        self.loaded.kernel_ids()
+    }
+}
+
+/// `WARNING: Number of errors: N, skipped probes: M` lines, stap style.
+pub fn error_summary(errors: &[u64; ERR_KINDS]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let skipped = errors[ErrKind::Skipped as usize];
+    let total: u64 = errors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != ErrKind::Skipped as usize && *i != 0)
+        .map(|(_, n)| n)
+        .sum();
+    for (i, n) in errors.iter().enumerate() {
+        if *n > 0 && i != ErrKind::Skipped as usize && i != 0 {
+            lines.push(format!(
+                "WARNING: {n} probe error(s): {}",
+                ErrKind::message(i)
+            ));
+        }
+    }
+    if total > 0 || skipped > 0 {
+        lines.push(format!(
+            "WARNING: Number of errors: {total}, skipped probes: {skipped}"
+        ));
+    }
+    lines
+}
+
+fn decode_record(bytes: &[u8]) -> Option<Record> {
+    if bytes.len() < 8 {
+        return None;
+    }
+    let head = u64::from_ne_bytes(bytes[..8].try_into().ok()?);
+    let kind = head >> 32;
+    let len = (head & 0xffff_ffff) as usize;
+    let body = &bytes[8..(8 + len).min(bytes.len())];
+    Some(match kind {
+        REC_PRINT => Record::Print(body.to_vec()),
+        REC_WARN => Record::Warn(String::from_utf8_lossy(body).into_owned()),
+        REC_ERROR => Record::Error(String::from_utf8_lossy(body).into_owned()),
+        _ => Record::Exit,
+    })
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn slot_string(v: &[u8], maxstr: usize) -> String {
+    if v.len() < 8 {
+        return String::new();
+    }
+    let len = (u64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])) as usize).min(maxstr);
+    let data = &v[8..(8 + len).min(v.len())];
+    String::from_utf8_lossy(data).into_owned()
+}
+
+fn merge_stats(per_cpu: &[Vec<u8>]) -> Stat {
+    let mut s = Stat {
+        log_hist: vec![0; STAT_BUCKETS as usize],
+        ..Stat::default()
+    };
+    let mut first = true;
+    for v in per_cpu {
+        let rd =
+            |o: i16| i64::from_ne_bytes(v[o as usize..o as usize + 8].try_into().unwrap_or([0; 8]));
+        let count = rd(STAT_COUNT);
+        if count == 0 {
+            continue;
+        }
+        s.count += count;
+        s.sum = s.sum.wrapping_add(rd(STAT_SUM));
+        let (mn, mx) = (rd(STAT_MIN), rd(STAT_MAX));
+        if first {
+            s.min = mn;
+            s.max = mx;
+            first = false;
+        } else {
+            s.min = s.min.min(mn);
+            s.max = s.max.max(mx);
+        }
+        for b in 0..STAT_BUCKETS as usize {
+            s.log_hist[b] += rd(STAT_HIST + (b * 8) as i16);
+        }
+    }
+    s
+}
+
+/// Sorted (runtime address, name) of the target's functions: the
+/// executable and every mapped shared object.
+pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for file in t.mapped_files() {
+        let Ok(m) = Module::open_in(file, LocateOptions::with_root(t.root.clone())) else {
+            continue;
+        };
+        let maps: Vec<crate::debuginfo::MapEntry> = t
+            .mappings_of(file)
+            .map(|e| crate::debuginfo::MapEntry {
+                start: e.start,
+                end: e.end,
+                offset: e.offset,
+            })
+            .collect();
+        let Ok(bias) = m.load_bias(&maps) else {
+            continue;
+        };
+        let Ok(table) = m.symbols() else { continue };
+        for s in table.functions() {
+            out.push((s.address.wrapping_add(bias), s.name.clone()));
+        }
+    }
+    out.sort();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+/// Attach one probe point.
+fn attach_point(
+    prog: &ebpf_backend::Program,
+    kind: &ProgKind,
+    point: &ProbePoint,
+    target: Option<&TargetInfo>,
+    hz: u64,
+) -> Result<Vec<Attachment>, String> {
+    let names: Vec<&str> = point.components.iter().map(|c| c.name.as_str()).collect();
+    let num = |i: usize| -> Option<u64> {
+        match point.components.get(i)?.arg.as_ref()? {
+            Literal::Number(n) => Some(*n as u64),
+            _ => None,
+        }
+    };
+    let err = |e: ebpf_backend::Error| format!("cannot attach: {e}");
+    Ok(match kind {
+        ProgKind::PerfEvent => match names.as_slice() {
+            ["timer", "profile", ..] => vec![prog.attach_cpu_clock(hz).map_err(err)?],
+            ["perf", "sw", "cpu_clock", "sample"] | ["perf", "sw", "cpu_clock"] => {
+                let spec = PerfEventSpec {
+                    type_: ebpf_backend::attach::PERF_TYPE_SOFTWARE,
+                    config: ebpf_backend::attach::PERF_COUNT_SW_CPU_CLOCK,
+                    sample: Sample::Period(num(3).unwrap_or(1_000_000)),
+                    pid: None,
+                    cpus: None,
+                };
+                vec![prog.attach_perf(&spec).map_err(err)?]
+            }
+            ["perf", "type", "config", "sample"] => {
+                let spec = PerfEventSpec {
+                    type_: num(1).unwrap_or(0) as u32,
+                    config: num(2).unwrap_or(0),
+                    sample: Sample::Period(num(3).unwrap_or(1_000_000)),
+                    pid: None,
+                    cpus: None,
+                };
+                vec![prog.attach_perf(&spec).map_err(err)?]
+            }
+            _ => {
+                return Err(format!(
+                    "unsupported perf probe point '{}'",
+                    grammar::printer::point(point)
+                ))
+            }
+        },
+        ProgKind::Uprobe | ProgKind::Uretprobe => {
+            let path = match point.components.first().and_then(|c| c.arg.as_ref()) {
+                Some(Literal::String(p)) => p.clone(),
+                _ => return Err("process(...) needs the executable's path".into()),
+            };
+            let func = point
+                .components
+                .iter()
+                .find(|c| c.name == "function")
+                .and_then(|c| match &c.arg {
+                    Some(Literal::String(f)) => Some(f.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    "only process(\"PATH\").function(\"NAME\") probes are supported".to_string()
+                })?;
+            let opts = match target {
+                Some(t) => LocateOptions::with_root(t.root.clone()),
+                None => LocateOptions::default(),
+            };
+            let m = Module::open_in(Path::new(&path), opts.clone()).map_err(|e| e.to_string())?;
+            let funcs = m.function_probes(&func).map_err(|e| e.to_string())?;
+            let host = opts.host_path(Path::new(&path));
+            let mut v = Vec::new();
+            for f in funcs {
+                v.push(
+                    prog.attach_uprobe(&host, f.file_offset, None)
+                        .map_err(err)?,
+                );
+            }
+            v
+        }
+        ProgKind::Tracepoint { category, name } => {
+            vec![prog.attach_tracepoint(category, name).map_err(err)?]
+        }
+    })
+}
+
+/// The kernel's tick rate (CONFIG_HZ), which `timer.profile` samples at.
+pub fn kernel_hz() -> u64 {
+    crate::system::pp_config(false)
+        .kconfig
+        .get("CONFIG_HZ")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(250)
+}

@@ -1,0 +1,545 @@
+//! Target variables of function probes as plain stap.
+//!
+//! In `process("P").function("F")` (a uprobe at the function's probe
+//! address, see [`crate::debuginfo::params`]):
+//!
+//! * `$param` in a register: `u_register("rdi")`, narrowed to the declared
+//!   type (`int` keeps the low 32 bits, sign-extended);
+//! * `$param` in memory: the existing read chain from its address, e.g.
+//!   `user_int64(u_register("rsp") + 8)` for a seventh argument at entry;
+//! * `$ptr->member...`: the pointer's value, then the `@cast`-style reads
+//!   (`user_int32(u_register("rdi") + 8)`);
+//! * `$$parms`, `$$locals`, `$$vars`: `sprintf("a=0x%x b=0x%x", ...)`, with
+//!   `name=?` for values that cannot be read, as stap prints them.
+//!
+//! In `.return` probes `$return` is `returnval()` narrowed to the return
+//! type (chains work as for pointer parameters) and `$$return` is
+//! `sprintf("return=0x%x", ...)`. Parameters there need their value saved
+//! at entry (stap does it implicitly, or with `@entry`): not supported yet.
+
+use super::{reads, Modules, Resolver, R};
+use crate::debuginfo::params::{x86_64_register_name, FunctionInfo, ParamLocation};
+use crate::debuginfo::{Access, Fetch, Module, Resolved as Chain, Step, TypeHandle, ValueKind};
+use grammar::ast::{BinOp, Expr, ExprKind, Literal, ProbePoint};
+use grammar::{Diagnostic, Span};
+
+/// A function probe point: which module and function, entry or return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSite {
+    /// `None`: the default module (the target executable).
+    pub module: Option<String>,
+    /// The function pattern (`name`, `lj_*`, `name@file.c`).
+    pub function: String,
+    pub is_return: bool,
+}
+
+/// `process[("P"|PID)][.library("L")].function("F")[.return|.call|.exported]`.
+/// `None` when the point is no process function probe; an error for one
+/// whose target variables this pass cannot give.
+pub fn function_site(pt: &ProbePoint) -> Option<Result<FunctionSite, String>> {
+    let comps = &pt.components;
+    let first = comps.first()?;
+    if first.name != "process" {
+        return None;
+    }
+    let mut module = match &first.arg {
+        None | Some(Literal::Number(_)) => None,
+        Some(Literal::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Some(Err(
+                "target variables need a process(\"PATH\") probe with a literal path".into(),
+            ))
+        }
+    };
+    let mut rest = &comps[1..];
+    if let Some(c) = rest.first().filter(|c| c.name == "library") {
+        match &c.arg {
+            Some(Literal::String(s)) => module = Some(s.clone()),
+            _ => {
+                return Some(Err(
+                    "target variables need a library(\"PATH\") with a literal path".into(),
+                ))
+            }
+        }
+        rest = &rest[1..];
+    }
+    let func = rest.first().filter(|c| c.name == "function")?;
+    let Some(Literal::String(function)) = &func.arg else {
+        return Some(Err(
+            "target variables need a function(\"NAME\") with a literal name".into(),
+        ));
+    };
+    let mut is_return = false;
+    for c in &rest[1..] {
+        match c.name.as_str() {
+            "return" => is_return = true,
+            "call" | "exported" => {}
+            other => {
+                return Some(Err(format!(
+                    "target variables in .function(\"{function}\").{other} probes are not supported yet"
+                )))
+            }
+        }
+    }
+    Some(Ok(FunctionSite {
+        module,
+        function: function.clone(),
+        is_return,
+    }))
+}
+
+fn num(n: i64, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Number(n),
+        span,
+    }
+}
+
+fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span,
+    }
+}
+
+fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::Call {
+            name: name.to_string(),
+            args,
+        },
+        span,
+    }
+}
+
+fn string(s: &str, span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::String(s.to_string()),
+        span,
+    }
+}
+
+/// `e + n` (`e - n` for a negative `n`, nothing for 0).
+fn plus(e: Expr, n: i64, span: Span) -> Expr {
+    if let ExprKind::Number(a) = e.kind {
+        return num(a.wrapping_add(n), span);
+    }
+    match n {
+        0 => e,
+        n if n < 0 && n != i64::MIN => bin(BinOp::Sub, e, num(-n, span), span),
+        n => bin(BinOp::Add, e, num(n, span), span),
+    }
+}
+
+/// A register's 64 bits narrowed to a `size`-byte integer.
+fn narrow(v: Expr, size: u8, signed: bool, span: Span) -> Expr {
+    if size >= 8 {
+        return v;
+    }
+    let bits = u32::from(size) * 8;
+    if let ExprKind::Number(n) = v.kind {
+        let shift = 64 - bits;
+        return num(
+            if signed {
+                (n << shift) >> shift
+            } else {
+                n & ((1i64 << bits) - 1)
+            },
+            span,
+        );
+    }
+    if signed {
+        let up = bin(BinOp::Shl, v, num(i64::from(64 - bits), span), span);
+        bin(BinOp::Shr, up, num(i64::from(64 - bits), span), span)
+    } else {
+        bin(BinOp::BitAnd, v, num((1i64 << bits) - 1, span), span)
+    }
+}
+
+/// What a chain of steps from one variable turns into.
+struct Var<'a> {
+    display: String,
+    ty: &'a TypeHandle,
+    location: ParamLocation,
+}
+
+impl Resolver<'_, '_> {
+    /// `$name` (or `$$parms` and friends when `name` starts with `$`)
+    /// followed by `steps`. Outer error: a hard failure; inner: the name
+    /// does not resolve here (`@defined` is 0).
+    pub(super) fn target_var(
+        &mut self,
+        name: &str,
+        steps: &[Step],
+        indexes: &[Expr],
+        amp: bool,
+        span: Span,
+    ) -> R<Result<Expr, String>> {
+        let Some(points) = &self.probe_points else {
+            return Ok(Err(format!(
+                "target variable '${name}' used outside a function probe (in a script function)"
+            )));
+        };
+        let mut sites = Vec::new();
+        for pt in points {
+            match function_site(pt) {
+                None => {
+                    return Ok(Err(format!(
+                        "target variable '${name}' used outside a function probe (probe {})",
+                        grammar::printer::point(pt)
+                    )))
+                }
+                Some(Err(e)) => return Ok(Err(format!("target variable '${name}': {e}"))),
+                Some(Ok(s)) => sites.push(s),
+            }
+        }
+        let mut out: Vec<(String, u64, Expr)> = Vec::new();
+        for site in &sites {
+            let key = (site.module.clone(), site.function.clone());
+            let m = match self.modules.get(site.module.as_deref()) {
+                Ok(m) => m,
+                Err(e) => return Err(Diagnostic::error(span, e)),
+            };
+            let infos = self
+                .function_info
+                .entry(key)
+                .or_insert_with(|| m.function_params(&site.function));
+            let infos = match infos {
+                Ok(v) => &*v,
+                Err(e) if Modules::is_unresolved(e) => return Ok(Err(e.to_string())),
+                Err(e) => return Err(Diagnostic::error(span, e.to_string())),
+            };
+            for info in infos {
+                match render(m, info, site, name, steps, indexes, amp, span)? {
+                    Ok(e) => out.push((info.name.clone(), info.probe_address, e)),
+                    Err(msg) => return Ok(Err(msg)),
+                }
+            }
+        }
+        let Some((_, _, first)) = out.first() else {
+            return Ok(Err(format!(
+                "target variable '${name}': no function to read it in"
+            )));
+        };
+        if out.iter().all(|(_, _, e)| e == first) {
+            return Ok(Ok(first.clone()));
+        }
+        let names: Vec<String> = out
+            .iter()
+            .map(|(n, a, _)| format!("{n} at {a:#x}"))
+            .collect();
+        Ok(Err(format!(
+            "target variable '${name}' is read differently in the functions this probe matches ({}): not supported yet",
+            names.join(", ")
+        )))
+    }
+}
+
+/// One function's reading of `$name` + `steps`.
+#[allow(clippy::too_many_arguments)]
+fn render(
+    m: &Module,
+    info: &FunctionInfo,
+    site: &FunctionSite,
+    name: &str,
+    steps: &[Step],
+    indexes: &[Expr],
+    amp: bool,
+    span: Span,
+) -> R<Result<Expr, String>> {
+    let is_x86_64 = m
+        .elf()
+        .object()
+        .is_ok_and(|o| object::Object::architecture(&o) == object::Architecture::X86_64);
+    if !is_x86_64 {
+        return Ok(Err(format!(
+            "target variable '${name}': reading registers is supported on x86-64 only"
+        )));
+    }
+    let fname = &info.name;
+    if let Some(kind) = name.strip_prefix('$') {
+        if !steps.is_empty() || amp {
+            return Ok(Err(format!("'$${kind}' is a string: it has no members")));
+        }
+        return context_string(m, info, site, kind, span);
+    }
+    if name == "return" {
+        if !site.is_return {
+            return Ok(Err(format!(
+                "'$return' is only available in .return probes (probe of function '{fname}')"
+            )));
+        }
+        let Some(ty) = &info.return_type else {
+            return Ok(Err(format!(
+                "function '{fname}' returns void: there is no '$return'"
+            )));
+        };
+        let v = Var {
+            display: "$return".into(),
+            ty,
+            location: ParamLocation::Register(0),
+        };
+        return value_chain(
+            m,
+            &v,
+            call("returnval", vec![], span),
+            steps,
+            indexes,
+            amp,
+            span,
+        );
+    }
+    let Some(var) = info.variable(name) else {
+        let mut known: Vec<&str> = info
+            .params
+            .iter()
+            .chain(&info.locals)
+            .map(|v| v.name.as_str())
+            .collect();
+        known.dedup();
+        return Ok(Err(format!(
+            "target variable '${name}' not found in function '{fname}'{}",
+            if known.is_empty() {
+                String::new()
+            } else {
+                format!("; it has: {}", known.join(", "))
+            }
+        )));
+    };
+    if site.is_return {
+        return Ok(Err(format!(
+            "'${name}' in a .return probe is its value at the function's entry (@entry): not supported yet; read it in a .function(\"{}\") probe",
+            site.function
+        )));
+    }
+    let v = Var {
+        display: format!("${name}"),
+        ty: &var.ty,
+        location: var.location.clone(),
+    };
+    read_var(m, info, &v, steps, indexes, amp, span)
+}
+
+/// `u_register("name")` for a DWARF register number.
+fn register(regno: u16, display: &str, span: Span) -> Result<Expr, String> {
+    match x86_64_register_name(regno) {
+        Some(r) => Ok(call("u_register", vec![string(r, span)], span)),
+        None => Err(format!(
+            "'{display}' is in DWARF register {regno}, which a probe cannot read"
+        )),
+    }
+}
+
+fn resolve_chain(
+    m: &Module,
+    ty: &TypeHandle,
+    steps: &[Step],
+    amp: bool,
+    span: Span,
+) -> R<Result<Chain, String>> {
+    match m.resolve_from(ty, steps, amp) {
+        Ok(c) => Ok(Ok(c)),
+        Err(e) if Modules::is_unresolved(&e) => Ok(Err(e.to_string())),
+        Err(e) => Err(Diagnostic::error(span, e.to_string())),
+    }
+}
+
+/// The variable's value (or address, or chain) wherever it is.
+fn read_var(
+    m: &Module,
+    info: &FunctionInfo,
+    v: &Var<'_>,
+    steps: &[Step],
+    indexes: &[Expr],
+    amp: bool,
+    span: Span,
+) -> R<Result<Expr, String>> {
+    let display = &v.display;
+    let fname = &info.name;
+    let base = match &v.location {
+        ParamLocation::OptimizedOut => {
+            return Ok(Err(format!(
+                "'{display}' is optimized out at the probe address {:#x} of function '{fname}'",
+                info.probe_address
+            )))
+        }
+        ParamLocation::Unsupported(why) => {
+            return Ok(Err(format!(
+                "cannot read '{display}' in function '{fname}': {why}"
+            )))
+        }
+        ParamLocation::Memory { base_reg, offset } => match register(*base_reg, display, span) {
+            Ok(r) => plus(r, *offset, span),
+            Err(e) => return Ok(Err(e)),
+        },
+        ParamLocation::Address(a) => {
+            reads::var_address(&m.target_path().display().to_string(), *a, span)
+        }
+        ParamLocation::Register(r) => {
+            let value = match register(*r, display, span) {
+                Ok(e) => e,
+                Err(e) => return Ok(Err(e)),
+            };
+            return value_chain(m, v, value, steps, indexes, amp, span);
+        }
+        ParamLocation::Computed { base_reg, offset } => {
+            let value = match register(*base_reg, display, span) {
+                Ok(e) => plus(e, *offset, span),
+                Err(e) => return Ok(Err(e)),
+            };
+            return value_chain(m, v, value, steps, indexes, amp, span);
+        }
+        ParamLocation::Constant(c) => {
+            return value_chain(m, v, num(*c, span), steps, indexes, amp, span)
+        }
+    };
+    // In memory: the same reads as an @var at that address.
+    Ok(resolve_chain(m, v.ty, steps, amp, span)?.map(|c| reads::build(base, &c, indexes, span)))
+}
+
+/// A variable whose value (not address) is known: a register, a computed
+/// value or a constant.
+fn value_chain(
+    m: &Module,
+    v: &Var<'_>,
+    value: Expr,
+    steps: &[Step],
+    indexes: &[Expr],
+    amp: bool,
+    span: Span,
+) -> R<Result<Expr, String>> {
+    let display = &v.display;
+    if steps.is_empty() && amp {
+        return Ok(Err(format!(
+            "cannot take the address of '{display}': it is not in memory here"
+        )));
+    }
+    let c = match resolve_chain(m, v.ty, steps, amp, span)? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    if steps.is_empty() {
+        return Ok(match c.fetch {
+            Fetch::Load {
+                size,
+                signed,
+                bitfield: None,
+            } => Ok(narrow(value, size, signed, span)),
+            _ => Err(format!(
+                "'{display}' ({}) is held in registers: reading a struct or array value is not supported",
+                c.value.name
+            )),
+        });
+    }
+    // The chain starts by following the variable as a pointer: that read
+    // is the value we already have.
+    match c.accesses.split_first() {
+        Some((Access::Deref { .. }, rest)) => {
+            let c = Chain {
+                accesses: rest.to_vec(),
+                ..c
+            };
+            Ok(Ok(reads::build(value, &c, indexes, span)))
+        }
+        _ => Ok(Err(format!(
+            "'{display}' is held in registers and is not a pointer: its members cannot be read"
+        ))),
+    }
+}
+
+/// `$$parms`, `$$locals`, `$$vars`, `$$return` as stap prints them.
+fn context_string(
+    m: &Module,
+    info: &FunctionInfo,
+    site: &FunctionSite,
+    kind: &str,
+    span: Span,
+) -> R<Result<Expr, String>> {
+    let fname = &info.name;
+    let vars: Vec<_> = match kind {
+        "parms" => info.params.iter().collect(),
+        "locals" => info.locals.iter().collect(),
+        "vars" => info.params.iter().chain(&info.locals).collect(),
+        "return" => {
+            if !site.is_return {
+                return Ok(Err(format!(
+                    "'$$return' is only available in .return probes (probe of function '{fname}')"
+                )));
+            }
+            let Some(ty) = &info.return_type else {
+                return Ok(Ok(string("", span)));
+            };
+            let v = Var {
+                display: "$return".into(),
+                ty,
+                location: ParamLocation::Register(0),
+            };
+            return Ok(
+                match value_chain(m, &v, call("returnval", vec![], span), &[], &[], false, span)? {
+                    Ok(e) if scalar(m, ty) => Ok(call(
+                        "sprintf",
+                        vec![string("return=0x%x", span), e],
+                        span,
+                    )),
+                    _ => Ok(string("return=?", span)),
+                },
+            );
+        }
+        other => {
+            return Ok(Err(format!(
+                "unknown context variable '$${other}' (stap has $$vars, $$parms, $$locals and $$return)"
+            )))
+        }
+    };
+    if site.is_return {
+        return Ok(Err(format!(
+            "'$${kind}' in a .return probe needs the values at the function's entry: not supported yet"
+        )));
+    }
+    let mut format = String::new();
+    let mut args = Vec::new();
+    for var in vars {
+        if !format.is_empty() {
+            format.push(' ');
+        }
+        let v = Var {
+            display: format!("${}", var.name),
+            ty: &var.ty,
+            location: var.location.clone(),
+        };
+        match read_var(m, info, &v, &[], &[], false, span)? {
+            Ok(e) if scalar(m, &var.ty) => {
+                format.push_str(&var.name);
+                format.push_str("=0x%x");
+                args.push(e);
+            }
+            _ => {
+                format.push_str(&var.name);
+                format.push_str("=?");
+            }
+        }
+    }
+    if args.is_empty() {
+        return Ok(Ok(string(&format, span)));
+    }
+    args.insert(0, string(&format, span));
+    Ok(Ok(call("sprintf", args, span)))
+}
+
+/// Whether a value of type `ty` prints as a number.
+fn scalar(m: &Module, ty: &TypeHandle) -> bool {
+    m.resolve_from(ty, &[], false).is_ok_and(|c| {
+        matches!(
+            c.value.kind,
+            ValueKind::Integer
+                | ValueKind::Bool
+                | ValueKind::Char
+                | ValueKind::Enum
+                | ValueKind::Pointer
+        )
+    })
+}

@@ -1,0 +1,286 @@
+//! What host probes know about the world: the target process's memory,
+//! its modules' load biases and symbols, clocks, and stapxx-rs's own
+//! process (what stap reports from `begin`/`end` probes, which run in its
+//! own loader's context).
+
+use crate::debuginfo::{LocateOptions, MapEntry as BiasEntry, Module};
+use crate::target::TargetInfo;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Page size used to split user-memory reads.
+const PAGE: u64 = 4096;
+
+pub struct Host {
+    /// `target()`: the `-x` pid or the `-c` command's pid.
+    pub target: Option<u32>,
+    mem: Option<Result<File, String>>,
+    info: Option<Result<TargetInfo, String>>,
+    biases: HashMap<String, Result<i64, String>>,
+    modules: HashMap<PathBuf, Option<(Module, u64)>>,
+    comm: Option<Vec<u8>>,
+}
+
+impl Host {
+    pub fn new(target: Option<u32>) -> Host {
+        Host {
+            target,
+            mem: None,
+            info: None,
+            biases: HashMap::new(),
+            modules: HashMap::new(),
+            comm: None,
+        }
+    }
+
+    /// Forget everything read about the target (a new target, or `-c`'s).
+    pub fn set_target(&mut self, pid: Option<u32>) {
+        *self = Host::new(pid);
+    }
+
+    // ------------------------------------------------------------ memory
+
+    fn mem(&mut self) -> Result<&File, String> {
+        let Some(pid) = self.target else {
+            return Err("user memory read in a begin/end probe needs -x".into());
+        };
+        let m = self.mem.get_or_insert_with(|| {
+            File::open(format!("/proc/{pid}/mem"))
+                .map_err(|e| format!("cannot open the memory of process {pid}: {e}"))
+        });
+        m.as_ref().map_err(|e| e.clone())
+    }
+
+    /// Exactly `buf.len()` bytes at `addr`; `Ok(false)` on a fault.
+    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<bool, String> {
+        let f = self.mem()?;
+        let mut done = 0;
+        while done < buf.len() {
+            match f.read_at(&mut buf[done..], addr.wrapping_add(done as u64)) {
+                Ok(0) | Err(_) => return Ok(false),
+                Ok(n) => done += n,
+            }
+        }
+        Ok(true)
+    }
+
+    /// A NUL-terminated string of at most `max` bytes at `addr` (without the
+    /// NUL); `Ok(None)` on a fault before the end.
+    pub fn read_string(&mut self, addr: u64, max: usize) -> Result<Option<Vec<u8>>, String> {
+        let f = self.mem()?;
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            let room = (PAGE - at % PAGE) as usize;
+            let mut chunk = vec![0u8; room.min(max - out.len()).min(256)];
+            let n = match f.read_at(&mut chunk, at) {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => n,
+            };
+            if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..nul]);
+                return Ok(Some(out));
+            }
+            out.extend_from_slice(&chunk[..n]);
+            at = at.wrapping_add(n as u64);
+        }
+        Ok(Some(out))
+    }
+
+    // ------------------------------------------------------------ modules
+
+    fn info(&mut self) -> Result<&TargetInfo, String> {
+        let Some(pid) = self.target else {
+            return Err("no target process (use -x PID or -c CMD)".into());
+        };
+        let info = self
+            .info
+            .get_or_insert_with(|| TargetInfo::from_pid(pid).map_err(|e| e.to_string()));
+        info.as_ref().map_err(|e| e.clone())
+    }
+
+    /// The `/proc/PID/maps` entries of one file, by the path the script
+    /// names or, failing that, by the file it resolves to in the target.
+    fn entries_of(info: &TargetInfo, path: &Path) -> Vec<BiasEntry> {
+        let collect = |p: &Path| -> Vec<BiasEntry> {
+            info.mappings_of(p)
+                .map(|m| BiasEntry {
+                    start: m.start,
+                    end: m.end,
+                    offset: m.offset,
+                })
+                .collect()
+        };
+        let direct = collect(path);
+        if !direct.is_empty() {
+            return direct;
+        }
+        let root = PathBuf::from(format!("/proc/{}/root", info.pid));
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        match std::fs::canonicalize(root.join(rel)) {
+            Ok(real) => match real.strip_prefix(&root) {
+                Ok(inner) => collect(&Path::new("/").join(inner)),
+                Err(_) => collect(&real),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// `__stapxx_module_bias("path")`: runtime address minus link address
+    /// of that module in the target, cached per path.
+    pub fn module_bias(&mut self, path: &str) -> Result<i64, String> {
+        if let Some(r) = self.biases.get(path) {
+            return r.clone();
+        }
+        let r = self.compute_bias(path);
+        self.biases.insert(path.to_string(), r.clone());
+        r
+    }
+
+    fn compute_bias(&mut self, path: &str) -> Result<i64, String> {
+        if self.target.is_none() {
+            return Err(format!(
+                "the address of a variable in {path} needs a target process (-x PID)"
+            ));
+        }
+        let info = self.info()?;
+        let pid = info.pid;
+        let entries = Self::entries_of(info, Path::new(path));
+        if entries.is_empty() {
+            return Err(format!("module {path} is not mapped in process {pid}"));
+        }
+        let module = Module::open_in(
+            Path::new(path),
+            LocateOptions::with_root(format!("/proc/{pid}/root")),
+        )
+        .map_err(|e| e.to_string())?;
+        module
+            .load_bias(&entries)
+            .map(|b| b as i64)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The module of the target containing `addr`, with its bias.
+    fn module_at(&mut self, addr: u64) -> Option<(PathBuf, &Module, u64)> {
+        let info = self.info().ok()?;
+        let file = info
+            .maps
+            .iter()
+            .find(|m| m.start <= addr && addr < m.end)?
+            .file()?
+            .to_path_buf();
+        if !self.modules.contains_key(&file) {
+            let info = self.info().ok()?;
+            let pid = info.pid;
+            let entries = Self::entries_of(info, &file);
+            let m = Module::open_in(&file, LocateOptions::with_root(format!("/proc/{pid}/root")))
+                .ok()
+                .and_then(|m| {
+                    let bias = m.load_bias(&entries).ok()?;
+                    Some((m, bias))
+                });
+            self.modules.insert(file.clone(), m);
+        }
+        let (m, bias) = self.modules.get(&file)?.as_ref()?;
+        Some((file, m, *bias))
+    }
+
+    /// `usymname(addr)`: the target's function containing `addr`, else the
+    /// address in hex (as stap prints unknown addresses).
+    pub fn usymname(&mut self, addr: i64) -> Vec<u8> {
+        let a = addr as u64;
+        if let Some((_, m, bias)) = self.module_at(a) {
+            if let Ok(t) = m.symbols() {
+                if let Some(s) = t.lookup(a.wrapping_sub(bias)) {
+                    return s.name.clone().into_bytes();
+                }
+            }
+        }
+        format!("{a:#x}").into_bytes()
+    }
+
+    /// `umodname(addr)`: the path of the target's module containing `addr`.
+    pub fn umodname(&mut self, addr: i64) -> Vec<u8> {
+        let a = addr as u64;
+        let Ok(info) = self.info() else {
+            return b"<unknown>".to_vec();
+        };
+        match info
+            .maps
+            .iter()
+            .find(|m| m.start <= a && a < m.end)
+            .and_then(|m| m.file())
+        {
+            Some(p) => p.display().to_string().into_bytes(),
+            None => b"<unknown>".to_vec(),
+        }
+    }
+
+    // ------------------------------------------------------------ ourselves
+
+    /// `execname()` of stapxx-rs itself.
+    pub fn execname(&mut self) -> Vec<u8> {
+        self.comm
+            .get_or_insert_with(|| {
+                std::fs::read("/proc/self/comm")
+                    .map(|mut v| {
+                        while v.last() == Some(&b'\n') {
+                            v.pop();
+                        }
+                        v
+                    })
+                    .unwrap_or_else(|_| b"stapxx-rs".to_vec())
+            })
+            .clone()
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (what `local_clock_ns` reads).
+pub fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the pointer we pass.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as i64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as i64)
+}
+
+/// Wall-clock time in nanoseconds since the epoch.
+pub fn realtime_ns() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        Err(_) => 0,
+    }
+}
+
+/// The kernel's tick rate assumed for `jiffies()` and `timer.jiffies(N)`
+/// (Debian's kernels use CONFIG_HZ=250).
+pub const HZ: i64 = 250;
+
+pub fn tid() -> i64 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
+pub fn ppid() -> i64 {
+    // SAFETY: getppid has no arguments and cannot fail.
+    i64::from(unsafe { libc::getppid() })
+}
+
+pub fn uid() -> i64 {
+    // SAFETY: getuid has no arguments and cannot fail.
+    i64::from(unsafe { libc::getuid() })
+}
+
+pub fn cpu() -> i64 {
+    // SAFETY: sched_getcpu has no arguments; -1 on failure.
+    i64::from(unsafe { libc::sched_getcpu() }).max(0)
+}

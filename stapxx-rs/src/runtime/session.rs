@@ -1,0 +1,527 @@
+//! The session's lifecycle, as stap's runtime and staprun run it:
+//!
+//! 1. `begin` probes, in order of their sequence number (`begin(-1)`
+//!    first), then of appearance; a `-c` command is started before them
+//!    but held until they are done.
+//! 2. Running: `timer.*` probes fire on absolute deadlines (no drift; a
+//!    deadline missed by more than a period is skipped, not made up in a
+//!    burst). The session stops on `exit()`, on SIGINT/SIGTERM/SIGHUP, when
+//!    the `-c` command exits, or on errors (more than MAXERRORS, default 0).
+//! 3. Stop: after `exit()`, a signal or the command's end, the `end`
+//!    probes run; after errors the `end` probes are skipped and the `error`
+//!    probes run instead (stap's `probe error`). Then, if there were errors,
+//!    `WARNING: Number of errors: N, skipped probes: 0`.
+//!
+//! Every probe of a state runs only while the session is still in that
+//! state: `exit()` in a `begin` probe lets that handler finish but skips the
+//! remaining `begin` probes; an error in an `end` probe skips the remaining
+//! `end` probes and runs the `error` probes.
+//!
+//! A runtime error prints `ERROR: message near <token> at file:line:col`
+//! (`error("msg")` prints just `ERROR: msg`); the exit status is 1 if any
+//! error was printed, else 0, as staprun's. A second SIGINT/SIGTERM while
+//! the session is stopping kills the process at once (staprun does the same).
+
+use super::host::{Host, HZ};
+use super::interp::{Interp, Limits, Near, RtError};
+use super::output::Output;
+use super::values::Globals;
+use super::{describe_near, SourceInfo};
+use crate::ir::{Exec, Program};
+use grammar::ast::{Literal, ProbePoint};
+use std::io::PipeWriter;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the host runtime needs from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `-x PID`.
+    pub target: Option<u32>,
+    /// `-c CMD`: started before the `begin` probes run, released after
+    /// them; `target()` is its pid and the session ends when it exits. If
+    /// the session ends first, the command is killed.
+    pub command: Option<String>,
+    pub limits: Limits,
+    /// `--skip-badvars`.
+    pub skip_badvars: bool,
+    /// `-v`: show repeated warnings too.
+    pub verbose: u8,
+    /// Catch SIGINT/SIGTERM/SIGHUP (off for in-process tests).
+    pub signals: bool,
+}
+
+/// stap's session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Running,
+    Stopping,
+    Error,
+}
+
+/// Where one host probe point belongs.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Begin(i64),
+    End(i64),
+    Error(i64),
+    Never,
+    Timer(Duration),
+}
+
+fn classify(p: &ProbePoint) -> Result<Kind, String> {
+    let text = grammar::printer::point(p);
+    if p.condition.is_some() {
+        return Err(format!(
+            "probe point conditions are not supported in host probes: {text}"
+        ));
+    }
+    let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
+    let arg = |i: usize| -> Option<i64> {
+        match p.components.get(i).and_then(|c| c.arg.as_ref()) {
+            Some(Literal::Number(n)) => Some(*n),
+            _ => None,
+        }
+    };
+    let has_arg = |i: usize| p.components.get(i).is_some_and(|c| c.arg.is_some());
+    let seq = |i: usize| -> Result<i64, String> {
+        match (has_arg(i), arg(i)) {
+            (false, _) => Ok(0),
+            (true, Some(n)) => Ok(n),
+            (true, None) => Err(format!("the sequence number of {text} must be a number")),
+        }
+    };
+    match names.as_slice() {
+        ["begin"] => Ok(Kind::Begin(seq(0)?)),
+        ["end"] => Ok(Kind::End(seq(0)?)),
+        ["error"] => Ok(Kind::Error(seq(0)?)),
+        ["never"] => Ok(Kind::Never),
+        ["timer", unit] => {
+            let n = match arg(1) {
+                Some(n) if n > 0 => n as u64,
+                _ => {
+                    return Err(format!(
+                        "{text}: the timer interval must be a positive number"
+                    ))
+                }
+            };
+            let d = match *unit {
+                "s" | "sec" => Duration::from_secs(n),
+                "ms" | "msec" => Duration::from_millis(n),
+                "us" | "usec" => Duration::from_micros(n),
+                "ns" | "nsec" => Duration::from_nanos(n),
+                "hz" => Duration::from_nanos((1_000_000_000 / n).max(1)),
+                "jiffies" => Duration::from_millis(n.saturating_mul(1000 / HZ as u64)),
+                _ => return Err(format!("{text} is not a host probe")),
+            };
+            Ok(Kind::Timer(d.max(Duration::from_micros(1))))
+        }
+        _ => Err(format!("{text} is not a host probe")),
+    }
+}
+
+struct Timer {
+    probe: usize,
+    pp: String,
+    period: Duration,
+    next: Instant,
+}
+
+/// A running (or about to run) host session.
+pub struct Session<'p> {
+    interp: Interp<'p>,
+    src: Option<&'p (dyn SourceInfo + Sync)>,
+    state: State,
+    limits: Limits,
+    begin: Vec<(usize, String)>,
+    end: Vec<(usize, String)>,
+    error: Vec<(usize, String)>,
+    timers: Vec<Timer>,
+    command: Option<String>,
+    child: Option<Child>,
+    release: Option<PipeWriter>,
+    events: Option<Receiver<i32>>,
+    signals: Option<signal_hook::iterator::Handle>,
+}
+
+impl<'p> Session<'p> {
+    /// Check the program and set up its globals; nothing runs yet.
+    pub fn new(
+        prog: &'p Program,
+        config: Config,
+        src: Option<&'p (dyn SourceInfo + Sync)>,
+    ) -> Result<Session<'p>, String> {
+        Self::with_output(prog, config, src, Output::stdio(true))
+    }
+
+    /// As [`Session::new`], printing into `out`.
+    pub fn with_output(
+        prog: &'p Program,
+        config: Config,
+        src: Option<&'p (dyn SourceInfo + Sync)>,
+        mut out: Output,
+    ) -> Result<Session<'p>, String> {
+        if prog.probes.is_empty() {
+            return Err("no probes found".into());
+        }
+        let mut begin = Vec::new();
+        let mut end = Vec::new();
+        let mut error = Vec::new();
+        let mut timers = Vec::new();
+        for (i, p) in prog.probes.iter().enumerate() {
+            if p.exec != Exec::Host {
+                return Err("this script has kernel probes, which need the eBPF back end".into());
+            }
+            for pt in &p.points {
+                let pp = grammar::printer::point(pt);
+                match classify(pt)? {
+                    Kind::Begin(s) => begin.push((s, i, pp)),
+                    Kind::End(s) => end.push((s, i, pp)),
+                    Kind::Error(s) => error.push((s, i, pp)),
+                    Kind::Never => {}
+                    Kind::Timer(period) => timers.push(Timer {
+                        probe: i,
+                        pp,
+                        period,
+                        next: Instant::now() + period,
+                    }),
+                }
+            }
+        }
+        let order = |mut v: Vec<(i64, usize, String)>| -> Vec<(usize, String)> {
+            v.sort_by_key(|(s, _, _)| *s);
+            v.into_iter().map(|(_, i, pp)| (i, pp)).collect()
+        };
+        if config.verbose > 0 {
+            out = Output::new(
+                Box::new(std::io::stdout()),
+                Box::new(std::io::stderr()),
+                false,
+            );
+        }
+        let limits = config.limits;
+        let mut interp = Interp::new(prog, limits, out, Host::new(config.target))?;
+        interp.skip_badvars = config.skip_badvars;
+        let mut s = Session {
+            interp,
+            src,
+            state: State::Starting,
+            limits,
+            begin: order(begin),
+            end: order(end),
+            error: order(error),
+            timers,
+            command: config.command.clone(),
+            child: None,
+            release: None,
+            events: None,
+            signals: None,
+        };
+        if config.signals {
+            s.catch_signals()?;
+        }
+        Ok(s)
+    }
+
+    fn catch_signals(&mut self) -> Result<(), String> {
+        use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+        let stopping = Arc::new(AtomicBool::new(false));
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            // A second signal kills at once.
+            signal_hook::flag::register_conditional_default(sig, Arc::clone(&stopping))
+                .map_err(|e| format!("cannot catch signal {sig}: {e}"))?;
+        }
+        let mut sigs = vec![SIGINT, SIGTERM, SIGHUP];
+        if self.command.is_some() {
+            sigs.push(SIGCHLD);
+        }
+        let mut signals = signal_hook::iterator::Signals::new(&sigs)
+            .map_err(|e| format!("cannot catch signals: {e}"))?;
+        self.signals = Some(signals.handle());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("stapxx-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if sig != SIGCHLD {
+                        stopping.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send(sig).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        self.events = Some(rx);
+        Ok(())
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The script's globals, e.g. to merge kernel map contents in before
+    /// [`Session::finish`] runs the `end` probes.
+    pub fn globals_mut(&mut self) -> &mut Globals {
+        &mut self.interp.globals
+    }
+
+    /// The output, e.g. for a back end's own warnings.
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.interp.out
+    }
+
+    /// Start the `-c` command (held), run the `begin` probes, release the
+    /// command. Afterwards the session is running unless a probe stopped it.
+    pub fn start(&mut self) {
+        if let Some(cmd) = self.command.clone() {
+            match spawn_held(&cmd) {
+                Ok((child, release)) => {
+                    self.interp.host.set_target(Some(child.id()));
+                    self.child = Some(child);
+                    self.release = Some(release);
+                }
+                Err(e) => {
+                    self.interp
+                        .out
+                        .error(format!("cannot run command '{cmd}': {e}").as_bytes());
+                    self.state = State::Error;
+                }
+            }
+        }
+        let begin = self.begin.clone();
+        for (probe, pp) in &begin {
+            if self.state != State::Starting {
+                break;
+            }
+            self.handler(*probe, pp);
+        }
+        if self.state == State::Starting {
+            self.state = State::Running;
+        }
+        // The command may run now (or, if the session already stopped, die
+        // at once in finish()).
+        self.release = None;
+        let now = Instant::now();
+        for t in &mut self.timers {
+            t.next = now + t.period;
+        }
+    }
+
+    /// Run one handler and apply what it did to the session state.
+    fn handler(&mut self, probe: usize, pp: &str) {
+        if let Err(e) = self.interp.run_probe(probe, pp) {
+            self.report(&e);
+            if self.interp.out.errors > self.limits.maxerrors {
+                self.state = State::Error;
+            }
+        }
+        if self.interp.exit_requested {
+            self.interp.exit_requested = false;
+            if matches!(self.state, State::Starting | State::Running) {
+                self.state = State::Stopping;
+            }
+        }
+        self.interp.out.flush();
+    }
+
+    fn report(&mut self, e: &RtError) {
+        let mut msg = e.msg.clone();
+        if let Some(near) = e.near {
+            if let Some(text) = self.near_text(near) {
+                msg.extend_from_slice(b" near ");
+                msg.extend_from_slice(text.as_bytes());
+            }
+        }
+        self.interp.out.error(&msg);
+    }
+
+    fn near_text(&self, near: Near) -> Option<String> {
+        describe_near(self.src?, near)
+    }
+
+    /// Fire due timers, then wait up to `max` (less if a timer is due
+    /// sooner) for a signal or the `-c` command's exit. Returns whether the
+    /// session is still running. A back end with its own event sources
+    /// calls this in its loop with a short `max`.
+    pub fn wait_step(&mut self, max: Duration) -> bool {
+        if self.state != State::Running {
+            return false;
+        }
+        // Timers that are due, earliest first (ties in script order).
+        loop {
+            let now = Instant::now();
+            let due = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.next <= now)
+                .min_by_key(|(i, t)| (t.next, *i))
+                .map(|(i, _)| i);
+            let Some(i) = due else { break };
+            let (probe, pp) = (self.timers[i].probe, self.timers[i].pp.clone());
+            self.handler(probe, &pp);
+            let t = &mut self.timers[i];
+            t.next += t.period;
+            let now = Instant::now();
+            if t.next <= now {
+                // Fell behind by more than a period: skip the missed ticks.
+                let behind = now.duration_since(t.next).as_nanos();
+                let skip = behind / t.period.as_nanos().max(1) + 1;
+                t.next += t.period.saturating_mul(skip.min(u32::MAX as u128) as u32);
+            }
+            if self.state != State::Running {
+                return false;
+            }
+        }
+        if self.child_exited() {
+            self.state = State::Stopping;
+            return false;
+        }
+        let now = Instant::now();
+        let wait = self
+            .timers
+            .iter()
+            .map(|t| t.next.saturating_duration_since(now))
+            .min()
+            .unwrap_or(max)
+            .min(max);
+        match &self.events {
+            Some(rx) => match rx.recv_timeout(wait) {
+                Ok(sig) if sig == signal_hook::consts::SIGCHLD => {
+                    if self.child_exited() {
+                        self.state = State::Stopping;
+                    }
+                }
+                Ok(_) => self.state = State::Stopping,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+            },
+            None => std::thread::sleep(wait.min(Duration::from_millis(50))),
+        }
+        self.state == State::Running
+    }
+
+    fn child_exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Run until stopped.
+    pub fn run(&mut self) {
+        while self.wait_step(Duration::from_secs(3600)) {}
+    }
+
+    /// Run the `end` (or, after errors, `error`) probes, print the error
+    /// summary, flush; returns the exit status.
+    pub fn finish(&mut self) -> i32 {
+        if self.state != State::Error {
+            self.state = State::Stopping;
+            let end = self.end.clone();
+            for (probe, pp) in &end {
+                if self.state != State::Stopping {
+                    break;
+                }
+                self.handler(*probe, pp);
+            }
+        }
+        if self.state == State::Error {
+            let error = self.error.clone();
+            for (probe, pp) in &error {
+                self.handler(*probe, pp);
+            }
+        }
+        let errors = self.interp.out.errors;
+        if errors > 0 {
+            self.interp
+                .out
+                .warn(format!("Number of errors: {errors}, skipped probes: 0").as_bytes());
+        }
+        self.interp.out.flush();
+        if let Some(mut c) = self.child.take() {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        if let Some(h) = self.signals.take() {
+            h.close();
+        }
+        if errors > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Start `cmd` through `/bin/sh`, held before it execs until the returned
+/// pipe end is dropped. Simple commands are exec'd by the shell, so the
+/// child's pid is the command's.
+fn spawn_held(cmd: &str) -> std::io::Result<(Child, PipeWriter)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (reader, writer) = std::io::pipe()?;
+    let (rfd, wfd) = (reader.as_raw_fd(), writer.as_raw_fd());
+    let simple = !cmd.contains(|c: char| ";&|<>()`$\n*?[]{}~!#=\"'\\".contains(c));
+    let script = if simple {
+        format!("exec {cmd}")
+    } else {
+        cmd.to_string()
+    };
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(script);
+    // SAFETY: the hook only calls close(2) and read(2), which are
+    // async-signal-safe, on descriptors it owns in the child.
+    unsafe {
+        c.pre_exec(move || {
+            libc::close(wfd);
+            let mut b = 0u8;
+            loop {
+                let r = libc::read(rfd, (&mut b as *mut u8).cast(), 1);
+                if r < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                    continue;
+                }
+                break;
+            }
+            libc::close(rfd);
+            Ok(())
+        });
+    }
+    let child = c.spawn()?;
+    drop(reader);
+    Ok((child, writer))
+}
+
+/// Run a host-only program to the end: `begin`, timers until stopped,
+/// `end`/`error`. Returns the exit status, or an error found before any
+/// probe ran. Runs on its own thread with a large stack (script functions
+/// recurse on it).
+pub fn run(
+    prog: &Program,
+    config: Config,
+    src: Option<&(dyn SourceInfo + Sync)>,
+) -> Result<i32, String> {
+    std::thread::scope(|scope| {
+        let h = std::thread::Builder::new()
+            .name("stapxx-host".into())
+            .stack_size(512 << 20)
+            .spawn_scoped(scope, move || -> Result<i32, String> {
+                let mut s = Session::new(prog, config, src)?;
+                s.start();
+                s.run();
+                Ok(s.finish())
+            })
+            .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
+        h.join()
+            .unwrap_or_else(|_| Err("internal error: the runtime thread panicked".into()))
+    })
+}
