@@ -677,6 +677,33 @@ impl Gen<'_> {
                     self.bind(ok);
                 }
             }
+            URegister | Returnval => {
+                let name = match (b, args.first().map(|a| &a.kind)) {
+                    (Returnval, _) => "rax".to_string(),
+                    (_, Some(ExprKind::Str(n))) => n.clone(),
+                    _ => {
+                        return Err(Diagnostic::error(
+                            span,
+                            "u_register() takes a register name literal",
+                        ))
+                    }
+                };
+                let Some(off) = pt_regs_offset(&name) else {
+                    return Err(Diagnostic::error(
+                        span,
+                        format!("unknown x86-64 register '{name}'"),
+                    ));
+                };
+                // Only a context that interrupted user mode has user registers.
+                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.e(Insn::ldx(Size::DW, R2, R1, PT_CS));
+                self.e(Insn::alu64_imm(Alu::And, R2, 3));
+                self.e(Insn::mov64_imm(R0, 0));
+                let kernel = self.label();
+                self.jimm(Cond::Ne, R2, 3, kernel);
+                self.e(Insn::ldx(Size::DW, R0, R1, off));
+                self.bind(kernel);
+            }
             ModuleBias => {
                 let Some(ExprKind::Str(path)) = args.first().map(|a| &a.kind) else {
                     return Err(Diagnostic::error(
@@ -799,4 +826,29 @@ impl Gen<'_> {
         self.e(Insn::mov64_imm(R4, 0));
         self.call(H_RINGBUF_OUTPUT);
     }
+}
+
+/// Offset of a register in x86-64 `struct pt_regs`.
+fn pt_regs_offset(name: &str) -> Option<i16> {
+    let order = [
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+        "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss",
+    ];
+    let name = match name {
+        "ip" => "rip",
+        "sp" => "rsp",
+        "bp" => "rbp",
+        "ax" => "rax",
+        "bx" => "rbx",
+        "cx" => "rcx",
+        "dx" => "rdx",
+        "si" => "rsi",
+        "di" => "rdi",
+        "flags" => "eflags",
+        n => n,
+    };
+    order
+        .iter()
+        .position(|r| *r == name)
+        .map(|i| (i * 8) as i16)
 }

@@ -33,6 +33,10 @@ pub enum Builtin {
     Umodname,
     /// The runtime load bias of a module (pass 2's `@var` addresses).
     ModuleBias,
+    /// `u_register("rdi")`: a user-space register of the probed context.
+    URegister,
+    /// `returnval()`: the return register in a `.return` probe.
+    Returnval,
     // User memory.
     UserString,
     UserStringN,
@@ -120,6 +124,8 @@ impl Builtin {
             "symname" => Symname,
             "umodname" => Umodname,
             "__stapxx_module_bias" => ModuleBias,
+            "u_register" => URegister,
+            "returnval" => Returnval,
             "user_string" => UserString,
             "user_string_n" => UserStringN,
             "user_string_warn" => UserStringWarn,
@@ -160,7 +166,8 @@ impl Builtin {
             | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
             Execname | Probefunc | Pp => sig(&[], S),
             Usymname | Symname | Umodname => sig(&[L], S),
-            ModuleBias => sig(&[S], L),
+            ModuleBias | URegister => sig(&[S], L),
+            Returnval => sig(&[], L),
             UserString | UserStringWarn => Signature {
                 args: &[L, S],
                 optional: 1,

@@ -871,6 +871,11 @@ impl<'p> Interp<'p> {
                 let a = self.arg_long(args, 0, fr)?;
                 s(format!("{:#x}", a as u64).into_bytes())
             }
+            // A begin/end/timer probe interrupted no user code.
+            B::URegister | B::Returnval => Err(RtError::new(
+                "registers are only available in uprobe and perf probes",
+                near,
+            )),
             B::ModuleBias => {
                 let path = self.arg_bytes(args, 0, fr)?;
                 let path = String::from_utf8_lossy(c_str(&path)).into_owned();
