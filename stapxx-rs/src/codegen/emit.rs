@@ -34,6 +34,7 @@ const FP: Reg = insn::R10;
 
 // Helper ids (include/uapi/linux/bpf.h).
 const H_LOOKUP: u32 = 1;
+const H_READ_KERNEL: u32 = 113;
 const H_CPU: u32 = 8;
 const H_LOOP: u32 = 181;
 
@@ -556,6 +557,11 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));
         self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
+        // Copy the registers (a context pointer cannot be kept in the frame).
+        self.frame_addr(R1, F_REGS as u32);
+        self.e(Insn::mov64_imm(R2, PT_REGS_SIZE));
+        self.e(Insn::mov64_reg(R3, R9));
+        self.call(H_READ_KERNEL);
         self.zero_locals();
         let body = probe.body.clone();
         self.stmts(&body)?;

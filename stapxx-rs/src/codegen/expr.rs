@@ -659,13 +659,13 @@ impl Gen<'_> {
             }
             Jiffies => self.call(H_JIFFIES),
             UserMode => {
-                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R0, R1, PT_CS));
                 self.e(Insn::alu64_imm(Alu::And, R0, 3));
                 self.bool_of(Cond::Eq, 3);
             }
             Uaddr | Addr => {
-                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R0, R1, PT_IP));
                 if b == Uaddr {
                     // Only a user-mode address counts.
@@ -695,7 +695,7 @@ impl Gen<'_> {
                     ));
                 };
                 // Only a context that interrupted user mode has user registers.
-                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R2, R1, PT_CS));
                 self.e(Insn::alu64_imm(Alu::And, R2, 3));
                 self.e(Insn::mov64_imm(R0, 0));

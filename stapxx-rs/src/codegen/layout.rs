@@ -18,9 +18,14 @@ pub const F_FLAGS: i16 = 16;
 pub const F_CTX: i16 = 24;
 /// Eight u64 arguments for `bpf_snprintf`.
 pub const F_ARGS: i16 = 32;
+/// A copy of the probe context's `struct pt_regs` (21 registers), taken at
+/// entry: the verifier does not let a context pointer be stored in a map, so
+/// register reads (`u_register`, `uaddr`, `user_mode`) use this copy.
+pub const F_REGS: i16 = 96;
+pub const PT_REGS_SIZE: i32 = 21 * 8;
 /// Start of a zeroed area of MAXSTR bytes (never written): the source for
 /// zero-filling map keys.
-pub const F_ZERO: u32 = 96;
+pub const F_ZERO: u32 = 272;
 
 /// Control flags in `F_FLAGS`.
 pub const FLAG_NEXT: i32 = 1;

@@ -541,7 +541,7 @@ impl Gen<'_> {
             }
             Probefunc => {
                 // user_mode() ? usymname(uaddr()) : "" (no kernel symbols).
-                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R2, R1, 17 * 8));
                 self.e(Insn::alu64_imm(Alu::And, R2, 3));
                 let user = self.label();
@@ -550,7 +550,7 @@ impl Gen<'_> {
                 self.set_empty(dst);
                 self.jmp(end);
                 self.bind(user);
-                self.e(Insn::ldx(Size::DW, R1, R6, F_CTX));
+                self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R0, R1, 16 * 8));
                 self.usymname(dst, span)?;
                 self.bind(end);
