@@ -16,6 +16,10 @@ struct StapParser;
 
 type P<'a> = Pair<'a, Rule>;
 
+/// Longest run of prefix or binary operators in one expression: every later
+/// pass recurses over expressions, so depth is bounded here.
+const MAX_CHAIN: usize = 1000;
+
 /// Parse one preprocessed file.
 pub fn parse(file: FileId, pre: &Preprocessed) -> Result<File, Diagnostic> {
     let pairs = StapParser::parse(Rule::file, &pre.text).map_err(|e| syntax_error(pre, e))?;
@@ -142,6 +146,15 @@ impl<'p> Builder<'p> {
     fn span(&self, p: &P) -> Span {
         let s = p.as_span();
         self.pre.span(s.start(), s.end())
+    }
+
+    /// A name, which must not be a keyword.
+    fn name(&self, p: &P) -> R<String> {
+        let s = p.as_str();
+        if is_keyword(s) {
+            return Err(self.err(p, format!("unexpected keyword '{s}'")));
+        }
+        Ok(s.to_string())
     }
 
     fn err(&self, p: &P, msg: impl Into<String>) -> Diagnostic {
@@ -361,7 +374,7 @@ impl<'p> Builder<'p> {
         for c in p.into_inner() {
             match c.as_rule() {
                 Rule::private_kw => f.private = true,
-                Rule::ident => f.name = c.as_str().to_string(),
+                Rule::ident => f.name = self.name(&c)?,
                 Rule::type_annot => f.ret = Some(type_of(c)),
                 Rule::param => {
                     let pspan = self.span(&c);
@@ -414,7 +427,7 @@ impl<'p> Builder<'p> {
         };
         for c in p.into_inner() {
             match c.as_rule() {
-                Rule::ident => g.name = c.as_str().to_string(),
+                Rule::ident => g.name = self.name(&c)?,
                 Rule::wrap => g.wrap = true,
                 Rule::array_size => {
                     g.array = true;
@@ -508,7 +521,7 @@ impl<'p> Builder<'p> {
                     match c.as_rule() {
                         Rule::block if body.is_none() => body = Some(self.block(c)?),
                         Rule::block => handler = Some(self.block(c)?),
-                        Rule::ident => var = Some(c.as_str().to_string()),
+                        Rule::ident => var = Some(self.name(&c)?),
                         _ => {}
                     }
                 }
@@ -579,7 +592,7 @@ impl<'p> Builder<'p> {
         };
         for c in head.into_inner() {
             match c.as_rule() {
-                Rule::ident => f.value = Some(c.as_str().to_string()),
+                Rule::ident => f.value = Some(self.name(&c)?),
                 Rule::foreach_keys => {
                     for k in c.into_inner() {
                         let kspan = self.span(&k);
@@ -705,6 +718,12 @@ impl<'p> Builder<'p> {
                 _ => operands.push(self.expr(c)?),
             }
         }
+        if ops.len() > MAX_CHAIN {
+            return Err(Diagnostic::error(
+                ops[0].1,
+                "expression has too many operators in a row",
+            ));
+        }
         let mut operands = operands.into_iter();
         let first = operands
             .next()
@@ -784,6 +803,12 @@ impl<'p> Builder<'p> {
             }
         }
         let mut e = operand.ok_or_else(|| Diagnostic::bare("missing operand"))?;
+        if prefixes.len() > MAX_CHAIN {
+            return Err(Diagnostic::error(
+                prefixes[0].1,
+                "expression nested too deeply",
+            ));
+        }
         for (op, span) in prefixes.into_iter().rev() {
             let span = span.to(e.span);
             let operand = Box::new(e);
@@ -1014,11 +1039,11 @@ impl<'p> Builder<'p> {
             }
             Rule::call => {
                 let mut it = inner.into_inner();
-                let name = self.next(&mut it, span)?.as_str().to_string();
+                let name = self.name(&self.next(&mut it, span)?)?;
                 let args = it.map(|a| self.expr(a)).collect::<R<Vec<_>>>()?;
                 ExprKind::Call { name, args }
             }
-            Rule::ident => ExprKind::Var(inner.as_str().to_string()),
+            Rule::ident => ExprKind::Var(self.name(&inner)?),
             r => return Err(self.err_at(span, &format!("unexpected {r:?}"))),
         };
         Ok(Expr { kind, span })
@@ -1087,6 +1112,31 @@ impl<'p> Builder<'p> {
         };
         Ok(Expr { span, kind })
     }
+}
+
+/// stap's reserved words.
+pub fn is_keyword(s: &str) -> bool {
+    matches!(
+        s,
+        "probe"
+            | "global"
+            | "function"
+            | "if"
+            | "else"
+            | "foreach"
+            | "for"
+            | "in"
+            | "limit"
+            | "return"
+            | "delete"
+            | "while"
+            | "break"
+            | "continue"
+            | "next"
+            | "try"
+            | "catch"
+            | "private"
+    )
 }
 
 fn type_of(p: P) -> TypeName {

@@ -215,3 +215,18 @@ fn dollar_suffix_only_right_after_a_target_variable() {
     let l = listing("probe begin {\n  x = sprintf(\"a\")\n\n  $value .= \"b\"\n}");
     assert!(l.contains("x = sprintf(\"a\")\n  $value .= \"b\""), "{l}");
 }
+
+#[test]
+fn deep_operator_chains_are_refused_not_crashed() {
+    let bangs = "!".repeat(100_000);
+    assert!(error(&format!("probe begin {{ x = {bangs}1 }}")).contains("nested too deeply"));
+    let sum = vec!["1"; 20_000].join(" + ");
+    assert!(error(&format!("probe begin {{ x = {sum} }}")).contains("too many operators"));
+}
+
+#[test]
+fn keywords_are_not_names() {
+    assert!(error("probe begin { a++ else b++ }").contains("unexpected keyword 'else'"));
+    assert!(error("probe begin { x = in + 1 }").contains("unexpected keyword 'in'"));
+    assert!(error("function for() { }").contains("unexpected keyword 'for'"));
+}

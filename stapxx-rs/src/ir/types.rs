@@ -144,7 +144,7 @@ mod tests {
                 precision: None
             })
         );
-        assert_eq!(p[3], FormatPiece::Text("% ".into()));
+        assert_eq!(p[4], FormatPiece::Text("% ".into()));
         assert!(parse_format("%q").is_err());
         assert!(parse_format("x %").is_err());
     }
