@@ -135,28 +135,26 @@ impl<'o> Session<'o> {
             }
             return Ok(());
         }
-        if compiled.is_none() {
+        let config = runtime::Config {
+            target: self.target.as_ref().map(|t| t.pid),
+            command: self.opts.cli.command.clone(),
+            limits: runtime::Limits::from_defines(&self.opts.defines),
+            skip_badvars: self.opts.cli.skip_badvars,
+            verbose: self.opts.cli.verbose,
+            signals: true,
+        };
+        let src = runtime::ScriptSources {
+            sources: &self.sources,
+            expansion: &expansion,
+        };
+        self.exit_code = match &compiled {
             // Host probes only (begin/end/error/timers): run them here.
-            let config = runtime::Config {
-                target: self.target.as_ref().map(|t| t.pid),
-                command: self.opts.cli.command.clone(),
-                limits: runtime::Limits::from_defines(&self.opts.defines),
-                skip_badvars: self.opts.cli.skip_badvars,
-                verbose: self.opts.cli.verbose,
-                signals: true,
-            };
-            let src = runtime::ScriptSources {
-                sources: &self.sources,
-                expansion: &expansion,
-            };
-            self.exit_code =
-                runtime::run(&program, config, Some(&src)).map_err(Diagnostic::bare)?;
-            return Ok(());
-        }
-        Err(Diagnostic::bare(format!(
-            "pass {} is not implemented yet: this build parses (-p1), resolves (-p2) and lowers to IR (-p3)",
-            self.opts.cli.pass
-        )))
+            None => runtime::run(&program, config, Some(&src))?,
+            Some(c) => {
+                runtime::kernel_bridge::run(&program, config, Some(&src), c, self.target.as_ref())?
+            }
+        };
+        Ok(())
     }
 
     /// Read the script and run the stapxx expansion over it and its modules.

@@ -34,7 +34,6 @@ const FP: Reg = insn::R10;
 
 // Helper ids (include/uapi/linux/bpf.h).
 const H_LOOKUP: u32 = 1;
-const H_READ_KERNEL: u32 = 113;
 const H_CPU: u32 = 8;
 const H_LOOP: u32 = 181;
 
@@ -558,10 +557,20 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));
         self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
         // Copy the registers (a context pointer cannot be kept in the frame).
-        self.frame_addr(R1, F_REGS as u32);
-        self.e(Insn::mov64_imm(R2, PT_REGS_SIZE));
-        self.e(Insn::mov64_reg(R3, R9));
-        self.call(H_READ_KERNEL);
+        // Direct context loads: for perf-event programs the verifier rewrites
+        // them to the interrupted registers; tracepoint contexts have none.
+        let has_regs = !matches!(
+            super::prog_kind(&self.p.probes[pi].points[0]),
+            Ok(ebpf_backend::ProgKind::Tracepoint { .. }) | Err(_)
+        );
+        for i in 0..(PT_REGS_SIZE / 8) as i16 {
+            if has_regs {
+                self.e(Insn::ldx(Size::DW, R1, R9, i * 8));
+            } else {
+                self.e(Insn::mov64_imm(R1, 0));
+            }
+            self.e(Insn::stx(Size::DW, R6, F_REGS + i * 8, R1));
+        }
         self.zero_locals();
         let body = probe.body.clone();
         self.stmts(&body)?;

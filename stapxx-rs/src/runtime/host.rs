@@ -238,6 +238,8 @@ impl Host {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (what `local_clock_ns` reads).
+// time_t and c_long are i64 here but not on every target.
+#[allow(clippy::unnecessary_cast)]
 pub fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -265,9 +267,11 @@ pub fn realtime_ns() -> i64 {
 /// (Debian's kernels use CONFIG_HZ=250).
 pub const HZ: i64 = 250;
 
+// c_long is i64 here but not on every target.
+#[allow(clippy::useless_conversion)]
 pub fn tid() -> i64 {
     // SAFETY: gettid has no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) }
+    i64::from(unsafe { libc::syscall(libc::SYS_gettid) })
 }
 
 pub fn ppid() -> i64 {

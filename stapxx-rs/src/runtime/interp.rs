@@ -5,7 +5,9 @@
 //! * longs are `int64_t` with wrapping arithmetic; `/` and `%` truncate
 //!   toward zero (C), `x / 0` and `x % 0` are the error "division by 0",
 //!   `MIN / -1` wraps to `MIN` and `MIN % -1` is 0; shift counts are clamped
-//!   to 0..=64 (a count of 64 shifts every bit out; `>>` is arithmetic);
+//!   to 0..=64 as stap's C does, and then taken modulo 64 as the x86 shift
+//!   instructions its compiled `<<`/`>>` execute (so `x << 64` is `x`; C
+//!   leaves that case undefined); `>>` is arithmetic;
 //! * strings are byte strings of at most `MAXSTRINGLEN - 1` bytes: values
 //!   stored in variables, array keys and elements, function arguments and
 //!   results, concatenations and `sprintf` results are cut there (string
@@ -31,7 +33,7 @@ use super::values::*;
 use crate::ir::types::{parse_format, FormatPiece};
 use crate::ir::*;
 use grammar::ast::{SortDir, StatOp};
-use grammar::Span;
+use grammar::{Diagnostic, Span};
 use regex::bytes::Regex;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -168,8 +170,9 @@ impl<'p> Interp<'p> {
         limits: Limits,
         out: Output,
         host: Host,
-    ) -> Result<Interp<'p>, String> {
-        let globals = Globals::new(prog, limits.maxmapentries, limits.maxstringlen)?;
+    ) -> Result<Interp<'p>, Diagnostic> {
+        let globals = Globals::new(prog, limits.maxmapentries, limits.maxstringlen)
+            .map_err(Diagnostic::bare)?;
         let mut regexes = HashMap::new();
         let mut formats = HashMap::new();
         let mut bad = None;
@@ -179,7 +182,7 @@ impl<'p> Interp<'p> {
                     Ok(r) => {
                         regexes.insert(pattern.clone(), r);
                     }
-                    Err(m) => bad = Some(m),
+                    Err(m) => bad = Some(Diagnostic::error(e.span, m)),
                 }
             }
             ExprKind::Format { fmt, .. } if !formats.contains_key(fmt) => {
@@ -197,8 +200,8 @@ impl<'p> Interp<'p> {
         {
             print::walk_stmt(s, &mut visit);
         }
-        if let Some(m) = bad {
-            return Err(m);
+        if let Some(d) = bad {
+            return Err(d);
         }
         Ok(Interp {
             prog,
@@ -642,7 +645,10 @@ impl<'p> Interp<'p> {
                     RtError::new(
                         m,
                         Some(Near::Operator {
-                            after: place_span(p).unwrap_or(e.span),
+                            after: place_span(p).unwrap_or(Span {
+                                end: e.span.start,
+                                ..e.span
+                            }),
                             op: assign_op_text(*op),
                         }),
                     )
@@ -887,7 +893,7 @@ impl<'p> Interp<'p> {
             B::UserString | B::UserStringN | B::UserStringWarn | B::UserStringNWarn => {
                 let addr = self.arg_long(args, 0, fr)?;
                 let with_n = matches!(b, B::UserStringN | B::UserStringNWarn);
-                let max = self.limits.maxstringlen - 1;
+                let max = self.limits.maxstringlen.saturating_sub(1);
                 let max = if with_n {
                     (self.arg_long(args, 1, fr)?.max(0) as u64).min(max as u64) as usize
                 } else {
@@ -925,7 +931,7 @@ impl<'p> Interp<'p> {
                 }
                 match self
                     .host
-                    .read_string(addr as u64, self.limits.maxstringlen - 1)
+                    .read_string(addr as u64, self.limits.maxstringlen.saturating_sub(1))
                 {
                     Ok(Some(v)) => s(quote(&v, self.limits.maxstringlen)),
                     Ok(None) => s(b"<unknown>".to_vec()),
@@ -986,7 +992,7 @@ impl<'p> Interp<'p> {
                 let start = self.arg_long(args, 1, fr)?;
                 let len = self.arg_long(args, 2, fr)?;
                 let v = c_str(&v);
-                let max = (self.limits.maxstringlen - 1) as i64;
+                let max = (self.limits.maxstringlen.saturating_sub(1)) as i64;
                 let len = len.clamp(0, max) as usize;
                 if start < 0 || start as usize >= v.len() {
                     return s(Vec::new());
@@ -1074,18 +1080,8 @@ pub fn arith(op: LongOp, x: i64, y: i64) -> Result<i64, &'static str> {
             }
             x.wrapping_rem(y)
         }
-        LongOp::Shl => {
-            let s = y.clamp(0, 64) as u32;
-            if s >= 64 {
-                0
-            } else {
-                x << s
-            }
-        }
-        LongOp::Shr => {
-            let s = y.clamp(0, 64) as u32;
-            x >> s.min(63)
-        }
+        LongOp::Shl => x << (y.clamp(0, 64) as u32 & 63),
+        LongOp::Shr => x >> (y.clamp(0, 64) as u32 & 63),
         LongOp::And => x & y,
         LongOp::Or => x | y,
         LongOp::Xor => x ^ y,
@@ -1202,7 +1198,19 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .unicode(false)
         .dot_matches_new_line(true)
         .build()
-        .map_err(|e| format!("bad regular expression '{pattern}': {e}"))
+        .map_err(|e| {
+            // The crate's message spans lines (pattern, caret, reason).
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .trim_start_matches("error: ")
+                .to_string();
+            format!("bad regular expression \"{pattern}\": {why}")
+        })
 }
 
 #[cfg(test)]
@@ -1219,11 +1227,11 @@ mod tests {
         assert_eq!(arith(LongOp::Div, 1, 0), Err("division by 0"));
         assert_eq!(arith(LongOp::Add, i64::MAX, 1), Ok(i64::MIN));
         assert_eq!(arith(LongOp::Shl, 1, 63), Ok(i64::MIN));
-        assert_eq!(arith(LongOp::Shl, 1, 64), Ok(0));
-        assert_eq!(arith(LongOp::Shl, 1, 1000), Ok(0));
+        assert_eq!(arith(LongOp::Shl, 1, 64), Ok(1));
+        assert_eq!(arith(LongOp::Shl, 3, 1000), Ok(3));
         assert_eq!(arith(LongOp::Shl, 1, -5), Ok(1));
         assert_eq!(arith(LongOp::Shr, -8, 1), Ok(-4));
-        assert_eq!(arith(LongOp::Shr, -8, 64), Ok(-1));
+        assert_eq!(arith(LongOp::Shr, -8, 63), Ok(-1));
     }
 
     #[test]

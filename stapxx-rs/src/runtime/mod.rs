@@ -24,6 +24,7 @@
 pub mod format;
 pub mod host;
 pub mod interp;
+pub mod kernel_bridge;
 pub mod output;
 pub mod session;
 pub mod values;
@@ -44,6 +45,11 @@ pub trait SourceInfo {
     /// `name:line:col` of a byte offset of that text, in the file as the
     /// user wrote it.
     fn position(&self, file: FileId, offset: u32) -> Option<String>;
+    /// A span of that text moved to the file as the user wrote it (for
+    /// diagnostics rendered against the original sources).
+    fn original(&self, span: grammar::Span) -> grammar::Span {
+        span
+    }
 }
 
 /// [`SourceInfo`] over the driver's sources and the stapxx expansion.
@@ -65,6 +71,10 @@ impl SourceInfo for ScriptSources<'_> {
             Some(f) => Some(f.text.as_str()),
             None => self.file(file).map(|f| f.text.as_str()),
         }
+    }
+
+    fn original(&self, span: grammar::Span) -> grammar::Span {
+        self.expansion.map_span(span)
     }
 
     fn position(&self, file: FileId, offset: u32) -> Option<String> {

@@ -29,6 +29,7 @@ use super::values::Globals;
 use super::{describe_near, SourceInfo};
 use crate::ir::{Exec, Program};
 use grammar::ast::{Literal, ProbePoint};
+use grammar::Diagnostic;
 use std::io::PipeWriter;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +74,11 @@ enum Kind {
     Timer(Duration),
 }
 
-fn classify(p: &ProbePoint) -> Result<Kind, String> {
+fn classify(p: &ProbePoint) -> Result<Kind, Diagnostic> {
+    classify_point(p).map_err(|m| Diagnostic::error(p.span, m))
+}
+
+fn classify_point(p: &ProbePoint) -> Result<Kind, String> {
     let text = grammar::printer::point(p);
     if p.condition.is_some() {
         return Err(format!(
@@ -118,11 +123,16 @@ fn classify(p: &ProbePoint) -> Result<Kind, String> {
                 "jiffies" => Duration::from_millis(n.saturating_mul(1000 / HZ as u64)),
                 _ => return Err(format!("{text} is not a host probe")),
             };
-            Ok(Kind::Timer(d.max(Duration::from_micros(1))))
+            // Periods beyond a year are as good as never (and keep the
+            // deadline arithmetic far from overflow).
+            Ok(Kind::Timer(d.clamp(Duration::from_micros(1), MAX_PERIOD)))
         }
         _ => Err(format!("{text} is not a host probe")),
     }
 }
+
+/// The longest timer period honoured.
+const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 3600);
 
 struct Timer {
     probe: usize,
@@ -149,12 +159,13 @@ pub struct Session<'p> {
 }
 
 impl<'p> Session<'p> {
-    /// Check the program and set up its globals; nothing runs yet.
+    /// Check the program and set up its globals; nothing runs yet. Kernel
+    /// probes (`Exec::Kernel`) are left to the eBPF back end.
     pub fn new(
         prog: &'p Program,
         config: Config,
         src: Option<&'p (dyn SourceInfo + Sync)>,
-    ) -> Result<Session<'p>, String> {
+    ) -> Result<Session<'p>, Diagnostic> {
         Self::with_output(prog, config, src, Output::stdio(true))
     }
 
@@ -163,10 +174,24 @@ impl<'p> Session<'p> {
         prog: &'p Program,
         config: Config,
         src: Option<&'p (dyn SourceInfo + Sync)>,
+        out: Output,
+    ) -> Result<Session<'p>, Diagnostic> {
+        Self::setup(prog, config, src, out).map_err(|mut d| {
+            if let (Some(span), Some(src)) = (d.span, src) {
+                d.span = Some(src.original(span));
+            }
+            d
+        })
+    }
+
+    fn setup(
+        prog: &'p Program,
+        config: Config,
+        src: Option<&'p (dyn SourceInfo + Sync)>,
         mut out: Output,
-    ) -> Result<Session<'p>, String> {
+    ) -> Result<Session<'p>, Diagnostic> {
         if prog.probes.is_empty() {
-            return Err("no probes found".into());
+            return Err(Diagnostic::bare("no probes found"));
         }
         let mut begin = Vec::new();
         let mut end = Vec::new();
@@ -174,7 +199,8 @@ impl<'p> Session<'p> {
         let mut timers = Vec::new();
         for (i, p) in prog.probes.iter().enumerate() {
             if p.exec != Exec::Host {
-                return Err("this script has kernel probes, which need the eBPF back end".into());
+                // The eBPF back end's.
+                continue;
             }
             for pt in &p.points {
                 let pp = grammar::printer::point(pt);
@@ -187,7 +213,7 @@ impl<'p> Session<'p> {
                         probe: i,
                         pp,
                         period,
-                        next: Instant::now() + period,
+                        next: Instant::now(),
                     }),
                 }
             }
@@ -222,7 +248,7 @@ impl<'p> Session<'p> {
             signals: None,
         };
         if config.signals {
-            s.catch_signals()?;
+            s.catch_signals().map_err(Diagnostic::bare)?;
         }
         Ok(s)
     }
@@ -308,7 +334,7 @@ impl<'p> Session<'p> {
         self.release = None;
         let now = Instant::now();
         for t in &mut self.timers {
-            t.next = now + t.period;
+            t.next = now.checked_add(t.period).unwrap_or(now);
         }
     }
 
@@ -344,6 +370,23 @@ impl<'p> Session<'p> {
         describe_near(self.src?, near)
     }
 
+    /// Stop the session as `exit()` does (a kernel probe asked for it).
+    pub fn stop(&mut self) {
+        if self.state == State::Running || self.state == State::Starting {
+            self.state = State::Stopping;
+        }
+    }
+
+    /// Stop after an error reported by a kernel probe.
+    pub fn fail(&mut self) {
+        self.state = State::Error;
+    }
+
+    /// When the next timer probe is due, if there is one.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.timers.iter().map(|t| t.next).min()
+    }
+
     /// Fire due timers, then wait up to `max` (less if a timer is due
     /// sooner) for a signal or the `-c` command's exit. Returns whether the
     /// session is still running. A back end with its own event sources
@@ -366,14 +409,9 @@ impl<'p> Session<'p> {
             let (probe, pp) = (self.timers[i].probe, self.timers[i].pp.clone());
             self.handler(probe, &pp);
             let t = &mut self.timers[i];
-            t.next += t.period;
-            let now = Instant::now();
-            if t.next <= now {
-                // Fell behind by more than a period: skip the missed ticks.
-                let behind = now.duration_since(t.next).as_nanos();
-                let skip = behind / t.period.as_nanos().max(1) + 1;
-                t.next += t.period.saturating_mul(skip.min(u32::MAX as u128) as u32);
-            }
+            t.next = next_deadline(t.next, t.period, Instant::now());
+            // Busy timers must not starve signals.
+            self.poll_events(Duration::ZERO);
             if self.state != State::Running {
                 return false;
             }
@@ -390,20 +428,34 @@ impl<'p> Session<'p> {
             .min()
             .unwrap_or(max)
             .min(max);
-        match &self.events {
-            Some(rx) => match rx.recv_timeout(wait) {
-                Ok(sig) if sig == signal_hook::consts::SIGCHLD => {
-                    if self.child_exited() {
-                        self.state = State::Stopping;
-                    }
-                }
-                Ok(_) => self.state = State::Stopping,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
-            },
-            None => std::thread::sleep(wait.min(Duration::from_millis(50))),
-        }
+        self.poll_events(wait);
         self.state == State::Running
+    }
+
+    /// Wait up to `wait` for a signal and act on it.
+    fn poll_events(&mut self, wait: Duration) {
+        let got = match &self.events {
+            Some(rx) => match rx.recv_timeout(wait) {
+                Ok(sig) => Some(sig),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(wait);
+                    None
+                }
+            },
+            None => {
+                std::thread::sleep(wait.min(Duration::from_millis(50)));
+                None
+            }
+        };
+        let stop = match got {
+            Some(signal_hook::consts::SIGCHLD) => self.child_exited(),
+            Some(_) => true,
+            None => false,
+        };
+        if stop && self.state == State::Running {
+            self.state = State::Stopping;
+        }
     }
 
     fn child_exited(&mut self) -> bool {
@@ -461,38 +513,50 @@ impl<'p> Session<'p> {
     }
 }
 
-/// Start `cmd` through `/bin/sh`, held before it execs until the returned
-/// pipe end is dropped. Simple commands are exec'd by the shell, so the
+/// The deadline after `due` for a timer of `period`: one period later, or,
+/// when that has passed already (a slow handler), the first one after
+/// `now` on the same grid (missed ticks are skipped, not made up).
+fn next_deadline(due: Instant, period: Duration, now: Instant) -> Instant {
+    let p = period.as_nanos().max(1);
+    let behind = now.saturating_duration_since(due).as_nanos();
+    let ticks = (behind / p + 1).min(u128::from(u32::MAX)) as u32;
+    period
+        .checked_mul(ticks)
+        .and_then(|d| due.checked_add(d))
+        .unwrap_or_else(|| now.checked_add(period).unwrap_or(now))
+}
+
+/// Start `cmd` through `/bin/sh`, held until the returned pipe end is
+/// dropped: the shell first reads its fd 9 (the pipe's other end) to EOF.
+/// (`Command::spawn` waits for the exec, so the hold cannot be in a
+/// `pre_exec` hook.) Simple commands are exec'd by the shell, so the
 /// child's pid is the command's.
 fn spawn_held(cmd: &str) -> std::io::Result<(Child, PipeWriter)> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let (reader, writer) = std::io::pipe()?;
-    let (rfd, wfd) = (reader.as_raw_fd(), writer.as_raw_fd());
+    let rfd = reader.as_raw_fd();
     let simple = !cmd.contains(|c: char| ";&|<>()`$\n*?[]{}~!#=\"'\\".contains(c));
-    let script = if simple {
+    let run = if simple {
         format!("exec {cmd}")
     } else {
         cmd.to_string()
     };
+    let script = format!("read _ <&9; exec 9<&-; {run}");
     let mut c = Command::new("/bin/sh");
     c.arg("-c").arg(script);
-    // SAFETY: the hook only calls close(2) and read(2), which are
-    // async-signal-safe, on descriptors it owns in the child.
+    // SAFETY: the hook only calls dup2(2) and fcntl(2), which are
+    // async-signal-safe, on a descriptor the child inherited.
     unsafe {
         c.pre_exec(move || {
-            libc::close(wfd);
-            let mut b = 0u8;
-            loop {
-                let r = libc::read(rfd, (&mut b as *mut u8).cast(), 1);
-                if r < 0
-                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-                {
-                    continue;
+            if rfd == 9 {
+                let flags = libc::fcntl(9, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(9, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
                 }
-                break;
+            } else if libc::dup2(rfd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            libc::close(rfd);
             Ok(())
         });
     }
@@ -509,19 +573,47 @@ pub fn run(
     prog: &Program,
     config: Config,
     src: Option<&(dyn SourceInfo + Sync)>,
-) -> Result<i32, String> {
+) -> Result<i32, Diagnostic> {
+    if prog.probes.iter().any(|p| p.exec != Exec::Host) {
+        return Err(Diagnostic::bare(
+            "this script has kernel probes, which need the eBPF back end",
+        ));
+    }
     std::thread::scope(|scope| {
         let h = std::thread::Builder::new()
             .name("stapxx-host".into())
-            .stack_size(512 << 20)
-            .spawn_scoped(scope, move || -> Result<i32, String> {
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, move || -> Result<i32, Diagnostic> {
                 let mut s = Session::new(prog, config, src)?;
                 s.start();
                 s.run();
                 Ok(s.finish())
             })
-            .map_err(|e| format!("cannot start the runtime thread: {e}"))?;
-        h.join()
-            .unwrap_or_else(|_| Err("internal error: the runtime thread panicked".into()))
+            .map_err(|e| Diagnostic::bare(format!("cannot start the runtime thread: {e}")))?;
+        h.join().unwrap_or_else(|_| {
+            Err(Diagnostic::bare(
+                "internal error: the runtime thread panicked",
+            ))
+        })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_stay_on_the_grid() {
+        let t0 = Instant::now();
+        let p = Duration::from_millis(100);
+        assert_eq!(next_deadline(t0, p, t0), t0 + p);
+        assert_eq!(next_deadline(t0, p, t0 + Duration::from_millis(99)), t0 + p);
+        // 250 ms late: the ticks at +100 and +200 are skipped.
+        assert_eq!(
+            next_deadline(t0, p, t0 + Duration::from_millis(250)),
+            t0 + Duration::from_millis(300)
+        );
+        let far = next_deadline(t0, MAX_PERIOD, t0);
+        assert!(far > t0);
+    }
 }

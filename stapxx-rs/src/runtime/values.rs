@@ -101,6 +101,11 @@ pub struct Array<T> {
 }
 
 impl<T> Array<T> {
+    /// Every value, mutably (insertion order is kept).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.entries.values_mut().map(|(_, v)| v)
+    }
+
     pub fn new(max: usize, wrap: bool) -> Array<T> {
         Array {
             entries: HashMap::new(),
@@ -152,12 +157,11 @@ impl<T> Array<T> {
 
     /// Store `value` under `key` (keeping the key's position if it exists).
     pub fn set(&mut self, key: Key, value: T) -> Result<(), Overflow> {
-        let mut value = Some(value);
-        let slot = self.entry(key, || value.take().expect("taken once"))?;
-        if let Some(v) = value {
-            *slot = v;
+        if let Some((_, slot)) = self.entries.get_mut(&key) {
+            *slot = value;
+            return Ok(());
         }
-        Ok(())
+        self.entry(key, || value).map(|_| ())
     }
 
     pub fn remove(&mut self, key: &[Value]) {
@@ -527,6 +531,18 @@ pub struct Globals {
 }
 
 impl Globals {
+    /// Drop every statistic partial merged from the kernel, before merging
+    /// a fresh reading of the kernel's maps.
+    pub fn clear_merged(&mut self) {
+        for st in &mut self.stores {
+            match st {
+                Store::Stat(s) => s.merged.clear(),
+                Store::StatArray(a) => a.values_mut().for_each(|s| s.merged.clear()),
+                _ => {}
+            }
+        }
+    }
+
     /// Storage for `p`'s globals, initialised as declared.
     pub fn new(p: &Program, maxmapentries: usize, maxstringlen: usize) -> Result<Globals, String> {
         let specs = StatSpec::for_program(p)?;
@@ -737,6 +753,87 @@ mod tests {
         assert_eq!(empty.get(&spec, StatOp::Count), Some(0));
         assert_eq!(empty.get(&spec, StatOp::Sum), Some(0));
         assert_eq!(empty.get(&spec, StatOp::Min), None);
+    }
+
+    #[test]
+    fn kernel_partials_merge_with_host_adds() {
+        let spec = StatSpec {
+            log: true,
+            ..StatSpec::default()
+        };
+        let mut s = Stat::new(&spec);
+        s.add(&spec, 5);
+        let mut cpu1 = StatPartial::new(&spec);
+        for v in [1, 100] {
+            cpu1.add(&spec, v);
+        }
+        s.merged.push(cpu1);
+        let agg = s.aggregate(&spec);
+        assert_eq!((agg.count, agg.sum, agg.min, agg.max), (3, 106, 1, 100));
+        assert_eq!(agg.log[log_bucket(100)], 1);
+        assert_eq!(agg.log[log_bucket(5)], 1);
+    }
+
+    fn global(name: &str, ty: Ty, keys: Vec<Ty>, size: Option<i64>) -> crate::ir::GlobalVar {
+        crate::ir::GlobalVar {
+            name: name.into(),
+            ty,
+            keys,
+            size,
+            wrap: false,
+            init: None,
+            span: grammar::Span::default(),
+        }
+    }
+
+    #[test]
+    fn globals_take_kernel_data() {
+        let p = Program {
+            globals: vec![
+                global("n", Ty::Long, vec![], None),
+                global("bts", Ty::Long, vec![Ty::Str], Some(1)),
+                global("s", Ty::Stats, vec![Ty::Long], None),
+            ],
+            functions: vec![],
+            probes: vec![],
+        };
+        let mut g = Globals::new(&p, 10, 8).unwrap();
+        g.set_scalar(GlobalId(0), Value::Long(4)).unwrap();
+        g.set_element(
+            GlobalId(1),
+            vec![Value::Str(b"0123456789".to_vec())],
+            Value::Long(1),
+        )
+        .unwrap();
+        assert_eq!(
+            g.set_element(GlobalId(1), vec![Value::Str(b"b".to_vec())], Value::Long(2)),
+            Err(StoreError::Overflow(
+                "Array overflow, check size limit (1)".into()
+            ))
+        );
+        let mut part = StatPartial::new(&StatSpec::default());
+        part.add(&StatSpec::default(), 7);
+        g.add_stat_partial(GlobalId(2), Some(vec![Value::Long(1)]), part.clone())
+            .unwrap();
+        g.add_stat_partial(GlobalId(2), Some(vec![Value::Long(1)]), part)
+            .unwrap();
+        assert!(g.set_scalar(GlobalId(2), Value::Long(0)).is_err());
+        match &g.stores[1] {
+            Store::Array(a) => {
+                let keys: Vec<&Key> = a.iter().map(|(k, _)| k).collect();
+                // Keys are cut to MAXSTRINGLEN - 1 bytes.
+                assert_eq!(keys, [&vec![Value::Str(b"0123456".to_vec())]]);
+            }
+            _ => panic!("not an array"),
+        }
+        match &g.stores[2] {
+            Store::StatArray(a) => {
+                let s = a.get(&[Value::Long(1)]).unwrap();
+                assert_eq!(s.get(&g.specs[2], StatOp::Count), Some(2));
+                assert_eq!(s.get(&g.specs[2], StatOp::Sum), Some(14));
+            }
+            _ => panic!("not a statistics array"),
+        }
     }
 
     #[test]

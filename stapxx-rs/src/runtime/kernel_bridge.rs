@@ -1,0 +1,137 @@
+//! Pass 5 with kernel probes: the eBPF programs ([`crate::kernel`]) and the
+//! host session ([`Session`]) side by side.
+//!
+//! The kernel side is attached before the `begin` probes run (as stap
+//! registers every probe before `begin`). While the session runs, kernel
+//! output records are printed as they arrive, in order with host output;
+//! before a timer probe and before the `end` probes, the kernel's maps are
+//! read into the host globals, so host probes see what kernel probes wrote.
+//! Host writes to globals are not sent back to the kernel.
+
+use super::session::{Config, Session};
+use super::values::{log_bucket, Globals, StatPartial, Value, LOG_BUCKETS};
+use super::SourceInfo;
+use crate::codegen::Compiled;
+use crate::ir::{GlobalId, Program};
+use crate::kernel::{self, GlobalValue, KernelSession, Record};
+use crate::target::TargetInfo;
+use grammar::Diagnostic;
+use std::time::{Duration, Instant};
+
+/// Run a program that has kernel probes; returns the exit status.
+pub fn run(
+    prog: &Program,
+    config: Config,
+    src: Option<&(dyn SourceInfo + Sync)>,
+    compiled: &Compiled,
+    target: Option<&TargetInfo>,
+) -> Result<i32, Diagnostic> {
+    let hz = kernel::kernel_hz();
+    let mut ks = KernelSession::start(compiled, prog, target, hz)?;
+    let mut s = Session::new(prog, config, src)?;
+    s.start();
+    let tick = Duration::from_millis(20);
+    loop {
+        pump(&mut ks, &mut s, Some(tick));
+        if s.next_timer().is_some_and(|t| t <= Instant::now() + tick) {
+            merge(&ks, prog, s.globals_mut());
+        }
+        if !s.wait_step(tick) {
+            break;
+        }
+    }
+    pump(&mut ks, &mut s, None);
+    merge(&ks, prog, s.globals_mut());
+    let errors = ks.errors();
+    drop(ks);
+    let code = s.finish();
+    for line in kernel::error_summary(&errors) {
+        let msg = line.trim_start_matches("WARNING: ").to_string();
+        s.output().warn(msg.as_bytes());
+    }
+    s.output().flush();
+    Ok(code)
+}
+
+/// Print what the kernel probes sent; act on exit and error records.
+fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) {
+    let mut stop = false;
+    let mut failed = false;
+    let mut handle = |r: Record, s: &mut Session<'_>| match r {
+        Record::Print(b) => s.output().print(&b),
+        Record::Warn(m) => s.output().warn(m.as_bytes()),
+        Record::Error(m) => {
+            s.output().error(m.as_bytes());
+            failed = true;
+        }
+        Record::Exit => stop = true,
+    };
+    match wait {
+        Some(t) => ks.poll(t, |r| handle(r, s)),
+        None => ks.drain(|r| handle(r, s)),
+    }
+    if failed {
+        s.fail();
+    } else if stop {
+        s.stop();
+    }
+}
+
+fn value(v: kernel::Value) -> Value {
+    match v {
+        kernel::Value::Long(n) => Value::Long(n),
+        kernel::Value::Str(s) => Value::Str(s.into_bytes()),
+    }
+}
+
+/// A kernel statistic as one partial; the kernel's log2 buckets (0 for
+/// values <= 0, i for [2^(i-1), 2^i)) are re-binned into the host layout
+/// through a representative value of each bucket.
+fn partial(st: kernel::Stat) -> StatPartial {
+    let mut log = vec![0; LOG_BUCKETS];
+    for (i, n) in st.log_hist.iter().enumerate() {
+        if *n == 0 {
+            continue;
+        }
+        let rep = if i == 0 { 0 } else { 1i64 << (i - 1).min(62) };
+        log[log_bucket(rep)] += n;
+    }
+    StatPartial {
+        count: st.count,
+        sum: st.sum,
+        min: st.min,
+        max: st.max,
+        avg_s: if st.count > 0 { st.sum / st.count } else { 0 },
+        log,
+        ..StatPartial::default()
+    }
+}
+
+/// Copy the kernel's globals into the host's.
+fn merge(ks: &KernelSession, prog: &Program, g: &mut Globals) {
+    g.clear_merged();
+    for (id, val) in ks.read_globals(prog) {
+        let GlobalId(_) = id;
+        match val {
+            GlobalValue::Scalar(v) => {
+                let _ = g.set_scalar(id, value(v));
+            }
+            GlobalValue::Array(rows) => {
+                for (k, v) in rows {
+                    let key = k.into_iter().map(value).collect();
+                    let _ = g.set_element(id, key, value(v));
+                }
+            }
+            GlobalValue::Stats(rows) => {
+                for (k, st) in rows {
+                    let key = if k.is_empty() {
+                        None
+                    } else {
+                        Some(k.into_iter().map(value).collect())
+                    };
+                    let _ = g.add_stat_partial(id, key, partial(st));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Kernel probes for real: scripts compiled to eBPF, attached to perf
+//! events and uprobes, their output and globals read back. Each test also
+//! checks that nothing of ours stays in the kernel afterwards.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Skip (or fail under CI) when BPF cannot be used here.
+fn need_bpf() -> bool {
+    if support::is_root() {
+        return true;
+    }
+    support::missing("root (BPF, perf events and uprobes)");
+    false
+}
+
+fn stapxx() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"));
+    c.current_dir(support::workspace_root());
+    c
+}
+
+fn script(name: &str, text: &str) -> std::path::PathBuf {
+    let p = support::scratch().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Programs and maps named `stx_*` still loaded in the kernel.
+fn leftovers() -> Vec<String> {
+    let mut out = Vec::new();
+    for what in ["prog", "map"] {
+        if let Ok(o) = Command::new("bpftool").args([what, "list"]).output() {
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                if line.contains(" name stx_") {
+                    out.push(line.trim().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Our programs are released when the process exits; a concurrent test
+/// may still hold its own, so wait for ours by process.
+fn assert_clean(child_pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{child_pid}")).exists() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+    assert!(!uprobes.contains("stx"), "uprobe events left: {uprobes}");
+}
+
+#[test]
+fn timer_profile_counts_ticks_on_every_cpu() {
+    if !need_bpf() {
+        return;
+    }
+    let hz = stapxx::kernel::kernel_hz();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as u64;
+    let s = script(
+        "profile.stp",
+        "global n\nprobe timer.profile { n++ }\nprobe timer.s(2) { printf(\"%d\\n\", n); exit() }\n",
+    );
+    let out = stapxx().arg(&s).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: u64 = stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {stdout:?}"));
+    let want = 2 * cpus * hz;
+    let lo = want * 8 / 10;
+    let hi = want * 12 / 10;
+    assert!(
+        n >= lo && n <= hi,
+        "{n} samples, want {want} (2 s x {cpus} CPUs x {hz} Hz) within 20%"
+    );
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+struct Target {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Target {
+    fn start(bin: &std::path::Path, n: u32) -> Target {
+        let mut child = Command::new(bin)
+            .arg(n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        Target { child, out }
+    }
+
+    fn poke(&mut self) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start the script and wait until its begin probe printed `attached`.
+fn start_attached(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = stapxx()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    if line != "attached\n" {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+        panic!("expected 'attached', got {line:?}; stderr: {err}");
+    }
+    (child, out)
+}
+
+fn interrupt_and_collect(
+    mut child: Child,
+    mut out: BufReader<std::process::ChildStdout>,
+) -> (String, String, Option<i32>) {
+    let pid = child.id();
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc_kill(pid as i32, 2) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+    let status = child.wait().unwrap();
+    assert_clean(pid);
+    (rest, err, status.code())
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn uprobes_and_uretprobes_count_exactly() {
+    if !need_bpf() {
+        return;
+    }
+    let bin = support::c_fixture("calls.c", "calls", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 1234);
+    let bin_s = bin.display().to_string();
+    let s = script(
+        "uprobe.stp",
+        &format!(
+            "global calls, rets, sum\n\
+             probe begin {{ printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\") {{ calls++; sum += u_register(\"rdi\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\").return {{ rets++ }}\n\
+             probe end {{ printf(\"%d %d %d\\n\", calls, rets, sum) }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 1234\n");
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    assert_eq!(code, Some(0), "{err}");
+    // sum of 0..1234
+    assert_eq!(rest, format!("1234 1234 {}\n", 1233 * 1234 / 2));
+}
+
+#[test]
+fn strings_loops_and_arrays_in_a_uprobe() {
+    if !need_bpf() {
+        return;
+    }
+    let bin = support::c_fixture("calls.c", "calls", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 10);
+    let bin_s = bin.display().to_string();
+    let s = script(
+        "uprobe_strings.stp",
+        &format!(
+            "global seen, by_parity, total\n\
+             function label:string (x) {{ return x % 2 ? \"odd\" : \"even\" }}\n\
+             probe begin {{ printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\") {{\n\
+               x = u_register(\"rdi\")\n\
+               s = \"\"\n\
+               for (i = 0; i < 3; i++) s .= sprintf(\"%d,\", x + i)\n\
+               seen[x] = s\n\
+               by_parity[label(x)] <<< x\n\
+               total += x\n\
+             }}\n\
+             probe end {{\n\
+               printf(\"%s|%s|%d\\n\", seen[0], seen[9], total)\n\
+               printf(\"odd %d %d %d %d\\n\", @count(by_parity[\"odd\"]), @sum(by_parity[\"odd\"]), @min(by_parity[\"odd\"]), @max(by_parity[\"odd\"]))\n\
+               printf(\"even %d %d\\n\", @count(by_parity[\"even\"]), @sum(by_parity[\"even\"]))\n\
+             }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 10\n");
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rest, "0,1,2,|9,10,11,|45\nodd 5 25 1 9\neven 5 20\n");
+}
+
+#[test]
+fn kernel_printf_reaches_stdout_in_order() {
+    if !need_bpf() {
+        return;
+    }
+    let bin = support::c_fixture("calls.c", "calls", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 5);
+    let bin_s = bin.display().to_string();
+    let s = script(
+        "uprobe_printf.stp",
+        &format!(
+            "probe begin {{ printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\") {{ printf(\"work(%d) pid ok %d\\n\", u_register(\"rdi\"), pid() == target()) }}\n\
+             probe end {{ println(\"end\") }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 5\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    assert_eq!(code, Some(0), "{err}");
+    let want: String = (0..5)
+        .map(|i| format!("work({i}) pid ok 1\n"))
+        .collect::<String>()
+        + "end\n";
+    assert_eq!(rest, want);
+}
