@@ -8,13 +8,18 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Skip (or fail under CI) when BPF cannot be used here.
-fn need_bpf() -> bool {
+/// Tests here run one at a time: uprobes fire for every process of a
+/// binary, and the leftover check must see only this test's objects.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Skip (or fail under CI) when BPF cannot be used here; otherwise hold the
+/// serialising lock for the test's duration.
+fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
     if support::is_root() {
-        return true;
+        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
     }
     support::missing("root (BPF, perf events and uprobes)");
-    false
+    None
 }
 
 fn stapxx() -> Command {
@@ -29,15 +34,49 @@ fn script(name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-/// Programs and maps named `stx_*` still loaded in the kernel.
-fn leftovers() -> Vec<String> {
-    let mut out = Vec::new();
-    for what in ["prog", "map"] {
-        if let Ok(o) = Command::new("bpftool").args([what, "list"]).output() {
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                if line.contains(" name stx_") {
-                    out.push(line.trim().to_string());
+/// Ids of the BPF programs and maps some live process holds an fd of.
+fn held_ids() -> std::collections::HashSet<String> {
+    let mut held = std::collections::HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return held;
+    };
+    for p in procs.flatten() {
+        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(text) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                for key in ["prog_id:", "map_id:"] {
+                    if let Some(v) = line.strip_prefix(key) {
+                        held.insert(format!("{}{}", &key[..1], v.trim()));
+                    }
                 }
+            }
+        }
+    }
+    held
+}
+
+/// Programs and maps named `stx_*` still in the kernel that no live process
+/// holds: leaked. (Objects of other running stapxx-rs processes on the
+/// machine are held by them and not counted.)
+fn leftovers() -> Vec<String> {
+    let held = held_ids();
+    let mut out = Vec::new();
+    for (what, tag) in [("prog", "p"), ("map", "m")] {
+        let Ok(o) = Command::new("bpftool").args([what, "list"]).output() else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            if !line.contains(" name stx_") {
+                continue;
+            }
+            let id = line.split(':').next().unwrap_or("").trim();
+            if !held.contains(&format!("{tag}{id}")) {
+                out.push(line.trim().to_string());
             }
         }
     }
@@ -54,22 +93,37 @@ fn assert_clean(child_pid: u32) {
     }
     let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
     assert!(!uprobes.contains("stx"), "uprobe events left: {uprobes}");
+    let left = leftovers();
+    assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }
 
 #[test]
 fn timer_profile_counts_ticks_on_every_cpu() {
-    if !need_bpf() {
+    let Some(_serial) = need_bpf() else {
         return;
-    }
+    };
     let hz = stapxx::kernel::kernel_hz();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as u64;
+    // Keep every CPU busy: an idle CPU takes no ticks (tickless idle).
+    let mut busy: Vec<Child> = (0..cpus)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     let s = script(
         "profile.stp",
         "global n\nprobe timer.profile { n++ }\nprobe timer.s(2) { printf(\"%d\\n\", n); exit() }\n",
     );
     let out = stapxx().arg(&s).output().unwrap();
+    for b in &mut busy {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -88,7 +142,8 @@ fn timer_profile_counts_ticks_on_every_cpu() {
         n >= lo && n <= hi,
         "{n} samples, want {want} (2 s x {cpus} CPUs x {hz} Hz) within 20%"
     );
-    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    let left = leftovers();
+    assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }
 
 struct Target {
@@ -170,10 +225,10 @@ extern "C" {
 
 #[test]
 fn uprobes_and_uretprobes_count_exactly() {
-    if !need_bpf() {
+    let Some(_serial) = need_bpf() else {
         return;
-    }
-    let bin = support::c_fixture("calls.c", "calls", &["-g", "-O2"]);
+    };
+    let bin = support::c_fixture("calls.c", "calls_count", &["-g", "-O2"]);
     let mut t = Target::start(&bin, 1234);
     let bin_s = bin.display().to_string();
     let s = script(
@@ -193,14 +248,16 @@ fn uprobes_and_uretprobes_count_exactly() {
     assert_eq!(code, Some(0), "{err}");
     // sum of 0..1234
     assert_eq!(rest, format!("1234 1234 {}\n", 1233 * 1234 / 2));
+    let left = leftovers();
+    assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }
 
 #[test]
 fn strings_loops_and_arrays_in_a_uprobe() {
-    if !need_bpf() {
+    let Some(_serial) = need_bpf() else {
         return;
-    }
-    let bin = support::c_fixture("calls.c", "calls", &["-g", "-O2"]);
+    };
+    let bin = support::c_fixture("calls.c", "calls_strings", &["-g", "-O2"]);
     let mut t = Target::start(&bin, 10);
     let bin_s = bin.display().to_string();
     let s = script(
@@ -234,10 +291,10 @@ fn strings_loops_and_arrays_in_a_uprobe() {
 
 #[test]
 fn kernel_printf_reaches_stdout_in_order() {
-    if !need_bpf() {
+    let Some(_serial) = need_bpf() else {
         return;
-    }
-    let bin = support::c_fixture("calls.c", "calls", &["-g", "-O2"]);
+    };
+    let bin = support::c_fixture("calls.c", "calls_printf", &["-g", "-O2"]);
     let mut t = Target::start(&bin, 5);
     let bin_s = bin.display().to_string();
     let s = script(
