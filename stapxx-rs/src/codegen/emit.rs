@@ -53,16 +53,8 @@ pub(super) enum SLoc {
     Global(u32),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum BodyKind {
-    Probe,
-    Func,
-    Callback,
-}
-
 pub(super) struct Body {
     pub(super) fa: FuncAsm,
-    pub(super) kind: BodyKind,
     pub(super) unwind: Label,
     /// Loop callbacks: where `break` and `continue` go.
     pub(super) brk: Option<Label>,
@@ -99,7 +91,6 @@ pub struct Gen<'a> {
     /// Measured regions (pass 1) -> bases (pass 2).
     pub(super) bases: HashMap<Owner, u32>,
     pub(super) measured: HashMap<Owner, Alloc>,
-    pub(super) funcs: HashMap<usize, AFunc>,
     pub(super) callbacks: u32,
     pub(super) strslot: u32,
     // Current function state.
@@ -187,7 +178,6 @@ impl<'a> Gen<'a> {
             formats: HashMap::new(),
             bases: HashMap::new(),
             measured: HashMap::new(),
-            funcs: HashMap::new(),
             callbacks: 0,
             strslot: 8 + o.maxstr,
             owner: Owner::Probe(0),
@@ -392,12 +382,6 @@ impl<'a> Gen<'a> {
         }
     }
 
-    pub(super) fn call_func(&mut self, f: AFunc) {
-        if self.live() {
-            self.cur().fa.call_func(f);
-        }
-    }
-
     /// Instructions are tagged with an index into `spans`, so a verifier
     /// complaint at an instruction maps back to the script.
     fn span_tag(&mut self) -> u32 {
@@ -535,7 +519,6 @@ impl<'a> Gen<'a> {
         let unwind = fa.new_label();
         self.bodies.push(Body {
             fa,
-            kind: BodyKind::Probe,
             unwind,
             brk: None,
             cont: None,
@@ -617,63 +600,6 @@ impl<'a> Gen<'a> {
         self.ld_map_value(R2, em, (k as u32) * 8);
         self.e(Insn::mov64_imm(R3, 1));
         self.e(Insn::atomic(Size::DW, AtomicOp::Add, R2, 0, R3));
-    }
-
-    pub(super) fn function(&mut self, f: usize) -> R<()> {
-        let func = &self.p.functions[f];
-        self.span = func.span;
-        self.begin_owner(Owner::Func(f), &func.locals, func.ret);
-        let mut fa = FuncAsm::new();
-        let unwind = fa.new_label();
-        self.bodies.push(Body {
-            fa,
-            kind: BodyKind::Func,
-            unwind,
-            brk: None,
-            cont: None,
-            dead: false,
-            targets: Default::default(),
-        });
-        self.load_frame();
-        // Locals other than parameters start empty.
-        for i in func.params..func.locals.len() {
-            let l = LocalId(i as u32);
-            if func.locals[i].ty == Ty::Str {
-                let abs = self.str_local_abs(l);
-                self.frame_addr(R1, abs);
-                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
-                self.e(Insn::st_imm(Size::B, R1, 8, 0));
-            } else {
-                let off = self.long_local_off(l);
-                self.e(Insn::st_imm(Size::DW, R7, off, 0));
-            }
-        }
-        // A function that falls off its end returns 0 / "".
-        match func.ret {
-            Some(Ty::Str) => {
-                let abs = self.ret_str_abs(Owner::Func(f), &func.locals);
-                self.frame_addr(R1, abs);
-                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
-                self.e(Insn::st_imm(Size::B, R1, 8, 0));
-            }
-            Some(_) => {
-                let abs = self.ret_long_abs(Owner::Func(f), &func.locals);
-                self.frame_addr(R1, abs);
-                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
-            }
-            None => {}
-        }
-        let body = func.body.clone();
-        self.stmts(&body)?;
-        let u = self.cur().unwind;
-        self.bind(u);
-        self.e(Insn::mov64_imm(R0, 0));
-        self.e(Insn::exit());
-        let b = self.bodies.pop().expect("function body");
-        self.end_owner();
-        let id = self.funcs[&f];
-        self.asm.define(id, b.fa);
-        Ok(())
     }
 
     // ------------------------------------------------------------ statements
@@ -800,7 +726,6 @@ impl<'a> Gen<'a> {
         let cont = fa.new_label();
         self.bodies.push(Body {
             fa,
-            kind: BodyKind::Callback,
             unwind,
             brk: Some(brk),
             cont: Some(cont),
@@ -880,23 +805,5 @@ impl<'a> Gen<'a> {
         self.fail(ErrKind::MaxAction);
         self.bind(ok);
         Ok(())
-    }
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-fn collect_calls(stmts: &[Stmt], out: &mut Vec<usize>) {
-    for s in stmts {
-        crate::ir::print::walk_stmt(s, &mut |e| {
-            if let ExprKind::Call(f, _) = &e.kind {
-                if !out.contains(&(f.0 as usize)) {
-                    out.push(f.0 as usize);
-                }
-            }
-        });
     }
 }

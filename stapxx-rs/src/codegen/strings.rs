@@ -198,7 +198,7 @@ impl Gen<'_> {
         let mut bytes: Vec<u8> = text.as_bytes().iter().copied().take(max).collect();
         let len = bytes.len();
         bytes.push(0);
-        while bytes.len() % 8 != 0 {
+        while !bytes.len().is_multiple_of(8) {
             bytes.push(0);
         }
         self.sloc_addr(R1, s);
@@ -305,7 +305,7 @@ impl Gen<'_> {
         let o = self.rodata.len() as u32;
         self.rodata.extend_from_slice(s.as_bytes());
         self.rodata.push(0);
-        while self.rodata.len() % 8 != 0 {
+        while !self.rodata.len().is_multiple_of(8) {
             self.rodata.push(0);
         }
         self.formats.insert(s.to_string(), o);
