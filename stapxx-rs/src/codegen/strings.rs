@@ -555,6 +555,41 @@ impl Gen<'_> {
                 self.usymname(dst, span)?;
                 self.bind(end);
             }
+            Substr => {
+                // substr(s, start, len): bytes [start, start+len) of s.
+                let src = self.string(&args[0])?;
+                let c = self.tmp_str();
+                self.copy_str(SLoc::Frame(c), src);
+                let st = self.tmp_long();
+                let ln = self.tmp_long();
+                self.long(&args[1])?;
+                self.st_local(st, R0);
+                self.long(&args[2])?;
+                self.st_local(ln, R0);
+                self.set_empty(dst);
+                let end = self.label();
+                // start outside the string (or negative): empty.
+                self.ld_local(R1, st);
+                self.jimm(Cond::Slt, R1, 0, end);
+                self.frame_addr(R2, c);
+                self.e(Insn::ldx(Size::DW, R2, R2, 0));
+                self.jreg(Cond::Sge, R1, R2, end);
+                self.ld_local(R2, ln);
+                self.jimm(Cond::Sle, R2, 0, end);
+                // size = min(len, MAXSTR - 1) + 1, start masked for the verifier.
+                let fits = self.label();
+                self.jimm(Cond::Sle, R2, (self.o.maxstr - 1) as i32, fits);
+                self.mov_imm(R2, (self.o.maxstr - 1) as i64);
+                self.bind(fits);
+                self.e(Insn::alu64_imm(Alu::Add, R2, 1));
+                self.e(Insn::alu64_imm(Alu::And, R1, (self.o.maxstr - 1) as i32));
+                self.frame_addr(R3, c + 8);
+                self.e(Insn::alu64_reg(Alu::Add, R3, R1));
+                self.frame_addr(R1, t + 8);
+                self.call(H_READ_KERNEL_STR);
+                self.store_len_from_r0(dst, 0);
+                self.bind(end);
+            }
             Pp => {
                 let text = self.pp_text();
                 self.set_lit(dst, &text);
