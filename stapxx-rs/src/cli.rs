@@ -19,7 +19,7 @@ pub const DEFAULT_DEFINES: &[(&str, &str)] = &[
     name = "stapxx-rs",
     version,
     about = "Run SystemTap/stapxx scripts on eBPF, without a kernel module",
-    after_help = "Examples:\n    stapxx-rs -x 12345 -e 'probe begin { println(\"hello\") exit() }'\n    stapxx-rs examples/lj-lua-stacks.sxx -x 12345 --arg time=5"
+    after_help = "Examples:\n    stapxx-rs -x 12345 -e 'probe begin { println(\"hello\") exit() }'\n    stapxx-rs examples/lj-lua-stacks.sxx -x 12345 --arg time=5 --flamegraph a.svg\n    stapxx-rs flamegraph a.bt -o a.svg   (saved output to a flame graph; see `stapxx-rs flamegraph --help`)"
 )]
 pub struct Cli {
     /// The script to run (`.sxx` or `.stp`).
@@ -93,6 +93,51 @@ pub struct Cli {
     /// Guru mode (as stap -g): `guru_mode` is 1 in `%( %)` conditions.
     #[arg(short = 'g')]
     pub guru: bool,
+
+    /// After the run, draw the backtraces it printed as a flame graph (SVG).
+    #[arg(long = "flamegraph", value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+
+    /// After the run, write the backtraces it printed as folded stacks.
+    #[arg(long = "folded", value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+
+    /// Read the Lua sources that name Lua frames under DIR (default: the
+    /// traced process's root and working directory).
+    #[arg(long = "lua-root", value_name = "DIR")]
+    pub lua_root: Option<PathBuf>,
+}
+
+/// `stapxx-rs flamegraph`: saved backtrace output to a flame graph.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "stapxx-rs flamegraph",
+    version,
+    about = "Draw saved stap backtrace output (e.g. from lj-lua-stacks.sxx) as a flame graph",
+    after_help = "Examples:\n    stapxx-rs examples/lj-lua-stacks.sxx -x 12345 --arg time=5 > a.bt\n    stapxx-rs flamegraph a.bt -o a.svg --lua-root /proc/12345/root"
+)]
+pub struct FlameCli {
+    /// The saved output (frame lines, then a `\t<count>` line per
+    /// backtrace); standard input when absent or `-`.
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+
+    /// Write here instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+
+    /// Read the Lua sources that name Lua frames under DIR (default: the
+    /// paths as they are, relative ones from the current directory).
+    #[arg(long = "lua-root", value_name = "DIR")]
+    pub lua_root: Option<PathBuf>,
+
+    /// Write folded stacks (`root;...;leaf count`) instead of an SVG.
+    #[arg(long = "folded")]
+    pub folded: bool,
+
+    /// The SVG's title.
+    #[arg(long = "title", value_name = "TEXT")]
+    pub title: Option<String>,
 }
 
 /// The command line after validation.
@@ -160,30 +205,50 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    use clap::error::ErrorKind;
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
-        Err(e) => match e.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                print!("{e}");
-                std::process::exit(0);
-            }
-            _ => {
-                let text = e.to_string();
-                let line = text
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("bad command line")
-                    .trim_start_matches("error: ");
-                eprintln!("stapxx-rs: {line}");
-                std::process::exit(1);
-            }
-        },
+        Err(e) => clap_exit(e),
     };
     match Options::from_cli(cli) {
         Ok(o) => o,
         Err(msg) => {
             eprintln!("stapxx-rs: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Parse the arguments after `stapxx-rs flamegraph`, as [`parse_args`]
+/// does (help and version exit 0, errors print one line and exit 1).
+pub fn parse_flame_args<I, T>(args: I) -> FlameCli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let argv = std::iter::once(std::ffi::OsString::from("stapxx-rs flamegraph"))
+        .chain(args.into_iter().map(Into::into));
+    match FlameCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => clap_exit(e),
+    }
+}
+
+/// Print a clap error (one line) or the help/version text, and exit.
+fn clap_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            print!("{e}");
+            std::process::exit(0);
+        }
+        _ => {
+            let text = e.to_string();
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad command line")
+                .trim_start_matches("error: ");
+            eprintln!("stapxx-rs: {line}");
             std::process::exit(1);
         }
     }
@@ -238,5 +303,16 @@ mod tests {
         assert!(parse(&["x.sxx", "-p", "6"]).is_err());
         assert!(parse(&["x.sxx", "--bogus"]).is_err());
         assert!(parse(&["x.sxx", "-c", "ls", "-x", "3"]).is_err());
+    }
+
+    #[test]
+    fn flame_graph_flags() {
+        let o = parse(&["x.sxx", "--flamegraph", "a.svg", "--folded", "a.folded"]).unwrap();
+        assert_eq!(o.cli.flamegraph, Some(PathBuf::from("a.svg")));
+        assert_eq!(o.cli.folded, Some(PathBuf::from("a.folded")));
+        let f = FlameCli::try_parse_from(["fg", "in.bt", "-o", "x.svg", "--folded"]).unwrap();
+        assert_eq!(f.input, Some(PathBuf::from("in.bt")));
+        assert!(f.folded);
+        assert!(FlameCli::try_parse_from(["fg", "--bogus"]).is_err());
     }
 }

@@ -58,8 +58,18 @@ impl<'o> Session<'o> {
         }
     }
 
+    /// With -v, how long each pass took (as stap -v reports its passes).
+    fn timing(&self, pass: &str, since: &mut std::time::Instant) {
+        if self.opts.cli.verbose > 0 {
+            eprintln!("{pass} in {:.1} ms", since.elapsed().as_secs_f64() * 1000.0);
+        }
+        *since = std::time::Instant::now();
+    }
+
     fn run(&mut self) -> Result<(), Diagnostic> {
+        let mut t = std::time::Instant::now();
         let expansion = self.expand()?;
+        self.timing("Pass 0: stapxx expansion", &mut t);
         // One warning per message: a library looked up from several files
         // is reported once.
         let mut seen = std::collections::HashSet::new();
@@ -79,6 +89,7 @@ impl<'o> Session<'o> {
             return Ok(());
         }
         let program = self.parse(&expansion)?;
+        self.timing("Pass 1: parsed the script and its modules", &mut t);
         if self.opts.cli.pass == 1 {
             let mut out = std::io::stdout().lock();
             for (i, f) in program.files.iter().enumerate() {
@@ -91,6 +102,7 @@ impl<'o> Session<'o> {
         }
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         let resolved = resolve::resolve(&program.files, &mut modules)?;
+        self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {
             print!("{}", resolve::print(&resolved));
             return Ok(());
@@ -98,7 +110,10 @@ impl<'o> Session<'o> {
         let program = ir::lower::lower(&resolved)?;
         let compiled = if codegen::has_kernel_probes(&program) {
             let copts = loadinfo::codegen_options(self.opts, self.target.as_ref(), &program)?;
-            Some(codegen::compile(&program, &copts)?)
+            self.timing("Pass 3a: load-time facts (symbols, load biases)", &mut t);
+            let c = codegen::compile(&program, &copts)?;
+            self.timing("Pass 3: lowered and generated BPF", &mut t);
+            Some(c)
         } else {
             None
         };
@@ -125,6 +140,7 @@ impl<'o> Session<'o> {
         if self.opts.cli.pass == 4 {
             if let Some(c) = &compiled {
                 let loaded = self.load(c)?;
+                self.timing("Pass 4: loaded into the kernel", &mut t);
                 for p in loaded.programs() {
                     println!(
                         "{}: verified, {} instructions",
@@ -154,6 +170,10 @@ impl<'o> Session<'o> {
                 runtime::kernel_bridge::run(&program, config, Some(&src), c, self.target.as_ref())?
             }
         };
+        // Flame graphs (--flamegraph/--folded, src/flame): fold the
+        // backtraces the run printed; a no-op without those flags.
+        crate::flame::finish_live(self.opts, self.target.as_ref().map(|t| t.pid))
+            .map_err(Diagnostic::bare)?;
         Ok(())
     }
 

@@ -323,8 +323,24 @@ fn merge_stats(per_cpu: &[Vec<u8>]) -> Stat {
 /// Sorted (runtime address, name) of the target's functions: the
 /// executable and every mapped shared object.
 pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
+    // Computed once per process: the code generator sizes the search by it
+    // and the loader fills the maps with it.
+    static CACHE: std::sync::Mutex<Option<(u32, Vec<(u64, String)>)>> = std::sync::Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((pid, table)) = cache.as_ref() {
+        if *pid == t.pid {
+            return table.clone();
+        }
+    }
+    let table = build_symbol_table(t);
+    *cache = Some((t.pid, table.clone()));
+    table
+}
+
+fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for file in t.mapped_files() {
+        let t0 = std::time::Instant::now();
         let Ok(m) = Module::open_in(file, LocateOptions::with_root(t.root.clone())) else {
             continue;
         };
@@ -339,9 +355,16 @@ pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
         let Ok(bias) = m.load_bias(&maps) else {
             continue;
         };
-        let Ok(table) = m.symbols() else { continue };
+        let Ok(table) = m.own_symbols() else { continue };
         for s in table.functions() {
             out.push((s.address.wrapping_add(bias), s.name.clone()));
+        }
+        if std::env::var_os("STAPXX_TIME_SYMS").is_some() {
+            eprintln!(
+                "symbols of {}: {:.1} ms",
+                file.display(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
         }
     }
     out.sort();

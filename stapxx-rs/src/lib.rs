@@ -7,6 +7,7 @@ pub mod codegen;
 pub mod debuginfo;
 pub mod driver;
 pub mod expand;
+pub mod flame;
 pub mod ir;
 pub mod kernel;
 pub mod loadinfo;

@@ -1,6 +1,9 @@
--- pcall_sort.lua: Lua -> C -> Lua chains through two builtins: pcall calls
--- a Lua function that calls table.sort (implemented in C), which calls the
--- Lua comparator, where nearly all the time goes.
+-- pcall_sort.lua: Lua -> C -> Lua chains through two builtins and a plain
+-- C function: the main loop runs inside a module that `require` (a C
+-- function, lj_cf_package_require in lib_package.c) loads from
+-- package.preload and calls; the loop pcalls a Lua function that calls
+-- table.sort (implemented in C), which calls the Lua comparator, where
+-- nearly all the time goes.
 --
 -- Prints "ready" when the script starts, then runs until killed.
 --
@@ -10,15 +13,20 @@
 -- Expected Lua backtrace of nearly every sample with -joff, innermost first
 -- (builtins are fast functions: lj-lua-stacks prints them as builtin#FFID,
 -- with the ids of jit/vmdef.lua's ffnames; in luajit2 2.1-20230119
--- table.sort is 99 and pcall 20):
+-- table.sort is 99 and pcall 20; C functions as C:SYMBOL):
 --
 --   cmp         line hot:cmp        defined at def:cmp
---               (about 80% of the samples; the rest on cmp's other lines)
+--               (about 80% of the samples; the rest on cmp's other lines
+--               or in table.sort's own C code, where the backtrace starts
+--               at the builtin)
 --   table.sort  builtin
 --   sorter      line call:sort      defined at def:sorter
 --   protected   line call:sorter    defined at def:protected
 --   pcall       builtin
---   main chunk  line call:pcall
+--   loop        line call:pcall     defined at def:loop
+--   require     C:lj_cf_package_require
+--   main chunk  line call:require
+--   (luajit.c's pmain, the C function lua_cpcall runs the script in)
 
 io.stdout:write("ready\n")
 io.stdout:flush()
@@ -42,7 +50,11 @@ local function protected() -- @def:protected
     return r
 end
 
-while true do
-    local ok, r = pcall(protected) -- @call:pcall
-    assert(ok, r)
+package.preload.sortloop = function() -- @def:loop
+    while true do
+        local ok, r = pcall(protected) -- @call:pcall
+        assert(ok, r)
+    end
 end
+
+require("sortloop") -- @call:require

@@ -5,7 +5,9 @@
 -- 75% of the samples fall in heavy and 25% in light, interpreted (-joff)
 -- or compiled (each loop becomes its own trace).
 --
--- Prints "ready" when the script starts, then runs until killed.
+-- Prints "ready" when the script starts, then runs until killed, or, given
+-- a number of seconds as its argument, until it used that much CPU time
+-- (so that LuaJIT's own profiler, luajit -jp, reports at exit).
 --
 -- Markers at the end of lines: "def:NAME" where NAME is defined, "hot:NAME"
 -- where it spends its time, "call:NAME" where it is called.
@@ -34,9 +36,11 @@ local function light() -- @def:light
     return x
 end
 
+local limit = tonumber(arg and arg[1])
 local sink = 0
 while true do
     sink = sink + heavy() -- @call:heavy
     sink = sink + light() -- @call:light
     if sink > 1e15 then sink = 0 end
+    if limit and os.clock() >= limit then break end
 end

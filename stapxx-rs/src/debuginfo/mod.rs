@@ -321,6 +321,17 @@ impl Module {
 
     /// Functions and objects from `.symtab` (of the file, or of its separate
     /// debug file when the file is fully stripped) and `.dynsym`.
+    /// The symbols of the file itself (`.dynsym` and `.symtab`), without
+    /// looking for a separate debug file: cheap, for `usymname` tables of
+    /// every mapped library.
+    pub fn own_symbols(&self) -> Result<SymbolTable> {
+        let mut all = self.elf.raw_symbols(true)?;
+        if self.elf.has_symtab() {
+            all.extend(self.elf.raw_symbols(false)?);
+        }
+        Ok(SymbolTable::new(all))
+    }
+
     pub fn symbols(&self) -> Result<&SymbolTable> {
         self.symbols
             .get_or_init(|| {

@@ -25,13 +25,18 @@ pub struct Output {
 
 impl Output {
     /// The process's stdout and stderr. `dedup`: show each distinct warning
-    /// once, as staprun does without `-v`.
+    /// once, as staprun does without `-v`. Stdout is also copied into the
+    /// [`set_stdout_tee`] sink, when one is set.
     pub fn stdio(dedup: bool) -> Output {
-        Output::new(
-            Box::new(std::io::stdout()),
-            Box::new(std::io::stderr()),
-            dedup,
-        )
+        let tee = STDOUT_TEE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let out: Box<dyn Write + Send> = match tee {
+            Some(copy) => Box::new(Tee {
+                out: std::io::stdout(),
+                copy,
+            }),
+            None => Box::new(std::io::stdout()),
+        };
+        Output::new(out, Box::new(std::io::stderr()), dedup)
     }
 
     pub fn new(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>, dedup: bool) -> Output {
@@ -101,6 +106,43 @@ impl Output {
 impl Drop for Output {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// A second destination for the script's stdout.
+pub type StdoutTee = Arc<Mutex<dyn Write + Send>>;
+
+/// The sink [`Output::stdio`] copies stdout into (flame graphs: the driver's
+/// `--flamegraph`/`--folded` fold the backtraces the run printed).
+static STDOUT_TEE: Mutex<Option<StdoutTee>> = Mutex::new(None);
+
+/// Copy everything printed to stdout by outputs made with [`Output::stdio`]
+/// from now on into `tee` as well; `None` stops copying for new outputs.
+pub fn set_stdout_tee(tee: Option<StdoutTee>) {
+    *STDOUT_TEE.lock().unwrap_or_else(|e| e.into_inner()) = tee;
+}
+
+/// Stdout plus a copy. The copy gets every byte even when stdout fails (a
+/// closed pipe), so the flame graph does not depend on the reader.
+struct Tee {
+    out: std::io::Stdout,
+    copy: StdoutTee,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut c) = self.copy.lock() {
+            let _ = c.write_all(buf);
+        }
+        self.out.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Ok(mut c) = self.copy.lock() {
+            let _ = c.flush();
+        }
+        self.out.flush()
     }
 }
 

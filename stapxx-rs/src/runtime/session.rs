@@ -223,11 +223,7 @@ impl<'p> Session<'p> {
             v.into_iter().map(|(_, i, pp)| (i, pp)).collect()
         };
         if config.verbose > 0 {
-            out = Output::new(
-                Box::new(std::io::stdout()),
-                Box::new(std::io::stderr()),
-                false,
-            );
+            out = Output::stdio(false);
         }
         let limits = config.limits;
         let mut interp = Interp::new(prog, limits, out, Host::new(config.target))?;

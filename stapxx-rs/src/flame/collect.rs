@@ -1,0 +1,231 @@
+//! Reading stap backtrace output: records of frame lines (innermost frame
+//! first) each closed by a count line (`\t<count>`), as `lj-lua-stacks.sxx`
+//! and the other sampling scripts print them, the format FlameGraph's
+//! `stackcollapse-stap.pl` reads.
+//!
+//! The reader is incremental ([`Collector`] is a [`Write`]), so a live run
+//! can be fed as it prints without keeping its output: memory grows with the
+//! number of distinct backtraces, not with the length of the output.
+//!
+//! * A line of only digits (surrounding blanks allowed) closes a record.
+//! * Blank lines are skipped.
+//! * Any other line is a frame, trimmed. The symbolic lines of stap's
+//!   `print_ubacktrace()`/`print_backtrace()` (`0x4005d0 : main+0x1c/0x30
+//!   [/bin/foo]`) become the bare symbol (`main`); a trailing `+0x1c/0x30`
+//!   offset is dropped from any frame; `;` (the folded format's separator)
+//!   becomes `,`.
+//! * Frames left over at the end without a count line are not a record.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+/// The longest line kept; the rest of a longer line is dropped.
+const MAX_LINE: usize = 64 * 1024;
+/// Frames kept per record (innermost first); deeper frames are dropped.
+const MAX_FRAMES: usize = 4096;
+
+/// Distinct backtraces with their summed counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Backtraces {
+    /// Each distinct backtrace (frames innermost first) and its total,
+    /// sorted by frames.
+    pub stacks: Vec<(Vec<String>, u64)>,
+}
+
+impl Backtraces {
+    /// The sum of all counts.
+    pub fn total(&self) -> u64 {
+        self.stacks
+            .iter()
+            .fold(0u64, |acc, (_, n)| acc.saturating_add(*n))
+    }
+}
+
+/// Parse a whole saved output.
+pub fn parse(text: &[u8]) -> Backtraces {
+    let mut c = Collector::new();
+    c.feed(text);
+    c.finish()
+}
+
+/// The incremental reader.
+#[derive(Debug, Default)]
+pub struct Collector {
+    /// The current, unfinished line.
+    line: Vec<u8>,
+    /// The current line went past [`MAX_LINE`].
+    overlong: bool,
+    /// Frames of the record being read, innermost first.
+    frames: Vec<String>,
+    stacks: HashMap<Vec<String>, u64>,
+}
+
+impl Collector {
+    pub fn new() -> Collector {
+        Collector::default()
+    }
+
+    /// Take the next bytes of output.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+            self.push_bytes(&bytes[..nl]);
+            let line = std::mem::take(&mut self.line);
+            self.overlong = false;
+            self.line_done(&line);
+            bytes = &bytes[nl + 1..];
+        }
+        self.push_bytes(bytes);
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        let room = MAX_LINE.saturating_sub(self.line.len());
+        if bytes.len() > room {
+            self.overlong = true;
+        }
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn line_done(&mut self, raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let line = text.trim();
+        if line.is_empty() {
+            return;
+        }
+        if line.bytes().all(|b| b.is_ascii_digit()) {
+            let frames = std::mem::take(&mut self.frames);
+            // A count too large for u64 saturates; a record without frames
+            // has nothing to draw.
+            let n = line.parse::<u64>().unwrap_or(u64::MAX);
+            if !frames.is_empty() && n > 0 {
+                let slot = self.stacks.entry(frames).or_insert(0);
+                *slot = slot.saturating_add(n);
+            }
+            return;
+        }
+        if self.frames.len() < MAX_FRAMES {
+            self.frames.push(frame_name(line));
+        }
+    }
+
+    /// The backtraces read so far; an unfinished last line is read as if
+    /// it ended, but frames without a count are dropped.
+    pub fn finish(mut self) -> Backtraces {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line);
+        }
+        let mut stacks: Vec<(Vec<String>, u64)> = self.stacks.into_iter().collect();
+        stacks.sort();
+        Backtraces { stacks }
+    }
+
+    /// As [`Collector::finish`], leaving this collector empty.
+    pub fn take(&mut self) -> Backtraces {
+        std::mem::take(self).finish()
+    }
+}
+
+impl Write for Collector {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The frame name of one trimmed, non-empty frame line.
+pub fn frame_name(line: &str) -> String {
+    let mut f = line;
+    // `0x4005d0 : main+0x1c/0x30 [/bin/foo]` (stap's symbolic backtraces).
+    if f.starts_with("0x") {
+        if let Some((_, sym)) = f.split_once(" : ") {
+            f = sym.trim();
+            if let Some(i) = f.rfind(" [") {
+                if f.ends_with(']') {
+                    f = f[..i].trim_end();
+                }
+            }
+        }
+    }
+    f = strip_offset(f);
+    if f.is_empty() {
+        return "-".to_string();
+    }
+    f.replace(';', ",")
+}
+
+/// `sym+0x1c/0x30` or `sym+0x1c` -> `sym`.
+fn strip_offset(f: &str) -> &str {
+    let Some(plus) = f.rfind("+0x") else {
+        return f;
+    };
+    if plus == 0 {
+        return f;
+    }
+    let rest = &f[plus + 1..];
+    let hex = |s: &str| {
+        s.strip_prefix("0x")
+            .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let ok = match rest.split_once('/') {
+        Some((off, size)) => hex(off) && hex(size),
+        None => hex(rest),
+    };
+    if ok {
+        &f[..plus]
+    } else {
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_counts() {
+        let bt = parse(b"a\nb\n\t3\n\nc\n\t2\na\nb\n\t4\ndangling\n");
+        assert_eq!(
+            bt.stacks,
+            vec![
+                (vec!["a".to_string(), "b".to_string()], 7),
+                (vec!["c".to_string()], 2)
+            ]
+        );
+        assert_eq!(bt.total(), 9);
+    }
+
+    #[test]
+    fn incremental_feeding_splits_anywhere() {
+        let text = b"@x.lua:1\nC:pmain\n\t5\nbuiltin#3\n  12  \n";
+        let whole = parse(text);
+        for cut in 0..text.len() {
+            let mut c = Collector::new();
+            c.feed(&text[..cut]);
+            c.feed(&text[cut..]);
+            assert_eq!(c.finish(), whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn frame_names() {
+        assert_eq!(frame_name("0x4005d0 : main+0x1c/0x30 [/bin/foo]"), "main");
+        assert_eq!(frame_name("foo+0x10"), "foo");
+        assert_eq!(frame_name("a+b"), "a+b");
+        assert_eq!(frame_name("x;y"), "x,y");
+        assert_eq!(frame_name("T:@a.lua:3"), "T:@a.lua:3");
+    }
+
+    #[test]
+    fn hostile_input() {
+        let mut junk = vec![b'x'; 3 * MAX_LINE];
+        junk.extend_from_slice(b"\n99999999999999999999999999\n\xff\xfe\n0\n");
+        let bt = parse(&junk);
+        assert_eq!(bt.stacks.len(), 1);
+        assert_eq!(bt.stacks[0].1, u64::MAX);
+        assert_eq!(bt.stacks[0].0[0].len(), MAX_LINE);
+    }
+}

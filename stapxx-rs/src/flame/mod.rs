@@ -1,0 +1,201 @@
+//! Flame graphs from stap backtrace output (issue 7).
+//!
+//! stap output (frame lines innermost first, then `\t<count>`)
+//!   -> [`collect`]: distinct backtraces and counts (incremental)
+//!   -> [`lua`]: frame names (`@file.lua:LINE` -> `mod:func`), kinds
+//!   -> [`fold`]: folded stacks, root first (`a;b;c 12`)
+//!   -> [`svg`]: the SVG, drawn by inferno, coloured by frame kind
+//!
+//! Two ways in:
+//!
+//! * live: `stapxx-rs SCRIPT ... --flamegraph OUT.svg --folded OUT.folded`.
+//!   [`begin_live`] (called by `main` before the passes) asks the runtime's
+//!   [`Output::stdio`](crate::runtime::Output::stdio) to copy the script's
+//!   stdout into a [`collect::Collector`]; the script's output still goes
+//!   to stdout unchanged. [`finish_live`] (called by the driver at the end
+//!   of pass 5) names, folds and writes the files. Lua sources are read
+//!   through `/proc/PID/root` of the traced process, or `--lua-root DIR`.
+//! * saved output: `stapxx-rs flamegraph [INPUT] [-o OUT] [--folded]
+//!   [--lua-root DIR] [--title TEXT]` ([`main`]).
+//!
+//! Either way, the same input gives the same files, byte for byte.
+
+pub mod collect;
+pub mod fold;
+pub mod lua;
+pub mod svg;
+
+use crate::cli::{FlameCli, Options};
+use crate::runtime::output::{set_stdout_tee, StdoutTee};
+use collect::{Backtraces, Collector};
+use fold::Folded;
+use lua::{Namer, SourceRoot};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+pub use svg::SvgOptions;
+
+/// Name and fold backtraces: the folded stacks, and the warning about
+/// unreadable Lua sources (one for all of them), if any.
+pub fn fold(bt: &Backtraces, root: SourceRoot) -> (Folded, Option<String>) {
+    let mut namer = Namer::new(root);
+    let folded = Folded::new(bt, &mut namer);
+    (folded, namer.warning())
+}
+
+/// The SVG of `folded` in memory.
+pub fn svg_bytes(folded: &Folded, opts: &SvgOptions) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    svg::write_svg(folded, opts, &mut out)?;
+    Ok(out)
+}
+
+// --- live runs ----------------------------------------------------------------
+
+/// The collector the running script's stdout is copied into.
+static LIVE: Mutex<Option<Arc<Mutex<Collector>>>> = Mutex::new(None);
+
+fn wants_flame(opts: &Options) -> bool {
+    opts.cli.flamegraph.is_some() || opts.cli.folded.is_some()
+}
+
+/// Before the passes: when `--flamegraph`/`--folded` is given, start
+/// copying the script's stdout into a collector.
+pub fn begin_live(opts: &Options) {
+    if !wants_flame(opts) {
+        return;
+    }
+    let cli = &opts.cli;
+    if cli.pass < 5 || cli.list_args || cli.dump_src {
+        eprintln!("WARNING: --flamegraph/--folded need a run (pass 5): no flame graph is written");
+        return;
+    }
+    let c = Arc::new(Mutex::new(Collector::new()));
+    let tee: StdoutTee = c.clone();
+    set_stdout_tee(Some(tee));
+    *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+}
+
+/// After pass 5: fold what the script printed and write the requested
+/// files. `pid`: the traced process, whose root and working directory hold
+/// the Lua sources (unless `--lua-root` says otherwise).
+pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
+    let Some(c) = LIVE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return Ok(());
+    };
+    set_stdout_tee(None);
+    let bt = c.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let root = match (&opts.cli.lua_root, pid) {
+        (Some(dir), _) => SourceRoot::Dir(dir.clone()),
+        (None, Some(pid)) => SourceRoot::Process(pid),
+        (None, None) => SourceRoot::Host,
+    };
+    let (folded, warning) = fold(&bt, root);
+    if let Some(w) = warning {
+        eprintln!("WARNING: {w}");
+    }
+    if folded.stacks.is_empty() {
+        eprintln!(
+            "WARNING: the run printed no backtraces (frame lines, each backtrace ended by a \
+             line with its count): the flame graph is empty"
+        );
+    }
+    if let Some(path) = &opts.cli.folded {
+        write_file(path, folded.text().as_bytes())?;
+    }
+    if let Some(path) = &opts.cli.flamegraph {
+        let bytes = render_svg(&folded, &SvgOptions::default())?;
+        write_file(path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// The SVG; for no stacks, inferno's "no valid input" picture.
+fn render_svg(folded: &Folded, opts: &SvgOptions) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    match svg::write_svg(folded, opts, &mut out) {
+        Ok(()) => Ok(out),
+        Err(_) if folded.stacks.is_empty() => Ok(out),
+        Err(e) => Err(format!("drawing the flame graph failed: {e}")),
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+// --- the `flamegraph` subcommand ------------------------------------------------
+
+/// `stapxx-rs flamegraph ARGS...` (the arguments after the word
+/// `flamegraph`); returns the exit code.
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let cli = crate::cli::parse_flame_args(args.iter().cloned());
+    match run_subcommand(&cli) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("stapxx-rs: {msg}");
+            1
+        }
+    }
+}
+
+fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
+    let input = cli.input.as_ref().filter(|p| p.as_os_str() != "-");
+    let bt = match input {
+        Some(path) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            read_backtraces(f).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        None => read_backtraces(std::io::stdin().lock())
+            .map_err(|e| format!("cannot read standard input: {e}"))?,
+    };
+    let name = input.map_or_else(|| "standard input".to_string(), |p| p.display().to_string());
+    if bt.stacks.is_empty() {
+        return Err(format!(
+            "no backtraces in {name} (expected frame lines, each backtrace ended by a line \
+             with its count)"
+        ));
+    }
+    let root = match &cli.lua_root {
+        Some(dir) => SourceRoot::Dir(dir.clone()),
+        None => SourceRoot::Host,
+    };
+    let (folded, warning) = fold(&bt, root);
+    if let Some(w) = warning {
+        eprintln!("WARNING: {w}");
+    }
+    let bytes = if cli.folded {
+        folded.text().into_bytes()
+    } else {
+        let mut opts = SvgOptions::default();
+        if let Some(t) = &cli.title {
+            opts.title = t.clone();
+        }
+        render_svg(&folded, &opts)?
+    };
+    match &cli.output {
+        Some(path) => write_file(path, &bytes),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write the output: {e}"))
+        }
+    }
+}
+
+/// Read backtrace output in chunks (the whole text is never kept).
+fn read_backtraces<R: Read>(mut r: R) -> std::io::Result<Backtraces> {
+    let mut c = Collector::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => c.feed(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(c.finish())
+}
