@@ -64,23 +64,35 @@ fn held_ids() -> std::collections::HashSet<String> {
 /// holds: leaked. (Objects of other running stapxx-rs processes on the
 /// machine are held by them and not counted.)
 fn leftovers() -> Vec<String> {
-    let held = held_ids();
-    let mut out = Vec::new();
-    for (what, tag) in [("prog", "p"), ("map", "m")] {
-        let Ok(o) = Command::new("bpftool").args([what, "list"]).output() else {
-            continue;
-        };
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            if !line.contains(" name stx_") {
+    // The kernel frees maps after their programs, asynchronously, and other
+    // processes may be loading objects meanwhile: list first, then see who
+    // holds what, and give frees a moment before calling anything leaked.
+    let mut left = Vec::new();
+    for _ in 0..20 {
+        let mut listed = Vec::new();
+        for (what, tag) in [("prog", "p"), ("map", "m")] {
+            let Ok(o) = Command::new("bpftool").args([what, "list"]).output() else {
                 continue;
-            }
-            let id = line.split(':').next().unwrap_or("").trim();
-            if !held.contains(&format!("{tag}{id}")) {
-                out.push(line.trim().to_string());
+            };
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                if line.contains(" name stx_") {
+                    let id = line.split(':').next().unwrap_or("").trim().to_string();
+                    listed.push((format!("{tag}{id}"), line.trim().to_string()));
+                }
             }
         }
+        let held = held_ids();
+        left = listed
+            .into_iter()
+            .filter(|(id, _)| !held.contains(id))
+            .map(|(_, line)| line)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    out
+    left
 }
 
 /// Our programs are released when the process exits; a concurrent test

@@ -154,7 +154,15 @@ pub fn frame_name(line: &str) -> String {
     if f.is_empty() {
         return "-".to_string();
     }
-    f.replace(';', ",")
+    // `;` separates folded frames; control characters have no place in
+    // the SVG's XML.
+    f.chars()
+        .map(|c| match c {
+            ';' => ',',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect()
 }
 
 /// `sym+0x1c/0x30` or `sym+0x1c` -> `sym`.
@@ -216,6 +224,7 @@ mod tests {
         assert_eq!(frame_name("foo+0x10"), "foo");
         assert_eq!(frame_name("a+b"), "a+b");
         assert_eq!(frame_name("x;y"), "x,y");
+        assert_eq!(frame_name("a\u{0}\u{1b}b"), "a??b");
         assert_eq!(frame_name("T:@a.lua:3"), "T:@a.lua:3");
     }
 
