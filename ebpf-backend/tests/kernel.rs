@@ -299,7 +299,9 @@ fn cpu_clock_on_all_cpus_samples_at_frequency() {
     }
     let expected = cpu_s * freq as f64;
     eprintln!("samples {count}, busy thread CPU {cpu_s:.3} s, freq {freq}: expected {expected:.0}");
-    assert!(cpu_s > 0.5, "the busy thread barely ran ({cpu_s} s)");
+    // The expectation scales with the CPU time actually got, so a loaded
+    // machine only needs enough of it for a meaningful count.
+    assert!(cpu_s > 0.2, "the busy thread barely ran ({cpu_s} s)");
     assert!(
         (count as f64 - expected).abs() <= 0.2 * expected,
         "{count} samples, expected {expected:.0} +-20%"

@@ -203,10 +203,19 @@ fn missing_lua_source_warns_once_and_keeps_names() {
     assert!(err.contains("2 more files"), "{err}");
 }
 
+/// Parse the SVG as XML (inferno writes a DOCTYPE).
+fn xml(svg: &str) -> roxmltree::Document<'_> {
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    roxmltree::Document::parse_with_options(svg, opts).expect("the SVG is well-formed XML")
+}
+
 /// Frame name -> its rectangle's fill, from the SVG's `<g><title>NAME (N
 /// samples, P%)</title><rect fill=...>` groups.
 fn svg_frames(svg: &str) -> Vec<(String, String)> {
-    let doc = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
+    let doc = xml(svg);
     assert_eq!(doc.root_element().tag_name().name(), "svg");
     let mut frames = Vec::new();
     for g in doc.descendants().filter(|n| n.has_tag_name("g")) {
@@ -380,7 +389,7 @@ fn live_run_without_backtraces_warns() {
     assert!(err.contains("no backtraces"), "{err}");
     assert_eq!(std::fs::read_to_string(dir.join("e.folded")).unwrap(), "");
     let svg = std::fs::read_to_string(dir.join("e.svg")).unwrap();
-    roxmltree::Document::parse(&svg).expect("well-formed");
+    xml(&svg);
 }
 
 #[test]

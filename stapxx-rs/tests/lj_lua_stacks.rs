@@ -1,29 +1,64 @@
-//! The headline: `examples/lj-lua-stacks.sxx` sampling Lua backtraces from
-//! a live LuaJIT process, on both object layouts, compiled from our tapset
-//! to eBPF.
+//! The headline: `examples/lj-lua-stacks.sxx` (and `examples/lj-vm-states.sxx`)
+//! sampling a live LuaJIT process, on both object layouts, compiled from
+//! our tapset to eBPF.
+//!
+//! Every test starts a real LuaJIT (built by `support::luajit`) on a
+//! workload of `tests/lua/` whose call structure is known, samples it for
+//! two seconds and asserts the exact frames: chunk names and lines (from
+//! the workloads' `-- @marker` comments), `builtin#FFID` with the ids that
+//! LuaJIT's own `jit.vmdef` gives, `C:symbol` for C functions and `T:` for
+//! the trace that compiled code runs. Shares are compared with the
+//! workload's design and with LuaJIT's own profiler (`luajit -jp`).
 
 mod support;
 
-use support::luajit::{self, marker_line, Variant};
+use std::collections::HashMap;
+use std::process::Command;
 
-/// Run lj-lua-stacks on `pid` for `secs` and return its stdout and stderr.
-fn sample(pid: u32, secs: u32, extra: &[&str]) -> (String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+use support::luajit::{self, marker_line, LuaJit, Variant};
+
+/// Sampling time of every run, in seconds.
+const SECS: u32 = 2;
+
+/// A 1000 Hz sampling probe (one sample per millisecond of CPU time on
+/// each CPU), for the tests that measure shares.
+const PROBE_1KHZ: &str = "probe=perf.sw.cpu_clock.sample(1000000)";
+
+/// The LuaJIT build of `variant`, when this test can run at all.
+fn setup(variant: Variant) -> Option<&'static LuaJit> {
+    if !support::is_root() {
+        support::missing("root (BPF)");
+        return None;
+    }
+    luajit::get(variant)
+}
+
+/// Runs `script` (relative to the workspace) on `pid` for `secs` and returns
+/// its stdout and stderr; it must succeed and report no probe errors.
+fn stapxx(script: &str, pid: u32, secs: u32, extra: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .current_dir(support::workspace_root())
-        .args([
-            "examples/lj-lua-stacks.sxx",
-            "-x",
-            &pid.to_string(),
-            "--arg",
-            &format!("time={secs}"),
-        ])
-        .args(extra)
+        .args([script, "-x", &pid.to_string(), "--arg", &format!("time={secs}")])
+        .args(extra.iter().flat_map(|a| ["--arg", a]))
         .output()
         .expect("run stapxx-rs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("error"), "stderr: {stderr}");
     (stdout, stderr)
+}
+
+/// Runs lj-lua-stacks on `pid` with `args` (`NAME=VALUE` script arguments).
+fn sample(pid: u32, args: &[&str]) -> (String, String) {
+    let (out, err) = stapxx("examples/lj-lua-stacks.sxx", pid, SECS, args);
+    assert!(
+        err.contains(&format!("Start tracing {pid} (")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("Please wait for {SECS} seconds...")), "{err}");
+    assert!(err.contains("Time's up. Quitting now..."), "{err}");
+    (out, err)
 }
 
 /// Backtraces as (frames, count), in output order.
@@ -40,47 +75,98 @@ fn backtraces(out: &str) -> Vec<(Vec<String>, u64)> {
             frames.push(line.to_string());
         }
     }
+    assert!(frames.is_empty(), "frames without a count: {frames:?}");
+    // Sorted by count, descending.
+    assert!(res.windows(2).all(|w| w[0].1 >= w[1].1), "{res:?}");
     res
 }
 
-fn spin_interpreted(variant: Variant) {
-    if !support::is_root() {
-        support::missing("root (BPF)");
-        return;
-    }
-    let Some(lj) = luajit::get(variant) else {
-        return;
-    };
-    let proc_ = lj.start(&lj.luajit, &["-joff"], "spin.lua");
-    let (out, err) = sample(proc_.pid(), 2, &[]);
-    assert!(
-        err.contains(&format!("Start tracing {} (", proc_.pid())),
-        "{err}"
+/// The `N` of lj-lua-stacks' `Found N JITted samples.`
+fn jitted(err: &str) -> u64 {
+    err.lines()
+        .find_map(|l| {
+            l.split("Found ")
+                .nth(1)?
+                .strip_suffix(" JITted samples.")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no 'Found N JITted samples.' in {err}"))
+}
+
+/// The chunk name of workload `script`: `@` and the path luajit was given.
+fn chunk(script: &str) -> String {
+    format!("@{}", luajit::workload(script).display())
+}
+
+/// The frame of a Lua function as lj-lua-stacks prints it by default: the
+/// chunk and the line where it is defined (`-- @def:NAME` in the script).
+fn def(script: &str, name: &str) -> String {
+    format!(
+        "{}:{}",
+        chunk(script),
+        marker_line(script, &format!("def:{name}"))
+    )
+}
+
+/// The main chunk's frame (it "starts" at line 0).
+fn main_chunk(script: &str) -> String {
+    format!("{}:0", chunk(script))
+}
+
+/// The fast-function id of builtin `name` (`table.sort`) in this LuaJIT,
+/// from its own `jit.vmdef` (what `-jp` uses to name `[builtin#N]`).
+fn ffid(lj: &LuaJit, name: &str) -> u32 {
+    let code = format!(
+        "local n = require('jit.vmdef').ffnames \
+         for i = 0, 1000 do if n[i] == {name:?} then print(i) return end end \
+         print(-1)"
     );
-    assert!(err.contains("Please wait for 2 seconds..."), "{err}");
-    assert!(err.contains("Time's up. Quitting now..."), "{err}");
-    assert!(err.contains("Found 0 JITted samples."), "{err}");
-    let bts = backtraces(&out);
+    let out = support::must(
+        Command::new(&lj.luajit)
+            .args(["-e", &code])
+            .env("LUA_PATH", lj.lua_path()),
+    );
+    let id: i64 = out.trim().parse().expect("ffid");
+    assert!(id > 1, "no fast function {name} in jit.vmdef");
+    id as u32
+}
+
+/// Samples and share of the most frequent backtrace, which must be `want`.
+fn assert_dominant(bts: &[(Vec<String>, u64)], want: &[String], min_pct: u64, err: &str) -> u64 {
     assert!(!bts.is_empty(), "no backtraces; stderr: {err}");
-    let chunk = format!("@{}", luajit::workload("spin.lua").display());
-    let want: Vec<String> = vec![
-        format!("{chunk}:{}", marker_line("spin.lua", "def:spin")),
-        format!("{chunk}:{}", marker_line("spin.lua", "def:third")),
-        format!("{chunk}:{}", marker_line("spin.lua", "def:second")),
-        format!("{chunk}:{}", marker_line("spin.lua", "def:first")),
-        format!("{chunk}:0"),
-        // luajit.c runs the script inside lua_cpcall(pmain): a C frame.
-        "C:pmain".to_string(),
-    ];
     let total: u64 = bts.iter().map(|b| b.1).sum();
-    assert_eq!(bts[0].0, want, "dominant backtrace; all: {bts:?}");
+    assert_eq!(bts[0].0, want, "dominant backtrace; all: {bts:#?}");
     assert!(
-        bts[0].1 * 10 >= total * 9,
-        "dominant backtrace has {} of {total} samples",
+        bts[0].1 * 100 >= total * min_pct,
+        "dominant backtrace has {} of {total} samples (want {min_pct}%): {bts:#?}",
         bts[0].1
     );
-    // Sorted by count, descending.
-    assert!(bts.windows(2).all(|w| w[0].1 >= w[1].1));
+    total
+}
+
+// --- spin: interpreted and compiled -----------------------------------------
+
+/// spin.lua's backtrace (simple mode: definition lines), innermost first.
+fn spin_frames() -> Vec<String> {
+    let s = "spin.lua";
+    vec![
+        def(s, "spin"),
+        def(s, "third"),
+        def(s, "second"),
+        def(s, "first"),
+        main_chunk(s),
+        // luajit.c runs the script inside lua_cpcall(pmain): a C frame.
+        "C:pmain".to_string(),
+    ]
+}
+
+fn spin_interpreted(variant: Variant) {
+    let Some(lj) = setup(variant) else { return };
+    let p = lj.start(&lj.luajit, &["-joff"], "spin.lua");
+    let (out, err) = sample(p.pid(), &[]);
+    assert_eq!(jitted(&err), 0, "{err}");
+    assert_dominant(&backtraces(&out), &spin_frames(), 90, &err);
 }
 
 #[test]
@@ -91,4 +177,343 @@ fn spin_interpreted_gc64() {
 #[test]
 fn spin_interpreted_nogc64() {
     spin_interpreted(Variant::NoGc64);
+}
+
+/// JIT on: spin's loop runs as a trace. Compiled code keeps the base of
+/// its frame in g->jit_base; the backtrace starts with the function the
+/// running trace starts in.
+fn spin_jit(variant: Variant) {
+    let Some(lj) = setup(variant) else { return };
+    let p = lj.start(&lj.luajit, &[], "spin.lua");
+    let (out, err) = sample(p.pid(), &[]);
+    let bts = backtraces(&out);
+    let mut want = vec![format!("T:{}", def("spin.lua", "spin"))];
+    want.extend(spin_frames());
+    let total = assert_dominant(&bts, &want, 90, &err);
+    let n = jitted(&err);
+    assert!(
+        n > 0 && n >= bts[0].1 && n <= total + total / 10 + 5,
+        "{n} JITted samples of {total}; {err}"
+    );
+}
+
+#[test]
+fn spin_jit_gc64() {
+    spin_jit(Variant::Gc64);
+}
+
+#[test]
+fn spin_jit_nogc64() {
+    spin_jit(Variant::NoGc64);
+}
+
+// --- pcall_sort: builtins and C functions between Lua frames ----------------
+
+fn pcall_sort(variant: Variant, dyn_exe: bool) {
+    let Some(lj) = setup(variant) else { return };
+    // luajit-dyn: the VM in libluajit-5.1.so, pmain in the executable.
+    let exe = if dyn_exe { &lj.luajit_dyn } else { &lj.luajit };
+    let p = lj.start(exe, &["-joff"], "pcall_sort.lua");
+    let (out, err) = sample(p.pid(), &[]);
+    assert_eq!(jitted(&err), 0, "{err}");
+    let s = "pcall_sort.lua";
+    let sort = format!("builtin#{}", ffid(lj, "table.sort"));
+    let pcall = format!("builtin#{}", ffid(lj, "pcall"));
+    // In table.sort's own C code, the backtrace starts at the builtin.
+    let in_sort: Vec<String> = vec![
+        sort,
+        def(s, "sorter"),
+        def(s, "protected"),
+        pcall,
+        def(s, "loop"),
+        // `require` is a plain C function (lib_package.c).
+        "C:lj_cf_package_require".into(),
+        main_chunk(s),
+        "C:pmain".into(),
+    ];
+    let mut in_cmp = vec![def(s, "cmp")];
+    in_cmp.extend(in_sort.iter().cloned());
+    let bts = backtraces(&out);
+    let total = assert_dominant(&bts, &in_cmp, 70, &err);
+    let known: u64 = bts
+        .iter()
+        .filter(|b| b.0 == in_cmp || b.0 == in_sort)
+        .map(|b| b.1)
+        .sum();
+    assert!(
+        known * 100 >= total * 95,
+        "{known} of {total} samples in cmp or table.sort: {bts:#?}"
+    );
+}
+
+#[test]
+fn pcall_sort_gc64() {
+    pcall_sort(Variant::Gc64, false);
+}
+
+#[test]
+fn pcall_sort_nogc64() {
+    pcall_sort(Variant::NoGc64, false);
+}
+
+#[test]
+fn pcall_sort_dso_gc64() {
+    pcall_sort(Variant::Gc64, true);
+}
+
+#[test]
+fn pcall_sort_dso_nogc64() {
+    pcall_sort(Variant::NoGc64, true);
+}
+
+// --- coro: the running coroutine's stack ------------------------------------
+
+/// The samples walk the coroutine that runs (g->cur_L), whose stack ends
+/// at the coroutine's body, not the main thread's stack (driver, the
+/// wrap builtin, the main chunk).
+fn coro(variant: Variant, jit: bool) {
+    let Some(lj) = setup(variant) else { return };
+    let args: &[&str] = if jit { &[] } else { &["-joff"] };
+    let p = lj.start(&lj.luajit, args, "coro.lua");
+    let (out, err) = sample(p.pid(), &[]);
+    let s = "coro.lua";
+    let mut want = Vec::new();
+    if jit {
+        want.push(format!("T:{}", def(s, "crunch")));
+    } else {
+        assert_eq!(jitted(&err), 0, "{err}");
+    }
+    want.extend([def(s, "crunch"), def(s, "body")]);
+    assert_dominant(&backtraces(&out), &want, 90, &err);
+    if jit {
+        assert!(jitted(&err) > 0, "{err}");
+    }
+}
+
+#[test]
+fn coro_gc64() {
+    coro(Variant::Gc64, false);
+}
+
+#[test]
+fn coro_nogc64() {
+    coro(Variant::NoGc64, false);
+}
+
+#[test]
+fn coro_jit_gc64() {
+    coro(Variant::Gc64, true);
+}
+
+#[test]
+fn coro_jit_nogc64() {
+    coro(Variant::NoGc64, true);
+}
+
+// --- recurse: the depth argument --------------------------------------------
+
+/// recurse.lua is 50 calls deep: `depth=30` cuts every backtrace at 30
+/// frames, `depth=100` reaches the main chunk and pmain.
+fn recurse(variant: Variant) {
+    let Some(lj) = setup(variant) else { return };
+    let p = lj.start(&lj.luajit, &["-joff"], "recurse.lua");
+    let s = "recurse.lua";
+    let mut full = vec![def(s, "spin")];
+    full.extend(std::iter::repeat_n(def(s, "descend"), 50));
+    full.extend([main_chunk(s), "C:pmain".to_string()]);
+
+    let (out, err) = sample(p.pid(), &["depth=30"]);
+    let bts = backtraces(&out);
+    assert_dominant(&bts, &full[..30], 90, &err);
+    for (frames, n) in &bts {
+        assert_eq!(frames.len(), 30, "{n} samples: {frames:#?}");
+    }
+
+    let (out, err) = sample(p.pid(), &["depth=100"]);
+    assert_dominant(&backtraces(&out), &full, 90, &err);
+}
+
+#[test]
+fn recurse_gc64() {
+    recurse(Variant::Gc64);
+}
+
+#[test]
+fn recurse_nogc64() {
+    recurse(Variant::NoGc64);
+}
+
+// --- split: shares against LuaJIT's own profiler ----------------------------
+
+/// Per-function sample counts of `luajit -jp=Fri1m0` (F: `module:function`
+/// keys, r: raw counts, i1: 1 ms interval, m0: no minimum share) run on
+/// split.lua for `cpu_secs` seconds of CPU time; it reports at exit.
+fn jp_counts(lj: &LuaJit, jit: bool, cpu_secs: u32) -> HashMap<String, u64> {
+    let mut cmd = Command::new(&lj.luajit);
+    if !jit {
+        cmd.arg("-joff");
+    }
+    let out = support::must(
+        cmd.arg("-jp=Fri1m0")
+            .arg(luajit::workload("split.lua"))
+            .arg(cpu_secs.to_string())
+            .env("LUA_PATH", lj.lua_path()),
+    );
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let n = w.next()?.parse().ok()?;
+            let key = w.next()?.to_string();
+            w.next().is_none().then_some((key, n))
+        })
+        .collect()
+}
+
+/// Percent (one decimal) of `part` in `total`.
+fn pct(part: u64, total: u64) -> f64 {
+    assert!(total > 0);
+    part as f64 * 100.0 / total as f64
+}
+
+/// heavy and light share the CPU 3:1 by design; lj-lua-stacks must see
+/// that within 5 points, and agree with `luajit -jp` within 5 points.
+fn split(variant: Variant, jit: bool) {
+    let Some(lj) = setup(variant) else { return };
+    let args: &[&str] = if jit { &[] } else { &["-joff"] };
+    let p = lj.start(&lj.luajit, args, "split.lua");
+    // LuaJIT's profiler on its own copy of the workload, meanwhile.
+    let jp = std::thread::spawn(move || jp_counts(lj, jit, 3));
+    let (out, err) = sample(p.pid(), &["min=0", PROBE_1KHZ]);
+    let jp = jp.join().expect("luajit -jp");
+
+    let s = "split.lua";
+    let bts = backtraces(&out);
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    assert!(total >= 500, "only {total} samples: {bts:#?}; {err}");
+    let count = |name: &str| -> u64 {
+        let mut want = Vec::new();
+        if jit {
+            want.push(format!("T:{}", def(s, name)));
+        }
+        want.extend([def(s, name), main_chunk(s), "C:pmain".into()]);
+        bts.iter().filter(|b| b.0 == want).map(|b| b.1).sum()
+    };
+    let heavy = pct(count("heavy"), total);
+    let light = pct(count("light"), total);
+    assert!(
+        (heavy - 75.0).abs() <= 5.0 && (light - 25.0).abs() <= 5.0,
+        "heavy {heavy:.1}%, light {light:.1}% of {total}: {bts:#?}"
+    );
+    if jit {
+        assert!(jitted(&err) * 100 >= total * 90, "{err}");
+    } else {
+        assert_eq!(jitted(&err), 0, "{err}");
+    }
+
+    let jp_total: u64 = jp.values().sum();
+    assert!(jp_total >= 200, "luajit -jp: {jp:?}");
+    let jp_share = |name: &str| {
+        let n = *jp
+            .get(&format!("{s}:{name}"))
+            .unwrap_or_else(|| panic!("no {s}:{name} in luajit -jp: {jp:?}"));
+        pct(n, jp_total)
+    };
+    let (jp_heavy, jp_light) = (jp_share("heavy"), jp_share("light"));
+    assert!(
+        (heavy - jp_heavy).abs() <= 5.0 && (light - jp_light).abs() <= 5.0,
+        "lj-lua-stacks: heavy {heavy:.1}%, light {light:.1}%; \
+         luajit -jp: heavy {jp_heavy:.1}%, light {jp_light:.1}% ({jp:?})"
+    );
+}
+
+#[test]
+fn split_gc64() {
+    split(Variant::Gc64, false);
+}
+
+#[test]
+fn split_nogc64() {
+    split(Variant::NoGc64, false);
+}
+
+#[test]
+fn split_jit_gc64() {
+    split(Variant::Gc64, true);
+}
+
+#[test]
+fn split_jit_nogc64() {
+    split(Variant::NoGc64, true);
+}
+
+// --- lj-vm-states -----------------------------------------------------------
+
+/// The categories lj-vm-states prints.
+const VM_STATES: [&str; 7] = [
+    "Interpreted",
+    "Compiled",
+    "C Code (by interpreted Lua)",
+    "Garbage Collector (compiled)",
+    "Garbage Collector (not compiled)",
+    "Trace exiting",
+    "JIT Compiler",
+];
+
+/// lj-vm-states on spin.lua: nearly all "Interpreted" under -joff, nearly
+/// all "Compiled" with the JIT on.
+fn vm_states(variant: Variant, jit: bool) {
+    let Some(lj) = setup(variant) else { return };
+    let args: &[&str] = if jit { &[] } else { &["-joff"] };
+    let p = lj.start(&lj.luajit, args, "spin.lua");
+    let (out, err) = stapxx("examples/lj-vm-states.sxx", p.pid(), SECS, &[]);
+    assert!(err.contains(&format!("Start tracing {} (", p.pid())), "{err}");
+    let mut lines = out.lines().filter(|l| !l.is_empty());
+    let head = lines.next().unwrap_or_else(|| panic!("no output; {err}"));
+    let observed: u64 = head
+        .strip_prefix("Observed ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        head.ends_with(" unrelated samples.") && head.contains(" Lua-running samples and ignored "),
+        "{out}"
+    );
+    let mut states = Vec::new();
+    for l in lines {
+        // NAME: P% (N samples)
+        let (name, rest) = l.rsplit_once(": ").unwrap_or_else(|| panic!("{l:?}"));
+        let (p, n) = rest
+            .strip_suffix(" samples)")
+            .and_then(|r| r.split_once("% ("))
+            .unwrap_or_else(|| panic!("{l:?}"));
+        let (p, n): (u64, u64) = (p.parse().unwrap(), n.parse().unwrap());
+        assert!(VM_STATES.contains(&name), "unknown state {name:?} in {out}");
+        assert_eq!(p, n * 100 / observed, "{l:?}");
+        states.push((name.to_string(), n));
+    }
+    assert!(observed >= 100, "{out}");
+    assert_eq!(states.iter().map(|s| s.1).sum::<u64>(), observed, "{out}");
+    let want = if jit { "Compiled" } else { "Interpreted" };
+    assert_eq!(states[0].0, want, "{out}");
+    assert!(states[0].1 * 100 >= observed * 90, "{out}");
+}
+
+#[test]
+fn vm_states_interpreted_gc64() {
+    vm_states(Variant::Gc64, false);
+}
+
+#[test]
+fn vm_states_interpreted_nogc64() {
+    vm_states(Variant::NoGc64, false);
+}
+
+#[test]
+fn vm_states_jit_gc64() {
+    vm_states(Variant::Gc64, true);
+}
+
+#[test]
+fn vm_states_jit_nogc64() {
+    vm_states(Variant::NoGc64, true);
 }
