@@ -6,6 +6,18 @@ use grammar::{FileId, MacroTable, PpConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // The parser recurses per nesting level (bounded at 100): give it the
+    // stack the CLI gives it.
+    let data = data.to_vec();
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || one(&data))
+        .expect("thread")
+        .join()
+        .expect("no panic");
+});
+
+fn one(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -26,4 +38,4 @@ fuzz_target!(|data: &[u8]| {
     if library.add_library_file(FileId(1), text, &config).is_ok() {
         let _ = grammar::parse_source(file, text, &config, &library);
     }
-});
+}

@@ -5,6 +5,10 @@
 //! The stapxx macro layer (`$^arg_x`, `@use`, ...) runs before this crate, in
 //! the `stapxx-rs` binary, because it needs the command line and the target.
 
+// pest is built without its `std` feature (see Cargo.toml): its stack guard
+// cost a sixth of the parse time; the code it generates then names `alloc`.
+extern crate alloc;
+
 pub mod ast;
 pub mod diag;
 pub mod parser;

@@ -22,6 +22,7 @@ const MAX_CHAIN: usize = 1000;
 
 /// Parse one preprocessed file.
 pub fn parse(file: FileId, pre: &Preprocessed) -> Result<File, Diagnostic> {
+    check_nesting(pre)?;
     let pairs = StapParser::parse(Rule::file, &pre.text).map_err(|e| syntax_error(pre, e))?;
     let b = Builder { pre };
     let mut items = Vec::new();
@@ -37,6 +38,47 @@ pub fn parse(file: FileId, pre: &Preprocessed) -> Result<File, Diagnostic> {
         }
     }
     Ok(File { id: file, items })
+}
+
+/// Deepest bracket nesting accepted. pest runs without its stack guard
+/// (it costs a sixth of the parse time), so depth is bounded here, before
+/// the recursive descent starts.
+const MAX_NESTING: usize = 100;
+
+/// Refuse brackets nested deeper than [`MAX_NESTING`] (strings and
+/// embedded C are skipped; comments are already blanks).
+fn check_nesting(pre: &Preprocessed) -> Result<(), Diagnostic> {
+    let b = pre.text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'%' if b.get(i + 1) == Some(&b'{') => {
+                while i + 1 < b.len() && !(b[i] == b'%' && b[i + 1] == b'}') {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::error(
+                        pre.span(i, i + 1),
+                        format!("brackets nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Turn pest's error into ours: the position plus a readable expectation.

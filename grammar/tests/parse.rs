@@ -230,3 +230,25 @@ fn keywords_are_not_names() {
     assert!(error("probe begin { x = in + 1 }").contains("unexpected keyword 'in'"));
     assert!(error("function for() { }").contains("unexpected keyword 'for'"));
 }
+
+#[test]
+fn deep_nesting_is_refused_not_crashed() {
+    // The parser recurses per bracket; the CLI gives it a big stack, as a
+    // library user must (unoptimized builds need ~40 KiB per level).
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(deep_nesting)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn deep_nesting() {
+    let open = "(".repeat(100_000);
+    let close = ")".repeat(100_000);
+    assert!(error(&format!("probe begin {{ x = {open}1{close} }}")).contains("nested more than"));
+    // 100 levels are fine.
+    let open = "(".repeat(90);
+    let close = ")".repeat(90);
+    listing(&format!("probe begin {{ x = {open}1{close} }}"));
+}

@@ -38,7 +38,13 @@ fn setup(variant: Variant) -> Option<&'static LuaJit> {
 fn stapxx(script: &str, pid: u32, secs: u32, extra: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .current_dir(support::workspace_root())
-        .args([script, "-x", &pid.to_string(), "--arg", &format!("time={secs}")])
+        .args([
+            script,
+            "-x",
+            &pid.to_string(),
+            "--arg",
+            &format!("time={secs}"),
+        ])
         .args(extra.iter().flat_map(|a| ["--arg", a]))
         .output()
         .expect("run stapxx-rs");
@@ -52,11 +58,11 @@ fn stapxx(script: &str, pid: u32, secs: u32, extra: &[&str]) -> (String, String)
 /// Runs lj-lua-stacks on `pid` with `args` (`NAME=VALUE` script arguments).
 fn sample(pid: u32, args: &[&str]) -> (String, String) {
     let (out, err) = stapxx("examples/lj-lua-stacks.sxx", pid, SECS, args);
+    assert!(err.contains(&format!("Start tracing {pid} (")), "{err}");
     assert!(
-        err.contains(&format!("Start tracing {pid} (")),
+        err.contains(&format!("Please wait for {SECS} seconds...")),
         "{err}"
     );
-    assert!(err.contains(&format!("Please wait for {SECS} seconds...")), "{err}");
     assert!(err.contains("Time's up. Quitting now..."), "{err}");
     (out, err)
 }
@@ -466,7 +472,10 @@ fn vm_states(variant: Variant, jit: bool) {
     let args: &[&str] = if jit { &[] } else { &["-joff"] };
     let p = lj.start(&lj.luajit, args, "spin.lua");
     let (out, err) = stapxx("examples/lj-vm-states.sxx", p.pid(), SECS, &[]);
-    assert!(err.contains(&format!("Start tracing {} (", p.pid())), "{err}");
+    assert!(
+        err.contains(&format!("Start tracing {} (", p.pid())),
+        "{err}"
+    );
     let mut lines = out.lines().filter(|l| !l.is_empty());
     let head = lines.next().unwrap_or_else(|| panic!("no output; {err}"));
     let observed: u64 = head

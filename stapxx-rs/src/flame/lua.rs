@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 /// Lua sources larger than this are not parsed.
 const MAX_SOURCE: u64 = 32 << 20;
+/// The Lua parser's stack.
+const PARSE_STACK: usize = 64 << 20;
 /// A definition's `function` keyword and its `(` are at most this many
 /// lines apart for the line between them to name it.
 const MAX_HEADER_LINES: u32 = 16;
@@ -171,12 +173,24 @@ pub enum Defined<'a> {
 
 impl Functions {
     /// Parse Lua source text (any bytes: invalid UTF-8 is replaced, which
-    /// keeps line numbers). Syntax errors leave out what they hide.
-    pub fn parse(source: &[u8]) -> Functions {
-        let text = String::from_utf8_lossy(source);
-        // The parser is third-party code run on arbitrary files: a panic
-        // there costs the names of this file, not the run.
-        std::panic::catch_unwind(|| Functions::parse_text(&text)).unwrap_or_default()
+    /// keeps line numbers). Syntax errors leave out what they hide; a
+    /// source nested deeper than Lua allows is refused (see [`nesting`]).
+    ///
+    /// [`nesting`]: super::nesting
+    pub fn parse(source: &[u8]) -> Result<Functions, String> {
+        super::nesting::check(source)?;
+        let text = String::from_utf8_lossy(source).into_owned();
+        // The parser recurses per syntax level: give it a stack of its own,
+        // whatever thread calls. It is third-party code run on arbitrary
+        // files: a panic there costs the names of this file, not the run.
+        let worker = std::thread::Builder::new()
+            .name("stapxx-lua-parse".into())
+            .stack_size(PARSE_STACK)
+            .spawn(move || Functions::parse_text(&text))
+            .map_err(|e| format!("cannot start the Lua parser: {e}"))?;
+        worker
+            .join()
+            .map_err(|_| "the Lua parser failed on it".to_string())
     }
 
     fn parse_text(text: &str) -> Functions {
@@ -368,8 +382,11 @@ impl Namer {
 
     fn functions(&mut self, path: &str) -> Option<&Functions> {
         if !self.files.contains_key(path) {
-            let parsed = match self.read(path) {
-                Ok(bytes) => Some(Functions::parse(&bytes)),
+            let parsed = self.read(path).and_then(|(file, bytes)| {
+                Functions::parse(&bytes).map_err(|why| format!("{}: {why}", file.display()))
+            });
+            let parsed = match parsed {
+                Ok(f) => Some(f),
                 Err(why) => {
                     self.missing.push((path.to_string(), why));
                     None
@@ -380,7 +397,8 @@ impl Namer {
         self.files.get(path).and_then(Option::as_ref)
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+    /// The file read for a chunk path, and its bytes.
+    fn read(&self, path: &str) -> Result<(PathBuf, Vec<u8>), String> {
         let mut why = String::from("not found");
         for cand in self.root.candidates(path) {
             match std::fs::metadata(&cand) {
@@ -389,7 +407,7 @@ impl Namer {
                 }
                 Ok(m) if !m.is_file() => why = format!("{} is not a file", cand.display()),
                 Ok(_) => match std::fs::read(&cand) {
-                    Ok(b) => return Ok(b),
+                    Ok(b) => return Ok((cand, b)),
                     Err(e) => why = format!("{}: {e}", cand.display()),
                 },
                 Err(e) => why = format!("{}: {e}", cand.display()),
@@ -437,7 +455,7 @@ return function() end
 
     #[test]
     fn finds_definitions() {
-        let f = Functions::parse(SRC.as_bytes());
+        let f = Functions::parse(SRC.as_bytes()).unwrap();
         assert_eq!(f.at(0), Defined::Main);
         assert_eq!(f.at(1), Defined::Nothing);
         assert_eq!(f.at(2), Defined::Nothing);
@@ -460,7 +478,8 @@ return function() end
     #[test]
     fn line_breaks_count_as_in_lua() {
         let f =
-            Functions::parse(b"-- a\r\n-- b\n\rlocal function f() end\rlocal function g() end\n");
+            Functions::parse(b"-- a\r\n-- b\n\rlocal function f() end\rlocal function g() end\n")
+                .unwrap();
         assert_eq!(f.at(3), Defined::Named("f"));
         assert_eq!(f.at(4), Defined::Named("g"));
     }
@@ -474,8 +493,10 @@ return function() end
             b"((((((((((((((((((((((((",
             b"",
         ] {
-            let _ = Functions::parse(src);
+            assert!(Functions::parse(src).is_ok());
         }
+        let deep = "x = ".to_string() + &"(".repeat(1_000_000);
+        assert!(Functions::parse(deep.as_bytes()).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! stap output (frame lines innermost first, then `\t<count>`)
 //!   -> [`collect`]: distinct backtraces and counts (incremental)
 //!   -> [`lua`]: frame names (`@file.lua:LINE` -> `mod:func`), kinds
+//!      ([`nesting`] keeps pathological sources away from the parser)
 //!   -> [`fold`]: folded stacks, root first (`a;b;c 12`)
 //!   -> [`svg`]: the SVG, drawn by inferno, coloured by frame kind
 //!
@@ -23,6 +24,7 @@
 pub mod collect;
 pub mod fold;
 pub mod lua;
+pub mod nesting;
 pub mod svg;
 
 use crate::cli::{FlameCli, Options};
