@@ -9,9 +9,15 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled=0' EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
 
-# Runtime and count of the stx_p0 program, read while the script runs.
+# Total run time and count of our programs (stx_p*), read while the script runs.
 stats() {
-    bpftool -j prog show name stx_p0 | tr ',' '\n' | grep -E '"run_(time_ns|cnt)"' | cut -d: -f2 | paste -sd' '
+    bpftool -j prog show | python3 -c '
+import json, sys
+ns = cnt = 0
+for p in json.load(sys.stdin):
+    if p.get("name", "").startswith("stx_p"):
+        ns += p.get("run_time_ns", 0); cnt += p.get("run_cnt", 0)
+print(ns, max(cnt, 1))'
 }
 
 cpus=$(nproc)

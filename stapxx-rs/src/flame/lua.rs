@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Lua sources larger than this are not parsed.
-const MAX_SOURCE: u64 = 32 << 20;
+const MAX_SOURCE: u64 = 8 << 20;
 /// The Lua parser's stack.
 const PARSE_STACK: usize = 64 << 20;
 /// A definition's `function` keyword and its `(` are at most this many

@@ -14,6 +14,10 @@
 pub const MAX_DEPTH: usize = 1000;
 /// The longest accepted suffix chain.
 pub const MAX_CHAIN: usize = 10_000;
+/// The parser's work on suffix chains grows with the square of their
+/// lengths: the accepted sum of those squares (over 2), about half a
+/// second of parsing.
+pub const MAX_CHAIN_COST: u64 = 100_000_000;
 
 /// `Err(why)` when `src` is nested too deeply to parse safely.
 pub fn check(src: &[u8]) -> Result<(), String> {
@@ -21,8 +25,10 @@ pub fn check(src: &[u8]) -> Result<(), String> {
         src,
         pos: 0,
         stack: Vec::new(),
+        outer_chains: 0,
         chain: 0,
         suffixes: 0,
+        cost: 0,
         after_value: false,
     };
     s.run()
@@ -34,10 +40,14 @@ struct Scanner<'a> {
     /// Open brackets and blocks, each with the (chain, suffixes) counts of
     /// the level outside it.
     stack: Vec<(usize, usize)>,
+    /// The chains of the levels outside (the sum of `stack`'s chains).
+    outer_chains: usize,
     /// Unary and right-associative operators in the current expression.
     chain: usize,
     /// Suffixes in the current suffix chain.
     suffixes: usize,
+    /// The sum of suffix chain lengths at each suffix.
+    cost: u64,
     /// The last token ends a value (so a `-` after it is binary).
     after_value: bool,
 }
@@ -68,7 +78,7 @@ impl Scanner<'_> {
                 }
                 b'(' | b'[' | b'{' => {
                     self.pos += 1;
-                    self.suffixes += 1;
+                    self.suffix();
                     self.open()?;
                     self.after_value = false;
                 }
@@ -87,7 +97,7 @@ impl Scanner<'_> {
                 }
                 b'.' | b':' => {
                     self.pos += if self.peek(1) == b':' { 2 } else { 1 };
-                    self.suffixes += 1;
+                    self.suffix();
                     self.after_value = false;
                 }
                 b'^' => {
@@ -117,17 +127,20 @@ impl Scanner<'_> {
                     self.operator(false)?;
                 }
             }
-            if self.suffixes > MAX_CHAIN {
-                return Err(format!(
-                    "an expression chains more than {MAX_CHAIN} calls or fields"
-                ));
+            if self.suffixes > MAX_CHAIN || self.cost > MAX_CHAIN_COST {
+                return Err("its chains of calls and fields are too long to parse".to_string());
             }
         }
         Ok(())
     }
 
+    fn suffix(&mut self) {
+        self.suffixes += 1;
+        self.cost = self.cost.saturating_add(self.suffixes as u64);
+    }
+
     fn depth_ok(&self) -> Result<(), String> {
-        if self.stack.len() + self.chain > MAX_DEPTH {
+        if self.stack.len() + self.outer_chains + self.chain > MAX_DEPTH {
             return Err(format!(
                 "nested deeper than Lua allows (more than {MAX_DEPTH} levels)"
             ));
@@ -137,6 +150,7 @@ impl Scanner<'_> {
 
     fn open(&mut self) -> Result<(), String> {
         self.stack.push((self.chain, self.suffixes));
+        self.outer_chains += self.chain;
         self.chain = 0;
         self.suffixes = 0;
         self.depth_ok()
@@ -144,6 +158,7 @@ impl Scanner<'_> {
 
     fn close(&mut self) {
         if let Some((chain, suffixes)) = self.stack.pop() {
+            self.outer_chains -= chain;
             self.chain = chain;
             self.suffixes = suffixes;
         }
@@ -320,6 +335,8 @@ return M
             "x = a".to_string() + &" ^ a".repeat(2000),
             "x = a".to_string() + &".b".repeat(20_000),
             "x = a".to_string() + &"()".repeat(20_000),
+            "x = ".to_string() + &"-(".repeat(600),
+            format!("x = a{}\n", ".b".repeat(5000)).repeat(10),
         ] {
             assert!(check(src.as_bytes()).is_err(), "{}", &src[..20]);
         }
