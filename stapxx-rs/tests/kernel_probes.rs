@@ -329,3 +329,29 @@ fn kernel_printf_reaches_stdout_in_order() {
         + "end\n";
     assert_eq!(rest, want);
 }
+
+#[test]
+fn entry_values_and_parameters_in_return_probes() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("calls.c", "calls_entry", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 4);
+    let bin_s = bin.display().to_string();
+    let s = script(
+        "entry.stp",
+        &format!(
+            "global t\n\
+             probe begin {{ printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\").return {{ t[$x] = @entry($x * 10) + $return }}\n\
+             probe end {{ foreach (k+ in t) printf(\"%d %d\\n\", k, t[k]) }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 4\n");
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    assert_eq!(code, Some(0), "{err}");
+    // work(x) returns 2x + 1: 10x + 2x + 1.
+    assert_eq!(rest, "0 1\n1 13\n2 25\n3 37\n");
+}

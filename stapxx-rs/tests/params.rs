@@ -325,8 +325,8 @@ fn p2_errors() {
             "error: '$return' is only available in .return probes",
         ),
         (
-            "probe process(\"BIN\").function(\"take_node\").return { println($n) }\n",
-            "error: '$n' in a .return probe is its value at the function's entry (@entry): not supported yet",
+            "probe process(\"BIN\").function(\"take_node\") { println(@entry(1)) }\n",
+            "error: @entry(...) is only meaningful in a process(...).function(...).return probe",
         ),
         (
             "probe process(\"BIN\").function(\"take_node\") { println(&$n) }\n",

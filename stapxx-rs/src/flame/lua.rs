@@ -403,9 +403,9 @@ impl Namer {
         for cand in self.root.candidates(path) {
             match std::fs::metadata(&cand) {
                 Ok(m) if m.len() > MAX_SOURCE => {
-                    why = format!("{} is larger than {} MiB", cand.display(), MAX_SOURCE >> 20);
+                    why = format!("{}: larger than {} MiB", cand.display(), MAX_SOURCE >> 20);
                 }
-                Ok(m) if !m.is_file() => why = format!("{} is not a file", cand.display()),
+                Ok(m) if !m.is_file() => why = format!("{}: not a file", cand.display()),
                 Ok(_) => match std::fs::read(&cand) {
                     Ok(b) => return Ok((cand, b)),
                     Err(e) => why = format!("{}: {e}", cand.display()),
@@ -425,7 +425,7 @@ impl Namer {
             n => format!(" (and {n} more files)"),
         };
         Some(format!(
-            "Lua frames keep their file:line names: cannot read {why}{more}"
+            "Lua frames keep their file:line names: cannot use the source {why}{more}"
         ))
     }
 }

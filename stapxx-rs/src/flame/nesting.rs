@@ -281,12 +281,10 @@ impl Scanner<'_> {
     fn number(&mut self) {
         while self.pos < self.src.len() {
             let c = self.src[self.pos];
-            if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' {
-                self.pos += 1;
-            } else if matches!(c, b'+' | b'-')
+            let exponent_sign = matches!(c, b'+' | b'-')
                 && self.pos > 0
-                && matches!(self.src[self.pos - 1], b'e' | b'E' | b'p' | b'P')
-            {
+                && matches!(self.src[self.pos - 1], b'e' | b'E' | b'p' | b'P');
+            if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || exponent_sign {
                 self.pos += 1;
             } else {
                 break;

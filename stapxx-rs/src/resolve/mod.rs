@@ -134,6 +134,7 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         resolved_functions: Vec::new(),
         probe_points: None,
         function_info: HashMap::new(),
+        entries: Vec::new(),
     };
     let mut out_probes = Vec::new();
     for p in probes {
@@ -149,6 +150,46 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         p.points = points;
         p.body = r.block(p.body)?;
         out_probes.push(p);
+    }
+    // Each @entry value is stored by a probe on the function's entry, as
+    // stap does, and read back in the return probe by thread id.
+    let mut entry_globals = Vec::new();
+    let mut done = 0;
+    while done < r.entries.len() {
+        let (points, value, global) = r.entries[done].clone();
+        done += 1;
+        let span = value.span;
+        r.probe_points = Some(points.clone());
+        let store = Expr {
+            span,
+            kind: ExprKind::Assign {
+                op: AssignOp::Assign,
+                lhs: Box::new(entry_slot(&global, span)),
+                rhs: Box::new(value),
+            },
+        };
+        let body = r.block(Block {
+            stmts: vec![Stmt {
+                kind: StmtKind::Expr(store),
+                span,
+            }],
+            span,
+        })?;
+        out_probes.push(Probe {
+            points,
+            body,
+            private: false,
+            span,
+        });
+        entry_globals.push(Global {
+            name: global,
+            size: None,
+            array: true,
+            wrap: false,
+            init: None,
+            private: false,
+            span,
+        });
     }
     r.probe_points = None;
     while let Some(name) = r.queue.pop() {
@@ -198,6 +239,7 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         }
     }
     let _ = globals;
+    out_globals.extend(entry_globals);
     Ok(Resolved {
         globals: out_globals,
         functions: r.resolved_functions,
@@ -216,6 +258,9 @@ struct Resolver<'a, 'm> {
     probe_points: Option<Vec<ProbePoint>>,
     /// Functions' parameters by (module, function spec), looked up once.
     function_info: FunctionInfoCache,
+    /// `@entry(e)` in `.return` probes: (entry probe points, e, the global
+    /// that carries e's value from entry to return, keyed by thread).
+    entries: Vec<(Vec<ProbePoint>, Expr, String)>,
 }
 
 type FunctionInfoCache =
@@ -422,7 +467,7 @@ impl Resolver<'_, '_> {
                 keys: self.exprs(keys)?,
                 array: self.bx(*array)?,
             },
-            ExprKind::Entry(inner) => ExprKind::Entry(self.bx(*inner)?),
+            ExprKind::Entry(inner) => return self.entry(*inner, span),
             ExprKind::Stat { op, operand, args } => ExprKind::Stat {
                 op,
                 operand: self.bx(*operand)?,
@@ -512,6 +557,8 @@ impl Resolver<'_, '_> {
                 "pretty-printing target values with '$' is not supported yet".into(),
             ));
         }
+        // The chain as written, for a `.return` probe's entry capture.
+        let chain_back = d.chain.clone();
         // Member chain -> steps; computed indexes resolved first.
         let mut steps = Vec::new();
         let mut indexes = Vec::new();
@@ -558,6 +605,28 @@ impl Resolver<'_, '_> {
                     Err(e) => Err(Diagnostic::error(span, e.to_string())),
                 }
             }
+            // In a `.return` probe a parameter means its value at entry.
+            DwarfBase::Target(name)
+                if name != "return" && !name.starts_with("$return") && self.in_return_probe() =>
+            {
+                let original = Expr {
+                    span,
+                    kind: ExprKind::Dwarf(Box::new(DwarfValue {
+                        base: DwarfBase::Target(name),
+                        chain: chain_back,
+                        pretty: 0,
+                    })),
+                };
+                let original = if amp {
+                    Expr {
+                        span,
+                        kind: ExprKind::AddrOf(Box::new(original)),
+                    }
+                } else {
+                    original
+                };
+                Ok(Ok(self.entry(original, span)?))
+            }
             DwarfBase::Target(name) => self.target_var(&name, &steps, &indexes, amp, span),
             DwarfBase::Autocast(_) => Ok(Err(
                 "'->' on a plain value (autocast) is not supported yet: use @cast".into(),
@@ -583,6 +652,62 @@ pub fn const_value(e: &Expr) -> Option<i64> {
             operand,
         } => const_value(operand).map(|v| !v),
         _ => None,
+    }
+}
+
+/// `__stapxx_entryN[tid()]`
+fn entry_slot(global: &str, span: Span) -> Expr {
+    Expr {
+        span,
+        kind: ExprKind::Index {
+            base: Box::new(Expr {
+                span,
+                kind: ExprKind::Var(global.to_string()),
+            }),
+            keys: vec![Expr {
+                span,
+                kind: ExprKind::Call {
+                    name: "tid".into(),
+                    args: vec![],
+                },
+            }],
+        },
+    }
+}
+
+impl Resolver<'_, '_> {
+    /// Is the probe being resolved a `process(..).function(..).return`?
+    fn in_return_probe(&self) -> bool {
+        self.probe_points.as_ref().is_some_and(|pts| {
+            !pts.is_empty()
+                && pts.iter().all(|p| {
+                    p.components.first().is_some_and(|c| c.name == "process")
+                        && p.components.last().is_some_and(|c| c.name == "return")
+                })
+        })
+    }
+
+    /// `@entry(e)`: e evaluated when the function was entered.
+    fn entry(&mut self, inner: Expr, span: Span) -> R<Expr> {
+        if !self.in_return_probe() {
+            return Err(Diagnostic::error(
+                span,
+                "@entry(...) is only meaningful in a process(...).function(...).return probe",
+            ));
+        }
+        let points: Vec<ProbePoint> = self
+            .probe_points
+            .iter()
+            .flatten()
+            .map(|p| {
+                let mut p = p.clone();
+                p.components.pop();
+                p
+            })
+            .collect();
+        let global = format!("__stapxx_entry{}", self.entries.len());
+        self.entries.push((points, inner, global.clone()));
+        Ok(entry_slot(&global, span))
     }
 }
 
