@@ -167,6 +167,8 @@ impl<'o> Session<'o> {
             // Host probes only (begin/end/error/timers): run them here.
             None => runtime::run(&program, config, Some(&src))?,
             Some(c) => {
+                crate::preflight::check_privileges()?;
+                crate::preflight::check_kernel()?;
                 runtime::kernel_bridge::run(&program, config, Some(&src), c, self.target.as_ref())?
             }
         };
@@ -332,6 +334,8 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
 impl Session<'_> {
     /// Load every program; a verifier rejection names the script line.
     fn load(&self, c: &codegen::Compiled) -> Result<ebpf_backend::Loaded, Diagnostic> {
+        crate::preflight::check_privileges()?;
+        crate::preflight::check_kernel()?;
         let opts = ebpf_backend::LoadOptions::default();
         ebpf_backend::Loaded::load(&c.module, &opts).map_err(|e| {
             let Some(v) = e.as_verifier() else {

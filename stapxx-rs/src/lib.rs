@@ -11,6 +11,7 @@ pub mod flame;
 pub mod ir;
 pub mod kernel;
 pub mod loadinfo;
+pub mod preflight;
 pub mod resolve;
 pub mod runtime;
 pub mod system;

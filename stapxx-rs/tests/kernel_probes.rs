@@ -355,3 +355,44 @@ fn entry_values_and_parameters_in_return_probes() {
     // work(x) returns 2x + 1: 10x + 2x + 1.
     assert_eq!(rest, "0 1\n1 13\n2 25\n3 37\n");
 }
+
+#[test]
+fn the_traced_process_exiting_ends_the_session() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("calls.c", "calls_exit", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 3);
+    let bin_s = bin.display().to_string();
+    let s = script(
+        "exit_target.stp",
+        &format!(
+            "global n\n\
+             probe begin {{ printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\") {{ n++ }}\n\
+             probe end {{ printf(\"calls %d\\n\", n) }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (mut child, mut out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 3\n");
+    // Closing its stdin makes the target exit; the session must follow.
+    drop(t.child.stdin.take());
+    let _ = t.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stapxx-rs did not end after the target exited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(rest, "calls 3\n");
+    assert_clean(child.id());
+}

@@ -40,9 +40,9 @@ impl Default for SvgOptions {
 /// inferno's "no valid input" picture and an error.
 pub fn write_svg<W: Write>(folded: &Folded, opts: &SvgOptions, out: W) -> std::io::Result<()> {
     let mut palette = PaletteMap::default();
-    // inferno's root frame.
+    // inferno's root frame ("all"), whose name is empty.
     palette.insert(
-        "all",
+        "",
         Color {
             r: 190,
             g: 190,

@@ -31,8 +31,13 @@ pub fn run(
     let mut s = Session::new(prog, config, src)?;
     s.start();
     let tick = Duration::from_millis(20);
+    let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
     loop {
         pump(&mut ks, &mut s, Some(tick));
+        // The traced process is gone: end the session, with the report.
+        if watched.as_ref().is_some_and(|p| !p.exists()) {
+            s.stop();
+        }
         if s.next_timer().is_some_and(|t| t <= Instant::now() + tick) {
             merge(&ks, prog, s.globals_mut());
         }
