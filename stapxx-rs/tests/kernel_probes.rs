@@ -396,3 +396,42 @@ fn the_traced_process_exiting_ends_the_session() {
     assert_eq!(rest, "calls 3\n");
     assert_clean(child.id());
 }
+
+#[test]
+fn tracepoint_counts_a_process_syscalls() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let mut py = Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys\nprint('ready', flush=True)\nsys.stdin.readline()\n[os.getppid() for _ in range(100)]\nprint('done', flush=True)\nsys.stdin.readline()\n",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut py_out = BufReader::new(py.stdout.take().unwrap());
+    let mut line = String::new();
+    py_out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let s = script(
+        "tracepoint.stp",
+        "global n\n\
+         probe begin { printf(\"attached\\n\") }\n\
+         probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target()) n++ }\n\
+         probe end { printf(\"%d\\n\", n) }\n",
+    );
+    let pid = py.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    py.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    py.stdin.as_mut().unwrap().flush().unwrap();
+    line.clear();
+    py_out.read_line(&mut line).unwrap();
+    assert_eq!(line, "done\n");
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    let _ = py.kill();
+    let _ = py.wait();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rest, "100\n");
+}
