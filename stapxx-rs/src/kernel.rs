@@ -82,6 +82,9 @@ impl KernelSession {
             layout,
         };
         s.fill_symbols(target)?;
+        if let Some(t) = target {
+            s.set_target(t.pid)?;
+        }
         for pp in &compiled.probes {
             let probe = &program.probes[pp.probe];
             let prog = s.loaded.program(pp.prog);
@@ -126,6 +129,21 @@ impl KernelSession {
             let _ = name_map.update(&key, &nb);
         }
         Ok(())
+    }
+
+    /// Set what `target()` returns in the kernel probes.
+    pub fn set_target(&self, pid: u32) -> Result<(), Diagnostic> {
+        let map = self.loaded.map(self.layout.globals_map);
+        let key = 0u32.to_ne_bytes();
+        let mut value = map
+            .lookup(&key)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vec![0; self.layout.globals_size as usize]);
+        let at = TARGET_OFFSET as usize;
+        value[at..at + 8].copy_from_slice(&(pid as u64).to_ne_bytes());
+        map.update(&key, &value)
+            .map_err(|e| Diagnostic::bare(format!("setting target(): {e}")))
     }
 
     /// Wait up to `timeout` for records.
@@ -320,12 +338,15 @@ fn merge_stats(per_cpu: &[Vec<u8>]) -> Stat {
     s
 }
 
+/// (runtime address, name) pairs, sorted by address.
+type SymbolList = Vec<(u64, String)>;
+
 /// Sorted (runtime address, name) of the target's functions: the
 /// executable and every mapped shared object.
 pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     // Computed once per process: the code generator sizes the search by it
     // and the loader fills the maps with it.
-    static CACHE: std::sync::Mutex<Option<(u32, Vec<(u64, String)>)>> = std::sync::Mutex::new(None);
+    static CACHE: std::sync::Mutex<Option<(u32, SymbolList)>> = std::sync::Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((pid, table)) = cache.as_ref() {
         if *pid == t.pid {

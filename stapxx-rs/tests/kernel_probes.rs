@@ -435,3 +435,27 @@ fn tracepoint_counts_a_process_syscalls() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(rest, "100\n");
 }
+
+#[test]
+fn dash_c_command_is_the_target_and_ends_the_session() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let s = script(
+        "dash_c.stp",
+        "global n\n\
+         probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target()) n++ }\n\
+         probe end { printf(\"%d\\n\", n) }\n",
+    );
+    let bin = support::c_fixture("getppid.c", "getppid", &["-O2"]);
+    // Quoting in the command: still exec'd, so target() is the program.
+    let cmd = format!("'{}' 123", bin.display());
+    let out = stapxx().arg(&s).args(["-c", &cmd]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n");
+}

@@ -630,7 +630,11 @@ impl Gen<'_> {
                 self.e(Insn::mov32_reg(R0, R0));
             }
             Cpu => self.call(H_CPU),
-            Target => self.mov_imm(R0, self.o.target as i64),
+            Target => {
+                let gm = self.m.globals_map;
+                self.ld_map_value(R1, gm, TARGET_OFFSET);
+                self.e(Insn::ldx(Size::DW, R0, R1, 0));
+            }
             GettimeofdayS | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs => {
                 self.call(H_BOOT_NS);
                 self.mov_imm(R1, self.o.boot_to_wall_ns);

@@ -25,6 +25,9 @@ pub const STAT_HIST: i16 = 32;
 pub const STAT_BUCKETS: u32 = 64;
 pub const STAT_SIZE: u32 = 32 + STAT_BUCKETS * 8;
 
+/// Where `target()` lives in the globals map value.
+pub const TARGET_OFFSET: u32 = 0;
+
 /// Bytes of a symbol name in `stx_sym_name`.
 pub const SYM_NAME: u32 = 128;
 
@@ -75,7 +78,9 @@ impl MapLayout {
     ) -> Result<MapLayout, Diagnostic> {
         let strslot = 8 + opts.maxstr;
         let mut scalars = Vec::new();
-        let mut off = 0u32;
+        // The first u64 is target(): set at run time, since a `-c` command
+        // only gets its pid once the session starts.
+        let mut off = TARGET_OFFSET + 8;
         for (i, g) in p.globals.iter().enumerate() {
             if g.is_array() || g.ty == Ty::Stats {
                 continue;

@@ -30,6 +30,10 @@ pub fn run(
     let mut ks = KernelSession::start(compiled, prog, target, hz)?;
     let mut s = Session::new(prog, config, src)?;
     s.start();
+    // `-c CMD`: the command's pid is target() from now on.
+    if let Some(pid) = s.command_pid() {
+        ks.set_target(pid)?;
+    }
     let tick = Duration::from_millis(20);
     let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
     loop {

@@ -366,6 +366,11 @@ impl<'p> Session<'p> {
         describe_near(self.src?, near)
     }
 
+    /// The pid of the `-c` command, once started.
+    pub fn command_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Stop the session as `exit()` does (a kernel probe asked for it).
     pub fn stop(&mut self) {
         if self.state == State::Running || self.state == State::Starting {
@@ -522,6 +527,26 @@ fn next_deadline(due: Instant, period: Duration, now: Instant) -> Instant {
         .unwrap_or_else(|| now.checked_add(period).unwrap_or(now))
 }
 
+/// Whether `cmd` has a shell control operator (`;`, `&`, `|`, parentheses,
+/// backquotes, newline) outside quotes: then it is more than one command.
+fn has_shell_operator(cmd: &str) -> bool {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for c in cmd.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if !single => escaped = true,
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            ';' | '&' | '|' | '(' | ')' | '`' | '\n' if !single && !double => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Start `cmd` through `/bin/sh`, held until the returned pipe end is
 /// dropped: the shell first reads its fd 9 (the pipe's other end) to EOF.
 /// (`Command::spawn` waits for the exec, so the hold cannot be in a
@@ -532,7 +557,10 @@ fn spawn_held(cmd: &str) -> std::io::Result<(Child, PipeWriter)> {
     use std::os::unix::process::CommandExt;
     let (reader, writer) = std::io::pipe()?;
     let rfd = reader.as_raw_fd();
-    let simple = !cmd.contains(|c: char| ";&|<>()`$\n*?[]{}~!#=\"'\\".contains(c));
+    // One command (quoting, globs and redirections allowed): the shell can
+    // `exec` it, so target() is the command itself, not a shell around it.
+    let first_word = cmd.split_whitespace().next().unwrap_or("");
+    let simple = !has_shell_operator(cmd) && !first_word.contains('=');
     let run = if simple {
         format!("exec {cmd}")
     } else {
