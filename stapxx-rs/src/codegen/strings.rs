@@ -357,11 +357,34 @@ impl Gen<'_> {
                         if c.width.is_none() && c.precision.is_none() {
                             self.append_str(dst, s);
                         } else {
-                            // Pointer argument: bpf_snprintf copies the string.
-                            self.sloc_addr(R0, s);
-                            self.e(Insn::alu64_imm(Alu::Add, R0, 8));
-                            let spec = spec(&c, "s");
-                            self.append_snprintf(dst, &spec);
+                            // bpf_snprintf takes no precision: cut the string
+                            // to it first, then pad to the width.
+                            let src = match c.precision {
+                                Some(p) => {
+                                    let t = self.tmp_str();
+                                    self.frame_addr(R1, t + 8);
+                                    self.mov_imm(R2, (p as u32).min(self.o.maxstr - 1) as i64 + 1);
+                                    self.sloc_addr(R3, s);
+                                    self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+                                    self.call(H_READ_KERNEL_STR);
+                                    self.store_len_from_r0(SLoc::Frame(t), 0);
+                                    SLoc::Frame(t)
+                                }
+                                None => s,
+                            };
+                            if c.width.is_some() {
+                                // Pointer argument: bpf_snprintf copies the string.
+                                self.sloc_addr(R0, src);
+                                self.e(Insn::alu64_imm(Alu::Add, R0, 8));
+                                let c2 = Conversion {
+                                    precision: None,
+                                    ..c.clone()
+                                };
+                                let spec = spec(&c2, "s");
+                                self.append_snprintf(dst, &spec);
+                            } else {
+                                self.append_str(dst, src);
+                            }
                         }
                     }
                     Some(V::Long(l)) => {
@@ -377,21 +400,34 @@ impl Gen<'_> {
                                 return Err(unsupported(span, &format!("the conversion %{other}")))
                             }
                         };
-                        let spec = if conv == "p" {
-                            if c.width.is_none() {
-                                "%#018llx".to_string()
-                            } else {
-                                spec(
-                                    &Conversion {
-                                        flags: format!("{}#", c.flags),
-                                        ..c.clone()
-                                    },
-                                    "llx",
-                                )
-                            }
+                        // bpf_snprintf has no `#` flag: write the 0x prefix
+                        // ourselves (C writes none for a zero, except %p).
+                        let alt = c.flags.contains('#') && matches!(c.kind, 'x' | 'X');
+                        let (spec, prefix) = if conv == "p" {
+                            let w = c.width.map(|w| w.saturating_sub(2)).unwrap_or(16);
+                            (format!("%0{w}llx"), Some("0x"))
+                        } else if alt {
+                            let c2 = Conversion {
+                                flags: c.flags.replace('#', ""),
+                                width: c.width.map(|w| w.saturating_sub(2)),
+                                ..c.clone()
+                            };
+                            (
+                                spec(&c2, conv),
+                                Some(if c.kind == 'X' { "0X" } else { "0x" }),
+                            )
                         } else {
-                            spec(&c, conv)
+                            (spec(&c, conv), None)
                         };
+                        if let Some(pfx) = prefix {
+                            let skip = self.label();
+                            if conv != "p" {
+                                self.jimm(Cond::Eq, R0, 0, skip);
+                            }
+                            self.append_lit(dst, pfx);
+                            self.bind(skip);
+                            self.ld_local(R0, l);
+                        }
                         self.append_snprintf(dst, &spec);
                     }
                     None => {
