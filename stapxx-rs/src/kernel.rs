@@ -88,9 +88,15 @@ impl KernelSession {
         for pp in &compiled.probes {
             let probe = &program.probes[pp.probe];
             let prog = s.loaded.program(pp.prog);
+            // stap's rules for a list of points: `?` makes a point optional
+            // (no error when it cannot be placed), `!` makes it sufficient
+            // (when it is placed, the points after it are not tried).
             for point in &probe.points {
-                let atts = attach_point(prog, &pp.kind, point, target, hz)
-                    .map_err(|m| Diagnostic::error(point.span, m))?;
+                let atts = match attach_point(prog, &pp.kind, point, target, hz) {
+                    Ok(a) => a,
+                    Err(_) if point.optional => Vec::new(),
+                    Err(m) => return Err(Diagnostic::error(point.span, m)),
+                };
                 if atts.is_empty() && !point.optional {
                     return Err(Diagnostic::error(
                         point.span,
@@ -100,7 +106,11 @@ impl KernelSession {
                         ),
                     ));
                 }
+                let placed = !atts.is_empty();
                 s.attachments.extend(atts);
+                if placed && point.sufficient {
+                    break;
+                }
             }
         }
         Ok(s)

@@ -441,13 +441,18 @@ fn dash_c_command_is_the_target_and_ends_the_session() {
     let Some(_serial) = need_bpf() else {
         return;
     };
+    let bin = support::c_fixture("getppid.c", "getppid", &["-g", "-O2"]);
+    // Counted by a uprobe on the program's own function: the shell that
+    // starts the command cannot add to it.
     let s = script(
         "dash_c.stp",
-        "global n\n\
-         probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target()) n++ }\n\
-         probe end { printf(\"%d\\n\", n) }\n",
+        &format!(
+            "global n\n\
+             probe process(\"{}\").function(\"tick\") {{ if (pid() == target()) n++ }}\n\
+             probe end {{ printf(\"%d\\n\", n) }}\n",
+            bin.display()
+        ),
     );
-    let bin = support::c_fixture("getppid.c", "getppid", &["-O2"]);
     // Quoting in the command: still exec'd, so target() is the program.
     let cmd = format!("'{}' 123", bin.display());
     let out = stapxx().arg(&s).args(["-c", &cmd]).output().unwrap();
@@ -458,4 +463,43 @@ fn dash_c_command_is_the_target_and_ends_the_session() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n");
+}
+
+#[test]
+fn optional_and_sufficient_probe_points() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("calls.c", "calls_optional", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 2);
+    let bin_s = bin.display().to_string();
+    // `?`: a function that does not exist is skipped. `!`: once `work` is
+    // placed, `main` (which would also fire... never, it already ran) is
+    // not even tried: a missing function after it is no error.
+    let s = script(
+        "optional.stp",
+        &format!(
+            "global n\n\
+             probe begin {{ printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"no_such_function\") ?,\n\
+                   process(\"{bin_s}\").function(\"work\") !,\n\
+                   process(\"{bin_s}\").function(\"also_missing\") {{ n++ }}\n\
+             probe end {{ printf(\"%d\\n\", n) }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 2\n");
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rest, "2\n");
+    // Without `?` the missing function is an error naming the point.
+    let s = script(
+        "not_optional.stp",
+        &format!("probe process(\"{bin_s}\").function(\"no_such_function\") {{ }}\n"),
+    );
+    let out = stapxx().arg(&s).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no_such_function"), "{err}");
 }

@@ -29,12 +29,12 @@ pub fn run(
     let hz = kernel::kernel_hz();
     let mut ks = KernelSession::start(compiled, prog, target, hz)?;
     let mut s = Session::new(prog, config, src)?;
-    s.start();
-    // `-c CMD`: the command's pid is target() from now on.
-    if let Some(pid) = s.command_pid() {
-        ks.set_target(pid)?;
-    }
+    // `-c CMD`: the command's pid is target() before it may run.
+    let mut set = Ok(());
+    s.start_with(|pid| set = ks.set_target(pid));
+    set?;
     let tick = Duration::from_millis(20);
+    let mut countdown = Countdown::new(prog);
     let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
     loop {
         pump(&mut ks, &mut s, Some(tick));
@@ -48,7 +48,9 @@ pub fn run(
         if !s.wait_step(tick) {
             break;
         }
+        countdown.tick();
     }
+    countdown.clear();
     pump(&mut ks, &mut s, None);
     merge(&ks, prog, s.globals_mut());
     let errors = ks.errors();
@@ -60,6 +62,72 @@ pub fn run(
     }
     s.output().flush();
     Ok(code)
+}
+
+/// While a timed run waits (a `timer.s/ms` probe that calls `exit()`),
+/// a one-line countdown on stderr when it is a terminal; nothing otherwise.
+struct Countdown {
+    end: Option<Instant>,
+    shown: Option<u64>,
+}
+
+impl Countdown {
+    fn new(prog: &Program) -> Countdown {
+        use std::io::IsTerminal;
+        let end = if std::io::stderr().is_terminal() {
+            timed_exit(prog).map(|d| Instant::now() + d)
+        } else {
+            None
+        };
+        Countdown { end, shown: None }
+    }
+
+    fn tick(&mut self) {
+        let Some(end) = self.end else { return };
+        let left = end.saturating_duration_since(Instant::now()).as_secs() + 1;
+        if self.shown != Some(left) {
+            eprint!("\rstapxx-rs: {left} s left ");
+            self.shown = Some(left);
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.shown.is_some() {
+            eprint!("\r\x1b[K");
+            self.shown = None;
+        }
+    }
+}
+
+/// The period of the earliest host timer probe that calls `exit()`.
+fn timed_exit(prog: &Program) -> Option<Duration> {
+    use crate::ir::{Builtin, ExprKind};
+    use grammar::ast::Literal;
+    prog.probes
+        .iter()
+        .filter_map(|p| {
+            let mut exits = false;
+            for st in &p.body {
+                crate::ir::print::walk_stmt(st, &mut |e| {
+                    if matches!(e.kind, ExprKind::Builtin(Builtin::Exit, _)) {
+                        exits = true;
+                    }
+                });
+            }
+            let pt = p.points.first()?;
+            let names: Vec<&str> = pt.components.iter().map(|c| c.name.as_str()).collect();
+            let n = match pt.components.get(1).and_then(|c| c.arg.as_ref()) {
+                Some(Literal::Number(n)) if *n > 0 => *n as u64,
+                _ => return None,
+            };
+            let d = match names.as_slice() {
+                ["timer", "s" | "sec"] => Duration::from_secs(n),
+                ["timer", "ms" | "msec"] => Duration::from_millis(n),
+                _ => return None,
+            };
+            exits.then_some(d)
+        })
+        .min()
 }
 
 /// Print what the kernel probes sent; act on exit and error records.

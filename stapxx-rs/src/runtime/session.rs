@@ -300,9 +300,17 @@ impl<'p> Session<'p> {
     /// Start the `-c` command (held), run the `begin` probes, release the
     /// command. Afterwards the session is running unless a probe stopped it.
     pub fn start(&mut self) {
+        self.start_with(|_| {});
+    }
+
+    /// As [`Session::start`]; `on_command` gets the `-c` command's pid
+    /// while it is still held, before the `begin` probes run (the kernel
+    /// side sets its `target()` there, so no early event is missed).
+    pub fn start_with(&mut self, on_command: impl FnOnce(u32)) {
         if let Some(cmd) = self.command.clone() {
             match spawn_held(&cmd) {
                 Ok((child, release)) => {
+                    on_command(child.id());
                     self.interp.host.set_target(Some(child.id()));
                     self.child = Some(child);
                     self.release = Some(release);
