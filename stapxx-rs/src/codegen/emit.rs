@@ -13,6 +13,7 @@
 
 use super::layout::*;
 use super::maps::*;
+use super::regs::*;
 use super::{unsupported, Options};
 use crate::ir::*;
 use ebpf_backend::insn::{self, Alu, AtomicOp, Cond, Reg, Size};
@@ -22,20 +23,9 @@ use std::collections::HashMap;
 
 pub(super) type R<T> = Result<T, Diagnostic>;
 
-const R0: Reg = insn::R0;
-const R1: Reg = insn::R1;
-const R2: Reg = insn::R2;
-const R3: Reg = insn::R3;
-const R4: Reg = insn::R4;
-const R6: Reg = insn::R6;
-const R7: Reg = insn::R7;
-const R9: Reg = insn::R9;
 const FP: Reg = insn::R10;
 
 // Helper ids (include/uapi/linux/bpf.h).
-const H_LOOKUP: u32 = 1;
-const H_CPU: u32 = 8;
-const H_LOOP: u32 = 181;
 
 /// Whose frame region: a probe handler or a script function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

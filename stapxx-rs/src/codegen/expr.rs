@@ -4,36 +4,12 @@
 use super::emit::{Gen, SLoc, R};
 use super::layout::*;
 use super::maps::*;
+use super::regs::*;
 use super::unsupported;
 use crate::ir::*;
-use ebpf_backend::insn::{self, Alu, Cond, Reg, Size};
+use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
 use grammar::{Diagnostic, Span};
-
-const R0: Reg = insn::R0;
-const R1: Reg = insn::R1;
-const R2: Reg = insn::R2;
-const R3: Reg = insn::R3;
-const R4: Reg = insn::R4;
-const R6: Reg = insn::R6;
-const R7: Reg = insn::R7;
-
-pub(super) const H_LOOKUP: u32 = 1;
-pub(super) const H_UPDATE: u32 = 2;
-pub(super) const H_DELETE: u32 = 3;
-pub(super) const H_KTIME_NS: u32 = 5;
-pub(super) const H_CPU: u32 = 8;
-pub(super) const H_PID_TGID: u32 = 14;
-pub(super) const H_UID_GID: u32 = 15;
-pub(super) const H_COMM: u32 = 16;
-pub(super) const H_READ_USER: u32 = 112;
-pub(super) const H_READ_KERNEL: u32 = 113;
-pub(super) const H_READ_USER_STR: u32 = 114;
-pub(super) const H_READ_KERNEL_STR: u32 = 115;
-pub(super) const H_JIFFIES: u32 = 118;
-pub(super) const H_BOOT_NS: u32 = 125;
-pub(super) const H_RINGBUF_OUTPUT: u32 = 130;
-pub(super) const H_SNPRINTF: u32 = 165;
 
 /// Offsets in `struct pt_regs` (x86-64), which uprobe programs get as their
 /// context and perf-event programs at the start of theirs.

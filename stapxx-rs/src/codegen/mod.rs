@@ -15,6 +15,7 @@ pub mod emit;
 pub mod expr;
 pub mod layout;
 pub mod maps;
+mod regs;
 pub mod strings;
 
 use crate::ir::{self, Exec, Program};

@@ -2,26 +2,15 @@
 //! memory strings, symbol names. A string slot is `[len: u64][bytes]`.
 
 use super::emit::{Gen, SLoc, R};
-use super::expr::*;
 use super::layout::*;
 use super::maps::*;
+use super::regs::*;
 use super::unsupported;
 use crate::ir::types::{parse_format, Conversion, FormatPiece};
 use crate::ir::*;
-use ebpf_backend::insn::{self, Alu, Cond, Reg, Size};
+use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
 use grammar::{Diagnostic, Span};
-
-const R0: Reg = insn::R0;
-const R1: Reg = insn::R1;
-const R2: Reg = insn::R2;
-const R3: Reg = insn::R3;
-const R4: Reg = insn::R4;
-const R5: Reg = insn::R5;
-const R6: Reg = insn::R6;
-const R7: Reg = insn::R7;
-
-const H_STRNCMP: u32 = 182;
 
 impl Gen<'_> {
     /// A string expression's value.

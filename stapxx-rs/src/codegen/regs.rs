@@ -1,0 +1,14 @@
+//! Registers and kernel helpers the generated code uses, named once for
+//! every emitter module.
+
+pub(super) use ebpf_backend::insn::{R0, R1, R2, R3, R4, R5, R6, R7, R9};
+
+pub(super) use ebpf_backend::helpers::{
+    GET_CURRENT_COMM as H_COMM, GET_CURRENT_PID_TGID as H_PID_TGID,
+    GET_CURRENT_UID_GID as H_UID_GID, GET_SMP_PROCESSOR_ID as H_CPU, JIFFIES64 as H_JIFFIES,
+    KTIME_GET_BOOT_NS as H_BOOT_NS, KTIME_GET_NS as H_KTIME_NS, LOOP as H_LOOP,
+    MAP_DELETE_ELEM as H_DELETE, MAP_LOOKUP_ELEM as H_LOOKUP, MAP_UPDATE_ELEM as H_UPDATE,
+    PROBE_READ_KERNEL as H_READ_KERNEL, PROBE_READ_KERNEL_STR as H_READ_KERNEL_STR,
+    PROBE_READ_USER as H_READ_USER, PROBE_READ_USER_STR as H_READ_USER_STR,
+    RINGBUF_OUTPUT as H_RINGBUF_OUTPUT, SNPRINTF as H_SNPRINTF, STRNCMP as H_STRNCMP,
+};
