@@ -143,17 +143,88 @@ impl KernelSession {
 
     /// Set what `target()` returns in the kernel probes.
     pub fn set_target(&self, pid: u32) -> Result<(), Diagnostic> {
+        self.set_word(TARGET_OFFSET, pid as u64)
+            .map_err(|e| Diagnostic::bare(format!("setting target(): {e}")))
+    }
+
+    /// Let the kernel probes run (after the begin probes) or stop them
+    /// (before the end probes), as stap's session states do.
+    pub fn set_running(&self, on: bool) -> Result<(), Diagnostic> {
+        self.set_word(RUNNING_OFFSET, on as u64)
+            .map_err(|e| Diagnostic::bare(format!("starting the kernel probes: {e}")))
+    }
+
+    fn set_word(&self, at: u32, v: u64) -> Result<(), String> {
         let map = self.loaded.map(self.layout.globals_map);
         let key = 0u32.to_ne_bytes();
         let mut value = map
             .lookup(&key)
-            .ok()
-            .flatten()
+            .map_err(|e| e.to_string())?
             .unwrap_or_else(|| vec![0; self.layout.globals_size as usize]);
-        let at = TARGET_OFFSET as usize;
-        value[at..at + 8].copy_from_slice(&(pid as u64).to_ne_bytes());
-        map.update(&key, &value)
-            .map_err(|e| Diagnostic::bare(format!("setting target(): {e}")))
+        let at = at as usize;
+        value[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        map.update(&key, &value).map_err(|e| e.to_string())
+    }
+
+    /// Store a scalar global written by a host probe, for the kernel probes.
+    pub fn write_scalar(&self, g: GlobalId, v: &Value) -> Result<(), String> {
+        let Some(slot) = self.layout.scalar(g) else {
+            return Ok(());
+        };
+        let map = self.loaded.map(self.layout.globals_map);
+        let key = 0u32.to_ne_bytes();
+        let mut value = map
+            .lookup(&key)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| vec![0; self.layout.globals_size as usize]);
+        let at = slot.offset as usize;
+        match v {
+            Value::Long(n) => value[at..at + 8].copy_from_slice(&n.to_ne_bytes()),
+            Value::Str(s) => {
+                let max = self.layout.maxstr as usize - 1;
+                let b = &s.as_bytes()[..s.len().min(max)];
+                value[at..at + 8].copy_from_slice(&(b.len() as u64).to_ne_bytes());
+                value[at + 8..at + 8 + b.len()].copy_from_slice(b);
+                value[at + 8 + b.len()] = 0;
+            }
+        }
+        map.update(&key, &value).map_err(|e| e.to_string())
+    }
+
+    /// Store an array element written by a host probe.
+    pub fn write_element(&self, g: GlobalId, key: &[Value], v: &Value) -> Result<(), String> {
+        let Some(a) = self.layout.array(g) else {
+            return Ok(());
+        };
+        if a.percpu {
+            return Ok(());
+        }
+        let maxstr = self.layout.maxstr as usize;
+        let mut k = vec![0u8; a.key_size as usize];
+        for ((ty, off), kv) in a.keys.iter().zip(key) {
+            let off = *off as usize;
+            match (ty, kv) {
+                (Ty::Str, Value::Str(s)) => {
+                    let b = &s.as_bytes()[..s.len().min(maxstr - 1)];
+                    k[off..off + b.len()].copy_from_slice(b);
+                }
+                (_, Value::Long(n)) => k[off..off + 8].copy_from_slice(&n.to_ne_bytes()),
+                _ => return Ok(()),
+            }
+        }
+        let mut val = vec![0u8; a.value_size as usize];
+        match v {
+            Value::Long(n) => val[..8].copy_from_slice(&n.to_ne_bytes()),
+            Value::Str(s) => {
+                let b = &s.as_bytes()[..s.len().min(maxstr - 1)];
+                val[..8].copy_from_slice(&(b.len() as u64).to_ne_bytes());
+                val[8..8 + b.len()].copy_from_slice(b);
+            }
+        }
+        self.loaded
+            .map(a.map)
+            .update(&k, &val)
+            .map_err(|e| e.to_string())
     }
 
     /// Wait up to `timeout` for records.

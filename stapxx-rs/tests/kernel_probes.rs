@@ -503,3 +503,32 @@ fn optional_and_sufficient_probe_points() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no_such_function"), "{err}");
 }
+
+#[test]
+fn globals_set_by_host_probes_reach_the_kernel() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("calls.c", "calls_hostset", &["-g", "-O2"]);
+    let mut t = Target::start(&bin, 3);
+    let bin_s = bin.display().to_string();
+    // The begin probe sets a flag, a scale, a label and a table entry that
+    // the kernel probe reads.
+    let s = script(
+        "hostset.stp",
+        &format!(
+            "global enabled, scale, label, table, seen\n\
+             probe begin {{ enabled = 1; scale = 7; label = \"x\"; table[2] = 100; printf(\"attached\\n\") }}\n\
+             probe process(\"{bin_s}\").function(\"work\") {{\n\
+               if (enabled) seen[u_register(\"rdi\")] = sprintf(\"%s%d\", label, u_register(\"rdi\") * scale + table[u_register(\"rdi\")])\n\
+             }}\n\
+             probe end {{ foreach (k+ in seen) printf(\"%d %s\\n\", k, seen[k]) }}\n"
+        ),
+    );
+    let pid = t.child.id().to_string();
+    let (child, out) = start_attached(&["-x", &pid, s.to_str().unwrap()]);
+    assert_eq!(t.poke(), "done 3\n");
+    let (rest, err, code) = interrupt_and_collect(child, out);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(rest, "0 x0\n1 x7\n2 x114\n");
+}

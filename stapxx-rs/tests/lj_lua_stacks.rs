@@ -197,9 +197,11 @@ fn spin_jit(variant: Variant) {
     let mut want = vec![format!("T:{}", def("spin.lua", "spin"))];
     want.extend(spin_frames());
     let total = assert_dominant(&bts, &want, 90, &err);
+    // (The count and the backtraces are read from the kernel one after the
+    // other while the probe still runs, so they can differ by a sample.)
     let n = jitted(&err);
     assert!(
-        n > 0 && n >= bts[0].1 && n <= total + total / 10 + 5,
+        n * 100 >= total * 90 && n <= total + total / 10 + 5,
         "{n} JITted samples of {total}; {err}"
     );
 }

@@ -9,21 +9,25 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The layout fixture, compiled once per test binary run.
+/// The layout fixture, compiled once per test binary run (tests run in
+/// parallel: the first compiles, the others wait for it).
 fn fixture() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stapxx-resolve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("layout");
-    if !out.exists() {
-        let st = Command::new("cc")
-            .args(["-g", "-O0", "-o"])
-            .arg(&out)
-            .arg(root().join("tests/fixtures/layout.c"))
-            .status()
-            .expect("cc must be installed");
-        assert!(st.success());
-    }
-    out
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("stapxx-resolve-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let out = dir.join("layout");
+            let st = Command::new("cc")
+                .args(["-g", "-O0", "-o"])
+                .arg(&out)
+                .arg(root().join("tests/fixtures/layout.c"))
+                .status()
+                .expect("cc must be installed");
+            assert!(st.success());
+            out
+        })
+        .clone()
 }
 
 fn p2(script: &str, exe: &Path) -> (i32, String, String) {

@@ -525,6 +525,15 @@ impl<'a> Gen<'a> {
         self.e(Insn::mov64_imm(R0, 0));
         self.e(Insn::exit());
         self.bind(go);
+        // Not running (begin probes still going, or stopping): do nothing.
+        let gm = self.m.globals_map;
+        self.ld_map_value(R1, gm, RUNNING_OFFSET);
+        self.e(Insn::ldx(Size::DW, R1, R1, 0));
+        let running = self.label();
+        self.jimm(Cond::Ne, R1, 0, running);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.e(Insn::exit());
+        self.bind(running);
         self.e(Insn::st_imm(Size::DW, R6, F_BUSY, 1));
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));

@@ -27,6 +27,9 @@ pub const STAT_SIZE: u32 = 32 + STAT_BUCKETS * 8;
 
 /// Where `target()` lives in the globals map value.
 pub const TARGET_OFFSET: u32 = 0;
+/// Nonzero while the session runs: as in stap, kernel probes do nothing
+/// before the `begin` probes have finished or once the session stops.
+pub const RUNNING_OFFSET: u32 = 8;
 
 /// Bytes of a symbol name in `stx_sym_name`.
 pub const SYM_NAME: u32 = 128;
@@ -80,7 +83,7 @@ impl MapLayout {
         let mut scalars = Vec::new();
         // The first u64 is target(): set at run time, since a `-c` command
         // only gets its pid once the session starts.
-        let mut off = TARGET_OFFSET + 8;
+        let mut off = RUNNING_OFFSET + 8;
         for (i, g) in p.globals.iter().enumerate() {
             if g.is_array() || g.ty == Ty::Stats {
                 continue;

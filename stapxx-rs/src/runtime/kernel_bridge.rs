@@ -9,7 +9,7 @@
 //! Host writes to globals are not sent back to the kernel.
 
 use super::session::{Config, Session};
-use super::values::{log_bucket, Globals, StatPartial, Value, LOG_BUCKETS};
+use super::values::{log_bucket, Globals, StatPartial, Store, Value, LOG_BUCKETS};
 use super::SourceInfo;
 use crate::codegen::Compiled;
 use crate::ir::{GlobalId, Program};
@@ -30,9 +30,22 @@ pub fn run(
     let mut ks = KernelSession::start(compiled, prog, target, hz)?;
     let mut s = Session::new(prog, config, src)?;
     // `-c CMD`: the command's pid is target() before it may run.
+    // Then, once the begin probes are done (and before their output is
+    // seen or the command released), what they wrote goes to the kernel
+    // and the kernel probes start.
     let mut set = Ok(());
-    s.start_with(|pid| set = ks.set_target(pid));
+    let mut started = Ok(());
+    let mut last = Vec::new();
+    s.start_with(
+        |pid| set = ks.set_target(pid),
+        |g| {
+            push(&ks, prog, g, None);
+            last = g.stores.clone();
+            started = ks.set_running(true);
+        },
+    );
     set?;
+    started?;
     let tick = Duration::from_millis(20);
     let mut countdown = Countdown::new(prog);
     let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
@@ -48,9 +61,14 @@ pub fn run(
         if !s.wait_step(tick) {
             break;
         }
+        // Globals a timer probe changed go to the kernel probes.
+        push(&ks, prog, s.globals_mut(), Some(&last));
+        last = s.globals_mut().stores.clone();
         countdown.tick();
     }
     countdown.clear();
+    // Stop the kernel probes, then read what they left.
+    let _ = ks.set_running(false);
     pump(&mut ks, &mut s, None);
     merge(&ks, prog, s.globals_mut());
     let errors = ks.errors();
@@ -151,6 +169,44 @@ fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) {
         s.fail();
     } else if stop {
         s.stop();
+    }
+}
+
+/// Send host-written scalars and array elements (those that differ from
+/// `before`, or all non-empty ones) to the kernel's maps. Statistics stay
+/// apart: the host's and the kernel's partials are merged on reads.
+fn push(ks: &KernelSession, prog: &Program, g: &mut Globals, before: Option<&Vec<Store>>) {
+    for (i, st) in g.stores.iter().enumerate() {
+        let id = GlobalId(i as u32);
+        let old = before.and_then(|b| b.get(i));
+        match st {
+            Store::Scalar(v) => {
+                let changed = match old {
+                    Some(Store::Scalar(o)) => o != v,
+                    _ => *v != Value::zero(prog.globals[i].ty),
+                };
+                if changed {
+                    let _ = ks.write_scalar(id, &kv(v));
+                }
+            }
+            Store::Array(a) => {
+                for (k, v) in a.iter() {
+                    let same = matches!(old, Some(Store::Array(o)) if o.get(k) == Some(v));
+                    if !same {
+                        let key: Vec<kernel::Value> = k.iter().map(kv).collect();
+                        let _ = ks.write_element(id, &key, &kv(v));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn kv(v: &Value) -> kernel::Value {
+    match v {
+        Value::Long(n) => kernel::Value::Long(*n),
+        Value::Str(b) => kernel::Value::Str(String::from_utf8_lossy(b).into_owned()),
     }
 }
 

@@ -300,13 +300,20 @@ impl<'p> Session<'p> {
     /// Start the `-c` command (held), run the `begin` probes, release the
     /// command. Afterwards the session is running unless a probe stopped it.
     pub fn start(&mut self) {
-        self.start_with(|_| {});
+        self.start_with(|_| {}, |_| {});
     }
 
     /// As [`Session::start`]; `on_command` gets the `-c` command's pid
     /// while it is still held, before the `begin` probes run (the kernel
-    /// side sets its `target()` there, so no early event is missed).
-    pub fn start_with(&mut self, on_command: impl FnOnce(u32)) {
+    /// side sets its `target()` there, so no early event is missed);
+    /// `after_begin` runs once the `begin` probes are done, before their
+    /// output is flushed and before the command is released (the kernel
+    /// side starts its probes there).
+    pub fn start_with(
+        &mut self,
+        on_command: impl FnOnce(u32),
+        after_begin: impl FnOnce(&mut Globals),
+    ) {
         if let Some(cmd) = self.command.clone() {
             match spawn_held(&cmd) {
                 Ok((child, release)) => {
@@ -328,11 +335,13 @@ impl<'p> Session<'p> {
             if self.state != State::Starting {
                 break;
             }
-            self.handler(*probe, pp);
+            self.handler_unflushed(*probe, pp);
         }
         if self.state == State::Starting {
             self.state = State::Running;
         }
+        after_begin(&mut self.interp.globals);
+        self.interp.out.flush();
         // The command may run now (or, if the session already stopped, die
         // at once in finish()).
         self.release = None;
@@ -344,6 +353,13 @@ impl<'p> Session<'p> {
 
     /// Run one handler and apply what it did to the session state.
     fn handler(&mut self, probe: usize, pp: &str) {
+        self.handler_unflushed(probe, pp);
+        self.interp.out.flush();
+    }
+
+    /// A handler whose output stays buffered (the begin probes': it is
+    /// shown once the kernel probes run, so "ready" lines mean ready).
+    fn handler_unflushed(&mut self, probe: usize, pp: &str) {
         if let Err(e) = self.interp.run_probe(probe, pp) {
             self.report(&e);
             if self.interp.out.errors > self.limits.maxerrors {
@@ -356,7 +372,6 @@ impl<'p> Session<'p> {
                 self.state = State::Stopping;
             }
         }
-        self.interp.out.flush();
     }
 
     fn report(&mut self, e: &RtError) {
