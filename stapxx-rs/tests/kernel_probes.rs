@@ -532,3 +532,47 @@ fn globals_set_by_host_probes_reach_the_kernel() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(rest, "0 x0\n1 x7\n2 x114\n");
 }
+
+#[test]
+fn global_counters_lose_no_updates_across_cpus() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut busy: Vec<Child> = (0..cpus)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // 10 kHz on every CPU: `a++` and `arr[1] += 2` are atomic adds.
+    let s = script(
+        "atomic.stp",
+        "global a, arr\n\
+         probe perf.sw.cpu_clock.sample(100000) { a++; arr[1] += 2 }\n\
+         probe timer.s(1) { exit() }\n\
+         probe end { printf(\"%d %d\\n\", a, arr[1]) }\n",
+    );
+    let out = stapxx().arg(&s).output().unwrap();
+    for b in &mut busy {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<i64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(v[0] > 1000, "{text}");
+    assert_eq!(v[1], 2 * v[0], "{text}");
+}

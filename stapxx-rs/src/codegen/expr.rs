@@ -7,7 +7,7 @@ use super::maps::*;
 use super::regs::*;
 use super::unsupported;
 use crate::ir::*;
-use ebpf_backend::insn::{Alu, Cond, Size};
+use ebpf_backend::insn::{Alu, AtomicOp, Cond, Size};
 use ebpf_backend::Insn;
 use grammar::{Diagnostic, Span};
 
@@ -20,10 +20,71 @@ impl Gen<'_> {
     /// Evaluate for side effects only.
     pub(super) fn effect(&mut self, e: &Expr) -> R<()> {
         match (&e.kind, e.ty) {
+            // Globals are shared by every CPU: `g++`, `g += n` whose value
+            // is not used become atomic adds, so no update is lost.
+            (ExprKind::Crement { place, delta, .. }, _) if !matches!(place, Place::Local(_)) => {
+                self.mov_imm(R0, *delta);
+                self.atomic_add(place, e.span)
+            }
+            (ExprKind::AssignOp(place, op @ (LongOp::Add | LongOp::Sub), v), _)
+                if !matches!(place, Place::Local(_)) =>
+            {
+                self.long(v)?;
+                if *op == LongOp::Sub {
+                    self.e(Insn::neg64(R0));
+                }
+                self.atomic_add(place, e.span)
+            }
             (ExprKind::Builtin(..), _) | (ExprKind::StatAdd(..), _) => self.long_or_void(e),
             (_, Ty::Str) => self.string(e).map(|_| ()),
             _ => self.long(e),
         }
+    }
+
+    /// `place += r0` atomically (a global scalar or array element).
+    fn atomic_add(&mut self, place: &Place, span: Span) -> R<()> {
+        let d = self.tmp_long();
+        self.st_local(d, R0);
+        match place {
+            Place::Global(g) => {
+                let s = self
+                    .m
+                    .scalar(*g)
+                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
+                let (gm, off) = (self.m.globals_map, s.offset);
+                self.ld_map_value(R1, gm, off);
+                self.ld_local(R2, d);
+                self.e(Insn::atomic(Size::DW, AtomicOp::Add, R1, 0, R2));
+            }
+            Place::Elem(g, keys) => {
+                let key = self.build_key(*g, keys, span)?;
+                let a = self.array(*g, span)?;
+                let done = self.label();
+                let add = self.label();
+                self.lookup(*g, key, span)?;
+                self.jimm(Cond::Ne, R0, 0, add);
+                // Missing: insert the delta; if another CPU inserted it
+                // meanwhile, add to that one.
+                self.ld_map_fd(R1, a.map);
+                self.frame_addr(R2, key);
+                self.e(Insn::mov64_reg(R3, R7));
+                self.e(Insn::alu64_imm(Alu::Add, R3, d as i32));
+                self.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
+                self.call(H_UPDATE);
+                self.jimm(Cond::Sge, R0, 0, done);
+                self.lookup(*g, key, span)?;
+                let found = self.label();
+                self.jimm(Cond::Ne, R0, 0, found);
+                self.fail(ErrKind::MapFull);
+                self.bind(found);
+                self.bind(add);
+                self.ld_local(R2, d);
+                self.e(Insn::atomic(Size::DW, AtomicOp::Add, R0, 0, R2));
+                self.bind(done);
+            }
+            Place::Local(_) => {}
+        }
+        Ok(())
     }
 
     fn long_or_void(&mut self, e: &Expr) -> R<()> {
