@@ -67,8 +67,11 @@ pub fn run(
         countdown.tick();
     }
     countdown.clear();
-    // Stop the kernel probes, then read what they left.
+    // Stop the kernel probes, let any handler already past the check
+    // finish (they run for microseconds; stap waits the same way), then
+    // read what they left.
     let _ = ks.set_running(false);
+    std::thread::sleep(Duration::from_millis(20));
     pump(&mut ks, &mut s, None);
     merge(&ks, prog, s.globals_mut());
     let errors = ks.errors();
