@@ -57,6 +57,8 @@ pub fn run(
         }
         if s.next_timer().is_some_and(|t| t <= Instant::now() + tick) {
             merge(&ks, prog, s.globals_mut());
+            // Only what a host probe changes after this goes back.
+            last = s.globals_mut().stores.clone();
         }
         if !s.wait_step(tick) {
             break;
