@@ -88,7 +88,19 @@ impl<'o> Session<'o> {
             }
             return Ok(());
         }
-        let program = self.parse(&expansion)?;
+        // Every pass after the expansion reports spans in the expanded text;
+        // move them to the original once, here.
+        self.passes(&expansion, t)
+            .map_err(|d| expansion.map_diagnostic(d))
+    }
+
+    /// Passes 1 to 5 over the expanded program.
+    fn passes(
+        &mut self,
+        expansion: &Expansion,
+        mut t: std::time::Instant,
+    ) -> Result<(), Diagnostic> {
+        let program = self.parse(expansion)?;
         self.timing("Pass 1: parsed the script and its modules", &mut t);
         if self.opts.cli.pass == 1 {
             let mut out = std::io::stdout().lock();
@@ -161,7 +173,7 @@ impl<'o> Session<'o> {
         };
         let src = runtime::ScriptSources {
             sources: &self.sources,
-            expansion: &expansion,
+            expansion,
         };
         self.exit_code = match &compiled {
             // Host probes only (begin/end/error/timers): run them here.
@@ -262,8 +274,7 @@ impl<'o> Session<'o> {
         let library = self.library_macros(&config)?;
         let mut files = Vec::new();
         for f in &expansion.files {
-            let file = grammar::parse_source(f.id, &f.text, &config, &library)
-                .map_err(|d| expansion.map_diagnostic(d))?;
+            let file = grammar::parse_source(f.id, &f.text, &config, &library)?;
             files.push(file);
         }
         Ok(Program { files })
