@@ -7,7 +7,7 @@ use super::maps::*;
 use super::regs::*;
 use super::unsupported;
 use crate::ir::*;
-use ebpf_backend::insn::{Alu, AtomicOp, Cond, Size};
+use ebpf_backend::insn::{Alu, AtomicOp, Cond, Reg, Size};
 use ebpf_backend::Insn;
 use grammar::{Diagnostic, Span};
 
@@ -15,6 +15,12 @@ use grammar::{Diagnostic, Span};
 /// context and perf-event programs at the start of theirs.
 const PT_IP: i16 = 16 * 8;
 const PT_CS: i16 = 17 * 8;
+
+/// An evaluated argument: a long temporary (offset from r7) or a string.
+pub(super) enum Temp {
+    Long(i16),
+    Str(SLoc),
+}
 
 impl Gen<'_> {
     /// Evaluate for side effects only.
@@ -47,12 +53,7 @@ impl Gen<'_> {
         self.st_local(d, R0);
         match place {
             Place::Global(g) => {
-                let s = self
-                    .m
-                    .scalar(*g)
-                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
-                let (gm, off) = (self.m.globals_map, s.offset);
-                self.ld_map_value(R1, gm, off);
+                self.scalar_addr(R1, *g, span)?;
                 self.ld_local(R2, d);
                 self.e(Insn::atomic(Size::DW, AtomicOp::Add, R1, 0, R2));
             }
@@ -283,6 +284,17 @@ impl Gen<'_> {
 
     // ------------------------------------------------------------ places
 
+    /// `reg` = the address of scalar global `g` in the globals map.
+    fn scalar_addr(&mut self, reg: Reg, g: GlobalId, span: Span) -> R<()> {
+        let s = self
+            .m
+            .scalar(g)
+            .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
+        let (gm, off) = (self.m.globals_map, s.offset);
+        self.ld_map_value(reg, gm, off);
+        Ok(())
+    }
+
     fn read_long(&mut self, place: &Place, span: Span) -> R<()> {
         match place {
             Place::Local(l) => {
@@ -290,12 +302,7 @@ impl Gen<'_> {
                 self.ld_local(R0, off);
             }
             Place::Global(g) => {
-                let s = self
-                    .m
-                    .scalar(*g)
-                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
-                let (gm, off) = (self.m.globals_map, s.offset);
-                self.ld_map_value(R1, gm, off);
+                self.scalar_addr(R1, *g, span)?;
                 self.e(Insn::ldx(Size::DW, R0, R1, 0));
             }
             Place::Elem(g, keys) => {
@@ -318,12 +325,7 @@ impl Gen<'_> {
                 self.st_local(off, R0);
             }
             Place::Global(g) => {
-                let s = self
-                    .m
-                    .scalar(*g)
-                    .ok_or_else(|| Diagnostic::error(span, "internal: no slot for global"))?;
-                let (gm, off) = (self.m.globals_map, s.offset);
-                self.ld_map_value(R1, gm, off);
+                self.scalar_addr(R1, *g, span)?;
                 self.e(Insn::stx(Size::DW, R1, 0, R0));
             }
             Place::Elem(g, keys) => {
@@ -535,42 +537,45 @@ impl Gen<'_> {
 
     // ------------------------------------------------------------ calls
 
-    /// Evaluate arguments into temporaries, copy them into the callee's
-    /// parameter slots, call, and unwind on error.
-    pub(super) fn call_fn(&mut self, f: usize, args: &[Expr], span: Span) -> R<()> {
-        enum A {
-            Long(i16),
-            Str(SLoc),
-        }
+    /// Evaluate `args` left to right into fresh temporaries (strings are
+    /// copied: an argument may be a call's result slot that a later
+    /// argument's call would overwrite).
+    pub(super) fn eval_to_temps(&mut self, args: &[Expr]) -> R<Vec<Temp>> {
         let mut vals = Vec::new();
         for a in args {
             if a.ty == Ty::Str {
                 let s = self.string(a)?;
-                // Copy: the argument may be another call's result slot.
                 let t = self.tmp_str();
                 self.copy_str(SLoc::Frame(t), s);
-                vals.push(A::Str(SLoc::Frame(t)));
+                vals.push(Temp::Str(SLoc::Frame(t)));
             } else {
                 self.long(a)?;
                 let t = self.tmp_long();
                 self.st_local(t, R0);
-                vals.push(A::Long(t));
+                vals.push(Temp::Long(t));
             }
         }
+        Ok(vals)
+    }
+
+    /// Evaluate arguments into temporaries, copy them into the callee's
+    /// parameter slots, call, and unwind on error.
+    pub(super) fn call_fn(&mut self, f: usize, args: &[Expr], span: Span) -> R<()> {
+        let vals = self.eval_to_temps(args)?;
         let callee = super::emit::Owner::Func(f);
         let func = &self.p.functions[f];
         let locals = func.locals.clone();
         for (i, v) in vals.into_iter().enumerate() {
             let l = LocalId(i as u32);
             match v {
-                A::Long(t) => {
+                Temp::Long(t) => {
                     let idx = locals[..i].iter().filter(|x| x.ty != Ty::Str).count() as u32;
                     let abs = self.bases.get(&callee).copied().unwrap_or(0) + idx * 8;
                     self.ld_local(R0, t);
                     self.frame_addr(R1, abs);
                     self.e(Insn::stx(Size::DW, R1, 0, R0));
                 }
-                A::Str(s) => {
+                Temp::Str(s) => {
                     let idx = locals[..l.0 as usize]
                         .iter()
                         .filter(|x| x.ty == Ty::Str)

@@ -2,6 +2,7 @@
 //! memory strings, symbol names. A string slot is `[len: u64][bytes]`.
 
 use super::emit::{Gen, SLoc, R};
+use super::expr::Temp;
 use super::layout::*;
 use super::maps::*;
 use super::regs::*;
@@ -317,24 +318,7 @@ impl Gen<'_> {
     fn format(&mut self, t: u32, fmt: &str, args: &[Expr], span: Span) -> R<()> {
         let pieces = parse_format(fmt).map_err(|m| Diagnostic::error(span, m))?;
         // Evaluate the arguments first (they may call functions that print).
-        enum V {
-            Long(i16),
-            Str(SLoc),
-        }
-        let mut vals = Vec::new();
-        for a in args {
-            if a.ty == Ty::Str {
-                let s = self.string(a)?;
-                let c = self.tmp_str();
-                self.copy_str(SLoc::Frame(c), s);
-                vals.push(V::Str(SLoc::Frame(c)));
-            } else {
-                self.long(a)?;
-                let l = self.tmp_long();
-                self.st_local(l, R0);
-                vals.push(V::Long(l));
-            }
-        }
+        let vals = self.eval_to_temps(args)?;
         let dst = SLoc::Frame(t);
         self.set_empty(dst);
         let mut vals = vals.into_iter();
@@ -342,7 +326,7 @@ impl Gen<'_> {
             match piece {
                 FormatPiece::Text(text) => self.append_lit(dst, &text),
                 FormatPiece::Conv(c) => match vals.next() {
-                    Some(V::Str(s)) => {
+                    Some(Temp::Str(s)) => {
                         if c.width.is_none() && c.precision.is_none() {
                             self.append_str(dst, s);
                         } else {
@@ -376,7 +360,7 @@ impl Gen<'_> {
                             }
                         }
                     }
-                    Some(V::Long(l)) => {
+                    Some(Temp::Long(l)) => {
                         self.ld_local(R0, l);
                         let conv = match c.kind {
                             'd' | 'i' => "lld",

@@ -765,22 +765,7 @@ impl<'a> Lowering<'a> {
         rhs: &ast::Expr,
         span: Span,
     ) -> R<(Expr, Slot)> {
-        let arith = |o| -> Option<LongOp> {
-            Some(match o {
-                BinOp::Add => LongOp::Add,
-                BinOp::Sub => LongOp::Sub,
-                BinOp::Mul => LongOp::Mul,
-                BinOp::Div => LongOp::Div,
-                BinOp::Mod => LongOp::Mod,
-                BinOp::Shl => LongOp::Shl,
-                BinOp::Shr => LongOp::Shr,
-                BinOp::BitAnd => LongOp::And,
-                BinOp::BitOr => LongOp::Or,
-                BinOp::BitXor => LongOp::Xor,
-                _ => return None,
-            })
-        };
-        if let Some(lop) = arith(op) {
+        if let Some(lop) = long_op(op) {
             let a = self.long(cx, lhs)?;
             let b = self.long(cx, rhs)?;
             return Ok(self.mk(
@@ -891,18 +876,8 @@ impl<'a> Lowering<'a> {
             AssignOp::Op(b) => {
                 self.unify_ref(cx, r, Some(Ty::Long), &what, span)?;
                 let v = self.long(cx, rhs)?;
-                let lop = match b {
-                    BinOp::Add => LongOp::Add,
-                    BinOp::Sub => LongOp::Sub,
-                    BinOp::Mul => LongOp::Mul,
-                    BinOp::Div => LongOp::Div,
-                    BinOp::Mod => LongOp::Mod,
-                    BinOp::Shl => LongOp::Shl,
-                    BinOp::Shr => LongOp::Shr,
-                    BinOp::BitAnd => LongOp::And,
-                    BinOp::BitOr => LongOp::Or,
-                    _ => LongOp::Xor,
-                };
+                // Only arithmetic operators reach here (`.=` is handled above).
+                let lop = long_op(b).unwrap_or(LongOp::Xor);
                 Ok(self.mk(
                     ExprKind::AssignOp(place, lop, Box::new(v)),
                     Some(Ty::Long),
@@ -1029,6 +1004,23 @@ impl<'a> Lowering<'a> {
             args: out,
         })
     }
+}
+
+/// The long operation of an arithmetic or bitwise binary operator.
+fn long_op(o: BinOp) -> Option<LongOp> {
+    Some(match o {
+        BinOp::Add => LongOp::Add,
+        BinOp::Sub => LongOp::Sub,
+        BinOp::Mul => LongOp::Mul,
+        BinOp::Div => LongOp::Div,
+        BinOp::Mod => LongOp::Mod,
+        BinOp::Shl => LongOp::Shl,
+        BinOp::Shr => LongOp::Shr,
+        BinOp::BitAnd => LongOp::And,
+        BinOp::BitOr => LongOp::Or,
+        BinOp::BitXor => LongOp::Xor,
+        _ => return None,
+    })
 }
 
 fn describe(e: &ast::Expr) -> String {

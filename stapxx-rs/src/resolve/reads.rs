@@ -9,7 +9,7 @@ use grammar::Span;
 /// The builtin that gives a module's load bias at run time.
 pub const MODULE_BIAS: &str = "__stapxx_module_bias";
 
-fn num(n: i64, span: Span) -> Expr {
+pub(super) fn num(n: i64, span: Span) -> Expr {
     Expr {
         kind: ExprKind::Number(n),
         span,
@@ -41,7 +41,7 @@ fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
     }
 }
 
-fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
     Expr {
         kind: ExprKind::Call {
             name: name.to_string(),

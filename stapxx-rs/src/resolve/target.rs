@@ -17,6 +17,7 @@
 //! `sprintf("return=0x%x", ...)`. Parameters there need their value saved
 //! at entry (stap does it implicitly, or with `@entry`): not supported yet.
 
+use super::reads::{call, num};
 use super::{reads, Modules, Resolver, R};
 use crate::debuginfo::params::{x86_64_register_name, FunctionInfo, ParamLocation};
 use crate::debuginfo::{Access, Fetch, Module, Resolved as Chain, Step, TypeHandle, ValueKind};
@@ -88,29 +89,12 @@ pub fn function_site(pt: &ProbePoint) -> Option<Result<FunctionSite, String>> {
     }))
 }
 
-fn num(n: i64, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Number(n),
-        span,
-    }
-}
-
 fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
     Expr {
         kind: ExprKind::Binary {
             op,
             lhs: Box::new(lhs),
             rhs: Box::new(rhs),
-        },
-        span,
-    }
-}
-
-fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Call {
-            name: name.to_string(),
-            args,
         },
         span,
     }
