@@ -46,6 +46,7 @@ helpers! {
     RINGBUF_DISCARD = 133, "ringbuf_discard";
     COPY_FROM_USER = 148, "copy_from_user";
     GET_CURRENT_TASK_BTF = 158, "get_current_task_btf";
+    FOR_EACH_MAP_ELEM = 164, "for_each_map_elem";
     SNPRINTF = 165, "snprintf";
     GET_FUNC_IP = 173, "get_func_ip";
     LOOP = 181, "loop";

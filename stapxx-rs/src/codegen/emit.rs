@@ -14,7 +14,7 @@
 use super::layout::*;
 use super::maps::*;
 use super::regs::*;
-use super::{unsupported, Options};
+use super::Options;
 use crate::ir::*;
 use ebpf_backend::insn::{self, Alu, AtomicOp, Cond, Reg, Size};
 use ebpf_backend::{FuncAsm, FuncId as AFunc, FuncKind, Insn, Label, MapDef, MapId, Module};
@@ -95,6 +95,9 @@ pub struct Gen<'a> {
     pub(super) inlines: Vec<InlineFrame>,
     /// How many loop callbacks enclose the code being generated.
     pub(super) loop_depth: usize,
+    /// Enclosing `try` blocks, innermost last: the frame offset of the
+    /// string slot that receives the message, if the `catch` names one.
+    pub(super) catches: Vec<Option<u32>>,
 }
 
 /// A function call being inlined: where its `return` goes.
@@ -179,6 +182,7 @@ impl<'a> Gen<'a> {
             spans: Vec::new(),
             inlines: Vec::new(),
             loop_depth: 0,
+            catches: Vec::new(),
         }
     }
 
@@ -635,9 +639,9 @@ impl<'a> Gen<'a> {
             StmtKind::Loop { cond, body, step } => {
                 self.lp(cond.as_ref(), body, step.as_ref(), s.span)?
             }
-            StmtKind::Foreach(_) => return Err(unsupported(s.span, "foreach")),
+            StmtKind::Foreach(f) => self.foreach(f, s.span)?,
             StmtKind::Delete(place) => self.delete(place, s.span)?,
-            StmtKind::DeleteArray(_) => return Err(unsupported(s.span, "deleting a whole array")),
+            StmtKind::DeleteArray(g) => self.delete_array(*g, s.span)?,
             StmtKind::Next => {
                 self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
                 self.e(Insn::alu64_imm(Alu::Or, R1, FLAG_NEXT));
@@ -660,7 +664,7 @@ impl<'a> Gen<'a> {
                 self.jmp(t);
             }
             StmtKind::Return(v) => self.ret_stmt(v.as_ref(), s.span)?,
-            StmtKind::Try { .. } => return Err(unsupported(s.span, "try/catch")),
+            StmtKind::Try { body, var, handler } => self.try_catch(body, *var, handler)?,
         }
         self.release(m);
         Ok(())

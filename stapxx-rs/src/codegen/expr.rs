@@ -837,6 +837,9 @@ impl Gen<'_> {
             }
             Warn | Error => {
                 let s = self.string(&args[0])?;
+                if b == Error && self.raise_caught(s) {
+                    return Ok(false);
+                }
                 let t = self.tmp_str();
                 self.copy_str(SLoc::Frame(t), s);
                 self.output(if b == Warn { REC_WARN } else { REC_ERROR }, t);
@@ -851,6 +854,8 @@ impl Gen<'_> {
                 self.output(REC_EXIT, t);
                 return Ok(false);
             }
+            Isinstr => self.isinstr(&args[0], &args[1])?,
+            Strtol => self.strtol(&args[0], &args[1])?,
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }
         Ok(true)

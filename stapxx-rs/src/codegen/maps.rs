@@ -95,7 +95,11 @@ impl MapLayout {
             });
             off += if g.ty == Ty::Str { strslot } else { 8 };
         }
-        let globals_size = off.max(8);
+        // Appends to a string write `MAXSTR - (len & (MAXSTR-1))` bytes at
+        // its end, which the verifier bounds by 2 * MAXSTR: slack after the
+        // last slot, as the frame has.
+        let has_str = scalars.iter().any(|s| s.ty == Ty::Str);
+        let globals_size = if has_str { off + opts.maxstr } else { off.max(8) };
         let globals_map = module.add_map(MapDef::new(
             "stx_globals",
             MapKind::Array,

@@ -11,12 +11,16 @@
 //! back end crate stays free of the front end's types; `ebpf-backend`
 //! provides the assembler, maps, ELF emission and loading.
 
+mod callback;
+mod iterate;
 pub mod emit;
 pub mod expr;
 pub mod layout;
 pub mod maps;
 mod regs;
 pub mod strings;
+mod strops;
+mod trycatch;
 
 use crate::ir::{self, Exec, Program};
 use ebpf_backend::{MapDef, MapKind, Module, ProgKind};

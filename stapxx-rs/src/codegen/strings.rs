@@ -202,7 +202,7 @@ impl Gen<'_> {
 
     /// len(s) = clamp(r0 - 1 + base_len_reg, ...) where r0 is a helper's
     /// "bytes written including NUL" (or negative on failure).
-    fn store_len_from_r0(&mut self, s: SLoc, _base: i32) {
+    pub(super) fn store_len_from_r0(&mut self, s: SLoc, _base: i32) {
         let ok = self.label();
         let end = self.label();
         self.jimm(Cond::Sgt, R0, 0, ok);
@@ -417,7 +417,7 @@ impl Gen<'_> {
         let (var, lit, swapped) = match (&a.kind, &b.kind) {
             (_, ExprKind::Str(s)) => (a, s.clone(), false),
             (ExprKind::Str(s), _) => (b, s.clone(), true),
-            _ => return Err(unsupported(a.span, "comparing two computed strings")),
+            _ => return self.str_cmp_general(op, a, b),
         };
         let s = self.string(var)?;
         if lit.is_empty() && matches!(op, CmpOp::Eq | CmpOp::Ne) {
