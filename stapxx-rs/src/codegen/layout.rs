@@ -51,7 +51,7 @@ impl ErrKind {
     pub fn message(i: usize) -> &'static str {
         match i {
             1 => "user memory read fault",
-            2 => "division by zero",
+            2 => "division by 0",
             3 => "MAXACTION exceeded",
             4 => "array overflow, check MAXMAPENTRIES",
             5 => "probe skipped (nested on the same CPU)",

@@ -376,9 +376,14 @@ impl Gen<'_> {
                         // bpf_snprintf has no `#` flag: write the 0x prefix
                         // ourselves (C writes none for a zero, except %p).
                         let alt = c.flags.contains('#') && matches!(c.kind, 'x' | 'X');
+                        // Since stap 1.3, %p is %#x (and 0 prints as 0x0).
                         let (spec, prefix) = if conv == "p" {
-                            let w = c.width.map(|w| w.saturating_sub(2)).unwrap_or(16);
-                            (format!("%0{w}llx"), Some("0x"))
+                            let c2 = Conversion {
+                                flags: c.flags.replace('#', ""),
+                                width: c.width.map(|w| w.saturating_sub(2)),
+                                ..c.clone()
+                            };
+                            (spec(&c2, "llx"), Some("0x"))
                         } else if alt {
                             let c2 = Conversion {
                                 flags: c.flags.replace('#', ""),
