@@ -49,6 +49,7 @@ helpers! {
     FOR_EACH_MAP_ELEM = 164, "for_each_map_elem";
     SNPRINTF = 165, "snprintf";
     GET_FUNC_IP = 173, "get_func_ip";
+    TASK_PT_REGS = 175, "task_pt_regs";
     LOOP = 181, "loop";
     STRNCMP = 182, "strncmp";
     MAP_LOOKUP_PERCPU_ELEM = 195, "map_lookup_percpu_elem";

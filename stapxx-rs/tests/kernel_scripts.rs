@@ -331,3 +331,44 @@ fn nested_loops_in_a_timer_profile_handler() {
     assert_eq!(out, "1 1000000\n", "{err}");
     assert!(!err.contains("error"), "{err}");
 }
+
+/// A sample that hits a system call still sees the task's user registers
+/// (`uaddr`, `u_register`), as in stap, while `user_mode()` is 0 and
+/// `addr()` is the kernel address. `dd` with 1-byte blocks lives in
+/// read/write system calls.
+#[test]
+fn kernel_mode_samples_read_the_user_registers() {
+    if !support::is_root() {
+        support::missing("root (BPF and perf events)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=1000000000"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let script = "global k, u, ua, rsp, kaddr\n\
+        probe timer.profile { if (pid() == target()) {\n\
+          if (user_mode()) u++\n\
+          else { k++; if (uaddr() != 0 && uaddr() < 0x800000000000) ua++;\n\
+                 if (u_register(\"rsp\") > 0x7f0000000000 && u_register(\"rsp\") < 0x800000000000) rsp++;\n\
+                 if (addr() > 0xffff800000000000) kaddr++ } } }\n\
+        probe timer.ms(700) { exit() }\n\
+        probe end { printf(\"%d %d %d %d %d\\n\", k > 10, k == ua, k == rsp, k == kaddr, u >= 0) }\n";
+    let path = support::scratch().join("ks_kernel_mode.stp");
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg(&path)
+        .args(["-x", &dd.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = dd.kill();
+    let _ = dd.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 1 1 1 1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -557,6 +557,12 @@ impl<'a> Gen<'a> {
             }
             self.e(Insn::stx(Size::DW, R6, F_REGS + i * 8, R1));
         }
+        if matches!(
+            super::prog_kind(&self.p.probes[pi].points[0]),
+            Ok(ebpf_backend::ProgKind::PerfEvent)
+        ) {
+            self.user_regs_of_kernel_samples();
+        }
         self.zero_locals();
         let body = probe.body.clone();
         self.stmts(&body)?;
@@ -580,6 +586,28 @@ impl<'a> Gen<'a> {
         let b = self.bodies.pop().expect("probe body");
         self.end_owner();
         Ok(self.asm.add(format!("stx_p{pi}"), FuncKind::Entry, 1, b.fa))
+    }
+
+    /// A sample that interrupted kernel mode (a system call, a page fault)
+    /// still belongs to a task with user registers: keep the kernel address
+    /// in `F_KIP`, mark the frame, and put the task's saved user registers
+    /// (`task_pt_regs`) where the probe's registers were.
+    fn user_regs_of_kernel_samples(&mut self) {
+        let user = self.label();
+        self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_CS_OFF));
+        self.e(Insn::alu64_imm(Alu::And, R1, 3));
+        self.jimm(Cond::Eq, R1, 3, user);
+        self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_IP_OFF));
+        self.e(Insn::stx(Size::DW, R6, F_KIP, R1));
+        self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, FLAG_KERNEL));
+        self.call(H_TASK_BTF);
+        self.e(Insn::mov64_reg(R1, R0));
+        self.call(H_TASK_PT_REGS);
+        self.e(Insn::mov64_reg(R3, R0));
+        self.frame_addr(R1, F_REGS as u32);
+        self.mov_imm(R2, PT_REGS_SIZE as i64);
+        self.call(H_READ_KERNEL);
+        self.bind(user);
     }
 
     /// Locals start at 0 / "" on every run, as in stap.

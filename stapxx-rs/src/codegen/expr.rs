@@ -13,8 +13,8 @@ use grammar::{Diagnostic, Span};
 
 /// Offsets in `struct pt_regs` (x86-64), which uprobe programs get as their
 /// context and perf-event programs at the start of theirs.
-const PT_IP: i16 = 16 * 8;
-const PT_CS: i16 = 17 * 8;
+const PT_IP: i16 = PT_IP_OFF;
+const PT_CS: i16 = PT_CS_OFF;
 
 /// An evaluated argument: a long temporary (offset from r7) or a string.
 pub(super) enum Temp {
@@ -704,16 +704,23 @@ impl Gen<'_> {
                 }
             }
             Jiffies => self.call(H_JIFFIES),
-            UserMode => {
-                self.frame_addr(R1, F_REGS as u32);
-                self.e(Insn::ldx(Size::DW, R0, R1, PT_CS));
-                self.e(Insn::alu64_imm(Alu::And, R0, 3));
-                self.bool_of(Cond::Eq, 3);
+            UserMode => self.user_mode(),
+            Addr => {
+                // The kernel address of a kernel-mode sample, else the user one.
+                let user = self.label();
+                let end = self.label();
+                self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+                self.jimm(Cond::Set, R1, FLAG_KERNEL, user);
+                self.e(Insn::ldx(Size::DW, R0, R6, F_REGS + PT_IP));
+                self.jmp(end);
+                self.bind(user);
+                self.e(Insn::ldx(Size::DW, R0, R6, F_KIP));
+                self.bind(end);
             }
-            Uaddr | Addr => {
+            Uaddr => {
                 self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R0, R1, PT_IP));
-                if b == Uaddr {
+                {
                     // Only a user-mode address counts.
                     self.e(Insn::ldx(Size::DW, R2, R1, PT_CS));
                     self.e(Insn::alu64_imm(Alu::And, R2, 3));
@@ -859,6 +866,21 @@ impl Gen<'_> {
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }
         Ok(true)
+    }
+
+    /// `r0` = user_mode(): the probe interrupted user code.
+    pub(super) fn user_mode(&mut self) {
+        let no = self.label();
+        let end = self.label();
+        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
+        self.jimm(Cond::Set, R1, FLAG_KERNEL, no);
+        self.e(Insn::ldx(Size::DW, R0, R6, F_REGS + PT_CS));
+        self.e(Insn::alu64_imm(Alu::And, R0, 3));
+        self.bool_of(Cond::Eq, 3);
+        self.jmp(end);
+        self.bind(no);
+        self.e(Insn::mov64_imm(R0, 0));
+        self.bind(end);
     }
 
     /// Send string slot `t` as an output record (its len field gets the kind).

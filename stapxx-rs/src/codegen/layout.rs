@@ -23,6 +23,13 @@ pub const F_ARGS: i16 = 32;
 /// register reads (`u_register`, `uaddr`, `user_mode`) use this copy.
 pub const F_REGS: i16 = 96;
 pub const PT_REGS_SIZE: i32 = 21 * 8;
+/// `ip` and `cs` in x86-64's `struct pt_regs`.
+pub const PT_IP_OFF: i16 = 16 * 8;
+pub const PT_CS_OFF: i16 = 17 * 8;
+/// The interrupted kernel address when a sample hit kernel mode (`F_REGS`
+/// then holds the task's user registers, as stap's `u_register`, `uaddr`
+/// read them; `addr()` is this).
+pub const F_KIP: i16 = 264;
 /// Start of a zeroed area of MAXSTR bytes (never written): the source for
 /// zero-filling map keys.
 pub const F_ZERO: u32 = 272;
@@ -31,6 +38,8 @@ pub const F_ZERO: u32 = 272;
 pub const FLAG_NEXT: i32 = 1;
 pub const FLAG_RETURN: i32 = 2;
 pub const FLAG_LOOP_DONE: i32 = 4;
+/// The probe interrupted kernel mode (`user_mode()` is 0).
+pub const FLAG_KERNEL: i32 = 8;
 
 /// Probe error kinds, counted in the errors map (index = kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

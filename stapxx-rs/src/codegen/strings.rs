@@ -555,12 +555,10 @@ impl Gen<'_> {
             }
             Probefunc => {
                 // user_mode() ? usymname(uaddr()) : "" (no kernel symbols).
-                self.frame_addr(R1, F_REGS as u32);
-                self.e(Insn::ldx(Size::DW, R2, R1, 17 * 8));
-                self.e(Insn::alu64_imm(Alu::And, R2, 3));
+                self.user_mode();
                 let user = self.label();
                 let end = self.label();
-                self.jimm(Cond::Eq, R2, 3, user);
+                self.jimm(Cond::Ne, R0, 0, user);
                 self.set_empty(dst);
                 self.jmp(end);
                 self.bind(user);
