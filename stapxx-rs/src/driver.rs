@@ -129,6 +129,14 @@ impl<'o> Session<'o> {
         } else {
             None
         };
+        // The object is written at any pass that compiles (a run too).
+        if let (Some(path), Some(c)) = (&self.opts.cli.dump_bpf, &compiled) {
+            let elf = ebpf_backend::to_elf(&c.module)
+                .map_err(|e| Diagnostic::bare(format!("writing the ELF object failed: {e}")))?;
+            std::fs::write(path, elf).map_err(|e| {
+                Diagnostic::bare(format!("cannot write {}: {e}", path.display()))
+            })?;
+        }
         if self.opts.cli.pass == 3 {
             print!("{}", ir::print::print_program(&program));
             if let Some(c) = &compiled {
@@ -136,16 +144,6 @@ impl<'o> Session<'o> {
                     Diagnostic::bare(format!("linking the BPF programs failed: {e}"))
                 })?;
                 print!("{listing}");
-            }
-            if let Some(path) = &self.opts.cli.dump_bpf {
-                if let Some(c) = &compiled {
-                    let elf = ebpf_backend::to_elf(&c.module).map_err(|e| {
-                        Diagnostic::bare(format!("writing the ELF object failed: {e}"))
-                    })?;
-                    std::fs::write(path, elf).map_err(|e| {
-                        Diagnostic::bare(format!("cannot write {}: {e}", path.display()))
-                    })?;
-                }
             }
             return Ok(());
         }

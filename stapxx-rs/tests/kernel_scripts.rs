@@ -372,3 +372,53 @@ fn kernel_mode_samples_read_the_user_registers() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--dump-bpf` writes an object libbpf loads, for a script whose programs
+/// use the globals and errors maps, strings, loops and foreach callbacks.
+#[test]
+fn dump_bpf_writes_an_object_libbpf_loads() {
+    if !support::is_root() || !support::have_tool("bpftool") {
+        support::missing("root and bpftool");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = support::scratch();
+    let script = dir.join("ks_dump.stp");
+    std::fs::write(
+        &script,
+        "global n, s, a\n\
+         probe timer.profile { n++; s .= \"x\"; a[cpu()] = n; foreach (k in a) n += a[k]; if (s == execname()) n = 0 }\n",
+    )
+    .unwrap();
+    let obj = dir.join("ks_dump.o");
+    let _ = std::fs::remove_file(&obj);
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg(&script)
+        .args(["-p3", "--dump-bpf"])
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/stx_dump_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pins);
+    let load = Command::new("bpftool")
+        .args(["prog", "loadall"])
+        .arg(&obj)
+        .arg(&pins)
+        .output()
+        .unwrap();
+    let pinned: Vec<String> = std::fs::read_dir(&pins)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&pins);
+    assert!(
+        load.status.success(),
+        "bpftool prog loadall failed: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    assert_eq!(pinned, vec!["stx_p0".to_string()]);
+}

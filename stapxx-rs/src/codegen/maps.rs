@@ -100,12 +100,12 @@ impl MapLayout {
         // last slot, as the frame has.
         let has_str = scalars.iter().any(|s| s.ty == Ty::Str);
         let globals_size = if has_str { off + opts.maxstr } else { off.max(8) };
-        let globals_map = module.add_map(MapDef::new(
+        // Global data (one zeroed entry), so that its direct value loads
+        // can be expressed in an ELF object (`--dump-bpf`) too.
+        let globals_map = module.add_map(MapDef::global_data(
             "stx_globals",
-            MapKind::Array,
-            4,
-            globals_size,
-            1,
+            vec![0; globals_size as usize],
+            false,
         ));
         let mut arrays = Vec::new();
         for (i, g) in p.globals.iter().enumerate() {
@@ -163,12 +163,10 @@ impl MapLayout {
                 percpu,
             });
         }
-        let errors_map = module.add_map(MapDef::new(
+        let errors_map = module.add_map(MapDef::global_data(
             "stx_errors",
-            MapKind::Array,
-            4,
-            (ERR_KINDS * 8) as u32,
-            1,
+            vec![0; ERR_KINDS * 8],
+            false,
         ));
         let output_map = module.add_map(MapDef::ringbuf("stx_out", 1 << 22));
         let nsyms = opts.nsyms.max(1);
