@@ -112,6 +112,16 @@ impl<'o> Session<'o> {
             }
             return Ok(());
         }
+        // Reading /proc/kallsyms takes tens of ms: when the script may need
+        // kernel symbols, read them while debuginfo is resolved.
+        if self.opts.cli.pass >= 3
+            && program.files.iter().any(|f| {
+                let text = &self.sources.get(f.id).text;
+                text.contains("probefunc") || text.contains("symname")
+            })
+        {
+            std::thread::spawn(crate::ksyms::KernelSymbols::get);
+        }
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         let resolved = resolve::resolve(&program.files, &mut modules)?;
         self.timing("Pass 2: resolved against debuginfo", &mut t);
@@ -133,9 +143,8 @@ impl<'o> Session<'o> {
         if let (Some(path), Some(c)) = (&self.opts.cli.dump_bpf, &compiled) {
             let elf = ebpf_backend::to_elf(&c.module)
                 .map_err(|e| Diagnostic::bare(format!("writing the ELF object failed: {e}")))?;
-            std::fs::write(path, elf).map_err(|e| {
-                Diagnostic::bare(format!("cannot write {}: {e}", path.display()))
-            })?;
+            std::fs::write(path, elf)
+                .map_err(|e| Diagnostic::bare(format!("cannot write {}: {e}", path.display())))?;
         }
         if self.opts.cli.pass == 3 {
             print!("{}", ir::print::print_program(&program));

@@ -119,6 +119,15 @@ impl KernelSession {
     /// The target's function symbols, sorted by runtime address, into the
     /// `usymname` maps (as many as fit).
     fn fill_symbols(&mut self, target: Option<&TargetInfo>) -> Result<(), Diagnostic> {
+        if let Some((map, layout)) = self.layout.ksyms_map {
+            // The same table the layout was computed from (read once).
+            let table = crate::ksyms::KernelSymbols::get();
+            debug_assert_eq!(table.layout(), layout);
+            self.loaded
+                .map(map)
+                .update(&0u32.to_ne_bytes(), &table.pack())
+                .map_err(|e| Diagnostic::bare(format!("loading the kernel symbol table: {e}")))?;
+        }
         if self.layout.nsyms == 0 {
             return Ok(());
         }

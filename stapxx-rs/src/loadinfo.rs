@@ -33,6 +33,27 @@ pub fn bias_modules(p: &Program) -> BTreeSet<String> {
     out
 }
 
+/// Whether some code calls `symname` or `probefunc` (which need the kernel
+/// symbol table in the kernel probes).
+pub fn uses_kernel_symbols(p: &Program) -> bool {
+    let mut found = false;
+    let mut visit = |e: &ir::Expr| {
+        if matches!(
+            e.kind,
+            ExprKind::Builtin(Builtin::Symname | Builtin::Probefunc, _)
+        ) {
+            found = true;
+        }
+    };
+    for s in p.functions.iter().flat_map(|f| &f.body) {
+        ir::print::walk_stmt(s, &mut visit);
+    }
+    for s in p.probes.iter().flat_map(|pr| &pr.body) {
+        ir::print::walk_stmt(s, &mut visit);
+    }
+    found
+}
+
 /// The load bias of `path` in the target process.
 pub fn load_bias(target: &TargetInfo, path: &str) -> Result<u64, String> {
     let p = Path::new(path);
@@ -70,6 +91,10 @@ pub fn codegen_options(
     if let Some(t) = target {
         // usymname's search is unrolled over this many entries.
         o.nsyms = crate::kernel::symbol_table(t).len().min(1 << 20) as u32;
+    }
+    if uses_kernel_symbols(program) {
+        let l = crate::ksyms::KernelSymbols::get().layout();
+        o.ksyms = (l.count > 0).then_some(l);
     }
     for path in bias_modules(program) {
         let Some(t) = target else {

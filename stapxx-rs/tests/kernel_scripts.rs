@@ -398,7 +398,11 @@ fn dump_bpf_writes_an_object_libbpf_loads() {
         .arg(&obj)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/stx_dump_{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&pins);
     let load = Command::new("bpftool")
@@ -421,4 +425,50 @@ fn dump_bpf_writes_an_object_libbpf_loads() {
         String::from_utf8_lossy(&load.stderr)
     );
     assert_eq!(pinned, vec!["stx_p0".to_string()]);
+}
+
+/// `probefunc()` of a sample in a system call is the kernel function (from
+/// /proc/kallsyms), as stap's `symname(addr())`; in user code it is the
+/// user function (`dd`'s own symbols are stripped: a hex address then).
+#[test]
+fn probefunc_names_kernel_functions() {
+    if !support::is_root() {
+        support::missing("root (BPF and perf events)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=1000000000"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let script = "global f\n\
+        probe timer.profile { if (pid() == target() && !user_mode()) f[probefunc()]++ }\n\
+        probe timer.ms(700) { exit() }\n\
+        probe end { foreach (n in f) println(n); println(symname(0)) }\n";
+    let path = support::scratch().join("ks_probefunc.stp");
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg(&path)
+        .args(["-x", &dd.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = dd.kill();
+    let _ = dd.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.pop(), Some("0x0"), "{stdout}");
+    assert!(lines.len() >= 2, "too few kernel functions: {stdout}");
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let text: std::collections::HashSet<&str> = kallsyms
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (_, kind, name) = (it.next()?, it.next()?, it.next()?);
+            matches!(kind, "t" | "T").then_some(name)
+        })
+        .collect();
+    for name in lines {
+        assert!(text.contains(name), "{name} is not a kernel text symbol");
+    }
 }

@@ -81,7 +81,12 @@ impl<'a> Gen<'a> {
         self.loop_depth -= 1;
         let b = self.bodies.pop().expect("callback body");
         let n = self.callbacks;
-        self.asm.add(format!("stx_{name}{n}"), FuncKind::Static, cb.nargs as u8, b.fa)
+        self.asm.add(
+            format!("stx_{name}{n}"),
+            FuncKind::Static,
+            cb.nargs as u8,
+            b.fa,
+        )
     }
 
     /// `bpf_loop(n, cb, NULL, 0)` with `n` in `r1` (clobbered).

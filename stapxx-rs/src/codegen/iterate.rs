@@ -180,7 +180,11 @@ impl<'a> Gen<'a> {
             Entry {
                 key: self.tmp_bytes(a.key_size),
                 long: self.tmp_long(),
-                str: if sort_ty == Ty::Str { self.tmp_str() } else { 0 },
+                str: if sort_ty == Ty::Str {
+                    self.tmp_str()
+                } else {
+                    0
+                },
             }
         };
         let (last, best, cand) = (entry(), entry(), entry());
@@ -297,7 +301,15 @@ impl<'a> Gen<'a> {
 
     /// `r0` = -1, 0 or 1: where `x` comes relative to `y` in the loop's
     /// order (the sort value in direction `dir`, then the keys ascending).
-    fn compare_entries(&mut self, x: Entry, y: Entry, col: usize, ty: Ty, dir: SortDir, a: &ArrayMap) {
+    fn compare_entries(
+        &mut self,
+        x: Entry,
+        y: Entry,
+        col: usize,
+        ty: Ty,
+        dir: SortDir,
+        a: &ArrayMap,
+    ) {
         let done = self.label();
         let res = self.tmp_long();
         // The sort value.

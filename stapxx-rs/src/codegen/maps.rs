@@ -71,6 +71,8 @@ pub struct MapLayout {
     pub sym_addr_map: MapId,
     pub sym_name_map: MapId,
     pub nsyms: u32,
+    /// `stx_ksyms`: the packed kernel symbol table (one entry).
+    pub ksyms_map: Option<(MapId, crate::ksyms::PackedLayout)>,
 }
 
 impl MapLayout {
@@ -99,7 +101,11 @@ impl MapLayout {
         // its end, which the verifier bounds by 2 * MAXSTR: slack after the
         // last slot, as the frame has.
         let has_str = scalars.iter().any(|s| s.ty == Ty::Str);
-        let globals_size = if has_str { off + opts.maxstr } else { off.max(8) };
+        let globals_size = if has_str {
+            off + opts.maxstr
+        } else {
+            off.max(8)
+        };
         // Global data (one zeroed entry), so that its direct value loads
         // can be expressed in an ELF object (`--dump-bpf`) too.
         let globals_map = module.add_map(MapDef::global_data(
@@ -178,6 +184,10 @@ impl MapLayout {
             SYM_NAME,
             nsyms,
         ));
+        let ksyms_map = opts.ksyms.map(|l| {
+            let m = module.add_map(MapDef::new("stx_ksyms", MapKind::Array, 4, l.size(), 1));
+            (m, l)
+        });
         Ok(MapLayout {
             maxstr: opts.maxstr,
             globals_map,
@@ -189,6 +199,7 @@ impl MapLayout {
             sym_addr_map,
             sym_name_map,
             nsyms: opts.nsyms,
+            ksyms_map,
         })
     }
 

@@ -12,9 +12,10 @@
 //! provides the assembler, maps, ELF emission and loading.
 
 mod callback;
-mod iterate;
 pub mod emit;
 pub mod expr;
+mod iterate;
+mod ksym;
 pub mod layout;
 pub mod maps;
 mod regs;
@@ -46,6 +47,9 @@ pub struct Options {
     pub ncpus: u32,
     /// Entries of the symbol table maps (0: `usymname` gives hex).
     pub nsyms: u32,
+    /// The packed kernel symbol table, when a probe calls `symname` or
+    /// `probefunc` (None: they give hex for kernel addresses).
+    pub ksyms: Option<crate::ksyms::PackedLayout>,
 }
 
 impl Options {
@@ -60,6 +64,7 @@ impl Options {
             boot_to_wall_ns: 0,
             ncpus: 1,
             nsyms: 0,
+            ksyms: None,
         }
     }
 }

@@ -275,7 +275,7 @@ impl Gen<'_> {
 
     /// Append one formatted value with `bpf_snprintf` (fmt in rodata, the
     /// value in the frame's argument area).
-    fn append_snprintf(&mut self, dst: SLoc, fmt: &str) {
+    pub(super) fn append_snprintf(&mut self, dst: SLoc, fmt: &str) {
         let off = self.rodata_str(fmt);
         self.e(Insn::stx(Size::DW, R6, F_ARGS, R0));
         let old = self.append_point(dst);
@@ -553,13 +553,18 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 self.usymname(dst, span)?;
             }
+            Symname => {
+                self.long(&args[0])?;
+                self.symname(dst);
+            }
             Probefunc => {
-                // user_mode() ? usymname(uaddr()) : "" (no kernel symbols).
+                // user_mode() ? usymname(uaddr()) : symname(addr())
                 self.user_mode();
                 let user = self.label();
                 let end = self.label();
                 self.jimm(Cond::Ne, R0, 0, user);
-                self.set_empty(dst);
+                self.e(Insn::ldx(Size::DW, R0, R6, F_KIP));
+                self.symname(dst);
                 self.jmp(end);
                 self.bind(user);
                 self.frame_addr(R1, F_REGS as u32);

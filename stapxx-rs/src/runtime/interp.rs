@@ -875,7 +875,7 @@ impl<'p> Interp<'p> {
             }
             B::Symname => {
                 let a = self.arg_long(args, 0, fr)?;
-                s(format!("{:#x}", a as u64).into_bytes())
+                s(crate::ksyms::symname(a as u64).into_bytes())
             }
             // A begin/end/timer probe interrupted no user code.
             B::URegister | B::Returnval => Err(RtError::new(

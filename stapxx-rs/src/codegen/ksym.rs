@@ -1,0 +1,96 @@
+//! `symname(addr)` in kernel probes: a binary search over the packed
+//! kernel symbol table (`crate::ksyms`), all in one map value, so each step
+//! is a load and no helper call.
+
+use super::emit::{Gen, SLoc};
+use super::regs::*;
+use ebpf_backend::insn::{Alu, Cond, Size};
+use ebpf_backend::Insn;
+
+impl<'a> Gen<'a> {
+    /// `dst` = the name of the kernel function holding the address in `r0`,
+    /// or the address in hex.
+    pub(super) fn symname(&mut self, dst: SLoc) {
+        let a = self.tmp_long();
+        self.st_local(a, R0);
+        let hex = self.label();
+        let end = self.label();
+        if let Some((map, l)) = self.m.ksyms_map.filter(|(_, l)| l.count > 0) {
+            let key = self.tmp_long();
+            self.e(Insn::st_imm(Size::DW, R7, key, 0));
+            self.ld_map_fd(R1, map);
+            self.e(Insn::mov64_reg(R2, R7));
+            self.e(Insn::alu64_imm(Alu::Add, R2, key as i32));
+            self.call(H_LOOKUP);
+            self.jimm(Cond::Eq, R0, 0, hex);
+            // r1 = table, r2 = lo, r3 = n, r4 = addr; no calls until the end.
+            // lo and n go through the frame at each step: values the
+            // verifier cannot follow, else it walks every path of the
+            // search as a separate state.
+            let (lo, n) = (self.tmp_long(), self.tmp_long());
+            self.e(Insn::mov64_reg(R1, R0));
+            self.e(Insn::st_imm(Size::DW, R7, lo, 0));
+            self.e(Insn::st_imm(Size::DW, R7, n, l.count as i32));
+            self.ld_local(R4, a);
+            let mask = (l.cap - 1) as i32;
+            let done = self.label();
+            let steps = 32 - l.cap.leading_zeros() + 1;
+            for _ in 0..steps {
+                // half = n / 2; if addrs[lo + half] <= a { lo += half; n -= half } else { n = half }
+                self.ld_local(R2, lo);
+                self.ld_local(R3, n);
+                self.jimm(Cond::Le, R3, 1, done);
+                self.e(Insn::mov64_reg(R5, R3));
+                self.e(Insn::alu64_imm(Alu::Rsh, R5, 1));
+                self.e(Insn::mov64_reg(R0, R2));
+                self.e(Insn::alu64_reg(Alu::Add, R0, R5));
+                self.e(Insn::alu64_imm(Alu::And, R0, mask));
+                self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+                self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+                self.e(Insn::ldx(Size::DW, R0, R0, 0));
+                let upper = self.label();
+                let next = self.label();
+                self.jreg(Cond::Gt, R0, R4, upper);
+                self.e(Insn::alu64_reg(Alu::Add, R2, R5));
+                self.e(Insn::alu64_reg(Alu::Sub, R3, R5));
+                self.st_local(lo, R2);
+                self.st_local(n, R3);
+                self.jmp(next);
+                self.bind(upper);
+                self.st_local(n, R5);
+                self.bind(next);
+            }
+            self.bind(done);
+            self.ld_local(R2, lo);
+            // The symbol at lo must start at or below the address.
+            self.e(Insn::alu64_imm(Alu::And, R2, mask));
+            self.e(Insn::mov64_reg(R0, R2));
+            self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+            self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+            self.e(Insn::ldx(Size::DW, R0, R0, 0));
+            self.jreg(Cond::Gt, R0, R4, hex);
+            // Its name: names + offsets[lo] (masked into the names area).
+            self.e(Insn::alu64_imm(Alu::Lsh, R2, 2));
+            self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+            self.e(Insn::alu64_imm(Alu::Add, R2, l.offsets_at() as i32));
+            self.e(Insn::ldx(Size::W, R2, R2, 0));
+            self.e(Insn::alu64_imm(Alu::And, R2, (l.names_cap - 1) as i32));
+            self.e(Insn::alu64_reg(Alu::Add, R1, R2));
+            self.e(Insn::mov64_reg(R3, R1));
+            self.e(Insn::alu64_imm(Alu::Add, R3, l.names_at() as i32));
+            self.sloc_addr(R1, dst);
+            self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+            self.mov_imm(R2, self.o.maxstr as i64);
+            self.call(H_READ_KERNEL_STR);
+            self.store_len_from_r0(dst, 0);
+            self.jmp(end);
+        } else {
+            self.jmp(hex);
+        }
+        self.bind(hex);
+        self.set_empty(dst);
+        self.ld_local(R0, a);
+        self.append_snprintf(dst, "0x%llx");
+        self.bind(end);
+    }
+}
