@@ -213,6 +213,8 @@ fn cases() -> Vec<Case> {
         case("try_catches_a_bad_read", "n", "try { x = user_long(16) } catch { n = 1 }; n += 10", "printf(\"%d\\n\", n)", "11\n"),
         case("global_string_append", "s", "for (i = 0; i < 3; i++) s .= \"ab\"", "printf(\"%s\\n\", s)", "ababab\n"),
         case("sprintf_i_X", "s", "s = sprintf(\"%i|%X|%#X|%-4i|\", -5, 3054, 3054, 7)", "printf(\"%s\\n\", s)", "-5|BEE|0XBEE|7   |\n"),
+        case("regex_match", "r", "s = \"nginx: worker process\"; r = sprintf(\"%d%d%d%d%d%d\", s =~ \"worker\", s =~ \"^worker\", s !~ \"master\", \"foo.lua:12\" =~ \"\\\\.lua:[0-9]+$\", \"\" =~ \"^$\", \"abc\" =~ \"^(ab|cd)+$\")", "println(r)", "101110\n"),
+        case("regex_classes_and_counts", "r", "r = (\"ab12\" =~ \"^[[:alpha:]]+[0-9]{2}$\") * 10 + (\"ab123\" =~ \"^[[:alpha:]]+[0-9]{2}$\")", "println(r)", "10\n"),
         case("hist_log_of_kernel_stats", "h", "for (i = 1; i <= 8; i++) h <<< i", "print(@hist_log(h))", HIST_1_TO_8),
     ]
 }

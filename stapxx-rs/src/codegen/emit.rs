@@ -123,7 +123,7 @@ pub fn compile_all(
     g.run(probes, &mut scratch)?;
     let measured = std::mem::take(&mut g.measured);
     let strslot = g.strslot;
-    let mut next = F_ZERO + o.maxstr;
+    let mut next = regions_start(o);
     let mut bases = HashMap::new();
     let mut owners: Vec<_> = measured.keys().copied().collect();
     owners.sort_by_key(|o| match o {
@@ -150,6 +150,23 @@ pub fn compile_all(
     let rm = module.add_map(MapDef::global_data("stx_rodata", rodata, true));
     debug_assert_eq!(rm, rodata_map);
     Ok((entries, std::mem::take(&mut g.spans)))
+}
+
+/// The user-memory read cache (see [`Gen::user_read`]): `UC_LINES` entries
+/// of `[tag: u64][UC_LINE bytes]` after the zero area; a tag is the line's
+/// address with bit 0 set, 0 for an empty entry.
+const UC_LINES: u32 = 16;
+const UC_LINE: u32 = 64;
+const UC_ENTRY: u32 = 8 + UC_LINE;
+
+fn ucache_start(o: &Options) -> u32 {
+    F_ZERO + o.maxstr
+}
+
+/// Where the functions' regions start: after the fixed fields, the zero
+/// area and the read cache.
+fn regions_start(o: &Options) -> u32 {
+    ucache_start(o) + UC_LINES * UC_ENTRY
 }
 
 impl<'a> Gen<'a> {
@@ -239,7 +256,7 @@ impl<'a> Gen<'a> {
         self.bases
             .get(&self.owner)
             .copied()
-            .unwrap_or(F_ZERO + self.o.maxstr)
+            .unwrap_or(regions_start(self.o))
     }
 
     pub(super) fn measured_of(&self, ow: Owner) -> Alloc {
@@ -270,7 +287,7 @@ impl<'a> Gen<'a> {
             .bases
             .get(&ow)
             .copied()
-            .unwrap_or(F_ZERO + self.o.maxstr);
+            .unwrap_or(regions_start(self.o));
         base + (a.long_locals + a.long_hi) * 8
     }
 
@@ -487,6 +504,97 @@ impl<'a> Gen<'a> {
         self.e(Insn::alu64_imm(Alu::Add, R7, base as i32));
     }
 
+    /// `r1` = the read cache entry for the user address in `r0` (a bounded
+    /// offset into the frame, as the verifier needs).
+    fn ucache_entry(&mut self) {
+        self.e(Insn::mov64_reg(R1, R0));
+        self.e(Insn::alu64_imm(
+            Alu::Rsh,
+            R1,
+            UC_LINE.trailing_zeros() as i32,
+        ));
+        self.e(Insn::alu64_imm(Alu::And, R1, (UC_LINES - 1) as i32));
+        self.e(Insn::alu64_imm(Alu::Mul, R1, UC_ENTRY as i32));
+        self.e(Insn::alu64_reg(Alu::Add, R1, R6));
+        self.e(Insn::alu64_imm(Alu::Add, R1, ucache_start(self.o) as i32));
+    }
+
+    /// `r0` = the `size`-byte value at user address `r0` (sign-extended when
+    /// `signed`); a fault sets BadRead and unwinds (0 with --skip-badvars).
+    ///
+    /// One `bpf_probe_read_user` costs about 30 ns, and a handler walking a
+    /// data structure reads the same lines again and again (neighbouring
+    /// fields, the slots of adjacent stack frames, one object reached from
+    /// many places). So reads go through a direct-mapped cache of
+    /// `UC_LINES` 64-byte lines in the frame: a miss reads the whole aligned
+    /// line (never more than its page, so it faults only where the value's
+    /// own read would), a hit costs a few instructions. The cache lives for
+    /// one run of a handler: it is emptied at the handler's start, so every
+    /// run sees the memory as it is then, as with a read each time; within
+    /// one run a value another thread changes after its line was read shows
+    /// the earlier contents. A read that straddles two lines, or a line that
+    /// does not read whole, goes straight to memory.
+    pub(super) fn user_read(&mut self, size: Size, signed: bool) {
+        let n = size.bytes() as i32;
+        let addr = self.tmp_long();
+        let val = self.tmp_long();
+        self.st_local(addr, R0);
+        let direct = self.label();
+        let hit = self.label();
+        let end = self.label();
+        self.e(Insn::mov64_reg(R2, R0));
+        self.e(Insn::alu64_imm(Alu::And, R2, (UC_LINE - 1) as i32));
+        self.jimm(Cond::Gt, R2, UC_LINE as i32 - n, direct);
+        self.ucache_entry();
+        self.e(Insn::mov64_reg(R3, R0));
+        self.e(Insn::alu64_imm(Alu::And, R3, -(UC_LINE as i32)));
+        self.e(Insn::ldx(Size::DW, R4, R1, 0));
+        self.e(Insn::alu64_imm(Alu::Or, R3, 1));
+        self.jreg(Cond::Eq, R4, R3, hit);
+        // Miss: fill the entry with the line, then tag it.
+        self.e(Insn::alu64_imm(Alu::Xor, R3, 1));
+        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.mov_imm(R2, UC_LINE as i64);
+        self.call(H_READ_USER);
+        self.jimm(Cond::Ne, R0, 0, direct);
+        self.ld_local(R0, addr);
+        self.ucache_entry();
+        self.e(Insn::mov64_reg(R3, R0));
+        self.e(Insn::alu64_imm(Alu::And, R3, -(UC_LINE as i32)));
+        self.e(Insn::alu64_imm(Alu::Or, R3, 1));
+        self.e(Insn::stx(Size::DW, R1, 0, R3));
+        // r1 = the entry: the value is at 8 + (addr % UC_LINE).
+        self.bind(hit);
+        self.ld_local(R2, addr);
+        self.e(Insn::alu64_imm(Alu::And, R2, (UC_LINE - 1) as i32));
+        self.e(Insn::alu64_reg(Alu::Add, R1, R2));
+        if signed {
+            self.e(Insn::ldx_sx(size, R0, R1, 8));
+        } else {
+            self.e(Insn::ldx(size, R0, R1, 8));
+        }
+        self.jmp(end);
+        self.bind(direct);
+        self.ld_local(R3, addr);
+        self.e(Insn::st_imm(Size::DW, R7, val, 0));
+        self.e(Insn::mov64_reg(R1, R7));
+        self.e(Insn::alu64_imm(Alu::Add, R1, val as i32));
+        self.e(Insn::mov64_imm(R2, n));
+        self.call(H_READ_USER);
+        let ok = self.label();
+        self.jimm(Cond::Eq, R0, 0, ok);
+        if !self.o.skip_badvars {
+            self.fail(ErrKind::BadRead);
+        }
+        self.bind(ok);
+        if signed {
+            self.e(Insn::ldx_sx(size, R0, R7, val));
+        } else {
+            self.e(Insn::ldx(size, R0, R7, val));
+        }
+        self.bind(end);
+    }
+
     /// Set the frame's error kind and unwind.
     pub(super) fn fail(&mut self, kind: ErrKind) {
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, kind as i32));
@@ -542,6 +650,11 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));
         self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
+        // Every run starts with an empty user-memory read cache.
+        self.frame_addr(R1, ucache_start(self.o));
+        for i in 0..UC_LINES {
+            self.e(Insn::st_imm(Size::DW, R1, (i * UC_ENTRY) as i16, 0));
+        }
         // Copy the registers (a context pointer cannot be kept in the frame).
         // Direct context loads: for perf-event programs the verifier rewrites
         // them to the interrupted registers; tracepoint contexts have none.

@@ -223,9 +223,11 @@ impl Gen<'_> {
                 self.stat_add(place, v, e.span)?;
                 self.e(Insn::mov64_imm(R0, 0));
             }
-            ExprKind::Regex { .. } => {
-                return Err(unsupported(e.span, "regular expression matching"))
-            }
+            ExprKind::Regex {
+                subject,
+                pattern,
+                negate,
+            } => self.regex_match(subject, pattern, *negate, e.span)?,
             ExprKind::StatGet { .. } => {
                 return Err(unsupported(
                     e.span,
@@ -784,24 +786,7 @@ impl Gen<'_> {
                     _ => (Size::DW, false),
                 };
                 self.long(&args[0])?;
-                let t = self.tmp_long();
-                self.e(Insn::mov64_reg(R3, R0));
-                self.e(Insn::st_imm(Size::DW, R7, t, 0));
-                self.e(Insn::mov64_reg(R1, R7));
-                self.e(Insn::alu64_imm(Alu::Add, R1, t as i32));
-                self.e(Insn::mov64_imm(R2, size.bytes() as i32));
-                self.call(H_READ_USER);
-                let ok = self.label();
-                self.jimm(Cond::Eq, R0, 0, ok);
-                if !self.o.skip_badvars {
-                    self.fail(ErrKind::BadRead);
-                }
-                self.bind(ok);
-                if signed {
-                    self.e(Insn::ldx_sx(size, R0, R7, t));
-                } else {
-                    self.e(Insn::ldx(size, R0, R7, t));
-                }
+                self.user_read(size, signed);
             }
             Strlen => {
                 let s = self.string(&args[0])?;

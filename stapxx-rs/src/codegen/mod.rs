@@ -18,6 +18,7 @@ mod iterate;
 mod ksym;
 pub mod layout;
 pub mod maps;
+pub mod regex;
 mod regs;
 pub mod strings;
 mod strops;
