@@ -215,6 +215,8 @@ fn cases() -> Vec<Case> {
         case("sprintf_i_X", "s", "s = sprintf(\"%i|%X|%#X|%-4i|\", -5, 3054, 3054, 7)", "printf(\"%s\\n\", s)", "-5|BEE|0XBEE|7   |\n"),
         case("regex_match", "r", "s = \"nginx: worker process\"; r = sprintf(\"%d%d%d%d%d%d\", s =~ \"worker\", s =~ \"^worker\", s !~ \"master\", \"foo.lua:12\" =~ \"\\\\.lua:[0-9]+$\", \"\" =~ \"^$\", \"abc\" =~ \"^(ab|cd)+$\")", "println(r)", "101110\n"),
         case("regex_classes_and_counts", "r", "r = (\"ab12\" =~ \"^[[:alpha:]]+[0-9]{2}$\") * 10 + (\"ab123\" =~ \"^[[:alpha:]]+[0-9]{2}$\")", "println(r)", "10\n"),
+        case("stats_read_in_the_probe", "s, a, r", "for (i = 1; i <= 10; i++) s <<< i; a[\"x\"] <<< -4; a[\"x\"] <<< 9; r = sprintf(\"%d %d %d %d %d|%d %d %d %d\", @count(s), @sum(s), @min(s), @max(s), @avg(s), @count(a[\"x\"]), @min(a[\"x\"]), @max(a[\"x\"]), @avg(a[\"x\"]))", "println(r)", "10 55 1 10 5|2 -4 9 2\n"),
+        case("stats_empty_aggregate", "e, r", "r = sprintf(\"%d %d\", @count(e), @sum(e)); try { x = @max(e) } catch (m) { r .= \" \" . m }", "println(r)", "0 0 empty aggregate\n"),
         case("hist_log_of_kernel_stats", "h", "for (i = 1; i <= 8; i++) h <<< i", "print(@hist_log(h))", HIST_1_TO_8),
     ]
 }

@@ -228,12 +228,7 @@ impl Gen<'_> {
                 pattern,
                 negate,
             } => self.regex_match(subject, pattern, *negate, e.span)?,
-            ExprKind::StatGet { .. } => {
-                return Err(unsupported(
-                    e.span,
-                    "reading a statistic (do it in an end or timer probe)",
-                ))
-            }
+            ExprKind::StatGet { op, place, .. } => self.stat_get(*op, place, e.span)?,
             ExprKind::Str(_)
             | ExprKind::Concat(..)
             | ExprKind::AppendStr(..)

@@ -52,6 +52,7 @@ pub enum ErrKind {
     MapFull = 4,
     Skipped = 5,
     Script = 6,
+    EmptyAggregate = 7,
 }
 
 pub const ERR_KINDS: usize = 8;
@@ -65,6 +66,7 @@ impl ErrKind {
             4 => "array overflow, check MAXMAPENTRIES",
             5 => "probe skipped (nested on the same CPU)",
             6 => "error() called",
+            7 => "empty aggregate",
             _ => "unknown",
         }
     }

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod maps;
 pub mod regex;
 mod regs;
+mod statget;
 pub mod strings;
 mod strops;
 mod trycatch;
