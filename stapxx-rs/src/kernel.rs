@@ -60,6 +60,10 @@ pub struct KernelSession {
     /// Kept alive: dropping detaches.
     attachments: Vec<Attachment>,
     pub layout: MapLayout,
+    /// The globals map's value, mapped: host writes go to single fields.
+    globals: Option<ebpf_backend::MappedValue>,
+    /// Scalars the kernel only adds to (see `kernel_bridge::additive_globals`).
+    pub additive: std::collections::HashSet<GlobalId>,
 }
 
 impl KernelSession {
@@ -75,11 +79,14 @@ impl KernelSession {
         let layout = compiled.maps.clone();
         let ring = RingBufReader::new(loaded.map(layout.output_map))
             .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;
+        let globals = ebpf_backend::MappedValue::new(loaded.map(layout.globals_map)).ok();
         let mut s = KernelSession {
             loaded,
             ring,
             attachments: Vec::new(),
             layout,
+            globals,
+            additive: crate::runtime::kernel_bridge::additive_globals(program),
         };
         s.fill_symbols(target)?;
         if let Some(t) = target {
@@ -176,10 +183,47 @@ impl KernelSession {
     }
 
     /// Store a scalar global written by a host probe, for the kernel probes.
-    pub fn write_scalar(&self, g: GlobalId, v: &Value) -> Result<(), String> {
+    /// `read` is what the host read before computing `v`: a kernel update
+    /// made since is kept (added to, for `additive` globals).
+    pub fn write_scalar(
+        &self,
+        g: GlobalId,
+        v: &Value,
+        read: Option<&Value>,
+        additive: bool,
+    ) -> Result<(), String> {
         let Some(slot) = self.layout.scalar(g) else {
             return Ok(());
         };
+        if let Some(m) = &self.globals {
+            let at = slot.offset as usize;
+            use std::sync::atomic::Ordering::SeqCst;
+            match v {
+                Value::Long(n) => {
+                    let w = m.word(at).ok_or("global outside the map")?;
+                    match read {
+                        Some(Value::Long(o)) if additive => {
+                            w.fetch_add(n.wrapping_sub(*o), SeqCst);
+                        }
+                        Some(Value::Long(o)) => {
+                            let _ = w.compare_exchange(*o, *n, SeqCst, SeqCst);
+                        }
+                        _ => w.store(*n, SeqCst),
+                    }
+                }
+                Value::Str(s) => {
+                    let max = self.layout.maxstr as usize - 1;
+                    let mut b = s.as_bytes()[..s.len().min(max)].to_vec();
+                    let len = b.len() as i64;
+                    b.push(0);
+                    m.write(at + 8, &b);
+                    m.word(at)
+                        .ok_or("global outside the map")?
+                        .store(len, SeqCst);
+                }
+            }
+            return Ok(());
+        }
         let map = self.loaded.map(self.layout.globals_map);
         let key = 0u32.to_ne_bytes();
         let mut value = map

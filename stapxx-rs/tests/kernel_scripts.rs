@@ -476,3 +476,35 @@ fn probefunc_names_kernel_functions() {
         assert!(text.contains(name), "{name} is not a kernel text symbol");
     }
 }
+
+/// A host timer that resets a counter the kernel probes keep adding to
+/// (the ngx-rps pattern) loses no increment: the host's write goes back as
+/// a difference. `c` counts the same events without ever being reset.
+#[test]
+fn host_resets_keep_concurrent_kernel_increments() {
+    if !support::is_root() {
+        support::missing("root (BPF and perf events)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // Ticks on every CPU at once, and busy CPUs, make the race likely.
+    let mut spinners: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let script = "global n, c, total, resets\n\
+        probe timer.profile { n++; c++ }\n\
+        probe timer.ms(7) { total += n; n = 0; resets++ }\n\
+        probe timer.ms(1500) { exit() }\n\
+        probe end { printf(\"%d %d\\n\", total + n == c, resets > 20) }\n";
+    let (out, err) = run_host("host_reset_race", script);
+    for s in &mut spinners {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    assert_eq!(out, "1 1\n", "{err}");
+}

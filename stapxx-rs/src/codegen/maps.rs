@@ -108,11 +108,10 @@ impl MapLayout {
         };
         // Global data (one zeroed entry), so that its direct value loads
         // can be expressed in an ELF object (`--dump-bpf`) too.
-        let globals_map = module.add_map(MapDef::global_data(
-            "stx_globals",
-            vec![0; globals_size as usize],
-            false,
-        ));
+        // Mmapable: the host writes single globals in place (see kernel.rs).
+        let mut gdef = MapDef::global_data("stx_globals", vec![0; globals_size as usize], false);
+        gdef.flags |= ebpf_backend::maps::flags::MMAPABLE;
+        let globals_map = module.add_map(gdef);
         let mut arrays = Vec::new();
         for (i, g) in p.globals.iter().enumerate() {
             // A scalar statistic is an array with no key fields: key 0.

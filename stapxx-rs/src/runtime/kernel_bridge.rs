@@ -6,7 +6,8 @@
 //! output records are printed as they arrive, in order with host output;
 //! before a timer probe and before the `end` probes, the kernel's maps are
 //! read into the host globals, so host probes see what kernel probes wrote.
-//! Host writes to globals are not sent back to the kernel.
+//! What host probes change goes back to the kernel maps after each probe
+//! (see `push`: kernel updates made in between are kept).
 
 use super::session::{Config, Session};
 use super::values::{log_bucket, Globals, StatPartial, Store, Value, LOG_BUCKETS};
@@ -16,6 +17,7 @@ use crate::ir::{GlobalId, Program};
 use crate::kernel::{self, GlobalValue, KernelSession, Record};
 use crate::target::TargetInfo;
 use grammar::Diagnostic;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Run a program that has kernel probes; returns the exit status.
@@ -50,17 +52,24 @@ pub fn run(
     let mut countdown = Countdown::new(prog);
     let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
     loop {
-        pump(&mut ks, &mut s, Some(tick));
+        // Print kernel output until the next host timer is due (at most a
+        // tick, to see signals and the target's end).
+        let now = Instant::now();
+        let until = s
+            .next_timer()
+            .map_or(tick, |t| t.saturating_duration_since(now))
+            .min(tick);
+        pump(&mut ks, &mut s, Some(until));
         // The traced process is gone: end the session, with the report.
         if watched.as_ref().is_some_and(|p| !p.exists()) {
             s.stop();
         }
-        if s.next_timer().is_some_and(|t| t <= Instant::now() + tick) {
+        if s.next_timer().is_some_and(|t| t <= Instant::now()) {
             merge(&ks, prog, s.globals_mut());
             // Only what a host probe changes after this goes back.
             last = s.globals_mut().stores.clone();
         }
-        if !s.wait_step(tick) {
+        if !s.wait_step(Duration::ZERO) {
             break;
         }
         // Globals a timer probe changed go to the kernel probes.
@@ -186,12 +195,13 @@ fn push(ks: &KernelSession, prog: &Program, g: &mut Globals, before: Option<&Vec
         let old = before.and_then(|b| b.get(i));
         match st {
             Store::Scalar(v) => {
-                let changed = match old {
-                    Some(Store::Scalar(o)) => o != v,
-                    _ => *v != Value::zero(prog.globals[i].ty),
+                let (changed, read) = match old {
+                    Some(Store::Scalar(o)) => (o != v, Some(kv(o))),
+                    _ => (*v != Value::zero(prog.globals[i].ty), None),
                 };
                 if changed {
-                    let _ = ks.write_scalar(id, &kv(v));
+                    let additive = ks.additive.contains(&id);
+                    let _ = ks.write_scalar(id, &kv(v), read.as_ref(), additive);
                 }
             }
             Store::Array(a) => {
@@ -206,6 +216,77 @@ fn push(ks: &KernelSession, prog: &Program, g: &mut Globals, before: Option<&Vec
             _ => {}
         }
     }
+}
+
+/// Scalar globals the kernel probes change only by adding (`g++`, `g += n`
+/// as statements, which are atomic adds). A host write to one of them is
+/// sent as the difference to the value it read, so kernel increments made
+/// meanwhile are kept: as if the host probe ran first, then the kernel
+/// probes. Any other global the kernel also writes keeps the kernel's
+/// value when it changed since the host read it.
+pub fn additive_globals(prog: &Program) -> HashSet<GlobalId> {
+    use crate::ir::{Exec, ExprKind, LongOp, Place, Stmt, StmtKind};
+    let mut adds: HashMap<GlobalId, usize> = HashMap::new();
+    let mut writes: HashMap<GlobalId, usize> = HashMap::new();
+    fn stmts(
+        ss: &[Stmt],
+        adds: &mut HashMap<GlobalId, usize>,
+        writes: &mut HashMap<GlobalId, usize>,
+    ) {
+        for s in ss {
+            match &s.kind {
+                StmtKind::Expr(e) => match &e.kind {
+                    ExprKind::Crement {
+                        place: Place::Global(g),
+                        ..
+                    }
+                    | ExprKind::AssignOp(Place::Global(g), LongOp::Add | LongOp::Sub, _) => {
+                        *adds.entry(*g).or_default() += 1
+                    }
+                    _ => {}
+                },
+                StmtKind::Delete(Place::Global(g)) => *writes.entry(*g).or_default() += 1,
+                StmtKind::Block(b) => stmts(b, adds, writes),
+                StmtKind::If {
+                    then, otherwise, ..
+                } => {
+                    stmts(then, adds, writes);
+                    stmts(otherwise, adds, writes);
+                }
+                StmtKind::Loop { body, .. } => stmts(body, adds, writes),
+                StmtKind::Foreach(f) => stmts(&f.body, adds, writes),
+                StmtKind::Try { body, handler, .. } => {
+                    stmts(body, adds, writes);
+                    stmts(handler, adds, writes);
+                }
+                _ => {}
+            }
+        }
+    }
+    let kernel_bodies = prog
+        .probes
+        .iter()
+        .filter(|p| p.exec == Exec::Kernel)
+        .map(|p| &p.body)
+        .chain(prog.functions.iter().map(|f| &f.body));
+    for body in kernel_bodies {
+        stmts(body, &mut adds, &mut writes);
+        for s in body {
+            crate::ir::print::walk_stmt(s, &mut |e| match &e.kind {
+                ExprKind::Crement {
+                    place: Place::Global(g),
+                    ..
+                }
+                | ExprKind::Assign(Place::Global(g), _)
+                | ExprKind::AssignOp(Place::Global(g), _, _) => *writes.entry(*g).or_default() += 1,
+                _ => {}
+            });
+        }
+    }
+    adds.into_iter()
+        .filter(|(g, n)| writes.get(g).copied().unwrap_or(0) == *n)
+        .map(|(g, _)| g)
+        .collect()
 }
 
 fn kv(v: &Value) -> kernel::Value {
