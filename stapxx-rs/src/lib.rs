@@ -10,6 +10,7 @@ pub mod expand;
 pub mod flame;
 pub mod ir;
 pub mod kernel;
+pub mod kernel_btf;
 pub mod ksyms;
 pub mod loadinfo;
 pub mod preflight;

@@ -33,16 +33,13 @@ pub fn bias_modules(p: &Program) -> BTreeSet<String> {
     out
 }
 
-/// Whether some code calls `symname` or `probefunc` (which need the kernel
-/// symbol table in the kernel probes).
-pub fn uses_kernel_symbols(p: &Program) -> bool {
+/// Whether some code calls one of `builtins` (those that need load-time
+/// facts: the kernel's symbols or BTF, the target's mappings).
+pub fn uses(p: &Program, builtins: &[Builtin]) -> bool {
     let mut found = false;
     let mut visit = |e: &ir::Expr| {
-        if matches!(
-            e.kind,
-            ExprKind::Builtin(Builtin::Symname | Builtin::Probefunc, _)
-        ) {
-            found = true;
+        if let ExprKind::Builtin(b, _) = &e.kind {
+            found |= builtins.contains(b);
         }
     };
     for s in p.functions.iter().flat_map(|f| &f.body) {
@@ -92,7 +89,17 @@ pub fn codegen_options(
         // usymname's search is unrolled over this many entries.
         o.nsyms = crate::kernel::symbol_table(t).len().min(1 << 20) as u32;
     }
-    if uses_kernel_symbols(program) {
+    if uses(program, &[Builtin::Ppid]) {
+        o.task = crate::kernel_btf::TaskOffsets::get();
+    }
+    if let (true, Some(t)) = (uses(program, &[Builtin::Umodname]), target) {
+        o.umods = t
+            .maps
+            .iter()
+            .filter_map(|m| Some((m.start, m.end, m.file()?.display().to_string())))
+            .collect();
+    }
+    if uses(program, &[Builtin::Symname, Builtin::Probefunc]) {
         let l = crate::ksyms::KernelSymbols::get().layout();
         o.ksyms = (l.count > 0).then_some(l);
     }

@@ -508,3 +508,28 @@ fn host_resets_keep_concurrent_kernel_increments() {
     }
     assert_eq!(out, "1 1\n", "{err}");
 }
+
+/// The builtins that need load-time facts, in a uprobe: `ppid()` (the
+/// kernel's BTF), `umodname()` (the target's mappings),
+/// `user_string_quoted()` and `printd`/`printdln`.
+#[test]
+fn task_and_module_builtins() {
+    if !support::is_root() {
+        support::missing("root (BPF and uprobes)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let script = once(
+        "printf(\"%d\\n\", ppid()); println(umodname(uaddr())); println(umodname(0));\n\
+         println(user_string_quoted(&@var(\"quoted_sample\"))); println(user_string_quoted(0));\n\
+         printd(\"-\", 1, \"a\", 2); printdln(\", \", \"x\", 3)",
+    );
+    let (out, err) = run("task_builtins", &script, &[]);
+    let bin = support::c_fixture("calls.c", "calls_ks_task_builtins", &["-g", "-O2"]);
+    let want = format!(
+        "{}\n{}\n<unknown>\n\"hi\\t\\\"there\\\"\\n\\001\\\\\"\nNULL\n1-a-2x, 3\n",
+        std::process::id(),
+        bin.display()
+    );
+    assert_eq!(out, want, "{err}");
+}

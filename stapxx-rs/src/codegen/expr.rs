@@ -842,6 +842,31 @@ impl Gen<'_> {
                 return Ok(false);
             }
             Isinstr => self.isinstr(&args[0], &args[1])?,
+            Ppid => self.ppid(span)?,
+            Printd | Printdln => {
+                // The arguments joined by the delimiter, as one record.
+                let delim = self.string(&args[0])?;
+                let d = self.tmp_str();
+                self.copy_str(SLoc::Frame(d), delim);
+                let t = self.tmp_str();
+                self.set_empty(SLoc::Frame(t));
+                for (i, a) in args.iter().skip(1).enumerate() {
+                    if i > 0 {
+                        self.append_str(SLoc::Frame(t), SLoc::Frame(d));
+                    }
+                    let s = if a.ty == Ty::Str {
+                        self.string(a)?
+                    } else {
+                        self.format_long_to_new(a, "%lld")?
+                    };
+                    self.append_str(SLoc::Frame(t), s);
+                }
+                if b == Printdln {
+                    self.append_lit(SLoc::Frame(t), "\n");
+                }
+                self.output(REC_PRINT, t);
+                return Ok(false);
+            }
             Strtol => self.strtol(&args[0], &args[1])?,
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }

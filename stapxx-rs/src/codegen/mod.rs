@@ -23,6 +23,7 @@ mod regs;
 mod statget;
 pub mod strings;
 mod strops;
+mod task;
 mod trycatch;
 
 use crate::ir::{self, Exec, Program};
@@ -52,6 +53,10 @@ pub struct Options {
     /// The packed kernel symbol table, when a probe calls `symname` or
     /// `probefunc` (None: they give hex for kernel addresses).
     pub ksyms: Option<crate::ksyms::PackedLayout>,
+    /// `task_struct` offsets for `ppid()` (from the kernel's BTF).
+    pub task: Option<crate::kernel_btf::TaskOffsets>,
+    /// The target's file mappings (start, end, path) for `umodname()`.
+    pub umods: Vec<(u64, u64, String)>,
 }
 
 impl Options {
@@ -67,6 +72,8 @@ impl Options {
             ncpus: 1,
             nsyms: 0,
             ksyms: None,
+            task: None,
+            umods: Vec::new(),
         }
     }
 }

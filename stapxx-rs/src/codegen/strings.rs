@@ -557,6 +557,14 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 self.symname(dst);
             }
+            Umodname => {
+                self.long(&args[0])?;
+                self.umodname(dst);
+            }
+            UserStringQuoted => {
+                self.long(&args[0])?;
+                self.user_string_quoted(t);
+            }
             Probefunc => {
                 // user_mode() ? usymname(uaddr()) : symname(addr())
                 self.user_mode();
