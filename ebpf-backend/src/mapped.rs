@@ -57,7 +57,7 @@ impl MappedValue {
 
     /// The 8-byte field at `off` (8-aligned), as an atomic.
     pub fn word(&self, off: usize) -> Option<&AtomicI64> {
-        if off % 8 != 0 || off + 8 > self.len {
+        if !off.is_multiple_of(8) || off + 8 > self.len {
             return None;
         }
         // SAFETY: in bounds and aligned (the mapping is page-aligned).
