@@ -9,6 +9,7 @@ use crate::codegen::layout::{ErrKind, ERR_KINDS};
 use crate::codegen::maps::*;
 use crate::codegen::Compiled;
 use crate::debuginfo::{LocateOptions, Module};
+use crate::ir::stats::LOG_BUCKETS;
 use crate::ir::{GlobalId, Program, Ty};
 use crate::target::TargetInfo;
 use ebpf_backend::{
@@ -42,8 +43,15 @@ pub struct Stat {
     pub sum: i64,
     pub min: i64,
     pub max: i64,
-    /// Log2 buckets: 0 for values <= 0, i for [2^(i-1), 2^i).
-    pub log_hist: Vec<i64>,
+    /// Welford's running average and squared differences, and the
+    /// variance (scaled), when the script reads `@variance`.
+    pub avg_s: i64,
+    pub m2: i64,
+    pub variance_s: i64,
+    /// `@hist_log` buckets in the host's layout (empty when not read).
+    pub log: Vec<i64>,
+    /// The buckets of each `@hist_linear` spec.
+    pub linear: Vec<Vec<i64>>,
 }
 
 /// What a global holds at the end.
@@ -51,7 +59,8 @@ pub struct Stat {
 pub enum GlobalValue {
     Scalar(Value),
     Array(Vec<(Vec<Value>, Value)>),
-    Stats(Vec<(Vec<Value>, Stat)>),
+    /// Per key, each CPU's share.
+    Stats(Vec<(Vec<Value>, Vec<Stat>)>),
 }
 
 pub struct KernelSession {
@@ -356,7 +365,7 @@ impl KernelSession {
                     let Ok(Some(per_cpu)) = map.lookup_percpu(&key) else {
                         continue;
                     };
-                    rows.push((decode_key(&key), merge_stats(&per_cpu)));
+                    rows.push((decode_key(&key), cpu_stats(&per_cpu, &a.stat)));
                 }
                 out.push((a.global, GlobalValue::Stats(rows)));
             } else {
@@ -441,35 +450,44 @@ fn slot_string(v: &[u8], maxstr: usize) -> String {
     String::from_utf8_lossy(data).into_owned()
 }
 
-fn merge_stats(per_cpu: &[Vec<u8>]) -> Stat {
-    let mut s = Stat {
-        log_hist: vec![0; STAT_BUCKETS as usize],
-        ..Stat::default()
-    };
-    let mut first = true;
+/// Each CPU's share of a statistic that has values (stap merges the
+/// partials when it reads them; so does the host: the variance needs them
+/// apart).
+fn cpu_stats(per_cpu: &[Vec<u8>], layout: &StatLayout) -> Vec<Stat> {
+    let mut out = Vec::new();
     for v in per_cpu {
-        let rd =
-            |o: i16| i64::from_ne_bytes(v[o as usize..o as usize + 8].try_into().unwrap_or([0; 8]));
-        let count = rd(STAT_COUNT);
+        let rd = |o: usize| {
+            i64::from_ne_bytes(
+                v.get(o..o + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .unwrap_or([0; 8]),
+            )
+        };
+        let count = rd(STAT_COUNT as usize);
         if count == 0 {
             continue;
         }
-        s.count += count;
-        s.sum = s.sum.wrapping_add(rd(STAT_SUM));
-        let (mn, mx) = (rd(STAT_MIN), rd(STAT_MAX));
-        if first {
-            s.min = mn;
-            s.max = mx;
-            first = false;
-        } else {
-            s.min = s.min.min(mn);
-            s.max = s.max.max(mx);
-        }
-        for b in 0..STAT_BUCKETS as usize {
-            s.log_hist[b] += rd(STAT_HIST + (b * 8) as i16);
-        }
+        let buckets = |at: u32, n: usize| (0..n).map(|b| rd(at as usize + b * 8)).collect();
+        out.push(Stat {
+            count,
+            sum: rd(STAT_SUM as usize),
+            min: rd(STAT_MIN as usize),
+            max: rd(STAT_MAX as usize),
+            avg_s: rd(STAT_AVG_S as usize),
+            m2: rd(STAT_M2 as usize),
+            variance_s: rd(STAT_VARIANCE_S as usize),
+            log: layout
+                .log
+                .map(|at| buckets(at, LOG_BUCKETS))
+                .unwrap_or_default(),
+            linear: layout
+                .linear
+                .iter()
+                .map(|(l, at)| buckets(*at, l.buckets()))
+                .collect(),
+        });
     }
-    s
+    out
 }
 
 /// (runtime address, name) pairs, sorted by address.

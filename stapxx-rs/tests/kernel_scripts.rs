@@ -149,6 +149,43 @@ const HIST_1_TO_8: &str = "value |----------------------------------------------
 
 ";
 
+const HIST_LINEAR_SQUARES: &str = "1240 38
+value |-------------------------------------------------- count
+    0 |@@@@                                               4
+   20 |@@                                                 2
+   40 |@                                                  1
+   60 |@                                                  1
+   80 |@                                                  1
+  100 |@                                                  1
+
+";
+
+const HIST_LOG_SIGNED: &str = "  value |-------------------------------------------------- count
+-262144 |                                                   0
+-131072 |                                                   0
+ -65536 |@                                                  1
+ -32768 |                                                   0
+ -16384 |                                                   0
+        ~
+    -16 |                                                   0
+     -8 |                                                   0
+     -4 |@                                                  1
+     -2 |                                                   0
+     -1 |                                                   0
+      0 |@                                                  1
+      1 |                                                   0
+      2 |@                                                  1
+      4 |                                                   0
+      8 |                                                   0
+        ~
+    128 |                                                   0
+    256 |                                                   0
+    512 |@                                                  1
+   1024 |                                                   0
+   2048 |                                                   0
+
+";
+
 fn cases() -> Vec<Case> {
     vec![
         case("add_wraps", "r", "r = 9223372036854775807 + 1", "printf(\"%d\\n\", r)", "-9223372036854775808\n"),
@@ -217,6 +254,8 @@ fn cases() -> Vec<Case> {
         case("regex_classes_and_counts", "r", "r = (\"ab12\" =~ \"^[[:alpha:]]+[0-9]{2}$\") * 10 + (\"ab123\" =~ \"^[[:alpha:]]+[0-9]{2}$\")", "println(r)", "10\n"),
         case("stats_read_in_the_probe", "s, a, r", "for (i = 1; i <= 10; i++) s <<< i; a[\"x\"] <<< -4; a[\"x\"] <<< 9; r = sprintf(\"%d %d %d %d %d|%d %d %d %d\", @count(s), @sum(s), @min(s), @max(s), @avg(s), @count(a[\"x\"]), @min(a[\"x\"]), @max(a[\"x\"]), @avg(a[\"x\"]))", "println(r)", "10 55 1 10 5|2 -4 9 2\n"),
         case("stats_empty_aggregate", "e, r", "r = sprintf(\"%d %d\", @count(e), @sum(e)); try { x = @max(e) } catch (m) { r .= \" \" . m }", "println(r)", "0 0 empty aggregate\n"),
+        case("stats_variance_and_linear", "s", "for (i = 1; i <= 10; i++) s <<< i * i", "printf(\"%d %d\\n\", @variance(s), @avg(s)); print(@hist_linear(s, 0, 100, 20))", HIST_LINEAR_SQUARES),
+        case("hist_log_negative_values", "s", "s <<< -5; s <<< 0; s <<< 3; s <<< 1000; s <<< -70000", "print(@hist_log(s))", HIST_LOG_SIGNED),
         case("hist_log_of_kernel_stats", "h", "for (i = 1; i <= 8; i++) h <<< i", "print(@hist_log(h))", HIST_1_TO_8),
     ]
 }

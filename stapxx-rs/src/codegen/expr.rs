@@ -6,6 +6,7 @@ use super::layout::*;
 use super::maps::*;
 use super::regs::*;
 use super::unsupported;
+use crate::ir::stats::{Linear, LOG_BUCKET0, LOG_BUCKETS};
 use crate::ir::*;
 use ebpf_backend::insn::{Alu, AtomicOp, Cond, Reg, Size};
 use ebpf_backend::Insn;
@@ -508,28 +509,129 @@ impl Gen<'_> {
         self.e(Insn::stx(Size::DW, R0, STAT_MAX, R1));
         self.bind(maxok);
         self.bind(hist);
-        // log2 bucket: 0 for v <= 0, else 1 + floor(log2(v)), by halving.
-        self.e(Insn::mov64_imm(R3, 0));
-        let zero = self.label();
-        self.jimm(Cond::Sle, R1, 0, zero);
-        self.e(Insn::mov64_imm(R3, 1));
+        let layout = self.array(g, span)?.stat;
+        // The aggregate's address stays in r8 (a pointer cannot be kept in
+        // the frame map; nothing below calls a helper).
+        self.e(Insn::mov64_reg(R8, R0));
+        if let Some(shift) = layout.variance {
+            self.stat_variance(val, shift as i32);
+        }
+        if let Some(at) = layout.log {
+            self.stat_log_bucket(val, at);
+        }
+        for (l, at) in &layout.linear {
+            self.stat_linear_bucket(val, l, *at);
+        }
+        Ok(())
+    }
+
+    /// Welford's update of the running average and squared differences,
+    /// as stap's `_stp_stat_add` (values scaled by `shift` bits).
+    fn stat_variance(&mut self, val: i16, shift: i32) {
+        let (first, end) = (self.label(), self.label());
+        self.e(Insn::mov64_reg(R0, R8));
+        self.ld_local(R1, val);
+        self.e(Insn::alu64_imm(Alu::Lsh, R1, shift));
+        self.e(Insn::ldx(Size::DW, R2, R0, STAT_COUNT));
+        self.jimm(Cond::Eq, R2, 1, first);
+        // delta = scaled - avg_s; avg_s += delta / count
+        self.e(Insn::ldx(Size::DW, R3, R0, STAT_AVG_S));
+        self.e(Insn::mov64_reg(R4, R1));
+        self.e(Insn::alu64_reg(Alu::Sub, R4, R3));
+        self.e(Insn::mov64_reg(R5, R4));
+        self.e(Insn::new(0x3f, R5, R2, 1, 0)); // BPF_SDIV
+        self.e(Insn::alu64_reg(Alu::Add, R3, R5));
+        self.e(Insn::stx(Size::DW, R0, STAT_AVG_S, R3));
+        // m2 += delta * (scaled - avg_s); variance_s = m2 / (count - 1)
+        self.e(Insn::alu64_reg(Alu::Sub, R1, R3));
+        self.e(Insn::alu64_reg(Alu::Mul, R4, R1));
+        self.e(Insn::ldx(Size::DW, R3, R0, STAT_M2));
+        self.e(Insn::alu64_reg(Alu::Add, R3, R4));
+        self.e(Insn::stx(Size::DW, R0, STAT_M2, R3));
+        self.e(Insn::alu64_imm(Alu::Sub, R2, 1));
+        self.e(Insn::new(0x3f, R3, R2, 1, 0));
+        self.e(Insn::stx(Size::DW, R0, STAT_VARIANCE_S, R3));
+        self.jmp(end);
+        self.bind(first);
+        self.e(Insn::stx(Size::DW, R0, STAT_AVG_S, R1));
+        self.e(Insn::st_imm(Size::DW, R0, STAT_M2, 0));
+        self.bind(end);
+    }
+
+    /// Count the value in its `@hist_log` bucket (the host's layout: 0 in
+    /// the middle, a bucket per power of two on each side).
+    fn stat_log_bucket(&mut self, val: i16, at: u32) {
+        let mid = LOG_BUCKET0 as i32;
+        let (zero, neg, count) = (self.label(), self.label(), self.label());
+        self.e(Insn::mov64_imm(R3, mid));
+        self.ld_local(R1, val);
+        self.jimm(Cond::Eq, R1, 0, count);
+        // r4 = |val| (as unsigned), r5 = its bit length.
+        self.e(Insn::mov64_reg(R4, R1));
+        let pos = self.label();
+        self.jimm(Cond::Sgt, R1, 0, pos);
+        self.e(Insn::neg64(R4));
+        self.bind(pos);
+        self.e(Insn::mov64_imm(R5, 1));
         for shift in [32, 16, 8, 4, 2, 1] {
             let skip = self.label();
-            self.e(Insn::mov64_reg(R4, R1));
-            self.e(Insn::alu64_imm(Alu::Rsh, R4, shift));
-            self.jimm(Cond::Eq, R4, 0, skip);
-            self.e(Insn::mov64_reg(R1, R4));
-            self.e(Insn::alu64_imm(Alu::Add, R3, shift));
+            self.e(Insn::mov64_reg(R2, R4));
+            self.e(Insn::alu64_imm(Alu::Rsh, R2, shift));
+            self.jimm(Cond::Eq, R2, 0, skip);
+            self.e(Insn::mov64_reg(R4, R2));
+            self.e(Insn::alu64_imm(Alu::Add, R5, shift));
             self.bind(skip);
         }
+        self.jimm(Cond::Slt, R1, 0, neg);
+        // Positive: mid + bits, at most the last bucket.
+        self.e(Insn::alu64_reg(Alu::Add, R3, R5));
+        self.jimm(Cond::Le, R3, (LOG_BUCKETS - 1) as i32, count);
+        self.e(Insn::mov64_imm(R3, (LOG_BUCKETS - 1) as i32));
+        self.jmp(count);
+        self.bind(neg);
+        // Negative: mid - bits, at least 0.
+        self.e(Insn::alu64_reg(Alu::Sub, R3, R5));
+        self.jimm(Cond::Sge, R3, 0, count);
+        self.e(Insn::mov64_imm(R3, 0));
         self.bind(zero);
-        self.e(Insn::alu64_imm(Alu::And, R3, (STAT_BUCKETS - 1) as i32));
+        self.bind(count);
+        self.count_bucket(at, LOG_BUCKETS as u32);
+    }
+
+    /// Count the value in its `@hist_linear` bucket: 0 below the start, the
+    /// last one at or past the stop.
+    fn stat_linear_bucket(&mut self, val: i16, l: &Linear, at: u32) {
+        let last = (l.buckets() - 1) as i32;
+        let count = self.label();
+        self.e(Insn::mov64_imm(R3, 0));
+        self.ld_local(R1, val);
+        self.mov_imm(R2, l.start);
+        self.jreg(Cond::Slt, R1, R2, count);
+        // (val - start) / interval + 1, dividing unsigned as stap does.
+        self.e(Insn::mov64_reg(R3, R1));
+        self.e(Insn::alu64_reg(Alu::Sub, R3, R2));
+        self.mov_imm(R2, l.interval);
+        self.e(Insn::alu64_reg(Alu::Div, R3, R2));
+        self.e(Insn::alu64_imm(Alu::Add, R3, 1));
+        self.jimm(Cond::Lt, R3, last, count);
+        self.e(Insn::mov64_imm(R3, last));
+        self.bind(count);
+        self.count_bucket(at, l.buckets() as u32);
+    }
+
+    /// buckets[r3] += 1 for the bucket array at offset `at` of the
+    /// aggregate in r8 (r3 is masked for the verifier; it is in range).
+    fn count_bucket(&mut self, at: u32, n: u32) {
+        let bound = n.next_power_of_two() - 1;
+        let ok = self.label();
+        self.jimm(Cond::Gt, R3, (n - 1) as i32, ok);
+        self.e(Insn::alu64_imm(Alu::And, R3, bound as i32));
         self.e(Insn::alu64_imm(Alu::Lsh, R3, 3));
-        self.e(Insn::alu64_reg(Alu::Add, R3, R0));
-        self.e(Insn::ldx(Size::DW, R4, R3, STAT_HIST));
+        self.e(Insn::alu64_reg(Alu::Add, R3, R8));
+        self.e(Insn::ldx(Size::DW, R4, R3, at as i16));
         self.e(Insn::alu64_imm(Alu::Add, R4, 1));
-        self.e(Insn::stx(Size::DW, R3, STAT_HIST, R4));
-        Ok(())
+        self.e(Insn::stx(Size::DW, R3, at as i16, R4));
+        self.bind(ok);
     }
 
     // ------------------------------------------------------------ calls

@@ -12,18 +12,61 @@
 
 use super::layout::ERR_KINDS;
 use super::Options;
+use crate::ir::stats::{Linear, StatSpec, LOG_BUCKETS};
 use crate::ir::{GlobalId, Program, Ty};
 use ebpf_backend::{MapDef, MapId, MapKind, Module};
 use grammar::Diagnostic;
 
-/// A statistic's value: count, sum, min, max, then 64 log2 buckets.
+/// A statistic's per-CPU value, as stap's `stat_data`: count, sum, min,
+/// max, Welford's running average and sum of squared differences (scaled
+/// by the `@variance` shift) and the variance, then the histograms the
+/// script reads (see [`StatLayout`]).
 pub const STAT_COUNT: i16 = 0;
 pub const STAT_SUM: i16 = 8;
 pub const STAT_MIN: i16 = 16;
 pub const STAT_MAX: i16 = 24;
-pub const STAT_HIST: i16 = 32;
-pub const STAT_BUCKETS: u32 = 64;
-pub const STAT_SIZE: u32 = 32 + STAT_BUCKETS * 8;
+pub const STAT_AVG_S: i16 = 32;
+pub const STAT_M2: i16 = 40;
+pub const STAT_VARIANCE_S: i16 = 48;
+pub const STAT_HEADER: u32 = 64;
+
+/// Where a statistic's histograms are in its value, by its [`StatSpec`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatLayout {
+    /// `LOG_BUCKETS` u64 buckets at this offset, when `@hist_log` is read.
+    pub log: Option<u32>,
+    /// Each `@hist_linear` spec with the offset of its buckets.
+    pub linear: Vec<(Linear, u32)>,
+    /// The `@variance` bit shift, when `@variance` is read.
+    pub variance: Option<u32>,
+    pub size: u32,
+}
+
+impl StatLayout {
+    pub fn of(spec: &StatSpec) -> StatLayout {
+        let mut at = STAT_HEADER;
+        let log = spec.log.then(|| {
+            let o = at;
+            at += (LOG_BUCKETS * 8) as u32;
+            o
+        });
+        let linear = spec
+            .linear
+            .iter()
+            .map(|l| {
+                let o = at;
+                at += (l.buckets() * 8) as u32;
+                (*l, o)
+            })
+            .collect();
+        StatLayout {
+            log,
+            linear,
+            variance: spec.variance,
+            size: at,
+        }
+    }
+}
 
 /// Where `target()` lives in the globals map value.
 pub const TARGET_OFFSET: u32 = 0;
@@ -57,6 +100,8 @@ pub struct ArrayMap {
     pub value: Ty,
     pub value_size: u32,
     pub percpu: bool,
+    /// For a statistic: where its parts are.
+    pub stat: StatLayout,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +157,7 @@ impl MapLayout {
         let mut gdef = MapDef::global_data("stx_globals", vec![0; globals_size as usize], false);
         gdef.flags |= ebpf_backend::maps::flags::MMAPABLE;
         let globals_map = module.add_map(gdef);
+        let specs = StatSpec::for_program(p).map_err(Diagnostic::bare)?;
         let mut arrays = Vec::new();
         for (i, g) in p.globals.iter().enumerate() {
             // A scalar statistic is an array with no key fields: key 0.
@@ -125,8 +171,9 @@ impl MapLayout {
                 koff += if *k == Ty::Str { opts.maxstr } else { 8 };
             }
             let key_size = koff.max(8);
+            let stat = StatLayout::of(&specs[i]);
             let (kind, value_size, percpu) = match g.ty {
-                Ty::Stats => (MapKind::PercpuHash, STAT_SIZE, true),
+                Ty::Stats => (MapKind::PercpuHash, stat.size, true),
                 Ty::Str => (
                     if g.wrap {
                         MapKind::LruHash
@@ -166,6 +213,7 @@ impl MapLayout {
                 value: g.ty,
                 value_size,
                 percpu,
+                stat,
             });
         }
         let errors_map = module.add_map(MapDef::global_data(

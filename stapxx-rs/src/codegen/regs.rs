@@ -1,7 +1,7 @@
 //! Registers and kernel helpers the generated code uses, named once for
 //! every emitter module.
 
-pub(super) use ebpf_backend::insn::{R0, R1, R2, R3, R4, R5, R6, R7, R9};
+pub(super) use ebpf_backend::insn::{R0, R1, R2, R3, R4, R5, R6, R7, R8, R9};
 
 pub(super) use ebpf_backend::helpers::{
     FOR_EACH_MAP_ELEM as H_FOR_EACH, GET_CURRENT_COMM as H_COMM,

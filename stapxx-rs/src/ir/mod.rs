@@ -11,6 +11,7 @@
 pub mod builtins;
 pub mod lower;
 pub mod print;
+pub mod stats;
 pub mod types;
 
 pub use builtins::Builtin;

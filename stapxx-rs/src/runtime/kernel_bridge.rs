@@ -10,7 +10,7 @@
 //! (see `push`: kernel updates made in between are kept).
 
 use super::session::{Config, Session};
-use super::values::{log_bucket, Globals, StatPartial, Store, Value, LOG_BUCKETS};
+use super::values::{Globals, StatPartial, Store, Value};
 use super::SourceInfo;
 use crate::codegen::Compiled;
 use crate::ir::{GlobalId, Program};
@@ -303,26 +303,18 @@ fn value(v: kernel::Value) -> Value {
     }
 }
 
-/// A kernel statistic as one partial; the kernel's log2 buckets (0 for
-/// values <= 0, i for [2^(i-1), 2^i)) are re-binned into the host layout
-/// through a representative value of each bucket.
+/// One CPU's share of a kernel statistic as a host partial (same layout).
 fn partial(st: kernel::Stat) -> StatPartial {
-    let mut log = vec![0; LOG_BUCKETS];
-    for (i, n) in st.log_hist.iter().enumerate() {
-        if *n == 0 {
-            continue;
-        }
-        let rep = if i == 0 { 0 } else { 1i64 << (i - 1).min(62) };
-        log[log_bucket(rep)] += n;
-    }
     StatPartial {
         count: st.count,
         sum: st.sum,
         min: st.min,
         max: st.max,
-        avg_s: if st.count > 0 { st.sum / st.count } else { 0 },
-        log,
-        ..StatPartial::default()
+        avg_s: st.avg_s,
+        m2: st.m2,
+        variance_s: st.variance_s,
+        log: st.log,
+        linear: st.linear,
     }
 }
 
@@ -342,13 +334,15 @@ fn merge(ks: &KernelSession, prog: &Program, g: &mut Globals) {
                 }
             }
             GlobalValue::Stats(rows) => {
-                for (k, st) in rows {
-                    let key = if k.is_empty() {
+                for (k, cpus) in rows {
+                    let key: Option<Vec<Value>> = if k.is_empty() {
                         None
                     } else {
                         Some(k.into_iter().map(value).collect())
                     };
-                    let _ = g.add_stat_partial(id, key, partial(st));
+                    for st in cpus {
+                        let _ = g.add_stat_partial(id, key.clone(), partial(st));
+                    }
                 }
             }
         }
