@@ -34,81 +34,6 @@ fn script(name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-/// Ids of the BPF programs and maps some live process holds an fd of.
-fn held_ids() -> std::collections::HashSet<String> {
-    let mut held = std::collections::HashSet::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return held;
-    };
-    for p in procs.flatten() {
-        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(text) = std::fs::read_to_string(fd.path()) else {
-                continue;
-            };
-            for line in text.lines() {
-                for key in ["prog_id:", "map_id:"] {
-                    if let Some(v) = line.strip_prefix(key) {
-                        held.insert(format!("{}{}", &key[..1], v.trim()));
-                    }
-                }
-            }
-        }
-    }
-    held
-}
-
-/// Programs and maps named `stx_*` still in the kernel that no live process
-/// holds: leaked. (Objects of other running stapxx-rs processes on the
-/// machine are held by them and not counted.)
-fn leftovers() -> Vec<String> {
-    // The kernel frees maps after their programs, asynchronously, and other
-    // processes may be loading objects meanwhile: list first, then see who
-    // holds what, and give frees a moment before calling anything leaked.
-    let mut left = Vec::new();
-    for _ in 0..20 {
-        let mut listed = Vec::new();
-        for (what, tag) in [("prog", "p"), ("map", "m")] {
-            let Ok(o) = Command::new("bpftool").args([what, "list"]).output() else {
-                continue;
-            };
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                if line.contains(" name stx_") {
-                    let id = line.split(':').next().unwrap_or("").trim().to_string();
-                    listed.push((format!("{tag}{id}"), line.trim().to_string()));
-                }
-            }
-        }
-        let held = held_ids();
-        left = listed
-            .into_iter()
-            .filter(|(id, _)| !held.contains(id))
-            .map(|(_, line)| line)
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    left
-}
-
-/// Our programs are released when the process exits; a concurrent test
-/// may still hold its own, so wait for ours by process.
-fn assert_clean(child_pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::path::Path::new(&format!("/proc/{child_pid}")).exists() && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
-    assert!(!uprobes.contains("stx"), "uprobe events left: {uprobes}");
-    let left = leftovers();
-    assert!(left.is_empty(), "BPF objects left behind: {left:?}");
-}
-
 #[test]
 fn timer_profile_counts_ticks_on_every_cpu() {
     let Some(_serial) = need_bpf() else {
@@ -154,7 +79,7 @@ fn timer_profile_counts_ticks_on_every_cpu() {
         n >= lo && n <= hi,
         "{n} samples, want {want} (2 s x {cpus} CPUs x {hz} Hz) within 20%"
     );
-    let left = leftovers();
+    let left = support::bpf_leftovers();
     assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }
 
@@ -226,7 +151,7 @@ fn interrupt_and_collect(
     let mut err = String::new();
     let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
     let status = child.wait().unwrap();
-    assert_clean(pid);
+    support::assert_no_bpf_leftovers(pid);
     (rest, err, status.code())
 }
 
@@ -260,7 +185,7 @@ fn uprobes_and_uretprobes_count_exactly() {
     assert_eq!(code, Some(0), "{err}");
     // sum of 0..1234
     assert_eq!(rest, format!("1234 1234 {}\n", 1233 * 1234 / 2));
-    let left = leftovers();
+    let left = support::bpf_leftovers();
     assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }
 
@@ -394,7 +319,7 @@ fn the_traced_process_exiting_ends_the_session() {
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(rest, "calls 3\n");
-    assert_clean(child.id());
+    support::assert_no_bpf_leftovers(child.id());
 }
 
 #[test]

@@ -15,11 +15,9 @@
 //!   `$ORIGIN/../lib`), so `$^libluajit_path` is a separate file from
 //!   `$^exec_path`, as in nginx with lua-nginx-module.
 //!
-//! The source is fetched once with `apt-get source` through a private apt
-//! configuration (a `deb-src` copy of this system's Debian entries, its
-//! lists in `target/fixtures/apt` for the time of the download), so no
-//! system file changes and no root is needed; `dpkg-source` (package
-//! `dpkg-dev`) unpacks it.
+//! The source is fetched once with `apt-get source` through the private apt
+//! configuration of [`super::apt`] (no system file changes, no root
+//! needed); `dpkg-source` (package `dpkg-dev`) unpacks it.
 //! Builds are cached in `target/fixtures/luajit-<variant>-<version>/` with a
 //! stamp naming the recipe: a changed recipe rebuilds, an unchanged one is
 //! reused. A file lock serializes concurrent test processes.
@@ -111,20 +109,7 @@ pub fn workload(name: &str) -> PathBuf {
 /// marker `-- @MARKER` (e.g. `hot:spin`, `def:spin`), for tests that
 /// assert frames.
 pub fn marker_line(script: &str, marker: &str) -> u32 {
-    let text = std::fs::read_to_string(workload(script)).expect("read workload");
-    let tag = format!("-- @{marker}");
-    let hits: Vec<u32> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            l.split("-- @")
-                .skip(1)
-                .any(|m| format!("-- @{}", m.split_whitespace().next().unwrap_or("")) == tag)
-        })
-        .map(|(i, _)| i as u32 + 1)
-        .collect();
-    assert_eq!(hits.len(), 1, "marker {tag} in {script}: lines {hits:?}");
-    hits[0]
+    super::marker_line_of(&workload(script), marker)
 }
 
 /// The build of `variant`, fetched and built on first use (cached across
@@ -181,7 +166,7 @@ fn build(variant: Variant) -> Result<LuaJit, String> {
     {
         return Ok(lj);
     }
-    let src = source()?;
+    let src = super::apt::source("luajit2", VERSION, "src/luajit.c")?;
     for tool in ["make", "cc"] {
         if !super::have_tool(tool) {
             return Err(format!("'{tool}' not found (packages make, gcc)"));
@@ -231,131 +216,6 @@ fn build(variant: Variant) -> Result<LuaJit, String> {
         }
     }
     Ok(lj)
-}
-
-/// The unpacked source package, `target/fixtures/luajit2-<version>-src`
-/// (call with the lock held).
-fn source() -> Result<PathBuf, String> {
-    let fixtures = fixtures_dir();
-    let dest = fixtures.join(format!("luajit2-{VERSION}-src"));
-    if dest.join("src/luajit.c").is_file() {
-        return Ok(dest);
-    }
-    if !super::have_tool("dpkg-source") {
-        return Err("'dpkg-source' not found (package dpkg-dev), needed by apt-get source".into());
-    }
-    let apt = fixtures.join("apt");
-    let parts = apt.join("sources.list.d");
-    for d in [
-        parts.clone(),
-        apt.join("lists/partial"),
-        apt.join("cache/archives/partial"),
-    ] {
-        std::fs::create_dir_all(&d).map_err(|e| format!("create {}: {e}", d.display()))?;
-    }
-    let (deb822, one_line) = deb_src_entries()?;
-    std::fs::write(parts.join("debian-src.sources"), deb822).map_err(|e| e.to_string())?;
-    let list = apt.join("sources.list");
-    std::fs::write(&list, one_line).map_err(|e| e.to_string())?;
-    let apt_get = |args: &[&str], cwd: &Path| {
-        let mut c = Command::new("apt-get");
-        c.current_dir(cwd)
-            .arg("-q")
-            .arg(format!("-oDir::Etc::SourceList={}", list.display()))
-            .arg(format!("-oDir::Etc::SourceParts={}", parts.display()))
-            .arg(format!(
-                "-oDir::State::Lists={}",
-                apt.join("lists").display()
-            ))
-            .arg(format!("-oDir::Cache={}", apt.join("cache").display()))
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        c
-    };
-    run(&mut apt_get(&["update"], &fixtures))?;
-    let unpack = fixtures.join("luajit2-unpack");
-    let _ = std::fs::remove_dir_all(&unpack);
-    std::fs::create_dir_all(&unpack).map_err(|e| e.to_string())?;
-    run(&mut apt_get(
-        &["source", &format!("luajit2={VERSION}")],
-        &unpack,
-    ))?;
-    let upstream = VERSION.rsplit_once('-').map_or(VERSION, |(u, _)| u);
-    let unpacked = unpack.join(format!("luajit2-{upstream}"));
-    if !unpacked.join("src/luajit.c").is_file() {
-        return Err(format!(
-            "apt-get source luajit2={VERSION} left no {}",
-            unpacked.display()
-        ));
-    }
-    let _ = std::fs::remove_dir_all(&dest);
-    std::fs::rename(&unpacked, &dest).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&unpack);
-    // The package lists are only needed for this one download.
-    let _ = std::fs::remove_dir_all(&apt);
-    Ok(dest)
-}
-
-/// `deb-src` copies of this system's Debian archive entries: deb822
-/// stanzas of `/etc/apt/sources.list.d/*.sources` signed by the Debian
-/// archive keyring (or in `debian.sources`), and one-line `deb` entries of
-/// `/etc/apt/sources.list{,.d/*.list}` whose URI path is a Debian archive.
-fn deb_src_entries() -> Result<(String, String), String> {
-    let mut deb822 = String::new();
-    let mut one_line = String::new();
-    let dir = Path::new("/etc/apt/sources.list.d");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files.insert(0, PathBuf::from("/etc/apt/sources.list"));
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".sources") {
-            for stanza in text.split("\n\n") {
-                let debian = name == "debian.sources"
-                    || stanza.contains("debian-archive-keyring")
-                    || stanza.contains("debian-keyring");
-                let has_deb = stanza
-                    .lines()
-                    .any(|l| l.starts_with("Types:") && l.split_whitespace().any(|w| w == "deb"));
-                if !debian || !has_deb {
-                    continue;
-                }
-                for l in stanza.lines() {
-                    if l.starts_with("Types:") {
-                        deb822.push_str("Types: deb-src\n");
-                    } else {
-                        deb822.push_str(l);
-                        deb822.push('\n');
-                    }
-                }
-                deb822.push('\n');
-            }
-        } else if name == "sources.list" || name.ends_with(".list") {
-            for l in text.lines() {
-                let l = l.trim();
-                if let Some(rest) = l.strip_prefix("deb ") {
-                    let is_debian = rest
-                        .split_whitespace()
-                        .find(|w| w.contains("://"))
-                        .is_some_and(|uri| uri.contains("/debian"));
-                    if is_debian {
-                        one_line.push_str(&format!("deb-src {rest}\n"));
-                    }
-                }
-            }
-        }
-    }
-    if deb822.is_empty() && one_line.is_empty() {
-        return Err(
-            "no Debian archive entry in /etc/apt/sources.list{,.d} to copy as deb-src".into(),
-        );
-    }
-    Ok((deb822, one_line))
 }
 
 /// Builds `variant` or panics (for callers that already checked `CI`).

@@ -15,7 +15,9 @@
 
 #![allow(dead_code)]
 
+pub mod apt;
 pub mod luajit;
+pub mod nginx;
 pub mod pahole;
 
 use std::collections::HashMap;
@@ -170,6 +172,32 @@ pub fn c_fixture(source: &str, tag: &str, flags: &[&str]) -> PathBuf {
     );
     built.insert(tag.to_string(), out.clone());
     out
+}
+
+/// The line (1-based) of the file `path` that carries the comment marker
+/// `-- @MARKER` (e.g. `hot:spin`, `def:spin`), for tests that assert
+/// frames of Lua workloads; exactly one line must carry it.
+pub fn marker_line_of(path: &Path, marker: &str) -> u32 {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let tag = format!("-- @{marker}");
+    let hits: Vec<u32> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.split("-- @")
+                .skip(1)
+                .any(|m| format!("-- @{}", m.split_whitespace().next().unwrap_or("")) == tag)
+        })
+        .map(|(i, _)| i as u32 + 1)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "marker {tag} in {}: lines {hits:?}",
+        path.display()
+    );
+    hits[0]
 }
 
 /// A process started by a test, killed (and reaped) when dropped.
@@ -327,4 +355,94 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Ids of the BPF programs and maps some live process holds an fd of.
+pub fn held_bpf_ids() -> std::collections::HashSet<String> {
+    let mut held = std::collections::HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return held;
+    };
+    for p in procs.flatten() {
+        let Ok(fds) = std::fs::read_dir(p.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(text) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            for line in text.lines() {
+                for key in ["prog_id:", "map_id:"] {
+                    if let Some(v) = line.strip_prefix(key) {
+                        held.insert(format!("{}{}", &key[..1], v.trim()));
+                    }
+                }
+            }
+        }
+    }
+    held
+}
+
+/// Programs and maps named `stx_*` still in the kernel that no live process
+/// holds: leaked. (Objects of other running stapxx-rs processes on the
+/// machine are held by them and not counted.)
+pub fn bpf_leftovers() -> Vec<String> {
+    // The kernel frees maps after their programs, asynchronously, and other
+    // processes may be loading and releasing objects meanwhile: list first,
+    // then see who holds what, and call leaked only what stays unheld for
+    // five seconds (another session's objects of the moment are gone by
+    // then; a leak is not).
+    let mut left: Option<Vec<(String, String)>> = None;
+    for _ in 0..50 {
+        let mut listed = Vec::new();
+        for (what, tag) in [("prog", "p"), ("map", "m")] {
+            let Ok(o) = Command::new("bpftool").args([what, "list"]).output() else {
+                continue;
+            };
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                if line.contains(" name stx_") {
+                    let id = line.split(':').next().unwrap_or("").trim().to_string();
+                    listed.push((format!("{tag}{id}"), line.trim().to_string()));
+                }
+            }
+        }
+        let held = held_bpf_ids();
+        let unheld: Vec<(String, String)> = listed
+            .into_iter()
+            .filter(|(id, _)| !held.contains(id))
+            .collect();
+        let still: Vec<(String, String)> = match left {
+            None => unheld,
+            Some(prev) => prev
+                .into_iter()
+                .filter(|(id, _)| unheld.iter().any(|(u, _)| u == id))
+                .collect(),
+        };
+        let done = still.is_empty();
+        left = Some(still);
+        if done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    left.unwrap_or_default()
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect()
+}
+
+/// Checks that nothing of ours stays in the kernel after the stapxx-rs
+/// process `child_pid` (no uprobe event, no unheld `stx_*` program or
+/// map). Its programs are released when it exits; a concurrent test may
+/// still hold its own, so wait for ours by process.
+pub fn assert_no_bpf_leftovers(child_pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{child_pid}")).exists() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+    assert!(!uprobes.contains("stx"), "uprobe events left: {uprobes}");
+    let left = bpf_leftovers();
+    assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }

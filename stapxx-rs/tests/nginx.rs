@@ -1,0 +1,574 @@
+//! nginx with lua-nginx-module as the target (issue 8): real nginx builds
+//! in both shapes (the Lua module compiled in, or loaded as a `.so`; see
+//! `support::nginx`), serving the handlers of `tests/nginx/` on loopback
+//! under `wrk` load while the scripts of `examples/` trace them.
+//!
+//! Every test checks what the script printed against what is known
+//! independently: the frames of the handler (from its `-- @def:` markers),
+//! the worker pids, the requests nginx logged while the script was
+//! attached, wrk's own figures. It also checks that the server served every
+//! request (no wrk errors, still answering afterwards) and that nothing of
+//! ours stayed in the kernel.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::nginx::{self, Nginx, Server, Shape, Wrk};
+
+/// The tests run one at a time: uprobes fire for every process of an
+/// executable, the CPUs are shared with wrk, and the leftover check must
+/// see only one test's objects.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Seconds of profiling in the sampling tests.
+const SECS: u32 = 2;
+
+/// The build of `shape` and the serializing lock, when this test can run.
+fn setup(shape: Shape) -> Option<(std::sync::MutexGuard<'static, ()>, &'static Nginx)> {
+    if !support::is_root() {
+        support::missing("root (BPF)");
+        return None;
+    }
+    if !support::have_tool("wrk") {
+        support::missing("wrk (package wrk)");
+        return None;
+    }
+    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let ng = nginx::get(shape)?;
+    Some((guard, ng))
+}
+
+/// One of a child's output pipes.
+type Pipe = Box<dyn std::io::Read + Send>;
+
+/// A running `stapxx-rs`, its stdout and stderr collected by threads.
+struct Stapxx {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Stapxx {
+    /// `stapxx-rs SCRIPT ARGS` from the workspace root.
+    fn start(script: &str, args: &[String]) -> Stapxx {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+            .current_dir(support::workspace_root())
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start stapxx-rs");
+        let out = Arc::new(Mutex::new(String::new()));
+        let err = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        let pipes: [(Pipe, &Arc<Mutex<String>>); 2] = [
+            (Box::new(child.stdout.take().unwrap()), &out),
+            (Box::new(child.stderr.take().unwrap()), &err),
+        ];
+        for (pipe, buf) in pipes {
+            let buf = Arc::clone(buf);
+            readers.push(std::thread::spawn(move || {
+                let mut r = BufReader::new(pipe);
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    buf.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            }));
+        }
+        Stapxx {
+            child,
+            out,
+            err,
+            readers,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// Waits (20 s at most) until stderr holds `what`: the script's begin
+    /// probe ran, so its probes are attached.
+    fn wait_stderr(&mut self, what: &str) {
+        let t0 = Instant::now();
+        while !self.stderr().contains(what) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "stapxx-rs ended ({st}) before printing {what:?}: {}{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no {what:?} within 20 s: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGINT (as Ctrl-C would), then [`Stapxx::finish`].
+    fn interrupt(self) -> (String, String) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.finish()
+    }
+
+    /// Waits for the end; it must succeed without errors. Checks that
+    /// nothing is left in the kernel. Returns stdout and stderr.
+    fn finish(mut self) -> (String, String) {
+        let status = self.child.wait().expect("wait for stapxx-rs");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let (out, err) = (self.stdout(), self.stderr());
+        assert!(status.success(), "stapxx-rs: {status}\n{out}\n{err}");
+        assert!(!err.contains("error"), "stderr: {err}");
+        support::assert_no_bpf_leftovers(self.child.id());
+        (out, err)
+    }
+}
+
+impl Drop for Stapxx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `script` with `args` to its end (`--arg time=...`).
+fn run(script: &str, args: &[String]) -> (String, String) {
+    Stapxx::start(script, args).finish()
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Checks that wrk saw no error and the server still answers.
+fn assert_served(s: &Server, w: &nginx::WrkResult) {
+    assert!(w.requests > 0, "wrk: {}", w.output);
+    assert_eq!(w.errors, 0, "failed requests: {}", w.output);
+    assert_eq!(s.get("/fast").expect("GET /fast").0, 200);
+}
+
+/// The `-- @MARKER` line of `tests/nginx/FILE`.
+fn marker(file: &str, marker: &str) -> u32 {
+    support::marker_line_of(&nginx::handler(file), marker)
+}
+
+/// A frame of `tests/nginx/FILE` at `line`, as lj-lua-stacks prints it.
+fn frame(file: &str, line: u32) -> String {
+    format!("@{}:{line}", nginx::handler(file).display())
+}
+
+/// The backtrace of a sample in hot.lua's render loop, compiled by the JIT
+/// (the workers run with the JIT on): the trace, render (called by the
+/// C function behind ngx.log), report, handle, and the chunk that
+/// content_by_lua_file runs (a main chunk "starts" at line 0).
+fn hot_backtrace() -> Vec<String> {
+    let f = "hot.lua";
+    vec![
+        format!("T:{}", frame(f, marker(f, "def:render"))),
+        frame(f, marker(f, "def:render")),
+        "C:ngx_http_lua_ngx_log".into(),
+        frame(f, marker(f, "def:report")),
+        frame(f, marker(f, "def:handle")),
+        frame(f, 0),
+    ]
+}
+
+/// Backtraces as (frames, count), in output order (most frequent first).
+fn backtraces(out: &str) -> Vec<(Vec<String>, u64)> {
+    let mut res = Vec::new();
+    let mut frames = Vec::new();
+    for line in out.lines() {
+        if let Some(n) = line.strip_prefix('\t') {
+            res.push((
+                std::mem::take(&mut frames),
+                n.trim().parse().expect("count"),
+            ));
+        } else if !line.is_empty() {
+            frames.push(line.to_string());
+        }
+    }
+    assert!(frames.is_empty(), "frames without a count: {frames:?}");
+    assert!(res.windows(2).all(|w| w[0].1 >= w[1].1), "{res:?}");
+    res
+}
+
+/// Asserts that the most frequent backtrace is hot.lua's render loop with
+/// at least 80% of the samples; returns the number of samples.
+fn assert_hot_dominant(out: &str, err: &str) -> u64 {
+    let bts = backtraces(out);
+    assert!(!bts.is_empty(), "no backtraces; stderr: {err}");
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    assert_eq!(
+        bts[0].0,
+        hot_backtrace(),
+        "dominant backtrace; all: {bts:#?}"
+    );
+    assert!(
+        bts[0].1 * 100 >= total * 80,
+        "the hot backtrace has {} of {total} samples: {bts:#?}",
+        bts[0].1
+    );
+    total
+}
+
+/// Loads `/hot` with wrk for `secs` and profiles with lj-lua-stacks
+/// (`target` is `-x PID` or `--master PID`) for [`SECS`] meanwhile.
+fn lua_stacks_under_load(s: &Server, target: &[String]) -> (String, String) {
+    // Warm up: the JIT compiles render's loop on the first requests.
+    for _ in 0..5 {
+        assert_eq!(s.get("/hot").unwrap().0, 200);
+    }
+    let wrk = Wrk::start(&s.url("/hot"), SECS + 3, 2, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut args = target.to_vec();
+    args.extend(strings(&["--arg", &format!("time={SECS}")]));
+    let (out, err) = run("examples/lj-lua-stacks.sxx", &args);
+    assert_served(s, &wrk.wait());
+    assert!(
+        err.contains(&format!("Please wait for {SECS} seconds...")),
+        "{err}"
+    );
+    (out, err)
+}
+
+fn lua_stacks_on_a_worker(shape: Shape) {
+    let Some((_serial, ng)) = setup(shape) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let worker = s.workers()[0];
+    let (out, err) = lua_stacks_under_load(&s, &strings(&["-x", &worker.to_string()]));
+    assert!(
+        err.contains(&format!("Start tracing {worker} ({})", ng.nginx.display())),
+        "{err}"
+    );
+    let total = assert_hot_dominant(&out, &err);
+    assert!(total >= 50, "{total} samples: {err}");
+}
+
+#[test]
+fn lua_stacks_on_a_worker_module_compiled_in() {
+    lua_stacks_on_a_worker(Shape::Static);
+}
+
+#[test]
+fn lua_stacks_on_a_worker_module_as_so() {
+    lua_stacks_on_a_worker(Shape::Dynamic);
+}
+
+/// `--master`: every worker is traced. A script records the pids its
+/// `timer.profile` probe saw (`$^pid_ok` is the test over all workers)
+/// where the tapset found the main Lua VM; then lj-lua-stacks samples the
+/// workers' Lua VMs.
+fn master_traces_every_worker(shape: Shape) {
+    let Some((_serial, ng)) = setup(shape) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let workers = s.workers();
+    assert_eq!(workers.len(), 2);
+    let master = s.master_pid().to_string();
+    let script = support::scratch().join(format!("pids-{}.stp", shape.name()));
+    std::fs::write(
+        &script,
+        "global seen\n\
+         @use nginx.lua\n\
+         probe timer.profile {\n\
+         \x20   if ($^pid_ok && ngx_lua_get_main_lua_vm() != 0) { seen[pid()] <<< 1 }\n\
+         }\n\
+         probe timer.s(2) { exit() }\n\
+         probe end { foreach (p+ in seen) { printf(\"%d\\n\", p) } }\n",
+    )
+    .unwrap();
+    let wrk = Wrk::start(&s.url("/hot"), 3, 2, 8);
+    std::thread::sleep(Duration::from_millis(300));
+    let (out, _) = run(script.to_str().unwrap(), &strings(&["--master", &master]));
+    assert_served(&s, &wrk.wait());
+    let seen: Vec<u32> = out.lines().map(|l| l.parse().expect("pid")).collect();
+    assert_eq!(seen, workers, "Lua VMs sampled under --master {master}");
+
+    let (out, err) = lua_stacks_under_load(&s, &strings(&["--master", &master]));
+    assert!(
+        err.contains(&format!(
+            "Start tracing {} {} ({})",
+            workers[0],
+            workers[1],
+            ng.nginx.display()
+        )),
+        "{err}"
+    );
+    let total = assert_hot_dominant(&out, &err);
+    assert!(total >= 50, "{total} samples: {err}");
+}
+
+#[test]
+fn master_traces_every_worker_module_compiled_in() {
+    master_traces_every_worker(Shape::Static);
+}
+
+#[test]
+fn master_traces_every_worker_module_as_so() {
+    master_traces_every_worker(Shape::Dynamic);
+}
+
+/// Requests the access log shows while `body` runs: `body` gets the
+/// server; the count is taken with no request in flight before and after.
+fn logged_during(s: &Server, body: impl FnOnce()) -> usize {
+    let before = s.settled_requests();
+    body();
+    s.settled_requests() - before
+}
+
+/// The `N` of a line `... for N <what>:`.
+fn count_for(out: &str, what: &str) -> u64 {
+    out.lines()
+        .find_map(|l| {
+            l.split(" for ")
+                .nth(1)?
+                .strip_suffix(&format!(" {what}:"))?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no 'for N {what}:' line in {out}"))
+}
+
+/// `min/avg/max: A/B/C`.
+fn min_avg_max(out: &str) -> (i64, i64, i64) {
+    let l = out
+        .lines()
+        .find_map(|l| l.strip_prefix("min/avg/max: "))
+        .unwrap_or_else(|| panic!("no min/avg/max in {out}"));
+    let v: Vec<i64> = l.split('/').map(|x| x.parse().expect("number")).collect();
+    (v[0], v[1], v[2])
+}
+
+/// The rows of the `@hist_log` printed after the `value |---- count`
+/// header: (bucket, count).
+fn histogram(out: &str) -> Vec<(i64, u64)> {
+    let mut rows = Vec::new();
+    let mut inside = false;
+    for l in out.lines() {
+        if l.trim_start().starts_with("value |") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let Some((v, rest)) = l.split_once('|') else {
+            break;
+        };
+        let count = rest.split_whitespace().last().expect("count");
+        rows.push((
+            v.trim().parse().expect("bucket"),
+            count.parse().expect("count"),
+        ));
+    }
+    assert!(!rows.is_empty(), "no histogram in {out}");
+    rows
+}
+
+/// ngx-rps under --master against wrk on `/fast`: the seconds wrk covered
+/// fully agree with wrk's Requests/sec within 10%, and the per-second
+/// figures add up to exactly the requests nginx logged meanwhile.
+#[test]
+fn ngx_rps_matches_wrk() {
+    let Some((_serial, ng)) = setup(Shape::Static) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let master = s.master_pid().to_string();
+    let mut wrk_res = None;
+    let mut res = None;
+    let logged = logged_during(&s, || {
+        let mut st = Stapxx::start("examples/ngx-rps.sxx", &strings(&["--master", &master]));
+        st.wait_stderr("Tracing ");
+        wrk_res = Some(Wrk::start(&s.url("/fast"), 5, 2, 16).wait());
+        // The second after the load, so its last partial second is printed.
+        std::thread::sleep(Duration::from_millis(1500));
+        res = Some(st);
+    });
+    let w = wrk_res.unwrap();
+    let (out, _) = res.unwrap().interrupt();
+    assert_served(&s, &w);
+    let per_sec: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_suffix(" req/sec")?.rsplit(' ').next()?.parse().ok())
+        .collect();
+    let total: u64 = out
+        .lines()
+        .find_map(|l| l.strip_suffix(" requests in total")?.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {out}"));
+    assert_eq!(per_sec.iter().sum::<u64>(), total, "{out}");
+    assert_eq!(total, logged as u64, "{out}");
+    // The seconds between the first and the last busy one ran under load
+    // all along.
+    let busy: Vec<u64> = per_sec.iter().copied().filter(|&n| n > 0).collect();
+    assert!(busy.len() >= 4, "{out}");
+    let full = &busy[1..busy.len() - 1];
+    let avg = full.iter().sum::<u64>() as f64 / full.len() as f64;
+    eprintln!("ngx-rps: {avg:.0} req/sec over {full:?}; wrk: {:.0}", w.rps);
+    assert!(
+        (avg - w.rps).abs() <= w.rps * 0.10,
+        "ngx-rps says {avg:.0} req/sec, wrk {:.0}: {out}\n{}",
+        w.rps,
+        w.output
+    );
+}
+
+/// ngx-req-latency-distr under --master: one latency per request nginx
+/// logged while it was attached (the load runs between its begin output
+/// and its end), and a histogram that adds up to that count.
+#[test]
+fn request_latency_histogram_counts_every_request() {
+    let Some((_serial, ng)) = setup(Shape::Dynamic) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let master = s.master_pid().to_string();
+    let mut w = None;
+    let mut st = None;
+    let logged = logged_during(&s, || {
+        let mut p = Stapxx::start(
+            "examples/ngx-req-latency-distr.sxx",
+            &strings(&["--master", &master]),
+        );
+        p.wait_stderr("Hit Ctrl-C to end.");
+        w = Some(Wrk::start(&s.url("/hot"), 2, 2, 8).wait());
+        st = Some(p);
+    });
+    let (out, _) = st.unwrap().interrupt();
+    assert_served(&s, &w.unwrap());
+    let n = count_for(&out, "requests");
+    assert_eq!(n, logged as u64, "{out}");
+    let hist = histogram(&out);
+    assert_eq!(hist.iter().map(|r| r.1).sum::<u64>(), n, "{out}");
+    let (min, avg, max) = min_avg_max(&out);
+    assert!(0 <= min && min <= avg && avg <= max, "{out}");
+    // Every latency falls in the histogram's range.
+    assert!(
+        hist[0].0 <= min && max < 2 * hist.last().unwrap().0.max(1),
+        "{out}"
+    );
+}
+
+/// func-latency-distr on lua-nginx-module's content handler (compiled
+/// into nginx): one call per request, each taking at least the time the
+/// hot handler spins.
+#[test]
+fn function_latency_histogram() {
+    let Some((_serial, ng)) = setup(Shape::Static) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let master = s.master_pid().to_string();
+    let mut w = None;
+    let mut st = None;
+    let logged = logged_during(&s, || {
+        let mut p = Stapxx::start(
+            "examples/func-latency-distr.sxx",
+            &strings(&[
+                "--master",
+                &master,
+                "--arg",
+                "func=ngx_http_lua_content_handler",
+            ]),
+        );
+        p.wait_stderr("Tracing ngx_http_lua_content_handler in ");
+        w = Some(Wrk::start(&s.url("/hot"), 2, 2, 8).wait());
+        st = Some(p);
+    });
+    let (out, _) = st.unwrap().interrupt();
+    assert_served(&s, &w.unwrap());
+    assert_eq!(count_for(&out, "calls"), logged as u64, "{out}");
+    let hist = histogram(&out);
+    assert_eq!(
+        hist.iter().map(|r| r.1).sum::<u64>(),
+        logged as u64,
+        "{out}"
+    );
+    let (min, avg, max) = min_avg_max(&out);
+    assert!(0 < min && min <= avg && avg <= max, "{out}");
+}
+
+/// lj-vm-states on a worker running the hot handler: mostly compiled code
+/// (render's loop), and the per-state counts add up.
+#[test]
+fn vm_states_on_a_worker() {
+    let Some((_serial, ng)) = setup(Shape::Dynamic) else {
+        return;
+    };
+    let s = Server::start(ng);
+    for _ in 0..5 {
+        assert_eq!(s.get("/hot").unwrap().0, 200);
+    }
+    let worker = s.workers()[1].to_string();
+    let wrk = Wrk::start(&s.url("/hot"), SECS + 3, 2, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, _) = run(
+        "examples/lj-vm-states.sxx",
+        &strings(&["-x", &worker, "--arg", &format!("time={SECS}")]),
+    );
+    assert_served(&s, &wrk.wait());
+    let observed: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Observed ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no 'Observed N' in {out}"));
+    let states: Vec<(String, u64, u64)> = out
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(": ")?;
+            let (pct, n) = rest.split_once("% (")?;
+            Some((
+                name.to_string(),
+                pct.parse().ok()?,
+                n.strip_suffix(" samples)")?.parse().ok()?,
+            ))
+        })
+        .collect();
+    assert_eq!(states.iter().map(|s| s.2).sum::<u64>(), observed, "{out}");
+    assert_eq!(states[0].0, "Compiled", "{out}");
+    assert!(states[0].1 >= 80, "{out}");
+}
+
+/// The handlers exist where the server configuration names them.
+#[test]
+fn handler_files_are_in_place() {
+    for f in ["hot.lua", "fast.lua"] {
+        assert!(Path::new(&nginx::handler(f)).is_file(), "{f}");
+    }
+    assert!(marker("hot.lua", "hot:render") > marker("hot.lua", "def:render"));
+}
+
+#[test]
+fn parses_wrk_reports() {
+    let r = nginx::parse_wrk(
+        "Running 2s test @ http://127.0.0.1:1/\n  2 threads and 8 connections\n\
+         \x20 21345 requests in 2.00s, 3.1MB read\n\
+         \x20 Socket errors: connect 0, read 2, write 0, timeout 1\n\
+         \x20 Non-2xx or 3xx responses: 4\n\
+         Requests/sec:  10671.87\nTransfer/sec:      1.55MB\n",
+    );
+    assert_eq!(r.requests, 21345);
+    assert_eq!(r.errors, 7);
+    assert!((r.rps - 10671.87).abs() < 1e-6);
+}

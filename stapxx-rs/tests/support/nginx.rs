@@ -1,0 +1,569 @@
+//! nginx test targets: nginx with lua-nginx-module (and its dependency, the
+//! NDK) on OpenResty's LuaJIT, all with debug info, built from Debian 12's
+//! source packages, in the two shapes people run:
+//!
+//! * [`Shape::Static`]: the Lua module and the NDK compiled into the
+//!   executable (`--add-module`), as OpenResty ships it;
+//! * [`Shape::Dynamic`]: both as shared objects (`--add-dynamic-module`,
+//!   `modules/ngx_http_lua_module.so`, loaded with `load_module`), as
+//!   Debian ships them.
+//!
+//! Sources: `nginx`, `libnginx-mod-http-lua`, `libnginx-mod-http-ndk`
+//! (`apt-get source`, Debian's patches applied) and the Lua libraries of
+//! the binary packages `lua-resty-core` and `lua-resty-lrucache`, all
+//! through [`super::apt`]. LuaJIT is the GC64 build of [`super::luajit`];
+//! the Lua module links its `libluajit-5.1.so.2` (rpath), so the workers run
+//! that library, with its debug info. The configuration is minimal: no
+//! zlib, no SSL, PCRE 1 (package `libpcre3-dev`: the NDK needs the rewrite
+//! module, which needs PCRE, and this lua-nginx-module predates PCRE 2).
+//!
+//! Builds are cached in `target/fixtures/nginx-<shape>-<version>/` with a
+//! stamp naming the recipe, under the lock `target/fixtures/nginx.lock`.
+//!
+//! [`Server`] runs one on loopback: its own prefix under `target/tmp`, a free
+//! port, a master and two workers, the `content_by_lua_file` handlers of
+//! `stapxx-rs/tests/nginx/`; stopped when dropped. [`wrk`] loads it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{apt, fixtures_dir, luajit, missing, run, target_dir, wait_until};
+
+/// Debian 12's nginx source package.
+pub const NGINX: &str = "1.22.1-9+deb12u9";
+/// lua-nginx-module (`libnginx-mod-http-lua`).
+const LUA_MODULE: &str = "1:0.10.23-1+deb12u1";
+/// The NDK (`libnginx-mod-http-ndk`).
+const NDK: &str = "1:0.3.2-3";
+/// `lua-resty-core` (the Lua half of lua-nginx-module's API).
+const RESTY_CORE: &str = "0.1.25-1";
+/// `lua-resty-lrucache` (required by lua-resty-core).
+const LRUCACHE: &str = "0.13-10";
+
+/// Bumped whenever the build steps below change (part of the cache stamp).
+const RECIPE_REV: u32 = 1;
+
+/// Modules left out: each would need a library or is just build time.
+const WITHOUT: &[&str] = &[
+    "--without-pcre2",
+    "--without-http_gzip_module",
+    "--without-http_charset_module",
+    "--without-http_ssi_module",
+    "--without-http_userid_module",
+    "--without-http_access_module",
+    "--without-http_auth_basic_module",
+    "--without-http_mirror_module",
+    "--without-http_autoindex_module",
+    "--without-http_geo_module",
+    "--without-http_map_module",
+    "--without-http_split_clients_module",
+    "--without-http_referer_module",
+    "--without-http_proxy_module",
+    "--without-http_fastcgi_module",
+    "--without-http_uwsgi_module",
+    "--without-http_scgi_module",
+    "--without-http_grpc_module",
+    "--without-http_memcached_module",
+    "--without-http_limit_conn_module",
+    "--without-http_limit_req_module",
+    "--without-http_empty_gif_module",
+    "--without-http_browser_module",
+    "--without-http_upstream_hash_module",
+    "--without-http_upstream_ip_hash_module",
+    "--without-http_upstream_least_conn_module",
+    "--without-http_upstream_random_module",
+    "--without-http_upstream_keepalive_module",
+    "--without-http_upstream_zone_module",
+    "--without-http-cache",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// lua-nginx-module and the NDK linked into the executable.
+    Static,
+    /// lua-nginx-module and the NDK as `load_module` shared objects.
+    Dynamic,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 2] = [Shape::Static, Shape::Dynamic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Static => "static",
+            Shape::Dynamic => "dynamic",
+        }
+    }
+
+    fn module_flag(self) -> &'static str {
+        match self {
+            Shape::Static => "--add-module",
+            Shape::Dynamic => "--add-dynamic-module",
+        }
+    }
+}
+
+/// One built nginx.
+#[derive(Debug)]
+pub struct Nginx {
+    pub shape: Shape,
+    pub dir: PathBuf,
+    /// The executable.
+    pub nginx: PathBuf,
+    /// `ndk_http_module.so` and `ngx_http_lua_module.so`, in load order
+    /// (empty for [`Shape::Static`]).
+    pub modules: Vec<PathBuf>,
+    /// The `lua_package_path` that finds lua-resty-core and lrucache.
+    pub lua_package_path: String,
+    /// The LuaJIT the Lua module runs on.
+    pub luajit: &'static luajit::LuaJit,
+}
+
+/// The build of `shape`, fetched and built on first use (cached across
+/// runs). `None` (after [`missing`]) when it cannot be had.
+pub fn get(shape: Shape) -> Option<&'static Nginx> {
+    static STATIC: OnceLock<Result<Nginx, String>> = OnceLock::new();
+    static DYNAMIC: OnceLock<Result<Nginx, String>> = OnceLock::new();
+    let cell = match shape {
+        Shape::Static => &STATIC,
+        Shape::Dynamic => &DYNAMIC,
+    };
+    match cell.get_or_init(|| build(shape)) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            missing(&format!("nginx ({}) test build: {e}", shape.name()));
+            None
+        }
+    }
+}
+
+/// Holds an exclusive lock on `target/fixtures/nginx.lock`.
+struct Lock(#[allow(dead_code)] File);
+
+fn lock() -> Result<Lock, String> {
+    let path = fixtures_dir().join("nginx.lock");
+    let f = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    f.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(Lock(f))
+}
+
+fn recipe(shape: Shape) -> String {
+    format!(
+        "nginx {NGINX}; lua {LUA_MODULE}; ndk {NDK}; {} ; luajit2 {} gc64; \
+         -g -O2 {}; rev {RECIPE_REV}\n",
+        shape.module_flag(),
+        luajit::VERSION,
+        WITHOUT.join(" ")
+    )
+}
+
+/// The Lua libraries: `(lua_package_path)`, fetched once.
+fn lua_libs() -> Result<String, String> {
+    let core = apt::binary(
+        "lua-resty-core",
+        RESTY_CORE,
+        "usr/share/lua/5.1/resty/core.lua",
+    )?;
+    let lru = apt::binary(
+        "lua-resty-lrucache",
+        LRUCACHE,
+        "usr/share/lua/5.1/resty/lrucache.lua",
+    )?;
+    Ok(format!(
+        "{}/usr/share/lua/5.1/?.lua;{}/usr/share/lua/5.1/?.lua;;",
+        core.display(),
+        lru.display()
+    ))
+}
+
+fn build(shape: Shape) -> Result<Nginx, String> {
+    let Some(lj) = luajit::get(luajit::Variant::Gc64) else {
+        return Err("no LuaJIT (GC64) build".into());
+    };
+    let lua_package_path = lua_libs()?;
+    let _lock = lock()?;
+    let version = NGINX.split('-').next().unwrap_or(NGINX);
+    let dir = fixtures_dir().join(format!("nginx-{}-{version}", shape.name()));
+    let modules = match shape {
+        Shape::Static => vec![],
+        Shape::Dynamic => vec![
+            dir.join("modules/ndk_http_module.so"),
+            dir.join("modules/ngx_http_lua_module.so"),
+        ],
+    };
+    let ng = Nginx {
+        shape,
+        nginx: dir.join("sbin/nginx"),
+        modules,
+        dir: dir.clone(),
+        lua_package_path,
+        luajit: lj,
+    };
+    let stamp = dir.join(".stamp");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(recipe(shape).as_str())
+        && ng.nginx.is_file()
+        && ng.modules.iter().all(|m| m.is_file())
+    {
+        return Ok(ng);
+    }
+    for tool in ["make", "cc"] {
+        if !super::have_tool(tool) {
+            return Err(format!("'{tool}' not found (packages make, gcc)"));
+        }
+    }
+    if !Path::new("/usr/include/pcre.h").is_file() {
+        return Err("no /usr/include/pcre.h (package libpcre3-dev)".into());
+    }
+    let nginx_src = apt::source("nginx", NGINX, "src/core/nginx.c")?;
+    let lua_src = apt::source(
+        "libnginx-mod-http-lua",
+        LUA_MODULE,
+        "src/ngx_http_lua_module.c",
+    )?;
+    let ndk_src = apt::source("libnginx-mod-http-ndk", NDK, "src/ndk.c")?;
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&dir);
+    let work = tmp.join("build");
+    std::fs::create_dir_all(&work).map_err(|e| format!("create {}: {e}", work.display()))?;
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(nginx_src.join("."))
+        .arg(&work))?;
+    let lib = lj.libluajit.parent().expect("lib dir");
+    let conf = run(Command::new("./configure")
+        .current_dir(&work)
+        .arg(format!("--prefix={}", dir.display()))
+        .arg("--with-cc-opt=-g -O2")
+        .arg(format!("--with-ld-opt=-Wl,-rpath,{}", lib.display()))
+        .args(WITHOUT)
+        .arg(format!("{}={}", shape.module_flag(), ndk_src.display()))
+        .arg(format!("{}={}", shape.module_flag(), lua_src.display()))
+        .env("LUAJIT_INC", lj.dir.join("src"))
+        .env("LUAJIT_LIB", lib))?;
+    let make = run(Command::new("make")
+        .current_dir(&work)
+        .arg("-j2")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS"))?;
+    std::fs::write(tmp.join("build.log"), conf + &make).map_err(|e| e.to_string())?;
+    for d in ["sbin", "modules"] {
+        std::fs::create_dir_all(tmp.join(d)).map_err(|e| e.to_string())?;
+    }
+    std::fs::copy(work.join("objs/nginx"), tmp.join("sbin/nginx"))
+        .map_err(|e| format!("copy objs/nginx: {e}"))?;
+    for m in &ng.modules {
+        let name = m.file_name().expect("module name");
+        std::fs::copy(work.join("objs").join(name), tmp.join("modules").join(name))
+            .map_err(|e| format!("copy {}: {e}", Path::new(name).display()))?;
+    }
+    // The objects are not needed any more (the executables carry the debug
+    // info; the sources they name stay in target/fixtures).
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::write(tmp.join(".stamp"), recipe(shape)).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &dir).map_err(|e| format!("rename to {}: {e}", dir.display()))?;
+    let v = run(Command::new(&ng.nginx).arg("-V").stderr(Stdio::piped()));
+    v.map_err(|e| format!("nginx -V: {e}"))?;
+    Ok(ng)
+}
+
+/// `stapxx-rs/tests/nginx/NAME`: the Lua handlers of the test server.
+pub fn handler(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/nginx")
+        .join(name)
+}
+
+/// A running nginx: master (`daemon off`) and two workers, on loopback, in
+/// its own prefix. Stopped (and its prefix removed, unless the test
+/// panicked) when dropped.
+pub struct Server {
+    master: Child,
+    pub prefix: PathBuf,
+    pub port: u16,
+}
+
+/// The configuration of [`Server`]: `/hot`, `/fast`, `/chunk` run the
+/// handlers of `tests/nginx/`; every request is logged to
+/// `logs/access.log` as `PID STATUS URI`.
+fn config(ng: &Nginx, port: u16) -> String {
+    let mut c = String::new();
+    for m in &ng.modules {
+        c.push_str(&format!("load_module {};\n", m.display()));
+    }
+    c.push_str(&format!(
+        "user root;\n\
+         worker_processes 2;\n\
+         daemon off;\n\
+         master_process on;\n\
+         pid logs/nginx.pid;\n\
+         error_log logs/error.log notice;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         \x20   log_format stx '$pid $status $request_uri';\n\
+         \x20   access_log logs/access.log stx;\n\
+         \x20   lua_package_path \"{path}\";\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port} reuseport;\n\
+         \x20       location = /hot {{ content_by_lua_file {hot}; }}\n\
+         \x20       location = /fast {{ content_by_lua_file {fast}; }}\n\
+         \x20       location = /chunk {{ content_by_lua_block {{ ngx.say(\"chunk\") }} }}\n\
+         \x20   }}\n\
+         }}\n",
+        path = ng.lua_package_path,
+        hot = handler("hot.lua").display(),
+        fast = handler("fast.lua").display(),
+    ));
+    c
+}
+
+/// A TCP port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port")
+}
+
+impl Server {
+    /// Starts `ng` and waits until both workers run and `/fast` answers.
+    pub fn start(ng: &Nginx) -> Server {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let prefix = target_dir().join("tmp").join(format!(
+            "nginx-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&prefix);
+        for d in ["conf", "logs"] {
+            std::fs::create_dir_all(prefix.join(d)).expect("create nginx prefix");
+        }
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            std::fs::write(prefix.join("conf/nginx.conf"), config(ng, port)).unwrap();
+            let master = Command::new(&ng.nginx)
+                .arg("-p")
+                .arg(&prefix)
+                .args(["-c", "conf/nginx.conf"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", ng.nginx.display()));
+            let mut s = Server {
+                master,
+                prefix: prefix.clone(),
+                port,
+            };
+            let up = wait_until(Duration::from_secs(10), || {
+                s.master.try_wait().ok().flatten().is_some()
+                    || (s.workers().len() == 2 && s.get("/fast").is_ok_and(|(st, _)| st == 200))
+            });
+            if up && s.master.try_wait().ok().flatten().is_none() {
+                return s;
+            }
+            // The port may have been taken meanwhile: try another one.
+            let mut err = String::new();
+            if let Some(mut e) = s.master.stderr.take() {
+                let _ = s.master.kill();
+                let _ = e.read_to_string(&mut err);
+            }
+            last = format!(
+                "{err}{}",
+                std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()
+            );
+        }
+        panic!("nginx did not come up: {last}");
+    }
+
+    pub fn master_pid(&self) -> u32 {
+        self.master.id()
+    }
+
+    /// The worker processes (the master's children), sorted.
+    pub fn workers(&self) -> Vec<u32> {
+        stapxx::target::children_of(self.master.id()).unwrap_or_default()
+    }
+
+    /// `GET path` on a fresh connection: status and body.
+    pub fn get(&self, path: &str) -> std::io::Result<(u32, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// `http://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The access log's lines: (worker pid, status, URI).
+    pub fn access_log(&self) -> Vec<(u32, u32, String)> {
+        std::fs::read_to_string(self.prefix.join("logs/access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(3, ' ');
+                Some((
+                    it.next()?.parse().ok()?,
+                    it.next()?.parse().ok()?,
+                    it.next()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until the access log stops growing (no request in flight) and
+    /// returns its line count.
+    pub fn settled_requests(&self) -> usize {
+        let mut n = self.access_log().len();
+        let t0 = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let m = self.access_log().len();
+            if m == n || t0.elapsed() > Duration::from_secs(10) {
+                return m;
+            }
+            n = m;
+        }
+    }
+
+    /// `logs/error.log`.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let workers = self.workers();
+        // SIGTERM: fast shutdown of the master and its workers.
+        unsafe { libc::kill(self.master.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if self.master.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.master.kill();
+        let _ = self.master.wait();
+        for w in workers {
+            if Path::new(&format!("/proc/{w}")).exists() {
+                unsafe { libc::kill(w as i32, libc::SIGKILL) };
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.prefix);
+        }
+    }
+}
+
+/// What `wrk` reported.
+#[derive(Debug, Clone, Default)]
+pub struct WrkResult {
+    /// Completed requests (`N requests in ...`).
+    pub requests: u64,
+    /// `Requests/sec`.
+    pub rps: f64,
+    /// Socket errors (connect, read, write, timeout) plus non-2xx/3xx
+    /// responses.
+    pub errors: u64,
+    pub output: String,
+}
+
+/// A `wrk` run in the background; [`Wrk::wait`] parses its report.
+pub struct Wrk(Child);
+
+impl Wrk {
+    /// `wrk -t THREADS -c CONNS -d SECS URL`.
+    pub fn start(url: &str, secs: u32, threads: u32, conns: u32) -> Wrk {
+        let child = Command::new("wrk")
+            .args(["-t", &threads.to_string(), "-c", &conns.to_string()])
+            .args(["-d", &format!("{secs}s"), url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wrk (package wrk)");
+        Wrk(child)
+    }
+
+    pub fn wait(mut self) -> WrkResult {
+        let mut out = String::new();
+        if let Some(mut o) = self.0.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        let status = self.0.wait().expect("wait for wrk");
+        assert!(status.success(), "wrk failed ({status}): {out}");
+        parse_wrk(&out)
+    }
+}
+
+impl Drop for Wrk {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs wrk to the end.
+pub fn wrk(url: &str, secs: u32, threads: u32, conns: u32) -> WrkResult {
+    Wrk::start(url, secs, threads, conns).wait()
+}
+
+/// Parses wrk's report.
+pub fn parse_wrk(out: &str) -> WrkResult {
+    let mut r = WrkResult {
+        output: out.to_string(),
+        ..Default::default()
+    };
+    let nums = |s: &str| -> Vec<u64> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let mut seen = (false, false);
+    for line in out.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            r.rps = v.trim().parse().expect("Requests/sec");
+            seen.1 = true;
+        } else if l.contains(" requests in ") {
+            r.requests = l
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("N requests");
+            seen.0 = true;
+        } else if let Some(v) = l.strip_prefix("Socket errors:") {
+            r.errors += nums(v).iter().sum::<u64>();
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            r.errors += nums(v).iter().sum::<u64>();
+        }
+    }
+    assert!(seen.0 && seen.1, "unexpected wrk output: {out}");
+    r
+}
