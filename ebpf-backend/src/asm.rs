@@ -251,6 +251,12 @@ impl Image {
     }
     /// A listing with function headers and each slot's tag: `   12: r1 = r6   ; tag 7`.
     pub fn listing(&self) -> String {
+        self.listing_with(|m| format!("#{}", m.0))
+    }
+
+    /// The listing with map references shown as `map_name` gives them
+    /// (before loading, the instructions carry no file descriptor yet).
+    pub fn listing_with(&self, map_name: impl Fn(MapId) -> String) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         for f in &self.funcs {
@@ -265,6 +271,9 @@ impl Image {
                 };
                 let mut text = String::new();
                 let _ = ins.fmt_with_next(next, &mut text);
+                if let Some(r) = self.map_relocs.iter().find(|r| r.insn == i) {
+                    text = text.replacen(&format!("fd:{}", ins.imm), &map_name(r.map), 1);
+                }
                 let _ = writeln!(out, "{i:5}: {text:<44} ; tag {}", self.tags[i]);
                 i += if next.is_some() { 2 } else { 1 };
             }

@@ -112,7 +112,12 @@ impl Compiled {
                 img.insns.len()
             );
             let mut last = u32::MAX;
-            for line in img.listing().lines() {
+            let maps = self.module.maps();
+            let listing = img.listing_with(|m| {
+                maps.get(m.0 as usize)
+                    .map_or_else(|| format!("#{}", m.0), |d| d.name.clone())
+            });
+            for line in listing.lines() {
                 // Lines end in "; tag N": show the script line when it changes.
                 if let Some((code, tag)) = line.rsplit_once("; tag ") {
                     let tag: u32 = tag.trim().parse().unwrap_or(u32::MAX);
