@@ -85,6 +85,29 @@ fn run_host(tag: &str, script: &str) -> (String, String) {
     )
 }
 
+/// Run `script` with `-x` on a `dd` copying one byte at a time, a process
+/// that lives in read/write system calls; returns stdout and stderr.
+fn run_on_dd(tag: &str, script: &str) -> (String, String) {
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=1000000000"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = support::scratch().join(format!("ks_{tag}.stp"));
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg(&path)
+        .args(["-x", &dd.id().to_string()])
+        .output()
+        .unwrap();
+    let _ = dd.kill();
+    let _ = dd.wait();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A kernel probe that runs once, on work(0).
 fn once(body: &str) -> String {
     format!("probe process(\"BIN\").function(\"work\") {{ if (u_register(\"rdi\") == 0) {{ {body} }} }}\n")
@@ -386,11 +409,6 @@ fn kernel_mode_samples_read_the_user_registers() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut dd = Command::new("dd")
-        .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=1000000000"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let script = "global k, u, ua, rsp, kaddr\n\
         probe timer.profile { if (pid() == target()) {\n\
           if (user_mode()) u++\n\
@@ -399,21 +417,8 @@ fn kernel_mode_samples_read_the_user_registers() {
                  if (addr() > 0xffff800000000000) kaddr++ } } }\n\
         probe timer.ms(700) { exit() }\n\
         probe end { printf(\"%d %d %d %d %d\\n\", k > 10, k == ua, k == rsp, k == kaddr, u >= 0) }\n";
-    let path = support::scratch().join("ks_kernel_mode.stp");
-    std::fs::write(&path, script).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .arg(&path)
-        .args(["-x", &dd.id().to_string()])
-        .output()
-        .unwrap();
-    let _ = dd.kill();
-    let _ = dd.wait();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "1 1 1 1 1\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, err) = run_on_dd("kernel_mode", script);
+    assert_eq!(out, "1 1 1 1 1\n", "{err}");
 }
 
 /// `--dump-bpf` writes an object libbpf loads, for a script whose programs
@@ -480,27 +485,13 @@ fn probefunc_names_kernel_functions() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut dd = Command::new("dd")
-        .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=1000000000"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let script = "global f\n\
         probe timer.profile { if (pid() == target() && !user_mode()) f[probefunc()]++ }\n\
         probe timer.ms(700) { exit() }\n\
         probe end { foreach (n in f) println(n); println(symname(0)) }\n";
-    let path = support::scratch().join("ks_probefunc.stp");
-    std::fs::write(&path, script).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .arg(&path)
-        .args(["-x", &dd.id().to_string()])
-        .output()
-        .unwrap();
-    let _ = dd.kill();
-    let _ = dd.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (stdout, err) = run_on_dd("probefunc", script);
     let mut lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.pop(), Some("0x0"), "{stdout}");
+    assert_eq!(lines.pop(), Some("0x0"), "{stdout}{err}");
     assert!(lines.len() >= 2, "too few kernel functions: {stdout}");
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
     let text: std::collections::HashSet<&str> = kallsyms

@@ -912,36 +912,9 @@ impl<'a> Gen<'a> {
         let cb = self.asm.add(name, FuncKind::Static, 2, b.fa);
         self.span = span;
         // The call.
-        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
-        self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_LOOP_DONE));
-        self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
         self.mov_imm(R1, self.o.maxaction as i64);
-        self.ld_func_addr(R2, cb);
-        self.e(Insn::mov64_imm(R3, 0));
-        self.e(Insn::mov64_imm(R4, 0));
-        self.call(H_LOOP);
-        self.check_after_call();
-        // `return` inside the loop.
-        let no_ret = self.label();
-        self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));
-        self.jimm(Cond::Set, R1, FLAG_RETURN, no_ret);
-        let after = self.label();
-        self.jmp(after);
-        self.bind(no_ret);
-        match self.inlines.last() {
-            Some(top) if top.loop_depth == self.loop_depth => {
-                // The return belongs to the function inlined here.
-                let end = top.end;
-                self.e(Insn::alu64_imm(Alu::And, R1, !FLAG_RETURN));
-                self.e(Insn::stx(Size::DW, R6, F_FLAGS, R1));
-                self.jmp(end);
-            }
-            _ => {
-                self.e(Insn::mov64_imm(R0, 1));
-                self.e(Insn::exit());
-            }
-        }
-        self.bind(after);
+        self.call_loop(cb);
+        self.after_user_callback();
         // The loop ran out of iterations: MAXACTION.
         let ok = self.label();
         self.e(Insn::ldx(Size::DW, R1, R6, F_FLAGS));

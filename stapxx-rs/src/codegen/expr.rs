@@ -155,22 +155,8 @@ impl Gen<'_> {
                     self.long(b)?;
                     self.e(Insn::mov64_reg(R1, R0));
                     self.ld_local(R0, t);
-                    let c = match op {
-                        CmpOp::Eq => Cond::Eq,
-                        CmpOp::Ne => Cond::Ne,
-                        CmpOp::Lt => Cond::Slt,
-                        CmpOp::Le => Cond::Sle,
-                        CmpOp::Gt => Cond::Sgt,
-                        CmpOp::Ge => Cond::Sge,
-                    };
-                    let yes = self.label();
-                    let end = self.label();
-                    self.jreg(c, R0, R1, yes);
-                    self.e(Insn::mov64_imm(R0, 0));
-                    self.jmp(end);
-                    self.bind(yes);
-                    self.e(Insn::mov64_imm(R0, 1));
-                    self.bind(end);
+                    let c = cmp_cond(*op);
+                    self.bool_of_jump(|g, yes| g.jreg(c, R0, R1, yes));
                 }
             }
             ExprKind::And(a, b) | ExprKind::Or(a, b) => {
@@ -245,9 +231,14 @@ impl Gen<'_> {
 
     /// r0 = (r0 cond imm) ? 1 : 0
     fn bool_of(&mut self, c: Cond, imm: i32) {
+        self.bool_of_jump(|g, yes| g.jimm(c, R0, imm, yes));
+    }
+
+    /// `r0` = 1 if the jump `jump` emits (to its label) is taken, else 0.
+    pub(super) fn bool_of_jump(&mut self, jump: impl FnOnce(&mut Self, ebpf_backend::Label)) {
         let yes = self.label();
         let end = self.label();
-        self.jimm(c, R0, imm, yes);
+        jump(self, yes);
         self.e(Insn::mov64_imm(R0, 0));
         self.jmp(end);
         self.bind(yes);
@@ -1031,4 +1022,16 @@ fn pt_regs_offset(name: &str) -> Option<i16> {
         .iter()
         .position(|r| *r == name)
         .map(|i| (i * 8) as i16)
+}
+
+/// The signed jump condition of a comparison.
+pub(super) fn cmp_cond(op: CmpOp) -> Cond {
+    match op {
+        CmpOp::Eq => Cond::Eq,
+        CmpOp::Ne => Cond::Ne,
+        CmpOp::Lt => Cond::Slt,
+        CmpOp::Le => Cond::Sle,
+        CmpOp::Gt => Cond::Sgt,
+        CmpOp::Ge => Cond::Sge,
+    }
 }

@@ -426,21 +426,10 @@ impl Gen<'_> {
         };
         let s = self.string(var)?;
         if lit.is_empty() && matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            // Its length compares with 0 as the string with "".
             self.sloc_addr(R1, s);
             self.e(Insn::ldx(Size::DW, R0, R1, 0));
-            let yes = self.label();
-            let end = self.label();
-            self.jimm(
-                if op == CmpOp::Eq { Cond::Eq } else { Cond::Ne },
-                R0,
-                0,
-                yes,
-            );
-            self.e(Insn::mov64_imm(R0, 0));
-            self.jmp(end);
-            self.bind(yes);
-            self.e(Insn::mov64_imm(R0, 1));
-            self.bind(end);
+            self.bool_of_cmp(op);
             return Ok(());
         }
         let off = self.rodata_str(&lit);
@@ -453,22 +442,7 @@ impl Gen<'_> {
         if swapped {
             self.e(Insn::neg64(R0));
         }
-        let c = match op {
-            CmpOp::Eq => Cond::Eq,
-            CmpOp::Ne => Cond::Ne,
-            CmpOp::Lt => Cond::Slt,
-            CmpOp::Le => Cond::Sle,
-            CmpOp::Gt => Cond::Sgt,
-            CmpOp::Ge => Cond::Sge,
-        };
-        let yes = self.label();
-        let end = self.label();
-        self.jimm(c, R0, 0, yes);
-        self.e(Insn::mov64_imm(R0, 0));
-        self.jmp(end);
-        self.bind(yes);
-        self.e(Insn::mov64_imm(R0, 1));
-        self.bind(end);
+        self.bool_of_cmp(op);
         Ok(())
     }
 

@@ -117,22 +117,8 @@ impl<'a> Gen<'a> {
 
     /// `r0` = (r0 OP 0) for a comparison result in `r0`.
     pub(super) fn bool_of_cmp(&mut self, op: CmpOp) {
-        let c = match op {
-            CmpOp::Eq => Cond::Eq,
-            CmpOp::Ne => Cond::Ne,
-            CmpOp::Lt => Cond::Slt,
-            CmpOp::Le => Cond::Sle,
-            CmpOp::Gt => Cond::Sgt,
-            CmpOp::Ge => Cond::Sge,
-        };
-        let yes = self.label();
-        let end = self.label();
-        self.jimm(c, R0, 0, yes);
-        self.e(Insn::mov64_imm(R0, 0));
-        self.jmp(end);
-        self.bind(yes);
-        self.e(Insn::mov64_imm(R0, 1));
-        self.bind(end);
+        let c = super::expr::cmp_cond(op);
+        self.bool_of_jump(|g, yes| g.jimm(c, R0, 0, yes));
     }
 
     /// `isinstr(s1, s2)`: `r0` = 1 if `s2` occurs in `s1`. Every start
