@@ -68,26 +68,6 @@ fn sample(pid: u32, args: &[&str]) -> (String, String) {
     (out, err)
 }
 
-/// Backtraces as (frames, count), in output order.
-fn backtraces(out: &str) -> Vec<(Vec<String>, u64)> {
-    let mut res = Vec::new();
-    let mut frames = Vec::new();
-    for line in out.lines() {
-        if let Some(n) = line.strip_prefix('\t') {
-            res.push((
-                std::mem::take(&mut frames),
-                n.trim().parse().expect("count"),
-            ));
-        } else if !line.is_empty() {
-            frames.push(line.to_string());
-        }
-    }
-    assert!(frames.is_empty(), "frames without a count: {frames:?}");
-    // Sorted by count, descending.
-    assert!(res.windows(2).all(|w| w[0].1 >= w[1].1), "{res:?}");
-    res
-}
-
 /// The `N` of lj-lua-stacks' `Found N JITted samples.`
 fn jitted(err: &str) -> u64 {
     err.lines()
@@ -173,7 +153,7 @@ fn spin_interpreted(variant: Variant) {
     let p = lj.start(&lj.luajit, &["-joff"], "spin.lua");
     let (out, err) = sample(p.pid(), &[]);
     assert_eq!(jitted(&err), 0, "{err}");
-    assert_dominant(&backtraces(&out), &spin_frames(), 90, &err);
+    assert_dominant(&support::backtraces(&out), &spin_frames(), 90, &err);
 }
 
 #[test]
@@ -193,7 +173,7 @@ fn spin_jit(variant: Variant) {
     let Some(lj) = setup(variant) else { return };
     let p = lj.start(&lj.luajit, &[], "spin.lua");
     let (out, err) = sample(p.pid(), &[]);
-    let bts = backtraces(&out);
+    let bts = support::backtraces(&out);
     let mut want = vec![format!("T:{}", def("spin.lua", "spin"))];
     want.extend(spin_frames());
     let total = assert_dominant(&bts, &want, 90, &err);
@@ -242,7 +222,7 @@ fn pcall_sort(variant: Variant, dyn_exe: bool) {
     ];
     let mut in_cmp = vec![def(s, "cmp")];
     in_cmp.extend(in_sort.iter().cloned());
-    let bts = backtraces(&out);
+    let bts = support::backtraces(&out);
     let total = assert_dominant(&bts, &in_cmp, 70, &err);
     let known: u64 = bts
         .iter()
@@ -293,7 +273,7 @@ fn coro(variant: Variant, jit: bool) {
         assert_eq!(jitted(&err), 0, "{err}");
     }
     want.extend([def(s, "crunch"), def(s, "body")]);
-    assert_dominant(&backtraces(&out), &want, 90, &err);
+    assert_dominant(&support::backtraces(&out), &want, 90, &err);
     if jit {
         assert!(jitted(&err) > 0, "{err}");
     }
@@ -332,14 +312,14 @@ fn recurse(variant: Variant) {
     full.extend([main_chunk(s), "C:pmain".to_string()]);
 
     let (out, err) = sample(p.pid(), &["depth=30"]);
-    let bts = backtraces(&out);
+    let bts = support::backtraces(&out);
     assert_dominant(&bts, &full[..30], 90, &err);
     for (frames, n) in &bts {
         assert_eq!(frames.len(), 30, "{n} samples: {frames:#?}");
     }
 
     let (out, err) = sample(p.pid(), &["depth=100"]);
-    assert_dominant(&backtraces(&out), &full, 90, &err);
+    assert_dominant(&support::backtraces(&out), &full, 90, &err);
 }
 
 #[test]
@@ -396,7 +376,7 @@ fn split(variant: Variant, jit: bool) {
     let jp = jp.join().expect("luajit -jp");
 
     let s = "split.lua";
-    let bts = backtraces(&out);
+    let bts = support::backtraces(&out);
     let total: u64 = bts.iter().map(|b| b.1).sum();
     assert!(total >= 1000, "only {total} samples: {bts:#?}; {err}");
     let count = |name: &str| -> u64 {

@@ -192,29 +192,10 @@ fn hot_backtrace() -> Vec<String> {
     ]
 }
 
-/// Backtraces as (frames, count), in output order (most frequent first).
-fn backtraces(out: &str) -> Vec<(Vec<String>, u64)> {
-    let mut res = Vec::new();
-    let mut frames = Vec::new();
-    for line in out.lines() {
-        if let Some(n) = line.strip_prefix('\t') {
-            res.push((
-                std::mem::take(&mut frames),
-                n.trim().parse().expect("count"),
-            ));
-        } else if !line.is_empty() {
-            frames.push(line.to_string());
-        }
-    }
-    assert!(frames.is_empty(), "frames without a count: {frames:?}");
-    assert!(res.windows(2).all(|w| w[0].1 >= w[1].1), "{res:?}");
-    res
-}
-
 /// Asserts that the most frequent backtrace is hot.lua's render loop with
 /// at least 80% of the samples; returns the number of samples.
 fn assert_hot_dominant(out: &str, err: &str) -> u64 {
-    let bts = backtraces(out);
+    let bts = support::backtraces(out);
     assert!(!bts.is_empty(), "no backtraces; stderr: {err}");
     let total: u64 = bts.iter().map(|b| b.1).sum();
     assert_eq!(

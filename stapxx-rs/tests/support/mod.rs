@@ -446,3 +446,24 @@ pub fn assert_no_bpf_leftovers(child_pid: u32) {
     let left = bpf_leftovers();
     assert!(left.is_empty(), "BPF objects left behind: {left:?}");
 }
+
+/// lj-lua-stacks output as (frames, count) per backtrace, in output order;
+/// checks that every backtrace has its count line and that the counts
+/// descend.
+pub fn backtraces(out: &str) -> Vec<(Vec<String>, u64)> {
+    let mut res = Vec::new();
+    let mut frames = Vec::new();
+    for line in out.lines() {
+        if let Some(n) = line.strip_prefix('\t') {
+            res.push((
+                std::mem::take(&mut frames),
+                n.trim().parse().expect("count"),
+            ));
+        } else if !line.is_empty() {
+            frames.push(line.to_string());
+        }
+    }
+    assert!(frames.is_empty(), "frames without a count: {frames:?}");
+    assert!(res.windows(2).all(|w| w[0].1 >= w[1].1), "{res:?}");
+    res
+}
