@@ -5,7 +5,7 @@
 //! Everything here is an owned kernel object (programs, maps, perf events,
 //! uprobes); dropping a [`KernelSession`] releases all of it, on every path.
 
-use crate::codegen::layout::{ErrKind, ERR_KINDS};
+use crate::codegen::layout::{ErrKind, ERR_KINDS, ERR_KIND_BITS};
 use crate::codegen::maps::*;
 use crate::codegen::Compiled;
 use crate::debuginfo::{LocateOptions, Module};
@@ -322,6 +322,20 @@ impl KernelSession {
         out
     }
 
+    /// The last probe error: its kind and the instruction tag (index into
+    /// `Compiled::spans`) of the place that failed.
+    pub fn last_error(&self) -> Option<(usize, usize)> {
+        let v = self
+            .loaded
+            .map(self.layout.errors_map)
+            .lookup(&0u32.to_ne_bytes())
+            .ok()??;
+        let at = ERR_KINDS * 8;
+        let e = u64::from_ne_bytes(v.get(at..at + 8)?.try_into().ok()?);
+        let kind = (e & (ERR_KINDS as u64 - 1)) as usize;
+        (kind != 0).then_some((kind, (e >> ERR_KIND_BITS) as usize))
+    }
+
     /// Every global the kernel probes wrote, decoded.
     pub fn read_globals(&self, program: &Program) -> Vec<(GlobalId, GlobalValue)> {
         let mut out = Vec::new();
@@ -394,30 +408,26 @@ impl KernelSession {
     }
 }
 
-/// `WARNING: Number of errors: N, skipped probes: M` lines, stap style.
-pub fn error_summary(errors: &[u64; ERR_KINDS]) -> Vec<String> {
-    let mut lines = Vec::new();
+/// `N probe error(s): KIND` lines (without `WARNING: `), one per kind.
+pub fn error_lines(errors: &[u64; ERR_KINDS]) -> Vec<String> {
+    errors
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| **n > 0 && *i != ErrKind::Skipped as usize && *i != 0)
+        .map(|(i, n)| format!("{n} probe error(s): {}", ErrKind::message(i)))
+        .collect()
+}
+
+/// (errors, skipped probes) as stap's final `Number of errors` line counts.
+pub fn error_totals(errors: &[u64; ERR_KINDS]) -> (u64, u64) {
     let skipped = errors[ErrKind::Skipped as usize];
-    let total: u64 = errors
+    let total = errors
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != ErrKind::Skipped as usize && *i != 0)
         .map(|(_, n)| n)
         .sum();
-    for (i, n) in errors.iter().enumerate() {
-        if *n > 0 && i != ErrKind::Skipped as usize && i != 0 {
-            lines.push(format!(
-                "WARNING: {n} probe error(s): {}",
-                ErrKind::message(i)
-            ));
-        }
-    }
-    if total > 0 || skipped > 0 {
-        lines.push(format!(
-            "WARNING: Number of errors: {total}, skipped probes: {skipped}"
-        ));
-    }
-    lines
+    (total, skipped)
 }
 
 fn decode_record(bytes: &[u8]) -> Option<Record> {

@@ -32,6 +32,10 @@ fn run(tag: &str, script: &str, extra: &[&str]) -> (String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .arg(&path)
         .args(["-x", &target.id().to_string()])
+        // The cases check values computed around probe errors: errors must
+        // not end the session (stap's default MAXERRORS is 0; see
+        // `the_first_probe_error_ends_the_session`).
+        .args(["-D", "MAXERRORS=1000"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -562,4 +566,47 @@ fn task_and_module_builtins() {
         bin.display()
     );
     assert_eq!(out, want, "{err}");
+}
+
+/// As in stap, a probe error beyond MAXERRORS (default 0) ends the session:
+/// the error is shown with its place in the script, the `end` probes are
+/// skipped, the `error` probes run, and the exit status is 1.
+#[test]
+fn the_first_probe_error_ends_the_session() {
+    if !support::is_root() {
+        support::missing("root (BPF and perf events)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let path = support::scratch().join("ks_maxerrors.stp");
+    std::fs::write(
+        &path,
+        "global n\nprobe timer.profile {\n  n++\n  x = 5 / (n - n)\n}\n\
+         probe timer.s(5) { exit() }\n\
+         probe end { println(\"end ran\") }\n\
+         probe error { println(\"error probe ran\") }\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "error probe ran\n", "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("ERROR: division by 0 near operator '/' at ")
+            && first.ends_with("ks_maxerrors.stp:4:9"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("WARNING: Number of errors: "), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "did not stop at the error"
+    );
 }

@@ -395,7 +395,7 @@ impl<'a> Gen<'a> {
 
     /// Instructions are tagged with an index into `spans`, so a verifier
     /// complaint at an instruction maps back to the script.
-    fn span_tag(&mut self) -> u32 {
+    pub(super) fn span_tag(&mut self) -> u32 {
         if self.spans.last() != Some(&self.span) {
             self.spans.push(self.span);
         }
@@ -595,9 +595,16 @@ impl<'a> Gen<'a> {
         self.bind(end);
     }
 
-    /// Set the frame's error kind and unwind.
+    /// Set the frame's error (its kind, and above [`ERR_KIND_BITS`] the
+    /// script place it comes from) and unwind.
     pub(super) fn fail(&mut self, kind: ErrKind) {
-        self.e(Insn::st_imm(Size::DW, R6, F_ERR, kind as i32));
+        let at = self.span_tag() as i32;
+        self.e(Insn::st_imm(
+            Size::DW,
+            R6,
+            F_ERR,
+            kind as i32 | (at << ERR_KIND_BITS),
+        ));
         let u = self.cur().unwind;
         self.jmp(u);
     }
@@ -685,9 +692,12 @@ impl<'a> Gen<'a> {
         let done = self.label();
         self.e(Insn::ldx(Size::DW, R1, R6, F_ERR));
         self.jimm(Cond::Eq, R1, 0, done);
+        // The last error, for the message when it ends the session.
+        let em = self.m.errors_map;
+        self.ld_map_value(R2, em, (ERR_KINDS * 8) as u32);
+        self.e(Insn::stx(Size::DW, R2, 0, R1));
         self.e(Insn::alu64_imm(Alu::And, R1, (ERR_KINDS - 1) as i32));
         self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
-        let em = self.m.errors_map;
         self.ld_map_value(R2, em, 0);
         self.e(Insn::alu64_reg(Alu::Add, R2, R1));
         self.e(Insn::mov64_imm(R3, 1));

@@ -143,7 +143,13 @@ impl Gen<'_> {
                 self.long(b)?;
                 self.e(Insn::mov64_reg(R1, R0));
                 self.ld_local(R0, t);
-                self.arith(*op, e.span)?;
+                // An error points at the operator, between the operands.
+                let at = Span {
+                    start: a.span.end,
+                    end: b.span.start.max(a.span.end),
+                    ..a.span
+                };
+                self.arith(*op, at)?;
             }
             ExprKind::Cmp(op, a, b) => {
                 if a.ty == Ty::Str {
@@ -248,12 +254,13 @@ impl Gen<'_> {
 
     /// r0 = r0 op r1, with stap's checks.
     fn arith(&mut self, op: LongOp, span: Span) -> R<()> {
-        let _ = span;
         match op {
             LongOp::Div | LongOp::Mod => {
                 let ok = self.label();
                 self.jimm(Cond::Ne, R1, 0, ok);
+                let outer = std::mem::replace(&mut self.span, span);
                 self.fail(ErrKind::DivZero);
+                self.span = outer;
                 self.bind(ok);
                 // Signed division and modulo (BPF_SDIV/SMOD: off = 1).
                 let code = if op == LongOp::Div { 0x3f } else { 0x9f };

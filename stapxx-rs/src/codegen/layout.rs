@@ -56,6 +56,9 @@ pub enum ErrKind {
 }
 
 pub const ERR_KINDS: usize = 8;
+/// `F_ERR` holds the kind in its low bits, the instruction tag (script
+/// place) of the failure above them.
+pub const ERR_KIND_BITS: i32 = 3;
 
 impl ErrKind {
     pub fn message(i: usize) -> &'static str {

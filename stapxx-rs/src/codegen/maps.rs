@@ -216,9 +216,10 @@ impl MapLayout {
                 stat,
             });
         }
+        // A counter per kind, then the last error (kind and place).
         let errors_map = module.add_map(MapDef::global_data(
             "stx_errors",
-            vec![0; ERR_KINDS * 8],
+            vec![0; (ERR_KINDS + 1) * 8],
             false,
         ));
         let output_map = module.add_map(MapDef::ringbuf("stx_out", 1 << 22));

@@ -12,7 +12,7 @@ use super::emit::{Gen, SLoc, R};
 use super::layout::*;
 use super::regs::*;
 use crate::ir::*;
-use ebpf_backend::insn::{Cond, Size};
+use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
 
 impl<'a> Gen<'a> {
@@ -45,6 +45,7 @@ impl<'a> Gen<'a> {
                 }
                 let other = self.label();
                 self.e(Insn::ldx(Size::DW, R1, R6, F_ERR));
+                self.e(Insn::alu64_imm(Alu::And, R1, (ERR_KINDS - 1) as i32));
                 self.jimm(Cond::Ne, R1, kind as i32, other);
                 self.set_lit(SLoc::Frame(slot), ErrKind::message(kind));
                 self.bind(other);

@@ -9,9 +9,11 @@
 //! What host probes change goes back to the kernel maps after each probe
 //! (see `push`: kernel updates made in between are kept).
 
-use super::session::{Config, Session};
+use super::interp::{Near, RtError};
+use super::session::{Config, KernelReport, Session};
 use super::values::{Globals, StatPartial, Store, Value};
 use super::SourceInfo;
+use crate::codegen::layout::ErrKind;
 use crate::codegen::Compiled;
 use crate::ir::{GlobalId, Program};
 use crate::kernel::{self, GlobalValue, KernelSession, Record};
@@ -29,6 +31,7 @@ pub fn run(
     target: Option<&TargetInfo>,
 ) -> Result<i32, Diagnostic> {
     let hz = kernel::kernel_hz();
+    let maxerrors = config.limits.maxerrors;
     let mut ks = KernelSession::start(compiled, prog, target, hz)?;
     let mut s = Session::new(prog, config, src)?;
     // `-c CMD`: the command's pid is target() before it may run.
@@ -49,6 +52,9 @@ pub fn run(
     set?;
     started?;
     let tick = Duration::from_millis(20);
+    let mut failed = false;
+    // Kernel errors shown as `ERROR:` lines so far.
+    let mut shown = 0u64;
     let mut countdown = Countdown::new(prog);
     let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
     loop {
@@ -59,10 +65,25 @@ pub fn run(
             .next_timer()
             .map_or(tick, |t| t.saturating_duration_since(now))
             .min(tick);
-        pump(&mut ks, &mut s, Some(until));
+        shown += pump(&mut ks, &mut s, Some(until));
         // The traced process is gone: end the session, with the report.
         if watched.as_ref().is_some_and(|p| !p.exists()) {
             s.stop();
+        }
+        // More probe errors than MAXERRORS (default 0) end the session, as
+        // in stap: the last one is shown with its place in the script.
+        if !failed && kernel::error_totals(&ks.errors()).0 > maxerrors {
+            failed = true;
+            // (error() has shown its own message.)
+            if let Some((kind, tag)) = ks
+                .last_error()
+                .filter(|(k, _)| *k != ErrKind::Script as usize)
+            {
+                let near = compiled.spans.get(tag).map(|sp| Near::At(*sp));
+                s.report(&RtError::new(ErrKind::message(kind), near));
+                shown += 1;
+            }
+            s.fail();
         }
         if s.next_timer().is_some_and(|t| t <= Instant::now()) {
             merge(&ks, prog, s.globals_mut());
@@ -83,15 +104,19 @@ pub fn run(
     // read what they left.
     let _ = ks.set_running(false);
     std::thread::sleep(Duration::from_millis(20));
-    pump(&mut ks, &mut s, None);
+    shown += pump(&mut ks, &mut s, None);
     merge(&ks, prog, s.globals_mut());
     let errors = ks.errors();
     drop(ks);
+    // Kernel errors already shown as `ERROR:` lines (error(), the one that
+    // ended the session) are counted once.
+    let (total, skipped) = kernel::error_totals(&errors);
+    s.set_kernel_report(KernelReport {
+        lines: kernel::error_lines(&errors),
+        errors: total.saturating_sub(shown),
+        skipped,
+    });
     let code = s.finish();
-    for line in kernel::error_summary(&errors) {
-        let msg = line.trim_start_matches("WARNING: ").to_string();
-        s.output().warn(msg.as_bytes());
-    }
     s.output().flush();
     Ok(code)
 }
@@ -162,16 +187,18 @@ fn timed_exit(prog: &Program) -> Option<Duration> {
         .min()
 }
 
-/// Print what the kernel probes sent; act on exit and error records.
-fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) {
+/// Print what the kernel probes sent and act on `exit()`; returns how many
+/// `error()` records it showed (each is a probe error the kernel counted
+/// too: whether it ends the session is MAXERRORS's business).
+fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) -> u64 {
     let mut stop = false;
-    let mut failed = false;
+    let mut errors = 0;
     let mut handle = |r: Record, s: &mut Session<'_>| match r {
         Record::Print(b) => s.output().print(&b),
         Record::Warn(m) => s.output().warn(m.as_bytes()),
         Record::Error(m) => {
             s.output().error(m.as_bytes());
-            failed = true;
+            errors += 1;
         }
         Record::Exit => stop = true,
     };
@@ -179,11 +206,10 @@ fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) {
         Some(t) => ks.poll(t, |r| handle(r, s)),
         None => ks.drain(|r| handle(r, s)),
     }
-    if failed {
-        s.fail();
-    } else if stop {
+    if stop {
         s.stop();
     }
+    errors
 }
 
 /// Send host-written scalars and array elements (those that differ from

@@ -139,7 +139,13 @@ fn token_at(text: &str, at: usize) -> Option<String> {
 /// The " near ..." text of an error, without " near ".
 pub fn describe_near(src: &dyn SourceInfo, near: Near) -> Option<String> {
     let (file, at) = match near {
-        Near::At(span) => (span.file, span.start as usize),
+        // (A span may start at the blanks before its token.)
+        Near::At(span) => {
+            let text = src.text(span.file)?;
+            let from = span.start as usize;
+            let blanks = text.get(from..)?.len() - text.get(from..)?.trim_start().len();
+            (span.file, from + blanks)
+        }
         Near::Operator { after, op } => {
             let text = src.text(after.file)?;
             let from = (after.end as usize).min(text.len());

@@ -156,6 +156,17 @@ pub struct Session<'p> {
     release: Option<PipeWriter>,
     events: Option<Receiver<i32>>,
     signals: Option<signal_hook::iterator::Handle>,
+    kernel_report: KernelReport,
+}
+
+/// The kernel probes' share of the final report.
+#[derive(Debug, Default)]
+pub struct KernelReport {
+    /// Shown as warnings before the totals (errors by kind).
+    pub lines: Vec<String>,
+    /// Errors not already counted as `ERROR:` lines of this session.
+    pub errors: u64,
+    pub skipped: u64,
 }
 
 impl<'p> Session<'p> {
@@ -242,6 +253,7 @@ impl<'p> Session<'p> {
             release: None,
             events: None,
             signals: None,
+            kernel_report: KernelReport::default(),
         };
         if config.signals {
             s.catch_signals().map_err(Diagnostic::bare)?;
@@ -374,7 +386,8 @@ impl<'p> Session<'p> {
         }
     }
 
-    fn report(&mut self, e: &RtError) {
+    /// Print an error as stap does (`ERROR: msg near TOKEN at FILE:L:C`).
+    pub fn report(&mut self, e: &RtError) {
         let mut msg = e.msg.clone();
         if let Some(near) = e.near {
             if let Some(text) = self.near_text(near) {
@@ -389,9 +402,11 @@ impl<'p> Session<'p> {
         describe_near(self.src?, near)
     }
 
-    /// The pid of the `-c` command, once started.
-    pub fn command_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+    /// What the kernel probes counted, for the report at the end: lines to
+    /// show before the totals, and the errors not already shown as
+    /// `ERROR:` lines.
+    pub fn set_kernel_report(&mut self, report: KernelReport) {
+        self.kernel_report = report;
     }
 
     /// Stop the session as `exit()` does (a kernel probe asked for it).
@@ -513,11 +528,15 @@ impl<'p> Session<'p> {
                 self.handler(*probe, pp);
             }
         }
-        let errors = self.interp.out.errors;
-        if errors > 0 {
+        for line in std::mem::take(&mut self.kernel_report.lines) {
+            self.interp.out.warn(line.as_bytes());
+        }
+        let errors = self.interp.out.errors + self.kernel_report.errors;
+        let skipped = self.kernel_report.skipped;
+        if errors > 0 || skipped > 0 {
             self.interp
                 .out
-                .warn(format!("Number of errors: {errors}, skipped probes: 0").as_bytes());
+                .warn(format!("Number of errors: {errors}, skipped probes: {skipped}").as_bytes());
         }
         self.interp.out.flush();
         if let Some(mut c) = self.child.take() {
