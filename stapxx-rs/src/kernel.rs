@@ -522,6 +522,7 @@ pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
 
 fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     let mut out = Vec::new();
+    let mut ranges: Vec<(u64, u64, String)> = Vec::new();
     for file in t.mapped_files() {
         let t0 = std::time::Instant::now();
         let Ok(m) = Module::open_in(file, LocateOptions::with_root(t.root.clone())) else {
@@ -540,7 +541,8 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
         };
         let Ok(table) = m.own_symbols() else { continue };
         for s in table.functions() {
-            out.push((s.address.wrapping_add(bias), s.name.clone()));
+            let start = s.address.wrapping_add(bias);
+            ranges.push((start, start.saturating_add(s.size.max(1)), s.name.clone()));
         }
         if std::env::var_os("STAPXX_TIME_SYMS").is_some() {
             eprintln!(
@@ -550,8 +552,17 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
             );
         }
     }
-    out.sort();
-    out.dedup_by(|a, b| a.0 == b.0);
+    // One name per address; where a function's code ends before the next
+    // one starts, an entry without a name: an address there (JIT code in
+    // an anonymous mapping, a gap) has no symbol, as the host's lookup says.
+    ranges.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    ranges.dedup_by(|a, b| a.0 == b.0);
+    for (i, (start, end, name)) in ranges.iter().enumerate() {
+        out.push((*start, name.clone()));
+        if ranges.get(i + 1).is_none_or(|next| next.0 > *end) {
+            out.push((*end, String::new()));
+        }
+    }
     out
 }
 

@@ -545,7 +545,8 @@ fn host_resets_keep_concurrent_kernel_increments() {
 
 /// The builtins that need load-time facts, in a uprobe: `ppid()` (the
 /// kernel's BTF), `umodname()` (the target's mappings),
-/// `user_string_quoted()` and `printd`/`printdln`.
+/// `user_string_quoted()`, `printd`/`printdln`; `usymname()` of an
+/// address in no function (the stack) is the address in hex.
 #[test]
 fn task_and_module_builtins() {
     if !support::is_root() {
@@ -556,12 +557,13 @@ fn task_and_module_builtins() {
     let script = once(
         "printf(\"%d\\n\", ppid()); println(umodname(uaddr())); println(umodname(0));\n\
          println(user_string_quoted(&@var(\"quoted_sample\"))); println(user_string_quoted(0));\n\
-         printd(\"-\", 1, \"a\", 2); printdln(\", \", \"x\", 3)",
+         printd(\"-\", 1, \"a\", 2); printdln(\", \", \"x\", 3);\n\
+         println(usymname(uaddr())); sp = u_register(\"rsp\"); println(usymname(sp) == sprintf(\"%p\", sp))",
     );
     let (out, err) = run("task_builtins", &script, &[]);
     let bin = support::c_fixture("calls.c", "calls_ks_task_builtins", &["-g", "-O2"]);
     let want = format!(
-        "{}\n{}\n<unknown>\n\"hi\\t\\\"there\\\"\\n\\001\\\\\"\nNULL\n1-a-2x, 3\n",
+        "{}\n{}\n<unknown>\n\"hi\\t\\\"there\\\"\\n\\001\\\\\"\nNULL\n1-a-2x, 3\nwork\n1\n",
         std::process::id(),
         bin.display()
     );

@@ -681,6 +681,8 @@ impl Gen<'_> {
             self.mov_imm(R2, SYM_NAME.min(self.o.maxstr) as i64);
             self.call(H_READ_KERNEL_STR);
             self.store_len_from_r0(dst, 0);
+            // A nameless entry marks the end of a function: no symbol.
+            self.jimm(Cond::Eq, R0, 0, hex);
             self.jmp(end);
         }
         self.bind(hex);
