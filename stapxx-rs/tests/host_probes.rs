@@ -575,7 +575,7 @@ fn control_and_session() {
         ),
         case(
             "user memory needs a target",
-            r#"probe begin { println(user_int(4096)) }"#,
+            r#"probe begin { println(user_int_error(4096)) }"#,
             "",
             "ERROR: user memory read in a begin/end probe needs -x",
             1,
@@ -703,20 +703,21 @@ fn reads_of_a_target_process() {
     let pid = sleeper.id().to_string();
     let bad = spawn(
         &["-x", &pid],
-        r#"probe begin { printf("%d\n", target() > 0); println(user_long(8)) }"#,
+        r#"probe begin { printf("%d %d\n", target() > 0, user_long(8)); println(user_long_error(8)) }"#,
     );
     let (code, out, err) = finish(bad, Duration::from_secs(20));
-    assert_eq!(out, "1\n");
+    // user_long gives 0 on a fault; user_long_error is a probe error.
+    assert_eq!(out, "1 0\n");
     assert!(
         err.contains(
-            "ERROR: user long copy fault 0x8 [man error::fault] near identifier 'user_long'"
+            "ERROR: user long copy fault 0x8 [man error::fault] near identifier 'user_long_error'"
         ),
         "{err}"
     );
     assert_eq!(code, Some(1));
     let skip = spawn(
         &["-x", &pid, "--skip-badvars"],
-        r#"probe begin { printf("%d [%s] %s\n", user_long(8), user_string(8), user_string(8, "dflt")); exit() }"#,
+        r#"probe begin { printf("%d [%s] %s\n", user_long_error(8), user_string(8), user_string(8, "dflt")); exit() }"#,
     );
     let (code, out, err) = finish(skip, Duration::from_secs(20));
     assert_eq!((code, out.as_str()), (Some(0), "0 [] dflt\n"), "{err}");

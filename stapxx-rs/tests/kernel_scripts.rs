@@ -252,7 +252,8 @@ fn cases() -> Vec<Case> {
         case("nested_loops_3x100", "n", "for (i = 0; i < 100; i++) for (j = 0; j < 100; j++) for (k = 0; k < 100; k++) n++", "printf(\"%d\\n\", n)", "1000000\n"),
         case("maxaction_is_an_error", "n", "while (1) n++", "printf(\"%d\\n\", n)", "100000\n"),
         case("next_leaves_the_probe", "a, b", "a = 1; next; b = 1", "printf(\"%d %d\\n\", a, b)", "1 0\n"),
-        case("user_read_fault", "x, y", "x = 1; y = user_long(16); x = 2", "printf(\"%d %d\\n\", x, y)", "1 0\n"),
+        case("user_read_fault", "x, y", "x = 1; y = user_long_error(16); x = 2", "printf(\"%d %d\\n\", x, y)", "1 0\n"),
+        case("user_read_fault_gives_0", "x, y", "x = 1; y = user_long(16) + user_int(8) + user_char(1); x = 2", "printf(\"%d %d\\n\", x, y)", "2 0\n"),
         case("printf_from_the_kernel", "", "printf(\"k %d %s\\n\", 5, \"five\")", "printf(\"end\\n\")", "k 5 five\nend\n"),
         case("pid_matches_target", "a", "a = pid() == target()", "printf(\"%d\\n\", a)", "1\n"),
         case("execname", "s", "s = execname()", "printf(\"%s\\n\", s)", "calls_ks_execna\n"),
@@ -274,7 +275,7 @@ fn cases() -> Vec<Case> {
         case("delete_string_keyed_array", "a, n", "a[\"x\", 1] = \"v\"; a[\"y\", 2] = \"w\"; delete a; foreach ([p, q] in a) n++", "printf(\"%d\\n\", n)", "0\n"),
         case("try_catches_division", "s", "try { y = 0; x = 5 / y; s = \"not here\" } catch (m) { s = \"caught: \" . m }", "printf(\"%s\\n\", s)", "caught: division by 0\n"),
         case("try_catches_error", "s, n", "try { error(\"boom\"); n = 1 } catch (m) { s = m }; n += 10", "printf(\"%s %d\\n\", s, n)", "boom 10\n"),
-        case("try_catches_a_bad_read", "n", "try { x = user_long(16) } catch { n = 1 }; n += 10", "printf(\"%d\\n\", n)", "11\n"),
+        case("try_catches_a_bad_read", "n", "try { x = user_long_error(16) } catch { n = 1 }; n += 10", "printf(\"%d\\n\", n)", "11\n"),
         case("global_string_append", "s", "for (i = 0; i < 3; i++) s .= \"ab\"", "printf(\"%s\\n\", s)", "ababab\n"),
         case("sprintf_i_X", "s", "s = sprintf(\"%i|%X|%#X|%-4i|\", -5, 3054, 3054, 7)", "printf(\"%s\\n\", s)", "-5|BEE|0XBEE|7   |\n"),
         case("regex_match", "r", "s = \"nginx: worker process\"; r = sprintf(\"%d%d%d%d%d%d\", s =~ \"worker\", s =~ \"^worker\", s !~ \"master\", \"foo.lua:12\" =~ \"\\\\.lua:[0-9]+$\", \"\" =~ \"^$\", \"abc\" =~ \"^(ab|cd)+$\")", "println(r)", "101110\n"),
@@ -375,10 +376,21 @@ fn probe_errors_are_counted_and_reported() {
     );
     // With --skip-badvars a faulting read gives 0 and no error.
     let script = "global y\n\
-        probe process(\"BIN\").function(\"work\") { y = user_long(16) + 1 }\n\
+        probe process(\"BIN\").function(\"work\") { y = user_long_error(16) + 1 }\n\
         probe end { printf(\"%d\\n\", y) }\n";
     let (out, err) = run("skip_badvars", script, &["--skip-badvars"]);
     assert_eq!(out, "1\n");
+    assert!(!err.contains("Number of errors"), "{err}");
+    // user_long_warn warns and gives 0; no probe error.
+    let script = "global y\n\
+        probe process(\"BIN\").function(\"work\") { y = user_long_warn(24) + 2 }\n\
+        probe end { printf(\"%d\\n\", y) }\n";
+    let (out, err) = run("warn_read", script, &[]);
+    assert_eq!(out, "2\n");
+    assert!(
+        err.contains("WARNING: user long copy fault 0x18 [man error::fault]"),
+        "{err}"
+    );
     assert!(!err.contains("Number of errors"), "{err}");
 }
 

@@ -534,7 +534,7 @@ impl<'a> Gen<'a> {
     /// one run a value another thread changes after its line was read shows
     /// the earlier contents. A read that straddles two lines, or a line that
     /// does not read whole, goes straight to memory.
-    pub(super) fn user_read(&mut self, size: Size, signed: bool) {
+    pub(super) fn user_read(&mut self, size: Size, signed: bool, fault: Fault) {
         let n = size.bytes() as i32;
         let addr = self.tmp_long();
         let val = self.tmp_long();
@@ -583,8 +583,11 @@ impl<'a> Gen<'a> {
         self.call(H_READ_USER);
         let ok = self.label();
         self.jimm(Cond::Eq, R0, 0, ok);
-        if !self.o.skip_badvars {
-            self.fail(ErrKind::BadRead);
+        // (The helper zeroes the value when it fails.)
+        match fault {
+            Fault::Error if !self.o.skip_badvars => self.fail(ErrKind::BadRead),
+            Fault::Warn => self.warn_bad_read(addr, size.bytes() as u32),
+            _ => {}
         }
         self.bind(ok);
         if signed {
@@ -593,6 +596,23 @@ impl<'a> Gen<'a> {
             self.e(Insn::ldx(size, R0, R7, val));
         }
         self.bind(end);
+    }
+
+    /// `user_<type>_warn` could not read: warn, as stap does, with the
+    /// address (in long temp `addr`).
+    fn warn_bad_read(&mut self, addr: i16, bytes: u32) {
+        let ty = match bytes {
+            1 => "char",
+            2 => "short",
+            4 => "int",
+            _ => "long",
+        };
+        let t = self.tmp_str();
+        self.set_lit(SLoc::Frame(t), &format!("user {ty} copy fault "));
+        self.ld_local(R0, addr);
+        self.append_snprintf(SLoc::Frame(t), "0x%llx");
+        self.append_lit(SLoc::Frame(t), " [man error::fault]");
+        self.output(REC_WARN, t);
     }
 
     /// Set the frame's error (its kind, and above [`ERR_KIND_BITS`] the

@@ -869,19 +869,19 @@ impl Gen<'_> {
                 };
                 self.mov_imm(R0, bias as i64);
             }
-            UserInt8 | UserUint8 | UserInt16 | UserUint16 | UserInt32 | UserUint32 | UserInt64
-            | UserUint64 => {
+            UserInt8(f) | UserUint8(f) | UserInt16(f) | UserUint16(f) | UserInt32(f)
+            | UserUint32(f) | UserInt64(f) | UserUint64(f) => {
                 let (size, signed) = match b {
-                    UserInt8 => (Size::B, true),
-                    UserUint8 => (Size::B, false),
-                    UserInt16 => (Size::H, true),
-                    UserUint16 => (Size::H, false),
-                    UserInt32 => (Size::W, true),
-                    UserUint32 => (Size::W, false),
+                    UserInt8(_) => (Size::B, true),
+                    UserUint8(_) => (Size::B, false),
+                    UserInt16(_) => (Size::H, true),
+                    UserUint16(_) => (Size::H, false),
+                    UserInt32(_) => (Size::W, true),
+                    UserUint32(_) => (Size::W, false),
                     _ => (Size::DW, false),
                 };
                 self.long(&args[0])?;
-                self.user_read(size, signed);
+                self.user_read(size, signed, f);
             }
             Strlen => {
                 let s = self.string(&args[0])?;

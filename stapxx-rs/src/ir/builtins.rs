@@ -2,6 +2,17 @@
 
 use super::Ty;
 
+/// What a user read does when the memory cannot be read, by the name the
+/// script calls it with: `user_long` gives 0, `user_long_warn` warns and
+/// gives 0, `user_long_error` (and the reads `@cast`/`$var` become) is a
+/// probe error, or 0 with `--skip-badvars`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    Zero,
+    Warn,
+    Error,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Builtin {
     // Context.
@@ -43,14 +54,14 @@ pub enum Builtin {
     UserStringWarn,
     UserStringNWarn,
     UserStringQuoted,
-    UserInt8,
-    UserUint8,
-    UserInt16,
-    UserUint16,
-    UserInt32,
-    UserUint32,
-    UserInt64,
-    UserUint64,
+    UserInt8(Fault),
+    UserUint8(Fault),
+    UserInt16(Fault),
+    UserUint16(Fault),
+    UserInt32(Fault),
+    UserUint32(Fault),
+    UserInt64(Fault),
+    UserUint64(Fault),
     // Strings.
     Strlen,
     Substr,
@@ -131,14 +142,7 @@ impl Builtin {
             "user_string_warn" => UserStringWarn,
             "user_string_n_warn" => UserStringNWarn,
             "user_string_quoted" => UserStringQuoted,
-            "user_char" | "user_int8" => UserInt8,
-            "user_uint8" => UserUint8,
-            "user_short" | "user_int16" => UserInt16,
-            "user_ushort" | "user_uint16" => UserUint16,
-            "user_int" | "user_int32" => UserInt32,
-            "user_uint32" => UserUint32,
-            "user_long" | "user_int64" => UserInt64,
-            "user_uint64" => UserUint64,
+            _ if user_read(name).is_some() => user_read(name)?,
             "strlen" => Strlen,
             "substr" => Substr,
             "isinstr" => Isinstr,
@@ -181,8 +185,8 @@ impl Builtin {
                 ret: S,
             },
             UserStringQuoted => sig(&[L], S),
-            UserInt8 | UserUint8 | UserInt16 | UserUint16 | UserInt32 | UserUint32 | UserInt64
-            | UserUint64 => sig(&[L], L),
+            UserInt8(_) | UserUint8(_) | UserInt16(_) | UserUint16(_) | UserInt32(_)
+            | UserUint32(_) | UserInt64(_) | UserUint64(_) => sig(&[L], L),
             Strlen => sig(&[S], L),
             Substr => sig(&[S, L, L], S),
             Isinstr => sig(&[S, S], L),
@@ -217,14 +221,38 @@ impl Builtin {
                 | UserStringWarn
                 | UserStringNWarn
                 | UserStringQuoted
-                | UserInt8
-                | UserUint8
-                | UserInt16
-                | UserUint16
-                | UserInt32
-                | UserUint32
-                | UserInt64
-                | UserUint64
+                | UserInt8(_)
+                | UserUint8(_)
+                | UserInt16(_)
+                | UserUint16(_)
+                | UserInt32(_)
+                | UserUint32(_)
+                | UserInt64(_)
+                | UserUint64(_)
         )
     }
+}
+
+/// `user_<type>[_warn|_error]`: the sized reads of user memory.
+pub fn user_read(name: &str) -> Option<Builtin> {
+    use Builtin::*;
+    let rest = name.strip_prefix("user_")?;
+    let (ty, fault) = if let Some(t) = rest.strip_suffix("_warn") {
+        (t, Fault::Warn)
+    } else if let Some(t) = rest.strip_suffix("_error") {
+        (t, Fault::Error)
+    } else {
+        (rest, Fault::Zero)
+    };
+    Some(match ty {
+        "char" | "int8" => UserInt8(fault),
+        "uint8" => UserUint8(fault),
+        "short" | "int16" => UserInt16(fault),
+        "ushort" | "uint16" => UserUint16(fault),
+        "int" | "int32" => UserInt32(fault),
+        "uint32" => UserUint32(fault),
+        "long" | "int64" => UserInt64(fault),
+        "uint64" => UserUint64(fault),
+        _ => return None,
+    })
 }

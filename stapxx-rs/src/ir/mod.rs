@@ -14,7 +14,7 @@ pub mod print;
 pub mod stats;
 pub mod types;
 
-pub use builtins::Builtin;
+pub use builtins::{Builtin, Fault};
 use grammar::ast::{ProbePoint, SortDir, StatOp};
 use grammar::Span;
 

@@ -35,6 +35,9 @@ pub struct Resolved {
 /// Builtin functions and their argument counts (min, max); the compiler
 /// gives them meaning. `None` max: any number (printf and friends).
 pub fn builtin_arity(name: &str) -> Option<(usize, Option<usize>)> {
+    if crate::ir::builtins::user_read(name).is_some() {
+        return Some((1, Some(1)));
+    }
     Some(match name {
         "pid" | "tid" | "ppid" | "uid" | "gid" | "euid" | "execname" | "cpu" | "target"
         | "gettimeofday_s" | "gettimeofday_ms" | "gettimeofday_us" | "gettimeofday_ns"

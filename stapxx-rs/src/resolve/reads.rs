@@ -51,17 +51,18 @@ pub(super) fn call(name: &str, args: Vec<Expr>, span: Span) -> Expr {
     }
 }
 
-/// `user_uint64` and friends for a `size`-byte read.
+/// `user_uint64_error` and friends for a `size`-byte read: a fault while
+/// dereferencing a target variable is a probe error, as in stap.
 pub fn reader(size: u8, signed: bool) -> &'static str {
     match (size, signed) {
-        (1, false) => "user_uint8",
-        (1, true) => "user_int8",
-        (2, false) => "user_uint16",
-        (2, true) => "user_int16",
-        (4, false) => "user_uint32",
-        (4, true) => "user_int32",
-        (_, false) => "user_uint64",
-        (_, true) => "user_int64",
+        (1, false) => "user_uint8_error",
+        (1, true) => "user_int8_error",
+        (2, false) => "user_uint16_error",
+        (2, true) => "user_int16_error",
+        (4, false) => "user_uint32_error",
+        (4, true) => "user_int32_error",
+        (_, false) => "user_uint64_error",
+        (_, true) => "user_int64_error",
     }
 }
 

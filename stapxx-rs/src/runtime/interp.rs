@@ -938,23 +938,23 @@ impl<'p> Interp<'p> {
                     Err(m) => self.bad_read(m, Value::Str(Vec::new()), near),
                 }
             }
-            B::UserInt8
-            | B::UserUint8
-            | B::UserInt16
-            | B::UserUint16
-            | B::UserInt32
-            | B::UserUint32
-            | B::UserInt64
-            | B::UserUint64 => {
+            B::UserInt8(fault)
+            | B::UserUint8(fault)
+            | B::UserInt16(fault)
+            | B::UserUint16(fault)
+            | B::UserInt32(fault)
+            | B::UserUint32(fault)
+            | B::UserInt64(fault)
+            | B::UserUint64(fault) => {
                 let addr = self.arg_long(args, 0, fr)?;
                 let (size, signed, name) = match b {
-                    B::UserInt8 => (1, true, "char"),
-                    B::UserUint8 => (1, false, "uint8"),
-                    B::UserInt16 => (2, true, "short"),
-                    B::UserUint16 => (2, false, "ushort"),
-                    B::UserInt32 => (4, true, "int"),
-                    B::UserUint32 => (4, false, "uint32"),
-                    B::UserInt64 => (8, true, "long"),
+                    B::UserInt8(_) => (1, true, "char"),
+                    B::UserUint8(_) => (1, false, "uint8"),
+                    B::UserInt16(_) => (2, true, "short"),
+                    B::UserUint16(_) => (2, false, "ushort"),
+                    B::UserInt32(_) => (4, true, "int"),
+                    B::UserUint32(_) => (4, false, "uint32"),
+                    B::UserInt64(_) => (8, true, "long"),
                     _ => (8, false, "uint64"),
                 };
                 let mut buf = [0u8; 8];
@@ -972,15 +972,24 @@ impl<'p> Interp<'p> {
                         };
                         n(v)
                     }
-                    Ok(false) => self.bad_read(
-                        format!(
+                    // user_long and friends give 0; _warn warns; _error
+                    // (and target-variable reads) is a probe error.
+                    Ok(false) => {
+                        let m = format!(
                             "user {name} copy fault {:#x} [man error::fault]",
                             addr as u64
-                        ),
-                        Value::Long(0),
-                        near,
-                    ),
-                    Err(m) => self.bad_read(m, Value::Long(0), near),
+                        );
+                        match fault {
+                            Fault::Error => self.bad_read(m, Value::Long(0), near),
+                            Fault::Warn => {
+                                self.out.warn(m.as_bytes());
+                                n(0)
+                            }
+                            Fault::Zero => n(0),
+                        }
+                    }
+                    Err(m) if fault == Fault::Error => self.bad_read(m, Value::Long(0), near),
+                    Err(_) => n(0),
                 }
             }
             B::Strlen => {
