@@ -284,6 +284,7 @@ fn cases() -> Vec<Case> {
         case("stats_empty_aggregate", "e, r", "r = sprintf(\"%d %d\", @count(e), @sum(e)); try { x = @max(e) } catch (m) { r .= \" \" . m }", "println(r)", "0 0 empty aggregate\n"),
         case("stats_variance_and_linear", "s", "for (i = 1; i <= 10; i++) s <<< i * i", "printf(\"%d %d\\n\", @variance(s), @avg(s)); print(@hist_linear(s, 0, 100, 20))", HIST_LINEAR_SQUARES),
         case("hist_log_negative_values", "s", "s <<< -5; s <<< 0; s <<< 3; s <<< 1000; s <<< -70000", "print(@hist_log(s))", HIST_LOG_SIGNED),
+        case("crement_globals_and_elements", "g, a, b, c, m", "g = 5; a = g++; b = ++g; c = g--; m[1] = 3; a += m[1]++; b += ++m[2]", "printf(\"%d %d %d %d %d %d\\n\", a, b, c, g, m[1], m[2])", "8 8 7 6 4 1\n"),
         case("hist_log_of_kernel_stats", "h", "for (i = 1; i <= 8; i++) h <<< i", "print(@hist_log(h))", HIST_1_TO_8),
     ]
 }
@@ -623,4 +624,33 @@ fn the_first_probe_error_ends_the_session() {
         started.elapsed() < std::time::Duration::from_secs(4),
         "did not stop at the error"
     );
+}
+
+/// `x = g++` in probes on every CPU at once loses no increment (an atomic
+/// fetch-and-add), like the statement form `c++`.
+#[test]
+fn increments_used_as_values_are_atomic() {
+    if !support::is_root() {
+        support::missing("root (BPF and perf events)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut spinners: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let script = "global n, c, last\n\
+        probe timer.profile { x = n++; if (x >= last) last = x; c++ }\n\
+        probe timer.ms(1500) { exit() }\n\
+        probe end { printf(\"%d %d\\n\", n == c, c > 100) }\n";
+    let (out, err) = run_host("atomic_fetch", script);
+    for s in &mut spinners {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    assert_eq!(out, "1 1\n", "{err}");
 }

@@ -31,7 +31,7 @@ impl Gen<'_> {
             // is not used become atomic adds, so no update is lost.
             (ExprKind::Crement { place, delta, .. }, _) if !matches!(place, Place::Local(_)) => {
                 self.mov_imm(R0, *delta);
-                self.atomic_add(place, e.span)
+                self.atomic_add(place, false, e.span).map(|_| ())
             }
             (ExprKind::AssignOp(place, op @ (LongOp::Add | LongOp::Sub), v), _)
                 if !matches!(place, Place::Local(_)) =>
@@ -40,7 +40,7 @@ impl Gen<'_> {
                 if *op == LongOp::Sub {
                     self.e(Insn::neg64(R0));
                 }
-                self.atomic_add(place, e.span)
+                self.atomic_add(place, false, e.span).map(|_| ())
             }
             (ExprKind::Builtin(..), _) | (ExprKind::StatAdd(..), _) => self.long_or_void(e),
             (_, Ty::Str) => self.string(e).map(|_| ()),
@@ -48,15 +48,26 @@ impl Gen<'_> {
         }
     }
 
-    /// `place += r0` atomically (a global scalar or array element).
-    fn atomic_add(&mut self, place: &Place, span: Span) -> R<()> {
+    /// `place += r0` atomically (a global scalar or array element). With
+    /// `fetch`, the value before the add is left in the returned long temp.
+    fn atomic_add(&mut self, place: &Place, fetch: bool, span: Span) -> R<i16> {
         let d = self.tmp_long();
+        let old = self.tmp_long();
         self.st_local(d, R0);
+        self.e(Insn::st_imm(Size::DW, R7, old, 0));
+        let op = if fetch {
+            AtomicOp::FetchAdd
+        } else {
+            AtomicOp::Add
+        };
         match place {
             Place::Global(g) => {
                 self.scalar_addr(R1, *g, span)?;
                 self.ld_local(R2, d);
-                self.e(Insn::atomic(Size::DW, AtomicOp::Add, R1, 0, R2));
+                self.e(Insn::atomic(Size::DW, op, R1, 0, R2));
+                if fetch {
+                    self.st_local(old, R2);
+                }
             }
             Place::Elem(g, keys) => {
                 let key = self.build_key(*g, keys, span)?;
@@ -81,12 +92,15 @@ impl Gen<'_> {
                 self.bind(found);
                 self.bind(add);
                 self.ld_local(R2, d);
-                self.e(Insn::atomic(Size::DW, AtomicOp::Add, R0, 0, R2));
+                self.e(Insn::atomic(Size::DW, op, R0, 0, R2));
+                if fetch {
+                    self.st_local(old, R2);
+                }
                 self.bind(done);
             }
             Place::Local(_) => {}
         }
-        Ok(())
+        Ok(old)
     }
 
     fn long_or_void(&mut self, e: &Expr) -> R<()> {
@@ -201,6 +215,16 @@ impl Gen<'_> {
                 self.ld_local(R1, t);
                 self.arith(*op, e.span)?;
                 self.write_long(place, e.span)?;
+            }
+            // A global's `g++` whose value is used: an atomic fetch-and-add,
+            // so concurrent probes on other CPUs lose no update.
+            ExprKind::Crement { place, delta, post } if !matches!(place, Place::Local(_)) => {
+                self.mov_imm(R0, *delta);
+                let old = self.atomic_add(place, true, e.span)?;
+                self.ld_local(R0, old);
+                if !*post {
+                    self.e(Insn::alu64_imm(Alu::Add, R0, *delta as i32));
+                }
             }
             ExprKind::Crement { place, delta, post } => {
                 let t = self.tmp_long();
