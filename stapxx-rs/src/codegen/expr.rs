@@ -52,9 +52,12 @@ impl Gen<'_> {
     /// `fetch`, the value before the add is left in the returned long temp.
     fn atomic_add(&mut self, place: &Place, fetch: bool, span: Span) -> R<i16> {
         let d = self.tmp_long();
-        let old = self.tmp_long();
+        let old = if fetch { self.tmp_long() } else { d };
         self.st_local(d, R0);
-        self.e(Insn::st_imm(Size::DW, R7, old, 0));
+        if fetch {
+            // (An element inserted with the delta had no value before: 0.)
+            self.e(Insn::st_imm(Size::DW, R7, old, 0));
+        }
         let op = if fetch {
             AtomicOp::FetchAdd
         } else {
