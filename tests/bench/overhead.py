@@ -2,8 +2,16 @@
 """Slowdown of a CPU-bound LuaJIT benchmark (tests/lua/fib.lua, JIT on)
 while lj-lua-stacks samples it at 1000 Hz (perf.sw.cpu_clock.sample(1000000)),
 against the same run unprofiled; runs alternate, the benchmark pinned to
-CPU 1. Usage (repo root, root): overhead.py VARIANT [PAIRS] [N ROUNDS] [-joff]"""
+CPU 1. Usage (repo root, root): overhead.py VARIANT [PAIRS] [N ROUNDS] [-joff]
+Environment: STAPXX_BIN (default target/release/stapxx-rs), STAPXX_OPTS
+(more options, space-separated), SCRIPT (default examples/lj-lua-stacks.sxx;
+tests/bench/empty-sampler.sxx gives the cost of the sampling alone).
+Prints the medians, and the mean and standard deviation of the per-pair
+slowdowns (each profiled run against the unprofiled run just before it)."""
 import os, subprocess, sys, time, statistics
+bin_ = os.environ.get("STAPXX_BIN", "target/release/stapxx-rs")
+opts = os.environ.get("STAPXX_OPTS", "").split()
+script = os.environ.get("SCRIPT", "examples/lj-lua-stacks.sxx")
 v = sys.argv[1]; pairs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 n = sys.argv[3] if len(sys.argv) > 3 else "35"; rounds = sys.argv[4] if len(sys.argv) > 4 else "30"
 extra = sys.argv[5:]
@@ -15,7 +23,7 @@ def one(profiled):
     b.stdout.readline()
     prof = None
     if profiled:
-        prof = subprocess.Popen(["target/release/stapxx-rs", "examples/lj-lua-stacks.sxx", "-x", str(b.pid),
+        prof = subprocess.Popen([bin_, *opts, script, "-x", str(b.pid),
                                  "--arg", "probe=perf.sw.cpu_clock.sample(1000000)"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         while "Hit Ctrl-C" not in prof.stderr.readline():
@@ -41,3 +49,8 @@ s = statistics.median(p[2] / p[0] for p in prof)
 print(f"{v} {' '.join(extra)} fib({n})x{rounds}: unprofiled wall {w0:.3f} s cpu {c0:.3f} s; "
       f"profiled wall {w1:.3f} s cpu {c1:.3f} s ({s:.0f} samples/s recorded); "
       f"slowdown wall {100 * (w1 / w0 - 1):+.2f}%, cpu {100 * (c1 / c0 - 1):+.2f}% (medians of {pairs} pairs)")
+for i, what in ((0, "wall"), (1, "cpu")):
+    d = [100 * (p[i] / b[i] - 1) for b, p in zip(base, prof)]
+    sd = statistics.stdev(d) if len(d) > 1 else 0.0
+    print(f"  per-pair {what} slowdown: mean {statistics.mean(d):+.2f}% sd {sd:.2f} "
+          f"(min {min(d):+.2f}%, max {max(d):+.2f}%)")

@@ -5,22 +5,33 @@
 # Non-target invocations (the other CPU, the target's CPU while it is off)
 # are subtracted at the cost of a handler whose target is stopped.
 # Usage (repo root, root): walker_cost.sh VARIANT(gc64|nogc64) DEPTH [RUNS]
+# Environment: STAPXX_BIN, SCRIPT (default examples/lj-lua-stacks.sxx), STAPXX_OPTS
+# (more options, e.g. "-I DIR" for another tapset directory), LJFLAGS
+# (luajit options, default -joff; " " runs with the JIT on).
 set -euo pipefail
 V=$1; D=$2; RUNS=${3:-5}
-bin=target/release/stapxx-rs
+bin=${STAPXX_BIN:-target/release/stapxx-rs}
 lj=target/fixtures/luajit-$V-2.1-20230119-1
 tmp=$(mktemp -d)
 old=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled=$old' EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
+# Run time and count of the programs that process $1 holds (found through
+# its fds' prog_id), so other sessions' stapxx-rs programs do not count.
 stats() {
     bpftool -j prog show | python3 -c '
-import json, sys
+import glob, json, sys
+ids = set()
+for f in glob.glob("/proc/%s/fdinfo/*" % sys.argv[1]):
+    try:
+        ids.update(int(l.split()[1]) for l in open(f) if l.startswith("prog_id:"))
+    except OSError:
+        pass
 ns = cnt = 0
 for p in json.load(sys.stdin):
-    if p.get("name", "").startswith("stx_p"):
+    if p["id"] in ids:
         ns += p.get("run_time_ns", 0); cnt += p.get("run_cnt", 0)
-print(ns, cnt)'
+print(ns, cnt)' "$1"
 }
 cputicks() { awk '{print $14 + $15}' /proc/$1/stat; }
 hz=$(getconf CLK_TCK)
@@ -28,17 +39,19 @@ khz=$( (zcat /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/
 # One window of W seconds: prints "dT dN dCPU(s)".
 window() {
     local pid=$1 W=4
-    "$bin" ${STAPXX_OPTS:-} examples/lj-lua-stacks.sxx -x "$pid" --arg time=$((W + 3)) --arg depth="$D" > "$tmp/out" 2> "$tmp/err" &
+    "$bin" ${STAPXX_OPTS:-} "${SCRIPT:-examples/lj-lua-stacks.sxx}" -x "$pid" --arg depth="$D" > "$tmp/out" 2> "$tmp/err" &
     local run=$!
-    until grep -q "Please wait" "$tmp/err" 2>/dev/null; do sleep 0.05; done
+    until grep -q "Hit Ctrl-C" "$tmp/err" 2>/dev/null; do sleep 0.05; done
     sleep 1
-    read -r ns0 n0 < <(stats); c0=$(cputicks "$pid")
+    read -r ns0 n0 < <(stats "$run"); c0=$(cputicks "$pid")
     sleep $W
-    read -r ns1 n1 < <(stats); c1=$(cputicks "$pid")
-    wait "$run"
+    read -r ns1 n1 < <(stats "$run"); c1=$(cputicks "$pid")
+    # Ended by hand, after the second reading: a run ended by `time` could
+    # be gone before it when the machine is slow to start it.
+    kill -INT "$run"; wait "$run" || true
     echo "$((ns1 - ns0)) $((n1 - n0)) $(python3 -c "print(($c1 - $c0) / $hz)")"
 }
-taskset -c 1 env LUA_PATH="$lj/src/?.lua;;" "$lj/src/luajit" -joff tests/lua/deep.lua "$D" > /dev/null & T=$!
+taskset -c 1 env LUA_PATH="$lj/src/?.lua;;" "$lj/src/luajit" ${LJFLAGS--joff} tests/lua/deep.lua "$D" > /dev/null & T=$!
 sleep 0.5
 # Cost of an invocation that is not the target's: the target stopped.
 kill -STOP $T
@@ -54,4 +67,4 @@ no = $n - nt
 print(round(($ns - no * $c_o) / nt))")")
 done
 kill $T
-echo "depth $D ($V): non-target invocation ${c_o%.*} ns; per-sample ns of $RUNS runs: ${per[*]}; median $(printf '%s\n' "${per[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') ns"
+echo "depth $D ($V${LJFLAGS:+, luajit${LJFLAGS}}): non-target invocation ${c_o%.*} ns; per-sample ns of $RUNS runs: ${per[*]}; median $(printf '%s\n' "${per[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') ns"
