@@ -44,23 +44,13 @@ fn timer_profile_counts_ticks_on_every_cpu() {
         .map(|n| n.get())
         .unwrap_or(1) as u64;
     // Keep every CPU busy: an idle CPU takes no ticks (tickless idle).
-    let mut busy: Vec<Child> = (0..cpus)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let busy = support::busy_cpus(cpus as usize);
     let s = script(
         "profile.stp",
         "global n\nprobe timer.profile { n++ }\nprobe timer.s(2) { printf(\"%d\\n\", n); exit() }\n",
     );
     let out = stapxx().arg(&s).output().unwrap();
-    for b in &mut busy {
-        let _ = b.kill();
-        let _ = b.wait();
-    }
+    drop(busy);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -535,24 +535,14 @@ fn host_resets_keep_concurrent_kernel_increments() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Ticks on every CPU at once, and busy CPUs, make the race likely.
-    let mut spinners: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let busy = support::busy_cpus(2);
     let script = "global n, c, total, resets\n\
         probe timer.profile { n++; c++ }\n\
         probe timer.ms(7) { total += n; n = 0; resets++ }\n\
         probe timer.ms(1500) { exit() }\n\
         probe end { printf(\"%d %d\\n\", total + n == c, resets > 20) }\n";
     let (out, err) = run_host("host_reset_race", script);
-    for s in &mut spinners {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
+    drop(busy);
     assert_eq!(out, "1 1\n", "{err}");
 }
 
@@ -635,22 +625,12 @@ fn increments_used_as_values_are_atomic() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut spinners: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let busy = support::busy_cpus(2);
     let script = "global n, c, last\n\
         probe timer.profile { x = n++; if (x >= last) last = x; c++ }\n\
         probe timer.ms(1500) { exit() }\n\
         probe end { printf(\"%d %d\\n\", n == c, c > 100) }\n";
     let (out, err) = run_host("atomic_fetch", script);
-    for s in &mut spinners {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
+    drop(busy);
     assert_eq!(out, "1 1\n", "{err}");
 }

@@ -467,3 +467,29 @@ pub fn backtraces(out: &str) -> Vec<(Vec<String>, u64)> {
     assert!(res.windows(2).all(|w| w[0].1 >= w[1].1), "{res:?}");
     res
 }
+
+/// Shell loops spinning on `n` CPUs until dropped: an idle CPU takes no
+/// ticks (tickless idle), and busy CPUs make races between probes likely.
+pub struct BusyCpus(Vec<Child>);
+
+pub fn busy_cpus(n: usize) -> BusyCpus {
+    BusyCpus(
+        (0..n)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("sh")
+            })
+            .collect(),
+    )
+}
+
+impl Drop for BusyCpus {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
