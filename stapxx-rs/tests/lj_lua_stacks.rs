@@ -513,3 +513,26 @@ fn vm_states_jit_gc64() {
 fn vm_states_jit_nogc64() {
     vm_states(Variant::NoGc64, true);
 }
+
+/// A walk over memory that is no Lua stack (here a bogus `lua_State` and
+/// `global_State`) gives an empty backtrace: the tapset catches the read
+/// fault, so it does not end the session (MAXERRORS is 0) or count as an
+/// error.
+#[test]
+fn a_faulting_walk_gives_an_empty_backtrace() {
+    let Some(lj) = setup(Variant::Gc64) else {
+        return;
+    };
+    let p = lj.start(&lj.luajit, &["-joff"], "spin.lua");
+    let script = support::scratch().join("lj_fault.sxx");
+    std::fs::write(
+        &script,
+        "@use luajit\nglobal n, empty\n\
+         probe timer.profile { if (pid() == target()) { n++; if (luajit_backtrace(16, 4096, 1) == \"\") empty++ } }\n\
+         probe timer.s($^arg_time) { exit() }\n\
+         probe end { printf(\"%d %d\\n\", n > 0, n == empty) }\n",
+    )
+    .unwrap();
+    let (out, err) = stapxx(script.to_str().unwrap(), p.pid(), 2, &[]);
+    assert_eq!(out, "1 1\n", "{err}");
+}
