@@ -71,8 +71,6 @@ pub struct KernelSession {
     pub layout: MapLayout,
     /// The globals map's value, mapped: host writes go to single fields.
     globals: Option<ebpf_backend::MappedValue>,
-    /// Scalars the kernel only adds to (see `kernel_bridge::additive_globals`).
-    pub additive: std::collections::HashSet<GlobalId>,
 }
 
 impl KernelSession {
@@ -95,7 +93,6 @@ impl KernelSession {
             attachments: Vec::new(),
             layout,
             globals,
-            additive: crate::runtime::kernel_bridge::additive_globals(program),
         };
         s.fill_symbols(target)?;
         if let Some(t) = target {

@@ -32,6 +32,7 @@ pub fn run(
 ) -> Result<i32, Diagnostic> {
     let hz = kernel::kernel_hz();
     let maxerrors = config.limits.maxerrors;
+    let additive = additive_globals(prog);
     let mut ks = KernelSession::start(compiled, prog, target, hz)?;
     let mut s = Session::new(prog, config, src)?;
     // `-c CMD`: the command's pid is target() before it may run.
@@ -44,7 +45,7 @@ pub fn run(
     s.start_with(
         |pid| set = ks.set_target(pid),
         |g| {
-            push(&ks, prog, g, None);
+            push(&ks, prog, &additive, g, None);
             last = g.stores.clone();
             started = ks.set_running(true);
         },
@@ -94,7 +95,7 @@ pub fn run(
             break;
         }
         // Globals a timer probe changed go to the kernel probes.
-        push(&ks, prog, s.globals_mut(), Some(&last));
+        push(&ks, prog, &additive, s.globals_mut(), Some(&last));
         last = s.globals_mut().stores.clone();
         countdown.tick();
     }
@@ -215,7 +216,13 @@ fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) -> 
 /// Send host-written scalars and array elements (those that differ from
 /// `before`, or all non-empty ones) to the kernel's maps. Statistics stay
 /// apart: the host's and the kernel's partials are merged on reads.
-fn push(ks: &KernelSession, prog: &Program, g: &mut Globals, before: Option<&Vec<Store>>) {
+fn push(
+    ks: &KernelSession,
+    prog: &Program,
+    additive: &HashSet<GlobalId>,
+    g: &mut Globals,
+    before: Option<&Vec<Store>>,
+) {
     for (i, st) in g.stores.iter().enumerate() {
         let id = GlobalId(i as u32);
         let old = before.and_then(|b| b.get(i));
@@ -226,7 +233,7 @@ fn push(ks: &KernelSession, prog: &Program, g: &mut Globals, before: Option<&Vec
                     _ => (*v != Value::zero(prog.globals[i].ty), None),
                 };
                 if changed {
-                    let additive = ks.additive.contains(&id);
+                    let additive = additive.contains(&id);
                     let _ = ks.write_scalar(id, &kv(v), read.as_ref(), additive);
                 }
             }
