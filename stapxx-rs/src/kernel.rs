@@ -141,24 +141,13 @@ impl KernelSession {
                 .update(&0u32.to_ne_bytes(), &table.pack())
                 .map_err(|e| Diagnostic::bare(format!("loading the kernel symbol table: {e}")))?;
         }
-        if self.layout.nsyms == 0 {
-            return Ok(());
-        }
-        let Some(t) = target else { return Ok(()) };
-        let syms = symbol_table(t);
-        let addr_map = self.loaded.map(self.layout.sym_addr_map);
-        let name_map = self.loaded.map(self.layout.sym_name_map);
-        let n = self.layout.nsyms as usize;
-        for i in 0..n {
-            // Pad with an unreachable address so the search stays sorted.
-            let (addr, name) = syms.get(i).cloned().unwrap_or((u64::MAX, String::new()));
-            let key = (i as u32).to_ne_bytes();
-            let _ = addr_map.update(&key, &addr.to_ne_bytes());
-            let mut nb = vec![0u8; SYM_NAME as usize];
-            let b = name.as_bytes();
-            let len = b.len().min(SYM_NAME as usize - 1);
-            nb[..len].copy_from_slice(&b[..len]);
-            let _ = name_map.update(&key, &nb);
+        if let (Some((map, layout)), Some(t)) = (self.layout.usyms_map, target) {
+            let table = user_symbols(t);
+            debug_assert_eq!(table.layout(), layout);
+            self.loaded
+                .map(map)
+                .update(&0u32.to_ne_bytes(), &table.pack())
+                .map_err(|e| Diagnostic::bare(format!("loading the symbol table: {e}")))?;
         }
         Ok(())
     }
@@ -495,6 +484,12 @@ fn cpu_stats(per_cpu: &[Vec<u8>], layout: &StatLayout) -> Vec<Stat> {
         });
     }
     out
+}
+
+/// The target's symbol table packed for `usymname` in kernel probes.
+pub fn user_symbols(t: &TargetInfo) -> crate::ksyms::PackedSymbols {
+    let table = symbol_table(t);
+    crate::ksyms::PackedSymbols::new(table.iter().map(|(a, n)| (*a, n.as_str())))
 }
 
 /// (runtime address, name) pairs, sorted by address.

@@ -1,23 +1,28 @@
-//! Kernel function symbols from `/proc/kallsyms`, for `symname()` (and
-//! `probefunc()` in a sample that hit kernel mode), in the host interpreter
-//! and packed into one BPF map value for the kernel probes.
+//! Symbol tables packed into one BPF map value for `symname()`/`usymname()`
+//! in kernel probes: the kernel's function symbols from `/proc/kallsyms`
+//! (also what the host's `symname()` uses), and the target's (built by
+//! `kernel::symbol_table`).
 //!
 //! The packed form is a single blob so that loading it costs one map
 //! update, not one per symbol (there are about 10^5): sorted addresses
 //! (`cap` u64 slots, padded with `u64::MAX`), then each symbol's name
 //! offset (`cap` u32 slots), then the NUL-terminated names (`names_cap`
 //! bytes). Both capacities are powers of two, so the generated code can
-//! bound an index with a mask.
+//! bound an index with a mask. An entry with an empty name marks where a
+//! function ends and no other starts: addresses there have no symbol.
 
 use std::sync::{Arc, OnceLock};
 
-/// The kernel's text symbols, sorted by address.
+/// A symbol table sorted by address, ready to pack.
 #[derive(Debug, Default)]
-pub struct KernelSymbols {
+pub struct PackedSymbols {
     pub addrs: Vec<u64>,
     names: Vec<u8>,
     offsets: Vec<u32>,
 }
+
+/// The kernel's text symbols.
+pub type KernelSymbols = PackedSymbols;
 
 /// Where the parts of the packed blob are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,22 +47,34 @@ impl PackedLayout {
     }
 }
 
-impl KernelSymbols {
-    /// This machine's table (read once). Empty when the addresses are
+impl PackedSymbols {
+    /// From (address, name) pairs sorted by address.
+    pub fn new<'a>(sorted: impl IntoIterator<Item = (u64, &'a str)>) -> PackedSymbols {
+        let mut out = PackedSymbols::default();
+        for (addr, name) in sorted {
+            out.addrs.push(addr);
+            out.offsets.push(out.names.len() as u32);
+            out.names.extend_from_slice(name.as_bytes());
+            out.names.push(0);
+        }
+        out
+    }
+
+    /// This machine's kernel table (read once). Empty when the addresses are
     /// hidden (`kptr_restrict`, not root).
-    pub fn get() -> Arc<KernelSymbols> {
-        static TABLE: OnceLock<Arc<KernelSymbols>> = OnceLock::new();
+    pub fn get() -> Arc<PackedSymbols> {
+        static TABLE: OnceLock<Arc<PackedSymbols>> = OnceLock::new();
         TABLE
             .get_or_init(|| {
                 let text = read_kallsyms().unwrap_or_default();
-                Arc::new(KernelSymbols::parse(&text))
+                Arc::new(PackedSymbols::parse(&text))
             })
             .clone()
     }
 
     /// Text symbols (`t`/`T`) of `/proc/kallsyms` text, modules included;
     /// one name per address (the first listed).
-    pub fn parse(text: &str) -> KernelSymbols {
+    pub fn parse(text: &str) -> PackedSymbols {
         let mut syms: Vec<(u64, &str)> = text
             .lines()
             .filter_map(|l| {
@@ -70,14 +87,7 @@ impl KernelSymbols {
             .collect();
         syms.sort_by_key(|s| s.0);
         syms.dedup_by_key(|s| s.0);
-        let mut out = KernelSymbols::default();
-        for (addr, name) in syms {
-            out.addrs.push(addr);
-            out.offsets.push(out.names.len() as u32);
-            out.names.extend_from_slice(name.as_bytes());
-            out.names.push(0);
-        }
-        out
+        PackedSymbols::new(syms)
     }
 
     /// The function containing `addr` (the last symbol at or below it).

@@ -85,9 +85,11 @@ pub fn codegen_options(
     o.target = target.map(|t| t.pid).unwrap_or(0);
     o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
     o.boot_to_wall_ns = boot_to_wall_ns();
-    if let Some(t) = target {
-        // usymname's search is unrolled over this many entries.
-        o.nsyms = crate::kernel::symbol_table(t).len().min(1 << 20) as u32;
+    if let (true, Some(t)) = (
+        uses(program, &[Builtin::Usymname, Builtin::Probefunc]),
+        target,
+    ) {
+        o.usyms = Some(crate::kernel::user_symbols(t).layout());
     }
     if uses(program, &[Builtin::Ppid]) {
         o.task = crate::kernel_btf::TaskOffsets::get();

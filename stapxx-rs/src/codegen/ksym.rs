@@ -1,21 +1,35 @@
-//! `symname(addr)` in kernel probes: a binary search over the packed
-//! kernel symbol table (`crate::ksyms`), all in one map value, so each step
-//! is a load and no helper call.
+//! `symname(addr)` and `usymname(addr)` in kernel probes: a binary search
+//! over a packed symbol table (`crate::ksyms`; the kernel's or the
+//! target's), all in one map value, so each step is a load and no helper
+//! call.
 
 use super::emit::{Gen, SLoc};
 use super::regs::*;
+use crate::ksyms::PackedLayout;
 use ebpf_backend::insn::{Alu, Cond, Size};
-use ebpf_backend::Insn;
+use ebpf_backend::{Insn, MapId};
 
 impl<'a> Gen<'a> {
     /// `dst` = the name of the kernel function holding the address in `r0`,
     /// or the address in hex.
     pub(super) fn symname(&mut self, dst: SLoc) {
+        let table = self.m.ksyms_map;
+        self.packed_symname(dst, table);
+    }
+
+    /// `dst` = the name of the target's function holding the address in
+    /// `r0`, or the address in hex.
+    pub(super) fn usymname(&mut self, dst: SLoc) {
+        let table = self.m.usyms_map;
+        self.packed_symname(dst, table);
+    }
+
+    fn packed_symname(&mut self, dst: SLoc, table: Option<(MapId, PackedLayout)>) {
         let a = self.tmp_long();
         self.st_local(a, R0);
         let hex = self.label();
         let end = self.label();
-        if let Some((map, l)) = self.m.ksyms_map.filter(|(_, l)| l.count > 0) {
+        if let Some((map, l)) = table.filter(|(_, l)| l.count > 0) {
             let key = self.tmp_long();
             self.e(Insn::st_imm(Size::DW, R7, key, 0));
             self.ld_map_fd(R1, map);
@@ -83,6 +97,8 @@ impl<'a> Gen<'a> {
             self.mov_imm(R2, self.o.maxstr as i64);
             self.call(H_READ_KERNEL_STR);
             self.store_len_from_r0(dst, 0);
+            // A nameless entry marks the end of a function: no symbol.
+            self.jimm(Cond::Eq, R0, 0, hex);
             self.jmp(end);
         } else {
             self.jmp(hex);

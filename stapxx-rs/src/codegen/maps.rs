@@ -7,8 +7,9 @@
 //!   hash equally); value = a long, a string slot, or a per-CPU statistic.
 //! * `stx_errors`: counters per error kind; `stx_out`: the ring buffer that
 //!   carries printf/warn/error/exit records to userspace.
-//! * `stx_sym_addr` / `stx_sym_name`: the target's sorted function symbols
-//!   for `usymname` (filled before attaching).
+//! * `stx_usyms` / `stx_ksyms`: the target's and the kernel's function
+//!   symbols, packed (`crate::ksyms`), for `usymname` and `symname` (filled
+//!   before attaching).
 
 use super::layout::ERR_KINDS;
 use super::Options;
@@ -74,9 +75,6 @@ pub const TARGET_OFFSET: u32 = 0;
 /// before the `begin` probes have finished or once the session stops.
 pub const RUNNING_OFFSET: u32 = 8;
 
-/// Bytes of a symbol name in `stx_sym_name`.
-pub const SYM_NAME: u32 = 128;
-
 /// Output record kinds (high 32 bits of the record's first u64).
 pub const REC_PRINT: u64 = 0;
 pub const REC_WARN: u64 = 1;
@@ -113,9 +111,8 @@ pub struct MapLayout {
     pub arrays: Vec<ArrayMap>,
     pub errors_map: MapId,
     pub output_map: MapId,
-    pub sym_addr_map: MapId,
-    pub sym_name_map: MapId,
-    pub nsyms: u32,
+    /// `stx_usyms`: the target's packed symbol table (one entry).
+    pub usyms_map: Option<(MapId, crate::ksyms::PackedLayout)>,
     /// `stx_ksyms`: the packed kernel symbol table (one entry).
     pub ksyms_map: Option<(MapId, crate::ksyms::PackedLayout)>,
 }
@@ -223,15 +220,10 @@ impl MapLayout {
             false,
         ));
         let output_map = module.add_map(MapDef::ringbuf("stx_out", 1 << 22));
-        let nsyms = opts.nsyms.max(1);
-        let sym_addr_map = module.add_map(MapDef::new("stx_sym_addr", MapKind::Array, 4, 8, nsyms));
-        let sym_name_map = module.add_map(MapDef::new(
-            "stx_sym_name",
-            MapKind::Array,
-            4,
-            SYM_NAME,
-            nsyms,
-        ));
+        let usyms_map = opts.usyms.map(|l| {
+            let m = module.add_map(MapDef::new("stx_usyms", MapKind::Array, 4, l.size(), 1));
+            (m, l)
+        });
         let ksyms_map = opts.ksyms.map(|l| {
             let m = module.add_map(MapDef::new("stx_ksyms", MapKind::Array, 4, l.size(), 1));
             (m, l)
@@ -244,9 +236,7 @@ impl MapLayout {
             arrays,
             errors_map,
             output_map,
-            sym_addr_map,
-            sym_name_map,
-            nsyms: opts.nsyms,
+            usyms_map,
             ksyms_map,
         })
     }

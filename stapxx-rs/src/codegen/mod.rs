@@ -48,8 +48,9 @@ pub struct Options {
     pub boot_to_wall_ns: i64,
     /// Number of possible CPUs (frame map entries).
     pub ncpus: u32,
-    /// Entries of the symbol table maps (0: `usymname` gives hex).
-    pub nsyms: u32,
+    /// The target's packed symbol table, when a probe calls `usymname` or
+    /// `probefunc` (None: they give hex).
+    pub usyms: Option<crate::ksyms::PackedLayout>,
     /// The packed kernel symbol table, when a probe calls `symname` or
     /// `probefunc` (None: they give hex for kernel addresses).
     pub ksyms: Option<crate::ksyms::PackedLayout>,
@@ -70,7 +71,7 @@ impl Options {
             skip_badvars: false,
             boot_to_wall_ns: 0,
             ncpus: 1,
-            nsyms: 0,
+            usyms: None,
             ksyms: None,
             task: None,
             umods: Vec::new(),

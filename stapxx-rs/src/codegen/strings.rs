@@ -4,7 +4,6 @@
 use super::emit::{Gen, SLoc, R};
 use super::expr::Temp;
 use super::layout::*;
-use super::maps::*;
 use super::regs::*;
 use super::unsupported;
 use crate::ir::types::{parse_format, Conversion, FormatPiece};
@@ -525,7 +524,7 @@ impl Gen<'_> {
             }
             Usymname => {
                 self.long(&args[0])?;
-                self.usymname(dst, span)?;
+                self.usymname(dst);
             }
             Symname => {
                 self.long(&args[0])?;
@@ -551,7 +550,7 @@ impl Gen<'_> {
                 self.bind(user);
                 self.frame_addr(R1, F_REGS as u32);
                 self.e(Insn::ldx(Size::DW, R0, R1, 16 * 8));
-                self.usymname(dst, span)?;
+                self.usymname(dst);
                 self.bind(end);
             }
             Substr => {
@@ -607,90 +606,6 @@ impl Gen<'_> {
                 .unwrap_or_default(),
             _ => String::new(),
         }
-    }
-
-    /// The function symbol containing the address in r0, by binary search
-    /// over the sorted `stx_sym_addr` map; hex when there is none.
-    fn usymname(&mut self, dst: SLoc, _span: Span) -> R<()> {
-        let a = self.tmp_long();
-        let lo = self.tmp_long();
-        let n = self.tmp_long();
-        self.st_local(a, R0);
-        let hex = self.label();
-        let end = self.label();
-        let nsyms = self.m.nsyms;
-        if nsyms == 0 {
-            self.jmp(hex);
-        } else {
-            self.e(Insn::st_imm(Size::DW, R7, lo, 0));
-            self.e(Insn::st_imm(Size::DW, R7, n, nsyms as i32));
-            let steps = 64 - (nsyms as u64).leading_zeros() + 1;
-            let done = self.label();
-            for _ in 0..steps {
-                // while n > 1: half = n / 2; if addr[lo + half] <= a: lo += half; n -= half
-                self.ld_local(R1, n);
-                self.jimm(Cond::Le, R1, 1, done);
-                self.e(Insn::alu64_imm(Alu::Rsh, R1, 1));
-                self.e(Insn::stx(Size::DW, R6, F_ARGS + 8, R1));
-                self.ld_local(R2, lo);
-                self.e(Insn::alu64_reg(Alu::Add, R2, R1));
-                self.e(Insn::stx(Size::W, R6, F_ARGS + 16, R2));
-                let sm = self.m.sym_addr_map;
-                self.ld_map_fd(R1, sm);
-                self.frame_addr(R2, F_ARGS as u32 + 16);
-                self.call(H_LOOKUP);
-                self.jimm(Cond::Eq, R0, 0, done);
-                self.e(Insn::ldx(Size::DW, R3, R0, 0));
-                self.ld_local(R4, a);
-                self.e(Insn::ldx(Size::DW, R5, R6, F_ARGS + 8));
-                let upper = self.label();
-                let next = self.label();
-                self.jreg(Cond::Gt, R3, R4, upper);
-                // lo += half; n -= half
-                self.ld_local(R2, lo);
-                self.e(Insn::alu64_reg(Alu::Add, R2, R5));
-                self.st_local(lo, R2);
-                self.ld_local(R2, n);
-                self.e(Insn::alu64_reg(Alu::Sub, R2, R5));
-                self.st_local(n, R2);
-                self.jmp(next);
-                self.bind(upper);
-                self.st_local(n, R5);
-                self.bind(next);
-            }
-            self.bind(done);
-            // The symbol at lo must start at or below the address.
-            self.ld_local(R2, lo);
-            self.e(Insn::stx(Size::W, R6, F_ARGS + 16, R2));
-            let sm = self.m.sym_addr_map;
-            self.ld_map_fd(R1, sm);
-            self.frame_addr(R2, F_ARGS as u32 + 16);
-            self.call(H_LOOKUP);
-            self.jimm(Cond::Eq, R0, 0, hex);
-            self.e(Insn::ldx(Size::DW, R3, R0, 0));
-            self.ld_local(R4, a);
-            self.jreg(Cond::Gt, R3, R4, hex);
-            let nm = self.m.sym_name_map;
-            self.ld_map_fd(R1, nm);
-            self.frame_addr(R2, F_ARGS as u32 + 16);
-            self.call(H_LOOKUP);
-            self.jimm(Cond::Eq, R0, 0, hex);
-            self.e(Insn::mov64_reg(R3, R0));
-            self.sloc_addr(R1, dst);
-            self.e(Insn::alu64_imm(Alu::Add, R1, 8));
-            self.mov_imm(R2, SYM_NAME.min(self.o.maxstr) as i64);
-            self.call(H_READ_KERNEL_STR);
-            self.store_len_from_r0(dst, 0);
-            // A nameless entry marks the end of a function: no symbol.
-            self.jimm(Cond::Eq, R0, 0, hex);
-            self.jmp(end);
-        }
-        self.bind(hex);
-        self.set_empty(dst);
-        self.ld_local(R0, a);
-        self.append_snprintf(dst, "0x%llx");
-        self.bind(end);
-        Ok(())
     }
 }
 
