@@ -165,7 +165,14 @@ impl KernelSession {
             .map_err(|e| Diagnostic::bare(format!("starting the kernel probes: {e}")))
     }
 
+    /// One word of the globals map. In place through the mapping: rewriting
+    /// the whole value would undo what running probes add meanwhile (a
+    /// `set_running(false)` lost an increment that way).
     fn set_word(&self, at: u32, v: u64) -> Result<(), String> {
+        if let Some(w) = self.globals.as_ref().and_then(|m| m.word(at as usize)) {
+            w.store(v as i64, std::sync::atomic::Ordering::SeqCst);
+            return Ok(());
+        }
         let map = self.loaded.map(self.layout.globals_map);
         let key = 0u32.to_ne_bytes();
         let mut value = map
