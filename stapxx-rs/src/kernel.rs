@@ -70,7 +70,7 @@ pub struct KernelSession {
     attachments: Vec<Attachment>,
     pub layout: MapLayout,
     /// The globals map's value, mapped: host writes go to single fields.
-    globals: Option<ebpf_backend::MappedValue>,
+    globals: ebpf_backend::MappedValue,
 }
 
 impl KernelSession {
@@ -86,7 +86,8 @@ impl KernelSession {
         let layout = compiled.maps.clone();
         let ring = RingBufReader::new(loaded.map(layout.output_map))
             .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;
-        let globals = ebpf_backend::MappedValue::new(loaded.map(layout.globals_map)).ok();
+        let globals = ebpf_backend::MappedValue::new(loaded.map(layout.globals_map))
+            .map_err(|e| Diagnostic::bare(format!("mapping the globals map: {e}")))?;
         let mut s = KernelSession {
             loaded,
             ring,
@@ -129,27 +130,29 @@ impl KernelSession {
         Ok(s)
     }
 
-    /// The target's function symbols, sorted by runtime address, into the
-    /// `usymname` maps (as many as fit).
+    /// The packed kernel and target symbol tables (`symname`, `usymname`),
+    /// each the table its layout was computed from at compile time.
     fn fill_symbols(&mut self, target: Option<&TargetInfo>) -> Result<(), Diagnostic> {
         if let Some((map, layout)) = self.layout.ksyms_map {
-            // The same table the layout was computed from (read once).
-            let table = crate::ksyms::KernelSymbols::get();
-            debug_assert_eq!(table.layout(), layout);
-            self.loaded
-                .map(map)
-                .update(&0u32.to_ne_bytes(), &table.pack())
-                .map_err(|e| Diagnostic::bare(format!("loading the kernel symbol table: {e}")))?;
+            self.load_packed(map, layout, &crate::ksyms::KernelSymbols::get())?;
         }
         if let (Some((map, layout)), Some(t)) = (self.layout.usyms_map, target) {
-            let table = user_symbols(t);
-            debug_assert_eq!(table.layout(), layout);
-            self.loaded
-                .map(map)
-                .update(&0u32.to_ne_bytes(), &table.pack())
-                .map_err(|e| Diagnostic::bare(format!("loading the symbol table: {e}")))?;
+            self.load_packed(map, layout, &user_symbols(t))?;
         }
         Ok(())
+    }
+
+    fn load_packed(
+        &self,
+        map: ebpf_backend::MapId,
+        layout: crate::ksyms::PackedLayout,
+        table: &crate::ksyms::PackedSymbols,
+    ) -> Result<(), Diagnostic> {
+        debug_assert_eq!(table.layout(), layout);
+        self.loaded
+            .map(map)
+            .update(&0u32.to_ne_bytes(), &table.pack())
+            .map_err(|e| Diagnostic::bare(format!("loading a symbol table: {e}")))
     }
 
     /// Set what `target()` returns in the kernel probes.
@@ -169,19 +172,12 @@ impl KernelSession {
     /// the whole value would undo what running probes add meanwhile (a
     /// `set_running(false)` lost an increment that way).
     fn set_word(&self, at: u32, v: u64) -> Result<(), String> {
-        if let Some(w) = self.globals.as_ref().and_then(|m| m.word(at as usize)) {
-            w.store(v as i64, std::sync::atomic::Ordering::SeqCst);
-            return Ok(());
-        }
-        let map = self.loaded.map(self.layout.globals_map);
-        let key = 0u32.to_ne_bytes();
-        let mut value = map
-            .lookup(&key)
-            .map_err(|e| e.to_string())?
-            .unwrap_or_else(|| vec![0; self.layout.globals_size as usize]);
-        let at = at as usize;
-        value[at..at + 8].copy_from_slice(&v.to_ne_bytes());
-        map.update(&key, &value).map_err(|e| e.to_string())
+        let w = self
+            .globals
+            .word(at as usize)
+            .ok_or("word outside the globals map")?;
+        w.store(v as i64, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Store a scalar global written by a host probe, for the kernel probes.
@@ -197,53 +193,30 @@ impl KernelSession {
         let Some(slot) = self.layout.scalar(g) else {
             return Ok(());
         };
-        if let Some(m) = &self.globals {
-            let at = slot.offset as usize;
-            use std::sync::atomic::Ordering::SeqCst;
-            match v {
-                Value::Long(n) => {
-                    let w = m.word(at).ok_or("global outside the map")?;
-                    match read {
-                        Some(Value::Long(o)) if additive => {
-                            w.fetch_add(n.wrapping_sub(*o), SeqCst);
-                        }
-                        Some(Value::Long(o)) => {
-                            let _ = w.compare_exchange(*o, *n, SeqCst, SeqCst);
-                        }
-                        _ => w.store(*n, SeqCst),
-                    }
-                }
-                Value::Str(s) => {
-                    let max = self.layout.maxstr as usize - 1;
-                    let mut b = s.as_bytes()[..s.len().min(max)].to_vec();
-                    let len = b.len() as i64;
-                    b.push(0);
-                    m.write(at + 8, &b);
-                    m.word(at)
-                        .ok_or("global outside the map")?
-                        .store(len, SeqCst);
-                }
-            }
-            return Ok(());
-        }
-        let map = self.loaded.map(self.layout.globals_map);
-        let key = 0u32.to_ne_bytes();
-        let mut value = map
-            .lookup(&key)
-            .map_err(|e| e.to_string())?
-            .unwrap_or_else(|| vec![0; self.layout.globals_size as usize]);
+        let m = &self.globals;
         let at = slot.offset as usize;
+        use std::sync::atomic::Ordering::SeqCst;
+        let w = m.word(at).ok_or("global outside the map")?;
         match v {
-            Value::Long(n) => value[at..at + 8].copy_from_slice(&n.to_ne_bytes()),
+            Value::Long(n) => match read {
+                Some(Value::Long(o)) if additive => {
+                    w.fetch_add(n.wrapping_sub(*o), SeqCst);
+                }
+                Some(Value::Long(o)) => {
+                    let _ = w.compare_exchange(*o, *n, SeqCst, SeqCst);
+                }
+                _ => w.store(*n, SeqCst),
+            },
             Value::Str(s) => {
                 let max = self.layout.maxstr as usize - 1;
-                let b = &s.as_bytes()[..s.len().min(max)];
-                value[at..at + 8].copy_from_slice(&(b.len() as u64).to_ne_bytes());
-                value[at + 8..at + 8 + b.len()].copy_from_slice(b);
-                value[at + 8 + b.len()] = 0;
+                let mut b = s.as_bytes()[..s.len().min(max)].to_vec();
+                let len = b.len() as i64;
+                b.push(0);
+                m.write(at + 8, &b);
+                w.store(len, SeqCst);
             }
         }
-        map.update(&key, &value).map_err(|e| e.to_string())
+        Ok(())
     }
 
     /// Store an array element written by a host probe.

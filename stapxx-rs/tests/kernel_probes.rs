@@ -456,14 +456,7 @@ fn global_counters_lose_no_updates_across_cpus() {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mut busy: Vec<Child> = (0..cpus)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let busy = support::busy_cpus(cpus);
     // 10 kHz on every CPU: `a++` and `arr[1] += 2` are atomic adds.
     let s = script(
         "atomic.stp",
@@ -473,10 +466,7 @@ fn global_counters_lose_no_updates_across_cpus() {
          probe end { printf(\"%d %d\\n\", a, arr[1]) }\n",
     );
     let out = stapxx().arg(&s).output().unwrap();
-    for b in &mut busy {
-        let _ = b.kill();
-        let _ = b.wait();
-    }
+    drop(busy);
     assert_eq!(
         out.status.code(),
         Some(0),
