@@ -12,12 +12,8 @@ use crate::debuginfo::{LocateOptions, Module};
 use crate::ir::stats::LOG_BUCKETS;
 use crate::ir::{GlobalId, Program, Ty};
 use crate::target::TargetInfo;
-use ebpf_backend::{
-    Attachment, LoadOptions, Loaded, PerfEventSpec, ProgKind, RingBufReader, Sample,
-};
-use grammar::ast::{Literal, ProbePoint};
+use ebpf_backend::{Attachment, LoadOptions, Loaded, RingBufReader};
 use grammar::Diagnostic;
-use std::path::Path;
 use std::time::Duration;
 
 /// One record a kernel probe sent.
@@ -79,7 +75,6 @@ impl KernelSession {
         compiled: &Compiled,
         program: &Program,
         target: Option<&TargetInfo>,
-        hz: u64,
     ) -> Result<KernelSession, Diagnostic> {
         let loaded = Loaded::load(&compiled.module, &LoadOptions::default())
             .map_err(|e| Diagnostic::bare(format!("loading the BPF programs failed: {e}")))?;
@@ -99,31 +94,16 @@ impl KernelSession {
         if let Some(t) = target {
             s.set_target(t.pid)?;
         }
+        // Pass 2 placed every site; a site ending in `?` that cannot be
+        // attached is skipped, as stap skips optional points.
         for pp in &compiled.probes {
             let probe = &program.probes[pp.probe];
             let prog = s.loaded.program(pp.prog);
-            // stap's rules for a list of points: `?` makes a point optional
-            // (no error when it cannot be placed), `!` makes it sufficient
-            // (when it is placed, the points after it are not tried).
-            for point in &probe.points {
-                let atts = match attach_point(prog, &pp.kind, point, target, hz) {
-                    Ok(a) => a,
-                    Err(_) if point.optional => Vec::new(),
-                    Err(m) => return Err(Diagnostic::error(point.span, m)),
-                };
-                if atts.is_empty() && !point.optional {
-                    return Err(Diagnostic::error(
-                        point.span,
-                        format!(
-                            "probe point '{}' matched nothing",
-                            grammar::printer::point(point)
-                        ),
-                    ));
-                }
-                let placed = !atts.is_empty();
-                s.attachments.extend(atts);
-                if placed && point.sufficient {
-                    break;
+            for site in &probe.sites {
+                match crate::probes::attach(site, prog) {
+                    Ok(atts) => s.attachments.extend(atts),
+                    Err(_) if site.optional => {}
+                    Err(m) => return Err(Diagnostic::error(site.span, m)),
                 }
             }
         }
@@ -538,95 +518,16 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     out
 }
 
-/// Attach one probe point.
-fn attach_point(
-    prog: &ebpf_backend::Program,
-    kind: &ProgKind,
-    point: &ProbePoint,
-    target: Option<&TargetInfo>,
-    hz: u64,
-) -> Result<Vec<Attachment>, String> {
-    let names: Vec<&str> = point.components.iter().map(|c| c.name.as_str()).collect();
-    let num = |i: usize| -> Option<u64> {
-        match point.components.get(i)?.arg.as_ref()? {
-            Literal::Number(n) => Some(*n as u64),
-            _ => None,
-        }
-    };
-    let err = |e: ebpf_backend::Error| format!("cannot attach: {e}");
-    Ok(match kind {
-        ProgKind::PerfEvent => match names.as_slice() {
-            ["timer", "profile", ..] => vec![prog.attach_cpu_clock(hz).map_err(err)?],
-            ["perf", "sw", "cpu_clock", "sample"] | ["perf", "sw", "cpu_clock"] => {
-                let spec = PerfEventSpec {
-                    type_: ebpf_backend::attach::PERF_TYPE_SOFTWARE,
-                    config: ebpf_backend::attach::PERF_COUNT_SW_CPU_CLOCK,
-                    sample: Sample::Period(num(3).unwrap_or(1_000_000)),
-                    pid: None,
-                    cpus: None,
-                };
-                vec![prog.attach_perf(&spec).map_err(err)?]
-            }
-            ["perf", "type", "config", "sample"] => {
-                let spec = PerfEventSpec {
-                    type_: num(1).unwrap_or(0) as u32,
-                    config: num(2).unwrap_or(0),
-                    sample: Sample::Period(num(3).unwrap_or(1_000_000)),
-                    pid: None,
-                    cpus: None,
-                };
-                vec![prog.attach_perf(&spec).map_err(err)?]
-            }
-            _ => {
-                return Err(format!(
-                    "unsupported perf probe point '{}'",
-                    grammar::printer::point(point)
-                ))
-            }
-        },
-        ProgKind::Uprobe | ProgKind::Uretprobe => {
-            let path = match point.components.first().and_then(|c| c.arg.as_ref()) {
-                Some(Literal::String(p)) => p.clone(),
-                _ => return Err("process(...) needs the executable's path".into()),
-            };
-            let func = point
-                .components
-                .iter()
-                .find(|c| c.name == "function")
-                .and_then(|c| match &c.arg {
-                    Some(Literal::String(f)) => Some(f.clone()),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    "only process(\"PATH\").function(\"NAME\") probes are supported".to_string()
-                })?;
-            let opts = match target {
-                Some(t) => LocateOptions::with_root(t.root.clone()),
-                None => LocateOptions::default(),
-            };
-            let m = Module::open_in(Path::new(&path), opts.clone()).map_err(|e| e.to_string())?;
-            let funcs = m.function_probes(&func).map_err(|e| e.to_string())?;
-            let host = opts.host_path(Path::new(&path));
-            let mut v = Vec::new();
-            for f in funcs {
-                v.push(
-                    prog.attach_uprobe(&host, f.file_offset, None)
-                        .map_err(err)?,
-                );
-            }
-            v
-        }
-        ProgKind::Tracepoint { category, name } => {
-            vec![prog.attach_tracepoint(category, name).map_err(err)?]
-        }
-    })
-}
-
 /// The kernel's tick rate (CONFIG_HZ), which `timer.profile` samples at.
+/// Read once: the host's `jiffies()`, `timer.jiffies` and `timer.profile`
+/// all use this value.
 pub fn kernel_hz() -> u64 {
-    crate::system::pp_config(false)
-        .kconfig
-        .get("CONFIG_HZ")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(250)
+    static HZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        crate::system::pp_config(false)
+            .kconfig
+            .get("CONFIG_HZ")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(250)
+    })
 }

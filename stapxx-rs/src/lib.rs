@@ -14,6 +14,7 @@ pub mod kernel_btf;
 pub mod ksyms;
 pub mod loadinfo;
 pub mod preflight;
+pub mod probes;
 pub mod resolve;
 pub mod runtime;
 pub mod system;

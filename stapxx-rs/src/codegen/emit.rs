@@ -685,10 +685,8 @@ impl<'a> Gen<'a> {
         // Copy the registers (a context pointer cannot be kept in the frame).
         // Direct context loads: for perf-event programs the verifier rewrites
         // them to the interrupted registers; tracepoint contexts have none.
-        let has_regs = !matches!(
-            super::prog_kind(&self.p.probes[pi].points[0]),
-            Ok(ebpf_backend::ProgKind::Tracepoint { .. }) | Err(_)
-        );
+        let context = self.p.probes[pi].context();
+        let has_regs = context.regs;
         for i in 0..(PT_REGS_SIZE / 8) as i16 {
             if has_regs {
                 self.e(Insn::ldx(Size::DW, R1, R9, i * 8));
@@ -697,10 +695,7 @@ impl<'a> Gen<'a> {
             }
             self.e(Insn::stx(Size::DW, R6, F_REGS + i * 8, R1));
         }
-        if matches!(
-            super::prog_kind(&self.p.probes[pi].points[0]),
-            Ok(ebpf_backend::ProgKind::PerfEvent)
-        ) {
+        if context.kernel_samples {
             self.user_regs_of_kernel_samples();
         }
         self.zero_locals();

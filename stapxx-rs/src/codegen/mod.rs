@@ -141,37 +141,6 @@ impl Compiled {
     }
 }
 
-/// What kind of BPF program a probe point needs.
-pub fn prog_kind(point: &grammar::ast::ProbePoint) -> Result<ProgKind, String> {
-    let names: Vec<&str> = point.components.iter().map(|c| c.name.as_str()).collect();
-    Ok(match names.as_slice() {
-        ["timer", "profile"] | ["timer", "profile", "tick"] | ["perf", ..] => ProgKind::PerfEvent,
-        ["process", .., "return"] => ProgKind::Uretprobe,
-        ["process", ..] => ProgKind::Uprobe,
-        ["kernel", "trace"] => {
-            let arg = match point.components[1].arg.as_ref() {
-                Some(grammar::ast::Literal::String(s)) => s.clone(),
-                _ => return Err("kernel.trace needs \"subsystem:event\"".into()),
-            };
-            let Some((category, name)) = arg.split_once(':') else {
-                return Err(format!(
-                    "kernel.trace(\"{arg}\"): expected \"subsystem:event\""
-                ));
-            };
-            ProgKind::Tracepoint {
-                category: category.into(),
-                name: name.into(),
-            }
-        }
-        _ => {
-            return Err(format!(
-                "probe point '{}' is not supported in the kernel",
-                grammar::printer::point(point)
-            ))
-        }
-    })
-}
-
 /// Compile every kernel probe handler of `program`.
 pub fn compile(program: &Program, opts: &Options) -> Result<Compiled, Diagnostic> {
     let mut module = Module::new();
@@ -181,16 +150,10 @@ pub fn compile(program: &Program, opts: &Options) -> Result<Compiled, Diagnostic
         if p.exec != Exec::Kernel {
             continue;
         }
-        let kind = prog_kind(&p.points[0]).map_err(|m| Diagnostic::error(p.span, m))?;
-        for pt in &p.points[1..] {
-            let k = prog_kind(pt).map_err(|m| Diagnostic::error(p.span, m))?;
-            if std::mem::discriminant(&k) != std::mem::discriminant(&kind) {
-                return Err(Diagnostic::error(
-                    p.span,
-                    "probe points of different kinds in one probe: write one probe per kind",
-                ));
-            }
-        }
+        // Pass 2 gave every kernel handler sites of one program type.
+        let Some(kind) = p.prog_kind() else {
+            return Err(Diagnostic::error(p.span, "a kernel probe without sites"));
+        };
         probes.push((i, kind));
     }
     let indexes: Vec<usize> = probes.iter().map(|(i, _)| *i).collect();

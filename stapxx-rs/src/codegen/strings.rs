@@ -599,11 +599,7 @@ impl Gen<'_> {
 
     fn pp_text(&self) -> String {
         match self.owner {
-            super::emit::Owner::Probe(i) => self.p.probes[i]
-                .points
-                .first()
-                .map(grammar::printer::point)
-                .unwrap_or_default(),
+            super::emit::Owner::Probe(i) => self.p.probes[i].pp.clone(),
             _ => String::new(),
         }
     }

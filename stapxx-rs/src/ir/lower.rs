@@ -152,8 +152,9 @@ impl<'a> Lowering<'a> {
             let body = self.block(&mut cx, &p.body)?;
             let locals = self.finish_locals(&self.probe_locals[pi], p.span)?;
             probes.push(ProbeHandler {
-                points: p.points.clone(),
-                exec: exec_of(&p.points),
+                pp: p.sites.first().map(|s| s.point.clone()).unwrap_or_default(),
+                exec: exec_of(&p.sites),
+                sites: p.sites.clone(),
                 locals,
                 body,
                 span: p.span,
@@ -1041,24 +1042,11 @@ fn ty_of(t: ast::TypeName) -> Ty {
     }
 }
 
-/// Host probes: begin/end/error and the wall-clock timers; all else runs in
-/// the kernel.
-pub fn exec_of(points: &[ast::ProbePoint]) -> Exec {
-    let host = points.iter().all(|p| {
-        let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
-        matches!(
-            names.as_slice(),
-            ["begin"]
-                | ["end"]
-                | ["error"]
-                | ["never"]
-                | [
-                    "timer",
-                    "s" | "sec" | "ms" | "msec" | "us" | "usec" | "ns" | "nsec" | "hz" | "jiffies"
-                ]
-        )
-    });
-    if host {
+/// Host probes: begin/end/error and the wall-clock timers (sites with no
+/// BPF program type); all else runs in the kernel. Pass 2 groups a probe's
+/// sites so that one handler's are all of one kind.
+pub fn exec_of(sites: &[crate::probes::Site]) -> Exec {
+    if sites.iter().all(|s| s.prog_kind().is_none()) {
         Exec::Host
     } else {
         Exec::Kernel

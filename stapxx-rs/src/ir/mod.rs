@@ -14,8 +14,9 @@ pub mod print;
 pub mod stats;
 pub mod types;
 
+use crate::probes::Site;
 pub use builtins::{Builtin, Fault};
-use grammar::ast::{ProbePoint, SortDir, StatOp};
+use grammar::ast::{SortDir, StatOp};
 use grammar::Span;
 
 /// A value type, as stap has them.
@@ -107,11 +108,32 @@ pub enum Exec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeHandler {
-    pub points: Vec<ProbePoint>,
+    /// Where it runs: pass 2's sites, all of one executor and program type.
+    pub sites: Vec<Site>,
+    /// `pp()`: the first point as the script wrote it.
+    pub pp: String,
     pub exec: Exec,
     pub locals: Vec<Local>,
     pub body: Vec<Stmt>,
     pub span: Span,
+}
+
+impl ProbeHandler {
+    /// The BPF program type of a kernel handler (`None` on the host).
+    pub fn prog_kind(&self) -> Option<ebpf_backend::ProgKind> {
+        self.sites.first().and_then(|s| s.prog_kind())
+    }
+
+    /// What the handler's context holds (registers, kernel samples).
+    pub fn context(&self) -> crate::probes::Context {
+        self.sites
+            .first()
+            .map(|s| s.context())
+            .unwrap_or(crate::probes::Context {
+                regs: false,
+                kernel_samples: false,
+            })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -109,7 +109,12 @@ pub fn print_program(p: &Program) -> String {
         block(&mut out, &f.body, 1, p);
     }
     for pr in &p.probes {
-        let pts: Vec<String> = pr.points.iter().map(grammar::printer::point).collect();
+        let mut pts: Vec<&str> = Vec::new();
+        for s in &pr.sites {
+            if !pts.contains(&s.point.as_str()) {
+                pts.push(&s.point);
+            }
+        }
         let _ = writeln!(out, "probe {} [{:?}]", pts.join(", "), pr.exec);
         locals(&mut out, &pr.locals, 0);
         block(&mut out, &pr.body, 1, p);

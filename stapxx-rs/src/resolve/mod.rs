@@ -17,8 +17,8 @@ pub mod modules;
 pub mod reads;
 pub mod target;
 
-use crate::debuginfo::params::FunctionInfo;
 use crate::debuginfo::{Index, Step};
+use crate::probes::{Site, SiteKind};
 use grammar::ast::*;
 use grammar::{Diagnostic, Span};
 use modules::Modules;
@@ -29,7 +29,18 @@ use std::collections::{BTreeSet, HashMap};
 pub struct Resolved {
     pub globals: Vec<Global>,
     pub functions: Vec<Function>,
-    pub probes: Vec<Probe>,
+    pub probes: Vec<ResolvedProbe>,
+}
+
+/// One handler: the sites it runs at (all of one executor and program
+/// type) and its body, the point conditions folded in.
+#[derive(Debug, Clone)]
+pub struct ResolvedProbe {
+    pub sites: Vec<Site>,
+    /// The points as the script wrote them (the listing shows them).
+    pub points: Vec<ProbePoint>,
+    pub body: Block,
+    pub span: Span,
 }
 
 /// Builtin functions and their argument counts (min, max); the compiler
@@ -135,34 +146,32 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         used_functions: BTreeSet::new(),
         queue: Vec::new(),
         resolved_functions: Vec::new(),
-        probe_points: None,
-        function_info: HashMap::new(),
+        sites: None,
+        split: false,
         entries: Vec::new(),
+        points: Vec::new(),
     };
+    let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
     for p in probes {
-        let mut p = p.clone();
-        r.probe_points = Some(p.points.clone());
-        let mut points = Vec::new();
-        for mut pt in p.points {
-            if let Some(c) = pt.condition.take() {
-                pt.condition = Some(r.expr(c)?);
-            }
-            points.push(pt);
+        let mut cx = crate::probes::Cx {
+            modules: &mut *r.modules,
+            hz,
+        };
+        let sites = crate::probes::resolve_points(&p.points, &mut cx)?;
+        for group in crate::probes::groups(sites) {
+            r.handler(p, group, &mut out_probes)?;
         }
-        p.points = points;
-        p.body = r.block(p.body)?;
-        out_probes.push(p);
     }
     // Each @entry value is stored by a probe on the function's entry, as
     // stap does, and read back in the return probe by thread id.
     let mut entry_globals = Vec::new();
     let mut done = 0;
     while done < r.entries.len() {
-        let (points, value, global) = r.entries[done].clone();
+        let (sites, points, value, global) = r.entries[done].clone();
         done += 1;
         let span = value.span;
-        r.probe_points = Some(points.clone());
+        r.sites = Some(sites.clone());
         let store = Expr {
             span,
             kind: ExprKind::Assign {
@@ -178,10 +187,10 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
             }],
             span,
         })?;
-        out_probes.push(Probe {
+        out_probes.push(ResolvedProbe {
+            sites,
             points,
             body,
-            private: false,
             span,
         });
         entry_globals.push(Global {
@@ -194,7 +203,7 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
             span,
         });
     }
-    r.probe_points = None;
+    r.sites = None;
     while let Some(name) = r.queue.pop() {
         let f = (*r
             .functions
@@ -220,11 +229,6 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
     let mut used = BTreeSet::new();
     for p in &out_probes {
         collect_vars_block(&p.body, &mut used);
-        for pt in &p.points {
-            if let Some(c) = &pt.condition {
-                collect_vars(c, &mut used);
-            }
-        }
     }
     for f in &r.resolved_functions {
         if let FunctionBody::Script(b) = &f.body {
@@ -256,18 +260,22 @@ struct Resolver<'a, 'm> {
     used_functions: BTreeSet<String>,
     queue: Vec<String>,
     resolved_functions: Vec<Function>,
-    /// The points of the probe being resolved (`None` in script functions):
-    /// `$param` needs its `process(..).function(..)`.
-    probe_points: Option<Vec<ProbePoint>>,
-    /// Functions' parameters by (module, function spec), looked up once.
-    function_info: FunctionInfoCache,
-    /// `@entry(e)` in `.return` probes: (entry probe points, e, the global
+    /// The sites of the handler being resolved (`None` in script
+    /// functions): `$param` is read as each site's function has it.
+    sites: Option<Vec<Site>>,
+    /// Set when the sites read a target variable differently: the handler
+    /// is then resolved once per site.
+    split: bool,
+    /// `@entry(e)` in `.return` probes: (the entry sites, e, the global
     /// that carries e's value from entry to return, keyed by thread).
-    entries: Vec<(Vec<ProbePoint>, Expr, String)>,
+    entries: Vec<Entry>,
+    /// The points of the probe being resolved (for the listing).
+    points: Vec<ProbePoint>,
 }
 
-type FunctionInfoCache =
-    HashMap<(Option<String>, String), Result<Vec<FunctionInfo>, crate::debuginfo::DebugError>>;
+/// An `@entry(e)`: the entry sites, their points as written, e, and the
+/// global that carries e's value from entry to return.
+type Entry = (Vec<Site>, Vec<ProbePoint>, Expr, String);
 
 type R<T> = Result<T, Diagnostic>;
 
@@ -679,14 +687,13 @@ fn entry_slot(global: &str, span: Span) -> Expr {
 }
 
 impl Resolver<'_, '_> {
-    /// Is the probe being resolved a `process(..).function(..).return`?
+    /// Is the handler being resolved a `process(..).function(..).return`?
     fn in_return_probe(&self) -> bool {
-        self.probe_points.as_ref().is_some_and(|pts| {
-            !pts.is_empty()
-                && pts.iter().all(|p| {
-                    p.components.first().is_some_and(|c| c.name == "process")
-                        && p.components.last().is_some_and(|c| c.name == "return")
-                })
+        self.sites.as_ref().is_some_and(|sites| {
+            !sites.is_empty()
+                && sites
+                    .iter()
+                    .all(|s| matches!(&s.kind, SiteKind::Uprobe(u) if u.is_return))
         })
     }
 
@@ -698,19 +705,96 @@ impl Resolver<'_, '_> {
                 "@entry(...) is only meaningful in a process(...).function(...).return probe",
             ));
         }
-        let points: Vec<ProbePoint> = self
-            .probe_points
+        let sites: Vec<Site> = self
+            .sites
             .iter()
             .flatten()
+            .map(|s| {
+                let mut s = s.clone();
+                if let SiteKind::Uprobe(u) = &s.kind {
+                    s.kind = SiteKind::Uprobe(u.entry_site());
+                }
+                s.condition = None;
+                s
+            })
+            .collect();
+        let points = self
+            .points
+            .iter()
             .map(|p| {
                 let mut p = p.clone();
-                p.components.pop();
+                if p.components.last().is_some_and(|c| c.name == "return") {
+                    p.components.pop();
+                }
+                p.condition = None;
                 p
             })
             .collect();
         let global = format!("__stapxx_entry{}", self.entries.len());
-        self.entries.push((points, inner, global.clone()));
+        self.entries.push((sites, points, inner, global.clone()));
         Ok(entry_slot(&global, span))
+    }
+
+    /// One handler of a probe over `sites`. Where the sites read a target
+    /// variable from different places (inlined copies, several functions),
+    /// each site gets its own reading, as stap compiles one handler per
+    /// probe point; sites whose bodies come out the same share one.
+    fn handler(&mut self, p: &Probe, sites: Vec<Site>, out: &mut Vec<ResolvedProbe>) -> R<()> {
+        let mark = self.entries.len();
+        self.split = false;
+        let body = self.handler_body(p, &sites);
+        if !self.split || sites.len() < 2 {
+            out.push(ResolvedProbe {
+                body: body?,
+                sites,
+                points: p.points.clone(),
+                span: p.span,
+            });
+            return Ok(());
+        }
+        self.entries.truncate(mark);
+        let mut parts: Vec<ResolvedProbe> = Vec::new();
+        for site in sites {
+            self.split = false;
+            let body = self.handler_body(p, std::slice::from_ref(&site))?;
+            match parts.iter_mut().find(|q| q.body == body) {
+                Some(q) => q.sites.push(site),
+                None => parts.push(ResolvedProbe {
+                    body,
+                    sites: vec![site],
+                    points: p.points.clone(),
+                    span: p.span,
+                }),
+            }
+        }
+        out.extend(parts);
+        Ok(())
+    }
+
+    /// The body for `sites`, under their point condition (`if (c)`).
+    fn handler_body(&mut self, p: &Probe, sites: &[Site]) -> R<Block> {
+        self.sites = Some(sites.to_vec());
+        self.points = p.points.clone();
+        let body = self.block(p.body.clone())?;
+        let Some(cond) = sites.first().and_then(|s| s.condition.clone()) else {
+            return Ok(body);
+        };
+        let cond = self.expr(cond)?;
+        let span = body.span;
+        Ok(Block {
+            stmts: vec![Stmt {
+                kind: StmtKind::If {
+                    cond,
+                    then: Box::new(Stmt {
+                        kind: StmtKind::Block(body),
+                        span,
+                    }),
+                    otherwise: None,
+                },
+                span,
+            }],
+            span,
+        })
     }
 }
 
@@ -812,7 +896,9 @@ pub fn collect_vars(e: &Expr, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The `-p2` listing: globals, then functions, then probes.
+/// The `-p2` listing: globals, then functions, then probes, each probe
+/// preceded by the sites it was matched to (as `stap -p2` lists the probe
+/// points it derived).
 pub fn print(resolved: &Resolved) -> String {
     let file = File {
         id: grammar::FileId(0),
@@ -822,8 +908,42 @@ pub fn print(resolved: &Resolved) -> String {
             .cloned()
             .map(Item::Global)
             .chain(resolved.functions.iter().cloned().map(Item::Function))
-            .chain(resolved.probes.iter().cloned().map(Item::Probe))
             .collect(),
     };
-    grammar::printer::print_file(&file)
+    let mut out = grammar::printer::print_file(&file);
+    for p in &resolved.probes {
+        out.push_str("# sites:\n");
+        for s in &p.sites {
+            out.push_str("#   ");
+            out.push_str(&s.describe());
+            out.push('\n');
+        }
+        let probe = File {
+            id: grammar::FileId(0),
+            items: vec![Item::Probe(Probe {
+                // Only the points this handler's sites came from.
+                points: p
+                    .points
+                    .iter()
+                    .map(|x| ProbePoint {
+                        condition: None,
+                        ..x.clone()
+                    })
+                    .filter(|x| {
+                        let text = grammar::printer::point(&ProbePoint {
+                            optional: false,
+                            sufficient: false,
+                            ..x.clone()
+                        });
+                        p.sites.iter().any(|s| s.point == text)
+                    })
+                    .collect(),
+                body: p.body.clone(),
+                private: false,
+                span: p.span,
+            })],
+        };
+        out.push_str(&grammar::printer::print_file(&probe));
+    }
+    out
 }

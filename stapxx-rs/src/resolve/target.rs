@@ -21,72 +21,14 @@ use super::reads::{call, num};
 use super::{reads, Modules, Resolver, R};
 use crate::debuginfo::params::{x86_64_register_name, FunctionInfo, ParamLocation};
 use crate::debuginfo::{Access, Fetch, Module, Resolved as Chain, Step, TypeHandle, ValueKind};
-use grammar::ast::{BinOp, Expr, ExprKind, Literal, ProbePoint};
+use crate::probes::SiteKind;
+use grammar::ast::{BinOp, Expr, ExprKind};
 use grammar::{Diagnostic, Span};
 
-/// A function probe point: which module and function, entry or return.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionSite {
-    /// `None`: the default module (the target executable).
-    pub module: Option<String>,
-    /// The function pattern (`name`, `lj_*`, `name@file.c`).
-    pub function: String,
-    pub is_return: bool,
-}
-
-/// `process[("P"|PID)][.library("L")].function("F")[.return|.call|.exported]`.
-/// `None` when the point is no process function probe; an error for one
-/// whose target variables this pass cannot give.
-pub fn function_site(pt: &ProbePoint) -> Option<Result<FunctionSite, String>> {
-    let comps = &pt.components;
-    let first = comps.first()?;
-    if first.name != "process" {
-        return None;
-    }
-    let mut module = match &first.arg {
-        None | Some(Literal::Number(_)) => None,
-        Some(Literal::String(s)) => Some(s.clone()),
-        Some(_) => {
-            return Some(Err(
-                "target variables need a process(\"PATH\") probe with a literal path".into(),
-            ))
-        }
-    };
-    let mut rest = &comps[1..];
-    if let Some(c) = rest.first().filter(|c| c.name == "library") {
-        match &c.arg {
-            Some(Literal::String(s)) => module = Some(s.clone()),
-            _ => {
-                return Some(Err(
-                    "target variables need a library(\"PATH\") with a literal path".into(),
-                ))
-            }
-        }
-        rest = &rest[1..];
-    }
-    let func = rest.first().filter(|c| c.name == "function")?;
-    let Some(Literal::String(function)) = &func.arg else {
-        return Some(Err(
-            "target variables need a function(\"NAME\") with a literal name".into(),
-        ));
-    };
-    let mut is_return = false;
-    for c in &rest[1..] {
-        match c.name.as_str() {
-            "return" => is_return = true,
-            "call" | "exported" => {}
-            other => {
-                return Some(Err(format!(
-                    "target variables in .function(\"{function}\").{other} probes are not supported yet"
-                )))
-            }
-        }
-    }
-    Some(Ok(FunctionSite {
-        module,
-        function: function.clone(),
-        is_return,
-    }))
+/// What a target variable is read in: one function of one module.
+struct FunctionSite<'a> {
+    function: &'a str,
+    is_return: bool,
 }
 
 fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
@@ -163,45 +105,36 @@ impl Resolver<'_, '_> {
         amp: bool,
         span: Span,
     ) -> R<Result<Expr, String>> {
-        let Some(points) = &self.probe_points else {
+        let Some(sites) = self.sites.clone() else {
             return Ok(Err(format!(
                 "target variable '${name}' used outside a function probe (in a script function)"
             )));
         };
-        let mut sites = Vec::new();
-        for pt in points {
-            match function_site(pt) {
-                None => {
-                    return Ok(Err(format!(
-                        "target variable '${name}' used outside a function probe (probe {})",
-                        grammar::printer::point(pt)
-                    )))
-                }
-                Some(Err(e)) => return Ok(Err(format!("target variable '${name}': {e}"))),
-                Some(Ok(s)) => sites.push(s),
-            }
-        }
         let mut out: Vec<(String, u64, Expr)> = Vec::new();
         for site in &sites {
-            let key = (site.module.clone(), site.function.clone());
-            let m = match self.modules.get(site.module.as_deref()) {
+            let SiteKind::Uprobe(u) = &site.kind else {
+                return Ok(Err(format!(
+                    "target variable '${name}' used outside a function probe (probe {})",
+                    site.point
+                )));
+            };
+            let Some(info) = &u.info else {
+                return Ok(Err(format!(
+                    "target variable '${name}': {} has no DWARF for function '{}' (install its debug info or rebuild with -g)",
+                    u.module, u.function
+                )));
+            };
+            let m = match self.modules.get(Some(&u.module)) {
                 Ok(m) => m,
                 Err(e) => return Err(Diagnostic::error(span, e)),
             };
-            let infos = self
-                .function_info
-                .entry(key)
-                .or_insert_with(|| m.function_params(&site.function));
-            let infos = match infos {
-                Ok(v) => &*v,
-                Err(e) if Modules::is_unresolved(e) => return Ok(Err(e.to_string())),
-                Err(e) => return Err(Diagnostic::error(span, e.to_string())),
+            let fs = FunctionSite {
+                function: &u.function,
+                is_return: u.is_return,
             };
-            for info in infos {
-                match render(m, info, site, name, steps, indexes, amp, span)? {
-                    Ok(e) => out.push((info.name.clone(), info.probe_address, e)),
-                    Err(msg) => return Ok(Err(msg)),
-                }
+            match render(m, info, &fs, name, steps, indexes, amp, span)? {
+                Ok(e) => out.push((info.name.clone(), info.probe_address, e)),
+                Err(msg) => return Ok(Err(msg)),
             }
         }
         let Some((_, _, first)) = out.first() else {
@@ -212,12 +145,14 @@ impl Resolver<'_, '_> {
         if out.iter().all(|(_, _, e)| e == first) {
             return Ok(Ok(first.clone()));
         }
+        // The handler is resolved again, once per site.
+        self.split = true;
         let names: Vec<String> = out
             .iter()
             .map(|(n, a, _)| format!("{n} at {a:#x}"))
             .collect();
         Ok(Err(format!(
-            "target variable '${name}' is read differently in the functions this probe matches ({}): not supported yet",
+            "target variable '${name}' is read differently in the functions this probe matches ({})",
             names.join(", ")
         )))
     }
@@ -228,7 +163,7 @@ impl Resolver<'_, '_> {
 fn render(
     m: &Module,
     info: &FunctionInfo,
-    site: &FunctionSite,
+    site: &FunctionSite<'_>,
     name: &str,
     steps: &[Step],
     indexes: &[Expr],
@@ -439,7 +374,7 @@ fn value_chain(
 fn context_string(
     m: &Module,
     info: &FunctionInfo,
-    site: &FunctionSite,
+    site: &FunctionSite<'_>,
     kind: &str,
     span: Span,
 ) -> R<Result<Expr, String>> {

@@ -263,9 +263,11 @@ pub fn realtime_ns() -> i64 {
     }
 }
 
-/// The kernel's tick rate assumed for `jiffies()` and `timer.jiffies(N)`
-/// (Debian's kernels use CONFIG_HZ=250).
-pub const HZ: i64 = 250;
+/// The kernel's tick rate for `jiffies()`: the same CONFIG_HZ that
+/// `timer.profile` and `timer.jiffies(N)` use.
+pub fn hz() -> i64 {
+    crate::kernel::kernel_hz() as i64
+}
 
 // c_long is i64 here but not on every target.
 #[allow(clippy::useless_conversion)]

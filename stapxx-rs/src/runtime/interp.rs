@@ -864,7 +864,7 @@ impl<'p> Interp<'p> {
             B::LocalClockUs => n(host::monotonic_ns() / 1_000),
             B::LocalClockMs => n(host::monotonic_ns() / 1_000_000),
             B::LocalClockS => n(host::monotonic_ns() / 1_000_000_000),
-            B::Jiffies => n(host::monotonic_ns() / (1_000_000_000 / host::HZ)),
+            B::Jiffies => n(host::monotonic_ns() / (1_000_000_000 / host::hz().max(1))),
             B::Usymname => {
                 let a = self.arg_long(args, 0, fr)?;
                 s(self.host.usymname(a))

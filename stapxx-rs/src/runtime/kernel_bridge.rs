@@ -30,10 +30,9 @@ pub fn run(
     compiled: &Compiled,
     target: Option<&TargetInfo>,
 ) -> Result<i32, Diagnostic> {
-    let hz = kernel::kernel_hz();
     let maxerrors = config.limits.maxerrors;
     let additive = additive_globals(prog);
-    let mut ks = KernelSession::start(compiled, prog, target, hz)?;
+    let mut ks = KernelSession::start(compiled, prog, target)?;
     let mut s = Session::new(prog, config, src)?;
     // `-c CMD`: the command's pid is target() before it may run.
     // Then, once the begin probes are done (and before their output is
@@ -160,7 +159,6 @@ impl Countdown {
 /// The period of the earliest host timer probe that calls `exit()`.
 fn timed_exit(prog: &Program) -> Option<Duration> {
     use crate::ir::{Builtin, ExprKind};
-    use grammar::ast::Literal;
     prog.probes
         .iter()
         .filter_map(|p| {
@@ -172,17 +170,10 @@ fn timed_exit(prog: &Program) -> Option<Duration> {
                     }
                 });
             }
-            let pt = p.points.first()?;
-            let names: Vec<&str> = pt.components.iter().map(|c| c.name.as_str()).collect();
-            let n = match pt.components.get(1).and_then(|c| c.arg.as_ref()) {
-                Some(Literal::Number(n)) if *n > 0 => *n as u64,
-                _ => return None,
-            };
-            let d = match names.as_slice() {
-                ["timer", "s" | "sec"] => Duration::from_secs(n),
-                ["timer", "ms" | "msec"] => Duration::from_millis(n),
-                _ => return None,
-            };
+            let d = p.sites.iter().find_map(|s| match s.kind {
+                crate::probes::SiteKind::Timer(d) => Some(d),
+                _ => None,
+            })?;
             exits.then_some(d)
         })
         .min()

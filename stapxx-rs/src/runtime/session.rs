@@ -22,13 +22,13 @@
 //! error was printed, else 0, as staprun's. A second SIGINT/SIGTERM while
 //! the session is stopping kills the process at once (staprun does the same).
 
-use super::host::{Host, HZ};
+use super::host::Host;
 use super::interp::{Interp, Limits, Near, RtError};
 use super::output::Output;
 use super::values::Globals;
 use super::{describe_near, SourceInfo};
 use crate::ir::{Exec, Program};
-use grammar::ast::{Literal, ProbePoint};
+use crate::probes::SiteKind;
 use grammar::Diagnostic;
 use std::io::PipeWriter;
 use std::process::{Child, Command};
@@ -64,74 +64,8 @@ pub enum State {
     Error,
 }
 
-/// Where one host probe point belongs.
-#[derive(Debug, Clone, PartialEq)]
-enum Kind {
-    Begin(i64),
-    End(i64),
-    Error(i64),
-    Never,
-    Timer(Duration),
-}
-
-fn classify(p: &ProbePoint) -> Result<Kind, Diagnostic> {
-    classify_point(p).map_err(|m| Diagnostic::error(p.span, m))
-}
-
-fn classify_point(p: &ProbePoint) -> Result<Kind, String> {
-    let text = grammar::printer::point(p);
-    if p.condition.is_some() {
-        return Err(format!(
-            "probe point conditions are not supported in host probes: {text}"
-        ));
-    }
-    let names: Vec<&str> = p.components.iter().map(|c| c.name.as_str()).collect();
-    let arg = |i: usize| -> Option<i64> {
-        match p.components.get(i).and_then(|c| c.arg.as_ref()) {
-            Some(Literal::Number(n)) => Some(*n),
-            _ => None,
-        }
-    };
-    let has_arg = |i: usize| p.components.get(i).is_some_and(|c| c.arg.is_some());
-    let seq = |i: usize| -> Result<i64, String> {
-        match (has_arg(i), arg(i)) {
-            (false, _) => Ok(0),
-            (true, Some(n)) => Ok(n),
-            (true, None) => Err(format!("the sequence number of {text} must be a number")),
-        }
-    };
-    match names.as_slice() {
-        ["begin"] => Ok(Kind::Begin(seq(0)?)),
-        ["end"] => Ok(Kind::End(seq(0)?)),
-        ["error"] => Ok(Kind::Error(seq(0)?)),
-        ["never"] => Ok(Kind::Never),
-        ["timer", unit] => {
-            let n = match arg(1) {
-                Some(n) if n > 0 => n as u64,
-                _ => {
-                    return Err(format!(
-                        "{text}: the timer interval must be a positive number"
-                    ))
-                }
-            };
-            let d = match *unit {
-                "s" | "sec" => Duration::from_secs(n),
-                "ms" | "msec" => Duration::from_millis(n),
-                "us" | "usec" => Duration::from_micros(n),
-                "ns" | "nsec" => Duration::from_nanos(n),
-                "hz" => Duration::from_nanos((1_000_000_000 / n).max(1)),
-                "jiffies" => Duration::from_millis(n.saturating_mul(1000 / HZ as u64)),
-                _ => return Err(format!("{text} is not a host probe")),
-            };
-            // Periods beyond a year are as good as never (and keep the
-            // deadline arithmetic far from overflow).
-            Ok(Kind::Timer(d.clamp(Duration::from_micros(1), MAX_PERIOD)))
-        }
-        _ => Err(format!("{text} is not a host probe")),
-    }
-}
-
-/// The longest timer period honoured.
+/// The longest timer period (pass 2 clamps timers to it).
+#[cfg(test)]
 const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 3600);
 
 struct Timer {
@@ -213,19 +147,20 @@ impl<'p> Session<'p> {
                 // The eBPF back end's.
                 continue;
             }
-            for pt in &p.points {
-                let pp = grammar::printer::point(pt);
-                match classify(pt)? {
-                    Kind::Begin(s) => begin.push((s, i, pp)),
-                    Kind::End(s) => end.push((s, i, pp)),
-                    Kind::Error(s) => error.push((s, i, pp)),
-                    Kind::Never => {}
-                    Kind::Timer(period) => timers.push(Timer {
+            // Pass 2 matched the points; the host reads its sites only.
+            for site in &p.sites {
+                let pp = site.point.clone();
+                match &site.kind {
+                    SiteKind::Begin(s) => begin.push((*s, i, pp)),
+                    SiteKind::End(s) => end.push((*s, i, pp)),
+                    SiteKind::Error(s) => error.push((*s, i, pp)),
+                    SiteKind::Timer(period) => timers.push(Timer {
                         probe: i,
                         pp,
-                        period,
+                        period: *period,
                         next: Instant::now(),
                     }),
+                    _ => {}
                 }
             }
         }

@@ -1,0 +1,239 @@
+//! The uprobe family: `process[("PATH"|PID)][.library("L")].function("F")`
+//! with `.call`, `.exported` and `.return`, as stapprobes(3stap) has them.
+//!
+//! A function is matched once, here: by DWARF when the module has it (every
+//! out-of-line definition, `F@file.c` compile-unit patterns, wildcards),
+//! the probe going where stap puts it: after the prologue for unoptimized
+//! code, at the entry for optimized code (see
+//! [`crate::debuginfo::params`]); by the symbol table when the module has
+//! no DWARF for it (at the entry; no target variables). A `.return` probe
+//! is a uretprobe on the function's first byte: the kernel takes the
+//! return address from the top of the stack there, and nowhere else.
+
+use super::{Cx, Miss, SiteKind};
+use crate::debuginfo::params::FunctionInfo;
+use crate::debuginfo::symbols::vaddr_to_file_offset;
+use crate::debuginfo::Module;
+use crate::resolve::modules::Modules;
+use ebpf_backend::Attachment;
+use grammar::ast::{Literal, ProbePoint};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UprobeSite {
+    /// The module as the script names it (`@var`-style key).
+    pub module: String,
+    /// Where this host opens it (through `/proc/PID/root` for a target in
+    /// a container): what the kernel's uprobe is placed on.
+    pub host_path: PathBuf,
+    /// The matched function's name.
+    pub function: String,
+    /// Link-time address of the function's first instruction.
+    pub entry_address: u64,
+    /// File offsets of the function's entry and of the probe address
+    /// (after the prologue where stap skips it; else the entry).
+    pub entry_offset: u64,
+    pub probe_offset: u64,
+    pub is_return: bool,
+    /// The function's DWARF facts at the probe address (`None`: symbol
+    /// table only, no target variables).
+    pub info: Option<Arc<FunctionInfo>>,
+}
+
+impl UprobeSite {
+    /// The file offset the uprobe goes at.
+    pub fn offset(&self) -> u64 {
+        if self.is_return {
+            self.entry_offset
+        } else {
+            self.probe_offset
+        }
+    }
+
+    /// The same function's entry probe (where `@entry` values are taken).
+    pub fn entry_site(&self) -> UprobeSite {
+        UprobeSite {
+            is_return: false,
+            ..self.clone()
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let place = if self.is_return {
+            "uretprobe at the entry".to_string()
+        } else if self.probe_offset != self.entry_offset {
+            format!(
+                "uprobe after the prologue (entry +{:#x})",
+                self.probe_offset - self.entry_offset
+            )
+        } else {
+            "uprobe at the entry".to_string()
+        };
+        format!(
+            "{place} of {} in {} (file offset {:#x}){}",
+            self.function,
+            self.module,
+            self.offset(),
+            if self.info.is_some() {
+                ""
+            } else {
+                ", no DWARF"
+            }
+        )
+    }
+}
+
+/// The parts of a `process...function` point.
+struct Spec {
+    module: Option<String>,
+    function: String,
+    is_return: bool,
+}
+
+fn string_arg(pt: &ProbePoint, i: usize, what: &str) -> Result<String, Miss> {
+    match &pt.components[i].arg {
+        Some(Literal::String(s)) => Ok(s.clone()),
+        _ => Err(Miss::Invalid(format!("{what} needs a string argument"))),
+    }
+}
+
+fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
+    let c = &pt.components;
+    let mut module = match &c[0].arg {
+        None | Some(Literal::Number(_)) => None,
+        Some(Literal::String(s)) => Some(s.clone()),
+        Some(_) => return Err(Miss::Invalid("process(...) takes a path or a pid".into())),
+    };
+    let mut i = 1;
+    if c.get(i).is_some_and(|c| c.name == "library") {
+        module = Some(string_arg(pt, i, "library")?);
+        i += 1;
+    }
+    let Some(kind) = c.get(i) else {
+        return Err(Miss::NoMatch(
+            "expected .function(\"NAME\") after process(...)".into(),
+        ));
+    };
+    match kind.name.as_str() {
+        "function" => {}
+        "statement" | "mark" | "provider" | "plt" | "begin" | "end" | "thread" | "syscall" => {
+            return Err(Miss::Unserved(format!(
+                "process(...).{} probes are not supported yet",
+                kind.name
+            )))
+        }
+        other => {
+            let kinds = [
+                "function",
+                "statement",
+                "mark",
+                "provider",
+                "plt",
+                "begin",
+                "end",
+            ];
+            let near = crate::debuginfo::layout::nearest(other, kinds.into_iter(), 2);
+            return Err(Miss::NoMatch(format!(
+                "unknown process probe '.{other}' (nearest: {})",
+                near.join(", ")
+            )));
+        }
+    }
+    let function = string_arg(pt, i, "function")?;
+    let mut is_return = false;
+    for s in &c[i + 1..] {
+        match s.name.as_str() {
+            "return" => is_return = true,
+            "call" | "exported" => {}
+            other => {
+                return Err(Miss::Unserved(format!(
+                    ".function(\"{function}\").{other} is not supported yet"
+                )))
+            }
+        }
+    }
+    Ok(Spec {
+        module,
+        function,
+        is_return,
+    })
+}
+
+fn open<'m>(modules: &'m mut Modules, name: Option<&str>) -> Result<&'m Module, Miss> {
+    modules.get(name).map_err(Miss::Invalid)
+}
+
+pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
+    let spec = parse(pt)?;
+    let m = open(cx.modules, spec.module.as_deref())?;
+    let module = m.target_path().display().to_string();
+    let host_path = m.elf().path().to_path_buf();
+    let segments = m.elf().load_segments();
+    let offset_of = |addr: u64| vaddr_to_file_offset(segments, addr);
+    let mut out = Vec::new();
+    match m.function_params(&spec.function) {
+        Ok(infos) => {
+            for info in infos {
+                let (Some(entry_offset), Some(probe_offset)) =
+                    (offset_of(info.entry_address), offset_of(info.probe_address))
+                else {
+                    continue;
+                };
+                out.push(UprobeSite {
+                    module: module.clone(),
+                    host_path: host_path.clone(),
+                    function: info.name.clone(),
+                    entry_address: info.entry_address,
+                    entry_offset,
+                    probe_offset,
+                    is_return: spec.is_return,
+                    info: Some(Arc::new(info)),
+                });
+            }
+        }
+        // No DWARF for it (stripped, or a function the debug info does not
+        // describe): the symbol table places it at its entry.
+        Err(dwarf_err) => match m.function_probes(&spec.function) {
+            Ok(funcs) => {
+                for f in funcs {
+                    out.push(UprobeSite {
+                        module: module.clone(),
+                        host_path: host_path.clone(),
+                        function: f.name,
+                        entry_address: f.address,
+                        entry_offset: f.file_offset,
+                        probe_offset: f.file_offset,
+                        is_return: spec.is_return,
+                        info: None,
+                    });
+                }
+            }
+            Err(sym_err) => {
+                let msg = if Modules::is_unresolved(&dwarf_err) {
+                    sym_err.to_string()
+                } else {
+                    format!("{sym_err} ({dwarf_err})")
+                };
+                return Err(Miss::NoMatch(msg));
+            }
+        },
+    }
+    // One probe per address: a function seen in two compile units (or
+    // through two names) is one place.
+    out.sort_by_key(|s| (s.offset(), s.function.clone()));
+    out.dedup_by_key(|s| s.offset());
+    if out.is_empty() {
+        return Err(Miss::NoMatch(format!(
+            "function '{}' has no code in {module} that a probe can be placed on",
+            spec.function
+        )));
+    }
+    Ok(out.into_iter().map(SiteKind::Uprobe).collect())
+}
+
+pub fn attach(u: &UprobeSite, prog: &ebpf_backend::Program) -> Result<Vec<Attachment>, String> {
+    prog.attach_uprobe(&u.host_path, u.offset(), None)
+        .map(|a| vec![a])
+        .map_err(|e| format!("cannot attach: {e}"))
+}
