@@ -112,17 +112,8 @@ impl<'o> Session<'o> {
             }
             return Ok(());
         }
-        // Reading /proc/kallsyms takes tens of ms: when the script may need
-        // kernel symbols, read them while debuginfo is resolved.
-        if self.opts.cli.pass >= 3
-            && program.files.iter().any(|f| {
-                let text = &self.sources.get(f.id).text;
-                text.contains("probefunc") || text.contains("symname")
-            })
-        {
-            std::thread::spawn(crate::ksyms::KernelSymbols::get);
-        }
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
+        modules.prefetch = self.opts.cli.pass >= 3;
         let resolved = resolve::resolve(&program.files, &mut modules)?;
         self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {

@@ -4,6 +4,7 @@
 use crate::cli::Options as CliOptions;
 use crate::codegen::Options;
 use crate::debuginfo::{LocateOptions, MapEntry, Module};
+use crate::ir::builtins::Needs;
 use crate::ir::{self, Builtin, ExprKind, Program};
 use crate::target::TargetInfo;
 use grammar::Diagnostic;
@@ -33,13 +34,17 @@ pub fn bias_modules(p: &Program) -> BTreeSet<String> {
     out
 }
 
-/// Whether some code calls one of `builtins` (those that need load-time
-/// facts: the kernel's symbols or BTF, the target's mappings).
-pub fn uses(p: &Program, builtins: &[Builtin]) -> bool {
-    let mut found = false;
+/// The load-time facts the program's builtins need (the table's
+/// [`Builtin::needs`], merged over every call).
+pub fn needs(p: &Program) -> Needs {
+    let mut n = Needs::default();
     let mut visit = |e: &ir::Expr| {
         if let ExprKind::Builtin(b, _) = &e.kind {
-            found |= builtins.contains(b);
+            let m = b.needs();
+            n.user_symbols |= m.user_symbols;
+            n.kernel_symbols |= m.kernel_symbols;
+            n.task_offsets |= m.task_offsets;
+            n.mappings |= m.mappings;
         }
     };
     for s in p.functions.iter().flat_map(|f| &f.body) {
@@ -48,7 +53,7 @@ pub fn uses(p: &Program, builtins: &[Builtin]) -> bool {
     for s in p.probes.iter().flat_map(|pr| &pr.body) {
         ir::print::walk_stmt(s, &mut visit);
     }
-    found
+    n
 }
 
 /// The load bias of `path` in the target process.
@@ -85,23 +90,21 @@ pub fn codegen_options(
     o.target = target.map(|t| t.pid).unwrap_or(0);
     o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
     o.boot_to_wall_ns = boot_to_wall_ns();
-    if let (true, Some(t)) = (
-        uses(program, &[Builtin::Usymname, Builtin::Probefunc]),
-        target,
-    ) {
+    let needs = needs(program);
+    if let (true, Some(t)) = (needs.user_symbols, target) {
         o.usyms = Some(crate::kernel::user_symbols(t).layout());
     }
-    if uses(program, &[Builtin::Ppid]) {
+    if needs.task_offsets {
         o.task = crate::kernel_btf::TaskOffsets::get();
     }
-    if let (true, Some(t)) = (uses(program, &[Builtin::Umodname]), target) {
+    if let (true, Some(t)) = (needs.mappings, target) {
         o.umods = t
             .maps
             .iter()
             .filter_map(|m| Some((m.start, m.end, m.file()?.display().to_string())))
             .collect();
     }
-    if uses(program, &[Builtin::Symname, Builtin::Probefunc]) {
+    if needs.kernel_symbols {
         let l = crate::ksyms::KernelSymbols::get().layout();
         o.ksyms = (l.count > 0).then_some(l);
     }

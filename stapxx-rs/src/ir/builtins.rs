@@ -1,4 +1,11 @@
-//! The builtin functions scripts call, with stap's names and types.
+//! The builtin functions scripts call, with stap's names and types: the
+//! one table of builtins. Per builtin: its name ([`Builtin::from_name`]),
+//! its signature ([`Builtin::signature`], which pass 2 checks calls
+//! against), the load-time facts it needs ([`Builtin::needs`]); its host
+//! implementation is the match in `runtime/interp.rs`, its kernel one the
+//! match in `codegen/expr.rs`/`codegen/strings.rs`, both keyed by this enum.
+//! `printf`/`sprintf` (format strings, checked when lowered) are the
+//! [`FORMATTERS`].
 
 use super::Ty;
 
@@ -79,6 +86,22 @@ pub enum Builtin {
     Abs,
     Min,
     Max,
+}
+
+/// The builtins whose first argument is a format string.
+pub const FORMATTERS: &[&str] = &["printf", "sprintf"];
+
+/// Load-time facts a builtin's kernel code needs (see `loadinfo.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The target's packed symbol table.
+    pub user_symbols: bool,
+    /// `/proc/kallsyms`, packed.
+    pub kernel_symbols: bool,
+    /// `task_struct` offsets from the kernel's BTF.
+    pub task_offsets: bool,
+    /// The target's file mappings.
+    pub mappings: bool,
 }
 
 /// Argument types (`None`: any of long/string) and result type
@@ -211,6 +234,41 @@ impl Builtin {
         }
     }
 
+    /// What its kernel code needs computed at load time.
+    pub fn needs(self) -> Needs {
+        use Builtin::*;
+        let none = Needs::default();
+        match self {
+            Usymname => Needs {
+                user_symbols: true,
+                ..none
+            },
+            Symname => Needs {
+                kernel_symbols: true,
+                ..none
+            },
+            Probefunc => Needs {
+                user_symbols: true,
+                kernel_symbols: true,
+                ..none
+            },
+            Ppid => Needs {
+                task_offsets: true,
+                ..none
+            },
+            Umodname => Needs {
+                mappings: true,
+                ..none
+            },
+            _ => none,
+        }
+    }
+
+    /// Every name a script can call a builtin by (for "did you mean").
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        NAMES.iter().copied()
+    }
+
     /// Reads the current task's memory (a fault is a probe error).
     pub fn reads_user_memory(self) -> bool {
         use Builtin::*;
@@ -255,4 +313,85 @@ pub fn user_read(name: &str) -> Option<Builtin> {
         "uint64" => UserUint64(fault),
         _ => return None,
     })
+}
+
+/// The names [`Builtin::from_name`] knows, for suggestions.
+const NAMES: &[&str] = &[
+    "pid",
+    "tid",
+    "ppid",
+    "uid",
+    "execname",
+    "cpu",
+    "target",
+    "user_mode",
+    "addr",
+    "uaddr",
+    "probefunc",
+    "pp",
+    "gettimeofday_s",
+    "gettimeofday_ms",
+    "gettimeofday_us",
+    "gettimeofday_ns",
+    "local_clock_ns",
+    "local_clock_us",
+    "local_clock_ms",
+    "local_clock_s",
+    "jiffies",
+    "usymname",
+    "symname",
+    "umodname",
+    "u_register",
+    "returnval",
+    "user_string",
+    "user_string_n",
+    "user_string_warn",
+    "user_string_n_warn",
+    "user_string_quoted",
+    "user_char",
+    "user_short",
+    "user_int",
+    "user_long",
+    "user_int8",
+    "user_uint8",
+    "user_int16",
+    "user_uint16",
+    "user_int32",
+    "user_uint32",
+    "user_int64",
+    "user_uint64",
+    "user_ushort",
+    "strlen",
+    "substr",
+    "isinstr",
+    "strtol",
+    "string",
+    "print",
+    "println",
+    "printd",
+    "printdln",
+    "warn",
+    "error",
+    "exit",
+    "abs",
+    "min",
+    "max",
+    "printf",
+    "sprintf",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suggestion list and the table agree.
+    #[test]
+    fn every_listed_name_is_a_builtin() {
+        for n in NAMES {
+            assert!(
+                Builtin::from_name(n).is_some() || FORMATTERS.contains(n),
+                "{n}"
+            );
+        }
+    }
 }

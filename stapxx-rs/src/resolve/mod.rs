@@ -43,77 +43,6 @@ pub struct ResolvedProbe {
     pub span: Span,
 }
 
-/// Builtin functions and their argument counts (min, max); the compiler
-/// gives them meaning. `None` max: any number (printf and friends).
-pub fn builtin_arity(name: &str) -> Option<(usize, Option<usize>)> {
-    if crate::ir::builtins::user_read(name).is_some() {
-        return Some((1, Some(1)));
-    }
-    Some(match name {
-        "pid" | "tid" | "ppid" | "uid" | "gid" | "euid" | "execname" | "cpu" | "target"
-        | "gettimeofday_s" | "gettimeofday_ms" | "gettimeofday_us" | "gettimeofday_ns"
-        | "local_clock_ns" | "local_clock_us" | "local_clock_ms" | "local_clock_s" | "jiffies"
-        | "user_mode" | "addr" | "uaddr" | "probefunc" | "pp" | "exit" | "ubacktrace"
-        | "backtrace" | "print_ubacktrace" | "print_backtrace" | "pexecname" | "cpu_clock_ns"
-        | "get_cycles" | "is_return" | "randint" | "stp_pid" => (0, Some(1)),
-        "usymname"
-        | "symname"
-        | "umodname"
-        | "usymdata"
-        | "strlen"
-        | "user_string_quoted"
-        | "user_char"
-        | "user_short"
-        | "user_int"
-        | "user_long"
-        | "user_int8"
-        | "user_uint8"
-        | "user_int16"
-        | "user_uint16"
-        | "user_int32"
-        | "user_uint32"
-        | "user_int64"
-        | "user_uint64"
-        | "user_ushort"
-        | "user_char_warn"
-        | "abs"
-        | "error"
-        | "warn"
-        | "print"
-        | "println"
-        | "string"
-        | "hexstring"
-        | "text_str"
-        | "str_replace_1"
-        | "kernel_string"
-        | "kernel_long"
-        | "kernel_int"
-        | "kernel_short"
-        | "kernel_char"
-        | "usymfileline"
-        | "sprint_ubacktrace"
-        | "sprint_backtrace"
-        | "__stapxx_module_bias" => (1, Some(1)),
-        "user_string" | "user_string_warn" => (1, Some(2)),
-        "user_string_n"
-        | "user_string_n_warn"
-        | "user_string_n_quoted"
-        | "isinstr"
-        | "kernel_string_n" => (2, Some(3)),
-        "substr" => (3, Some(3)),
-        "strtol" => (2, Some(2)),
-        "sprintf" | "printf" | "printd" | "printdln" | "sprintd" | "sprintdln" | "sprintln"
-        | "sprint" => (0, None),
-        "str_replace" => (3, Some(3)),
-        "tokenize" | "stringat" => (2, Some(2)),
-        "min" | "max" => (2, Some(2)),
-        // What `$param` and `$return` of function probes become.
-        "u_register" => (1, Some(1)),
-        "returnval" => (0, Some(0)),
-        _ => return None,
-    })
-}
-
 /// Run pass 2 over the parsed files.
 pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagnostic> {
     let mut functions: HashMap<&str, &Function> = HashMap::new();
@@ -150,6 +79,7 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         split: false,
         entries: Vec::new(),
         points: Vec::new(),
+        kallsyms_started: false,
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
@@ -271,6 +201,7 @@ struct Resolver<'a, 'm> {
     entries: Vec<Entry>,
     /// The points of the probe being resolved (for the listing).
     points: Vec<ProbePoint>,
+    kallsyms_started: bool,
 }
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the
@@ -516,23 +447,54 @@ impl Resolver<'_, '_> {
             }
             return Ok(());
         }
-        match builtin_arity(name) {
-            Some((min, max)) => {
-                if nargs < min || max.is_some_and(|m| nargs > m) {
-                    return Err(Diagnostic::error(
-                        span,
-                        format!("wrong number of arguments ({nargs}) to builtin '{name}'"),
-                    ));
-                }
+        // The one table of builtins (ir/builtins.rs) says what exists and
+        // how many arguments it takes.
+        use crate::ir::builtins::{Builtin, FORMATTERS};
+        if FORMATTERS.contains(&name) {
+            return if nargs == 0 {
+                Err(Diagnostic::error(
+                    span,
+                    format!("{name} needs a format string"),
+                ))
+            } else {
                 Ok(())
-            }
-            None => Err(Diagnostic::error(
+            };
+        }
+        let Some(b) = Builtin::from_name(name) else {
+            let known: Vec<String> = self
+                .functions
+                .keys()
+                .map(|k| k.to_string())
+                .chain(Builtin::names().map(String::from))
+                .collect();
+            let near = crate::debuginfo::layout::nearest(name, known.iter().map(|s| s.as_str()), 3);
+            return Err(Diagnostic::error(
                 span,
                 format!(
-                    "unresolved function call: '{name}' is neither a script function nor a builtin"
+                    "unresolved function call: '{name}' is neither a script function nor a builtin{}",
+                    if near.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (nearest: {})", near.join(", "))
+                    }
                 ),
-            )),
+            ));
+        };
+        let sig = b.signature();
+        let min = sig.args.len() - sig.optional;
+        if nargs < min || (!sig.variadic && nargs > sig.args.len()) {
+            return Err(Diagnostic::error(
+                span,
+                format!("wrong number of arguments ({nargs}) to builtin '{name}'"),
+            ));
         }
+        // Reading /proc/kallsyms takes tens of ms: start it now, while the
+        // rest of pass 2 runs, when a later pass will want it.
+        if b.needs().kernel_symbols && self.modules.prefetch && !self.kallsyms_started {
+            self.kallsyms_started = true;
+            std::thread::spawn(crate::ksyms::KernelSymbols::get);
+        }
+        Ok(())
     }
 
     /// `@defined(x)`: whether x resolves. Names that do not exist give 0;

@@ -12,6 +12,8 @@ pub struct Modules {
     /// The module used when `@cast` names none.
     default: Option<PathBuf>,
     open: HashMap<PathBuf, Result<Module, String>>,
+    /// Later passes will run: load-time facts may be fetched early.
+    pub prefetch: bool,
 }
 
 impl Modules {
@@ -20,6 +22,7 @@ impl Modules {
             root: target.map(|t| t.root.clone()),
             default,
             open: HashMap::new(),
+            prefetch: false,
         }
     }
 
