@@ -81,10 +81,12 @@ pub fn codegen_options(
     target: Option<&TargetInfo>,
     program: &Program,
 ) -> Result<Options, Diagnostic> {
+    // The limits are parsed once, for host and kernel alike.
+    let limits = crate::runtime::Limits::from_defines(&cli.defines);
     let mut o = Options::new(
-        cli.limit("MAXSTRINGLEN").unwrap_or(4096),
-        cli.limit("MAXACTION").unwrap_or(100_000),
-        cli.limit("MAXMAPENTRIES").unwrap_or(5000),
+        limits.maxstringlen as u64,
+        limits.maxaction,
+        limits.maxmapentries as u64,
     );
     o.skip_badvars = cli.cli.skip_badvars;
     o.target = target.map(|t| t.pid).unwrap_or(0);

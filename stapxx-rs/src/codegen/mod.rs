@@ -63,7 +63,7 @@ pub struct Options {
 impl Options {
     pub fn new(maxstringlen: u64, maxaction: u64, maxmapentries: u64) -> Options {
         Options {
-            maxstr: (maxstringlen.max(64) as u32).next_power_of_two(),
+            maxstr: crate::runtime::interp::string_slot(maxstringlen),
             maxaction: maxaction.clamp(1, 1 << 23) as u32,
             maxmapentries: maxmapentries.max(1) as u32,
             target: 0,

@@ -1,0 +1,112 @@
+//! `-p2` of every probe kind as insta snapshots: the sites pass 2 matched
+//! each point to (kind, binary, file offset, prologue, DWARF) and the
+//! handler the sites share. Function probes run against
+//! `tests/fixtures/uprobes.c` built with `cc -g -O0` and `-O2`. No root
+//! needed (tracepoints need tracefs, mounted by `.ci/run`).
+
+mod support;
+
+use std::process::Command;
+
+/// `stapxx-rs -p2 -e SCRIPT` with `BIN` standing for the fixture built
+/// with `opt`, in the listing too.
+fn p2(opt: &str, script: &str) -> String {
+    let bin = support::c_fixture("uprobes.c", &format!("uprobes{opt}"), &[opt]);
+    let path = bin.display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args(["-p2", "-e", &script.replace("BIN", &path)])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.replace(&path, "BIN")
+}
+
+#[test]
+fn host_kinds() {
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe begin, begin(-5), end(3), error, never { }\n\
+         probe timer.s(2), timer.ms(250), timer.us(7), timer.ns(100000), timer.hz(4), timer.jiffies(25) { }"
+    ));
+}
+
+#[test]
+fn perf_kinds() {
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe timer.profile { }\nprobe perf.sw.cpu_clock.sample(100000), perf.sw.page_faults, perf.type(1).config(2).sample(3) { }"
+    ));
+}
+
+#[test]
+fn tracepoints() {
+    if !std::path::Path::new("/sys/kernel/tracing/events/sched").exists() {
+        support::missing("tracefs at /sys/kernel/tracing");
+        return;
+    }
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe kernel.trace(\"sched:sched_process_e*\") { }\nprobe kernel.trace(\"sched:no_such_event\") { }"
+    ));
+}
+
+#[test]
+fn functions_unoptimized() {
+    insta::assert_snapshot!(p2(
+        "-O0",
+        "probe process(\"BIN\").function(\"work\") { printf(\"%d\\n\", $n) }\n\
+         probe process(\"BIN\").function(\"work*\").call { }\n\
+         probe process(\"BIN\").function(\"twice@uprobes.c\").return { printf(\"%d %d\\n\", @entry($n), $return) }"
+    ));
+}
+
+#[test]
+fn functions_optimized() {
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe process(\"BIN\").function(\"work\") { printf(\"%d\\n\", $n) }\n\
+         probe process(\"BIN\").function(\"work*\").call { }\n\
+         probe process(\"BIN\").function(\"twice@uprobes.c\").return { printf(\"%d %d\\n\", @entry($n), $return) }"
+    ));
+}
+
+#[test]
+fn mixed_kinds_share_one_handler_body() {
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "global n\nprobe timer.s(1), timer.profile, process(\"BIN\").function(\"work\") if (n >= 0) { n++ }"
+    ));
+}
+
+#[test]
+fn optional_and_sufficient_points() {
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe kernel.function(\"vfs_read\")?, process(\"BIN\").function(\"nope\")?, process(\"BIN\").function(\"work\")!, timer.profile { }"
+    ));
+}
+
+#[test]
+fn errors() {
+    let mut all = String::new();
+    for script in [
+        "probe process(\"BIN\").function(\"wrok\") { }",
+        "probe process(\"BIN\").mark(\"x\") { }",
+        "probe kernel.function(\"vfs_read\") { }",
+        "probe kprobe.function(\"vfs_read\") { }",
+        "probe syscall.open { }",
+        "probe timer.profile(3) { }",
+        "probe perf.hw.cpu_cyclez { }",
+        "probe begin(\"x\") { }",
+        "probe timer.s(0) { }",
+        "probe begin { $n }",
+        "probe process(\"BIN\").function(\"work\") { $m }",
+    ] {
+        all.push_str(&format!("== {script}\n{}\n", p2("-O2", script)));
+    }
+    insta::assert_snapshot!(all);
+}

@@ -1,0 +1,163 @@
+//! The uprobe family run for real against `tests/fixtures/uprobes.c`
+//! built with `cc -g -O0` and `-O2`: where function probes go (after the
+//! prologue at -O0: `$n` read from the stack slot the prologue fills), what
+//! `$vars`, `$return` and `@entry` read, `.return`, wildcards, handlers on
+//! points of several kinds, and the errors of pass 2.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if support::is_root() {
+        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    support::missing("root (BPF and uprobes)");
+    None
+}
+
+fn fixture(opt: &str) -> PathBuf {
+    support::c_fixture("uprobes.c", &format!("uprobes{opt}"), &[opt])
+}
+
+/// `stapxx-rs -c "BIN N" -e SCRIPT` with `BIN` in the script replaced by
+/// the fixture's path: (status, stdout, stderr).
+fn run(opt: &str, n: u32, script: &str) -> (i32, String, String) {
+    let bin = fixture(opt);
+    let script = script.replace("BIN", &bin.display().to_string());
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg("-c")
+        .arg(format!("{} {n}", bin.display()))
+        .arg("-e")
+        .arg(&script)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The fixture's own output line.
+fn done(n: i64) -> String {
+    // sum of work(i) = 2i and twice(i) = 2i, plus work_more(100) = 201.
+    format!("done {}", (1..=n).map(|i| 4 * i).sum::<i64>() + 201)
+}
+
+#[test]
+fn parameters_are_read_where_stap_puts_the_probe() {
+    let Some(_s) = need_bpf() else { return };
+    for opt in ["-O0", "-O2"] {
+        let (code, out, err) = run(
+            opt,
+            4,
+            r#"probe process("BIN").function("work") { printf("work %d\n", $n) }"#,
+        );
+        assert_eq!(code, 0, "{opt}: {err}");
+        let want = format!("work 1\nwork 2\nwork 3\nwork 4\nwork 100\n{}\n", done(4));
+        // The fixture's line may come before or after the last probe line
+        // flushes; compare as sets of lines in order of each source.
+        let probe_lines: Vec<&str> = out.lines().filter(|l| l.starts_with("work")).collect();
+        assert_eq!(
+            probe_lines,
+            want.lines().filter(|l| l.starts_with("work")).collect::<Vec<_>>(),
+            "{opt}: {out}"
+        );
+        assert!(out.contains(&done(4)), "{opt}: {out}");
+    }
+}
+
+#[test]
+fn return_probes_read_return_values_and_entry_values() {
+    let Some(_s) = need_bpf() else { return };
+    for opt in ["-O0", "-O2"] {
+        let (code, out, err) = run(
+            opt,
+            3,
+            r#"probe process("BIN").function("twice").return { printf("twice(%d) = %d\n", @entry($n), $return) }"#,
+        );
+        assert_eq!(code, 0, "{opt}: {err}");
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("twice")).collect();
+        assert_eq!(
+            lines,
+            ["twice(1) = 2", "twice(2) = 4", "twice(3) = 6"],
+            "{opt}: {out}"
+        );
+    }
+}
+
+#[test]
+fn wildcards_match_every_function_once() {
+    let Some(_s) = need_bpf() else { return };
+    for opt in ["-O0", "-O2"] {
+        let (code, out, err) = run(
+            opt,
+            5,
+            r#"global c; probe process("BIN").function("work*") { c[probefunc()]++ } probe end { foreach (f+ in c) printf("%s %d\n", f, c[f]) }"#,
+        );
+        assert_eq!(code, 0, "{opt}: {err}");
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("work")).collect();
+        assert_eq!(lines, ["work 6", "work_more 1"], "{opt}: {out}");
+    }
+}
+
+#[test]
+fn one_handler_on_points_of_different_kinds() {
+    let Some(_s) = need_bpf() else { return };
+    let (code, out, err) = run(
+        "-O2",
+        3,
+        r#"global calls, begins
+probe begin, process("BIN").function("work") { if (pp() == "begin") begins++; else calls++ }
+probe end { printf("begins=%d calls=%d\n", begins, calls) }"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("begins=1 calls=4\n"), "{out}");
+}
+
+#[test]
+fn a_point_that_matches_nothing_is_a_pass_2_error() {
+    let bin = fixture("-O2");
+    for (script, want) in [
+        (
+            r#"probe process("BIN").function("wrok") { }"#,
+            "function 'wrok' (nearest: work",
+        ),
+        (
+            r#"probe kernel.function("vfs_read") { }"#,
+            "this kernel has no kprobes",
+        ),
+        (r#"probe timer.sex(1) { }"#, "unknown timer unit 'sex'"),
+        (r#"probe perf.sw.cpu_clok { }"#, "nearest: cpu_clock"),
+        (r#"probe procss("BIN").function("work") { }"#, "nearest: process"),
+    ] {
+        let script = script.replace("BIN", &bin.display().to_string());
+        for pass in ["-p2", "-p4"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+                .args([pass, "-e", &script])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{script}: {err}");
+            assert!(err.contains(want), "{script}: {err}");
+            // file:line:col and a caret under the point.
+            assert!(err.starts_with("-e:1:7: error: probe point"), "{err}");
+            assert!(err.lines().any(|l| l.trim() == "^"), "{err}");
+        }
+    }
+    // `?` makes a point that matches nothing optional.
+    let script = format!(
+        r#"probe process("{}").function("wrok")?, begin {{ println("ok"); exit() }}"#,
+        bin.display()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args(["-e", &script])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+}
