@@ -26,8 +26,12 @@ pub enum Operand {
     ///
     /// When `base` is `None`, `disp` is a link-time address (add the
     /// module's load bias for the runtime one): that is how `sym(%rip)` and
-    /// `disp(%rip)` come out, resolved through the symbol table, and how a
-    /// non-PIE absolute `sym` or `0x601040` does.
+    /// `sym+8(%rip)` come out, resolved through the symbol table, and how a
+    /// non-PIE absolute `sym` or `0x601040` does. A numeric `-8(%rip)` is an
+    /// error: a note does not say which instruction it is relative to.
+    ///
+    /// A symbolic displacement with a base register (`sym(%rbx)`, non-PIE
+    /// code only) is also resolved to the symbol's link-time address.
     Memory {
         base: Option<Reg>,
         /// Index register and scale (1, 2, 4 or 8).
