@@ -87,6 +87,52 @@ fn read_trimmed(p: impl AsRef<Path>) -> Result<String, Error> {
         .map_err(|e| Error::sys(format!("reading {}", p.display()), e))
 }
 
+/// Puts `value` where a PMU format file (`config:32-63`, `config:0`) says,
+/// in `perf_event_attr.config`. Only `config` fields are supported (the
+/// uprobe PMU has no others); a value wider than the field is an error.
+fn place_in_config(format: &str, value: u64) -> Result<u64, String> {
+    let bits = format
+        .strip_prefix("config:")
+        .ok_or_else(|| format!("{format:?} is not a config field"))?;
+    let parse = |b: &str| b.parse::<u32>().ok().filter(|&b| b < 64);
+    let (lo, hi) = match bits.split_once('-') {
+        Some((lo, hi)) => (parse(lo), parse(hi)),
+        None => (parse(bits), parse(bits)),
+    };
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Err(format!("bad bit range in {format:?}"));
+    };
+    if lo > hi {
+        return Err(format!("bad bit range in {format:?}"));
+    }
+    let width = hi - lo + 1;
+    if width < 64 && value >> width != 0 {
+        return Err(format!("{value:#x} does not fit in {format:?}"));
+    }
+    Ok(value << lo)
+}
+
+/// The kernel keeps one reference counter offset per probed file offset
+/// (none counts as one): a uprobe asking for another while the first is
+/// attached gets a bare EINVAL (dmesg: "ref_ctr_offset mismatch"). Say so.
+fn ref_ctr_hint(e: Error) -> Error {
+    match e {
+        Error::Sys { what, source }
+            if source.raw_os_error() == Some(libc::EINVAL)
+                && what.starts_with("perf_event_open") =>
+        {
+            Error::Sys {
+                what: format!(
+                    "{what}; is another uprobe attached at this offset with a different \
+                     reference counter offset (or none)? the kernel takes one per address"
+                ),
+                source,
+            }
+        }
+        e => e,
+    }
+}
+
 /// Mount tracefs at /sys/kernel/tracing if nothing is there (a container or
 /// minimal boot may not have it). Returns the tracefs root.
 pub fn ensure_tracefs() -> Result<PathBuf, Error> {
@@ -174,6 +220,21 @@ impl Program {
         offset: u64,
         pid: Option<i32>,
     ) -> Result<Attachment, Error> {
+        self.attach_uprobe_with(path, offset, pid, None)
+    }
+
+    /// [`Program::attach_uprobe`], with a reference counter: the 16-bit word
+    /// at file offset `ref_ctr_offset` of the same file (an SDT marker's
+    /// semaphore) is incremented by the kernel in every process mapping the
+    /// file while the probe is attached, and decremented on detach, so the
+    /// program takes the branch that fires the marker only meanwhile.
+    pub fn attach_uprobe_with(
+        &self,
+        path: &Path,
+        offset: u64,
+        pid: Option<i32>,
+        ref_ctr_offset: Option<u64>,
+    ) -> Result<Attachment, Error> {
         let ret = match self.kind {
             ProgKind::Uprobe => false,
             ProgKind::Uretprobe => true,
@@ -187,13 +248,20 @@ impl Program {
         if ret {
             // "config:N": the bit that makes it a return probe.
             let f = read_trimmed(pmu.join("format/retprobe"))?;
-            let bit: u32 = f
-                .strip_prefix("config:")
-                .and_then(|b| b.parse().ok())
-                .ok_or_else(|| {
-                    Error::Invalid(format!("unexpected uprobe retprobe format {f:?}"))
-                })?;
-            config |= 1 << bit;
+            config |= place_in_config(&f, 1)
+                .map_err(|e| Error::Invalid(format!("uprobe retprobe format: {e}")))?;
+        }
+        if let Some(ref_ctr) = ref_ctr_offset {
+            let format = pmu.join("format/ref_ctr_offset");
+            let f = std::fs::read_to_string(&format).map_err(|e| {
+                Error::Invalid(format!(
+                    "this kernel's uprobe PMU cannot take a reference counter \
+                     (SDT semaphore; Linux 4.20 and later): {}: {e}",
+                    format.display()
+                ))
+            })?;
+            config |= place_in_config(f.trim(), ref_ctr)
+                .map_err(|e| Error::Invalid(format!("uprobe ref_ctr_offset format: {e}")))?;
         }
         // Not canonicalised: /proc/PID/root/... must stay a path through the
         // target's root (the kernel follows that magic link, realpath would not).
@@ -212,15 +280,19 @@ impl Program {
             disabled: true,
         };
         let what = format!(
-            "{} {}+{offset:#x}{}",
+            "{} {}+{offset:#x}{}{}",
             if ret { "uretprobe" } else { "uprobe" },
             abs.display(),
+            ref_ctr_offset
+                .map(|r| format!(" (ref_ctr {r:#x})"))
+                .unwrap_or_default(),
             pid.map(|p| format!(" pid {p}")).unwrap_or_default()
         );
         let fd = match pid {
-            Some(p) => attach_fd(self, &attr, p, -1, &what)?,
-            None => attach_fd(self, &attr, -1, 0, &what)?,
-        };
+            Some(p) => attach_fd(self, &attr, p, -1, &what),
+            None => attach_fd(self, &attr, -1, 0, &what),
+        }
+        .map_err(ref_ctr_hint)?;
         Ok(Attachment {
             desc: what,
             fds: vec![fd],
@@ -251,5 +323,27 @@ impl Program {
             desc: what,
             fds: vec![fd],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::place_in_config;
+
+    #[test]
+    fn config_fields() {
+        assert_eq!(place_in_config("config:0", 1), Ok(1));
+        assert_eq!(place_in_config("config:32-63", 0x3040), Ok(0x3040 << 32));
+        assert_eq!(
+            place_in_config("config:32-63", 0xffff_ffff),
+            Ok(0xffff_ffff_0000_0000)
+        );
+        assert_eq!(place_in_config("config:0-63", u64::MAX), Ok(u64::MAX));
+        assert!(place_in_config("config:32-63", 1 << 32).is_err());
+        assert!(place_in_config("config:0", 2).is_err());
+        assert!(place_in_config("config1:0-63", 1).is_err());
+        assert!(place_in_config("config:63-32", 1).is_err());
+        assert!(place_in_config("config:64", 1).is_err());
+        assert!(place_in_config("config:x", 1).is_err());
     }
 }

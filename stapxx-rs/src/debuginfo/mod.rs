@@ -35,6 +35,7 @@ pub mod error;
 pub mod layout;
 pub mod locate;
 pub mod params;
+pub mod sdt;
 pub mod symbols;
 
 #[cfg(test)]
@@ -397,6 +398,12 @@ impl Module {
             ),
             file: self.elf.path().to_path_buf(),
         })
+    }
+
+    /// The SDT markers of `.note.stapsdt` (none when the file has no such
+    /// section), for `.mark("name")` probes.
+    pub fn sdt_markers(&self) -> Result<Vec<sdt::Marker>> {
+        sdt::markers(&self.elf, || self.symbols())
     }
 
     /// Nearest symbol names, for messages.
