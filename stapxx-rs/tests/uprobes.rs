@@ -65,7 +65,9 @@ fn parameters_are_read_where_stap_puts_the_probe() {
         let probe_lines: Vec<&str> = out.lines().filter(|l| l.starts_with("work")).collect();
         assert_eq!(
             probe_lines,
-            want.lines().filter(|l| l.starts_with("work")).collect::<Vec<_>>(),
+            want.lines()
+                .filter(|l| l.starts_with("work"))
+                .collect::<Vec<_>>(),
             "{opt}: {out}"
         );
         assert!(out.contains(&done(4)), "{opt}: {out}");
@@ -134,7 +136,10 @@ fn a_point_that_matches_nothing_is_a_pass_2_error() {
         ),
         (r#"probe timer.sex(1) { }"#, "unknown timer unit 'sex'"),
         (r#"probe perf.sw.cpu_clok { }"#, "nearest: cpu_clock"),
-        (r#"probe procss("BIN").function("work") { }"#, "nearest: process"),
+        (
+            r#"probe procss("BIN").function("work") { }"#,
+            "nearest: process",
+        ),
     ] {
         let script = script.replace("BIN", &bin.display().to_string());
         for pass in ["-p2", "-p4"] {

@@ -12,6 +12,8 @@
 
 use super::{Cx, Miss, SiteKind};
 use crate::debuginfo::params::FunctionInfo;
+use crate::debuginfo::sdt::Marker;
+use crate::debuginfo::symbols::glob_match as glob;
 use crate::debuginfo::symbols::vaddr_to_file_offset;
 use crate::debuginfo::Module;
 use crate::resolve::modules::Modules;
@@ -37,8 +39,13 @@ pub struct UprobeSite {
     pub probe_offset: u64,
     pub is_return: bool,
     /// The function's DWARF facts at the probe address (`None`: symbol
-    /// table only, no target variables).
+    /// table only, or a marker).
     pub info: Option<Arc<FunctionInfo>>,
+    /// An SDT marker's note: its `$argN` specs, provider and name.
+    pub marker: Option<Arc<Marker>>,
+    /// The file offset of the marker's semaphore: the kernel raises it
+    /// while the probe is attached (uprobe `ref_ctr_offset`).
+    pub ref_ctr: Option<u64>,
 }
 
 impl UprobeSite {
@@ -60,6 +67,20 @@ impl UprobeSite {
     }
 
     pub fn describe(&self) -> String {
+        if let Some(m) = &self.marker {
+            return format!(
+                "uprobe at SDT marker {}:{} in {} (file offset {:#x}{}), {} argument(s)",
+                m.provider,
+                m.name,
+                self.module,
+                self.offset(),
+                match self.ref_ctr {
+                    Some(o) => format!(", semaphore at file offset {o:#x}"),
+                    None => String::new(),
+                },
+                m.args.len()
+            );
+        }
         let place = if self.is_return {
             "uretprobe at the entry".to_string()
         } else if self.probe_offset != self.entry_offset {
@@ -84,11 +105,26 @@ impl UprobeSite {
     }
 }
 
-/// The parts of a `process...function` point.
-struct Spec {
-    module: Option<String>,
+struct FunctionSpec {
     function: String,
     is_return: bool,
+}
+
+/// The parts of a `process...` point.
+struct Spec {
+    module: Option<String>,
+    what: What,
+}
+
+enum What {
+    Function {
+        name: String,
+        is_return: bool,
+    },
+    Mark {
+        provider: Option<String>,
+        name: String,
+    },
 }
 
 fn string_arg(pt: &ProbePoint, i: usize, what: &str) -> Result<String, Miss> {
@@ -110,14 +146,32 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
         module = Some(string_arg(pt, i, "library")?);
         i += 1;
     }
+    let mut provider = None;
+    if c.get(i).is_some_and(|c| c.name == "provider") {
+        provider = Some(string_arg(pt, i, "provider")?);
+        i += 1;
+    }
     let Some(kind) = c.get(i) else {
         return Err(Miss::NoMatch(
-            "expected .function(\"NAME\") after process(...)".into(),
+            "expected .function(\"NAME\") or .mark(\"NAME\") after process(...)".into(),
         ));
     };
     match kind.name.as_str() {
-        "function" => {}
-        "statement" | "mark" | "provider" | "plt" | "begin" | "end" | "thread" | "syscall" => {
+        "function" if provider.is_none() => {}
+        "mark" => {
+            let name = string_arg(pt, i, "mark")?;
+            if let Some(extra) = c.get(i + 1) {
+                return Err(Miss::Invalid(format!(
+                    ".mark(\"{name}\") takes no .{}",
+                    extra.name
+                )));
+            }
+            return Ok(Spec {
+                module,
+                what: What::Mark { provider, name },
+            });
+        }
+        "statement" | "plt" | "begin" | "end" | "thread" | "syscall" => {
             return Err(Miss::Unserved(format!(
                 "process(...).{} probes are not supported yet",
                 kind.name
@@ -155,8 +209,10 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
     }
     Ok(Spec {
         module,
-        function,
-        is_return,
+        what: What::Function {
+            name: function,
+            is_return,
+        },
     })
 }
 
@@ -167,6 +223,14 @@ fn open<'m>(modules: &'m mut Modules, name: Option<&str>) -> Result<&'m Module, 
 pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
     let spec = parse(pt)?;
     let m = open(cx.modules, spec.module.as_deref())?;
+    let (function, is_return) = match spec.what {
+        What::Function { name, is_return } => (name, is_return),
+        What::Mark { provider, name } => return marks(m, provider.as_deref(), &name),
+    };
+    let spec = FunctionSpec {
+        function,
+        is_return,
+    };
     let module = m.target_path().display().to_string();
     let host_path = m.elf().path().to_path_buf();
     let segments = m.elf().load_segments();
@@ -189,6 +253,8 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                     probe_offset,
                     is_return: spec.is_return,
                     info: Some(Arc::new(info)),
+                    marker: None,
+                    ref_ctr: None,
                 });
             }
         }
@@ -206,6 +272,8 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                         probe_offset: f.file_offset,
                         is_return: spec.is_return,
                         info: None,
+                        marker: None,
+                        ref_ctr: None,
                     });
                 }
             }
@@ -232,8 +300,54 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
     Ok(out.into_iter().map(SiteKind::Uprobe).collect())
 }
 
+/// The SDT markers matching `provider` (any when `None`) and `name`
+/// (wildcards allowed; `-` in a name stands for the `__` the notes use,
+/// as dtrace-style names are written both ways).
+fn marks(m: &Module, provider: Option<&str>, name: &str) -> Result<Vec<SiteKind>, Miss> {
+    let module = m.target_path().display().to_string();
+    let markers = m
+        .sdt_markers()
+        .map_err(|e| Miss::Invalid(format!("reading the SDT notes of {module}: {e}")))?;
+    let want = name.replace('-', "__");
+    let mut out = Vec::new();
+    for mk in &markers {
+        let provider_ok = provider.is_none_or(|p| glob(p, &mk.provider));
+        if provider_ok && glob(&want, &mk.name) {
+            out.push(SiteKind::Uprobe(UprobeSite {
+                module: module.clone(),
+                host_path: m.elf().path().to_path_buf(),
+                function: format!("{}:{}", mk.provider, mk.name),
+                entry_address: mk.pc,
+                entry_offset: mk.file_offset,
+                probe_offset: mk.file_offset,
+                is_return: false,
+                info: None,
+                ref_ctr: mk.semaphore.map(|s| s.file_offset),
+                marker: Some(Arc::new(mk.clone())),
+            }));
+        }
+    }
+    if out.is_empty() {
+        let all: Vec<String> = markers
+            .iter()
+            .map(|mk| format!("{}:{}", mk.provider, mk.name))
+            .collect();
+        let near = crate::debuginfo::layout::nearest(name, all.iter().map(|s| s.as_str()), 3);
+        return Err(Miss::NoMatch(if markers.is_empty() {
+            format!("{module} has no SDT markers (no .note.stapsdt notes)")
+        } else {
+            format!(
+                "no SDT marker '{}{name}' in {module} (nearest: {})",
+                provider.map(|p| format!("{p}:")).unwrap_or_default(),
+                near.join(", ")
+            )
+        }));
+    }
+    Ok(out)
+}
+
 pub fn attach(u: &UprobeSite, prog: &ebpf_backend::Program) -> Result<Vec<Attachment>, String> {
-    prog.attach_uprobe(&u.host_path, u.offset(), None)
+    prog.attach_uprobe_with(&u.host_path, u.offset(), None, u.ref_ctr)
         .map(|a| vec![a])
         .map_err(|e| format!("cannot attach: {e}"))
 }

@@ -13,6 +13,7 @@
 //! Unresolved functions and calls with the wrong number of arguments are
 //! reported here, with their location; so is a reachable embedded-C function.
 
+pub mod marks;
 pub mod modules;
 pub mod reads;
 pub mod target;

@@ -31,7 +31,7 @@ struct FunctionSite<'a> {
     is_return: bool,
 }
 
-fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
+pub(super) fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
     Expr {
         kind: ExprKind::Binary {
             op,
@@ -42,7 +42,7 @@ fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
     }
 }
 
-fn string(s: &str, span: Span) -> Expr {
+pub(super) fn string(s: &str, span: Span) -> Expr {
     Expr {
         kind: ExprKind::String(s.to_string()),
         span,
@@ -50,7 +50,7 @@ fn string(s: &str, span: Span) -> Expr {
 }
 
 /// `e + n` (`e - n` for a negative `n`, nothing for 0).
-fn plus(e: Expr, n: i64, span: Span) -> Expr {
+pub(super) fn plus(e: Expr, n: i64, span: Span) -> Expr {
     if let ExprKind::Number(a) = e.kind {
         return num(a.wrapping_add(n), span);
     }
@@ -62,7 +62,7 @@ fn plus(e: Expr, n: i64, span: Span) -> Expr {
 }
 
 /// A register's 64 bits narrowed to a `size`-byte integer.
-fn narrow(v: Expr, size: u8, signed: bool, span: Span) -> Expr {
+pub(super) fn narrow(v: Expr, size: u8, signed: bool, span: Span) -> Expr {
     if size >= 8 {
         return v;
     }
@@ -118,6 +118,14 @@ impl Resolver<'_, '_> {
                     site.point
                 )));
             };
+            if let Some(mk) = &u.marker {
+                match super::marks::marker_var(&u.module, mk, name, !steps.is_empty() || amp, span)
+                {
+                    Ok(e) => out.push((u.function.clone(), u.entry_address, e)),
+                    Err(msg) => return Ok(Err(msg)),
+                }
+                continue;
+            }
             let Some(info) = &u.info else {
                 return Ok(Err(format!(
                     "target variable '${name}': {} has no DWARF for function '{}' (install its debug info or rebuild with -g)",
