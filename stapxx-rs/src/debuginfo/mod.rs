@@ -15,6 +15,8 @@
 //! * `$param`, `$$parms`, `$return` in `process(..).function(..)` probes:
 //!   [`Module::function_params`] finds the function's definition and where
 //!   each parameter is at the probe address ([`params`]).
+//! * every instance of `process(..).function(..)`, inlined copies included
+//!   (`.call`/`.inline`): [`Module::function_instances`].
 //! * uprobe placement and `usymname`/`probefunc`: [`Module::symbols`] (sorted
 //!   functions from `.symtab` and `.dynsym`) and [`Module::function_probes`]
 //!   (pattern with `*` -> link address and file offset).
@@ -32,6 +34,7 @@
 pub mod dwarf;
 pub mod elf;
 pub mod error;
+mod inlined;
 pub mod layout;
 pub mod locate;
 pub mod params;
@@ -307,6 +310,21 @@ impl Module {
         spec: &str,
         at: Option<u64>,
     ) -> Result<Vec<params::FunctionInfo>> {
+        self.with_sources(|src| params::find_functions(src, spec, at))
+    }
+
+    /// Every instance of the functions matching `spec` (as for
+    /// [`Module::function_params`]): the out-of-line definitions, then each
+    /// inlined copy ([`params::FunctionInfo::inlined`], located at its entry
+    /// pc), nested ones included. Inlined copies with no code left are
+    /// listed with [`params::FunctionInfo::no_probe`] set. No match at all
+    /// is an error naming the nearest function names.
+    pub fn function_instances(&self, spec: &str) -> Result<Vec<params::FunctionInfo>> {
+        self.with_sources(|src| inlined::find_instances(src, spec))
+    }
+
+    /// Runs `f` on the files the DWARF readers need.
+    fn with_sources<T>(&self, f: impl FnOnce(&params::Sources<'_>) -> Result<T>) -> Result<T> {
         let loaded = self.loaded()?;
         let dwarf_file = loaded.debug_elf.as_ref().unwrap_or(&self.elf);
         let alt = self.alt_file(dwarf_file)?;
@@ -316,7 +334,7 @@ impl Module {
             code_file: &self.elf,
             symbols: self.symbols().ok(),
         };
-        params::find_functions(&src, spec, at)
+        f(&src)
     }
 
     /// Functions and objects from `.symtab` (of the file, or of its separate
