@@ -298,3 +298,211 @@ fn unknown_functions_name_the_nearest() {
     assert_eq!(m.function_instances("scale@sites.c").unwrap().len(), 4);
     assert_eq!(m.function_instances("sc*").unwrap().len(), 4);
 }
+
+/// The line of `tests/fixtures/sites.c` carrying `LINE:name`.
+fn marker(name: &str) -> u64 {
+    let text = std::fs::read_to_string(source()).unwrap();
+    let tag = format!("LINE:{name}");
+    let hits: Vec<u64> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.split_whitespace().any(|w| w == tag))
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "marker {tag}: {hits:?}");
+    hits[0]
+}
+
+/// Addresses where objdump's decoded line table has an `is_stmt` row of
+/// `line`, sorted.
+fn stmt_rows(exe: &Path, line: u64) -> Vec<u64> {
+    let mut v: Vec<u64> = oracle::decoded_lines(exe, "sites.c")
+        .into_iter()
+        .filter(|r| r.is_stmt && r.line == line)
+        .map(|r| r.address)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn local_names(f: &FunctionInfo) -> Vec<&str> {
+    let mut v: Vec<&str> = f.locals.iter().map(|l| l.name.as_str()).collect();
+    v.sort_unstable();
+    v
+}
+
+/// The loop of `walk` at both levels: one site per line (walk is one
+/// out-of-line function), at the line's lowest statement address, with
+/// the locals of the blocks holding it.
+fn statements_in_walk(exe: &Path, optimized: bool) {
+    let m = Module::open(exe).unwrap();
+    let cases = [
+        ("loop_body", vec!["i", "sq", "total"]),
+        ("odd_block", vec!["i", "odd", "sq", "total"]),
+        ("walk_return", vec!["total"]),
+    ];
+    for (name, locals) in cases {
+        let line = marker(name);
+        for spec in [
+            format!("walk@sites.c:{line}"),
+            format!("*@sites.c:{line}"),
+            format!("w*@fixtures/sites.c:{line}"),
+        ] {
+            let sites = m.statement_sites(&spec).unwrap();
+            assert_eq!(sites.len(), 1, "{spec}: {sites:?}");
+            let s = &sites[0];
+            let rows = stmt_rows(exe, line);
+            assert_eq!(s.address, rows[0], "{spec}: lowest statement row");
+            assert_eq!(s.line, Some(line));
+            assert!(s.file.as_deref().unwrap().ends_with("/sites.c"));
+            let f = s.function.as_ref().unwrap();
+            assert_eq!(f.name, "walk");
+            assert!(!f.inlined);
+            assert_eq!(f.probe_address, s.address);
+            assert_eq!(local_names(f), locals, "{spec}");
+            assert_eq!(f.params.len(), 1, "{spec}");
+            assert_eq!(f.params[0].name, "count");
+            if optimized {
+                // Each variable where objdump's location lists put it.
+                let dies = oracle::dies(exe);
+                let lists = oracle::location_lists(exe);
+                for v in f.params.iter().chain(&f.locals) {
+                    let die = walk_var(&dies, &v.name);
+                    match oracle_location(Some(die), &lists, s.address) {
+                        Some(want) => assert_eq!(v.location, want, "{spec}: {}", v.name),
+                        None => assert!(
+                            matches!(v.location, ParamLocation::Unsupported(_)),
+                            "{spec}: {}: {:?}",
+                            v.name,
+                            v.location
+                        ),
+                    }
+                }
+            } else {
+                // -O0: every variable lives in its stack slot.
+                assert!(
+                    f.params
+                        .iter()
+                        .chain(&f.locals)
+                        .all(|v| matches!(v.location, ParamLocation::Memory { base_reg: 6, .. })),
+                    "{spec}: {f:?}"
+                );
+            }
+            // The same address given as a number (`.absolute`).
+            let abs = m.statement_sites(&format!("{:#x}", s.address)).unwrap();
+            assert_eq!(abs, sites, "{spec}");
+        }
+    }
+    // A range: each line with code once, lines without code skipped.
+    let (a, b) = (marker("loop_body"), marker("walk_return"));
+    let sites = m.statement_sites(&format!("walk@sites.c:{a}-{b}")).unwrap();
+    let mut lines: Vec<u64> = sites.iter().map(|s| s.line.unwrap()).collect();
+    lines.sort_unstable();
+    let want: Vec<u64> = (a..=b).filter(|&l| !stmt_rows(exe, l).is_empty()).collect();
+    assert_eq!(lines, want);
+    for s in &sites {
+        assert_eq!(s.address, stmt_rows(exe, s.line.unwrap())[0]);
+    }
+}
+
+/// The DIE of walk's parameter or local `name` (names are unique there).
+fn walk_var<'d>(dies: &'d [oracle::Die], name: &str) -> &'d oracle::Die {
+    let w = dies
+        .iter()
+        .position(|d| d.tag == "DW_TAG_subprogram" && d.name() == Some("walk"))
+        .unwrap();
+    let depth = dies[w].depth;
+    dies[w + 1..]
+        .iter()
+        .take_while(|d| d.depth > depth)
+        .find(|d| d.name() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in walk"))
+}
+
+#[test]
+fn statements_o0() {
+    statements_in_walk(o0(), false);
+}
+
+#[test]
+fn statements_o2() {
+    statements_in_walk(o2(), true);
+}
+
+#[test]
+fn statements_in_inlined_copies() {
+    // scale's body at -O2: a site in the out-of-line copy and one in each
+    // inlined copy (gcc starts each copy with a statement row of it).
+    let exe = o2();
+    let m = Module::open(exe).unwrap();
+    let line = marker("scale_body");
+    let sites = m.statement_sites(&format!("*@sites.c:{line}")).unwrap();
+    let addrs: Vec<u64> = sites.iter().map(|s| s.address).collect();
+    assert_eq!(addrs, stmt_rows(exe, line));
+    let all = m.function_instances("scale").unwrap();
+    assert_eq!(sites.len(), all.len());
+    for s in &sites {
+        let f = s.function.as_ref().unwrap();
+        assert_eq!(f.name, "scale");
+        let inst = all.iter().find(|i| i.die == f.die).unwrap();
+        assert_eq!(f.inlined, inst.inlined);
+        let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["factor", "tag", "mark"]);
+        if f.inlined {
+            // The copies begin at this line: same place as the probe.
+            assert_eq!(s.address, inst.entry_address);
+            assert_eq!(f.params, inst.params);
+        }
+    }
+    // Restricting the function to the caller keeps the copies in main.
+    let in_main = m.statement_sites(&format!("main@sites.c:{line}")).unwrap();
+    assert_eq!(in_main.len(), 1, "{in_main:?}");
+    assert_eq!(in_main[0].function.as_ref().unwrap().name, "main");
+
+    // At -O0 the one copy is the out-of-line one.
+    let sites = m_o0_sites(line);
+    assert_eq!(sites.len(), 1);
+    assert_eq!(sites[0].address, stmt_rows(o0(), line)[0]);
+}
+
+fn m_o0_sites(line: u64) -> Vec<stapxx::debuginfo::statements::StatementSite> {
+    Module::open(o0())
+        .unwrap()
+        .statement_sites(&format!("*@sites.c:{line}"))
+        .unwrap()
+}
+
+#[test]
+fn statement_errors() {
+    for exe in [o0(), o2()] {
+        let m = Module::open(exe).unwrap();
+        let line = marker("no_code");
+        let e = m.statement_sites(&format!("*@sites.c:{line}")).unwrap_err();
+        let msg = e.to_string();
+        assert!(e.is_unresolved_name(), "{msg}");
+        let near = msg
+            .split("nearest lines with code: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{msg}"));
+        let near: Vec<u64> = near
+            .split(|c: char| !c.is_ascii_digit())
+            .take_while(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(!near.is_empty(), "{msg}");
+        for l in near {
+            assert!(!stmt_rows(exe, l).is_empty(), "line {l} has no code: {msg}");
+        }
+        let e = m.statement_sites("*@nosuch.c:3").unwrap_err().to_string();
+        assert!(
+            e.contains("'nosuch.c'") && e.contains("nearest: sites.c"),
+            "{e}"
+        );
+        let walk_line = marker("loop_body");
+        assert!(m
+            .statement_sites(&format!("scale@sites.c:{walk_line}"))
+            .is_err());
+        assert!(m.statement_sites("walk@sites.c").is_err());
+    }
+}

@@ -17,6 +17,7 @@
 //!   each parameter is at the probe address ([`params`]).
 //! * every instance of `process(..).function(..)`, inlined copies included
 //!   (`.call`/`.inline`): [`Module::function_instances`].
+//! * `process(..).statement("f@file.c:N")`: [`Module::statement_sites`].
 //! * uprobe placement and `usymname`/`probefunc`: [`Module::symbols`] (sorted
 //!   functions from `.symtab` and `.dynsym`) and [`Module::function_probes`]
 //!   (pattern with `*` -> link address and file offset).
@@ -38,6 +39,8 @@ mod inlined;
 pub mod layout;
 pub mod locate;
 pub mod params;
+mod scope;
+pub mod statements;
 pub mod symbols;
 
 #[cfg(test)]
@@ -321,6 +324,17 @@ impl Module {
     /// is an error naming the nearest function names.
     pub fn function_instances(&self, spec: &str) -> Result<Vec<params::FunctionInfo>> {
         self.with_sources(|src| inlined::find_instances(src, spec))
+    }
+
+    /// The sites of `process(..).statement(spec)`: `func@file.c:N`,
+    /// `func@file.c:N-M` (`*` for any function; file and function may be
+    /// globs, the file matched against the line table's names or their
+    /// trailing path components) or a link-time address (`.absolute`).
+    /// One site per line and function instance (inlined copies included),
+    /// each with the variables in scope there, by address. A line without
+    /// code is an error naming the nearest lines that have some.
+    pub fn statement_sites(&self, spec: &str) -> Result<Vec<statements::StatementSite>> {
+        self.with_sources(|src| statements::find_statements(src, spec))
     }
 
     /// Runs `f` on the files the DWARF readers need.

@@ -161,3 +161,36 @@ pub fn location_lists(file: &Path) -> BTreeMap<u64, Vec<LocEntry>> {
     }
     out
 }
+/// One row of `objdump --dwarf=decodedline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRow {
+    pub line: u64,
+    pub address: u64,
+    pub is_stmt: bool,
+}
+
+/// The rows of `FILE_NAME` (as objdump prints its first column).
+pub fn decoded_lines(file: &Path, file_name: &str) -> Vec<LineRow> {
+    let text = objdump(&["--dwarf=decodedline"], file);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 3 || words[0] != file_name {
+            continue;
+        }
+        let (Ok(l), Some(Ok(a))) = (
+            words[1].parse(),
+            words[2]
+                .strip_prefix("0x")
+                .map(|h| u64::from_str_radix(h, 16)),
+        ) else {
+            continue;
+        };
+        out.push(LineRow {
+            line: l,
+            address: a,
+            is_stmt: words.last() == Some(&"x"),
+        });
+    }
+    out
+}
