@@ -506,3 +506,72 @@ fn statement_errors() {
         assert!(m.statement_sites("walk@sites.c").is_err());
     }
 }
+
+/// The fixture with the IBT PLT layout: calls go through `.plt.sec`.
+fn ibt() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| build(&["-g", "-O2", "-fcf-protection=full", "-Wl,-z,ibtplt"]))
+}
+
+/// Every stub against objdump's `name@plt` labels of the stub sections.
+fn plt_matches_objdump(exe: &Path, calls_in: &str) {
+    let m = Module::open(exe).unwrap();
+    let entries = m.plt_entries().unwrap();
+    let mut want = Vec::new();
+    for section in [".plt", ".plt.sec", ".plt.got"] {
+        for (name, addr) in oracle::plt_labels(exe, section) {
+            want.push((addr, name, section.to_string()));
+        }
+    }
+    want.sort();
+    let got: Vec<(u64, String, String)> = entries
+        .iter()
+        .map(|e| (e.address, e.name.clone(), e.section.clone()))
+        .collect();
+    assert_eq!(got, want, "{}", exe.display());
+    // The fixture's own calls go through `calls_in`.
+    for name in ["getpid", "puts", "printf"] {
+        let e = entries.iter().find(|e| e.name == name).unwrap();
+        assert_eq!(e.section, calls_in, "{name}");
+    }
+    // strlen is only called through a pointer: a GOT slot, no stub.
+    assert!(entries.iter().all(|e| e.name != "strlen"));
+    // File offsets: the stub's bytes in the file.
+    let bytes = std::fs::read(exe).unwrap();
+    let segs = m.elf().load_segments();
+    for e in &entries {
+        assert_eq!(
+            stapxx::debuginfo::vaddr_to_file_offset(segs, e.address),
+            Some(e.file_offset)
+        );
+        let at = e.file_offset as usize;
+        assert!(
+            bytes[at..at + 16].windows(2).any(|w| w == [0xff, 0x25]),
+            "{}: no jump through the GOT at offset {at:#x}",
+            e.name
+        );
+    }
+    // Patterns.
+    let p = m.plt_matching("get*").unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].name, "getpid");
+    assert_eq!(m.plt_matching("*").unwrap(), entries);
+    let e = m.plt_matching("getpidd").unwrap_err().to_string();
+    assert!(e.contains("nearest: getpid"), "{e}");
+}
+
+#[test]
+fn plt_classic_layout() {
+    plt_matches_objdump(o2(), ".plt");
+    plt_matches_objdump(o0(), ".plt");
+}
+
+#[test]
+fn plt_ibt_layout() {
+    let exe = ibt();
+    assert!(
+        !oracle::plt_labels(exe, ".plt.sec").is_empty(),
+        "the linker made no .plt.sec"
+    );
+    plt_matches_objdump(exe, ".plt.sec");
+}

@@ -18,6 +18,7 @@
 //! * every instance of `process(..).function(..)`, inlined copies included
 //!   (`.call`/`.inline`): [`Module::function_instances`].
 //! * `process(..).statement("f@file.c:N")`: [`Module::statement_sites`].
+//! * `process(..).plt("name")`: [`Module::plt_entries`] ([`plt`]).
 //! * uprobe placement and `usymname`/`probefunc`: [`Module::symbols`] (sorted
 //!   functions from `.symtab` and `.dynsym`) and [`Module::function_probes`]
 //!   (pattern with `*` -> link address and file offset).
@@ -39,6 +40,7 @@ mod inlined;
 pub mod layout;
 pub mod locate;
 pub mod params;
+pub mod plt;
 mod scope;
 pub mod statements;
 pub mod symbols;

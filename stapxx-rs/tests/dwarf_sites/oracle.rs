@@ -194,3 +194,29 @@ pub fn decoded_lines(file: &Path, file_name: &str) -> Vec<LineRow> {
     }
     out
 }
+
+/// `name@plt` labels of `objdump -d --section=SECTION FILE` and their
+/// addresses (empty when the file has no such section: objdump then
+/// warns and fails, so its status is not checked here).
+pub fn plt_labels(file: &Path, section: &str) -> BTreeMap<String, u64> {
+    let out = Command::new("objdump")
+        .args(["-d", &format!("--section={section}")])
+        .arg(file)
+        .output()
+        .expect("objdump (binutils) must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        // `0000000000001030 <puts@plt>:`
+        let Some((addr, rest)) = line.split_once(" <") else {
+            continue;
+        };
+        let Some(name) = rest.strip_suffix("@plt>:") else {
+            continue;
+        };
+        if let Ok(a) = u64::from_str_radix(addr.trim(), 16) {
+            out.insert(name.to_string(), a);
+        }
+    }
+    out
+}
