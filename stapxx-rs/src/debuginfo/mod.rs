@@ -15,6 +15,10 @@
 //! * `$param`, `$$parms`, `$return` in `process(..).function(..)` probes:
 //!   [`Module::function_params`] finds the function's definition and where
 //!   each parameter is at the probe address ([`params`]).
+//! * every instance of `process(..).function(..)`, inlined copies included
+//!   (`.call`/`.inline`): [`Module::function_instances`].
+//! * `process(..).statement("f@file.c:N")`: [`Module::statement_sites`].
+//! * `process(..).plt("name")`: [`Module::plt_entries`] ([`plt`]).
 //! * uprobe placement and `usymname`/`probefunc`: [`Module::symbols`] (sorted
 //!   functions from `.symtab` and `.dynsym`) and [`Module::function_probes`]
 //!   (pattern with `*` -> link address and file offset).
@@ -32,10 +36,14 @@
 pub mod dwarf;
 pub mod elf;
 pub mod error;
+mod inlined;
 pub mod layout;
 pub mod locate;
 pub mod params;
+pub mod plt;
+mod scope;
 pub mod sdt;
+pub mod statements;
 pub mod symbols;
 
 #[cfg(test)]
@@ -308,6 +316,32 @@ impl Module {
         spec: &str,
         at: Option<u64>,
     ) -> Result<Vec<params::FunctionInfo>> {
+        self.with_sources(|src| params::find_functions(src, spec, at))
+    }
+
+    /// Every instance of the functions matching `spec` (as for
+    /// [`Module::function_params`]): the out-of-line definitions, then each
+    /// inlined copy ([`params::FunctionInfo::inlined`], located at its entry
+    /// pc), nested ones included. Inlined copies with no code left are
+    /// listed with [`params::FunctionInfo::no_probe`] set. No match at all
+    /// is an error naming the nearest function names.
+    pub fn function_instances(&self, spec: &str) -> Result<Vec<params::FunctionInfo>> {
+        self.with_sources(|src| inlined::find_instances(src, spec))
+    }
+
+    /// The sites of `process(..).statement(spec)`: `func@file.c:N`,
+    /// `func@file.c:N-M` (`*` for any function; file and function may be
+    /// globs, the file matched against the line table's names or their
+    /// trailing path components) or a link-time address (`.absolute`).
+    /// One site per line and function instance (inlined copies included),
+    /// each with the variables in scope there, by address. A line without
+    /// code is an error naming the nearest lines that have some.
+    pub fn statement_sites(&self, spec: &str) -> Result<Vec<statements::StatementSite>> {
+        self.with_sources(|src| statements::find_statements(src, spec))
+    }
+
+    /// Runs `f` on the files the DWARF readers need.
+    fn with_sources<T>(&self, f: impl FnOnce(&params::Sources<'_>) -> Result<T>) -> Result<T> {
         let loaded = self.loaded()?;
         let dwarf_file = loaded.debug_elf.as_ref().unwrap_or(&self.elf);
         let alt = self.alt_file(dwarf_file)?;
@@ -317,7 +351,7 @@ impl Module {
             code_file: &self.elf,
             symbols: self.symbols().ok(),
         };
-        params::find_functions(&src, spec, at)
+        f(&src)
     }
 
     /// Functions and objects from `.symtab` (of the file, or of its separate

@@ -85,7 +85,9 @@ pub struct TargetVar {
     pub location: ParamLocation,
 }
 
-/// One out-of-line definition of a function, with its variables located at
+/// One instance of a function: an out-of-line definition, or (from
+/// [`Module::function_instances`](super::Module::function_instances)) an
+/// inlined copy, with its variables located at
 /// [`FunctionInfo::probe_address`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionInfo {
@@ -93,9 +95,22 @@ pub struct FunctionInfo {
     pub name: String,
     /// The compile unit's name.
     pub cu_name: Option<String>,
-    /// The `DW_TAG_subprogram` DIE.
+    /// The `DW_TAG_subprogram` DIE, or the `DW_TAG_inlined_subroutine` DIE
+    /// of an inlined copy.
     pub die: DieId,
-    /// Link-time address of the first instruction (`DW_AT_low_pc`).
+    /// An inlined copy (`DW_TAG_inlined_subroutine`): stap's `.inline`
+    /// probes take these only, `.call` never; a `.return` probe cannot
+    /// apply to it (no call, no return instruction of its own).
+    pub inlined: bool,
+    /// For an inlined copy, the source line of the call it replaced
+    /// (`DW_AT_call_line`), to tell the copies apart in messages.
+    pub call_line: Option<u64>,
+    /// Why this instance cannot be probed, when it cannot (an inlined copy
+    /// whose code was optimized away entirely has no address); its
+    /// addresses are then 0.
+    pub no_probe: Option<String>,
+    /// Link-time address of the first instruction (`DW_AT_low_pc`); for an
+    /// inlined copy its entry pc (`DW_AT_entry_pc`, else the lowest address).
     pub entry_address: u64,
     /// Link-time address where the probe goes and where the locations
     /// hold: the entry for optimized code, after the prologue otherwise.
@@ -146,51 +161,11 @@ pub(crate) fn find_functions(
     spec: &str,
     at: Option<u64>,
 ) -> Result<Vec<FunctionInfo>> {
-    let (pattern, cu_pattern) = match spec.split_once('@') {
-        Some((n, f)) if !f.is_empty() => (n, Some(f)),
-        _ => (spec, None),
-    };
-    if let Some(f) = cu_pattern {
-        if f.contains(':') {
-            return Err(DebugError::BadAccess {
-                ty: spec.to_string(),
-                what: format!(
-                    "function probes at a source line ('{f}') cannot give target variables yet"
-                ),
-            });
-        }
-    }
+    let (pattern, cu_pattern) = split_spec(spec)?;
     let debug = Debug::load(src)?;
-    // The symbol's address first: it names the code the uprobe patches,
-    // whatever DWARF calls it (aliases). Then DWARF names.
-    let mut addresses = Vec::new();
-    if !has_wildcards(pattern) {
-        if let Some(sym) = src.symbols.and_then(|t| t.function(pattern)) {
-            addresses.push(sym.address);
-        }
-    }
-    let mut found = Vec::new();
-    if !addresses.is_empty() {
-        found = debug.scan(&|c: &Candidate| addresses.contains(&c.entry), &addresses)?;
-    }
-    if found.is_empty() {
-        found = debug.scan(
-            &|c: &Candidate| c.name.as_deref().is_some_and(|n| glob_match(pattern, n)),
-            &[],
-        )?;
-    }
-    if let Some(cu) = cu_pattern {
-        found.retain(|c| {
-            debug.units[0]
-                .get(c.unit)
-                .and_then(|u| u.name.as_deref())
-                .is_some_and(|n| cu_matches(cu, n))
-        });
-    }
-    found.sort_by_key(|c| c.entry);
-    found.dedup_by_key(|c| c.entry);
+    let mut found = out_of_line(&debug, src, pattern, cu_pattern)?;
     if let Some(pc) = at {
-        found.retain(|c| c.entry <= pc && pc < c.end);
+        found.retain(|c| c.holds(pc));
         if found.is_empty() {
             return Err(DebugError::NotFound {
                 what: format!("function '{spec}' holding address {pc:#x}"),
@@ -209,47 +184,128 @@ pub(crate) fn find_functions(
     let mut cfi = Cfi::new(src);
     found
         .iter()
-        .map(|c| debug.function_info(c, &mut cfi, at))
+        .map(|c| debug.function_info(c, &mut cfi, at, &[]))
         .collect()
 }
 
-/// A concrete subprogram found by the scan.
-struct Candidate {
-    die: DieId,
-    /// Index into the main file's units.
-    unit: usize,
-    entry: u64,
-    /// End of the address range holding `entry`.
-    end: u64,
-    name: Option<String>,
+/// `name[@file]` -> (name pattern, compile unit pattern).
+pub(super) fn split_spec(spec: &str) -> Result<(&str, Option<&str>)> {
+    let (pattern, cu_pattern) = match spec.split_once('@') {
+        Some((n, f)) if !f.is_empty() => (n, Some(f)),
+        _ => (spec, None),
+    };
+    if let Some(f) = cu_pattern {
+        if f.contains(':') {
+            return Err(DebugError::BadAccess {
+                ty: spec.to_string(),
+                what: format!(
+                    "function probes at a source line ('{f}') cannot give target variables yet"
+                ),
+            });
+        }
+    }
+    Ok((pattern, cu_pattern))
 }
 
-struct UnitInfo {
-    start: usize,
-    end: usize,
-    unit: gimli::Unit<R>,
-    name: Option<String>,
-    producer: Option<String>,
+/// Whether unit `unit`'s name matches the `@file` pattern (none: all do).
+pub(super) fn unit_matches(debug: &Debug, unit: usize, cu_pattern: Option<&str>) -> bool {
+    let Some(cu) = cu_pattern else { return true };
+    debug.units[0]
+        .get(unit)
+        .and_then(|u| u.name.as_deref())
+        .is_some_and(|n| cu_matches(cu, n))
+}
+
+/// The out-of-line definitions matching `pattern` in units matching
+/// `cu_pattern`, by entry address (none found is no error here).
+pub(super) fn out_of_line(
+    debug: &Debug,
+    src: &Sources<'_>,
+    pattern: &str,
+    cu_pattern: Option<&str>,
+) -> Result<Vec<Candidate>> {
+    // The symbol's address first: it names the code the uprobe patches,
+    // whatever DWARF calls it (aliases). Then DWARF names.
+    let mut addresses = Vec::new();
+    if !has_wildcards(pattern) {
+        if let Some(sym) = src.symbols.and_then(|t| t.function(pattern)) {
+            addresses.push(sym.address);
+        }
+    }
+    let mut found = Vec::new();
+    if !addresses.is_empty() {
+        found = debug.scan(&|c: &Candidate| addresses.contains(&c.entry), &addresses)?;
+    }
+    if found.is_empty() {
+        found = debug.scan(
+            &|c: &Candidate| c.name.as_deref().is_some_and(|n| glob_match(pattern, n)),
+            &[],
+        )?;
+    }
+    found.retain(|c| unit_matches(debug, c.unit, cu_pattern));
+    found.sort_by_key(|c| c.entry);
+    found.dedup_by_key(|c| c.entry);
+    Ok(found)
+}
+
+/// A concrete subprogram (or inlined copy) found by a scan.
+#[derive(Clone)]
+pub(super) struct Candidate {
+    pub die: DieId,
+    /// Index into the main file's units.
+    pub unit: usize,
+    pub entry: u64,
+    /// End of the address range holding `entry`.
+    pub end: u64,
+    /// Every address range of its code.
+    pub ranges: Vec<(u64, u64)>,
+    pub name: Option<String>,
+    /// For an inlined copy: the out-of-line subprogram whose code holds it
+    /// and its entry address. The copy has no frame base of its own, and
+    /// `DW_OP_entry_value` and the CFA at entry refer to that function.
+    pub frame: Option<(DieId, u64)>,
+    pub call_line: Option<u64>,
+}
+
+impl Candidate {
+    pub fn holds(&self, pc: u64) -> bool {
+        self.ranges.iter().any(|&(b, e)| b <= pc && pc < e)
+    }
+}
+
+pub(super) struct UnitInfo {
+    pub start: usize,
+    pub end: usize,
+    pub unit: gimli::Unit<R>,
+    pub name: Option<String>,
+    pub producer: Option<String>,
 }
 
 /// The DWARF sections this module needs (location lists and ranges
 /// included), parsed unit by unit.
-struct Debug {
-    path: PathBuf,
-    dwarf: gimli::Dwarf<R>,
-    units: [Vec<UnitInfo>; 2],
+pub(super) struct Debug {
+    pub path: PathBuf,
+    pub dwarf: gimli::Dwarf<R>,
+    pub units: [Vec<UnitInfo>; 2],
+}
+
+/// Where a DIE's code is (see [`Debug::code_range`]).
+pub(super) struct CodeRange {
+    pub entry: u64,
+    pub end: u64,
+    pub ranges: Vec<(u64, u64)>,
 }
 
 /// The own attributes of a DIE that matter here.
 #[derive(Clone)]
-struct DieAttrs {
-    tag: gimli::DwTag,
-    name: Option<String>,
-    ty: Option<DieId>,
+pub(super) struct DieAttrs {
+    pub tag: gimli::DwTag,
+    pub name: Option<String>,
+    pub ty: Option<DieId>,
     /// `DW_AT_abstract_origin`, else `DW_AT_specification`.
-    origin: Option<DieId>,
-    location: Option<AttributeValue<R>>,
-    const_value: Option<AttributeValue<R>>,
+    pub origin: Option<DieId>,
+    pub location: Option<AttributeValue<R>>,
+    pub const_value: Option<AttributeValue<R>>,
 }
 
 fn wanted(id: gimli::SectionId) -> bool {
@@ -350,10 +406,10 @@ fn reference(file: u8, unit_start: usize, v: AttributeValue<R>) -> Option<DieId>
     }
 }
 
-type Entry<'a> = gimli::DebuggingInformationEntry<'a, 'a, R>;
+pub(super) type Entry<'a> = gimli::DebuggingInformationEntry<'a, 'a, R>;
 
 impl Debug {
-    fn load(src: &Sources<'_>) -> Result<Debug> {
+    pub(super) fn load(src: &Sources<'_>) -> Result<Debug> {
         let path = src.dwarf_file.path().to_path_buf();
         let mut dwarf = load_sections(src.dwarf_file)?;
         if let Some(alt) = src.alt {
@@ -378,7 +434,7 @@ impl Debug {
         })
     }
 
-    fn err(&self, context: impl Into<String>, e: impl std::fmt::Display) -> DebugError {
+    pub(super) fn err(&self, context: impl Into<String>, e: impl std::fmt::Display) -> DebugError {
         DebugError::Dwarf {
             file: self.path.clone(),
             context: context.into(),
@@ -393,13 +449,18 @@ impl Debug {
         }
     }
 
-    fn unit_of(&self, id: DieId) -> Option<&UnitInfo> {
+    pub(super) fn unit_of(&self, id: DieId) -> Option<&UnitInfo> {
         let units = &self.units[usize::from(id.file.min(1))];
         let i = units.partition_point(|u| u.start <= id.offset);
         units.get(i.checked_sub(1)?).filter(|u| id.offset < u.end)
     }
 
-    fn attrs_of(&self, file: u8, u: &UnitInfo, e: &Entry<'_>) -> gimli::Result<DieAttrs> {
+    pub(super) fn attrs_of(
+        &self,
+        file: u8,
+        u: &UnitInfo,
+        e: &Entry<'_>,
+    ) -> gimli::Result<DieAttrs> {
         let dwarf = self.gdwarf(file);
         let name = match e.attr_value(dw::DW_AT_name)? {
             Some(v) => Some(
@@ -426,7 +487,7 @@ impl Debug {
     }
 
     /// The attributes of DIE `id`.
-    fn attrs(&self, id: DieId) -> Result<DieAttrs> {
+    pub(super) fn attrs(&self, id: DieId) -> Result<DieAttrs> {
         let u = self
             .unit_of(id)
             .ok_or_else(|| self.err(format!("DIE {id}"), "offset is outside every unit"))?;
@@ -438,7 +499,7 @@ impl Debug {
     }
 
     /// Name and type of a DIE, through its abstract origin / specification.
-    fn name_and_type(&self, first: DieAttrs) -> Result<(Option<String>, Option<DieId>)> {
+    pub(super) fn name_and_type(&self, first: DieAttrs) -> Result<(Option<String>, Option<DieId>)> {
         let (mut name, mut ty) = (first.name, first.ty);
         let mut next = first.origin;
         for _ in 0..8 {
@@ -506,7 +567,7 @@ impl Debug {
             let e = child.entry();
             match e.tag() {
                 dw::DW_TAG_subprogram => {
-                    if let Some((entry, end)) = self.code_range(u, e).map_err(err)? {
+                    if let Some(code) = self.code_range(u, e, false).map_err(err)? {
                         let id = DieId {
                             file: 0,
                             offset: u.start + e.offset().0,
@@ -521,9 +582,12 @@ impl Debug {
                         let c = Candidate {
                             die: id,
                             unit: ui,
-                            entry,
-                            end,
+                            entry: code.entry,
+                            end: code.end,
+                            ranges: code.ranges,
                             name,
+                            frame: None,
+                            call_line: None,
                         };
                         if keep(&c) {
                             out.push(c);
@@ -541,9 +605,17 @@ impl Debug {
         Ok(())
     }
 
-    /// (entry address, end of the range holding it) of a subprogram with
-    /// code; `None` for declarations and abstract or inlined-only instances.
-    fn code_range(&self, u: &UnitInfo, e: &Entry<'_>) -> gimli::Result<Option<(u64, u64)>> {
+    /// The code of a subprogram or inlined copy: its entry address, the
+    /// end of the range holding it and every range; `None` for
+    /// declarations, abstract instances and copies with no code.
+    /// `entry_pc`: honour `DW_AT_entry_pc` (inlined copies, where the
+    /// entry need not be the lowest address).
+    pub(super) fn code_range(
+        &self,
+        u: &UnitInfo,
+        e: &Entry<'_>,
+        entry_pc: bool,
+    ) -> gimli::Result<Option<CodeRange>> {
         if matches!(
             e.attr_value(dw::DW_AT_declaration)?,
             Some(AttributeValue::Flag(true))
@@ -558,35 +630,68 @@ impl Debug {
         let mut it = self.dwarf.die_ranges(&u.unit, e)?;
         while let Some(r) = it.next()? {
             if r.begin < r.end {
-                ranges.push(r);
+                ranges.push((r.begin, r.end));
             }
         }
-        let Some(entry) = low.or_else(|| ranges.iter().map(|r| r.begin).min()) else {
+        ranges.sort_unstable();
+        let lowest = low.or_else(|| ranges.first().map(|r| r.0));
+        let Some(lowest) = lowest else {
+            // An entry pc alone (no code of its own) is still no code.
             return Ok(None);
         };
+        if entry_pc {
+            if let Some(v) = e.attr_value(dw::DW_AT_entry_pc)? {
+                // DWARF 5 lets the entry pc be a constant: an offset from
+                // the base address (low_pc, else the lowest address).
+                let pc = match v.udata_value() {
+                    Some(off) => Some(lowest.wrapping_add(off)),
+                    None => self.dwarf.attr_address(&u.unit, v)?,
+                };
+                // gcc's entry pc often starts an empty range (a location
+                // view): it need not lie inside a range, and is where
+                // the copy begins all the same.
+                if let Some(entry) = pc {
+                    let end = ranges
+                        .iter()
+                        .find(|r| r.0 <= entry && entry < r.1)
+                        .map_or(entry, |r| r.1);
+                    return Ok(Some(CodeRange { entry, end, ranges }));
+                }
+            }
+        }
+        let entry = lowest;
         // A zero low_pc outside every range is a discarded (GC'd) copy.
         let end = ranges
             .iter()
-            .find(|r| r.begin <= entry && entry < r.end)
-            .map(|r| r.end);
-        Ok(end.map(|end| (entry, end)))
+            .find(|r| r.0 <= entry && entry < r.1)
+            .map(|r| r.1);
+        Ok(end.map(|end| CodeRange { entry, end, ranges }))
     }
 
-    fn function_info(
+    /// The instance `c` with its variables located at its probe address,
+    /// or at `at`. `blocks`: lexical blocks inside it (outermost first)
+    /// whose variables are in scope too; an inner one hides an outer
+    /// variable of the same name.
+    pub(super) fn function_info(
         &self,
         c: &Candidate,
         cfi: &mut Cfi<'_>,
         at: Option<u64>,
+        blocks: &[DieId],
     ) -> Result<FunctionInfo> {
         let u = &self.units[0][c.unit];
         let own = self.attrs(c.die)?;
         let sub_origin = own.origin;
+        // An inlined copy runs in the frame of the function that holds it.
+        let (frame_die, frame_entry) = c.frame.unwrap_or((c.die, c.entry));
         let frame_base = {
             let run = || -> gimli::Result<Option<AttributeValue<R>>> {
-                let e = u.unit.entry(gimli::UnitOffset(c.die.offset - u.start))?;
+                let e = u
+                    .unit
+                    .entry(gimli::UnitOffset(frame_die.offset - u.start))?;
                 e.attr_value(dw::DW_AT_frame_base)
             };
-            run().map_err(|e| self.err(format!("reading DIE {}", c.die), e))?
+            run().map_err(|e| self.err(format!("reading DIE {frame_die}"), e))?
         };
         let (name, ret) = self.name_and_type(own)?;
         // The variables: own children, named through their origins.
@@ -601,6 +706,18 @@ impl Debug {
             if is_param {
                 params.push((child, n, t));
             } else {
+                locals.push((child, n, t));
+            }
+        }
+        for &block in blocks {
+            for child in self.children(block)? {
+                if child.tag != dw::DW_TAG_variable {
+                    continue;
+                }
+                let (n, t) = self.name_and_type(child.clone())?;
+                if n.is_some() {
+                    locals.retain(|(_, old, _)| *old != n);
+                }
                 locals.push((child, n, t));
             }
         }
@@ -647,7 +764,8 @@ impl Debug {
         };
         let probe_address = if let Some(pc) = at {
             pc
-        } else if optimized {
+        } else if optimized || c.frame.is_some() {
+            // An inlined copy has no prologue of its own.
             c.entry
         } else {
             self.after_prologue(u, c.entry, c.end)
@@ -657,8 +775,8 @@ impl Debug {
         let address = |i| self.dwarf.address(&u.unit, i);
         let ctx = EvalCtx {
             pc: probe_address,
-            entry: c.entry,
-            cfa: cfi.cfa_at(probe_address, c.entry),
+            entry: frame_entry,
+            cfa: cfi.cfa_at(probe_address, frame_entry),
             encoding: u.unit.encoding(),
             address: &address,
         };
@@ -720,6 +838,9 @@ impl Debug {
             name: name.or_else(|| c.name.clone()).unwrap_or_default(),
             cu_name: u.name.clone(),
             die: c.die,
+            inlined: c.frame.is_some(),
+            call_line: c.call_line,
+            no_probe: None,
             entry_address: c.entry,
             probe_address,
             params: out_params,
@@ -728,7 +849,7 @@ impl Debug {
         })
     }
 
-    fn children_ids(&self, id: DieId) -> Result<Vec<(DieId, DieAttrs)>> {
+    pub(super) fn children_ids(&self, id: DieId) -> Result<Vec<(DieId, DieAttrs)>> {
         let u = self
             .unit_of(id)
             .ok_or_else(|| self.err(format!("DIE {id}"), "offset is outside every unit"))?;
@@ -1062,14 +1183,14 @@ fn eval(
 }
 
 /// Call frame information: the CFA rule at an address.
-struct Cfi<'a> {
+pub(super) struct Cfi<'a> {
     src: &'a Sources<'a>,
     eh_frame: Option<Option<(Vec<u8>, u64, gimli::BaseAddresses)>>,
     debug_frame: Option<Option<Vec<u8>>>,
 }
 
 impl<'a> Cfi<'a> {
-    fn new(src: &'a Sources<'a>) -> Cfi<'a> {
+    pub(super) fn new(src: &'a Sources<'a>) -> Cfi<'a> {
         Cfi {
             src,
             eh_frame: None,
