@@ -342,7 +342,7 @@ fn p2_errors() {
         ),
         (
             "probe process(\"BIN\").function(\"no_such\") { println($n) }\n",
-            "function 'no_such' (inlined-only functions have none) not found in BIN",
+            "probe point 'process(\"BIN\").function(\"no_such\")': function 'no_such'",
         ),
     ];
     for (script, want) in cases {

@@ -50,7 +50,7 @@ fn tracepoints() {
     }
     insta::assert_snapshot!(p2(
         "-O2",
-        "probe kernel.trace(\"sched:sched_process_e*\") { }\nprobe kernel.trace(\"sched:no_such_event\") { }"
+        "probe kernel.trace(\"sched:sched_process_e*\") { }"
     ));
 }
 
@@ -100,6 +100,7 @@ fn errors() {
         "probe kprobe.function(\"vfs_read\") { }",
         "probe syscall.open { }",
         "probe timer.profile(3) { }",
+        "probe kernel.trace(\"sched:no_such_event\") { }",
         "probe perf.hw.cpu_cyclez { }",
         "probe begin(\"x\") { }",
         "probe timer.s(0) { }",

@@ -59,6 +59,9 @@ const HW: &[&str] = &[
 ];
 
 pub fn resolve_profile(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
+    if pt.components.iter().any(|c| c.arg.is_some()) {
+        return Err(Miss::Invalid("timer.profile takes no argument".into()));
+    }
     match pt.components.get(2).map(|c| c.name.as_str()) {
         None | Some("tick") if pt.components.len() <= 3 => {}
         _ => return Err(Miss::NoMatch("expected timer.profile[.tick]".into())),

@@ -81,7 +81,10 @@ impl UprobeSite {
                 m.args.len()
             );
         }
-        let place = if self.is_return {
+        let inlined = self.info.as_ref().is_some_and(|i| i.inlined);
+        let place = if inlined {
+            "uprobe at the entry of an inlined copy".to_string()
+        } else if self.is_return {
             "uretprobe at the entry".to_string()
         } else if self.probe_offset != self.entry_offset {
             format!(
@@ -107,6 +110,7 @@ impl UprobeSite {
 
 struct FunctionSpec {
     function: String,
+    instances: Instances,
     is_return: bool,
 }
 
@@ -119,12 +123,28 @@ struct Spec {
 enum What {
     Function {
         name: String,
+        instances: Instances,
         is_return: bool,
     },
     Mark {
         provider: Option<String>,
         name: String,
     },
+    /// `.statement("f@file.c:N")`, `.statement(ADDR).absolute`.
+    Statement(String),
+    /// `.plt("name")`, `.plt` (every stub).
+    Plt { pattern: String, is_return: bool },
+}
+
+/// Which instances of a function a point takes (stapprobes(3stap)).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Instances {
+    /// `.function("f")`: every copy, inlined ones included.
+    All,
+    /// `.call`, `.exported`, `.return`: the out-of-line copies.
+    OutOfLine,
+    /// `.inline`: the inlined copies.
+    Inlined,
 }
 
 fn string_arg(pt: &ProbePoint, i: usize, what: &str) -> Result<String, Miss> {
@@ -171,7 +191,51 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
                 what: What::Mark { provider, name },
             });
         }
-        "statement" | "plt" | "begin" | "end" | "thread" | "syscall" => {
+        "statement" => {
+            let spec = match &kind.arg {
+                Some(Literal::String(s)) => s.clone(),
+                Some(Literal::Number(n)) => format!("{:#x}", *n as u64),
+                _ => {
+                    return Err(Miss::Invalid(
+                        "statement needs a \"PATTERN\" or an address".into(),
+                    ))
+                }
+            };
+            for extra in &c[i + 1..] {
+                if !matches!(extra.name.as_str(), "absolute" | "nearest") {
+                    return Err(Miss::Unserved(format!(
+                        ".statement(...).{} is not supported",
+                        extra.name
+                    )));
+                }
+            }
+            return Ok(Spec {
+                module,
+                what: What::Statement(spec),
+            });
+        }
+        "plt" => {
+            let pattern = match &kind.arg {
+                None => "*".to_string(),
+                Some(_) => string_arg(pt, i, "plt")?,
+            };
+            let mut is_return = false;
+            for extra in &c[i + 1..] {
+                match extra.name.as_str() {
+                    "return" => is_return = true,
+                    other => {
+                        return Err(Miss::Unserved(format!(
+                            ".plt(...).{other} is not supported"
+                        )))
+                    }
+                }
+            }
+            return Ok(Spec {
+                module,
+                what: What::Plt { pattern, is_return },
+            });
+        }
+        "begin" | "end" | "thread" | "syscall" => {
             return Err(Miss::Unserved(format!(
                 "process(...).{} probes are not supported yet",
                 kind.name
@@ -196,10 +260,15 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
     }
     let function = string_arg(pt, i, "function")?;
     let mut is_return = false;
+    let mut instances = Instances::All;
     for s in &c[i + 1..] {
         match s.name.as_str() {
-            "return" => is_return = true,
-            "call" | "exported" => {}
+            "return" => {
+                is_return = true;
+                instances = Instances::OutOfLine;
+            }
+            "call" | "exported" => instances = Instances::OutOfLine,
+            "inline" => instances = Instances::Inlined,
             other => {
                 return Err(Miss::Unserved(format!(
                     ".function(\"{function}\").{other} is not supported yet"
@@ -207,10 +276,16 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             }
         }
     }
+    if is_return && instances == Instances::Inlined {
+        return Err(Miss::Invalid(
+            ".inline and .return cannot be combined: an inlined copy has no return".into(),
+        ));
+    }
     Ok(Spec {
         module,
         what: What::Function {
             name: function,
+            instances,
             is_return,
         },
     })
@@ -223,22 +298,36 @@ fn open<'m>(modules: &'m mut Modules, name: Option<&str>) -> Result<&'m Module, 
 pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
     let spec = parse(pt)?;
     let m = open(cx.modules, spec.module.as_deref())?;
-    let (function, is_return) = match spec.what {
-        What::Function { name, is_return } => (name, is_return),
+    let spec = match spec.what {
+        What::Function {
+            name,
+            instances,
+            is_return,
+        } => FunctionSpec {
+            function: name,
+            instances,
+            is_return,
+        },
         What::Mark { provider, name } => return marks(m, provider.as_deref(), &name),
-    };
-    let spec = FunctionSpec {
-        function,
-        is_return,
+        What::Statement(spec) => return statements(m, &spec),
+        What::Plt { pattern, is_return } => return plt(m, &pattern, is_return),
     };
     let module = m.target_path().display().to_string();
     let host_path = m.elf().path().to_path_buf();
     let segments = m.elf().load_segments();
     let offset_of = |addr: u64| vaddr_to_file_offset(segments, addr);
     let mut out = Vec::new();
-    match m.function_params(&spec.function) {
+    match m.function_instances(&spec.function) {
         Ok(infos) => {
             for info in infos {
+                let wanted = match spec.instances {
+                    Instances::All => true,
+                    Instances::OutOfLine => !info.inlined,
+                    Instances::Inlined => info.inlined,
+                };
+                if !wanted || info.no_probe.is_some() {
+                    continue;
+                }
                 let (Some(entry_offset), Some(probe_offset)) =
                     (offset_of(info.entry_address), offset_of(info.probe_address))
                 else {
@@ -344,6 +433,79 @@ fn marks(m: &Module, provider: Option<&str>, name: &str) -> Result<Vec<SiteKind>
         }));
     }
     Ok(out)
+}
+
+/// `.statement("f@file.c:N[-M]")` and `.statement(ADDR).absolute`: a
+/// uprobe at each address where such a line begins (one per function
+/// instance), with the variables in scope there.
+fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
+    let module = m.target_path().display().to_string();
+    let sites = m.statement_sites(spec).map_err(|e| {
+        if Modules::is_unresolved(&e) {
+            Miss::NoMatch(e.to_string())
+        } else {
+            Miss::Invalid(e.to_string())
+        }
+    })?;
+    let segments = m.elf().load_segments();
+    let mut out = Vec::new();
+    for s in sites {
+        let Some(offset) = vaddr_to_file_offset(segments, s.address) else {
+            continue;
+        };
+        let function = match (&s.function, &s.file, s.line) {
+            (Some(f), Some(file), Some(l)) => format!("{}@{file}:{l}", f.name),
+            (Some(f), _, _) => f.name.clone(),
+            _ => format!("{:#x}", s.address),
+        };
+        out.push(SiteKind::Uprobe(UprobeSite {
+            module: module.clone(),
+            host_path: m.elf().path().to_path_buf(),
+            function,
+            entry_address: s.address,
+            entry_offset: offset,
+            probe_offset: offset,
+            is_return: false,
+            info: s.function.map(Arc::new),
+            marker: None,
+            ref_ctr: None,
+        }));
+    }
+    if out.is_empty() {
+        return Err(Miss::NoMatch(format!(
+            "statement '{spec}' has no code in {module} that a probe can be placed on"
+        )));
+    }
+    Ok(out)
+}
+
+/// `.plt("name")`: the PLT stub of each imported function matching.
+fn plt(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<SiteKind>, Miss> {
+    let module = m.target_path().display().to_string();
+    let entries = m.plt_matching(pattern).map_err(|e| {
+        if Modules::is_unresolved(&e) {
+            Miss::NoMatch(e.to_string())
+        } else {
+            Miss::Invalid(e.to_string())
+        }
+    })?;
+    Ok(entries
+        .into_iter()
+        .map(|p| {
+            SiteKind::Uprobe(UprobeSite {
+                module: module.clone(),
+                host_path: m.elf().path().to_path_buf(),
+                function: p.name,
+                entry_address: p.address,
+                entry_offset: p.file_offset,
+                probe_offset: p.file_offset,
+                is_return,
+                info: None,
+                marker: None,
+                ref_ctr: None,
+            })
+        })
+        .collect())
 }
 
 pub fn attach(u: &UprobeSite, prog: &ebpf_backend::Program) -> Result<Vec<Attachment>, String> {

@@ -385,6 +385,14 @@ impl Resolver<'_, '_> {
                 }
             }
             ExprKind::Call { name, args } => {
+                if args.is_empty() {
+                    if let Some(text) = self.site_text(&name) {
+                        return Ok(Expr {
+                            kind: ExprKind::String(text),
+                            span,
+                        });
+                    }
+                }
                 let args = self.exprs(args)?;
                 self.check_call(&name, args.len(), span)?;
                 ExprKind::Call { name, args }
@@ -660,6 +668,34 @@ impl Resolver<'_, '_> {
         })
     }
 
+    /// `pp()`, `ppfunc()` and, in function probes, `probefunc()` are facts
+    /// of the site a kernel handler runs at: the site's point and function
+    /// name, as text. Sites that differ get one handler each (as for
+    /// target variables). `None`: leave the call to the runtime (host
+    /// handlers know their point; `probefunc()` of a sample is the symbol
+    /// of the interrupted address).
+    fn site_text(&mut self, name: &str) -> Option<String> {
+        let sites = self.sites.as_ref()?;
+        let texts: Vec<String> = sites
+            .iter()
+            .map(|s| match (name, &s.kind) {
+                _ if s.prog_kind().is_none() && name != "ppfunc" => None,
+                ("pp", _) => Some(s.point.clone()),
+                ("ppfunc" | "probefunc", SiteKind::Uprobe(u)) => Some(match &u.info {
+                    Some(i) => i.name.clone(),
+                    None => u.function.clone(),
+                }),
+                ("ppfunc", _) => Some(String::new()),
+                _ => None,
+            })
+            .collect::<Option<Vec<String>>>()?;
+        let first = texts.first()?.clone();
+        if texts.iter().any(|t| *t != first) {
+            self.split = true;
+        }
+        Some(first)
+    }
+
     /// `@entry(e)`: e evaluated when the function was entered.
     fn entry(&mut self, inner: Expr, span: Span) -> R<Expr> {
         if !self.in_return_probe() {
@@ -676,6 +712,9 @@ impl Resolver<'_, '_> {
                 let mut s = s.clone();
                 if let SiteKind::Uprobe(u) = &s.kind {
                     s.kind = SiteKind::Uprobe(u.entry_site());
+                }
+                if let Some(p) = s.point.strip_suffix(".return") {
+                    s.point = p.to_string();
                 }
                 s.condition = None;
                 s
