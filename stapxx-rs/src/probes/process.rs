@@ -381,8 +381,13 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
     out.sort_by_key(|s| (s.offset(), s.function.clone()));
     out.dedup_by_key(|s| s.offset());
     if out.is_empty() {
+        let what = match spec.instances {
+            Instances::Inlined => "has no inlined copies",
+            Instances::OutOfLine => "has no out-of-line copy (only inlined ones)",
+            Instances::All => "has no code that a probe can be placed on",
+        };
         return Err(Miss::NoMatch(format!(
-            "function '{}' has no code in {module} that a probe can be placed on",
+            "function '{}' {what} in {module}",
             spec.function
         )));
     }

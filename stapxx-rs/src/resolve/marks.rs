@@ -4,9 +4,10 @@
 //!
 //! * a register operand: `u_register("rdi")`, shifted for `%ah`-style
 //!   high bytes, narrowed to the argument's size and sign;
-//! * memory `disp(base,index,scale)`: `user_int32_error(u_register("rbp")
-//!   - 20)` and the like; an address without a base register (`sym(%rip)`,
-//!   absolute) is a link-time address, moved by the module's load bias;
+//! * memory `disp(base,index,scale)`: a `user_int32_error(...)` (and the
+//!   like) of the registers' sum; an address without a base register
+//!   (`sym(%rip)`, absolute) is a link-time address, moved by the module's
+//!   load bias;
 //! * a constant (`$42`): the number.
 
 use super::reads::{call, num, reader, var_address};

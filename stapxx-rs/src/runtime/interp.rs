@@ -74,7 +74,8 @@ impl Limits {
         };
         Limits {
             maxaction: get("MAXACTION", d.maxaction),
-            maxstringlen: string_slot(get("MAXSTRINGLEN", d.maxstringlen as u64)) as usize,
+            // At least 2 bytes: room for one character and the NUL.
+            maxstringlen: (get("MAXSTRINGLEN", d.maxstringlen as u64).clamp(2, 1 << 24)) as usize,
             maxmapentries: get("MAXMAPENTRIES", d.maxmapentries as u64).min(1 << 28) as usize,
             // Calls recurse on the host stack: keep the depth sane.
             maxnesting: get("MAXNESTING", d.maxnesting as u64).min(10_000) as usize,
@@ -83,10 +84,9 @@ impl Limits {
     }
 }
 
-/// The string size every probe uses, host and kernel alike: MAXSTRINGLEN
-/// rounded up to a power of two of at least 64 bytes (the kernel's string
-/// slots are masked with it to keep the BPF verifier's bounds), so a
-/// string is cut at the same length in a `begin` probe as in a uprobe.
+/// The size of the kernel's string slots: MAXSTRINGLEN rounded up to a
+/// power of two of at least 64 bytes (offsets into a slot are masked with
+/// it to keep the BPF verifier's bounds).
 pub fn string_slot(maxstringlen: u64) -> u32 {
     (maxstringlen.clamp(64, 1 << 24) as u32).next_power_of_two()
 }

@@ -1,0 +1,142 @@
+//! Inlined copies, statements and PLT stubs probed for real, against
+//! `tests/fixtures/sites.c` built with `cc -g -O0` and `-O2`: at -O2
+//! `scale` has three inlined copies (one in `main`, two in the inlined
+//! `twice`) and one out-of-line copy; at -O0 only the out-of-line one.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if support::is_root() {
+        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    support::missing("root (BPF and uprobes)");
+    None
+}
+
+fn fixture(opt: &str) -> PathBuf {
+    support::c_fixture("sites.c", &format!("sites{opt}"), &[opt])
+}
+
+/// `stapxx-rs -c "BIN ARGS" -e SCRIPT`, `BIN` and `LINE:name` markers
+/// replaced; (status, probe output without the fixture's own lines, stderr).
+fn run(opt: &str, args: &str, script: &str) -> (i32, Vec<String>, String) {
+    let bin = fixture(opt);
+    let src = support::workspace_root().join("tests/fixtures/sites.c");
+    let mut script = script.replace("BIN", &bin.display().to_string());
+    for marker in ["loop_body"] {
+        let line = line_of(&src, marker);
+        script = script.replace(&format!("LINE:{marker}"), &line.to_string());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg("-c")
+        .arg(format!("{} {args}", bin.display()))
+        .arg("-e")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bin_s = bin.display().to_string();
+    let lines = stdout
+        .lines()
+        // The fixture prints its own path and a line of four numbers.
+        .filter(|l| *l != bin_s && l.split(' ').count() != 4)
+        .map(String::from)
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The line carrying `/* LINE:name */` in a C source.
+fn line_of(src: &std::path::Path, name: &str) -> usize {
+    let text = std::fs::read_to_string(src).unwrap();
+    let tag = format!("LINE:{name} ");
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&tag))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "{name}: {hits:?}");
+    hits[0]
+}
+
+#[test]
+fn every_instance_of_a_function_reads_its_own_parameters() {
+    let Some(_s) = need_bpf() else { return };
+    // argc = 3: scale(3, 'm'), twice(5) -> scale(5, 't'), scale(6, 'a'),
+    // then scale_ptr(3, 'p') (the out-of-line copy), in that order.
+    for opt in ["-O0", "-O2"] {
+        let (code, lines, err) = run(
+            opt,
+            "a b",
+            r#"probe process("BIN").function("scale") { printf("%d %c\n", $factor, $mark) }"#,
+        );
+        assert_eq!(code, 0, "{opt}: {err}");
+        assert_eq!(lines, ["3 m", "5 t", "6 a", "3 p"], "{opt}");
+    }
+}
+
+#[test]
+fn call_and_inline_split_the_instances() {
+    let Some(_s) = need_bpf() else { return };
+    let script = r#"probe process("BIN").function("scale").inline { printf("inline %d %c\n", $factor, $mark) }
+probe process("BIN").function("scale").call { printf("call %d %c\n", $factor, $mark) }"#;
+    let (code, lines, err) = run("-O2", "a b", script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines, ["inline 3 m", "inline 5 t", "inline 6 a", "call 3 p"]);
+    // -O0 inlines nothing: `.inline` matches nothing, an error at pass 2.
+    let (code, _, err) = run("-O0", "a b", script);
+    assert_eq!(code, 1);
+    assert!(err.contains("has no inlined copies"), "{err}");
+}
+
+#[test]
+fn statement_probes_read_the_locals_in_scope() {
+    let Some(_s) = need_bpf() else { return };
+    // argc = 2: walk(6) runs its loop body for i = 0..5.
+    let (code, lines, err) = run(
+        "-O0",
+        "a",
+        r#"probe process("BIN").statement("walk@sites.c:LINE:loop_body") { printf("%d %d %d\n", $i, $sq, $total) }"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines, ["0 0 0", "1 0 0", "2 1 0", "3 4 1", "4 9 1", "5 16 10"]);
+    // At -O2 the loop counter is still there; the square is optimized out
+    // at the line's first address (a DWARF fact, as stap reports it).
+    let (code, lines, err) = run(
+        "-O2",
+        "a",
+        r#"probe process("BIN").statement("walk@sites.c:LINE:loop_body") { printf("%d\n", $i) }"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines, ["0", "1", "2", "3", "4", "5"]);
+}
+
+#[test]
+fn plt_stubs_fire_once_per_call() {
+    let Some(_s) = need_bpf() else { return };
+    for opt in ["-O0", "-O2"] {
+        let (code, lines, err) = run(
+            opt,
+            "a",
+            r#"global c; probe process("BIN").plt { c[ppfunc()]++ } probe end { foreach (f+ in c) printf("%s %d\n", f, c[f]) }"#,
+        );
+        assert_eq!(code, 0, "{opt}: {err}");
+        // strlen is called through a pointer: no stub. __cxa_finalize's
+        // stub (.plt.got) runs at exit.
+        assert_eq!(
+            lines,
+            ["__cxa_finalize 1", "getpid 1", "printf 1", "puts 1"],
+            "{opt}"
+        );
+    }
+}
