@@ -6,25 +6,20 @@
 //!   high bytes, narrowed to the argument's size and sign;
 //! * memory `disp(base,index,scale)`: a `user_int32_error(...)` (and the
 //!   like) of the registers' sum; an address without a base register
-//!   (`sym(%rip)`, absolute) is a link-time address, moved by the module's
-//!   load bias;
+//!   (`sym(%rip)`, absolute) is a link-time address, moved by how far the
+//!   module is loaded from its link address: `u_register("rip")` minus the
+//!   marker's link-time pc, since the probe fires with `rip` on the marker;
 //! * a constant (`$42`): the number.
 
-use super::reads::{call, num, reader, var_address};
+use super::reads::{call, num, reader};
 use super::target::{bin, narrow, plus, string};
 use crate::debuginfo::sdt::{Arg, Marker, Operand};
 use grammar::ast::{BinOp, Expr};
 use grammar::Span;
 
-/// `$name` in a marker probe of `module`. Inner error: it does not exist
+/// `$name` in a marker probe. Inner error: it does not exist
 /// here (`@defined` is 0).
-pub fn marker_var(
-    module: &str,
-    m: &Marker,
-    name: &str,
-    has_steps: bool,
-    span: Span,
-) -> Result<Expr, String> {
+pub fn marker_var(m: &Marker, name: &str, has_steps: bool, span: Span) -> Result<Expr, String> {
     if has_steps {
         return Err(format!(
             "'${name}' of SDT marker {}:{} has no type: use @cast to read through it",
@@ -34,7 +29,7 @@ pub fn marker_var(
     match name {
         "$name" => return Ok(string(&m.name, span)),
         "$provider" => return Ok(string(&m.provider, span)),
-        "$parms" | "$vars" => return Ok(parms(module, m, span)),
+        "$parms" | "$vars" => return Ok(parms(m, span)),
         _ => {}
     }
     let Some(n) = name
@@ -58,11 +53,11 @@ pub fn marker_var(
         ));
     }
     let arg = m.arg(n - 1).map_err(|e| e.to_string())?;
-    Ok(value(module, arg, span))
+    Ok(value(m, arg, span))
 }
 
 /// An argument's value as its spec says.
-fn value(module: &str, arg: &Arg, span: Span) -> Expr {
+fn value(m: &Marker, arg: &Arg, span: Span) -> Expr {
     match &arg.operand {
         Operand::Constant(c) => narrow(num(*c, span), arg.size, arg.signed, span),
         Operand::Register(r) => {
@@ -82,7 +77,19 @@ fn value(module: &str, arg: &Arg, span: Span) -> Expr {
                     span,
                 ),
                 // A link-time address: where the module is loaded decides.
-                None => var_address(module, *disp as u64, span),
+                // Not the module's bias baked in at load time: with -c the
+                // command has not run yet then, so no bias is known; the
+                // marker's own runtime pc gives it in every process.
+                None => plus(
+                    bin(
+                        BinOp::Sub,
+                        call("u_register", vec![string("rip", span)], span),
+                        num(m.pc as i64, span),
+                        span,
+                    ),
+                    *disp,
+                    span,
+                ),
             };
             if let Some((ix, scale)) = index {
                 let mut i = call("u_register", vec![string(ix.name, span)], span);
@@ -98,7 +105,7 @@ fn value(module: &str, arg: &Arg, span: Span) -> Expr {
 
 /// `$$parms`: `arg1=0x%x arg2=0x%x ...`, `argN=?` for one that cannot be
 /// decoded.
-fn parms(module: &str, m: &Marker, span: Span) -> Expr {
+fn parms(m: &Marker, span: Span) -> Expr {
     let mut format = String::new();
     let mut args = Vec::new();
     for i in 0..m.args.len() {
@@ -108,7 +115,7 @@ fn parms(module: &str, m: &Marker, span: Span) -> Expr {
         match m.arg(i) {
             Ok(a) => {
                 format.push_str(&format!("arg{}=0x%x", i + 1));
-                args.push(value(module, a, span));
+                args.push(value(m, a, span));
             }
             Err(_) => format.push_str(&format!("arg{}=?", i + 1)),
         }

@@ -119,8 +119,7 @@ impl Resolver<'_, '_> {
                 )));
             };
             if let Some(mk) = &u.marker {
-                match super::marks::marker_var(&u.module, mk, name, !steps.is_empty() || amp, span)
-                {
+                match super::marks::marker_var(mk, name, !steps.is_empty() || amp, span) {
                     Ok(e) => out.push((u.function.clone(), u.entry_address, e)),
                     Err(msg) => return Ok(Err(msg)),
                 }
