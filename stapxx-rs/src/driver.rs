@@ -122,7 +122,12 @@ impl<'o> Session<'o> {
         }
         let program = ir::lower::lower(&resolved)?;
         let compiled = if codegen::has_kernel_probes(&program) {
-            let copts = loadinfo::codegen_options(self.opts, self.target.as_ref(), &program)?;
+            let copts = loadinfo::codegen_options(
+                self.opts,
+                self.target.as_ref(),
+                &program,
+                self.opts.cli.pass >= 4,
+            )?;
             self.timing("Pass 3a: load-time facts (symbols, load biases)", &mut t);
             let c = codegen::compile(&program, &copts)?;
             self.timing("Pass 3: lowered and generated BPF", &mut t);

@@ -80,6 +80,7 @@ pub fn codegen_options(
     cli: &CliOptions,
     target: Option<&TargetInfo>,
     program: &Program,
+    loading: bool,
 ) -> Result<Options, Diagnostic> {
     // The limits are parsed once, for host and kernel alike.
     let limits = crate::runtime::Limits::from_defines(&cli.defines);
@@ -113,7 +114,13 @@ pub fn codegen_options(
     for path in bias_modules(program) {
         let Some(t) = target else {
             // No process yet (-p3 with --exec): a placeholder keeps the
-            // listing readable; loading needs the real value.
+            // listing readable; loading needs the real value, and a wrong
+            // address read in silence is worse than no run.
+            if loading {
+                return Err(Diagnostic::bare(format!(
+                    "cannot place @var addresses of {path}: no process to read its load address from (use -x PID; with -c only probes on {path} itself can find it, from where they fire)"
+                )));
+            }
             o.biases.insert(path, 0);
             continue;
         };

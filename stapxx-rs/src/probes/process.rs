@@ -33,6 +33,8 @@ pub struct UprobeSite {
     pub function: String,
     /// Link-time address of the function's first instruction.
     pub entry_address: u64,
+    /// Link-time address the (non-return) probe sits at.
+    pub address: u64,
     /// File offsets of the function's entry and of the probe address
     /// (after the prologue where stap skips it; else the entry).
     pub entry_offset: u64,
@@ -338,6 +340,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                     host_path: host_path.clone(),
                     function: info.name.clone(),
                     entry_address: info.entry_address,
+                    address: info.probe_address,
                     entry_offset,
                     probe_offset,
                     is_return: spec.is_return,
@@ -357,6 +360,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                         host_path: host_path.clone(),
                         function: f.name,
                         entry_address: f.address,
+                        address: f.address,
                         entry_offset: f.file_offset,
                         probe_offset: f.file_offset,
                         is_return: spec.is_return,
@@ -412,6 +416,7 @@ fn marks(m: &Module, provider: Option<&str>, name: &str) -> Result<Vec<SiteKind>
                 host_path: m.elf().path().to_path_buf(),
                 function: format!("{}:{}", mk.provider, mk.name),
                 entry_address: mk.pc,
+                address: mk.pc,
                 entry_offset: mk.file_offset,
                 probe_offset: mk.file_offset,
                 is_return: false,
@@ -468,6 +473,7 @@ fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
             host_path: m.elf().path().to_path_buf(),
             function,
             entry_address: s.address,
+            address: s.address,
             entry_offset: offset,
             probe_offset: offset,
             is_return: false,
@@ -502,6 +508,7 @@ fn plt(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<SiteKind>, Miss
                 host_path: m.elf().path().to_path_buf(),
                 function: p.name,
                 entry_address: p.address,
+                address: p.address,
                 entry_offset: p.file_offset,
                 probe_offset: p.file_offset,
                 is_return,

@@ -580,7 +580,8 @@ impl Resolver<'_, '_> {
                 let path = m.target_path().display().to_string();
                 match m.resolve_var(&name, &steps, amp) {
                     Ok(v) => {
-                        let base = reads::var_address(&path, v.variable.link_address, span);
+                        let link = v.variable.link_address;
+                        let base = self.module_address(&path, link, span);
                         Ok(Ok(reads::build(base, &v.resolved, &indexes, span)))
                     }
                     Err(e) if Modules::is_unresolved(&e) => Ok(Err(e.to_string())),
@@ -694,6 +695,65 @@ impl Resolver<'_, '_> {
             self.split = true;
         }
         Some(first)
+    }
+
+    /// Where module `path` is loaded, as an expression, when no process
+    /// exists to read it from yet (`-c`): in a uprobe on that module the
+    /// probe's own `rip` minus its link-time address. `None` when the
+    /// load-time fact will do (or nothing better is known).
+    fn site_bias(&self, u: &crate::probes::process::UprobeSite, path: &str) -> Option<Expr> {
+        if self.modules.has_process || u.is_return || u.module != path {
+            return None;
+        }
+        let span = Span::default();
+        let rip = reads::call(
+            "u_register",
+            vec![Expr {
+                kind: ExprKind::String("rip".into()),
+                span,
+            }],
+            span,
+        );
+        Some(Expr {
+            kind: ExprKind::Binary {
+                op: BinOp::Sub,
+                lhs: Box::new(rip),
+                rhs: Box::new(reads::num(u.address as i64, span)),
+            },
+            span,
+        })
+    }
+
+    /// The run-time address of `link` in module `path`: from each site
+    /// where the handler's sites can tell (sites that differ get one handler
+    /// each), else from the load-time bias.
+    fn module_address(&mut self, path: &str, link: u64, span: Span) -> Expr {
+        let per_site: Option<Vec<Expr>> = self.sites.as_ref().and_then(|sites| {
+            sites
+                .iter()
+                .map(|s| match &s.kind {
+                    SiteKind::Uprobe(u) => self.site_bias(u, path),
+                    _ => None,
+                })
+                .collect()
+        });
+        match per_site {
+            Some(v) if !v.is_empty() => {
+                if v.iter().any(|e| *e != v[0]) {
+                    self.split = true;
+                }
+                let b = v[0].clone();
+                Expr {
+                    kind: ExprKind::Binary {
+                        op: BinOp::Add,
+                        lhs: Box::new(b),
+                        rhs: Box::new(reads::num(link as i64, span)),
+                    },
+                    span,
+                }
+            }
+            _ => reads::var_address(path, link, span),
+        }
     }
 
     /// `@entry(e)`: e evaluated when the function was entered.

@@ -14,6 +14,10 @@ pub struct Modules {
     open: HashMap<PathBuf, Result<Module, String>>,
     /// Later passes will run: load-time facts may be fetched early.
     pub prefetch: bool,
+    /// The traced process exists (`-x`, `--master`): load biases are known
+    /// when the programs are built. Without it (`-c`), a function probe
+    /// finds its module's bias from where it fired.
+    pub has_process: bool,
 }
 
 impl Modules {
@@ -23,6 +27,7 @@ impl Modules {
             default,
             open: HashMap::new(),
             prefetch: false,
+            has_process: target.is_some(),
         }
     }
 

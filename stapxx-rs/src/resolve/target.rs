@@ -29,6 +29,9 @@ use grammar::{Diagnostic, Span};
 struct FunctionSite<'a> {
     function: &'a str,
     is_return: bool,
+    /// The module's load bias as seen from the probe (`-c`: no process
+    /// yet), for variables at fixed addresses.
+    bias: Option<Expr>,
 }
 
 pub(super) fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
@@ -131,6 +134,7 @@ impl Resolver<'_, '_> {
                     u.module, u.function
                 )));
             };
+            let bias = self.site_bias(u, &u.module);
             let m = match self.modules.get(Some(&u.module)) {
                 Ok(m) => m,
                 Err(e) => return Err(Diagnostic::error(span, e)),
@@ -138,6 +142,7 @@ impl Resolver<'_, '_> {
             let fs = FunctionSite {
                 function: &u.function,
                 is_return: u.is_return,
+                bias,
             };
             match render(m, info, &fs, name, steps, indexes, amp, span)? {
                 Ok(e) => out.push((info.name.clone(), info.probe_address, e)),
@@ -247,7 +252,7 @@ fn render(
         ty: &var.ty,
         location: var.location.clone(),
     };
-    read_var(m, info, &v, steps, indexes, amp, span)
+    read_var(m, info, site, &v, steps, indexes, amp, span)
 }
 
 /// `u_register("name")` for a DWARF register number.
@@ -275,9 +280,11 @@ fn resolve_chain(
 }
 
 /// The variable's value (or address, or chain) wherever it is.
+#[allow(clippy::too_many_arguments)]
 fn read_var(
     m: &Module,
     info: &FunctionInfo,
+    site: &FunctionSite<'_>,
     v: &Var<'_>,
     steps: &[Step],
     indexes: &[Expr],
@@ -302,9 +309,10 @@ fn read_var(
             Ok(r) => plus(r, *offset, span),
             Err(e) => return Ok(Err(e)),
         },
-        ParamLocation::Address(a) => {
-            reads::var_address(&m.target_path().display().to_string(), *a, span)
-        }
+        ParamLocation::Address(a) => match &site.bias {
+            Some(b) => bin(BinOp::Add, b.clone(), num(*a as i64, span), span),
+            None => reads::var_address(&m.target_path().display().to_string(), *a, span),
+        },
         ParamLocation::Register(r) => {
             let value = match register(*r, display, span) {
                 Ok(e) => e,
@@ -437,7 +445,7 @@ fn context_string(
             ty: &var.ty,
             location: var.location.clone(),
         };
-        match read_var(m, info, &v, &[], &[], false, span)? {
+        match read_var(m, info, site, &v, &[], &[], false, span)? {
             Ok(e) if scalar(m, &var.ty) => {
                 format.push_str(&var.name);
                 format.push_str("=0x%x");
