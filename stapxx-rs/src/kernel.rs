@@ -188,7 +188,7 @@ impl KernelSession {
                 _ => w.store(*n, SeqCst),
             },
             Value::Str(s) => {
-                let max = self.layout.maxstr as usize - 1;
+                let max = self.layout.strcap as usize - 1;
                 let mut b = s.as_bytes()[..s.len().min(max)].to_vec();
                 let len = b.len() as i64;
                 b.push(0);
@@ -207,13 +207,13 @@ impl KernelSession {
         if a.percpu {
             return Ok(());
         }
-        let maxstr = self.layout.maxstr as usize;
+        let cap = self.layout.strcap as usize;
         let mut k = vec![0u8; a.key_size as usize];
         for ((ty, off), kv) in a.keys.iter().zip(key) {
             let off = *off as usize;
             match (ty, kv) {
                 (Ty::Str, Value::Str(s)) => {
-                    let b = &s.as_bytes()[..s.len().min(maxstr - 1)];
+                    let b = &s.as_bytes()[..s.len().min(cap - 1)];
                     k[off..off + b.len()].copy_from_slice(b);
                 }
                 (_, Value::Long(n)) => k[off..off + 8].copy_from_slice(&n.to_ne_bytes()),
@@ -224,7 +224,7 @@ impl KernelSession {
         match v {
             Value::Long(n) => val[..8].copy_from_slice(&n.to_ne_bytes()),
             Value::Str(s) => {
-                let b = &s.as_bytes()[..s.len().min(maxstr - 1)];
+                let b = &s.as_bytes()[..s.len().min(cap - 1)];
                 val[..8].copy_from_slice(&(b.len() as u64).to_ne_bytes());
                 val[8..8 + b.len()].copy_from_slice(b);
             }

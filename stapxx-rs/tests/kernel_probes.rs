@@ -481,3 +481,45 @@ fn global_counters_lose_no_updates_across_cpus() {
     assert!(v[0] > 1000, "{text}");
     assert_eq!(v[1], 2 * v[0], "{text}");
 }
+
+/// MAXSTRINGLEN is one fact for host and kernel probes: a string is cut at
+/// MAXSTRINGLEN - 1 bytes in both (the kernel's slots are a power of two
+/// larger), whether built by `.=`, `sprintf` or padding.
+#[test]
+fn maxstringlen_cuts_strings_alike_in_host_and_kernel_probes() {
+    let Some(_serial) = need_bpf() else {
+        return;
+    };
+    let busy = support::busy_cpus(1);
+    let s = script(
+        "maxstr.stp",
+        r#"global s, k
+probe timer.profile {
+  if (k == 0) {
+    k = 1; x = ""
+    for (i = 0; i < 30; i++) x .= "abcdefg"
+    s = x
+    printf("kernel %d %d %d\n", strlen(x), strlen(sprintf("%s%s", x, x)), strlen(sprintf("%-150s", "q")))
+  }
+}
+probe timer.ms(300) {
+  x = ""
+  for (i = 0; i < 30; i++) x .= "abcdefg"
+  printf("host %d %d %d stored %d\n", strlen(x), strlen(sprintf("%s%s", x, x)), strlen(sprintf("%-150s", "q")), strlen(s))
+  exit()
+}
+"#,
+    );
+    let out = stapxx()
+        .args(["-D", "MAXSTRINGLEN=100"])
+        .arg(&s)
+        .output()
+        .unwrap();
+    drop(busy);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "kernel 99 99 99\nhost 99 99 99 stored 99\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -94,7 +94,7 @@ impl<'a> Gen<'a> {
             self.e(Insn::alu64_imm(Alu::Add, R3, l.names_at() as i32));
             self.sloc_addr(R1, dst);
             self.e(Insn::alu64_imm(Alu::Add, R1, 8));
-            self.mov_imm(R2, self.o.maxstr as i64);
+            self.mov_imm(R2, self.o.strcap as i64);
             self.call(H_READ_KERNEL_STR);
             self.store_len_from_r0(dst, 0);
             // A nameless entry marks the end of a function: no symbol.

@@ -105,6 +105,8 @@ pub struct ArrayMap {
 #[derive(Debug, Clone)]
 pub struct MapLayout {
     pub maxstr: u32,
+    /// MAXSTRINGLEN: host writes keep at most `strcap - 1` bytes too.
+    pub strcap: u32,
     pub globals_map: MapId,
     pub globals_size: u32,
     pub scalars: Vec<ScalarSlot>,
@@ -230,6 +232,7 @@ impl MapLayout {
         });
         Ok(MapLayout {
             maxstr: opts.maxstr,
+            strcap: opts.strcap,
             globals_map,
             globals_size,
             scalars,

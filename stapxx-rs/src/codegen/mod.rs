@@ -34,8 +34,12 @@ use std::collections::HashMap;
 /// Limits and load-time constants the code depends on.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// MAXSTRINGLEN rounded up to a power of two.
+    /// The size of a string slot: MAXSTRINGLEN rounded up to a power of
+    /// two (offsets into a slot are masked with `maxstr - 1`).
     pub maxstr: u32,
+    /// MAXSTRINGLEN itself: strings hold at most `strcap - 1` bytes, as in
+    /// the host's probes.
+    pub strcap: u32,
     pub maxaction: u32,
     pub maxmapentries: u32,
     /// `target()`.
@@ -64,6 +68,8 @@ impl Options {
     pub fn new(maxstringlen: u64, maxaction: u64, maxmapentries: u64) -> Options {
         Options {
             maxstr: crate::runtime::interp::string_slot(maxstringlen),
+            strcap: (maxstringlen.clamp(2, 1 << 24) as u32)
+                .min(crate::runtime::interp::string_slot(maxstringlen)),
             maxaction: maxaction.clamp(1, 1 << 23) as u32,
             maxmapentries: maxmapentries.max(1) as u32,
             target: 0,

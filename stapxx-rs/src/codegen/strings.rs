@@ -181,9 +181,9 @@ impl Gen<'_> {
         self.e(Insn::st_imm(Size::B, R1, 8, 0));
     }
 
-    /// Write a literal (truncated to MAXSTR-1 bytes).
+    /// Write a literal (truncated to MAXSTRINGLEN-1 bytes).
     pub(super) fn set_lit(&mut self, s: SLoc, text: &str) {
-        let max = (self.o.maxstr - 1) as usize;
+        let max = (self.o.strcap - 1) as usize;
         let mut bytes: Vec<u8> = text.as_bytes().iter().copied().take(max).collect();
         let len = bytes.len();
         bytes.push(0);
@@ -224,23 +224,34 @@ impl Gen<'_> {
         self.store_len_from_r0(dst, 0);
     }
 
-    /// r1 = dst data + (len & mask), r2 = MAXSTR - that; the current length
-    /// is saved in the returned long temp.
+    /// r1 = dst data + len, r2 = MAXSTRINGLEN - len (room for the rest and
+    /// the NUL); the current length is saved in the returned long temp. The
+    /// length is masked and clamped so the verifier sees both in bounds.
     fn append_point(&mut self, dst: SLoc) -> i16 {
         let t = self.tmp_long();
+        let last = (self.o.strcap - 1) as i32;
         self.sloc_addr(R1, dst);
         self.e(Insn::ldx(Size::DW, R4, R1, 0));
         self.e(Insn::alu64_imm(Alu::And, R4, (self.o.maxstr - 1) as i32));
+        // The mask bounds it already when MAXSTRINGLEN is the slot size
+        // (the default): no clamp in the hot path then.
+        if self.o.strcap != self.o.maxstr {
+            let fits = self.label();
+            self.jimm(Cond::Le, R4, last, fits);
+            self.mov_imm(R4, last as i64);
+            self.bind(fits);
+        }
         self.st_local(t, R4);
         self.e(Insn::alu64_imm(Alu::Add, R1, 8));
         self.e(Insn::alu64_reg(Alu::Add, R1, R4));
-        self.mov_imm(R2, self.o.maxstr as i64);
+        self.mov_imm(R2, self.o.strcap as i64);
         self.e(Insn::alu64_reg(Alu::Sub, R2, R4));
         t
     }
 
     /// After a helper wrote at the append point: len = old + (r0 - 1),
-    /// capped at MAXSTR - 1 (bpf_snprintf returns the untruncated length).
+    /// capped at MAXSTRINGLEN - 1 (bpf_snprintf returns the untruncated
+    /// length).
     fn finish_append(&mut self, dst: SLoc, old: i16) {
         let ok = self.label();
         self.jimm(Cond::Sgt, R0, 0, ok);
@@ -250,8 +261,8 @@ impl Gen<'_> {
         self.ld_local(R1, old);
         self.e(Insn::alu64_reg(Alu::Add, R0, R1));
         let fits = self.label();
-        self.jimm(Cond::Sle, R0, (self.o.maxstr - 1) as i32, fits);
-        self.mov_imm(R0, (self.o.maxstr - 1) as i64);
+        self.jimm(Cond::Sle, R0, (self.o.strcap - 1) as i32, fits);
+        self.mov_imm(R0, (self.o.strcap - 1) as i64);
         self.bind(fits);
         self.sloc_addr(R1, dst);
         self.e(Insn::stx(Size::DW, R1, 0, R0));
@@ -335,7 +346,7 @@ impl Gen<'_> {
                                 Some(p) => {
                                     let t = self.tmp_str();
                                     self.frame_addr(R1, t + 8);
-                                    self.mov_imm(R2, (p as u32).min(self.o.maxstr - 1) as i64 + 1);
+                                    self.mov_imm(R2, (p as u32).min(self.o.strcap - 1) as i64 + 1);
                                     self.sloc_addr(R3, s);
                                     self.e(Insn::alu64_imm(Alu::Add, R3, 8));
                                     self.call(H_READ_KERNEL_STR);
@@ -455,7 +466,7 @@ impl Gen<'_> {
                 self.e(Insn::mov64_imm(R2, 16));
                 self.call(H_COMM);
                 self.frame_addr(R1, t + 8);
-                self.e(Insn::mov64_imm(R2, 16));
+                self.e(Insn::mov64_imm(R2, 16.min(self.o.strcap as i32)));
                 self.frame_addr(R3, t + 8);
                 self.call(H_READ_KERNEL_STR);
                 self.store_len_from_r0(dst, 0);
@@ -477,12 +488,12 @@ impl Gen<'_> {
                     self.jimm(Cond::Sge, R0, 0, lo);
                     self.e(Insn::mov64_imm(R0, 0));
                     self.bind(lo);
-                    self.jimm(Cond::Sle, R0, (self.o.maxstr - 1) as i32, hi);
-                    self.mov_imm(R0, (self.o.maxstr - 1) as i64);
+                    self.jimm(Cond::Sle, R0, (self.o.strcap - 1) as i32, hi);
+                    self.mov_imm(R0, (self.o.strcap - 1) as i64);
                     self.bind(hi);
                     self.e(Insn::alu64_imm(Alu::Add, R0, 1));
                 } else {
-                    self.mov_imm(R0, self.o.maxstr as i64);
+                    self.mov_imm(R0, self.o.strcap as i64);
                 }
                 self.st_local(size, R0);
                 self.frame_addr(R1, t + 8);
@@ -498,8 +509,8 @@ impl Gen<'_> {
                 self.e(Insn::mov64_imm(R2, 1));
                 self.bind(nz);
                 let cap = self.label();
-                self.jimm(Cond::Le, R2, self.o.maxstr as i32, cap);
-                self.mov_imm(R2, self.o.maxstr as i64);
+                self.jimm(Cond::Le, R2, self.o.strcap as i32, cap);
+                self.mov_imm(R2, self.o.strcap as i64);
                 self.bind(cap);
                 self.ld_local(R3, lt);
                 self.call(H_READ_USER_STR);
@@ -574,10 +585,11 @@ impl Gen<'_> {
                 self.jreg(Cond::Sge, R1, R2, end);
                 self.ld_local(R2, ln);
                 self.jimm(Cond::Sle, R2, 0, end);
-                // size = min(len, MAXSTR - 1) + 1, start masked for the verifier.
+                // size = min(len, MAXSTRINGLEN - 1) + 1, start masked for
+                // the verifier.
                 let fits = self.label();
-                self.jimm(Cond::Sle, R2, (self.o.maxstr - 1) as i32, fits);
-                self.mov_imm(R2, (self.o.maxstr - 1) as i64);
+                self.jimm(Cond::Sle, R2, (self.o.strcap - 1) as i32, fits);
+                self.mov_imm(R2, (self.o.strcap - 1) as i64);
                 self.bind(fits);
                 self.e(Insn::alu64_imm(Alu::Add, R2, 1));
                 self.e(Insn::alu64_imm(Alu::And, R1, (self.o.maxstr - 1) as i32));

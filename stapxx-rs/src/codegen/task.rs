@@ -76,6 +76,8 @@ impl<'a> Gen<'a> {
     /// address 0, `<unknown>` when it cannot be read.
     pub(super) fn user_string_quoted(&mut self, dst: u32) {
         let max = self.o.maxstr as i32;
+        // MAXSTRINGLEN: the quoted text, quotes and NUL included, fits.
+        let cap = self.o.strcap as i32;
         let raw = self.tmp_str();
         let olen = self.tmp_long();
         let (end, readable) = (self.label(), self.label());
@@ -83,7 +85,7 @@ impl<'a> Gen<'a> {
         self.jimm(Cond::Eq, R0, 0, null);
         self.e(Insn::mov64_reg(R3, R0));
         self.frame_addr(R1, raw + 8);
-        self.mov_imm(R2, max as i64);
+        self.mov_imm(R2, cap as i64);
         self.call(H_READ_USER_STR);
         self.jimm(Cond::Sgt, R0, 0, readable);
         self.set_lit(SLoc::Frame(dst), "<unknown>");
@@ -100,7 +102,7 @@ impl<'a> Gen<'a> {
         {
             // Room for the longest escape, the closing quote and the NUL.
             self.ld_local(R4, olen);
-            self.jimm(Cond::Sgt, R4, max - 7, cb.stop);
+            self.jimm(Cond::Sgt, R4, cap - 7, cb.stop);
             self.cb_arg(R1, 0);
             self.e(Insn::alu64_imm(Alu::And, R1, max - 1));
             self.frame_addr(R2, raw + 8);
