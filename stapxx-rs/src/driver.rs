@@ -248,6 +248,11 @@ impl<'o> Session<'o> {
             let info = TargetInfo::from_pid(sample).map_err(Diagnostic::from)?;
             opts.extra_libraries.extend(info.libraries());
         }
+        if let (Some(cmd), None, None) = (&cli.command, &opts.exec_path, &opts.target) {
+            // `-c CMD`: process probes without a path, `@cast`/`@var` and
+            // `$^exec_path` mean CMD's executable, as with stap.
+            opts.exec_path = command_executable(cmd);
+        }
         if let (Some(exe), None) = (&cli.exec, &opts.target) {
             // Without a process, the executable's own dependencies stand in
             // for the mapped libraries (as stap++ does with ldd).
@@ -325,6 +330,20 @@ fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
             }
         }
     }
+}
+
+/// The executable a `-c` command runs: its first word, looked up in
+/// `$PATH` when it has no `/` (as the shell that runs it does).
+fn command_executable(cmd: &str) -> Option<PathBuf> {
+    let first = cmd.split_whitespace().next()?;
+    if first.contains('/') {
+        return Some(PathBuf::from(first));
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(first))
+        .find(|p| p.is_file())
 }
 
 /// Where the bundled `tapsets/` directory is: `$STAPXX_TAPSETS`, next to the

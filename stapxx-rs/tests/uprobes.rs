@@ -166,3 +166,16 @@ fn a_point_that_matches_nothing_is_a_pass_2_error() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 }
+
+#[test]
+fn process_without_a_path_means_the_command_executable() {
+    let Some(_s) = need_bpf() else { return };
+    let (code, out, err) = run(
+        "-O0",
+        2,
+        r#"probe process.function("work") { printf("work %d\n", $n) }"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("work")).collect();
+    assert_eq!(lines, ["work 1", "work 2", "work 100"], "{out}");
+}
