@@ -13,8 +13,13 @@ use std::process::Command;
 use stapxx::debuginfo::callsites::{Callee, FoundBy};
 use stapxx::debuginfo::Module;
 
+/// `-O0`, `-O2`, or `-gdwarf-4` (at -O2).
 fn exe(opt: &str) -> std::path::PathBuf {
-    support::c_fixture("callees.c", &format!("callees-{opt}"), &[opt])
+    let flags: &[&str] = match opt {
+        "-gdwarf-4" => &["-gdwarf-4", "-O2"],
+        o => &[o],
+    };
+    support::c_fixture("callees.c", &format!("callees{opt}"), flags)
 }
 
 /// A `call` in `objdump -d`: where it returns to, its target and the
@@ -26,7 +31,7 @@ struct Insn {
     name: String,
 }
 
-/// The direct calls of function `func`, in address order.
+/// The direct calls (`call ADDR <name>`) of function `func`, in address order.
 fn objdump_calls(exe: &Path, func: &str) -> Vec<Insn> {
     let text = support::must(
         Command::new("objdump")
@@ -46,7 +51,10 @@ fn objdump_calls(exe: &Path, func: &str) -> Vec<Insn> {
         let insn = l.split('\t').nth(1).unwrap_or("");
         if let Some(rest) = insn.strip_prefix("call") {
             let mut w = rest.split_whitespace();
-            let target = u64::from_str_radix(w.next().unwrap(), 16).unwrap();
+            // `call *%rdx`: through a pointer, no target to compare.
+            let Ok(target) = u64::from_str_radix(w.next().unwrap(), 16) else {
+                continue;
+            };
             let name = w.next().unwrap().trim_matches(|c| c == '<' || c == '>');
             out.push(Insn {
                 ret: addr(body[i + 1]),
@@ -134,10 +142,11 @@ fn dies_in<'a>(all: &'a [Die], func: &str, tag: &str) -> Vec<&'a Die> {
         .collect()
 }
 
-/// (callee name, return pc) of the call-site entries of `func`.
+/// (callee name, return pc) of the direct call-site entries of `func`.
 fn oracle_sites(all: &[Die], func: &str) -> Vec<(String, u64)> {
     dies_in(all, func, "DW_TAG_call_site")
         .iter()
+        .filter(|d| d.attrs.contains_key("DW_AT_call_origin"))
         .map(|d| {
             let origin = die_ref(&d.attrs["DW_AT_call_origin"]);
             (die_name(all, origin), hex(&d.attrs["DW_AT_call_return_pc"]))
@@ -231,6 +240,15 @@ fn o2_call_sites_match_dwarf_and_code() {
     // tell them apart.
     let other = m.callees("other", "use_pool").unwrap();
     let other_sites = oracle_sites(&all, "other");
+    // The call through `hook` has a call-site entry with no origin.
+    let through_pointer = dies_in(&all, "other", "DW_TAG_call_site")
+        .iter()
+        .filter(|d| !d.attrs.contains_key("DW_AT_call_origin"))
+        .count();
+    assert_eq!(through_pointer, 1);
+    let sites = m.callee_sites("other", "*").unwrap();
+    assert_eq!(sites.indirect_calls, through_pointer);
+    assert_eq!(calls(&sites.callees), calls(&other));
     assert_eq!(
         calls(&other),
         vec![(
@@ -304,6 +322,37 @@ fn o0_calls_found_in_machine_code() {
             "use_pool",
             Some(entry("use_pool"))
         )
+    );
+}
+
+/// DWARF 4: gcc's `DW_TAG_GNU_call_site`, with the return address in
+/// `DW_AT_low_pc` and the callee in `DW_AT_abstract_origin`.
+#[test]
+fn dwarf4_gnu_call_sites() {
+    let exe = exe("-gdwarf-4");
+    let m = Module::open(&exe).unwrap();
+    let all = dies(&exe);
+    let gnu: Vec<(String, u64)> = dies_in(&all, "caller", "DW_TAG_GNU_call_site")
+        .iter()
+        .filter(|d| d.attrs.get("DW_AT_abstract_origin").is_some())
+        .map(|d| {
+            let origin = die_ref(&d.attrs["DW_AT_abstract_origin"]);
+            (die_name(&all, origin), hex(&d.attrs["DW_AT_low_pc"]))
+        })
+        .filter(|s| s.0 == "use_pool")
+        .collect();
+    assert_eq!(gnu.len(), 2, "{gnu:?}");
+    let use_pool = m.symbols().unwrap().function("use_pool").unwrap().address;
+    let got = m.callees("caller", "use_pool").unwrap();
+    let want: Vec<_> = gnu
+        .iter()
+        .map(|(n, ret)| (n.clone(), *ret, Some(use_pool), Some(use_pool)))
+        .collect();
+    assert_eq!(calls(&got), want);
+    assert_eq!(found_by(&got), [FoundBy::CallSiteEntry; 2]);
+    assert_eq!(
+        calls(&got),
+        expected(&objdump_calls(&exe, "caller"), "use_pool", Some(use_pool))
     );
 }
 
