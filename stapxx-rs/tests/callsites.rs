@@ -334,7 +334,7 @@ fn dwarf4_gnu_call_sites() {
     let all = dies(&exe);
     let gnu: Vec<(String, u64)> = dies_in(&all, "caller", "DW_TAG_GNU_call_site")
         .iter()
-        .filter(|d| d.attrs.get("DW_AT_abstract_origin").is_some())
+        .filter(|d| d.attrs.contains_key("DW_AT_abstract_origin"))
         .map(|d| {
             let origin = die_ref(&d.attrs["DW_AT_abstract_origin"]);
             (die_name(&all, origin), hex(&d.attrs["DW_AT_low_pc"]))
