@@ -63,7 +63,7 @@ pub(crate) fn find_instances(src: &Sources<'_>, spec: &str) -> Result<Vec<Functi
 
 /// An inlined copy whose code the compiler removed: listed, with the
 /// reason it cannot be probed.
-fn codeless(debug: &Debug, c: &Candidate) -> Result<FunctionInfo> {
+pub(super) fn codeless(debug: &Debug, c: &Candidate) -> Result<FunctionInfo> {
     let own = debug.attrs(c.die)?;
     let (name, ret) = debug.name_and_type(own)?;
     let at = match c.call_line {

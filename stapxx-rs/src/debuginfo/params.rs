@@ -391,7 +391,7 @@ fn read_units(dwarf: &gimli::Dwarf<R>) -> gimli::Result<Vec<UnitInfo>> {
 }
 
 /// A DIE reference attribute as a [`DieId`].
-fn reference(file: u8, unit_start: usize, v: AttributeValue<R>) -> Option<DieId> {
+pub(super) fn reference(file: u8, unit_start: usize, v: AttributeValue<R>) -> Option<DieId> {
     match v {
         AttributeValue::UnitRef(o) => Some(DieId {
             file,
