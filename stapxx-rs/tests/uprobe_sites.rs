@@ -150,3 +150,62 @@ fn plt_stubs_fire_once_per_call() {
         );
     }
 }
+
+/// `tests/fixtures/callees.c`: `caller` calls `use_pool(a, 5)`,
+/// `twice(5)` (inlined at -O2), `use_pool(b, 6)` and `getpid()`; `other`
+/// calls `use_pool(p, 7)` directly and `use_pool(p, 1)` through a pointer.
+#[test]
+fn callee_probes_fire_only_for_the_callers_calls() {
+    let Some(_s) = need_bpf() else { return };
+    for opt in ["-O0", "-O2"] {
+        let bin = support::c_fixture("callees.c", &format!("callees{opt}"), &[opt]);
+        let script = r#"probe process("BIN").function("caller").callee("use_pool") { printf("callee %s %d %d\n", ppfunc(), $n, $pool->size) }
+probe process("BIN").function("use_pool") { printf("any %d %d\n", $n, $pool->size) }
+probe process("BIN").function("caller").callee("getpid") { println("getpid from caller") }
+probe process("BIN").function("caller").callee("twice") { printf("twice %d\n", $v) }
+probe process("BIN").function("caller").callees { printf("callees %s\n", ppfunc()) }"#
+            .replace("BIN", &bin.display().to_string());
+        let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+            .arg("-c")
+            .arg(&bin)
+            .arg("-e")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{opt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let with = |p: &str| -> Vec<&str> { stdout.lines().filter(|l| l.starts_with(p)).collect() };
+        // Every call of use_pool, through the pointer too.
+        assert_eq!(
+            with("any "),
+            ["any 5 2", "any 6 3", "any 7 2", "any 1 2"],
+            "{opt}"
+        );
+        // Only caller's two calls.
+        assert_eq!(
+            with("callee "),
+            ["callee use_pool 5 2", "callee use_pool 6 3"],
+            "{opt}"
+        );
+        assert_eq!(with("getpid "), ["getpid from caller"], "{opt}");
+        // Out of line at -O0, an inlined copy at -O2: the same value.
+        assert_eq!(with("twice "), ["twice 5"], "{opt}");
+        let mut callees = with("callees ");
+        callees.sort();
+        assert_eq!(
+            callees,
+            [
+                "callees getpid",
+                "callees twice",
+                "callees use_pool",
+                "callees use_pool"
+            ],
+            "{opt}"
+        );
+    }
+}

@@ -121,6 +121,10 @@ pub struct FunctionInfo {
     pub locals: Vec<TargetVar>,
     /// `None` for a void function.
     pub return_type: Option<TypeHandle>,
+    /// The canonical frame address at the probe address as (DWARF
+    /// register, offset), from the call frame information: the return
+    /// address is the word below it (x86-64). `None` when unknown.
+    pub cfa: Option<(u16, i64)>,
 }
 
 impl FunctionInfo {
@@ -773,10 +777,15 @@ impl Debug {
                 .unwrap_or(c.entry)
         };
         let address = |i| self.dwarf.address(&u.unit, i);
+        let cfa_here = cfi.cfa_at(probe_address, frame_entry);
+        let cfa_reg = match &cfa_here {
+            Ok(Sym::Reg(r, off)) => Some((*r, *off)),
+            _ => None,
+        };
         let ctx = EvalCtx {
             pc: probe_address,
             entry: frame_entry,
-            cfa: cfi.cfa_at(probe_address, frame_entry),
+            cfa: cfa_here,
             encoding: u.unit.encoding(),
             address: &address,
         };
@@ -846,6 +855,7 @@ impl Debug {
             params: out_params,
             locals: out_locals,
             return_type: ret.map(|t| TypeHandle(Ty::Die(t))),
+            cfa: cfa_reg,
         })
     }
 

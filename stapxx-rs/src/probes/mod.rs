@@ -106,6 +106,14 @@ impl Site {
         }
     }
 
+    /// A test the handler runs under, set by the site's kind (`.callee`).
+    pub fn guard(&self) -> Option<&Expr> {
+        match &self.kind {
+            SiteKind::Uprobe(u) => u.guard.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The function this site's target variables are read in.
     pub fn function(&self) -> Option<&Arc<FunctionInfo>> {
         match &self.kind {
@@ -290,15 +298,14 @@ fn unknown_kind(pt: &ProbePoint) -> String {
 }
 
 /// Sites that can share one handler: the same executor and BPF program
-/// type, and the same point condition.
+/// type, the same point condition and the same guard.
 pub fn groups(sites: Vec<Site>) -> Vec<Vec<Site>> {
     let mut out: Vec<Vec<Site>> = Vec::new();
     for s in sites {
         let key = s.prog_kind();
-        match out
-            .iter_mut()
-            .find(|g| g[0].prog_kind() == key && g[0].condition == s.condition)
-        {
+        match out.iter_mut().find(|g| {
+            g[0].prog_kind() == key && g[0].condition == s.condition && g[0].guard() == s.guard()
+        }) {
             Some(g) => g.push(s),
             None => out.push(vec![s]),
         }

@@ -11,6 +11,7 @@
 //! return address from the top of the stack there, and nowhere else.
 
 use super::{Cx, Miss, SiteKind};
+use crate::debuginfo::callsites::Callee;
 use crate::debuginfo::params::FunctionInfo;
 use crate::debuginfo::sdt::Marker;
 use crate::debuginfo::symbols::glob_match as glob;
@@ -18,7 +19,7 @@ use crate::debuginfo::symbols::vaddr_to_file_offset;
 use crate::debuginfo::Module;
 use crate::resolve::modules::Modules;
 use ebpf_backend::Attachment;
-use grammar::ast::{Literal, ProbePoint};
+use grammar::ast::{BinOp, Expr, ExprKind, Literal, ProbePoint};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -48,6 +49,9 @@ pub struct UprobeSite {
     /// The file offset of the marker's semaphore: the kernel raises it
     /// while the probe is attached (uprobe `ref_ctr_offset`).
     pub ref_ctr: Option<u64>,
+    /// A test the handler runs under (`.callee`: the call came from one of
+    /// the caller's call sites), in stap's language.
+    pub guard: Option<Expr>,
 }
 
 impl UprobeSite {
@@ -134,6 +138,8 @@ enum What {
     },
     /// `.statement("f@file.c:N")`, `.statement(ADDR).absolute`.
     Statement(String),
+    /// `.function("f").callee("g")`, `.callees`: calls f makes.
+    Callee { caller: String, callee: String },
     /// `.plt("name")`, `.plt` (every stub).
     Plt { pattern: String, is_return: bool },
 }
@@ -263,6 +269,34 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
     let function = string_arg(pt, i, "function")?;
     let mut is_return = false;
     let mut instances = Instances::All;
+    if let Some(cc) = c
+        .get(i + 1)
+        .filter(|cc| cc.name == "callee" || cc.name == "callees")
+    {
+        let callee = match (cc.name.as_str(), &cc.arg) {
+            ("callee", Some(Literal::String(g))) => g.clone(),
+            ("callees", None) | ("callees", Some(Literal::Number(1))) => "*".into(),
+            ("callees", Some(_)) => {
+                return Err(Miss::Unserved(
+                    ".callees(N) deeper than 1 is not supported".into(),
+                ))
+            }
+            _ => return Err(Miss::Invalid(".callee needs a \"NAME\"".into())),
+        };
+        if let Some(extra) = c.get(i + 2) {
+            return Err(Miss::Unserved(format!(
+                ".{}(...).{} is not supported",
+                cc.name, extra.name
+            )));
+        }
+        return Ok(Spec {
+            module,
+            what: What::Callee {
+                caller: function,
+                callee,
+            },
+        });
+    }
     for s in &c[i + 1..] {
         match s.name.as_str() {
             "return" => {
@@ -312,6 +346,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
         },
         What::Mark { provider, name } => return marks(m, provider.as_deref(), &name),
         What::Statement(spec) => return statements(m, &spec),
+        What::Callee { caller, callee } => return callees(m, &caller, &callee),
         What::Plt { pattern, is_return } => return plt(m, &pattern, is_return),
     };
     let module = m.target_path().display().to_string();
@@ -347,6 +382,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                     info: Some(Arc::new(info)),
                     marker: None,
                     ref_ctr: None,
+                    guard: None,
                 });
             }
         }
@@ -367,6 +403,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                         info: None,
                         marker: None,
                         ref_ctr: None,
+                        guard: None,
                     });
                 }
             }
@@ -423,6 +460,7 @@ fn marks(m: &Module, provider: Option<&str>, name: &str) -> Result<Vec<SiteKind>
                 info: None,
                 ref_ctr: mk.semaphore.map(|s| s.file_offset),
                 marker: Some(Arc::new(mk.clone())),
+                guard: None,
             }));
         }
     }
@@ -480,6 +518,7 @@ fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
             info: s.function.map(Arc::new),
             marker: None,
             ref_ctr: None,
+            guard: None,
         }));
     }
     if out.is_empty() {
@@ -488,6 +527,156 @@ fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
         )));
     }
     Ok(out)
+}
+
+/// `.function("f").callee("g")`: each inlined copy of g in f at the
+/// copy; an out-of-line g (or its PLT stub, for an imported g) at its
+/// entry, guarded by where the call came from: the return address on the
+/// stack must be one of f's call sites, as stap checks it. Addresses are
+/// compared relative to the probe's own `rip`, so the test needs no load
+/// bias.
+fn callees(m: &Module, caller: &str, callee: &str) -> Result<Vec<SiteKind>, Miss> {
+    let module = m.target_path().display().to_string();
+    let found = m.callees(caller, callee).map_err(|e| {
+        if Modules::is_unresolved(&e) {
+            Miss::NoMatch(e.to_string())
+        } else {
+            Miss::Invalid(e.to_string())
+        }
+    })?;
+    let segments = m.elf().load_segments();
+    let host_path = m.elf().path().to_path_buf();
+    // Out-of-line calls, per probe address: (name, info, return addresses).
+    let mut calls: Vec<(u64, String, Option<FunctionInfo>, Vec<u64>)> = Vec::new();
+    let mut out = Vec::new();
+    for c in found {
+        match c {
+            Callee::Inlined(info) => {
+                let Some(off) = vaddr_to_file_offset(segments, info.probe_address) else {
+                    continue;
+                };
+                if info.no_probe.is_some() {
+                    continue;
+                }
+                out.push(SiteKind::Uprobe(UprobeSite {
+                    module: module.clone(),
+                    host_path: host_path.clone(),
+                    function: info.name.clone(),
+                    entry_address: info.entry_address,
+                    address: info.probe_address,
+                    entry_offset: off,
+                    probe_offset: off,
+                    is_return: false,
+                    info: Some(Arc::new(info)),
+                    marker: None,
+                    ref_ctr: None,
+                    guard: None,
+                }));
+            }
+            Callee::Call {
+                callee,
+                call_return,
+                call_target,
+                callee_entry,
+                ..
+            } => {
+                let at = match (&callee_entry, call_target) {
+                    (Some(info), _) => info.probe_address,
+                    (None, Some(t)) => t,
+                    (None, None) => continue,
+                };
+                match calls.iter_mut().find(|x| x.0 == at) {
+                    Some(x) => x.3.push(call_return),
+                    None => calls.push((at, callee, callee_entry, vec![call_return])),
+                }
+            }
+        }
+    }
+    for (at, name, info, returns) in calls {
+        let Some(off) = vaddr_to_file_offset(segments, at) else {
+            continue;
+        };
+        // Where the return address is at the probe: the word below the
+        // CFA; at a function's (or stub's) first instruction, at rsp.
+        let (reg, cfa_off) = match info.as_ref().and_then(|i| i.cfa) {
+            Some((r, o)) => match crate::debuginfo::params::x86_64_register_name(r) {
+                Some(name) => (name, o),
+                None => continue,
+            },
+            None if info
+                .as_ref()
+                .is_none_or(|i| i.probe_address == i.entry_address) =>
+            {
+                ("rsp", 8)
+            }
+            None => continue,
+        };
+        let guard = return_guard(reg, cfa_off - 8, at, &returns);
+        out.push(SiteKind::Uprobe(UprobeSite {
+            module: module.clone(),
+            host_path: host_path.clone(),
+            function: name,
+            entry_address: info.as_ref().map_or(at, |i| i.entry_address),
+            address: at,
+            entry_offset: off,
+            probe_offset: off,
+            is_return: false,
+            info: info.map(Arc::new),
+            marker: None,
+            ref_ctr: None,
+            guard: Some(guard),
+        }));
+    }
+    if out.is_empty() {
+        return Err(Miss::NoMatch(format!(
+            "no call to '{callee}' in '{caller}' in {module} can be probed"
+        )));
+    }
+    Ok(out)
+}
+
+/// `user_uint64(REG + off) - u_register("rip") == R1 - at || ...`: the
+/// return address (at `REG + off`) is one of `returns`, each compared by its
+/// distance from the probe address `at`, which `rip` holds when it fires.
+fn return_guard(reg: &str, off: i64, at: u64, returns: &[u64]) -> Expr {
+    let span = grammar::Span::default();
+    let e = |kind| Expr { kind, span };
+    let call = |name: &str, args| {
+        e(ExprKind::Call {
+            name: name.into(),
+            args,
+        })
+    };
+    let bin = |op, l, r| {
+        e(ExprKind::Binary {
+            op,
+            lhs: Box::new(l),
+            rhs: Box::new(r),
+        })
+    };
+    let slot = bin(
+        BinOp::Add,
+        call("u_register", vec![e(ExprKind::String(reg.into()))]),
+        e(ExprKind::Number(off)),
+    );
+    let distance = bin(
+        BinOp::Sub,
+        call("user_uint64", vec![slot]),
+        call("u_register", vec![e(ExprKind::String("rip".into()))]),
+    );
+    let mut guard: Option<Expr> = None;
+    for r in returns {
+        let test = bin(
+            BinOp::Eq,
+            distance.clone(),
+            e(ExprKind::Number(r.wrapping_sub(at) as i64)),
+        );
+        guard = Some(match guard {
+            None => test,
+            Some(g) => bin(BinOp::Or, g, test),
+        });
+    }
+    guard.unwrap_or(e(ExprKind::Number(0)))
 }
 
 /// `.plt("name")`: the PLT stub of each imported function matching.
@@ -515,6 +704,7 @@ fn plt(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<SiteKind>, Miss
                 info: None,
                 marker: None,
                 ref_ctr: None,
+                guard: None,
             })
         })
         .collect())

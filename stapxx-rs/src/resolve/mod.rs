@@ -833,13 +833,28 @@ impl Resolver<'_, '_> {
         Ok(())
     }
 
-    /// The body for `sites`, under their point condition (`if (c)`).
+    /// The body for `sites`, under their guard and point condition
+    /// (`if (guard && c)`).
     fn handler_body(&mut self, p: &Probe, sites: &[Site]) -> R<Block> {
         self.sites = Some(sites.to_vec());
         self.points = p.points.clone();
         let body = self.block(p.body.clone())?;
-        let Some(cond) = sites.first().and_then(|s| s.condition.clone()) else {
-            return Ok(body);
+        let first = sites.first();
+        let cond = match (
+            first.and_then(|s| s.guard().cloned()),
+            first.and_then(|s| s.condition.clone()),
+        ) {
+            (None, None) => return Ok(body),
+            (Some(g), None) => g,
+            (None, Some(c)) => c,
+            (Some(g), Some(c)) => Expr {
+                span: c.span,
+                kind: ExprKind::Binary {
+                    op: BinOp::And,
+                    lhs: Box::new(g),
+                    rhs: Box::new(c),
+                },
+            },
         };
         let cond = self.expr(cond)?;
         let span = body.span;
