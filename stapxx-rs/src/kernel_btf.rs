@@ -30,54 +30,164 @@ impl TaskOffsets {
     }
 }
 
-const KIND_STRUCT: u32 = 4;
+/// Where `process("P").begin/.end` find the current task's executable:
+/// `current->mm->exe_file->f_inode->{i_ino, i_sb->s_dev}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExeOffsets {
+    pub task_mm: u32,
+    pub mm_exe_file: u32,
+    pub file_inode: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
+}
 
-/// The byte offset of `member` in the struct named `name` (a direct
-/// member; BTF of the kernel lists `task_struct`'s fields directly).
-pub fn member_offset(btf: &[u8], name: &str, member: &str) -> Option<u32> {
-    let u32_at = |off: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(btf.get(off..off + 4)?.try_into().ok()?))
-    };
-    if btf.get(0..2)? != [0x9f, 0xeb] {
-        return None; // not little-endian BTF
+impl ExeOffsets {
+    pub fn get() -> Option<ExeOffsets> {
+        static CACHE: OnceLock<Option<ExeOffsets>> = OnceLock::new();
+        *CACHE.get_or_init(|| {
+            let btf = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+            ExeOffsets::from_btf(&btf)
+        })
     }
-    let hdr_len = u32_at(4)? as usize;
-    let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
-    let str_off = u32_at(16)? as usize;
-    let types = hdr_len + type_off;
-    let strings = hdr_len + str_off;
-    let str_at = |off: u32| -> Option<&[u8]> {
-        let s = btf.get(strings + off as usize..)?;
+
+    pub fn from_btf(btf: &[u8]) -> Option<ExeOffsets> {
+        Some(ExeOffsets {
+            task_mm: member_offset(btf, "task_struct", "mm")?,
+            mm_exe_file: member_offset(btf, "mm_struct", "exe_file")?,
+            file_inode: member_offset(btf, "file", "f_inode")?,
+            inode_ino: member_offset(btf, "inode", "i_ino")?,
+            inode_sb: member_offset(btf, "inode", "i_sb")?,
+            sb_dev: member_offset(btf, "super_block", "s_dev")?,
+        })
+    }
+}
+
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+/// Kinds that only qualify another type (typedef, volatile, const,
+/// restrict, type tag): followed to reach an anonymous member's struct.
+const QUALIFIERS: [u32; 5] = [8, 9, 10, 11, 18];
+
+/// The types of a BTF blob: where each type id's record starts.
+struct Types<'b> {
+    btf: &'b [u8],
+    strings: usize,
+    /// Byte position of type id `i + 1`.
+    at: Vec<usize>,
+}
+
+impl<'b> Types<'b> {
+    fn parse(btf: &'b [u8]) -> Option<Types<'b>> {
+        if btf.get(0..2)? != [0x9f, 0xeb] {
+            return None; // not little-endian BTF
+        }
+        let u32_at = |off: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(btf.get(off..off + 4)?.try_into().ok()?))
+        };
+        let hdr_len = u32_at(4)? as usize;
+        let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
+        let str_off = u32_at(16)? as usize;
+        let types = hdr_len + type_off;
+        let mut t = Types {
+            btf,
+            strings: hdr_len + str_off,
+            at: Vec::new(),
+        };
+        let mut at = types;
+        while at + 12 <= types + type_len {
+            t.at.push(at);
+            let info = t.u32_at(at + 4)?;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            // Skip the kind's trailing data.
+            at += 12
+                + match kind {
+                    1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                    3 => 12,                      // ARRAY
+                    4 | 5 | 15 | 19 => vlen * 12, // STRUCT, UNION, DATASEC, ENUM64
+                    6 | 13 => vlen * 8,           // ENUM, FUNC_PROTO
+                    _ => 0,
+                };
+        }
+        Some(t)
+    }
+
+    fn u32_at(&self, off: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(
+            self.btf.get(off..off + 4)?.try_into().ok()?,
+        ))
+    }
+
+    fn str_at(&self, off: u32) -> Option<&'b [u8]> {
+        let s = self.btf.get(self.strings + off as usize..)?;
         Some(&s[..s.iter().position(|&b| b == 0)?])
-    };
-    let mut at = types;
-    while at + 12 <= types + type_len {
-        let name_off = u32_at(at)?;
-        let info = u32_at(at + 4)?;
-        let kind = (info >> 24) & 0x1f;
-        let vlen = (info & 0xffff) as usize;
-        let kflag = info >> 31 == 1;
-        let body = at + 12;
-        if kind == KIND_STRUCT && str_at(name_off)? == name.as_bytes() {
-            for i in 0..vlen {
-                let m = body + i * 12;
-                if str_at(u32_at(m)?)? == member.as_bytes() {
-                    let off = u32_at(m + 8)?;
-                    let bits = if kflag { off & 0xff_ffff } else { off };
-                    return Some(bits / 8);
+    }
+
+    /// (kind, vlen, kflag, name offset, type/size field) of a record.
+    fn head(&self, at: usize) -> Option<(u32, usize, bool, u32, u32)> {
+        let info = self.u32_at(at + 4)?;
+        Some((
+            (info >> 24) & 0x1f,
+            (info & 0xffff) as usize,
+            info >> 31 == 1,
+            self.u32_at(at)?,
+            self.u32_at(at + 8)?,
+        ))
+    }
+
+    /// The struct/union record a type id names, through qualifiers.
+    fn aggregate(&self, mut id: u32) -> Option<usize> {
+        for _ in 0..16 {
+            let at = *self.at.get((id as usize).checked_sub(1)?)?;
+            let (kind, _, _, _, next) = self.head(at)?;
+            if kind == KIND_STRUCT || kind == KIND_UNION {
+                return Some(at);
+            }
+            if !QUALIFIERS.contains(&kind) {
+                return None;
+            }
+            id = next;
+        }
+        None
+    }
+
+    /// `member`'s byte offset in the aggregate at `at`, looking into
+    /// anonymous struct/union members (the kernel groups fields in them,
+    /// e.g. `mm_struct`'s).
+    fn member_in(&self, at: usize, member: &str, depth: u32) -> Option<u32> {
+        let (_, vlen, kflag, _, _) = self.head(at)?;
+        for i in 0..vlen {
+            let m = at + 12 + i * 12;
+            let name = self.str_at(self.u32_at(m)?)?;
+            let off = self.u32_at(m + 8)?;
+            let bits = if kflag { off & 0xff_ffff } else { off };
+            if name == member.as_bytes() {
+                return Some(bits / 8);
+            }
+            if name.is_empty() && depth < 8 {
+                if let Some(inner) = self.aggregate(self.u32_at(m + 4)?) {
+                    if let Some(o) = self.member_in(inner, member, depth + 1) {
+                        return Some(bits / 8 + o);
+                    }
                 }
             }
-            return None;
         }
-        // Skip the kind's trailing data.
-        at = body
-            + match kind {
-                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
-                3 => 12,                      // ARRAY
-                4 | 5 | 15 | 19 => vlen * 12, // STRUCT, UNION, DATASEC, ENUM64
-                6 | 13 => vlen * 8,           // ENUM, FUNC_PROTO
-                _ => 0,
-            };
+        None
+    }
+}
+
+/// The byte offset of `member` in the struct named `name`, anonymous
+/// struct/union members searched too.
+pub fn member_offset(btf: &[u8], name: &str, member: &str) -> Option<u32> {
+    let t = Types::parse(btf)?;
+    for &at in &t.at {
+        let (kind, _, _, name_off, _) = t.head(at)?;
+        if kind == KIND_STRUCT && t.str_at(name_off)? == name.as_bytes() {
+            if let Some(o) = t.member_in(at, member, 0) {
+                return Some(o);
+            }
+        }
     }
     None
 }

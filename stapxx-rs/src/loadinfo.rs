@@ -97,6 +97,14 @@ pub fn codegen_options(
     if let (true, Some(t)) = (needs.user_symbols, target) {
         o.usyms = Some(crate::kernel::user_symbols(t).layout());
     }
+    let exe_filters = program.probes.iter().any(|p| {
+        p.sites
+            .iter()
+            .any(|s| s.filter().is_some_and(|f| f.exe.is_some()))
+    });
+    if exe_filters {
+        o.exe = crate::kernel_btf::ExeOffsets::get();
+    }
     if needs.task_offsets {
         o.task = crate::kernel_btf::TaskOffsets::get();
     }

@@ -114,3 +114,17 @@ fn errors() {
     }
     insta::assert_snapshot!(all);
 }
+
+#[test]
+fn process_begin_and_end() {
+    if !std::path::Path::new("/sys/kernel/tracing/events/sched").exists() {
+        support::missing("tracefs at /sys/kernel/tracing");
+        return;
+    }
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe process(\"BIN\").begin, process(\"BIN\").end { println(pid()) }\n\
+         probe process(\"BIN\").thread.begin, process(\"BIN\").thread.end { println(tid()) }\n\
+         probe process.begin { }"
+    ));
+}

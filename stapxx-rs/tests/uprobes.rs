@@ -179,3 +179,59 @@ fn process_without_a_path_means_the_command_executable() {
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("work")).collect();
     assert_eq!(lines, ["work 1", "work 2", "work 100"], "{out}");
 }
+
+/// `tests/fixtures/lifecycle.c`: the command itself (exec), two threads,
+/// three forked children. Each begin and end runs in that task's own
+/// context: the pids seen at begin are those seen at end.
+#[test]
+fn process_and_thread_begin_and_end() {
+    let Some(_s) = need_bpf() else { return };
+    for opt in ["-O0", "-O2"] {
+        let bin = support::c_fixture(
+            "lifecycle.c",
+            &format!("lifecycle{opt}"),
+            &[opt, "-pthread"],
+        );
+        let script = r#"probe process("BIN").begin { printf("begin %d %d\n", pid(), pid() == target()) }
+probe process("BIN").end { printf("end %d\n", pid()) }
+probe process("BIN").thread.begin { printf("tbegin %d %d\n", tid(), pid() == target() && tid() != pid()) }
+probe process("BIN").thread.end { printf("tend %d\n", tid()) }
+probe process("/bin/true").begin { println("not this one") }"#
+            .replace("BIN", &bin.display().to_string());
+        let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+            .arg("-c")
+            .arg(&bin)
+            .arg("-e")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{opt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let field = |prefix: &str, i: usize| -> Vec<String> {
+            let mut v: Vec<String> = stdout
+                .lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| l.split(' ').nth(i).unwrap_or("").to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        // The command (pid == target()) and its three children.
+        let begins = field("begin ", 1);
+        assert_eq!(begins.len(), 4, "{opt}: {stdout}");
+        assert_eq!(field("begin ", 2), ["0", "0", "0", "1"], "{opt}: {stdout}");
+        assert_eq!(field("end ", 1), begins, "{opt}: {stdout}");
+        // Two threads of the command, not its leader.
+        let threads = field("tbegin ", 1);
+        assert_eq!(threads.len(), 2, "{opt}: {stdout}");
+        assert_eq!(field("tbegin ", 2), ["1", "1"], "{opt}: {stdout}");
+        assert_eq!(field("tend ", 1), threads, "{opt}: {stdout}");
+        assert!(!stdout.contains("not this one"), "{stdout}");
+        assert!(stdout.contains("done\n"), "{stdout}");
+    }
+}

@@ -677,6 +677,11 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));
         self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
+        // Sites on events of every task test theirs first (pass 2's filter).
+        if let Some(f) = self.p.probes[pi].sites.first().and_then(|s| s.filter()) {
+            let f = f.clone();
+            self.task_filter(&f, self.p.probes[pi].span)?;
+        }
         // Every run starts with an empty user-memory read cache.
         self.frame_addr(R1, ucache_start(self.o));
         for i in 0..UC_LINES {

@@ -14,6 +14,7 @@
 mod callback;
 pub mod emit;
 pub mod expr;
+mod filter;
 mod iterate;
 mod ksym;
 pub mod layout;
@@ -60,6 +61,9 @@ pub struct Options {
     pub ksyms: Option<crate::ksyms::PackedLayout>,
     /// `task_struct` offsets for `ppid()` (from the kernel's BTF).
     pub task: Option<crate::kernel_btf::TaskOffsets>,
+    /// Offsets to the current task's executable, for handlers whose sites
+    /// are for tasks running a given file (`process("P").begin`).
+    pub exe: Option<crate::kernel_btf::ExeOffsets>,
     /// The target's file mappings (start, end, path) for `umodname()`.
     pub umods: Vec<(u64, u64, String)>,
 }
@@ -80,6 +84,7 @@ impl Options {
             usyms: None,
             ksyms: None,
             task: None,
+            exe: None,
             umods: Vec::new(),
         }
     }

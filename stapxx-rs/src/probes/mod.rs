@@ -9,6 +9,7 @@
 //! a point to its kind (as bpftrace's probe-type table does). A new kind is
 //! a new file and a row here.
 
+pub mod lifecycle;
 pub mod perf;
 pub mod process;
 pub mod special;
@@ -106,6 +107,14 @@ impl Site {
         }
     }
 
+    /// Which tasks a tracepoint handler runs for (`process.begin/.end`).
+    pub fn filter(&self) -> Option<&lifecycle::TaskFilter> {
+        match &self.kind {
+            SiteKind::Tracepoint(t) => t.filter.as_ref(),
+            _ => None,
+        }
+    }
+
     /// A test the handler runs under, set by the site's kind (`.callee`).
     pub fn guard(&self) -> Option<&Expr> {
         match &self.kind {
@@ -132,7 +141,10 @@ impl Site {
             SiteKind::Timer(d) => format!("host timer every {} ns", d.as_nanos()),
             SiteKind::Perf(p) => p.describe(),
             SiteKind::Uprobe(u) => u.describe(),
-            SiteKind::Tracepoint(t) => format!("tracepoint {}:{}", t.category, t.name),
+            SiteKind::Tracepoint(t) => match &t.filter {
+                None => format!("tracepoint {}:{}", t.category, t.name),
+                Some(f) => format!("tracepoint {}:{} for {}", t.category, t.name, f.describe()),
+            },
         };
         format!("{what} <- {}", self.point)
     }
@@ -304,7 +316,10 @@ pub fn groups(sites: Vec<Site>) -> Vec<Vec<Site>> {
     for s in sites {
         let key = s.prog_kind();
         match out.iter_mut().find(|g| {
-            g[0].prog_kind() == key && g[0].condition == s.condition && g[0].guard() == s.guard()
+            g[0].prog_kind() == key
+                && g[0].condition == s.condition
+                && g[0].guard() == s.guard()
+                && g[0].filter() == s.filter()
         }) {
             Some(g) => g.push(s),
             None => out.push(vec![s]),

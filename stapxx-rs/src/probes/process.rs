@@ -243,11 +243,10 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
                 what: What::Plt { pattern, is_return },
             });
         }
-        "begin" | "end" | "thread" | "syscall" => {
-            return Err(Miss::Unserved(format!(
-                "process(...).{} probes are not supported yet",
-                kind.name
-            )))
+        "syscall" => {
+            return Err(Miss::Unserved(
+                "process(...).syscall probes are not supported yet".into(),
+            ))
         }
         other => {
             let kinds = [
@@ -332,6 +331,12 @@ fn open<'m>(modules: &'m mut Modules, name: Option<&str>) -> Result<&'m Module, 
 }
 
 pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
+    // process[("P")].begin/.end/.thread.*: tasks starting and ending.
+    if pt.components.len() >= 2
+        && matches!(pt.components[1].name.as_str(), "begin" | "end" | "thread")
+    {
+        return super::lifecycle::resolve(pt, cx);
+    }
     let spec = parse(pt)?;
     let m = open(cx.modules, spec.module.as_deref())?;
     let spec = match spec.what {

@@ -13,6 +13,38 @@ use std::path::PathBuf;
 pub struct TracepointSite {
     pub category: String,
     pub name: String,
+    /// Which tasks the handler runs for (`process(...).begin/.end`).
+    pub filter: Option<super::lifecycle::TaskFilter>,
+}
+
+/// (offset, size) of a field of a tracepoint's record, from its tracefs
+/// `format` file (`field:long ret;	offset:16;	size:8;	signed:1;`).
+pub fn field(category: &str, name: &str, field: &str) -> Option<(u16, u8)> {
+    let dir = ebpf_backend::attach::ensure_tracefs().ok()?;
+    let text = std::fs::read_to_string(dir.join("events").join(category).join(name).join("format"))
+        .ok()?;
+    for line in text.lines() {
+        let mut parts = line.trim().split(';');
+        let decl = parts.next()?.trim();
+        let Some(decl) = decl.strip_prefix("field:") else {
+            continue;
+        };
+        let fname = decl
+            .rsplit(|c: char| c.is_whitespace() || c == '*')
+            .next()?
+            .split('[')
+            .next()?;
+        if fname != field {
+            continue;
+        }
+        let num = |key: &str| -> Option<u64> {
+            line.split(';')
+                .find_map(|p| p.trim().strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        return Some((num("offset:")? as u16, num("size:")? as u8));
+    }
+    None
 }
 
 fn events_dir() -> Result<PathBuf, Miss> {
@@ -58,6 +90,7 @@ pub fn resolve(pt: &ProbePoint, _cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss>
                 out.push(SiteKind::Tracepoint(TracepointSite {
                     category: cat.clone(),
                     name: ev.clone(),
+                    filter: None,
                 }));
             }
             all.push(format!("{cat}:{ev}"));
