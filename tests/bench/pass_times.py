@@ -11,7 +11,8 @@ demo LuaJIT once):
 P is the last pass (2 or 4: `-pP -v`). Each binary runs RUNS times; for
 every pass it prints the median, minimum and maximum in ms, and the wall
 time and the CPU time (user + system) of the whole command. The LuaJIT runs
-examples/lua/demo.lua for the duration; set LUAJIT to use another interpreter with debug info.
+examples/lua/demo.lua for the duration; LUAJIT names another interpreter
+(with debug info).
 """
 import os
 import re
