@@ -18,7 +18,7 @@ pub struct TracepointSite {
 }
 
 /// (offset, size) of a field of a tracepoint's record, from its tracefs
-/// `format` file (`field:long ret;	offset:16;	size:8;	signed:1;`).
+/// `format` file (`field:long ret; offset:16; size:8; signed:1;`).
 pub fn field(category: &str, name: &str, field: &str) -> Option<(u16, u8)> {
     let dir = ebpf_backend::attach::ensure_tracefs().ok()?;
     let text = std::fs::read_to_string(dir.join("events").join(category).join(name).join("format"))
