@@ -52,6 +52,19 @@ pub struct UprobeSite {
     /// A test the handler runs under (`.callee`: the call came from one of
     /// the caller's call sites), in stap's language.
     pub guard: Option<Expr>,
+    /// What the probe sits on (for listings).
+    pub place: Place,
+}
+
+/// What a uprobe site sits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Function,
+    Statement,
+    Mark,
+    Plt,
+    /// A callee's entry (or inlined copy) for `.callee`.
+    Callee,
 }
 
 impl UprobeSite {
@@ -88,7 +101,11 @@ impl UprobeSite {
             );
         }
         let inlined = self.info.as_ref().is_some_and(|i| i.inlined);
-        let place = if inlined {
+        let place = if self.place == Place::Statement {
+            "uprobe at statement".to_string()
+        } else if self.place == Place::Plt {
+            "uprobe at the PLT stub".to_string()
+        } else if inlined {
             "uprobe at the entry of an inlined copy".to_string()
         } else if self.is_return {
             "uretprobe at the entry".to_string()
@@ -105,10 +122,10 @@ impl UprobeSite {
             self.function,
             self.module,
             self.offset(),
-            if self.info.is_some() {
-                ""
-            } else {
-                ", no DWARF"
+            match (&self.guard, &self.info) {
+                (Some(_), _) => ", for calls from the caller's call sites only",
+                (None, Some(_)) => "",
+                (None, None) => ", no DWARF",
             }
         )
     }
@@ -388,6 +405,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                     marker: None,
                     ref_ctr: None,
                     guard: None,
+                    place: Place::Function,
                 });
             }
         }
@@ -409,6 +427,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
                         marker: None,
                         ref_ctr: None,
                         guard: None,
+                        place: Place::Function,
                     });
                 }
             }
@@ -466,6 +485,7 @@ fn marks(m: &Module, provider: Option<&str>, name: &str) -> Result<Vec<SiteKind>
                 ref_ctr: mk.semaphore.map(|s| s.file_offset),
                 marker: Some(Arc::new(mk.clone())),
                 guard: None,
+                place: Place::Mark,
             }));
         }
     }
@@ -524,6 +544,7 @@ fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
             marker: None,
             ref_ctr: None,
             guard: None,
+            place: Place::Statement,
         }));
     }
     if out.is_empty() {
@@ -576,6 +597,7 @@ fn callees(m: &Module, caller: &str, callee: &str) -> Result<Vec<SiteKind>, Miss
                     marker: None,
                     ref_ctr: None,
                     guard: None,
+                    place: Place::Callee,
                 }));
             }
             Callee::Call {
@@ -630,6 +652,7 @@ fn callees(m: &Module, caller: &str, callee: &str) -> Result<Vec<SiteKind>, Miss
             marker: None,
             ref_ctr: None,
             guard: Some(guard),
+            place: Place::Callee,
         }));
     }
     if out.is_empty() {
@@ -710,6 +733,7 @@ fn plt(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<SiteKind>, Miss
                 marker: None,
                 ref_ctr: None,
                 guard: None,
+                place: Place::Plt,
             })
         })
         .collect())
