@@ -553,3 +553,56 @@ fn parses_wrk_reports() {
     assert_eq!(r.errors, 7);
     assert!((r.rps - 10671.87).abs() < 1e-6);
 }
+
+/// `.callee` on the nginx build: `ngx_http_free_request` destroys each
+/// request's pool through `ngx_destroy_pool` once, while connection pools
+/// are destroyed from elsewhere; the callee probe sees exactly the first
+/// (its `$pool` read at the callee), the plain function probe both.
+#[test]
+fn callee_probe_counts_request_pools() {
+    let Some((_serial, ng)) = setup(Shape::Static) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let master = s.master_pid().to_string();
+    let script = support::scratch().join("callee-pools.stp");
+    std::fs::write(
+        &script,
+        format!(
+            r#"global from_requests, null_pools, all
+probe begin {{ warn("Tracing pools\n") }}
+probe process("{0}").function("ngx_http_free_request").callee("ngx_destroy_pool") {{
+  from_requests++
+  if ($pool == 0) null_pools++
+}}
+probe process("{0}").function("ngx_destroy_pool") {{ all++ }}
+probe end {{ printf("requests %d null %d all %d\n", from_requests, null_pools, all) }}
+"#,
+            ng.nginx.display()
+        ),
+    )
+    .unwrap();
+    let mut w = None;
+    let mut st = None;
+    let logged = logged_during(&s, || {
+        let mut p = Stapxx::start(
+            &script.display().to_string(),
+            &strings(&["--master", &master]),
+        );
+        p.wait_stderr("Tracing pools");
+        w = Some(Wrk::start(&s.url("/hot"), 1, 1, 4).wait());
+        st = Some(p);
+    });
+    let (out, _) = st.unwrap().interrupt();
+    assert_served(&s, &w.unwrap());
+    let nums: Vec<u64> = out
+        .lines()
+        .find(|l| l.starts_with("requests "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split(' ')
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert_eq!(nums[0], logged as u64, "{out}");
+    assert_eq!(nums[1], 0, "{out}");
+    assert!(nums[2] > nums[0], "{out}");
+}
