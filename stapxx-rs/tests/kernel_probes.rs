@@ -8,20 +8,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Tests here run one at a time: uprobes fire for every process of a
-/// binary, and the leftover check must see only this test's objects.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Skip (or fail under CI) when BPF cannot be used here; otherwise hold the
-/// serialising lock for the test's duration.
-fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if support::is_root() {
-        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-    support::missing("root (BPF, perf events and uprobes)");
-    None
-}
-
 fn stapxx() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"));
     c.current_dir(support::workspace_root());
@@ -36,7 +22,7 @@ fn script(name: &str, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn timer_profile_counts_ticks_on_every_cpu() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let hz = stapxx::kernel::kernel_hz();
@@ -152,7 +138,7 @@ extern "C" {
 
 #[test]
 fn uprobes_and_uretprobes_count_exactly() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_count", &["-g", "-O2"]);
@@ -181,7 +167,7 @@ fn uprobes_and_uretprobes_count_exactly() {
 
 #[test]
 fn strings_loops_and_arrays_in_a_uprobe() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_strings", &["-g", "-O2"]);
@@ -218,7 +204,7 @@ fn strings_loops_and_arrays_in_a_uprobe() {
 
 #[test]
 fn kernel_printf_reaches_stdout_in_order() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_printf", &["-g", "-O2"]);
@@ -247,7 +233,7 @@ fn kernel_printf_reaches_stdout_in_order() {
 
 #[test]
 fn entry_values_and_parameters_in_return_probes() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_entry", &["-g", "-O2"]);
@@ -273,7 +259,7 @@ fn entry_values_and_parameters_in_return_probes() {
 
 #[test]
 fn the_traced_process_exiting_ends_the_session() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_exit", &["-g", "-O2"]);
@@ -314,7 +300,7 @@ fn the_traced_process_exiting_ends_the_session() {
 
 #[test]
 fn tracepoint_counts_a_process_syscalls() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let mut py = Command::new("python3")
@@ -353,7 +339,7 @@ fn tracepoint_counts_a_process_syscalls() {
 
 #[test]
 fn dash_c_command_is_the_target_and_ends_the_session() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("getppid.c", "getppid", &["-g", "-O2"]);
@@ -382,7 +368,7 @@ fn dash_c_command_is_the_target_and_ends_the_session() {
 
 #[test]
 fn optional_and_sufficient_probe_points() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_optional", &["-g", "-O2"]);
@@ -421,7 +407,7 @@ fn optional_and_sufficient_probe_points() {
 
 #[test]
 fn globals_set_by_host_probes_reach_the_kernel() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_hostset", &["-g", "-O2"]);
@@ -450,7 +436,7 @@ fn globals_set_by_host_probes_reach_the_kernel() {
 
 #[test]
 fn global_counters_lose_no_updates_across_cpus() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let cpus = std::thread::available_parallelism()
@@ -487,7 +473,7 @@ fn global_counters_lose_no_updates_across_cpus() {
 /// larger), whether built by `.=`, `sprintf` or padding.
 #[test]
 fn maxstringlen_cuts_strings_alike_in_host_and_kernel_probes() {
-    let Some(_serial) = need_bpf() else {
+    let Some(_serial) = support::need_bpf() else {
         return;
     };
     let busy = support::busy_cpus(1);

@@ -58,17 +58,7 @@ fn sdt(opt: &str) -> std::path::PathBuf {
 
 /// The line of `tests/fixtures/sites.c` carrying `/* LINE:name */`.
 fn sites_line(name: &str) -> usize {
-    let src = support::workspace_root().join("tests/fixtures/sites.c");
-    let text = std::fs::read_to_string(&src).unwrap();
-    let tag = format!("LINE:{name} ");
-    let hits: Vec<usize> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(&tag))
-        .map(|(i, _)| i + 1)
-        .collect();
-    assert_eq!(hits.len(), 1, "{name}: {hits:?}");
-    hits[0]
+    support::c_line_of("sites.c", name)
 }
 
 #[test]

@@ -6,18 +6,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if support::is_root() {
-        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-    support::missing("root (BPF and uprobes)");
-    None
-}
 
 fn fixture(opt: &str) -> PathBuf {
     support::c_fixture("sites.c", &format!("sites{opt}"), &[opt])
@@ -27,18 +15,10 @@ fn fixture(opt: &str) -> PathBuf {
 /// replaced; (status, probe output without the fixture's own lines, stderr).
 fn run(opt: &str, args: &str, script: &str) -> (i32, Vec<String>, String) {
     let bin = fixture(opt);
-    let src = support::workspace_root().join("tests/fixtures/sites.c");
     let mut script = script.replace("BIN", &bin.display().to_string());
-    let line = line_of(&src, "loop_body");
+    let line = support::c_line_of("sites.c", "loop_body");
     script = script.replace("LINE:loop_body", &line.to_string());
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .arg("-c")
-        .arg(format!("{} {args}", bin.display()))
-        .arg("-e")
-        .arg(&script)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, err) = support::stapxx_c(&format!("{} {args}", bin.display()), &script);
     let bin_s = bin.display().to_string();
     let lines = stdout
         .lines()
@@ -46,30 +26,14 @@ fn run(opt: &str, args: &str, script: &str) -> (i32, Vec<String>, String) {
         .filter(|l| *l != bin_s && l.split(' ').count() != 4)
         .map(String::from)
         .collect();
-    (
-        out.status.code().unwrap_or(-1),
-        lines,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The line carrying `/* LINE:name */` in a C source.
-fn line_of(src: &std::path::Path, name: &str) -> usize {
-    let text = std::fs::read_to_string(src).unwrap();
-    let tag = format!("LINE:{name} ");
-    let hits: Vec<usize> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(&tag))
-        .map(|(i, _)| i + 1)
-        .collect();
-    assert_eq!(hits.len(), 1, "{name}: {hits:?}");
-    hits[0]
+    (code, lines, err)
 }
 
 #[test]
 fn every_instance_of_a_function_reads_its_own_parameters() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     // argc = 3: scale(3, 'm'), twice(5) -> scale(5, 't'), scale(6, 'a'),
     // then scale_ptr(3, 'p') (the out-of-line copy), in that order.
     for opt in ["-O0", "-O2"] {
@@ -85,7 +49,9 @@ fn every_instance_of_a_function_reads_its_own_parameters() {
 
 #[test]
 fn call_and_inline_split_the_instances() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     let script = r#"probe process("BIN").function("scale").inline { printf("inline %d %c\n", $factor, $mark) }
 probe process("BIN").function("scale").call { printf("call %d %c\n", $factor, $mark) }"#;
     let (code, lines, err) = run("-O2", "a b", script);
@@ -102,7 +68,9 @@ probe process("BIN").function("scale").call { printf("call %d %c\n", $factor, $m
 
 #[test]
 fn statement_probes_read_the_locals_in_scope() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     // argc = 2: walk(6) runs its loop body for i = 0..5.
     let (code, lines, err) = run(
         "-O0",
@@ -133,7 +101,9 @@ fn statement_probes_read_the_locals_in_scope() {
 
 #[test]
 fn plt_stubs_fire_once_per_call() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in ["-O0", "-O2"] {
         let (code, lines, err) = run(
             opt,
@@ -156,7 +126,9 @@ fn plt_stubs_fire_once_per_call() {
 /// calls `use_pool(p, 7)` directly and `use_pool(p, 1)` through a pointer.
 #[test]
 fn callee_probes_fire_only_for_the_callers_calls() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in ["-O0", "-O2"] {
         let bin = support::c_fixture("callees.c", &format!("callees{opt}"), &[opt]);
         let script = r#"probe process("BIN").function("caller").callee("use_pool") { printf("callee %s %d %d\n", ppfunc(), $n, $pool->size) }
@@ -165,20 +137,8 @@ probe process("BIN").function("caller").callee("getpid") { println("getpid from 
 probe process("BIN").function("caller").callee("twice") { printf("twice %d\n", $v) }
 probe process("BIN").function("caller").callees { printf("callees %s\n", ppfunc()) }"#
             .replace("BIN", &bin.display().to_string());
-        let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-            .arg("-c")
-            .arg(&bin)
-            .arg("-e")
-            .arg(&script)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{opt}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, stdout, err) = support::stapxx_c(&bin.display().to_string(), &script);
+        assert_eq!(code, 0, "{opt}: {err}");
         let with = |p: &str| -> Vec<&str> { stdout.lines().filter(|l| l.starts_with(p)).collect() };
         // Every call of use_pool, through the pointer too.
         assert_eq!(

@@ -8,17 +8,6 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if support::is_root() {
-        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-    support::missing("root (BPF and uprobes)");
-    None
-}
 
 fn fixture(opt: &str) -> PathBuf {
     support::c_fixture("uprobes.c", &format!("uprobes{opt}"), &[opt])
@@ -29,18 +18,7 @@ fn fixture(opt: &str) -> PathBuf {
 fn run(opt: &str, n: u32, script: &str) -> (i32, String, String) {
     let bin = fixture(opt);
     let script = script.replace("BIN", &bin.display().to_string());
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .arg("-c")
-        .arg(format!("{} {n}", bin.display()))
-        .arg("-e")
-        .arg(&script)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::stapxx_c(&format!("{} {n}", bin.display()), &script)
 }
 
 /// The fixture's own output line.
@@ -51,7 +29,9 @@ fn done(n: i64) -> String {
 
 #[test]
 fn parameters_are_read_where_stap_puts_the_probe() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in ["-O0", "-O2"] {
         let (code, out, err) = run(
             opt,
@@ -76,7 +56,9 @@ fn parameters_are_read_where_stap_puts_the_probe() {
 
 #[test]
 fn return_probes_read_return_values_and_entry_values() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in ["-O0", "-O2"] {
         let (code, out, err) = run(
             opt,
@@ -95,7 +77,9 @@ fn return_probes_read_return_values_and_entry_values() {
 
 #[test]
 fn wildcards_match_every_function_once() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in ["-O0", "-O2"] {
         let (code, out, err) = run(
             opt,
@@ -110,7 +94,9 @@ fn wildcards_match_every_function_once() {
 
 #[test]
 fn one_handler_on_points_of_different_kinds() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     let (code, out, err) = run(
         "-O2",
         3,
@@ -169,7 +155,9 @@ fn a_point_that_matches_nothing_is_a_pass_2_error() {
 
 #[test]
 fn process_without_a_path_means_the_command_executable() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     let (code, out, err) = run(
         "-O0",
         2,
@@ -185,7 +173,9 @@ fn process_without_a_path_means_the_command_executable() {
 /// context: the pids seen at begin are those seen at end.
 #[test]
 fn process_and_thread_begin_and_end() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in ["-O0", "-O2"] {
         let bin = support::c_fixture(
             "lifecycle.c",
@@ -198,20 +188,8 @@ probe process("BIN").thread.begin { printf("tbegin %d %d\n", tid(), pid() == tar
 probe process("BIN").thread.end { printf("tend %d\n", tid()) }
 probe process("/bin/true").begin { println("not this one") }"#
             .replace("BIN", &bin.display().to_string());
-        let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-            .arg("-c")
-            .arg(&bin)
-            .arg("-e")
-            .arg(&script)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{opt}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, stdout, err) = support::stapxx_c(&bin.display().to_string(), &script);
+        assert_eq!(code, 0, "{opt}: {err}");
         let field = |prefix: &str, i: usize| -> Vec<String> {
             let mut v: Vec<String> = stdout
                 .lines()

@@ -10,20 +10,9 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 const OPTS: [&str; 2] = ["-O0", "-O2"];
-
-fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if support::is_root() {
-        return Some(SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
-    }
-    support::missing("root (BPF and uprobes)");
-    None
-}
 
 /// The fixture built with `cc -g OPT` (the later `-O2` wins over
 /// `c_fixture`'s `-O0`).
@@ -40,17 +29,9 @@ fn stapxx() -> Command {
 /// line to the same stdout.
 fn run(opt: &str, n: u32, script: &str) -> (i32, String, String) {
     let bin = fixture(opt);
-    let out = stapxx()
-        .arg("-c")
-        .arg(format!("{} {n}", bin.display()))
-        .arg("-e")
-        .arg(script.replace("BIN", &bin.display().to_string()))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    support::stapxx_c(
+        &format!("{} {n}", bin.display()),
+        &script.replace("BIN", &bin.display().to_string()),
     )
 }
 
@@ -80,7 +61,9 @@ fn symbol(bin: &Path, name: &str) -> u64 {
 
 #[test]
 fn every_argument_of_every_marker() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     const N: i64 = 4;
     let script = r#"
 probe process("BIN").mark("tick") { printf("T [%s] [%s] [%s]\n", $$name, $$provider, $$parms) }
@@ -148,7 +131,9 @@ probe process("BIN").mark("constants") { printf("C %d %d %s %s %s\n", $arg1, $ar
 /// module's load bias must not be taken before it runs.
 #[test]
 fn pointer_argument_equals_var_address_under_c() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in OPTS {
         let (code, out, err) = run(
             opt,
@@ -200,7 +185,9 @@ impl Drop for Tracer {
 /// reports a fault there.)
 #[test]
 fn semaphore_follows_the_tracer_with_x() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     const N: i64 = 3;
     for opt in OPTS {
         let bin = fixture(opt);
@@ -262,7 +249,9 @@ probe timer.s(20) { println("timeout"); exit() }
 
 #[test]
 fn semaphore_is_raised_only_when_its_marker_is_probed() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     const N: u32 = 5;
     for opt in OPTS {
         let (code, out, err) = run(
@@ -295,7 +284,9 @@ fn semaphore_is_raised_only_when_its_marker_is_probed() {
 
 #[test]
 fn provider_and_wildcards() {
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     for opt in OPTS {
         let (code, out, err) = run(
             opt,
@@ -384,7 +375,9 @@ fn python_function_markers() {
         support::missing("python3.11 (Debian package python3.11)");
         return;
     }
-    let Some(_s) = need_bpf() else { return };
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
     let script_path = support::scratch().join("usdt_workload.py");
     std::fs::write(&script_path, WORKLOAD).unwrap();
     let file = script_path.display().to_string();

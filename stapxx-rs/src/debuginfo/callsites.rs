@@ -142,17 +142,12 @@ pub(crate) fn find_callees(
     copies.sort_by_key(|c| (c.entry, c.die.offset));
     callers.extend(copies.into_iter().filter(|c| !c.ranges.is_empty()));
     if callers.is_empty() {
-        names.sort_unstable();
-        names.dedup();
-        let near = nearest(pattern, names.iter().map(String::as_str), 3);
-        let mut what = format!("caller '{caller_spec}' (no definition and no inlined copy)");
-        if !near.is_empty() {
-            what.push_str(&format!(" (nearest: {})", near.join(", ")));
-        }
-        return Err(DebugError::NotFound {
-            what,
-            file: debug.path.clone(),
-        });
+        return Err(super::inlined::nothing_matched(
+            &debug,
+            names,
+            pattern,
+            &format!("caller '{caller_spec}'"),
+        ));
     }
     let defs = out_of_line(&debug, src, "*", None)?;
     let by_entry: HashMap<u64, &Candidate> = defs.iter().map(|d| (d.entry, d)).collect();

@@ -37,17 +37,12 @@ pub(crate) fn find_instances(src: &Sources<'_>, spec: &str) -> Result<Vec<Functi
     copies.sort_by_key(|c| (c.entry, c.die.offset));
     found.extend(copies);
     if found.is_empty() {
-        names.sort_unstable();
-        names.dedup();
-        let near = nearest(pattern, names.iter().map(String::as_str), 3);
-        let mut what = format!("function '{spec}' (no definition and no inlined copy)");
-        if !near.is_empty() {
-            what.push_str(&format!(" (nearest: {})", near.join(", ")));
-        }
-        return Err(DebugError::NotFound {
-            what,
-            file: debug.path.clone(),
-        });
+        return Err(nothing_matched(
+            &debug,
+            names,
+            pattern,
+            &format!("function '{spec}'"),
+        ));
     }
     let mut cfi = Cfi::new(src);
     let mut out = Vec::with_capacity(found.len());
@@ -59,6 +54,27 @@ pub(crate) fn find_instances(src: &Sources<'_>, spec: &str) -> Result<Vec<Functi
         }
     }
     Ok(out)
+}
+
+/// The error for a function pattern that matched no definition and no
+/// inlined copy, naming the nearest of the subprogram `names` seen.
+pub(super) fn nothing_matched(
+    debug: &Debug,
+    mut names: Vec<String>,
+    pattern: &str,
+    what: &str,
+) -> DebugError {
+    names.sort_unstable();
+    names.dedup();
+    let near = nearest(pattern, names.iter().map(String::as_str), 3);
+    let mut what = format!("{what} (no definition and no inlined copy)");
+    if !near.is_empty() {
+        what.push_str(&format!(" (nearest: {})", near.join(", ")));
+    }
+    DebugError::NotFound {
+        what,
+        file: debug.path.clone(),
+    }
 }
 
 /// An inlined copy whose code the compiler removed: listed, with the

@@ -508,18 +508,22 @@ fn marks(m: &Module, provider: Option<&str>, name: &str) -> Result<Vec<SiteKind>
     Ok(out)
 }
 
+/// A debuginfo lookup's failure: a name that does not exist (which `?`
+/// makes silent), or a real error.
+fn miss(e: crate::debuginfo::DebugError) -> Miss {
+    if Modules::is_unresolved(&e) {
+        Miss::NoMatch(e.to_string())
+    } else {
+        Miss::Invalid(e.to_string())
+    }
+}
+
 /// `.statement("f@file.c:N[-M]")` and `.statement(ADDR).absolute`: a
 /// uprobe at each address where such a line begins (one per function
 /// instance), with the variables in scope there.
 fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
-    let sites = m.statement_sites(spec).map_err(|e| {
-        if Modules::is_unresolved(&e) {
-            Miss::NoMatch(e.to_string())
-        } else {
-            Miss::Invalid(e.to_string())
-        }
-    })?;
+    let sites = m.statement_sites(spec).map_err(miss)?;
     let segments = m.elf().load_segments();
     let mut out = Vec::new();
     for s in sites {
@@ -563,13 +567,7 @@ fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
 /// bias.
 fn callees(m: &Module, caller: &str, callee: &str) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
-    let found = m.callees(caller, callee).map_err(|e| {
-        if Modules::is_unresolved(&e) {
-            Miss::NoMatch(e.to_string())
-        } else {
-            Miss::Invalid(e.to_string())
-        }
-    })?;
+    let found = m.callees(caller, callee).map_err(miss)?;
     let segments = m.elf().load_segments();
     let host_path = m.elf().path().to_path_buf();
     // Out-of-line calls, per probe address: (name, info, return addresses).
@@ -710,13 +708,7 @@ fn return_guard(reg: &str, off: i64, at: u64, returns: &[u64]) -> Expr {
 /// `.plt("name")`: the PLT stub of each imported function matching.
 fn plt(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
-    let entries = m.plt_matching(pattern).map_err(|e| {
-        if Modules::is_unresolved(&e) {
-            Miss::NoMatch(e.to_string())
-        } else {
-            Miss::Invalid(e.to_string())
-        }
-    })?;
+    let entries = m.plt_matching(pattern).map_err(miss)?;
     Ok(entries
         .into_iter()
         .map(|p| {

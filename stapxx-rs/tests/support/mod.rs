@@ -59,6 +59,37 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Tests of one test binary that use BPF run one at a time: uprobes fire
+/// for every process of a binary, and leftover checks must see only their
+/// own test's objects.
+static BPF_SERIAL: Mutex<()> = Mutex::new(());
+
+/// Skip (or fail under CI) when BPF cannot be used here; otherwise hold
+/// the serialising lock for the test's duration.
+pub fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if is_root() {
+        return Some(BPF_SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    missing("root (BPF, perf events, uprobes and tracepoints)");
+    None
+}
+
+/// `stapxx-rs -c CMD -e SCRIPT` to its end: (status, stdout, stderr).
+pub fn stapxx_c(cmd: &str, script: &str) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg("-c")
+        .arg(cmd)
+        .arg("-e")
+        .arg(script)
+        .output()
+        .expect("run stapxx-rs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Whether `tool` can be run (`tool --version` starts).
 pub fn have_tool(tool: &str) -> bool {
     Command::new(tool)
@@ -197,6 +228,23 @@ pub fn marker_line_of(path: &Path, marker: &str) -> u32 {
         "marker {tag} in {}: lines {hits:?}",
         path.display()
     );
+    hits[0]
+}
+
+/// The line (1-based) of the C fixture `tests/fixtures/FILE` that carries
+/// the comment marker `LINE:name`; exactly one line must carry it.
+pub fn c_line_of(file: &str, name: &str) -> usize {
+    let src = workspace_root().join("tests/fixtures").join(file);
+    let text =
+        std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    let tag = format!("LINE:{name} ");
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&tag))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "{file} {name}: {hits:?}");
     hits[0]
 }
 
