@@ -8,7 +8,6 @@
 use crate::codegen::layout::{ErrKind, ERR_KINDS, ERR_KIND_BITS};
 use crate::codegen::maps::*;
 use crate::codegen::Compiled;
-use crate::debuginfo::{LocateOptions, Module};
 use crate::ir::stats::LOG_BUCKETS;
 use crate::ir::{GlobalId, Program, Ty};
 use crate::target::TargetInfo;
@@ -477,18 +476,7 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     let mut ranges: Vec<(u64, u64, String)> = Vec::new();
     for file in t.mapped_files() {
         let t0 = std::time::Instant::now();
-        let Ok(m) = Module::open_in(file, LocateOptions::with_root(t.root.clone())) else {
-            continue;
-        };
-        let maps: Vec<crate::debuginfo::MapEntry> = t
-            .mappings_of(file)
-            .map(|e| crate::debuginfo::MapEntry {
-                start: e.start,
-                end: e.end,
-                offset: e.offset,
-            })
-            .collect();
-        let Ok(bias) = m.load_bias(&maps) else {
+        let Ok((m, bias)) = crate::loadinfo::module_load(t, file) else {
             continue;
         };
         let Ok(table) = m.own_symbols() else { continue };

@@ -11,7 +11,12 @@ use std::process::Command;
 /// `stapxx-rs -p2 -e SCRIPT` with `BIN` standing for the fixture built
 /// with `opt`, in the listing too.
 fn p2(opt: &str, script: &str) -> String {
-    let bin = support::c_fixture("uprobes.c", &format!("uprobes{opt}"), &[opt]);
+    p2_on("uprobes", opt, script)
+}
+
+/// [`p2`] on the fixture `tests/fixtures/NAME.c`.
+fn p2_on(name: &str, opt: &str, script: &str) -> String {
+    let bin = support::c_fixture(&format!("{name}.c"), &format!("{name}{opt}"), &[opt]);
     // Run next to the fixture and name it by a relative path of fixed
     // length: columns in messages do not depend on the scratch directory.
     let name = format!("./{}", bin.file_name().unwrap().to_string_lossy());
@@ -126,5 +131,36 @@ fn process_begin_and_end() {
         "probe process(\"BIN\").begin, process(\"BIN\").end { println(pid()) }\n\
          probe process(\"BIN\").thread.begin, process(\"BIN\").thread.end { println(tid()) }\n\
          probe process.begin { }"
+    ));
+}
+
+#[test]
+fn inlined_copies_and_instances() {
+    insta::assert_snapshot!(p2_on(
+        "sites",
+        "-O2",
+        "probe process(\"BIN\").function(\"scale\") { printf(\"%d %d\\n\", $factor, $mark) }\n\
+         probe process(\"BIN\").function(\"scale\").inline { }\n\
+         probe process(\"BIN\").function(\"scale\").call { }"
+    ));
+}
+
+#[test]
+fn statements_and_plt() {
+    let line = support::c_line_of("sites.c", "loop_body");
+    let script = format!(
+        "probe process(\"BIN\").statement(\"walk@sites.c:{line}\") {{ println($i) }}\n\
+         probe process(\"BIN\").plt(\"puts\"), process(\"BIN\").plt(\"get*\") {{ println(ppfunc()) }}"
+    );
+    insta::assert_snapshot!(p2_on("sites", "-O0", &script));
+}
+
+#[test]
+fn callees() {
+    insta::assert_snapshot!(p2_on(
+        "callees",
+        "-O2",
+        "probe process(\"BIN\").function(\"caller\").callee(\"use_pool\") { println($n) }\n\
+         probe process(\"BIN\").function(\"caller\").callees { println(ppfunc()) }"
     ));
 }

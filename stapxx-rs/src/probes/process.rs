@@ -283,6 +283,15 @@ fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
         }
     }
     let function = string_arg(pt, i, "function")?;
+    if let Some((_, file)) = function.split_once('@') {
+        if let Some((_, line)) = file.rsplit_once([':', '+']) {
+            // stap takes a function by its declaration line here; the
+            // statement form probes a line.
+            return Err(Miss::Unserved(format!(
+                "function(\"NAME@FILE:{line}\") (a function by its declaration line) is not supported yet; statement(\"{function}\") probes that line"
+            )));
+        }
+    }
     let mut is_return = false;
     let mut instances = Instances::All;
     if let Some(cc) = c
@@ -531,7 +540,14 @@ fn statements(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
             continue;
         };
         let function = match (&s.function, &s.file, s.line) {
-            (Some(f), Some(file), Some(l)) => format!("{}@{file}:{l}", f.name),
+            // The file's own name: the line table's path is the build's.
+            (Some(f), Some(file), Some(l)) => format!(
+                "{}@{}:{l}",
+                f.name,
+                std::path::Path::new(file)
+                    .file_name()
+                    .map_or(file.as_str().into(), |n| n.to_string_lossy())
+            ),
             (Some(f), _, _) => f.name.clone(),
             _ => format!("{:#x}", s.address),
         };

@@ -3,7 +3,7 @@
 //! process (what stap reports from `begin`/`end` probes, which run in its
 //! own loader's context).
 
-use crate::debuginfo::{LocateOptions, MapEntry as BiasEntry, Module};
+use crate::debuginfo::Module;
 use crate::target::TargetInfo;
 use std::collections::HashMap;
 use std::fs::File;
@@ -101,33 +101,6 @@ impl Host {
         info.as_ref().map_err(|e| e.clone())
     }
 
-    /// The `/proc/PID/maps` entries of one file, by the path the script
-    /// names or, failing that, by the file it resolves to in the target.
-    fn entries_of(info: &TargetInfo, path: &Path) -> Vec<BiasEntry> {
-        let collect = |p: &Path| -> Vec<BiasEntry> {
-            info.mappings_of(p)
-                .map(|m| BiasEntry {
-                    start: m.start,
-                    end: m.end,
-                    offset: m.offset,
-                })
-                .collect()
-        };
-        let direct = collect(path);
-        if !direct.is_empty() {
-            return direct;
-        }
-        let root = PathBuf::from(format!("/proc/{}/root", info.pid));
-        let rel = path.strip_prefix("/").unwrap_or(path);
-        match std::fs::canonicalize(root.join(rel)) {
-            Ok(real) => match real.strip_prefix(&root) {
-                Ok(inner) => collect(&Path::new("/").join(inner)),
-                Err(_) => collect(&real),
-            },
-            Err(_) => Vec::new(),
-        }
-    }
-
     /// `__stapxx_module_bias("path")`: runtime address minus link address
     /// of that module in the target, cached per path.
     pub fn module_bias(&mut self, path: &str) -> Result<i64, String> {
@@ -146,20 +119,7 @@ impl Host {
             ));
         }
         let info = self.info()?;
-        let pid = info.pid;
-        let entries = Self::entries_of(info, Path::new(path));
-        if entries.is_empty() {
-            return Err(format!("module {path} is not mapped in process {pid}"));
-        }
-        let module = Module::open_in(
-            Path::new(path),
-            LocateOptions::with_root(format!("/proc/{pid}/root")),
-        )
-        .map_err(|e| e.to_string())?;
-        module
-            .load_bias(&entries)
-            .map(|b| b as i64)
-            .map_err(|e| e.to_string())
+        crate::loadinfo::module_load(info, Path::new(path)).map(|(_, b)| b as i64)
     }
 
     /// The module of the target containing `addr`, with its bias.
@@ -173,14 +133,7 @@ impl Host {
             .to_path_buf();
         if !self.modules.contains_key(&file) {
             let info = self.info().ok()?;
-            let pid = info.pid;
-            let entries = Self::entries_of(info, &file);
-            let m = Module::open_in(&file, LocateOptions::with_root(format!("/proc/{pid}/root")))
-                .ok()
-                .and_then(|m| {
-                    let bias = m.load_bias(&entries).ok()?;
-                    Some((m, bias))
-                });
+            let m = crate::loadinfo::module_load(info, &file).ok();
             self.modules.insert(file.clone(), m);
         }
         let (m, bias) = self.modules.get(&file)?.as_ref()?;
