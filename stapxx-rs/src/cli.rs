@@ -212,7 +212,7 @@ where
     match Options::from_cli(cli) {
         Ok(o) => o,
         Err(msg) => {
-            eprintln!("stapxx-rs: {msg}");
+            crate::ewriteln!("stapxx-rs: {msg}");
             std::process::exit(1);
         }
     }
@@ -248,7 +248,7 @@ fn clap_exit(e: clap::Error) -> ! {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("bad command line")
                 .trim_start_matches("error: ");
-            eprintln!("stapxx-rs: {line}");
+            crate::ewriteln!("stapxx-rs: {line}");
             std::process::exit(1);
         }
     }

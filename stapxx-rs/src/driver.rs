@@ -24,7 +24,7 @@ pub fn run(opts: &Options) -> i32 {
     match session.run() {
         Ok(()) => session.exit_code,
         Err(diag) => {
-            eprint!("{}", diag.render(&session.sources));
+            crate::ewrite!("{}", diag.render(&session.sources));
             1
         }
     }
@@ -61,7 +61,7 @@ impl<'o> Session<'o> {
     /// With -v, how long each pass took (as stap -v reports its passes).
     fn timing(&self, pass: &str, since: &mut std::time::Instant) {
         if self.opts.cli.verbose > 0 {
-            eprintln!("{pass} in {:.1} ms", since.elapsed().as_secs_f64() * 1000.0);
+            crate::ewriteln!("{pass} in {:.1} ms", since.elapsed().as_secs_f64() * 1000.0);
         }
         *since = std::time::Instant::now();
     }
@@ -75,16 +75,16 @@ impl<'o> Session<'o> {
         let mut seen = std::collections::HashSet::new();
         for w in &expansion.warnings {
             if seen.insert(w.message.clone()) {
-                eprint!("{}", w.render(&self.sources));
+                crate::ewrite!("{}", w.render(&self.sources));
             }
         }
         if self.opts.cli.list_args {
-            print!("{}", expansion.args_listing());
+            emit(&expansion.args_listing())?;
             return Ok(());
         }
         if self.opts.cli.dump_src {
             if let Some(main) = expansion.files.first() {
-                print!("{}", main.text);
+                emit(&main.text)?;
             }
             return Ok(());
         }
@@ -103,13 +103,14 @@ impl<'o> Session<'o> {
         let program = self.parse(expansion)?;
         self.timing("Pass 1: parsed the script and its modules", &mut t);
         if self.opts.cli.pass == 1 {
-            let mut out = std::io::stdout().lock();
+            let mut text = String::new();
             for (i, f) in program.files.iter().enumerate() {
                 if i > 0 {
-                    let _ = writeln!(out, "# @use {}", self.sources.get(f.id).name);
+                    text.push_str(&format!("# @use {}\n", self.sources.get(f.id).name));
                 }
-                let _ = out.write_all(printer::print_file(f).as_bytes());
+                text.push_str(&printer::print_file(f));
             }
+            emit(&text)?;
             return Ok(());
         }
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
@@ -117,7 +118,7 @@ impl<'o> Session<'o> {
         let resolved = resolve::resolve(&program.files, &mut modules)?;
         self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {
-            print!("{}", resolve::print(&resolved));
+            emit(&resolve::print(&resolved))?;
             return Ok(());
         }
         let program = ir::lower::lower(&resolved)?;
@@ -143,12 +144,12 @@ impl<'o> Session<'o> {
                 .map_err(|e| Diagnostic::bare(format!("cannot write {}: {e}", path.display())))?;
         }
         if self.opts.cli.pass == 3 {
-            print!("{}", ir::print::print_program(&program));
+            emit(&ir::print::print_program(&program))?;
             if let Some(c) = &compiled {
                 let listing = c.listing(&self.sources).map_err(|e| {
                     Diagnostic::bare(format!("linking the BPF programs failed: {e}"))
                 })?;
-                print!("{listing}");
+                emit(&listing)?;
             }
             return Ok(());
         }
@@ -156,13 +157,15 @@ impl<'o> Session<'o> {
             if let Some(c) = &compiled {
                 let loaded = self.load(c)?;
                 self.timing("Pass 4: loaded into the kernel", &mut t);
+                let mut text = String::new();
                 for p in loaded.programs() {
-                    println!(
-                        "{}: verified, {} instructions",
+                    text.push_str(&format!(
+                        "{}: verified, {} instructions\n",
                         p.name(),
                         p.image().insns.len()
-                    );
+                    ));
                 }
+                emit(&text)?;
             }
             return Ok(());
         }
@@ -329,6 +332,20 @@ fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
                 out.push(p);
             }
         }
+    }
+}
+
+/// Write a pass's listing to standard output. A reader that went away
+/// (`stapxx-rs -p2 ... | head`) ends the run quietly, as command-line tools
+/// do (status 141, as if by SIGPIPE); any other write error is an error.
+fn emit(text: &str) -> Result<(), Diagnostic> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+        Err(e) => Err(Diagnostic::bare(format!(
+            "cannot write to standard output: {e}"
+        ))),
     }
 }
 

@@ -485,7 +485,7 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
             ranges.push((start, start.saturating_add(s.size.max(1)), s.name.clone()));
         }
         if std::env::var_os("STAPXX_TIME_SYMS").is_some() {
-            eprintln!(
+            crate::ewriteln!(
                 "symbols of {}: {:.1} ms",
                 file.display(),
                 t0.elapsed().as_secs_f64() * 1e3

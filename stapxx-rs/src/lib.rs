@@ -2,6 +2,25 @@
 //!
 //! cli -> expand (stapxx macros) -> grammar (preprocess + parse) -> ...
 
+/// `eprint!` that never panics: a message that cannot be written (stderr
+/// closed, or a full disk behind it) is dropped and the run goes on.
+#[macro_export]
+macro_rules! ewrite {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`ewrite!`]).
+#[macro_export]
+macro_rules! ewriteln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod cli;
 pub mod codegen;
 pub mod debuginfo;

@@ -28,7 +28,7 @@ fn on_big_stack<F: FnOnce() -> i32 + Send + 'static>(f: F) -> i32 {
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            eprintln!("stapxx-rs: internal error");
+            stapxx::ewriteln!("stapxx-rs: internal error");
             2
         }
     }

@@ -277,3 +277,47 @@ fn error_in_a_module_points_into_the_module() {
         stderr(&o)
     );
 }
+
+/// A reader that goes away (`stapxx-rs -p2 ... | head`) ends the run
+/// quietly, as command-line tools do; a full disk behind stdout or stderr
+/// is an error status, never a panic.
+#[test]
+fn closed_or_full_output_never_panics() {
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_stapxx-rs");
+    for pass in ["-p1", "-p2", "-p3"] {
+        let mut child = Command::new(bin)
+            .args([pass, "-e", "global n probe timer.profile { n++ }"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the listing is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{pass}: {err}");
+        assert!(err.is_empty(), "{pass}: {err}");
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(bin)
+        .args(["-p2", "-e", "probe begin { }"])
+        .stdout(full.try_clone().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot write to standard output"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(bin)
+        .args(["-p2", "-e", "probe nosuch.point { }"])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -69,7 +69,9 @@ pub fn begin_live(opts: &Options) {
     }
     let cli = &opts.cli;
     if cli.pass < 5 || cli.list_args || cli.dump_src {
-        eprintln!("WARNING: --flamegraph/--folded need a run (pass 5): no flame graph is written");
+        crate::ewriteln!(
+            "WARNING: --flamegraph/--folded need a run (pass 5): no flame graph is written"
+        );
         return;
     }
     let c = Arc::new(Mutex::new(Collector::new()));
@@ -94,10 +96,10 @@ pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
     };
     let (folded, warning) = fold(&bt, root);
     if let Some(w) = warning {
-        eprintln!("WARNING: {w}");
+        crate::ewriteln!("WARNING: {w}");
     }
     if folded.stacks.is_empty() {
-        eprintln!(
+        crate::ewriteln!(
             "WARNING: the run printed no backtraces (frame lines, each backtrace ended by a \
              line with its count): the flame graph is empty"
         );
@@ -135,7 +137,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     match run_subcommand(&cli) {
         Ok(()) => 0,
         Err(msg) => {
-            eprintln!("stapxx-rs: {msg}");
+            crate::ewriteln!("stapxx-rs: {msg}");
             1
         }
     }
@@ -165,7 +167,7 @@ fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
     };
     let (folded, warning) = fold(&bt, root);
     if let Some(w) = warning {
-        eprintln!("WARNING: {w}");
+        crate::ewriteln!("WARNING: {w}");
     }
     let bytes = if cli.folded {
         folded.text().into_bytes()

@@ -143,14 +143,14 @@ impl Countdown {
         let Some(end) = self.end else { return };
         let left = end.saturating_duration_since(Instant::now()).as_secs() + 1;
         if self.shown != Some(left) {
-            eprint!("\rstapxx-rs: {left} s left ");
+            crate::ewrite!("\rstapxx-rs: {left} s left ");
             self.shown = Some(left);
         }
     }
 
     fn clear(&mut self) {
         if self.shown.is_some() {
-            eprint!("\r\x1b[K");
+            crate::ewrite!("\r\x1b[K");
             self.shown = None;
         }
     }
