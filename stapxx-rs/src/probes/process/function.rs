@@ -1,0 +1,108 @@
+//! `.function("f")` (every instance, inlined copies included; `.call`,
+//! `.inline`) and `.return`.
+//!
+//! A function is matched by DWARF when the module has it (every
+//! out-of-line definition and inlined copy, `F@file.c` compile-unit
+//! patterns, wildcards), the probe going where stap puts it: after the
+//! prologue for unoptimized code, at the entry for optimized code (see
+//! [`crate::debuginfo::params`]); by the symbol table when the module has
+//! no DWARF for it (at the entry; no target variables). A `.return` probe
+//! is a uretprobe on the function's first byte: the kernel takes the
+//! return address from the top of the stack there, and nowhere else.
+
+use super::super::{Miss, SiteKind};
+use super::spec::{FunctionSpec, Instances};
+use super::{Place, UprobeSite};
+use crate::debuginfo::symbols::vaddr_to_file_offset;
+use crate::debuginfo::Module;
+use crate::resolve::modules::Modules;
+use std::sync::Arc;
+
+pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, Miss> {
+    let module = m.target_path().display().to_string();
+    let host_path = m.elf().path().to_path_buf();
+    let segments = m.elf().load_segments();
+    let offset_of = |addr: u64| vaddr_to_file_offset(segments, addr);
+    let mut out = Vec::new();
+    match m.function_instances(&spec.function) {
+        Ok(infos) => {
+            for info in infos {
+                let wanted = match spec.instances {
+                    Instances::All => true,
+                    Instances::OutOfLine => !info.inlined,
+                    Instances::Inlined => info.inlined,
+                };
+                if !wanted || info.no_probe.is_some() {
+                    continue;
+                }
+                let (Some(entry_offset), Some(probe_offset)) =
+                    (offset_of(info.entry_address), offset_of(info.probe_address))
+                else {
+                    continue;
+                };
+                out.push(UprobeSite {
+                    module: module.clone(),
+                    host_path: host_path.clone(),
+                    function: info.name.clone(),
+                    entry_address: info.entry_address,
+                    address: info.probe_address,
+                    entry_offset,
+                    probe_offset,
+                    is_return: spec.is_return,
+                    info: Some(Arc::new(info)),
+                    marker: None,
+                    ref_ctr: None,
+                    guard: None,
+                    place: Place::Function,
+                });
+            }
+        }
+        // No DWARF for it (stripped, or a function the debug info does not
+        // describe): the symbol table places it at its entry.
+        Err(dwarf_err) => match m.function_probes(&spec.function) {
+            Ok(funcs) => {
+                for f in funcs {
+                    out.push(UprobeSite {
+                        module: module.clone(),
+                        host_path: host_path.clone(),
+                        function: f.name,
+                        entry_address: f.address,
+                        address: f.address,
+                        entry_offset: f.file_offset,
+                        probe_offset: f.file_offset,
+                        is_return: spec.is_return,
+                        info: None,
+                        marker: None,
+                        ref_ctr: None,
+                        guard: None,
+                        place: Place::Function,
+                    });
+                }
+            }
+            Err(sym_err) => {
+                let msg = if Modules::is_unresolved(&dwarf_err) {
+                    sym_err.to_string()
+                } else {
+                    format!("{sym_err} ({dwarf_err})")
+                };
+                return Err(Miss::NoMatch(msg));
+            }
+        },
+    }
+    // One probe per address: a function seen in two compile units (or
+    // through two names) is one place.
+    out.sort_by_key(|s| (s.offset(), s.function.clone()));
+    out.dedup_by_key(|s| s.offset());
+    if out.is_empty() {
+        let what = match spec.instances {
+            Instances::Inlined => "has no inlined copies",
+            Instances::OutOfLine => "has no out-of-line copy (only inlined ones)",
+            Instances::All => "has no code that a probe can be placed on",
+        };
+        return Err(Miss::NoMatch(format!(
+            "function '{}' {what} in {module}",
+            spec.function
+        )));
+    }
+    Ok(out.into_iter().map(SiteKind::Uprobe).collect())
+}
