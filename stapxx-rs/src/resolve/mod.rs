@@ -13,15 +13,17 @@
 //! Unresolved functions and calls with the wrong number of arguments are
 //! reported here, with their location; so is a reachable embedded-C function.
 
+mod handlers;
 pub mod marks;
 pub mod modules;
 pub mod reads;
 pub mod target;
 
 use crate::debuginfo::{Index, Step};
-use crate::probes::{Site, SiteKind};
+use crate::probes::Site;
 use grammar::ast::*;
 use grammar::{Diagnostic, Span};
+use handlers::entry_slot;
 use modules::Modules;
 use std::collections::{BTreeSet, HashMap};
 
@@ -207,9 +209,9 @@ struct Resolver<'a, 'm> {
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the
 /// global that carries e's value from entry to return.
-type Entry = (Vec<Site>, Vec<ProbePoint>, Expr, String);
+pub(super) type Entry = (Vec<Site>, Vec<ProbePoint>, Expr, String);
 
-type R<T> = Result<T, Diagnostic>;
+pub(super) type R<T> = Result<T, Diagnostic>;
 
 impl Resolver<'_, '_> {
     fn block(&mut self, b: Block) -> R<Block> {
@@ -635,243 +637,6 @@ pub fn const_value(e: &Expr) -> Option<i64> {
             operand,
         } => const_value(operand).map(|v| !v),
         _ => None,
-    }
-}
-
-/// `__stapxx_entryN[tid()]`
-fn entry_slot(global: &str, span: Span) -> Expr {
-    Expr {
-        span,
-        kind: ExprKind::Index {
-            base: Box::new(Expr {
-                span,
-                kind: ExprKind::Var(global.to_string()),
-            }),
-            keys: vec![Expr {
-                span,
-                kind: ExprKind::Call {
-                    name: "tid".into(),
-                    args: vec![],
-                },
-            }],
-        },
-    }
-}
-
-impl Resolver<'_, '_> {
-    /// Is the handler being resolved a `process(..).function(..).return`?
-    fn in_return_probe(&self) -> bool {
-        self.sites.as_ref().is_some_and(|sites| {
-            !sites.is_empty()
-                && sites
-                    .iter()
-                    .all(|s| matches!(&s.kind, SiteKind::Uprobe(u) if u.is_return))
-        })
-    }
-
-    /// `pp()`, `ppfunc()` and, in function probes, `probefunc()` are facts
-    /// of the site a kernel handler runs at: the site's point and function
-    /// name, as text. Sites that differ get one handler each (as for
-    /// target variables). `None`: leave the call to the runtime (host
-    /// handlers know their point; `probefunc()` of a sample is the symbol
-    /// of the interrupted address).
-    fn site_text(&mut self, name: &str) -> Option<String> {
-        let sites = self.sites.as_ref()?;
-        let texts: Vec<String> = sites
-            .iter()
-            .map(|s| match (name, &s.kind) {
-                _ if s.prog_kind().is_none() && name != "ppfunc" => None,
-                ("pp", _) => Some(s.point.clone()),
-                ("ppfunc" | "probefunc", SiteKind::Uprobe(u)) => Some(match &u.info {
-                    Some(i) => i.name.clone(),
-                    None => u.function.clone(),
-                }),
-                ("ppfunc", _) => Some(String::new()),
-                _ => None,
-            })
-            .collect::<Option<Vec<String>>>()?;
-        let first = texts.first()?.clone();
-        if texts.iter().any(|t| *t != first) {
-            self.split = true;
-        }
-        Some(first)
-    }
-
-    /// Where module `path` is loaded, as an expression, when no process
-    /// exists to read it from yet (`-c`): in a uprobe on that module the
-    /// probe's own `rip` minus its link-time address. `None` when the
-    /// load-time fact will do (or nothing better is known).
-    fn site_bias(&self, u: &crate::probes::process::UprobeSite, path: &str) -> Option<Expr> {
-        if self.modules.has_process || u.is_return || u.module != path {
-            return None;
-        }
-        let span = Span::default();
-        let rip = reads::call(
-            "u_register",
-            vec![Expr {
-                kind: ExprKind::String("rip".into()),
-                span,
-            }],
-            span,
-        );
-        Some(Expr {
-            kind: ExprKind::Binary {
-                op: BinOp::Sub,
-                lhs: Box::new(rip),
-                rhs: Box::new(reads::num(u.address as i64, span)),
-            },
-            span,
-        })
-    }
-
-    /// The run-time address of `link` in module `path`: from each site
-    /// where the handler's sites can tell (sites that differ get one handler
-    /// each), else from the load-time bias.
-    fn module_address(&mut self, path: &str, link: u64, span: Span) -> Expr {
-        let per_site: Option<Vec<Expr>> = self.sites.as_ref().and_then(|sites| {
-            sites
-                .iter()
-                .map(|s| match &s.kind {
-                    SiteKind::Uprobe(u) => self.site_bias(u, path),
-                    _ => None,
-                })
-                .collect()
-        });
-        match per_site {
-            Some(v) if !v.is_empty() => {
-                if v.iter().any(|e| *e != v[0]) {
-                    self.split = true;
-                }
-                let b = v[0].clone();
-                Expr {
-                    kind: ExprKind::Binary {
-                        op: BinOp::Add,
-                        lhs: Box::new(b),
-                        rhs: Box::new(reads::num(link as i64, span)),
-                    },
-                    span,
-                }
-            }
-            _ => reads::var_address(path, link, span),
-        }
-    }
-
-    /// `@entry(e)`: e evaluated when the function was entered.
-    fn entry(&mut self, inner: Expr, span: Span) -> R<Expr> {
-        if !self.in_return_probe() {
-            return Err(Diagnostic::error(
-                span,
-                "@entry(...) is only meaningful in a process(...).function(...).return probe",
-            ));
-        }
-        let sites: Vec<Site> = self
-            .sites
-            .iter()
-            .flatten()
-            .map(|s| {
-                let mut s = s.clone();
-                if let SiteKind::Uprobe(u) = &s.kind {
-                    s.kind = SiteKind::Uprobe(u.entry_site());
-                }
-                if let Some(p) = s.point.strip_suffix(".return") {
-                    s.point = p.to_string();
-                }
-                s.condition = None;
-                s
-            })
-            .collect();
-        let points = self
-            .points
-            .iter()
-            .map(|p| {
-                let mut p = p.clone();
-                if p.components.last().is_some_and(|c| c.name == "return") {
-                    p.components.pop();
-                }
-                p.condition = None;
-                p
-            })
-            .collect();
-        let global = format!("__stapxx_entry{}", self.entries.len());
-        self.entries.push((sites, points, inner, global.clone()));
-        Ok(entry_slot(&global, span))
-    }
-
-    /// One handler of a probe over `sites`. Where the sites read a target
-    /// variable from different places (inlined copies, several functions),
-    /// each site gets its own reading, as stap compiles one handler per
-    /// probe point; sites whose bodies come out the same share one.
-    fn handler(&mut self, p: &Probe, sites: Vec<Site>, out: &mut Vec<ResolvedProbe>) -> R<()> {
-        let mark = self.entries.len();
-        self.split = false;
-        let body = self.handler_body(p, &sites);
-        if !self.split || sites.len() < 2 {
-            out.push(ResolvedProbe {
-                body: body?,
-                sites,
-                points: p.points.clone(),
-                span: p.span,
-            });
-            return Ok(());
-        }
-        self.entries.truncate(mark);
-        let mut parts: Vec<ResolvedProbe> = Vec::new();
-        for site in sites {
-            self.split = false;
-            let body = self.handler_body(p, std::slice::from_ref(&site))?;
-            match parts.iter_mut().find(|q| q.body == body) {
-                Some(q) => q.sites.push(site),
-                None => parts.push(ResolvedProbe {
-                    body,
-                    sites: vec![site],
-                    points: p.points.clone(),
-                    span: p.span,
-                }),
-            }
-        }
-        out.extend(parts);
-        Ok(())
-    }
-
-    /// The body for `sites`, under their guard and point condition
-    /// (`if (guard && c)`).
-    fn handler_body(&mut self, p: &Probe, sites: &[Site]) -> R<Block> {
-        self.sites = Some(sites.to_vec());
-        self.points = p.points.clone();
-        let body = self.block(p.body.clone())?;
-        let first = sites.first();
-        let cond = match (
-            first.and_then(|s| s.guard().cloned()),
-            first.and_then(|s| s.condition.clone()),
-        ) {
-            (None, None) => return Ok(body),
-            (Some(g), None) => g,
-            (None, Some(c)) => c,
-            (Some(g), Some(c)) => Expr {
-                span: c.span,
-                kind: ExprKind::Binary {
-                    op: BinOp::And,
-                    lhs: Box::new(g),
-                    rhs: Box::new(c),
-                },
-            },
-        };
-        let cond = self.expr(cond)?;
-        let span = body.span;
-        Ok(Block {
-            stmts: vec![Stmt {
-                kind: StmtKind::If {
-                    cond,
-                    then: Box::new(Stmt {
-                        kind: StmtKind::Block(body),
-                        span,
-                    }),
-                    otherwise: None,
-                },
-                span,
-            }],
-            span,
-        })
     }
 }
 
