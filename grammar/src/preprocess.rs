@@ -1745,8 +1745,8 @@ mod tests {
     }
 
     #[test]
-    fn builtin_atwords_and_arguments_pass_through() {
-        let text = "x = @cast(p, \"t\")->a + @var(\"v\") + @defined($a) + @entry($b) + @1 + $2 + @count(s) + @hist_log(s) + @const(\"X\") + @kderef";
+    fn builtin_atwords_pass_through() {
+        let text = "x = @cast(p, \"t\")->a + @var(\"v\") + @defined($a) + @entry($b) + @count(s) + @hist_log(s) + @const(\"X\") + @kderef";
         assert_eq!(out(text), text);
     }
 
@@ -1911,8 +1911,94 @@ mod tests {
         assert!(m.contains("number"), "{m}");
         assert_eq!(at, "\"a\"");
         let (m, at) = err("%( $1 == 1 %? a %)");
-        assert!(m.contains("command-line argument"), "{m}");
+        assert_eq!(m, "command line argument index 1 out of range [1-0]");
         assert_eq!(at, "$1");
+    }
+
+    // --- command-line arguments -----------------------------------------------
+
+    fn with_args(text: &str, args: &[&str]) -> Result<Preprocessed, Diagnostic> {
+        let config = PpConfig {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..config()
+        };
+        preprocess(FileId(0), text, &config, &MacroTable::new())
+    }
+
+    fn out_args(text: &str, args: &[&str]) -> String {
+        squeeze(
+            &with_args(text, args)
+                .unwrap_or_else(|d| panic!("{d:?}"))
+                .text,
+        )
+    }
+
+    #[test]
+    fn arguments_are_substituted() {
+        let args = ["5", "a \"q\" \\ b", "syscall.open", "-3"];
+        assert_eq!(
+            out_args("x = $1 + $4; s = @2 . @1; n = $# + @#", &args),
+            r#"x = 5 + -3; s = "a \"q\" \\ b" . "5"; n = 4 + "4""#
+        );
+        // Unquoted means any tokens, a probe point as well.
+        assert_eq!(out_args("probe $3 { }", &args), "probe syscall.open { }");
+        // Next to other tokens, a separating blank keeps them apart.
+        assert_eq!(out_args("x=$1$1", &args), "x=5 5");
+        // Inside a macro body, the argument of the run, not of the macro.
+        assert_eq!(
+            out_args("@define m(a) %( @a + $1 %) y = @m($4)", &args),
+            "y = -3 + 5"
+        );
+        // Strings and comments are left alone.
+        assert_eq!(out_args("s = \"$1\" # $2", &args), "s = \"$1\"");
+    }
+
+    #[test]
+    fn arguments_in_conditions() {
+        assert_eq!(out_args("%( $# > 1 %? many %: few %)", &["a", "b"]), "many");
+        assert_eq!(out_args("%( $# > 1 %? many %: few %)", &["a"]), "few");
+        assert_eq!(out_args("%( $1 >= 10 %? big %: small %)", &["12"]), "big");
+        assert_eq!(out_args("%( @1 == \"on\" %? y %: n %)", &["on"]), "y");
+        // argv.stp's pattern: an index past the end in an untaken branch.
+        assert_eq!(
+            out_args("g = %( $# >= 2 %? @2 %: \"\" %)", &["a"]),
+            "g = \"\""
+        );
+    }
+
+    #[test]
+    fn argument_errors_point_at_the_reference() {
+        let text = "probe begin { x = $1 + $3 }";
+        let d = with_args(text, &["1", "2"]).unwrap_err();
+        assert_eq!(
+            d.message,
+            "command line argument index 3 out of range [1-2]"
+        );
+        let span = d.span.unwrap();
+        assert_eq!(&text[span.start as usize..span.end as usize], "$3");
+        assert!(with_args("x = @0", &["1"]).is_err());
+        // A lexical error in the argument's text lands on the `$1` and
+        // names the argument.
+        let text = "x = $1";
+        let d = with_args(text, &["\"open"]).unwrap_err();
+        let span = d.span.unwrap();
+        assert_eq!(&text[span.start as usize..span.end as usize], "$1");
+        assert_eq!(d.notes, ["$1 is command-line argument 1, \"\\\"open\""]);
+    }
+
+    #[test]
+    fn argument_expansions_map_back() {
+        let text = "x = $1 +\n y";
+        let p = with_args(text, &["abc"]).unwrap();
+        let at = p.text.find("abc").unwrap();
+        assert_eq!(p.span(at, at + 3), Span::new(FileId(0), 4, 6));
+        assert_eq!(
+            p.note_at(at),
+            Some("$1 is command-line argument 1, \"abc\"")
+        );
+        let y = p.text.find('y').unwrap();
+        assert_eq!(p.span(y, y + 1), Span::new(FileId(0), 10, 11));
+        assert_eq!(p.note_at(y), None);
     }
 
     #[test]
