@@ -70,15 +70,6 @@ pub struct Component {
 pub enum Literal {
     Number(i64),
     String(String),
-    /// `$N` (as a number) or `@N` (as a string): command-line arguments.
-    Arg {
-        index: u32,
-        as_string: bool,
-    },
-    /// `$#` / `@#`: how many command-line arguments there are.
-    ArgCount {
-        as_string: bool,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,15 +356,6 @@ pub enum DwarfBase {
 pub enum ExprKind {
     Number(i64),
     String(String),
-    /// `$N` / `@N` command-line arguments.
-    Arg {
-        index: u32,
-        as_string: bool,
-    },
-    /// `$#` / `@#`: the number of command-line arguments.
-    ArgCount {
-        as_string: bool,
-    },
     /// A local or global variable name.
     Var(String),
     /// `arr[k1, k2]`; `base` is a variable or a histogram extractor.

@@ -40,6 +40,10 @@ pub fn parse(file: FileId, pre: &Preprocessed) -> Result<File, Diagnostic> {
     Ok(File { id: file, items })
 }
 
+/// Most probe points one written point may expand to (`{a,b}.{a,b}...`
+/// doubles with each group).
+const MAX_EXPANSION: usize = 10_000;
+
 /// Deepest bracket nesting accepted. pest runs without its stack guard
 /// (it costs a sixth of the parse time), so depth is bounded here, before
 /// the recursive descent starts.
@@ -110,7 +114,16 @@ fn syntax_error(pre: &Preprocessed, e: pest::error::Error<Rule>) -> Diagnostic {
     if let Some(hint) = unterminated_hint(&pre.text[pos.min(pre.text.len())..]) {
         message = hint.to_string();
     }
-    Diagnostic::error(pre.span(pos, pos + 1), message)
+    with_arg_note(pre, pos, Diagnostic::error(pre.span(pos, pos + 1), message))
+}
+
+/// Name the command-line argument an error at output offset `pos` came
+/// from: the caret is under `$1`, the offending text is its value.
+fn with_arg_note(pre: &Preprocessed, pos: usize, d: Diagnostic) -> Diagnostic {
+    match pre.note_at(pos) {
+        Some(note) => d.with_note(note),
+        None => d,
+    }
 }
 
 fn unterminated_hint(rest: &str) -> Option<&'static str> {
@@ -166,7 +179,9 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::bin_op => "an operator",
         Rule::assign_op => "an assignment operator",
         Rule::ident => "an identifier",
-        Rule::component | Rule::probe_point | Rule::component_name => "a probe point",
+        Rule::component | Rule::probe_point | Rule::component_name | Rule::pp_group => {
+            "a probe point"
+        }
         Rule::string_lit | Rule::strings => "a string",
         Rule::number => "a number",
         Rule::pp_literal => "a literal",
@@ -200,7 +215,8 @@ impl<'p> Builder<'p> {
     }
 
     fn err(&self, p: &P, msg: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(self.span(p), msg)
+        let d = Diagnostic::error(self.span(p), msg);
+        with_arg_note(self.pre, p.as_span().start(), d)
     }
 
     /// One top-level declaration; `global a, b` gives one item per variable.
@@ -285,35 +301,105 @@ impl<'p> Builder<'p> {
     }
 
     fn probe_points(&self, p: P) -> R<Vec<ProbePoint>> {
-        p.into_inner().map(|pp| self.probe_point(pp)).collect()
+        let mut points = Vec::new();
+        for pp in p.into_inner() {
+            points.extend(self.probe_point(pp)?);
+        }
+        Ok(points)
     }
 
-    fn probe_point(&self, p: P) -> R<ProbePoint> {
+    /// The points one written point stands for: several when it has brace
+    /// groups (`a.{b,c}` is `a.b`, `a.c`), in the order written, each
+    /// spanning the whole written point. stap's rules: `?`, `!` and
+    /// `if (...)` inside a group only when nothing follows the group, and
+    /// never both inside and after it.
+    fn probe_point(&self, p: P) -> R<Vec<ProbePoint>> {
         let span = self.span(&p);
-        let mut point = ProbePoint {
+        let mut points = vec![ProbePoint {
             components: Vec::new(),
             optional: false,
             sufficient: false,
             condition: None,
             span,
-        };
+        }];
+        // A group member with a flag or condition, which must end the point.
+        let mut suffixed: Option<Span> = None;
+        let mut own_flag = false;
         for c in p.into_inner() {
-            match c.as_rule() {
-                Rule::component => point.components.push(self.component(c)?),
-                Rule::pp_flag => match c.as_str() {
-                    "?" => point.optional = true,
-                    _ => point.sufficient = true,
-                },
+            let rule = c.as_rule();
+            if let (Some(at), Rule::component | Rule::pp_group) = (suffixed, rule) {
+                return Err(Diagnostic::error(
+                    at,
+                    "'?', '!' and 'if (...)' inside braces must end the probe point, \
+                     but more components follow the braces",
+                ));
+            }
+            match rule {
+                Rule::component => {
+                    let comp = self.component(c)?;
+                    for pt in &mut points {
+                        pt.components.push(comp.clone());
+                    }
+                }
+                Rule::pp_group => {
+                    let mut members = Vec::new();
+                    for m in c.into_inner() {
+                        for pt in self.probe_point(m)? {
+                            let has_suffix = pt.optional || pt.sufficient || pt.condition.is_some();
+                            if has_suffix && suffixed.is_none() {
+                                suffixed = Some(pt.span);
+                            }
+                            members.push(pt);
+                        }
+                    }
+                    if points.len() * members.len() > MAX_EXPANSION {
+                        return Err(Diagnostic::error(
+                            span,
+                            format!("brace expansion makes more than {MAX_EXPANSION} probe points"),
+                        ));
+                    }
+                    points = points
+                        .iter()
+                        .flat_map(|head| {
+                            members.iter().map(move |m| {
+                                let mut pt = head.clone();
+                                pt.components.extend(m.components.iter().cloned());
+                                pt.optional = m.optional;
+                                pt.sufficient = m.sufficient;
+                                pt.condition = m.condition.clone();
+                                pt
+                            })
+                        })
+                        .collect();
+                }
+                Rule::pp_flag => {
+                    if !own_flag && points.iter().any(|pt| pt.optional || pt.sufficient) {
+                        return Err(self.err(&c, "'?' or '!' given both inside and after braces"));
+                    }
+                    own_flag = true;
+                    for pt in &mut points {
+                        match c.as_str() {
+                            "?" => pt.optional = true,
+                            _ => pt.sufficient = true,
+                        }
+                    }
+                }
                 Rule::pp_condition => {
+                    if points.iter().any(|pt| pt.condition.is_some()) {
+                        return Err(self.err(&c, "'if (...)' given both inside and after braces"));
+                    }
                     let e = c.into_inner().find(|x| x.as_rule() == Rule::expr);
                     if let Some(e) = e {
-                        point.condition = Some(self.expr(e)?);
+                        let cond = self.expr(e)?;
+                        for pt in &mut points {
+                            pt.condition = Some(cond.clone());
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        Ok(point)
+        Ok(points)
     }
 
     fn component(&self, p: P) -> R<Component> {
@@ -349,25 +435,8 @@ impl<'p> Builder<'p> {
             Rule::number => Literal::Number(self.number_value(&p, p.as_str())?),
             Rule::string_lit => Literal::String(self.string_value(&p)?),
             Rule::strings => Literal::String(self.strings_value(p)?),
-            Rule::cmdline_arg => match self.cmdline_arg(&p)? {
-                (Some(index), as_string) => Literal::Arg { index, as_string },
-                (None, as_string) => Literal::ArgCount { as_string },
-            },
             _ => return Err(self.err(&p, "expected a literal")),
         })
-    }
-
-    /// `$N`/`@N` give `Some(N)`, `$#`/`@#` give `None`.
-    fn cmdline_arg(&self, p: &P) -> R<(Option<u32>, bool)> {
-        let s = p.as_str();
-        let as_string = s.starts_with('@');
-        if &s[1..] == "#" {
-            return Ok((None, as_string));
-        }
-        let index = s[1..]
-            .parse::<u32>()
-            .map_err(|_| self.err(p, "command-line argument index out of range"))?;
-        Ok((Some(index), as_string))
     }
 
     /// Adjacent string literals are one string, as in C.
@@ -1008,10 +1077,6 @@ impl<'p> Builder<'p> {
             Rule::expr => return self.expr(inner),
             Rule::number => ExprKind::Number(self.number_value(&inner, inner.as_str())?),
             Rule::strings => ExprKind::String(self.strings_value(inner)?),
-            Rule::cmdline_arg => match self.cmdline_arg(&inner)? {
-                (Some(index), as_string) => ExprKind::Arg { index, as_string },
-                (None, as_string) => ExprKind::ArgCount { as_string },
-            },
             Rule::target_var => {
                 let s = inner.as_str();
                 let body = &s[1..];

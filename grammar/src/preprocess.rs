@@ -24,9 +24,13 @@
 //!   such an expansion to the whole invocation, and offsets after it back to
 //!   where they came from.
 //!
-//! Command-line arguments (`$1`, `@1`, `$#`, `@#`) pass through untouched;
-//! in a condition they read as if the script had no arguments, as in
-//! `stap` run without any.
+//! Command-line arguments are substituted here, as stap's lexer does, so
+//! they work wherever a token may start, conditions included: `$N` stands
+//! for the tokens of argument N (unquoted: `5`, `-5`, `syscall.open`), `@N`
+//! for a string literal holding it, `$#` and `@#` for their count (a number,
+//! a string). The substitution is an expansion like a macro's, so errors in
+//! it point at the `$N` and [`Preprocessed::note_at`] names the argument.
+//! `$N` past the last argument is an error (ignored in untaken branches).
 //!
 //! What stap does that is kept here: macros are visible after their
 //! definition, only in their file (library macros from `.stpm` files in every
@@ -70,6 +74,9 @@ pub struct PpConfig {
     pub guru_mode: bool,
     /// `CONFIG_*` values from the kernel config (`y`, `m`, numbers, strings).
     pub kconfig: HashMap<String, String>,
+    /// The script's command-line arguments, for `$1`, `@1`, `$#` and `@#`
+    /// (in every file, tapsets too, as stap does: argv.stp reads them).
+    pub args: Vec<String>,
 }
 
 impl Default for PpConfig {
@@ -83,6 +90,7 @@ impl Default for PpConfig {
             systemtap_privilege: "stapdev".into(),
             guru_mode: false,
             kconfig: HashMap::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -170,7 +178,8 @@ impl MacroTable {
         config: &PpConfig,
     ) -> Result<(), Diagnostic> {
         check_size(text)?;
-        let mut engine = Engine::new(file, text, config, self);
+        let args = ArgTexts::new(&config.args);
+        let mut engine = Engine::new(file, text, config, self, &args);
         if let Some(t) = engine.scan_pp().map_err(|d| *d)? {
             return Err(*engine.error(
                 &t,
@@ -229,7 +238,13 @@ pub struct Preprocessed {
     segments: Vec<Segment>,
     /// Length of the input.
     input_len: u32,
+    /// What some expansions were (a command-line argument's value), for
+    /// errors found in them later.
+    notes: Vec<String>,
 }
+
+/// `note` of a segment that has none.
+const NO_NOTE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Segment {
@@ -238,6 +253,8 @@ struct Segment {
     /// For an expansion: the end of the invocation it replaces.
     in_end: u32,
     expansion: bool,
+    /// Index in `notes`, or `NO_NOTE`.
+    note: u32,
 }
 
 impl Preprocessed {
@@ -265,6 +282,14 @@ impl Preprocessed {
         let seg = self.segment(offset)?;
         seg.expansion
             .then(|| Span::new(self.file, seg.in_start as usize, seg.in_end as usize))
+    }
+
+    /// A note for errors at output offset `offset` when it lies in the
+    /// substitution of a command-line argument: which one, and its value
+    /// (the parser only sees the value, the user wrote `$1`).
+    pub fn note_at(&self, offset: usize) -> Option<&str> {
+        let seg = self.segment(offset)?;
+        self.notes.get(seg.note as usize).map(String::as_str)
     }
 
     fn segment(&self, offset: usize) -> Option<&Segment> {
@@ -314,7 +339,8 @@ pub fn preprocess(
     library: &MacroTable,
 ) -> Result<Preprocessed, Diagnostic> {
     check_size(text)?;
-    let mut engine = Engine::new(file, text, config, library);
+    let args = ArgTexts::new(&config.args);
+    let mut engine = Engine::new(file, text, config, library, &args);
     while let Some(t) = engine.scan_pp().map_err(|d| *d)? {
         engine.keep(t).map_err(|d| *d)?;
     }
@@ -350,6 +376,8 @@ enum Src {
     Main,
     /// The body of library macro number `n`.
     Lib(u32),
+    /// Text number `n` of [`Engine::arg_texts`].
+    Arg(u32),
 }
 
 /// A token in the stream, with its text and the top-level invocation whose
@@ -386,6 +414,8 @@ enum Body {
     Local(u32),
     Lib(u32),
     Param(Rc<ParamDecl>),
+    /// A command-line argument: text number `n` of [`Engine::arg_texts`].
+    Arg(u32),
 }
 
 /// A macro (or argument) being expanded.
@@ -414,6 +444,8 @@ struct Expansion {
     start: u32,
     end: u32,
     text: String,
+    /// For a command-line argument: the note for errors in its text.
+    note: Option<String>,
 }
 
 enum Edit {
@@ -444,6 +476,56 @@ struct Engine<'a> {
     edits: Vec<Edit>,
     expansions: Vec<Expansion>,
     warnings: Vec<Diagnostic>,
+    args: &'a ArgTexts,
+}
+
+/// What the command-line arguments stand for, lexed once per file.
+struct ArgTexts {
+    /// For argument `i` (from 0), `2i` is its text and `2i + 1` that text
+    /// quoted; then the count, unquoted and quoted.
+    texts: Vec<String>,
+    /// The tokens of each text, offsets into that text.
+    toks: Vec<Vec<Tok>>,
+}
+
+impl ArgTexts {
+    fn new(args: &[String]) -> ArgTexts {
+        let mut texts = Vec::with_capacity(2 * args.len() + 2);
+        for a in args {
+            texts.push(a.clone());
+            texts.push(crate::printer::quote(a));
+        }
+        texts.push(args.len().to_string());
+        texts.push(format!("\"{}\"", args.len()));
+        let toks = texts
+            .iter()
+            .map(|t| {
+                let mut lx = Lexer::new(t);
+                std::iter::from_fn(|| lx.next_tok()).collect()
+            })
+            .collect();
+        ArgTexts { texts, toks }
+    }
+
+    /// How many arguments there are.
+    fn count(&self) -> u32 {
+        (self.texts.len() / 2 - 1) as u32
+    }
+
+    /// The note for errors in the substitution of `name` (text `i`).
+    fn note(&self, name: &str, i: u32) -> String {
+        let n = self.count();
+        if i / 2 == n {
+            format!("{name} is the number of command-line arguments, {n}")
+        } else {
+            let raw = &self.texts[(i & !1) as usize];
+            format!(
+                "{name} is command-line argument {}, {}",
+                i / 2 + 1,
+                crate::printer::quote(raw)
+            )
+        }
+    }
 }
 
 fn is_op(text: &str, t: &STok, op: &str) -> bool {
@@ -466,6 +548,7 @@ impl<'a> Engine<'a> {
         text: &'a str,
         config: &'a PpConfig,
         library: &'a MacroTable,
+        args: &'a ArgTexts,
     ) -> Engine<'a> {
         Engine {
             file,
@@ -485,6 +568,7 @@ impl<'a> Engine<'a> {
             edits: Vec::new(),
             expansions: Vec::new(),
             warnings: Vec::new(),
+            args,
         }
     }
 
@@ -498,6 +582,12 @@ impl<'a> Engine<'a> {
                 .macros
                 .get(i as usize)
                 .map(|m| m.body.as_str())
+                .unwrap_or(""),
+            Src::Arg(i) => self
+                .args
+                .texts
+                .get(i as usize)
+                .map(String::as_str)
                 .unwrap_or(""),
         }
     }
@@ -517,6 +607,12 @@ impl<'a> Engine<'a> {
                 ),
                 None => Span::new(self.file, 0, 0),
             },
+            // The `$N` the text replaces (or the macro invocation that
+            // brought it in).
+            Src::Arg(_) => match self.expansions.get(t.inv as usize) {
+                Some(e) => Span::new(self.file, e.start as usize, e.end as usize),
+                None => Span::new(self.file, 0, 0),
+            },
         }
     }
 
@@ -531,10 +627,13 @@ impl<'a> Engine<'a> {
     fn error(&self, t: &STok, msg: impl Into<String>) -> Box<Diagnostic> {
         let mut d = Diagnostic::error(self.span_of(t), msg);
         for act in self.stack.iter().rev() {
-            d = d.with_note(format!("in expansion of macro '@{}'", act.name));
+            d = d.with_note(match act.body {
+                Body::Arg(i) => self.args.note(&act.name, i),
+                _ => format!("in expansion of macro '@{}'", act.name),
+            });
         }
         if let Some(e) = self.expansions.get(self.cur_inv as usize) {
-            if !self.stack.is_empty() || t.inv != NO_INV {
+            if (!self.stack.is_empty() || t.inv != NO_INV) && e.note.is_none() {
                 let (line, col) = self.line_col(e.start);
                 d = d.with_note(format!(
                     "expanded from the macro invocation at line {line}, column {col}"
@@ -580,6 +679,10 @@ impl<'a> Engine<'a> {
                 Some(&(t, s)) => (t, s),
                 None => return Ok(None),
             },
+            Body::Arg(i) => match self.args.toks[*i as usize].get(act.cursor) {
+                Some(&t) => (t, Src::Arg(*i)),
+                None => return Ok(None),
+            },
         };
         let ws = if first { act.ws } else { tok.ws };
         act.cursor += 1;
@@ -613,6 +716,10 @@ impl<'a> Engine<'a> {
                 }
                 continue;
             };
+            if t.tok.kind == Kind::Arg {
+                self.substitute_arg(t)?;
+                continue;
+            }
             if t.tok.kind != Kind::AtWord {
                 return Ok(Some(t));
             }
@@ -666,21 +773,28 @@ impl<'a> Engine<'a> {
         let (formals, library): (&[String], bool) = match &body {
             Body::Local(i) => (&self.locals[*i as usize].params, false),
             Body::Lib(i) => (&self.library.macros[*i as usize].params, true),
-            Body::Param(_) => (&[], false),
+            Body::Param(_) | Body::Arg(_) => (&[], false),
         };
         let formals = formals.to_vec();
         let params = match &body {
             // An argument is expanded where the invocation was.
             Body::Param(p) => p.env.clone(),
+            // A command-line argument sees no macro parameters.
+            Body::Arg(_) => self.no_params.clone(),
             _ if formals.is_empty() => self.no_params.clone(),
             _ => Rc::new(self.read_args(&t, name, &formals, caller_params)?),
         };
         if top_level {
             self.cur_inv = self.expansions.len() as u32;
+            let note = match &body {
+                Body::Arg(i) => Some(self.args.note(name, *i)),
+                _ => None,
+            };
             self.expansions.push(Expansion {
                 start: t.tok.start,
                 end: self.last_main_end.max(t.tok.end),
                 text: String::new(),
+                note,
             });
             self.edits.push(Edit::Expand(self.cur_inv));
         }
@@ -694,6 +808,27 @@ impl<'a> Engine<'a> {
             name: name.to_string(),
         });
         Ok(())
+    }
+
+    /// `$N`, `@N`, `$#` or `@#` (token `t`): read the argument's tokens
+    /// next, as stap's lexer does.
+    fn substitute_arg(&mut self, t: STok) -> Res<()> {
+        let name = self.tok_text(&t);
+        let quoted = name.starts_with('@') as u32;
+        let n = self.args.count();
+        let index = match &name[1..] {
+            "#" => n,
+            digits => match digits.parse::<u32>() {
+                Ok(i) if (1..=n).contains(&i) => i - 1,
+                _ => {
+                    return Err(self.error(
+                        &t,
+                        format!("command line argument index {digits} out of range [1-{n}]"),
+                    ))
+                }
+            },
+        };
+        self.invoke(t, name, Body::Arg(2 * index + quoted))
     }
 
     /// Read `( arg, ... )` for a macro with parameters `formals`.
@@ -1124,15 +1259,6 @@ impl<'a> Engine<'a> {
                 Some(n) if text.starts_with(|c: char| c.is_ascii_digit()) => Operand::Num(n),
                 _ => return Err(self.error(t, "invalid number")),
             },
-            // Without command-line arguments: `$#` is 0 and `$1` is out of range.
-            Kind::Arg if text == "$#" => Operand::Num(0),
-            Kind::Arg if text == "@#" => Operand::Str("0".into()),
-            Kind::Arg => {
-                return Err(self.error(
-                    t,
-                    "command-line argument out of range (no arguments are given)",
-                ))
-            }
             _ => Operand::Other,
         })
     }
@@ -1198,6 +1324,7 @@ impl<'a> Engine<'a> {
         let src = self.text.as_bytes();
         let mut out: Vec<u8> = Vec::with_capacity(src.len() + 64);
         let mut segments = Vec::new();
+        let mut notes = Vec::new();
         let mut cursor = 0usize;
         // Start of the current stretch that maps one to one.
         let mut ident_out = 0usize;
@@ -1233,6 +1360,7 @@ impl<'a> Engine<'a> {
                             in_start: ident_in as u32,
                             in_end: s as u32,
                             expansion: false,
+                            note: NO_NOTE,
                         });
                     }
                     let exp_start = out.len();
@@ -1253,11 +1381,19 @@ impl<'a> Engine<'a> {
                         b'\n',
                         lines_in.saturating_sub(lines_out),
                     ));
+                    let note = match &exp.note {
+                        Some(n) => {
+                            notes.push(n.clone());
+                            notes.len() as u32 - 1
+                        }
+                        None => NO_NOTE,
+                    };
                     segments.push(Segment {
                         out_start: exp_start as u32,
                         in_start: s as u32,
                         in_end: e as u32,
                         expansion: true,
+                        note,
                     });
                     cursor = e;
                     ident_out = out.len();
@@ -1272,6 +1408,7 @@ impl<'a> Engine<'a> {
                 in_start: ident_in as u32,
                 in_end: src.len() as u32,
                 expansion: false,
+                note: NO_NOTE,
             });
         }
         // Only whole tokens and ASCII blanks were written, so this cannot
@@ -1284,6 +1421,7 @@ impl<'a> Engine<'a> {
             warnings: self.warnings,
             segments,
             input_len: src.len() as u32,
+            notes,
         }
     }
 }
@@ -1333,6 +1471,7 @@ mod tests {
             systemtap_privilege: "stapdev".into(),
             guru_mode: true,
             kconfig: HashMap::new(),
+            args: Vec::new(),
         };
         for (k, v) in [
             ("CONFIG_64BIT", "y"),
@@ -1606,8 +1745,8 @@ mod tests {
     }
 
     #[test]
-    fn builtin_atwords_and_arguments_pass_through() {
-        let text = "x = @cast(p, \"t\")->a + @var(\"v\") + @defined($a) + @entry($b) + @1 + $2 + @count(s) + @hist_log(s) + @const(\"X\") + @kderef";
+    fn builtin_atwords_pass_through() {
+        let text = "x = @cast(p, \"t\")->a + @var(\"v\") + @defined($a) + @entry($b) + @count(s) + @hist_log(s) + @const(\"X\") + @kderef";
         assert_eq!(out(text), text);
     }
 
@@ -1772,8 +1911,94 @@ mod tests {
         assert!(m.contains("number"), "{m}");
         assert_eq!(at, "\"a\"");
         let (m, at) = err("%( $1 == 1 %? a %)");
-        assert!(m.contains("command-line argument"), "{m}");
+        assert_eq!(m, "command line argument index 1 out of range [1-0]");
         assert_eq!(at, "$1");
+    }
+
+    // --- command-line arguments -----------------------------------------------
+
+    fn with_args(text: &str, args: &[&str]) -> Result<Preprocessed, Diagnostic> {
+        let config = PpConfig {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..config()
+        };
+        preprocess(FileId(0), text, &config, &MacroTable::new())
+    }
+
+    fn out_args(text: &str, args: &[&str]) -> String {
+        squeeze(
+            &with_args(text, args)
+                .unwrap_or_else(|d| panic!("{d:?}"))
+                .text,
+        )
+    }
+
+    #[test]
+    fn arguments_are_substituted() {
+        let args = ["5", "a \"q\" \\ b", "syscall.open", "-3"];
+        assert_eq!(
+            out_args("x = $1 + $4; s = @2 . @1; n = $# + @#", &args),
+            r#"x = 5 + -3; s = "a \"q\" \\ b" . "5"; n = 4 + "4""#
+        );
+        // Unquoted means any tokens, a probe point as well.
+        assert_eq!(out_args("probe $3 { }", &args), "probe syscall.open { }");
+        // Next to other tokens, a separating blank keeps them apart.
+        assert_eq!(out_args("x=$1$1", &args), "x=5 5");
+        // Inside a macro body, the argument of the run, not of the macro.
+        assert_eq!(
+            out_args("@define m(a) %( @a + $1 %) y = @m($4)", &args),
+            "y = -3 + 5"
+        );
+        // Strings and comments are left alone.
+        assert_eq!(out_args("s = \"$1\" # $2", &args), "s = \"$1\"");
+    }
+
+    #[test]
+    fn arguments_in_conditions() {
+        assert_eq!(out_args("%( $# > 1 %? many %: few %)", &["a", "b"]), "many");
+        assert_eq!(out_args("%( $# > 1 %? many %: few %)", &["a"]), "few");
+        assert_eq!(out_args("%( $1 >= 10 %? big %: small %)", &["12"]), "big");
+        assert_eq!(out_args("%( @1 == \"on\" %? y %: n %)", &["on"]), "y");
+        // argv.stp's pattern: an index past the end in an untaken branch.
+        assert_eq!(
+            out_args("g = %( $# >= 2 %? @2 %: \"\" %)", &["a"]),
+            "g = \"\""
+        );
+    }
+
+    #[test]
+    fn argument_errors_point_at_the_reference() {
+        let text = "probe begin { x = $1 + $3 }";
+        let d = with_args(text, &["1", "2"]).unwrap_err();
+        assert_eq!(
+            d.message,
+            "command line argument index 3 out of range [1-2]"
+        );
+        let span = d.span.unwrap();
+        assert_eq!(&text[span.start as usize..span.end as usize], "$3");
+        assert!(with_args("x = @0", &["1"]).is_err());
+        // A lexical error in the argument's text lands on the `$1` and
+        // names the argument.
+        let text = "x = $1";
+        let d = with_args(text, &["\"open"]).unwrap_err();
+        let span = d.span.unwrap();
+        assert_eq!(&text[span.start as usize..span.end as usize], "$1");
+        assert_eq!(d.notes, ["$1 is command-line argument 1, \"\\\"open\""]);
+    }
+
+    #[test]
+    fn argument_expansions_map_back() {
+        let text = "x = $1 +\n y";
+        let p = with_args(text, &["abc"]).unwrap();
+        let at = p.text.find("abc").unwrap();
+        assert_eq!(p.span(at, at + 3), Span::new(FileId(0), 4, 6));
+        assert_eq!(
+            p.note_at(at),
+            Some("$1 is command-line argument 1, \"abc\"")
+        );
+        let y = p.text.find('y').unwrap();
+        assert_eq!(p.span(y, y + 1), Span::new(FileId(0), 10, 11));
+        assert_eq!(p.note_at(y), None);
     }
 
     #[test]

@@ -261,10 +261,6 @@ fn literal(l: &Literal) -> String {
     match l {
         Literal::Number(n) => n.to_string(),
         Literal::String(s) => quote(s),
-        Literal::Arg { index, as_string } => {
-            format!("{}{}", if *as_string { "@" } else { "$" }, index)
-        }
-        Literal::ArgCount { as_string } => (if *as_string { "@#" } else { "$#" }).to_string(),
     }
 }
 
@@ -297,10 +293,6 @@ fn expr_text(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Number(n) => n.to_string(),
         ExprKind::String(s) => quote(s),
-        ExprKind::Arg { index, as_string } => {
-            format!("{}{}", if *as_string { "@" } else { "$" }, index)
-        }
-        ExprKind::ArgCount { as_string } => (if *as_string { "@#" } else { "$#" }).to_string(),
         ExprKind::Var(v) => v.clone(),
         ExprKind::Index { base, keys } => format!("{}[{}]", expr_text(base), args(keys)),
         ExprKind::Wildcard => "*".into(),

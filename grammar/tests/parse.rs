@@ -56,7 +56,7 @@ fn declarations() {
          probe perf.type(1).config(0).sample(1000) if (enabled) { }
          probe syscall.* { }
          probe my.alias = process(\"x\").function(\"f*\") ? { v = 1 }
-         probe my.alias += timer.s($1) { w = @1 }
+         probe my.alias += timer.s(1) { w = \"1\" }
          probe process(\"a\").statement(\"f@x.c:12\"), kernel.function(\"f\").callee(\"g\") {}
         "
     ));
@@ -251,4 +251,55 @@ fn deep_nesting() {
     let open = "(".repeat(90);
     let close = ")".repeat(90);
     listing(&format!("probe begin {{ x = {open}1{close} }}"));
+}
+
+/// Brace expansion gives the points stap's `-p1` lists for the same text.
+#[test]
+fn brace_expansion_in_probe_points() {
+    assert_eq!(
+        listing(
+            "probe {begin,end}{ }
+             probe timer.{s(1), ms(2)}, a.{b,{c,d}.e}.f { }
+             probe process.{function(\"a\"), function(\"b\").{call,return}} { }
+             probe process.{function(\"*\").callees,plt}? { }
+             probe {kernel,module(\"nfs\")}.function(\"nfs*\")! { }
+             probe a.{b?,c} if (x) { }
+             probe x = { begin , end } { }
+             probe process(\"x\").function(\"{a,b}*\") { }"
+        ),
+        "probe begin, end {\n}\n\
+         probe timer.s(1), timer.ms(2), a.b.f, a.c.e.f, a.d.e.f {\n}\n\
+         probe process.function(\"a\"), process.function(\"b\").call, process.function(\"b\").return {\n}\n\
+         probe process.function(\"*\").callees?, process.plt? {\n}\n\
+         probe kernel.function(\"nfs*\")!, module(\"nfs\").function(\"nfs*\")! {\n}\n\
+         probe a.b? if (x), a.c if (x) {\n}\n\
+         probe x = begin, end {\n}\n\
+         probe process(\"x\").function(\"{a,b}*\") {\n}\n"
+    );
+}
+
+#[test]
+fn brace_expansion_errors() {
+    // Flags and conditions inside braces only at the end of the point.
+    assert_eq!(
+        error("probe {a?,c}.d { }"),
+        "t.stp:1:8: error: '?', '!' and 'if (...)' inside braces must end the probe point, \
+         but more components follow the braces\n    probe {a?,c}.d { }\n           ^\n"
+    );
+    assert_eq!(
+        error("probe a.{c?,d}! { }"),
+        "t.stp:1:15: error: '?' or '!' given both inside and after braces\n    \
+         probe a.{c?,d}! { }\n                  ^\n"
+    );
+    assert_eq!(
+        error("probe a.{b if (x)} if (y) { }"),
+        "t.stp:1:20: error: 'if (...)' given both inside and after braces\n    \
+         probe a.{b if (x)} if (y) { }\n                       ^\n"
+    );
+    // A group is whole components: no argument after it, no empty member.
+    assert!(error("probe timer.{s,ms}(1) { }").contains("1:19: error: parse error"));
+    assert!(error("probe a.{b,} { }").contains("1:12: error: parse error"));
+    // Each group multiplies the points; the total is bounded.
+    let many = format!("probe x{} {{ }}", ".{a,b,c,d,e,f,g,h,i,j}".repeat(5));
+    assert!(error(&many).contains("brace expansion makes more than 10000 probe points"));
 }

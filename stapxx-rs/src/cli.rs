@@ -1,5 +1,6 @@
 //! The command line: everything `stap++` accepts, with the same meaning,
-//! plus stap's `-p N` to stop after a pass.
+//! plus stap's `-p N` to stop after a pass and its script arguments
+//! (`FILE ARGS...` or `-e SRC ARGS...`, for `$1`, `@1`, `$#` in the script).
 
 use clap::{ArgAction, Parser};
 use std::collections::BTreeMap;
@@ -19,12 +20,15 @@ pub const DEFAULT_DEFINES: &[(&str, &str)] = &[
     name = "stapxx-rs",
     version,
     about = "Run SystemTap/stapxx scripts on eBPF, without a kernel module",
-    after_help = "Examples:\n    stapxx-rs -x 12345 -e 'probe begin { println(\"hello\") exit() }'\n    stapxx-rs examples/lj-lua-stacks.sxx -x 12345 --arg time=5 --flamegraph a.svg\n    stapxx-rs flamegraph a.bt -o a.svg   (saved output to a flame graph; see `stapxx-rs flamegraph --help`)"
+    after_help = "Examples:\n    stapxx-rs -x 12345 -e 'probe begin { println(\"hello\") exit() }'\n    stapxx-rs -e 'probe timer.ms($1) { println(@2) exit() }' 100 hello\n    stapxx-rs examples/lj-lua-stacks.sxx -x 12345 --arg time=5 --flamegraph a.svg\n    stapxx-rs flamegraph a.bt -o a.svg   (saved output to a flame graph; see `stapxx-rs flamegraph --help`)"
 )]
 pub struct Cli {
-    /// The script to run (`.sxx` or `.stp`).
-    #[arg(value_name = "FILE", conflicts_with = "source")]
-    pub file: Option<PathBuf>,
+    /// The script to run (`.sxx` or `.stp`), then its arguments ($1 $2 ...
+    /// unquoted, @1 @2 ... as strings, $# their count); with -e every word
+    /// is an argument, as with stap. Use `--` before arguments that start
+    /// with `-` (negative numbers need not).
+    #[arg(value_name = "FILE [ARGS]", allow_negative_numbers = true)]
+    pub words: Vec<String>,
 
     /// Run the given script text instead of a file.
     #[arg(short = 'e', value_name = "SRC")]
@@ -144,6 +148,10 @@ pub struct FlameCli {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub cli: Cli,
+    /// The script file (none with `-e`).
+    pub file: Option<PathBuf>,
+    /// The script's own arguments, for `$1`, `@1`, `$#`.
+    pub script_args: Vec<String>,
     /// `--arg` values by name.
     pub args: BTreeMap<String, String>,
     /// `-D` values, stap++'s defaults filled in.
@@ -153,9 +161,17 @@ pub struct Options {
 impl Options {
     /// Validate the parsed flags; the error is one line for the user.
     pub fn from_cli(cli: Cli) -> Result<Options, String> {
-        if cli.file.is_none() && cli.source.is_none() {
-            return Err("no input file specified (give FILE or -e SRC)".into());
-        }
+        // stap takes every word as an argument once -e gave the script,
+        // wherever -e stands.
+        let mut words = cli.words.clone().into_iter();
+        let file = match cli.source {
+            Some(_) => None,
+            None => match words.next() {
+                Some(f) => Some(PathBuf::from(f)),
+                None => return Err("no input file specified (give FILE or -e SRC)".into()),
+            },
+        };
+        let script_args = words.collect();
         if cli.command.is_some() && (cli.pid.is_some() || cli.master.is_some()) {
             return Err("-c cannot be combined with -x or --master".into());
         }
@@ -178,7 +194,13 @@ impl Options {
             }
             defines.insert(k, v);
         }
-        Ok(Options { cli, args, defines })
+        Ok(Options {
+            cli,
+            file,
+            script_args,
+            args,
+            defines,
+        })
     }
 
     /// A numeric `-D` limit, or its default.
@@ -297,12 +319,26 @@ mod tests {
     #[test]
     fn conflicts_are_errors() {
         assert!(parse(&["x.sxx", "-x", "1", "--master", "2"]).is_err());
-        assert!(parse(&["x.sxx", "-e", "probe begin {}"]).is_err());
         assert!(parse(&[]).is_err());
         assert!(parse(&["x.sxx", "--arg", "novalue"]).is_err());
         assert!(parse(&["x.sxx", "-p", "6"]).is_err());
         assert!(parse(&["x.sxx", "--bogus"]).is_err());
         assert!(parse(&["x.sxx", "-c", "ls", "-x", "3"]).is_err());
+    }
+
+    #[test]
+    fn script_arguments() {
+        let o = parse(&["x.stp", "-x", "4", "5", "-7", "--", "-v", "a b"]).unwrap();
+        assert_eq!(o.file, Some(PathBuf::from("x.stp")));
+        assert_eq!(o.script_args, ["5", "-7", "-v", "a b"]);
+        assert_eq!(o.cli.pid, Some(4));
+        assert_eq!(o.cli.verbose, 0);
+        // With -e, the first word is an argument too, before or after -e.
+        let o = parse(&["x.sxx", "-e", "probe begin {}", "1"]).unwrap();
+        assert_eq!(o.file, None);
+        assert_eq!(o.script_args, ["x.sxx", "1"]);
+        let o = parse(&["-p1", "x.stp"]).unwrap();
+        assert!(o.script_args.is_empty());
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl<'o> Session<'o> {
     /// Read the script and run the stapxx expansion over it and its modules.
     fn expand(&mut self) -> Result<Expansion, Diagnostic> {
         let cli = &self.opts.cli;
-        let (name, text) = match (&cli.source, &cli.file) {
+        let (name, text) = match (&cli.source, &self.opts.file) {
             (Some(src), _) => ("-e".to_string(), src.clone()),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -281,7 +281,10 @@ impl<'o> Session<'o> {
 
     /// Preprocess and parse every expanded file.
     fn parse(&mut self, expansion: &Expansion) -> Result<Program, Diagnostic> {
-        let config = system::pp_config(self.opts.cli.guru);
+        let config = PpConfig {
+            args: self.opts.script_args.clone(),
+            ..system::pp_config(self.opts.cli.guru)
+        };
         let library = self.library_macros(&config)?;
         let mut files = Vec::new();
         for f in &expansion.files {

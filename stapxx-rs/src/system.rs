@@ -5,7 +5,7 @@ use grammar::PpConfig;
 use std::collections::HashMap;
 use std::io::Read;
 
-/// The preprocessor configuration for this machine.
+/// The preprocessor configuration for this machine (no script arguments).
 pub fn pp_config(guru_mode: bool) -> PpConfig {
     let release = read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "0.0.0".into());
     PpConfig {
@@ -19,6 +19,7 @@ pub fn pp_config(guru_mode: bool) -> PpConfig {
         systemtap_privilege: "stapdev".into(),
         guru_mode,
         kconfig: kernel_config(&release),
+        args: Vec::new(),
     }
 }
 

@@ -172,7 +172,6 @@ fn bad_flags_are_one_line_exit_1() {
         &["-x", "1", "--master", "2", "x.stp"],
         &["-p", "9", "x.stp"],
         &["--arg", "novalue", "x.stp"],
-        &["-e", "probe begin {}", "x.stp"],
         &[],
     ] {
         let o = run(args);

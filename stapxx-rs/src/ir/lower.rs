@@ -195,7 +195,6 @@ impl<'a> Lowering<'a> {
                 init: g.decl.init.as_ref().map(|l| match l {
                     ast::Literal::Number(n) => Const::Long(*n),
                     ast::Literal::String(s) => Const::Str(s.clone()),
-                    _ => Const::Long(0),
                 }),
                 span: g.decl.span,
             });
@@ -624,12 +623,6 @@ impl<'a> Lowering<'a> {
                     ));
                 }
                 self.mk(ExprKind::Read(place), t, span)
-            }
-            A::Arg { .. } | A::ArgCount { .. } => {
-                return Err(Diagnostic::error(
-                    span,
-                    "command-line arguments ($1, @1) are not supported: use $^arg_NAME with --arg",
-                ))
             }
             A::Unary { op, operand } => {
                 let v = Box::new(self.long(cx, operand)?);

@@ -56,7 +56,6 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
     let mut module = match &c[0].arg {
         None | Some(Literal::Number(_)) => None,
         Some(Literal::String(s)) => Some(s.clone()),
-        Some(_) => return Err(Miss::Invalid("process(...) takes a path or a pid".into())),
     };
     let mut i = 1;
     if c.get(i).is_some_and(|c| c.name == "library") {
