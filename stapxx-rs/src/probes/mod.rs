@@ -217,6 +217,18 @@ const KINDS: &[Kind] = &[
         resolve: perf::resolve,
     },
     Kind {
+        head: &["process", "begin"],
+        resolve: lifecycle::resolve,
+    },
+    Kind {
+        head: &["process", "end"],
+        resolve: lifecycle::resolve,
+    },
+    Kind {
+        head: &["process", "thread"],
+        resolve: lifecycle::resolve,
+    },
+    Kind {
         head: &["process"],
         resolve: process::resolve,
     },

@@ -137,12 +137,6 @@ fn open<'m>(modules: &'m mut Modules, name: Option<&str>) -> Result<&'m Module, 
 }
 
 pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
-    // process[("P")].begin/.end/.thread.*: tasks starting and ending.
-    if pt.components.len() >= 2
-        && matches!(pt.components[1].name.as_str(), "begin" | "end" | "thread")
-    {
-        return super::lifecycle::resolve(pt, cx);
-    }
     let spec = parse(pt)?;
     let m = open(cx.modules, spec.module.as_deref())?;
     let spec = match spec.what {
