@@ -251,6 +251,9 @@ impl<'o> Session<'o> {
             let info = TargetInfo::from_pid(sample).map_err(Diagnostic::from)?;
             opts.extra_libraries.extend(info.libraries());
         }
+        if let Some(cmd) = &cli.command {
+            check_command(cmd)?;
+        }
         if let (Some(cmd), None, None) = (&cli.command, &opts.exec_path, &opts.target) {
             // `-c CMD`: process probes without a path, `@cast`/`@var` and
             // `$^exec_path` mean CMD's executable, as with stap.
@@ -348,6 +351,28 @@ fn emit(text: &str) -> Result<(), Diagnostic> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
         Err(e) => Err(Diagnostic::bare(format!(
             "cannot write to standard output: {e}"
+        ))),
+    }
+}
+
+/// A `-c` command whose program is a path that cannot be run is an error
+/// before anything is loaded (the shell that runs it would only say so on
+/// its own stderr, and the session would run on without a target).
+fn check_command(cmd: &str) -> Result<(), Diagnostic> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(first) = cmd.split_whitespace().next() else {
+        return Err(Diagnostic::bare("-c needs a command"));
+    };
+    if !first.contains('/') {
+        return Ok(());
+    }
+    match std::fs::metadata(first) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(Diagnostic::bare(format!(
+            "cannot run the -c command: {first} is not an executable file"
+        ))),
+        Err(e) => Err(Diagnostic::bare(format!(
+            "cannot run the -c command: {first}: {e}"
         ))),
     }
 }

@@ -320,3 +320,62 @@ fn closed_or_full_output_never_panics() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// `break`/`continue` outside a loop is refused at translation, in host
+/// probes as in kernel ones and in functions (a `break` in a `begin` probe
+/// used to skip the rest of it, `exit()` included, and run forever).
+#[test]
+fn break_and_continue_need_a_loop() {
+    let bin = env!("CARGO_BIN_EXE_stapxx-rs");
+    for (script, want) in [
+        (
+            "probe begin { break; exit() }",
+            "-e:1:15: error: 'break' outside a loop\n    probe begin { break; exit() }\n                  ^\n",
+        ),
+        (
+            "function f() { continue } probe begin { f(); exit() }",
+            "-e:1:16: error: 'continue' outside a loop\n    function f() { continue } probe begin { f(); exit() }\n                   ^\n",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["-e", script])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{script}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), want);
+    }
+    let out = std::process::Command::new(bin)
+        .args([
+            "-e",
+            "global a probe begin { a[1] = 1; a[2] = 2; for (i = 0; i < 3; i++) { if (i == 1) continue; foreach (k in a) break; while (1) break; printf(\"%d\\n\", i) } exit() }",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n2\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// A `-c` command whose program cannot be run is an error before anything
+/// runs (it used to print the begin probe's output and exit 0).
+#[test]
+fn a_command_that_cannot_run_is_an_error() {
+    let bin = env!("CARGO_BIN_EXE_stapxx-rs");
+    for (cmd, want) in [
+        (
+            "/nonexistent/prog arg",
+            "error: cannot run the -c command: /nonexistent/prog: No such file or directory (os error 2)\n",
+        ),
+        (
+            "/etc/passwd",
+            "error: cannot run the -c command: /etc/passwd is not an executable file\n",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .args(["-c", cmd, "-e", "probe begin { println(\"hi\") }"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        assert!(out.stdout.is_empty(), "{cmd}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), want);
+    }
+}

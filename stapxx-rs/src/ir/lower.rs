@@ -56,6 +56,9 @@ struct Ctx {
     /// Function being lowered (its locals live in `FInfo`), or a probe's index.
     func: Option<usize>,
     probe: usize,
+    /// How many loops enclose the statement being lowered: `break` and
+    /// `continue` need one, in host and kernel handlers alike.
+    loops: u32,
 }
 
 struct Lowering<'a> {
@@ -127,6 +130,7 @@ impl<'a> Lowering<'a> {
             let mut cx = Ctx {
                 func: Some(fi),
                 probe: 0,
+                loops: 0,
             };
             let body = match &func.body {
                 ast::FunctionBody::Script(b) => self.block(&mut cx, b)?,
@@ -148,6 +152,7 @@ impl<'a> Lowering<'a> {
             let mut cx = Ctx {
                 func: None,
                 probe: pi,
+                loops: 0,
             };
             let body = self.block(&mut cx, &p.body)?;
             let locals = self.finish_locals(&self.probe_locals[pi], p.span)?;
@@ -283,6 +288,14 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// A loop's body: `break`/`continue` may stand in it.
+    fn loop_body(&mut self, cx: &mut Ctx, s: &ast::Stmt) -> R<Vec<Stmt>> {
+        cx.loops += 1;
+        let body = self.body(cx, s);
+        cx.loops -= 1;
+        body
+    }
+
     fn stmt(&mut self, cx: &mut Ctx, s: &ast::Stmt) -> R<Stmt> {
         let span = s.span;
         let kind = match &s.kind {
@@ -302,7 +315,7 @@ impl<'a> Lowering<'a> {
             },
             ast::StmtKind::While { cond, body } => StmtKind::Loop {
                 cond: Some(self.cond(cx, cond)?),
-                body: self.body(cx, body)?,
+                body: self.loop_body(cx, body)?,
                 step: None,
             },
             ast::StmtKind::For {
@@ -321,7 +334,7 @@ impl<'a> Lowering<'a> {
                             Some(c) => Some(self.cond(cx, c)?),
                             None => None,
                         },
-                        body: self.body(cx, body)?,
+                        body: self.loop_body(cx, body)?,
                         step: match step {
                             Some(e) => Some(self.expr(cx, e, None)?.0),
                             None => None,
@@ -356,6 +369,14 @@ impl<'a> Lowering<'a> {
                 }
             },
             ast::StmtKind::Next => StmtKind::Next,
+            ast::StmtKind::Break | ast::StmtKind::Continue if cx.loops == 0 => {
+                let which = if matches!(s.kind, ast::StmtKind::Break) {
+                    "break"
+                } else {
+                    "continue"
+                };
+                return Err(Diagnostic::error(span, format!("'{which}' outside a loop")));
+            }
             ast::StmtKind::Break => StmtKind::Break,
             ast::StmtKind::Continue => StmtKind::Continue,
             ast::StmtKind::Return(e) => {
@@ -469,7 +490,7 @@ impl<'a> Lowering<'a> {
             value,
             sort,
             limit,
-            body: self.body(cx, &f.body)?,
+            body: self.loop_body(cx, &f.body)?,
         })
     }
 
