@@ -50,13 +50,37 @@ const MAX_EXPANSION: usize = 10_000;
 const MAX_NESTING: usize = 100;
 
 /// Refuse brackets nested deeper than [`MAX_NESTING`] (strings and
-/// embedded C are skipped; comments are already blanks).
+/// embedded C are skipped; comments are already blanks), and statements
+/// nested as deep without brackets: a run of more than [`MAX_NESTING`]
+/// `if`/`else`/`while`/`for`/`foreach` with no `;`, `{` or `}` between
+/// them (`if (a) if (b) ...`) would recurse as deep in the parser.
 fn check_nesting(pre: &Preprocessed) -> Result<(), Diagnostic> {
     let b = pre.text.as_bytes();
     let mut depth = 0usize;
+    let mut chain = 0usize;
     let mut i = 0;
     while i < b.len() {
+        if b[i].is_ascii_alphabetic() || b[i] == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            if matches!(
+                &b[start..i],
+                b"if" | b"else" | b"while" | b"for" | b"foreach"
+            ) {
+                chain += 1;
+                if chain > MAX_NESTING {
+                    return Err(Diagnostic::error(
+                        pre.span(start, i),
+                        format!("statements nested more than {MAX_NESTING} deep"),
+                    ));
+                }
+            }
+            continue;
+        }
         match b[i] {
+            b';' => chain = 0,
             b'"' => {
                 i += 1;
                 while i < b.len() && b[i] != b'"' {
@@ -69,6 +93,9 @@ fn check_nesting(pre: &Preprocessed) -> Result<(), Diagnostic> {
                 }
             }
             b'(' | b'[' | b'{' => {
+                if b[i] == b'{' {
+                    chain = 0;
+                }
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Diagnostic::error(
@@ -77,7 +104,12 @@ fn check_nesting(pre: &Preprocessed) -> Result<(), Diagnostic> {
                     ));
                 }
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b')' | b']' | b'}' => {
+                if b[i] == b'}' {
+                    chain = 0;
+                }
+                depth = depth.saturating_sub(1)
+            }
             _ => {}
         }
         i += 1;

@@ -379,3 +379,45 @@ fn a_command_that_cannot_run_is_an_error() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), want);
     }
 }
+
+/// Statements nested without brackets get the same clean depth error as
+/// nested brackets (100,000 nested `if`s used to overflow the stack and
+/// abort); a hundred are fine.
+#[test]
+fn deep_statement_nesting_is_an_error_not_an_abort() {
+    let bin = env!("CARGO_BIN_EXE_stapxx-rs");
+    let deep = script(
+        "deep.stp",
+        &format!("probe begin {{ {}exit() }}", "if (1) ".repeat(100_000)),
+    );
+    let out = std::process::Command::new(bin)
+        .arg("-p1")
+        .arg(&deep)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // The 101st `if`: after "probe begin { " and a hundred "if (1) ".
+    let want = format!(
+        "{}:1:715: error: statements nested more than 100 deep",
+        deep.display()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(&want),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+            .chars()
+            .take(300)
+            .collect::<String>()
+    );
+    let fine = format!("probe begin {{ {}exit() }}", "if (1) ".repeat(100));
+    let out = std::process::Command::new(bin)
+        .args(["-e", &fine])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
