@@ -360,9 +360,13 @@ fn emit(text: &str) -> Result<(), Diagnostic> {
 /// its own stderr, and the session would run on without a target).
 fn check_command(cmd: &str) -> Result<(), Diagnostic> {
     use std::os::unix::fs::PermissionsExt;
-    let Some(first) = cmd.split_whitespace().next() else {
+    if cmd.trim().is_empty() {
         return Err(Diagnostic::bare("-c needs a command"));
+    }
+    let Some(first) = first_word(cmd) else {
+        return Ok(()); // only the shell can tell
     };
+    let first = first.as_str();
     if !first.contains('/') {
         return Ok(());
     }
@@ -377,10 +381,48 @@ fn check_command(cmd: &str) -> Result<(), Diagnostic> {
     }
 }
 
+/// The first word of a `-c` command as the shell reads it (quotes and
+/// backslashes removed); `None` when only running the shell could tell
+/// (an expansion: `$`, a backquote, a glob).
+fn first_word(cmd: &str) -> Option<String> {
+    let mut word = String::new();
+    let mut chars = cmd.trim_start().chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => break,
+            '\'' => loop {
+                match chars.next()? {
+                    '\'' => break,
+                    c => word.push(c),
+                }
+            },
+            '"' => loop {
+                match chars.next()? {
+                    '"' => break,
+                    '$' | '`' => return None,
+                    '\\' => word.push(chars.next()?),
+                    c => word.push(c),
+                }
+            },
+            '\\' => word.push(chars.next()?),
+            '$' | '`' | '*' | '?' | '[' | '~' | ';' | '&' | '|' | '<' | '>' | '(' => return None,
+            c => word.push(c),
+        }
+    }
+    // `NAME=value prog`: an assignment, not the program.
+    if let Some((name, _)) = word.split_once('=') {
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+    }
+    (!word.is_empty()).then_some(word)
+}
+
 /// The executable a `-c` command runs: its first word, looked up in
 /// `$PATH` when it has no `/` (as the shell that runs it does).
 fn command_executable(cmd: &str) -> Option<PathBuf> {
-    let first = cmd.split_whitespace().next()?;
+    let first = first_word(cmd)?;
+    let first = first.as_str();
     if first.contains('/') {
         return Some(PathBuf::from(first));
     }

@@ -369,6 +369,11 @@ fn a_command_that_cannot_run_is_an_error() {
             "/etc/passwd",
             "error: cannot run the -c command: /etc/passwd is not an executable file\n",
         ),
+        // The program as the shell reads it: quotes removed.
+        (
+            "'/nonexistent/q prog' 1",
+            "error: cannot run the -c command: /nonexistent/q prog: No such file or directory (os error 2)\n",
+        ),
     ] {
         let out = std::process::Command::new(bin)
             .args(["-c", cmd, "-e", "probe begin { println(\"hi\") }"])
