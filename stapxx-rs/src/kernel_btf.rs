@@ -23,9 +23,10 @@ impl TaskOffsets {
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<TaskOffsets> {
+        let t = Types::parse(btf)?;
         Some(TaskOffsets {
-            real_parent: member_offset(btf, "task_struct", "real_parent")?,
-            tgid: member_offset(btf, "task_struct", "tgid")?,
+            real_parent: t.member_offset("task_struct", "real_parent")?,
+            tgid: t.member_offset("task_struct", "tgid")?,
         })
     }
 }
@@ -52,13 +53,15 @@ impl ExeOffsets {
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<ExeOffsets> {
+        // One walk over the types for all six (the kernel's BTF is large).
+        let t = Types::parse(btf)?;
         Some(ExeOffsets {
-            task_mm: member_offset(btf, "task_struct", "mm")?,
-            mm_exe_file: member_offset(btf, "mm_struct", "exe_file")?,
-            file_inode: member_offset(btf, "file", "f_inode")?,
-            inode_ino: member_offset(btf, "inode", "i_ino")?,
-            inode_sb: member_offset(btf, "inode", "i_sb")?,
-            sb_dev: member_offset(btf, "super_block", "s_dev")?,
+            task_mm: t.member_offset("task_struct", "mm")?,
+            mm_exe_file: t.member_offset("mm_struct", "exe_file")?,
+            file_inode: t.member_offset("file", "f_inode")?,
+            inode_ino: t.member_offset("inode", "i_ino")?,
+            inode_sb: t.member_offset("inode", "i_sb")?,
+            sb_dev: t.member_offset("super_block", "s_dev")?,
         })
     }
 }
@@ -180,16 +183,21 @@ impl<'b> Types<'b> {
 /// The byte offset of `member` in the struct named `name`, anonymous
 /// struct/union members searched too.
 pub fn member_offset(btf: &[u8], name: &str, member: &str) -> Option<u32> {
-    let t = Types::parse(btf)?;
-    for &at in &t.at {
-        let (kind, _, _, name_off, _) = t.head(at)?;
-        if kind == KIND_STRUCT && t.str_at(name_off)? == name.as_bytes() {
-            if let Some(o) = t.member_in(at, member, 0) {
-                return Some(o);
+    Types::parse(btf)?.member_offset(name, member)
+}
+
+impl Types<'_> {
+    fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
+        for &at in &self.at {
+            let (kind, _, _, name_off, _) = self.head(at)?;
+            if kind == KIND_STRUCT && self.str_at(name_off)? == name.as_bytes() {
+                if let Some(o) = self.member_in(at, member, 0) {
+                    return Some(o);
+                }
             }
         }
+        None
     }
-    None
 }
 
 #[cfg(test)]
