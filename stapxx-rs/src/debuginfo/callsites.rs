@@ -41,8 +41,7 @@ use super::error::{DebugError, Result};
 use super::inlined::codeless;
 use super::layout::nearest;
 use super::params::{
-    out_of_line, reference, split_spec, unit_matches, Candidate, Cfi, Debug, FunctionInfo, Sources,
-    UnitInfo,
+    out_of_line, reference, split_spec, Candidate, Cfi, Debug, FunctionInfo, Sources, UnitInfo,
 };
 use super::plt::PltEntry;
 use super::symbols::glob_match;
@@ -135,12 +134,9 @@ pub(crate) fn find_callees(
 ) -> Result<CalleeSites> {
     let (pattern, cu_pattern) = split_spec(caller_spec)?;
     let debug = Debug::load(src)?;
-    let mut callers = out_of_line(&debug, src, pattern, cu_pattern)?;
-    let mut names = Vec::new();
-    let mut copies = debug.scan_inlined(&|n| glob_match(pattern, n), &mut names)?;
-    copies.retain(|c| unit_matches(&debug, c.unit, cu_pattern));
-    copies.sort_by_key(|c| (c.entry, c.die.offset));
-    callers.extend(copies.into_iter().filter(|c| !c.ranges.is_empty()));
+    let (mut callers, names) = super::inlined::instances(&debug, src, pattern, cu_pattern)?;
+    // An inlined copy with no code left calls nothing.
+    callers.retain(|c| !c.ranges.is_empty());
     if callers.is_empty() {
         return Err(super::inlined::nothing_matched(
             &debug,

@@ -30,12 +30,7 @@ const MAX_DEPTH: u32 = 64;
 pub(crate) fn find_instances(src: &Sources<'_>, spec: &str) -> Result<Vec<FunctionInfo>> {
     let (pattern, cu_pattern) = split_spec(spec)?;
     let debug = Debug::load(src)?;
-    let mut found = out_of_line(&debug, src, pattern, cu_pattern)?;
-    let mut names = Vec::new();
-    let mut copies = debug.scan_inlined(&|n| glob_match(pattern, n), &mut names)?;
-    copies.retain(|c| unit_matches(&debug, c.unit, cu_pattern));
-    copies.sort_by_key(|c| (c.entry, c.die.offset));
-    found.extend(copies);
+    let (found, names) = instances(&debug, src, pattern, cu_pattern)?;
     if found.is_empty() {
         return Err(nothing_matched(
             &debug,
@@ -54,6 +49,25 @@ pub(crate) fn find_instances(src: &Sources<'_>, spec: &str) -> Result<Vec<Functi
         }
     }
     Ok(out)
+}
+
+/// The out-of-line definitions of the functions matching `pattern` (in
+/// compile units matching `cu_pattern`), then their inlined copies by
+/// address, codeless ones included; and every subprogram name seen, for
+/// "nearest" suggestions.
+pub(super) fn instances(
+    debug: &Debug,
+    src: &Sources<'_>,
+    pattern: &str,
+    cu_pattern: Option<&str>,
+) -> Result<(Vec<Candidate>, Vec<String>)> {
+    let mut found = out_of_line(debug, src, pattern, cu_pattern)?;
+    let mut names = Vec::new();
+    let mut copies = debug.scan_inlined(&|n| glob_match(pattern, n), &mut names)?;
+    copies.retain(|c| unit_matches(debug, c.unit, cu_pattern));
+    copies.sort_by_key(|c| (c.entry, c.die.offset));
+    found.extend(copies);
+    Ok((found, names))
 }
 
 /// The error for a function pattern that matched no definition and no
