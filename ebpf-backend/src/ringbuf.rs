@@ -116,43 +116,39 @@ impl RingBufReader {
         unsafe { &*(self.producer.ptr as *const AtomicU64) }
     }
 
-    /// Hand every committed record to `f`, without waiting. Returns how many.
+    /// Hand the records committed when it is called to `f`, without
+    /// waiting. Returns how many. Records produced meanwhile wait for the
+    /// next call: a producer faster than `f` must not keep the caller here
+    /// (it has signals and timers to see to).
     pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         let mut cons = self.consumer_pos().load(Ordering::Acquire);
-        loop {
-            let prod = self.producer_pos().load(Ordering::Acquire);
-            if cons >= prod {
+        let prod = self.producer_pos().load(Ordering::Acquire);
+        while cons < prod {
+            let off = self.page + (cons & self.mask) as usize;
+            // SAFETY: off + header lies within the data mapping (2x size).
+            let hdr = unsafe {
+                &*((self.producer.ptr as *const u8).add(off) as *const std::sync::atomic::AtomicU32)
+            };
+            let len = hdr.load(Ordering::Acquire);
+            if len & BUSY != 0 {
+                // Reserved but not yet committed: stop here for now.
                 break;
             }
-            while cons < prod {
-                let off = self.page + (cons & self.mask) as usize;
-                // SAFETY: off + header lies within the data mapping (2x size).
-                let hdr = unsafe {
-                    &*((self.producer.ptr as *const u8).add(off)
-                        as *const std::sync::atomic::AtomicU32)
+            let data_len = (len & !(BUSY | DISCARD)) as usize;
+            if len & DISCARD == 0 {
+                // SAFETY: the record lies within the double-mapped data area.
+                let data = unsafe {
+                    std::slice::from_raw_parts(
+                        (self.producer.ptr as *const u8).add(off + HDR),
+                        data_len,
+                    )
                 };
-                let len = hdr.load(Ordering::Acquire);
-                if len & BUSY != 0 {
-                    // Reserved but not yet committed: stop here for now.
-                    self.consumer_pos().store(cons, Ordering::Release);
-                    return n;
-                }
-                let data_len = (len & !(BUSY | DISCARD)) as usize;
-                if len & DISCARD == 0 {
-                    // SAFETY: the record lies within the double-mapped data area.
-                    let data = unsafe {
-                        std::slice::from_raw_parts(
-                            (self.producer.ptr as *const u8).add(off + HDR),
-                            data_len,
-                        )
-                    };
-                    f(data);
-                    n += 1;
-                }
-                cons += ((data_len + HDR + 7) & !7) as u64;
-                self.consumer_pos().store(cons, Ordering::Release);
+                f(data);
+                n += 1;
             }
+            cons += ((data_len + HDR + 7) & !7) as u64;
+            self.consumer_pos().store(cons, Ordering::Release);
         }
         n
     }

@@ -66,6 +66,11 @@ pub struct Cli {
     #[arg(short = 'D', value_name = "NAME=VAL", action = ArgAction::Append)]
     pub defines: Vec<String>,
 
+    /// Megabytes of buffer between kernel probes and stapxx-rs's output
+    /// (default 16, at most 1024; rounded up to a power of two).
+    #[arg(short = 's', value_name = "MB", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub buffer_mb: Option<u32>,
+
     /// Start this command and trace it (target() is its pid).
     #[arg(short = 'c', value_name = "CMD")]
     pub command: Option<String>,

@@ -243,13 +243,15 @@ impl KernelSession {
         });
     }
 
-    /// Drain what is left in the ring buffer.
+    /// Drain what is left in the ring buffer (the probes are stopped, so
+    /// this ends).
     pub fn drain(&mut self, mut f: impl FnMut(Record)) {
-        self.ring.consume(|bytes| {
+        while self.ring.consume(|bytes| {
             if let Some(r) = decode_record(bytes) {
                 f(r);
             }
-        });
+        }) > 0
+        {}
     }
 
     /// Errors counted in the kernel, by kind.
@@ -265,6 +267,36 @@ impl KernelSession {
             }
         }
         out
+    }
+
+    /// Output records each probe handler could not send (the ring buffer
+    /// was full), indexed as `Program::probes`.
+    pub fn lost(&self, nprobes: usize) -> Vec<u64> {
+        let mut out = vec![0u64; nprobes];
+        if let Ok(Some(v)) = self
+            .loaded
+            .map(self.layout.errors_map)
+            .lookup(&0u32.to_ne_bytes())
+        {
+            let at = LOST_OFFSET as usize;
+            for (i, c) in v
+                .get(at..)
+                .unwrap_or(&[])
+                .chunks(8)
+                .take(nprobes)
+                .enumerate()
+            {
+                out[i] = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+            }
+        }
+        out
+    }
+
+    /// A kernel probe called `exit()` (its record may have been lost).
+    pub fn exit_requested(&self) -> bool {
+        self.globals
+            .word(EXIT_OFFSET as usize)
+            .is_some_and(|w| w.load(std::sync::atomic::Ordering::SeqCst) != 0)
     }
 
     /// The last probe error: its kind and the instruction tag (index into

@@ -125,6 +125,9 @@ pub fn codegen_options(
         limits.maxmapentries as u64,
     );
     o.skip_badvars = cli.cli.skip_badvars;
+    if let Some(mb) = cli.cli.buffer_mb {
+        o.output_buffer = crate::codegen::output_buffer_bytes(mb);
+    }
     o.target = target.map(|t| t.pid).unwrap_or(0);
     o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
     o.boot_to_wall_ns = boot_to_wall_ns();

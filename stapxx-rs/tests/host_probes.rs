@@ -541,7 +541,7 @@ fn control_and_session() {
             "MAXACTION exceeded",
             r#"probe begin { while (1) { x++ } } probe end { println("end not run") }"#,
             "",
-            "ERROR: MAXACTION exceeded near keyword 'while' at <input>:1:15\n",
+            "ERROR: MAXACTION exceeded near identifier 'x' at <input>:1:27\n",
             1,
         ),
         case_args(

@@ -676,6 +676,8 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R6, F_BUSY, 1));
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, 0));
+        self.e(Insn::st_imm(Size::DW, R6, F_ACTIONS, 0));
+        self.e(Insn::st_imm(Size::DW, R6, F_PROBE, pi as i32));
         self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
         // Sites on events of every task test theirs first (pass 2's filter).
         if let Some(f) = self.p.probes[pi].sites.first().and_then(|s| s.filter()) {
@@ -705,7 +707,7 @@ impl<'a> Gen<'a> {
         }
         self.zero_locals();
         let body = probe.body.clone();
-        self.stmts(&body)?;
+        self.charged(&body)?;
         let u = self.cur().unwind;
         self.bind(u);
         // Count the error, if any (kind masked so the verifier sees a bound).
@@ -801,10 +803,10 @@ impl<'a> Gen<'a> {
                 self.long(cond)?;
                 self.release(m);
                 self.jimm(Cond::Eq, R0, 0, els);
-                self.stmts(then)?;
+                self.charged(then)?;
                 self.jmp(end);
                 self.bind(els);
-                self.stmts(otherwise)?;
+                self.charged(otherwise)?;
                 self.bind(end);
             }
             StmtKind::Loop { cond, body, step } => {
@@ -914,7 +916,7 @@ impl<'a> Gen<'a> {
             self.release(m);
             self.jimm(Cond::Eq, R0, 0, brk);
         }
-        self.stmts(body)?;
+        self.iteration(body)?;
         self.bind(cont);
         if let Some(st) = step {
             let m = self.mark();

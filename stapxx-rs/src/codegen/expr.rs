@@ -756,7 +756,7 @@ impl Gen<'_> {
             end,
             loop_depth: self.loop_depth,
         });
-        self.stmts(&func.body)?;
+        self.charged(&func.body)?;
         self.inlines.pop();
         self.bind(end);
         self.end_owner();
@@ -963,6 +963,11 @@ impl Gen<'_> {
                 return Ok(false);
             }
             Exit => {
+                // The flag first: the record may not fit in a full buffer,
+                // and the session must end anyway.
+                let gm = self.m.globals_map;
+                self.ld_map_value(R1, gm, EXIT_OFFSET);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 1));
                 let t = self.tmp_str();
                 self.set_empty(SLoc::Frame(t));
                 self.output(REC_EXIT, t);
@@ -1030,6 +1035,19 @@ impl Gen<'_> {
         self.ld_map_fd(R1, om);
         self.e(Insn::mov64_imm(R4, 0));
         self.call(H_RINGBUF_OUTPUT);
+        // A full buffer (the reader fell behind): count the lost record
+        // against the running handler, for the report at the end.
+        let sent = self.label();
+        self.jimm(Cond::Sge, R0, 0, sent);
+        self.e(Insn::ldx(Size::DW, R1, R6, F_PROBE));
+        self.jimm(Cond::Ge, R1, self.p.probes.len() as i32, sent);
+        self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
+        let em = self.m.errors_map;
+        self.ld_map_value(R2, em, LOST_OFFSET);
+        self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+        self.e(Insn::mov64_imm(R3, 1));
+        self.e(Insn::atomic(Size::DW, AtomicOp::Add, R2, 0, R3));
+        self.bind(sent);
     }
 }
 

@@ -60,7 +60,7 @@ impl<'a> Gen<'a> {
             self.cb_arg(R3, 2);
             self.assign_value(v, &a);
         }
-        self.stmts(&f.body)?;
+        self.iteration(&f.body)?;
         let next = cb.next;
         self.jmp(next);
         let func = self.cb_close(cb, "foreach");
@@ -235,7 +235,7 @@ impl<'a> Gen<'a> {
                 self.assign_value(v, a);
                 self.bind(gone);
             }
-            self.stmts(&f.body)?;
+            self.iteration(&f.body)?;
             let next = outer.next;
             self.jmp(next);
         }

@@ -30,9 +30,15 @@ pub const PT_CS_OFF: i16 = 17 * 8;
 /// then holds the task's user registers, as stap's `u_register`, `uaddr`
 /// read them; `addr()` is this).
 pub const F_KIP: i16 = 264;
+/// Statements charged to this handler run so far, against MAXACTION
+/// (`actions.rs`): one budget for the whole run, all its loops and calls.
+pub const F_ACTIONS: i16 = 272;
+/// The index of the probe handler running (the output path counts the
+/// records it could not send per handler).
+pub const F_PROBE: i16 = 280;
 /// Start of a zeroed area of MAXSTR bytes (never written): the source for
 /// zero-filling map keys.
-pub const F_ZERO: u32 = 272;
+pub const F_ZERO: u32 = 288;
 
 /// Control flags in `F_FLAGS`.
 pub const FLAG_NEXT: i32 = 1;

@@ -74,6 +74,12 @@ pub const TARGET_OFFSET: u32 = 0;
 /// Nonzero while the session runs: as in stap, kernel probes do nothing
 /// before the `begin` probes have finished or once the session stops.
 pub const RUNNING_OFFSET: u32 = 8;
+/// Set by `exit()` in a kernel probe: the session ends even when its exit
+/// record was lost to a full output buffer.
+pub const EXIT_OFFSET: u32 = 16;
+/// In the errors map: after a counter per error kind and the last error,
+/// one counter per probe handler of the output records it lost.
+pub const LOST_OFFSET: u32 = (ERR_KINDS as u32 + 1) * 8;
 
 /// Output record kinds (high 32 bits of the record's first u64).
 pub const REC_PRINT: u64 = 0;
@@ -113,6 +119,8 @@ pub struct MapLayout {
     pub arrays: Vec<ArrayMap>,
     pub errors_map: MapId,
     pub output_map: MapId,
+    /// The output ring buffer's size in bytes.
+    pub output_buffer: u32,
     /// `stx_usyms`: the target's packed symbol table (one entry).
     pub usyms_map: Option<(MapId, crate::ksyms::PackedLayout)>,
     /// `stx_ksyms`: the packed kernel symbol table (one entry).
@@ -129,7 +137,7 @@ impl MapLayout {
         let mut scalars = Vec::new();
         // The first u64 is target(): set at run time, since a `-c` command
         // only gets its pid once the session starts.
-        let mut off = RUNNING_OFFSET + 8;
+        let mut off = EXIT_OFFSET + 8;
         for (i, g) in p.globals.iter().enumerate() {
             if g.is_array() || g.ty == Ty::Stats {
                 continue;
@@ -215,13 +223,14 @@ impl MapLayout {
                 stat,
             });
         }
-        // A counter per kind, then the last error (kind and place).
+        // A counter per kind, the last error (kind and place), then the
+        // output records each handler lost.
         let errors_map = module.add_map(MapDef::global_data(
             "stx_errors",
-            vec![0; (ERR_KINDS + 1) * 8],
+            vec![0; LOST_OFFSET as usize + p.probes.len().max(1) * 8],
             false,
         ));
-        let output_map = module.add_map(MapDef::ringbuf("stx_out", 1 << 22));
+        let output_map = module.add_map(MapDef::ringbuf("stx_out", opts.output_buffer));
         let usyms_map = opts.usyms.map(|l| {
             let m = module.add_map(MapDef::new("stx_usyms", MapKind::Array, 4, l.size(), 1));
             (m, l)
@@ -239,6 +248,7 @@ impl MapLayout {
             arrays,
             errors_map,
             output_map,
+            output_buffer: opts.output_buffer,
             usyms_map,
             ksyms_map,
         })

@@ -11,6 +11,7 @@
 //! back end crate stays free of the front end's types; `ebpf-backend`
 //! provides the assembler, maps, ELF emission and loading.
 
+mod actions;
 mod callback;
 pub mod emit;
 pub mod expr;
@@ -66,6 +67,20 @@ pub struct Options {
     pub exe: Option<crate::kernel_btf::ExeOffsets>,
     /// The target's file mappings (start, end, path) for `umodname()`.
     pub umods: Vec<(u64, u64, String)>,
+    /// Bytes of the ring buffer kernel probes send their output through
+    /// (a power of two; `-s MB`).
+    pub output_buffer: u32,
+}
+
+/// The output ring buffer's size without `-s`, in MiB.
+pub const DEFAULT_OUTPUT_MB: u32 = 16;
+/// The largest `-s`: the ring buffer is locked kernel memory.
+pub const MAX_OUTPUT_MB: u32 = 1024;
+
+/// The ring buffer size for `-s MB`: a power of two (the kernel's rule),
+/// rounded up.
+pub fn output_buffer_bytes(mb: u32) -> u32 {
+    (mb.clamp(1, MAX_OUTPUT_MB) << 20).next_power_of_two()
 }
 
 impl Options {
@@ -86,6 +101,7 @@ impl Options {
             task: None,
             exe: None,
             umods: Vec::new(),
+            output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),
         }
     }
 }

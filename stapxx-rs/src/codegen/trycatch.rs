@@ -26,7 +26,7 @@ impl<'a> Gen<'a> {
         let catch = self.label();
         let outer = std::mem::replace(&mut self.cur().unwind, catch);
         self.catches.push(slot);
-        let r = self.stmts(body);
+        let r = self.charged(body);
         self.catches.pop();
         self.cur().unwind = outer;
         r?;
@@ -37,6 +37,9 @@ impl<'a> Gen<'a> {
         self.jimm(Cond::Set, R1, FLAG_NEXT, outer);
         self.e(Insn::ldx(Size::DW, R1, R6, F_ERR));
         self.jimm(Cond::Eq, R1, 0, outer);
+        // MAXACTION is not caught (as in stap): the run must end.
+        self.e(Insn::alu64_imm(Alu::And, R1, (ERR_KINDS - 1) as i32));
+        self.jimm(Cond::Eq, R1, ErrKind::MaxAction as i32, outer);
         if let Some(slot) = slot {
             // error()'s own message is already there.
             for kind in 1..ERR_KINDS {
@@ -52,7 +55,7 @@ impl<'a> Gen<'a> {
             }
         }
         self.e(Insn::st_imm(Size::DW, R6, F_ERR, 0));
-        self.stmts(handler)?;
+        self.charged(handler)?;
         self.bind(end);
         Ok(())
     }

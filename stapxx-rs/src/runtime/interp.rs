@@ -292,17 +292,15 @@ impl<'p> Interp<'p> {
                 }
             }
             StmtKind::Loop { cond, body, step } => {
-                let mut first = true;
                 loop {
-                    if !first {
-                        self.tick(s.span)?;
-                    }
-                    first = false;
                     if let Some(c) = cond {
                         if self.long(c, fr)? == 0 {
                             break;
                         }
                     }
+                    // Each iteration counts 1, as in the kernel probes
+                    // (codegen/actions.rs).
+                    self.tick(s.span)?;
                     match self.block(body, fr)? {
                         Flow::Break => break,
                         Flow::Normal | Flow::Continue => {}
@@ -425,9 +423,7 @@ impl<'p> Interp<'p> {
             if i as u64 >= limit {
                 break;
             }
-            if i > 0 {
-                self.tick(span)?;
-            }
+            self.tick(span)?;
             for (local, k) in f.keys.iter().zip(key) {
                 if let Some(slot) = fr.locals.get_mut(local.0 as usize) {
                     *slot = k;

@@ -66,6 +66,10 @@ pub fn run(
             .map_or(tick, |t| t.saturating_duration_since(now))
             .min(tick);
         shown += pump(&mut ks, &mut s, Some(until));
+        // exit() in a kernel probe, also when its record found no room.
+        if ks.exit_requested() {
+            s.stop();
+        }
         // The traced process is gone: end the session, with the report.
         if watched.as_ref().is_some_and(|p| !p.exists()) {
             s.stop();
@@ -107,18 +111,52 @@ pub fn run(
     shown += pump(&mut ks, &mut s, None);
     merge(&ks, prog, s.globals_mut());
     let errors = ks.errors();
+    let lost = ks.lost(prog.probes.len());
     drop(ks);
     // Kernel errors already shown as `ERROR:` lines (error(), the one that
     // ended the session) are counted once.
     let (total, skipped) = kernel::error_totals(&errors);
+    let mut lines = lost_lines(prog, &lost, compiled.maps.output_buffer, src);
+    lines.extend(kernel::error_lines(&errors));
     s.set_kernel_report(KernelReport {
-        lines: kernel::error_lines(&errors),
+        lines,
         errors: total.saturating_sub(shown),
         skipped,
     });
     let code = s.finish();
     s.output().flush();
     Ok(code)
+}
+
+/// The report of output records the kernel probes could not send: the
+/// total, then (with several handlers losing some) each handler's share.
+fn lost_lines(
+    prog: &Program,
+    lost: &[u64],
+    buffer: u32,
+    src: Option<&(dyn SourceInfo + Sync)>,
+) -> Vec<String> {
+    let total: u64 = lost.iter().sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mb = buffer >> 20;
+    let mut lines = vec![format!(
+        "{total} output records lost: the output fell behind the probes \
+         (a slow or stopped reader); `-s MB` sets the buffer, now {mb} MB"
+    )];
+    let losers: Vec<usize> = (0..lost.len()).filter(|&i| lost[i] > 0).collect();
+    if losers.len() > 1 {
+        for i in losers {
+            let p = &prog.probes[i];
+            let at = src
+                .and_then(|s| s.position(p.span.file, p.span.start))
+                .map(|pos| format!(" at {pos}"))
+                .unwrap_or_default();
+            lines.push(format!("  {} of them by probe {}{at}", lost[i], p.pp));
+        }
+    }
+    lines
 }
 
 /// While a timed run waits (a `timer.s/ms` probe that calls `exit()`),
