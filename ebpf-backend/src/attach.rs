@@ -324,6 +324,27 @@ impl Program {
             fds: vec![fd],
         })
     }
+
+    /// A raw tracepoint (`BPF_RAW_TRACEPOINT_OPEN`): the program runs with
+    /// the event's arguments on every CPU; closing the fd detaches it.
+    pub fn attach_raw_tracepoint(&self, name: &str) -> Result<Attachment, Error> {
+        if !matches!(self.kind, ProgKind::RawTracepoint { .. }) {
+            return Err(self.kind_error("a raw tracepoint"));
+        }
+        let cname = std::ffi::CString::new(name)
+            .map_err(|_| Error::Invalid(format!("bad raw tracepoint name {name:?}")))?;
+        let mut attr = sys::Attr::default();
+        // struct { __u64 name; __u32 prog_fd; } raw_tracepoint
+        attr.ptr(0, cname.as_ptr())
+            .u32(8, std::os::fd::AsRawFd::as_raw_fd(&self.fd) as u32);
+        let what = format!("raw tracepoint {name}");
+        let fd = sys::bpf_fd_retry(sys::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+            .map_err(|e| Error::sys(format!("attaching {} to {what}", self.name), e))?;
+        Ok(Attachment {
+            desc: what,
+            fds: vec![fd],
+        })
+    }
 }
 
 #[cfg(test)]

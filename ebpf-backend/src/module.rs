@@ -20,6 +20,9 @@ pub enum ProgKind {
     Uretprobe,
     /// `BPF_PROG_TYPE_TRACEPOINT`; context: the tracepoint's record.
     Tracepoint { category: String, name: String },
+    /// `BPF_PROG_TYPE_RAW_TRACEPOINT`; context: the tracepoint's arguments
+    /// as they were passed (`u64 args[]`, the kernel's typed values).
+    RawTracepoint { name: String },
 }
 
 impl ProgKind {
@@ -29,6 +32,7 @@ impl ProgKind {
             ProgKind::PerfEvent => 7,
             ProgKind::Uprobe | ProgKind::Uretprobe => 2,
             ProgKind::Tracepoint { .. } => 5,
+            ProgKind::RawTracepoint { .. } => 17,
         }
     }
     /// The ELF section name libbpf and aya recognise.
@@ -38,6 +42,7 @@ impl ProgKind {
             ProgKind::Uprobe => "uprobe".into(),
             ProgKind::Uretprobe => "uretprobe".into(),
             ProgKind::Tracepoint { category, name } => format!("tracepoint/{category}/{name}"),
+            ProgKind::RawTracepoint { name } => format!("raw_tracepoint/{name}"),
         }
     }
 }

@@ -910,6 +910,13 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 self.user_read(size, signed, f);
             }
+            KernelRead(size, signed) => {
+                self.long(&args[0])?;
+                self.kernel_read(size, signed);
+            }
+            Context => {
+                self.e(Insn::ldx(Size::DW, R0, R6, F_CTX));
+            }
             Strlen => {
                 let s = self.string(&args[0])?;
                 self.sloc_addr(R1, s);

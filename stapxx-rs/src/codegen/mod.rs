@@ -17,6 +17,7 @@ pub mod emit;
 pub mod expr;
 mod filter;
 mod iterate;
+mod kread;
 mod ksym;
 pub mod layout;
 pub mod maps;

@@ -475,8 +475,10 @@ impl Gen<'_> {
                 let s = self.format_long_to_new(&args[0], "%lld")?;
                 return Ok(s);
             }
-            UserString | UserStringWarn | UserStringN | UserStringNWarn => {
-                let with_n = matches!(b, UserStringN | UserStringNWarn);
+            UserString | UserStringWarn | UserStringN | UserStringNWarn | KernelString
+            | KernelStringN => {
+                let with_n = matches!(b, UserStringN | UserStringNWarn | KernelStringN);
+                let kernel = matches!(b, KernelString | KernelStringN);
                 let lt = self.tmp_long();
                 self.long(&args[0])?;
                 self.st_local(lt, R0);
@@ -513,7 +515,11 @@ impl Gen<'_> {
                 self.mov_imm(R2, self.o.strcap as i64);
                 self.bind(cap);
                 self.ld_local(R3, lt);
-                self.call(H_READ_USER_STR);
+                self.call(if kernel {
+                    H_READ_KERNEL_STR
+                } else {
+                    H_READ_USER_STR
+                });
                 let ok = self.label();
                 let end = self.label();
                 self.jimm(Cond::Sgt, R0, 0, ok);

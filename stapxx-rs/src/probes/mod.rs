@@ -83,10 +83,7 @@ impl Site {
             } else {
                 ProgKind::Uprobe
             }),
-            SiteKind::Tracepoint(t) => Some(ProgKind::Tracepoint {
-                category: t.category.clone(),
-                name: t.name.clone(),
-            }),
+            SiteKind::Tracepoint(t) => Some(trace::prog_kind(t)),
         }
     }
 
@@ -141,10 +138,7 @@ impl Site {
             SiteKind::Timer(d) => format!("host timer every {} ns", d.as_nanos()),
             SiteKind::Perf(p) => p.describe(),
             SiteKind::Uprobe(u) => u.describe(),
-            SiteKind::Tracepoint(t) => match &t.filter {
-                None => format!("tracepoint {}:{}", t.category, t.name),
-                Some(f) => format!("tracepoint {}:{} for {}", t.category, t.name, f.describe()),
-            },
+            SiteKind::Tracepoint(t) => t.describe(),
         };
         format!("{what} <- {}", self.point)
     }

@@ -18,6 +18,7 @@ pub mod marks;
 pub mod modules;
 pub mod reads;
 pub mod target;
+mod tracepoints;
 
 use crate::debuginfo::{Index, Step};
 use crate::probes::Site;

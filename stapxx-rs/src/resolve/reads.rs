@@ -66,11 +66,56 @@ pub fn reader(size: u8, signed: bool) -> &'static str {
     }
 }
 
+/// Whose memory a chain reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Memory {
+    /// The probed process's: `user_*_error` reads.
+    User,
+    /// The kernel's (tracepoint arguments): `kernel_*` reads, which take
+    /// no unsigned forms, so unsigned values are masked.
+    Kernel,
+}
+
+/// A `size`-byte read of `addr` in `mem`.
+pub fn read(mem: Memory, size: u8, signed: bool, addr: Expr, span: Span) -> Expr {
+    match mem {
+        Memory::User => call(reader(size, signed), vec![addr], span),
+        Memory::Kernel => {
+            let name = match (size, signed) {
+                (1, _) => "kernel_char",
+                (2, _) => "kernel_short",
+                (4, _) => "kernel_int",
+                (_, true) => "kernel_long",
+                (_, false) => "kernel_pointer",
+            };
+            let v = call(name, vec![addr], span);
+            if signed || size >= 8 {
+                v
+            } else {
+                let mask = (1i64 << (8 * u32::from(size))) - 1;
+                bin(BinOp::BitAnd, v, num(mask, span), span)
+            }
+        }
+    }
+}
+
 /// The expression for `base` followed by `r`'s accesses and fetch;
 /// `indexes[slot]` are the computed array indexes.
 pub fn build(base: Expr, r: &Resolved, indexes: &[Expr], span: Span) -> Expr {
+    build_in(Memory::User, base, &r.accesses, r.fetch, indexes, span)
+}
+
+/// [`build`] for a chain in `mem`.
+pub fn build_in(
+    mem: Memory,
+    base: Expr,
+    accesses: &[Access],
+    fetch: Fetch,
+    indexes: &[Expr],
+    span: Span,
+) -> Expr {
     let mut cur = base;
-    for a in &r.accesses {
+    for a in accesses {
         cur = match *a {
             Access::Add(n) => bin(BinOp::Add, cur, num(n, span), span),
             Access::AddScaled { slot, elem_size } => {
@@ -78,22 +123,22 @@ pub fn build(base: Expr, r: &Resolved, indexes: &[Expr], span: Span) -> Expr {
                 let scaled = bin(BinOp::Mul, idx, num(elem_size as i64, span), span);
                 bin(BinOp::Add, cur, scaled, span)
             }
-            Access::Deref { size } => call(reader(size, false), vec![cur], span),
+            Access::Deref { size } => read(mem, size, false, cur, span),
         };
     }
-    match r.fetch {
+    match fetch {
         Fetch::Address => cur,
         Fetch::Load {
             size,
             signed,
             bitfield: None,
-        } => call(reader(size, signed), vec![cur], span),
+        } => read(mem, size, signed, cur, span),
         Fetch::Load {
             size,
             signed,
             bitfield: Some(bf),
         } => {
-            let raw = call(reader(size, false), vec![cur], span);
+            let raw = read(mem, size, false, cur, span);
             let (shift, width) = (bf.shift as i64, bf.width as i64);
             if signed {
                 // Move the field to the top, then shift back arithmetically.

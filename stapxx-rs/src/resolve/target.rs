@@ -115,6 +115,15 @@ impl Resolver<'_, '_> {
         };
         let mut out: Vec<(String, u64, Expr)> = Vec::new();
         for site in &sites {
+            if let SiteKind::Tracepoint(tp) = &site.kind {
+                if tp.filter.is_none() {
+                    match super::tracepoints::var(tp, name, steps, indexes, amp, span) {
+                        Ok(e) => out.push((format!("{}:{}", tp.category, tp.name), 0, e)),
+                        Err(msg) => return Ok(Err(msg)),
+                    }
+                    continue;
+                }
+            }
             let SiteKind::Uprobe(u) = &site.kind else {
                 return Ok(Err(format!(
                     "target variable '${name}' used outside a function probe (probe {})",

@@ -885,6 +885,16 @@ impl<'p> Interp<'p> {
                 "registers are only available in uprobe and perf probes",
                 near,
             )),
+            // stapxx-rs itself cannot read kernel memory: only its eBPF
+            // programs can.
+            B::KernelRead(..) | B::KernelString | B::KernelStringN => Err(RtError::new(
+                "kernel memory can only be read in kernel probes (not in begin, end or timer.s/ms)",
+                near,
+            )),
+            B::Context => Err(RtError::new(
+                "a probe context exists only in kernel probes",
+                near,
+            )),
             B::ModuleBias => {
                 let path = self.arg_bytes(args, 0, fr)?;
                 let path = String::from_utf8_lossy(c_str(&path)).into_owned();

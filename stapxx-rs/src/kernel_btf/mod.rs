@@ -5,6 +5,10 @@
 
 use std::sync::OnceLock;
 
+pub mod chain;
+
+pub use chain::{KValue, Kernel, TpArg};
+
 /// Where `ppid()` reads: offsets in `struct task_struct`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskOffsets {
@@ -73,7 +77,7 @@ const KIND_UNION: u32 = 5;
 const QUALIFIERS: [u32; 5] = [8, 9, 10, 11, 18];
 
 /// The types of a BTF blob: where each type id's record starts.
-struct Types<'b> {
+pub struct Types<'b> {
     btf: &'b [u8],
     strings: usize,
     /// Byte position of type id `i + 1`.
@@ -81,7 +85,7 @@ struct Types<'b> {
 }
 
 impl<'b> Types<'b> {
-    fn parse(btf: &'b [u8]) -> Option<Types<'b>> {
+    pub fn parse(btf: &'b [u8]) -> Option<Types<'b>> {
         if btf.get(0..2)? != [0x9f, 0xeb] {
             return None; // not little-endian BTF
         }
