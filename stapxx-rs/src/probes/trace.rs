@@ -287,7 +287,7 @@ mod tests {
             ("prev_comm", "char", true)
         );
         let loc = f("\tfield:__data_loc char[] name;\toffset:8;\tsize:4;\tsigned:0;");
-        assert!(loc.data_loc && loc.array);
+        assert!(loc.data_loc && loc.decl == "__data_loc char[]");
         // An unknown type keeps the storage's size and sign.
         let ret = f("\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;");
         assert_eq!(ret.value, (8, true));
