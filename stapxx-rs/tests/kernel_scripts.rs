@@ -252,6 +252,8 @@ fn cases() -> Vec<Case> {
         case("stats", "s", "for (i = 1; i <= 10; i++) s <<< i", "printf(\"%d %d %d %d %d\\n\", @count(s), @sum(s), @min(s), @max(s), @avg(s))", "10 55 1 10 5\n"),
         case("stats_array", "s", "s[\"a\"] <<< 3; s[\"a\"] <<< 5; s[\"b\"] <<< -2", "foreach (k+ in s) printf(\"%s %d %d\\n\", k, @count(s[k]), @sum(s[k]))", "a 2 8\nb 1 -2\n"),
         case("loop_while", "n", "i = 0; while (i < 10) { i++; if (i % 2) continue; n += i }", "printf(\"%d\\n\", n)", "30\n"),
+        // print/println take any number of arguments, printed back to back.
+        case("println_several", "", "println(\"a\", 5, \"b\"); print(); print(1, 2); println()", "", "a5b\n12\n"),
         case("loop_break", "n", "for (i = 0; ; i++) { if (i == 7) break; n++ }", "printf(\"%d\\n\", n)", "7\n"),
         // 27000 increments: 2 statements each, under the default MAXACTION.
         case("nested_loops_3x30", "n", "for (i = 0; i < 30; i++) for (j = 0; j < 30; j++) for (k = 0; k < 30; k++) n++", "printf(\"%d\\n\", n)", "27000\n"),

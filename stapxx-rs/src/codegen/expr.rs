@@ -942,14 +942,26 @@ impl Gen<'_> {
                 self.bind(keep);
             }
             Print | Println => {
-                let a = &args[0];
-                let s = if a.ty == Ty::Str {
-                    self.string(a)?
-                } else {
-                    self.format_long_to_new(a, "%lld")?
-                };
+                // Every argument, with nothing between them (as stap);
+                // one (printf's formatted string) is copied as it is.
                 let t = self.tmp_str();
-                self.copy_str(SLoc::Frame(t), s);
+                if args.len() != 1 {
+                    self.set_empty(SLoc::Frame(t));
+                }
+                for (i, a) in args.iter().enumerate() {
+                    let m = self.mark();
+                    let s = if a.ty == Ty::Str {
+                        self.string(a)?
+                    } else {
+                        self.format_long_to_new(a, "%lld")?
+                    };
+                    if args.len() == 1 && i == 0 {
+                        self.copy_str(SLoc::Frame(t), s);
+                    } else {
+                        self.append_str(SLoc::Frame(t), s);
+                    }
+                    self.release(m);
+                }
                 if b == Println {
                     self.append_lit(SLoc::Frame(t), "\n");
                 }

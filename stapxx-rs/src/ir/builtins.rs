@@ -243,7 +243,7 @@ impl Builtin {
             Print | Println => Signature {
                 args: &[ANY],
                 optional: 1,
-                variadic: false,
+                variadic: true,
                 ret: None,
             },
             Printd | Printdln => Signature {

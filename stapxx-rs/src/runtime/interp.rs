@@ -806,7 +806,7 @@ impl<'p> Interp<'p> {
         let n = |v: i64| Ok(Value::Long(v));
         match b {
             B::Print | B::Println => {
-                if let Some(a) = args.first() {
+                for a in args {
                     self.print_value(a, fr)?;
                 }
                 if b == B::Println {
