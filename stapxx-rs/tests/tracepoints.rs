@@ -185,3 +185,44 @@ fn unknown_variables_and_members_name_the_nearest() {
         "-e:1:59: error: '$filename' of syscalls:sys_enter_openat is a field of the event's record (const char *): it has no type to follow; use @cast\n    probe kernel.trace(\"syscalls:sys_enter_openat\") { println($filename->x) }\n                                                              ^\n"
     );
 }
+
+#[test]
+fn kernel_casts_follow_the_kernel_s_btf_in_any_probe() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let tgid = kernel_offset("task_struct", "tgid");
+    let real_parent = kernel_offset("task_struct", "real_parent");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args([
+            "-p2",
+            "-e",
+            r#"probe timer.profile { println(@cast(task_current(), "task_struct", "kernel<linux/sched.h>")->real_parent->tgid, @defined(@cast(0, "struct task_struct", "kernel")->nope)) }"#,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "  println(kernel_int((kernel_pointer((task_current() + {real_parent})) + {tgid})), 0)\n"
+        )),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same at run time, against what the kernel says of the process.
+    let script = r#"probe timer.profile {
+  if (pid() == target()) {
+    t = task_current()
+    printf("%d %d %s %d\n", @cast(t, "task_struct", "kernel")->tgid, pid(), kernel_string(@cast(t, "task_struct", "kernel")->comm), @cast(t, "task_struct", "kernel")->real_parent->tgid == ppid())
+    exit()
+  }
+}"#;
+    let (code, out, err) = support::stapxx_c(
+        "sh -c 'i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done'",
+        script,
+    );
+    assert_eq!(code, 0, "{err}");
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 4, "{out}");
+    assert_eq!((f[0], f[2], f[3]), (f[1], "sh", "1"), "{out}");
+}

@@ -917,6 +917,7 @@ impl Gen<'_> {
             Context => {
                 self.e(Insn::ldx(Size::DW, R0, R6, F_CTX));
             }
+            TaskCurrent => self.call(H_CUR_TASK),
             Strlen => {
                 let s = self.string(&args[0])?;
                 self.sloc_addr(R1, s);

@@ -77,6 +77,8 @@ pub enum Builtin {
     /// The probe's context pointer: a tracepoint's record or arguments
     /// (pass 2 reads tracepoint variables from it).
     Context,
+    /// `task_current()`: the current task's `task_struct` address.
+    TaskCurrent,
     // Strings.
     Strlen,
     Substr,
@@ -181,6 +183,7 @@ impl Builtin {
             "kernel_string" => KernelString,
             "kernel_string_n" => KernelStringN,
             "__stapxx_context" => Context,
+            "task_current" => TaskCurrent,
             _ if user_read(name).is_some() => user_read(name)?,
             "strlen" => Strlen,
             "substr" => Substr,
@@ -232,7 +235,7 @@ impl Builtin {
                 ret: S,
             },
             KernelStringN => sig(&[L, L], S),
-            Context => sig(&[], L),
+            Context | TaskCurrent => sig(&[], L),
             UserInt8(_) | UserUint8(_) | UserInt16(_) | UserUint16(_) | UserInt32(_)
             | UserUint32(_) | UserInt64(_) | UserUint64(_) => sig(&[L], L),
             Strlen => sig(&[S], L),
@@ -393,6 +396,7 @@ const NAMES: &[&str] = &[
     "kernel_pointer",
     "kernel_string",
     "kernel_string_n",
+    "task_current",
     "strlen",
     "substr",
     "isinstr",

@@ -206,11 +206,57 @@ impl Kernel {
         }
     }
 
+    /// The type named `name` (`task_struct`, `struct task_struct`,
+    /// `union ...`, a typedef or base type name), as `@cast` names it.
+    pub fn find_type(&self, name: &str) -> Option<u32> {
+        let name = name.trim();
+        let (want, plain) = if let Some(n) = name.strip_prefix("struct ") {
+            (Some(KIND_STRUCT), n.trim())
+        } else if let Some(n) = name.strip_prefix("union ") {
+            (Some(KIND_UNION), n.trim())
+        } else {
+            (None, name)
+        };
+        let t = &self.types;
+        let mut fallback = None;
+        for (i, &at) in t.at.iter().enumerate() {
+            let Some((kind, _, _, n, _)) = t.head(at) else {
+                continue;
+            };
+            if t.str_at(n) != Some(plain.as_bytes()) {
+                continue;
+            }
+            let id = i as u32 + 1;
+            match want {
+                Some(k) if k == kind => return Some(id),
+                Some(_) => {}
+                // A struct or union first (stap's "task_struct"), else a
+                // typedef or base type of that name.
+                None if kind == KIND_STRUCT || kind == KIND_UNION => return Some(id),
+                None if matches!(kind, KIND_INT | KIND_ENUM | KIND_ENUM64 | 8) => {
+                    fallback = fallback.or(Some(id))
+                }
+                None => {}
+            }
+        }
+        fallback
+    }
+
+    /// Resolve `steps` from an object of type `ty` at the base address
+    /// (`@cast(addr, "task_struct", "kernel")->pid`).
+    pub fn resolve_object(&self, ty: u32, steps: &[Step]) -> Result<KValue, String> {
+        self.resolve_from(At::Object(ty), ty, steps)
+    }
+
     /// Resolve `steps` from a value of type `ty` (the variable's value is
     /// the base expression).
     pub fn resolve(&self, ty: u32, steps: &[Step]) -> Result<KValue, String> {
+        self.resolve_from(At::Value(ty), ty, steps)
+    }
+
+    fn resolve_from(&self, start: At, ty: u32, steps: &[Step]) -> Result<KValue, String> {
         let mut acc = Vec::new();
-        let mut at = At::Value(ty);
+        let mut at = start;
         let mut bitfield = None;
         for step in steps {
             // The struct/array this step looks into, as an object at the

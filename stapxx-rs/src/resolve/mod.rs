@@ -563,6 +563,14 @@ impl Resolver<'_, '_> {
             }
         }
         match d.base {
+            DwarfBase::Cast { addr, ty, module }
+                if module.as_deref().is_some_and(tracepoints::is_kernel_module) =>
+            {
+                let addr = self.expr(*addr)?;
+                Ok(tracepoints::kernel_cast(
+                    addr, &ty, &steps, &indexes, amp, span,
+                ))
+            }
             DwarfBase::Cast { addr, ty, module } => {
                 let addr = self.expr(*addr)?;
                 let m = match self.modules.get(module.as_deref()) {

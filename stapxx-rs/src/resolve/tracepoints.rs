@@ -10,6 +10,9 @@
 //!   `__data_loc` string gives its address (`kernel_string($comm)`).
 //! * `$$parms`, `$$vars`: every argument (every non-common field) as
 //!   `name=0x..`, strings as `name="..."`; `$$locals` is empty.
+//!
+//! `@cast(addr, "task_struct", "kernel")` (also `"kernel<linux/sched.h>"`,
+//! as stap writes it) follows the same BTF types, in any probe.
 
 use super::reads::{self, call, num, Memory};
 use super::target::{narrow, plus, string};
@@ -216,4 +219,48 @@ fn context_string(t: &TracepointSite, kind: &str, span: Span) -> Result<Expr, St
     let mut all = vec![string(&format, span)];
     all.extend(args);
     Ok(call("sprintf", all, span))
+}
+
+/// `@cast`'s module names the kernel: `"kernel"` or `"kernel<header.h>"`.
+pub(super) fn is_kernel_module(m: &str) -> bool {
+    m == "kernel" || m.starts_with("kernel<")
+}
+
+/// `@cast(addr, ty, "kernel")` + `steps`; Err: it does not resolve.
+pub(super) fn kernel_cast(
+    addr: Expr,
+    ty: &str,
+    steps: &[Step],
+    indexes: &[Expr],
+    amp: bool,
+    span: Span,
+) -> Result<Expr, String> {
+    let kernel =
+        Kernel::get().ok_or("the kernel's BTF (/sys/kernel/btf/vmlinux) cannot be read")?;
+    let id = kernel
+        .find_type(ty)
+        .ok_or_else(|| format!("type '{ty}' not found in the kernel's BTF"))?;
+    let mut k = kernel
+        .resolve_object(id, steps)
+        .map_err(|e| format!("@cast(..., \"{ty}\", \"kernel\"): {e}"))?;
+    if amp {
+        if matches!(
+            k.fetch,
+            Fetch::Load {
+                bitfield: Some(_),
+                ..
+            }
+        ) {
+            return Err("a bitfield has no address".into());
+        }
+        k.fetch = Fetch::Address;
+    }
+    Ok(reads::build_in(
+        Memory::Kernel,
+        addr,
+        &k.accesses,
+        k.fetch,
+        indexes,
+        span,
+    ))
 }

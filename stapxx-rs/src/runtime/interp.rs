@@ -891,6 +891,10 @@ impl<'p> Interp<'p> {
                 "kernel memory can only be read in kernel probes (not in begin, end or timer.s/ms)",
                 near,
             )),
+            B::TaskCurrent => Err(RtError::new(
+                "task_current() is the address of a kernel task: only kernel probes have one",
+                near,
+            )),
             B::Context => Err(RtError::new(
                 "a probe context exists only in kernel probes",
                 near,
