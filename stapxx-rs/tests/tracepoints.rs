@@ -103,16 +103,12 @@ fn sched_switch_sees_two_threads_hand_over_the_cpu() {
         .get(&format!("{pong} pong -> {ping} ping"))
         .copied()
         .unwrap_or(0);
-    // One switch each way per round, both threads on CPU 0; other tasks
-    // of that CPU may come in between a few times.
-    assert!(
-        there >= rounds * 9 / 10 && there <= rounds + 1,
-        "{there}: {counts:?}"
-    );
-    assert!(
-        back >= rounds * 9 / 10 && back <= rounds + 1,
-        "{back}: {counts:?}"
-    );
+    // About one switch each way per round, both threads on CPU 0. Other
+    // tasks of that CPU (stapxx-rs reading the output, for one) may come
+    // in between, and a woken thread may be switched in and out once more.
+    let about = |n: usize| n * 2 >= rounds && n * 10 <= rounds * 11 + 50;
+    assert!(about(there), "{there}: {counts:?}");
+    assert!(about(back), "{back}: {counts:?}");
 }
 
 #[test]
