@@ -75,8 +75,11 @@ impl KernelSession {
         program: &Program,
         target: Option<&TargetInfo>,
     ) -> Result<KernelSession, Diagnostic> {
-        let loaded = Loaded::load(&compiled.module, &LoadOptions::default())
-            .map_err(|e| Diagnostic::bare(format!("loading the BPF programs failed: {e}")))?;
+        let loaded = Loaded::load(&compiled.module, &LoadOptions::default()).map_err(|e| {
+            crate::footprint::load_error(&e, compiled, program).unwrap_or_else(|| {
+                Diagnostic::bare(format!("loading the BPF programs failed: {e}"))
+            })
+        })?;
         let layout = compiled.maps.clone();
         let ring = RingBufReader::new(loaded.map(layout.output_map))
             .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;

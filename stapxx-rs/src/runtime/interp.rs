@@ -50,36 +50,21 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            maxaction: 100_000,
-            maxstringlen: 4096,
-            maxmapentries: 5000,
-            maxnesting: 10,
-            maxerrors: 0,
-        }
+        Limits::from_defines(&Default::default())
     }
 }
 
 impl Limits {
-    /// From `-D NAME=VAL` values; bad or missing values keep the default
-    /// (stapxx-rs's: MAXACTION 100000, MAXSTRINGLEN 4096, MAXMAPENTRIES
-    /// 5000; stap's: MAXNESTING 10, MAXERRORS 0).
+    /// From `-D NAME=VAL` values (checked on the command line, see
+    /// [`crate::limits`]); a missing value keeps the limit's default.
     pub fn from_defines(defines: &std::collections::BTreeMap<String, String>) -> Limits {
-        let d = Limits::default();
-        let get = |name: &str, default: u64| -> u64 {
-            defines
-                .get(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(default)
-        };
+        let get = |name: &str| crate::limits::value(defines, name);
         Limits {
-            maxaction: get("MAXACTION", d.maxaction),
-            // At least 2 bytes: room for one character and the NUL.
-            maxstringlen: (get("MAXSTRINGLEN", d.maxstringlen as u64).clamp(2, 1 << 24)) as usize,
-            maxmapentries: get("MAXMAPENTRIES", d.maxmapentries as u64).min(1 << 28) as usize,
-            // Calls recurse on the host stack: keep the depth sane.
-            maxnesting: get("MAXNESTING", d.maxnesting as u64).min(10_000) as usize,
-            maxerrors: get("MAXERRORS", d.maxerrors),
+            maxaction: get("MAXACTION"),
+            maxstringlen: get("MAXSTRINGLEN") as usize,
+            maxmapentries: get("MAXMAPENTRIES") as usize,
+            maxnesting: get("MAXNESTING") as usize,
+            maxerrors: get("MAXERRORS"),
         }
     }
 }
