@@ -152,6 +152,8 @@ pub struct Interp<'p> {
     pub pp: String,
     /// `--skip-badvars`: failed user-memory reads give 0 or "".
     pub skip_badvars: bool,
+    /// Reads `--skip-badvars` turned into 0 or "" (told at the end).
+    pub skipped_reads: u64,
 }
 
 impl<'p> Interp<'p> {
@@ -208,6 +210,7 @@ impl<'p> Interp<'p> {
             exit_requested: false,
             pp: String::new(),
             skip_badvars: false,
+            skipped_reads: 0,
         })
     }
 
@@ -1040,6 +1043,7 @@ impl<'p> Interp<'p> {
     /// A failed read: an error, or (with --skip-badvars) `fallback`.
     fn bad_read(&mut self, msg: String, fallback: Value, near: Option<Near>) -> R<Value> {
         if self.skip_badvars {
+            self.skipped_reads += 1;
             Ok(fallback)
         } else {
             Err(RtError::new(msg, near))

@@ -101,6 +101,8 @@ pub struct KernelReport {
     /// Errors not already counted as `ERROR:` lines of this session.
     pub errors: u64,
     pub skipped: u64,
+    /// Reads `--skip-badvars` turned into 0.
+    pub skipped_reads: u64,
 }
 
 impl<'p> Session<'p> {
@@ -464,6 +466,12 @@ impl<'p> Session<'p> {
             }
         }
         for line in std::mem::take(&mut self.kernel_report.lines) {
+            self.interp.out.warn(line.as_bytes());
+        }
+        // Reads --skip-badvars hid are no errors, but they are told.
+        let skipped_reads = self.interp.skipped_reads + self.kernel_report.skipped_reads;
+        if skipped_reads > 0 {
+            let line = crate::kernel::skipped_reads_line(skipped_reads);
             self.interp.out.warn(line.as_bytes());
         }
         let errors = self.interp.out.errors + self.kernel_report.errors;
