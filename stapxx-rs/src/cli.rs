@@ -273,8 +273,17 @@ fn clap_exit(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            print!("{e}");
-            std::process::exit(0);
+            // Not print!: it panics when stdout cannot be written.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match write!(out, "{e}").and_then(|()| out.flush()) {
+                Ok(()) => std::process::exit(0),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+                Err(e) => {
+                    crate::ewriteln!("stapxx-rs: cannot write to standard output: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         _ => {
             let text = e.to_string();

@@ -19,7 +19,9 @@
 //!
 //! A runtime error prints `ERROR: message near <token> at file:line:col`
 //! (`error("msg")` prints just `ERROR: msg`); the exit status is 1 if any
-//! error was printed, else 0, as staprun's. A second SIGINT/SIGTERM while
+//! error was printed, else 0, as staprun's. Stdout that cannot be written
+//! stops the session as a signal does: exit status 141 when the reader
+//! went away (quietly, as `| head` expects), else 1 with one `ERROR:`. A second SIGINT/SIGTERM while
 //! the session is stopping kills the process at once (staprun does the same).
 
 use super::host::Host;
@@ -291,6 +293,7 @@ impl<'p> Session<'p> {
         }
         after_begin(&mut self.interp.globals);
         self.interp.out.flush();
+        self.check_output();
         // The command may run now (or, if the session already stopped, die
         // at once in finish()).
         self.release = None;
@@ -304,6 +307,18 @@ impl<'p> Session<'p> {
     fn handler(&mut self, probe: usize, pp: &str) {
         self.handler_unflushed(probe, pp);
         self.interp.out.flush();
+        self.check_output();
+    }
+
+    /// Stdout cannot be written (the reader went away, the disk is full):
+    /// stop as a signal stops the session, as staprun stops when its
+    /// output fails; the `end` probes still run.
+    fn check_output(&mut self) {
+        if self.interp.out.stdout_failure().is_some()
+            && matches!(self.state, State::Starting | State::Running)
+        {
+            self.state = State::Stopping;
+        }
     }
 
     /// A handler whose output stays buffered (the begin probes': it is
@@ -368,6 +383,9 @@ impl<'p> Session<'p> {
     /// session is still running. A back end with its own event sources
     /// calls this in its loop with a short `max`.
     pub fn wait_step(&mut self, max: Duration) -> bool {
+        // (A back end's own output, printed since the last step.)
+        self.interp.out.flush();
+        self.check_output();
         if self.state != State::Running {
             return false;
         }
@@ -491,10 +509,13 @@ impl<'p> Session<'p> {
         if let Some(h) = self.signals.take() {
             h.close();
         }
-        if errors > 0 {
-            1
-        } else {
-            0
+        // As a command-line tool killed by SIGPIPE (128 + 13) when the
+        // reader went away; 1 for any other failed write, as for errors.
+        match self.interp.out.stdout_failure() {
+            Some(std::io::ErrorKind::BrokenPipe) => 141,
+            Some(_) => 1,
+            None if errors > 0 => 1,
+            None => 0,
         }
     }
 }
