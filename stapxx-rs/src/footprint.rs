@@ -104,11 +104,13 @@ fn fixed_map(def: &MapDef, c: &Compiled, strlen: &str) -> (String, Vec<String>) 
         "stx_ksyms" => ("the kernel's symbol table", false),
         other => return (format!("map {other}"), Vec::new()),
     };
-    let by = if by_strlen {
-        vec![format!("string slots: {strlen}")]
-    } else {
-        Vec::new()
-    };
+    let mut by = Vec::new();
+    if by_strlen {
+        by.push(format!("string slots: {strlen}"));
+    }
+    if def.kind == MapKind::RingBuf {
+        by.push(format!("size: -s {}", def.max_entries >> 20));
+    }
     (what.to_string(), by)
 }
 

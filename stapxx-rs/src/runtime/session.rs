@@ -21,8 +21,9 @@
 //! (`error("msg")` prints just `ERROR: msg`); the exit status is 1 if any
 //! error was printed, else 0, as staprun's. Stdout that cannot be written
 //! stops the session as a signal does: exit status 141 when the reader
-//! went away (quietly, as `| head` expects), else 1 with one `ERROR:`. A second SIGINT/SIGTERM while
-//! the session is stopping kills the process at once (staprun does the same).
+//! went away (quietly, as `| head` expects), else 1 with one `ERROR:`. A
+//! second SIGINT/SIGTERM while the session is stopping kills the process
+//! at once (staprun does the same).
 
 use super::host::Host;
 use super::interp::{Interp, Limits, Near, RtError};
