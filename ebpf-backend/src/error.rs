@@ -27,6 +27,16 @@ pub enum Error {
     },
     #[error("ELF emission: {0}")]
     Elf(String),
+    /// The kernel refused to create a map (too large, no memory): which
+    /// one, so the caller can say what the map is for.
+    #[error("creating map {name} ({kind:?}): {source}")]
+    MapCreate {
+        map: crate::MapId,
+        name: String,
+        kind: crate::MapKind,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {

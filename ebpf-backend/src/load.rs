@@ -92,7 +92,7 @@ fn cstr(buf: &[u8]) -> String {
 }
 
 impl Map {
-    fn create(def: &MapDef, ncpus: usize) -> Result<Map, Error> {
+    fn create(index: usize, def: &MapDef, ncpus: usize) -> Result<Map, Error> {
         let mut a = Attr::default();
         a.u32(0, def.kind.type_id())
             .u32(4, def.key_size)
@@ -100,8 +100,13 @@ impl Map {
             .u32(12, def.max_entries)
             .u32(16, def.flags)
             .name(28, &def.name);
-        let fd = sys::bpf_fd_retry(sys::BPF_MAP_CREATE, &mut a)
-            .map_err(|e| Error::sys(format!("creating map {} ({:?})", def.name, def.kind), e))?;
+        let fd =
+            sys::bpf_fd_retry(sys::BPF_MAP_CREATE, &mut a).map_err(|source| Error::MapCreate {
+                map: MapId(index as u32),
+                name: def.name.clone(),
+                kind: def.kind,
+                source,
+            })?;
         let id = sys::map_id(&fd).unwrap_or(0);
         let m = Map {
             def: def.clone(),
@@ -435,8 +440,8 @@ impl Loaded {
         }
         let btf_fd = load_btf(&mb.builder.finish(), opts.log_size)?;
         let mut maps = Vec::with_capacity(m.maps().len());
-        for def in m.maps() {
-            maps.push(Map::create(def, ncpus)?);
+        for (i, def) in m.maps().iter().enumerate() {
+            maps.push(Map::create(i, def, ncpus)?);
         }
         let mut programs = Vec::with_capacity(m.programs().len());
         for (p, (mut image, line_info)) in m.programs().iter().zip(linked) {

@@ -6,15 +6,6 @@ use clap::{ArgAction, Parser};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// stap++'s defaults for `-D` macros (stap's own are much smaller).
-pub const DEFAULT_DEFINES: &[(&str, &str)] = &[
-    ("MAXACTION", "100000"),
-    ("MAXMAPENTRIES", "5000"),
-    ("MAXBACKTRACE", "200"),
-    // Big enough for a 30-frame Lua backtrace built with `.=`.
-    ("MAXSTRINGLEN", "4096"),
-];
-
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "stapxx-rs",
@@ -62,7 +53,8 @@ pub struct Cli {
     #[arg(short = 'I', value_name = "DIR", action = ArgAction::Append)]
     pub include: Vec<PathBuf>,
 
-    /// Set a limit such as MAXACTION, MAXMAPENTRIES, MAXSTRINGLEN, MAXBACKTRACE.
+    /// Set a limit: MAXACTION, MAXMAPENTRIES, MAXSTRINGLEN, MAXERRORS,
+    /// MAXNESTING, MAXBACKTRACE (other names are ignored, with a warning).
     #[arg(short = 'D', value_name = "NAME=VAL", action = ArgAction::Append)]
     pub defines: Vec<String>,
 
@@ -159,8 +151,12 @@ pub struct Options {
     pub script_args: Vec<String>,
     /// `--arg` values by name.
     pub args: BTreeMap<String, String>,
-    /// `-D` values, stap++'s defaults filled in.
+    /// `-D` values, the defaults of the limits filled in (see
+    /// [`crate::limits`]).
     pub defines: BTreeMap<String, String>,
+    /// What the command line asks that is ignored (unknown `-D` names),
+    /// one line each, printed before anything runs.
+    pub warnings: Vec<String>,
 }
 
 impl Options {
@@ -185,19 +181,24 @@ impl Options {
             let (k, v) = split_pair(a, "--arg")?;
             args.insert(k, v);
         }
-        let mut defines: BTreeMap<String, String> = DEFAULT_DEFINES
+        let mut defines: BTreeMap<String, String> = crate::limits::LIMITS
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|l| (l.name.to_string(), l.default.to_string()))
             .collect();
+        let mut warnings = Vec::new();
         for d in &cli.defines {
             let (k, v) = match d.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (d.clone(), String::new()),
+                Some((k, v)) => (k, Some(v)),
+                None => (d.as_str(), None),
             };
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // A C macro name, as stap requires.
+            let name_ok = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok {
                 return Err(format!("bad -D value '{d}': expected NAME=VAL"));
             }
-            defines.insert(k, v);
+            warnings.extend(crate::limits::check(k, v)?);
+            defines.insert(k.to_string(), v.unwrap_or_default().to_string());
         }
         Ok(Options {
             cli,
@@ -205,12 +206,14 @@ impl Options {
             script_args,
             args,
             defines,
+            warnings,
         })
     }
 
-    /// A numeric `-D` limit, or its default.
+    /// A `-D` limit (checked), or its default; `None` for a name that is
+    /// not a limit.
     pub fn limit(&self, name: &str) -> Option<u64> {
-        self.defines.get(name).and_then(|v| v.parse().ok())
+        crate::limits::limit(name).map(|_| crate::limits::value(&self.defines, name))
     }
 }
 
@@ -237,7 +240,12 @@ where
         Err(e) => clap_exit(e),
     };
     match Options::from_cli(cli) {
-        Ok(o) => o,
+        Ok(o) => {
+            for w in &o.warnings {
+                crate::ewriteln!("stapxx-rs: warning: {w}");
+            }
+            o
+        }
         Err(msg) => {
             crate::ewriteln!("stapxx-rs: {msg}");
             std::process::exit(1);
@@ -265,8 +273,17 @@ fn clap_exit(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            print!("{e}");
-            std::process::exit(0);
+            // Not print!: it panics when stdout cannot be written.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match write!(out, "{e}").and_then(|()| out.flush()) {
+                Ok(()) => std::process::exit(0),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(141),
+                Err(e) => {
+                    crate::ewriteln!("stapxx-rs: cannot write to standard output: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         _ => {
             let text = e.to_string();
@@ -319,6 +336,18 @@ mod tests {
         assert_eq!(o.args.get("depth").map(String::as_str), Some("30"));
         assert_eq!(o.limit("MAXACTION"), Some(7));
         assert_eq!(o.cli.pid, Some(42));
+    }
+
+    #[test]
+    fn defines_are_checked() {
+        let o = parse(&["x.sxx", "-D", "MAXSTRINGLEN=0x100", "-D", "FOO=bar"]).unwrap();
+        assert_eq!(o.limit("MAXSTRINGLEN"), Some(256));
+        assert_eq!(o.limit("MAXERRORS"), Some(0));
+        assert_eq!(o.limit("FOO"), None);
+        assert_eq!(o.warnings.len(), 1);
+        assert!(o.warnings[0].starts_with("-D FOO=bar is ignored"));
+        assert!(parse(&["x.sxx", "-D", "MAXACTION=lots"]).is_err());
+        assert!(parse(&["x.sxx", "-D", "1X=2"]).is_err());
     }
 
     #[test]

@@ -132,6 +132,9 @@ impl<'o> Session<'o> {
             self.timing("Pass 3a: load-time facts (symbols, load biases)", &mut t);
             let c = codegen::compile(&program, &copts)?;
             self.timing("Pass 3: lowered and generated BPF", &mut t);
+            if self.opts.cli.pass >= 4 {
+                check_footprint(&c, &program, copts.ncpus)?;
+            }
             Some(c)
         } else {
             None
@@ -155,7 +158,7 @@ impl<'o> Session<'o> {
         }
         if self.opts.cli.pass == 4 {
             if let Some(c) = &compiled {
-                let loaded = self.load(c)?;
+                let loaded = self.load(c, &program)?;
                 self.timing("Pass 4: loaded into the kernel", &mut t);
                 let mut text = String::new();
                 for p in loaded.programs() {
@@ -341,6 +344,23 @@ fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Before loading: the memory the kernel maps would take, refused past
+/// the bound and told when large (see [`crate::footprint`]).
+fn check_footprint(
+    c: &codegen::Compiled,
+    program: &ir::Program,
+    ncpus: u32,
+) -> Result<(), Diagnostic> {
+    let Some(mem) = crate::footprint::mem_total() else {
+        return Ok(());
+    };
+    let costs = crate::footprint::costs(c, program, ncpus);
+    if let Some(w) = crate::footprint::check(&costs, mem)? {
+        crate::ewrite!("{}", w.render(&SourceMap::new()));
+    }
+    Ok(())
+}
+
 /// Write a pass's listing to standard output. A reader that went away
 /// (`stapxx-rs -p2 ... | head`) ends the run quietly, as command-line tools
 /// do (status 141, as if by SIGPIPE); any other write error is an error.
@@ -452,12 +472,20 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
 }
 
 impl Session<'_> {
-    /// Load every program; a verifier rejection names the script line.
-    fn load(&self, c: &codegen::Compiled) -> Result<ebpf_backend::Loaded, Diagnostic> {
+    /// Load every program; a verifier rejection names the script line, a
+    /// map the kernel refuses names the global it is for.
+    fn load(
+        &self,
+        c: &codegen::Compiled,
+        program: &ir::Program,
+    ) -> Result<ebpf_backend::Loaded, Diagnostic> {
         crate::preflight::check_privileges()?;
         crate::preflight::check_kernel()?;
         let opts = ebpf_backend::LoadOptions::default();
         ebpf_backend::Loaded::load(&c.module, &opts).map_err(|e| {
+            if let Some(d) = crate::footprint::load_error(&e, c, program) {
+                return d;
+            }
             let Some(v) = e.as_verifier() else {
                 return Diagnostic::bare(format!("loading the BPF programs failed: {e}"));
             };

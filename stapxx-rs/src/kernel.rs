@@ -75,8 +75,11 @@ impl KernelSession {
         program: &Program,
         target: Option<&TargetInfo>,
     ) -> Result<KernelSession, Diagnostic> {
-        let loaded = Loaded::load(&compiled.module, &LoadOptions::default())
-            .map_err(|e| Diagnostic::bare(format!("loading the BPF programs failed: {e}")))?;
+        let loaded = Loaded::load(&compiled.module, &LoadOptions::default()).map_err(|e| {
+            crate::footprint::load_error(&e, compiled, program).unwrap_or_else(|| {
+                Diagnostic::bare(format!("loading the BPF programs failed: {e}"))
+            })
+        })?;
         let layout = compiled.maps.clone();
         let ring = RingBufReader::new(loaded.map(layout.output_map))
             .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;
@@ -385,12 +388,13 @@ impl KernelSession {
     }
 }
 
-/// `N probe error(s): KIND` lines (without `WARNING: `), one per kind.
+/// `N probe error(s): KIND` lines (without `WARNING: `), one per kind of
+/// probe error.
 pub fn error_lines(errors: &[u64; ERR_KINDS]) -> Vec<String> {
     errors
         .iter()
         .enumerate()
-        .filter(|(i, n)| **n > 0 && *i != ErrKind::Skipped as usize && *i != 0)
+        .filter(|(i, n)| **n > 0 && ErrKind::is_error(*i))
         .map(|(i, n)| format!("{n} probe error(s): {}", ErrKind::message(i)))
         .collect()
 }
@@ -401,10 +405,24 @@ pub fn error_totals(errors: &[u64; ERR_KINDS]) -> (u64, u64) {
     let total = errors
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i != ErrKind::Skipped as usize && *i != 0)
+        .filter(|(i, _)| ErrKind::is_error(*i))
         .map(|(_, n)| n)
         .sum();
     (total, skipped)
+}
+
+/// Reads `--skip-badvars` turned into 0 in the kernel probes.
+pub fn skipped_reads(errors: &[u64; ERR_KINDS]) -> u64 {
+    errors[ErrKind::SkippedRead as usize]
+}
+
+/// The report line for reads `--skip-badvars` turned into 0 (host and
+/// kernel probes alike; without `WARNING: `).
+pub fn skipped_reads_line(n: u64) -> String {
+    format!(
+        "{n} skipped bad read(s): {}",
+        ErrKind::message(ErrKind::SkippedRead as usize)
+    )
 }
 
 fn decode_record(bytes: &[u8]) -> Option<Record> {

@@ -2,6 +2,8 @@
 //! golden `--args` / `--dump-src` output on our examples, and exact errors
 //! (`file:line:col`, the line, a caret, exit 1) for bad input.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -425,4 +427,118 @@ fn deep_statement_nesting_is_an_error_not_an_abort() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Pass 5: a reader that goes away ends the run quietly with status 141
+/// (the `end` probes run, as after a signal); a full disk behind stdout
+/// is one error and status 1. Host probes here; kernel probes in
+/// `kernel_output_to_a_closed_pipe_ends_quietly`.
+#[test]
+fn run_output_to_a_closed_pipe_or_a_full_disk() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_stapxx-rs");
+    let mut child = Command::new(bin)
+        .args([
+            "-e",
+            r#"probe timer.ms(1) { println("tick") } probe end { println("end") }"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "tick\n");
+    drop(out);
+    let done = wait_with_limit(child);
+    assert_eq!(done.status.code(), Some(141), "{}", stderr(&done));
+    assert_eq!(stderr(&done), "");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(bin)
+        .args(["-e", r#"probe begin { println("hello") exit() }"#])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "ERROR: cannot write to standard output: No space left on device (os error 28)\n"
+    );
+    // Warnings into a full disk are dropped; the run goes on.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(bin)
+        .args([
+            "-e",
+            r#"probe begin { warn("w"); println("hello") exit() }"#,
+        ])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "hello\n"));
+}
+
+#[test]
+fn kernel_output_to_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args([
+            "-e",
+            r#"probe timer.profile { printf("sample\n") } probe end { println("end") }"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "sample\n");
+    drop(out);
+    let done = wait_with_limit(child);
+    assert_eq!(done.status.code(), Some(141), "{}", stderr(&done));
+    assert_eq!(stderr(&done), "");
+}
+
+/// `--help` into a full disk: an error, not a panic.
+#[test]
+fn help_to_a_full_disk_is_an_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .arg("--help")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "stapxx-rs: cannot write to standard output: No space left on device (os error 28)\n"
+    );
+}
+
+/// Wait for a run that should end by itself; one that does not within a
+/// minute is killed (the test then fails on its status, not by hanging).
+fn wait_with_limit(mut child: std::process::Child) -> Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().ok().flatten().is_none()
+        && start.elapsed() < std::time::Duration::from_secs(60)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
 }

@@ -721,6 +721,12 @@ fn reads_of_a_target_process() {
     );
     let (code, out, err) = finish(skip, Duration::from_secs(20));
     assert_eq!((code, out.as_str()), (Some(0), "0 [] dflt\n"), "{err}");
+    // The two reads --skip-badvars hid are told (the one with a default
+    // is no failure).
+    assert_eq!(
+        err,
+        "WARNING: 2 skipped bad read(s): user memory read fault, 0 given (--skip-badvars)\n"
+    );
     // The executable's load bias: its ELF header is mapped there.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe link");
     let script = format!(

@@ -383,13 +383,30 @@ fn probe_errors_are_counted_and_reported() {
         err.contains("WARNING: Number of errors: 3, skipped probes: 0"),
         "{err}"
     );
-    // With --skip-badvars a faulting read gives 0 and no error.
+    // Counts by kind, when MAXERRORS lets the session run on.
+    let script = "global x\n\
+        probe process(\"BIN\").function(\"work\") {\n\
+          y = 0; if (u_register(\"rdi\") == 1) { x = 5 / y } else { x = user_long_error(16) } }\n\
+        probe end { printf(\"%d\\n\", x) }\n";
+    let (out, err) = run("error_kinds", script, &[]);
+    assert_eq!(out, "0\n");
+    assert_eq!(
+        err,
+        "WARNING: 2 probe error(s): user memory read fault\n\
+         WARNING: 1 probe error(s): division by 0\n\
+         WARNING: Number of errors: 3, skipped probes: 0\n"
+    );
+    // With --skip-badvars a faulting read gives 0 (or "") and no error,
+    // but the reads are counted and told.
     let script = "global y\n\
-        probe process(\"BIN\").function(\"work\") { y = user_long_error(16) + 1 }\n\
+        probe process(\"BIN\").function(\"work\") { y = user_long_error(16) + 1; s = user_string(8) }\n\
         probe end { printf(\"%d\\n\", y) }\n";
     let (out, err) = run("skip_badvars", script, &["--skip-badvars"]);
     assert_eq!(out, "1\n");
-    assert!(!err.contains("Number of errors"), "{err}");
+    assert_eq!(
+        err,
+        "WARNING: 6 skipped bad read(s): user memory read fault, 0 given (--skip-badvars)\n"
+    );
     // user_long_warn warns and gives 0; no probe error.
     let script = "global y\n\
         probe process(\"BIN\").function(\"work\") { y = user_long_warn(24) + 2 }\n\

@@ -586,6 +586,7 @@ impl<'a> Gen<'a> {
         // (The helper zeroes the value when it fails.)
         match fault {
             Fault::Error if !self.o.skip_badvars => self.fail(ErrKind::BadRead),
+            Fault::Error => self.count_error_const(ErrKind::SkippedRead),
             Fault::Warn => self.warn_bad_read(addr, size.bytes() as u32),
             _ => {}
         }

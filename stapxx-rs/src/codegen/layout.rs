@@ -59,12 +59,16 @@ pub enum ErrKind {
     Skipped = 5,
     Script = 6,
     EmptyAggregate = 7,
+    /// A failed read that `--skip-badvars` turned into 0: counted, never
+    /// an error (it does not abort the handler or end the session).
+    SkippedRead = 8,
 }
 
-pub const ERR_KINDS: usize = 8;
+/// Counter slots (a power of two: kinds are masked with `ERR_KINDS - 1`).
+pub const ERR_KINDS: usize = 16;
 /// `F_ERR` holds the kind in its low bits, the instruction tag (script
 /// place) of the failure above them.
-pub const ERR_KIND_BITS: i32 = 3;
+pub const ERR_KIND_BITS: i32 = 4;
 
 impl ErrKind {
     pub fn message(i: usize) -> &'static str {
@@ -76,8 +80,16 @@ impl ErrKind {
             5 => "probe skipped (nested on the same CPU)",
             6 => "error() called",
             7 => "empty aggregate",
+            8 => "user memory read fault, 0 given (--skip-badvars)",
             _ => "unknown",
         }
+    }
+
+    /// Whether kind `i` is a probe error: it aborts the handler, counts
+    /// toward MAXERRORS and can be caught (skipped probes and skipped
+    /// reads are only counted).
+    pub fn is_error(i: usize) -> bool {
+        (1..=7).contains(&i) && i != ErrKind::Skipped as usize
     }
 }
 

@@ -530,6 +530,7 @@ impl Gen<'_> {
                 } else if matches!(b, UserStringWarn | UserStringNWarn) {
                     self.set_lit(dst, "<unknown>");
                 } else if self.o.skip_badvars {
+                    self.count_error_const(ErrKind::SkippedRead);
                     self.set_empty(dst);
                 } else {
                     self.fail(ErrKind::BadRead);

@@ -43,7 +43,7 @@ impl<'a> Gen<'a> {
         if let Some(slot) = slot {
             // error()'s own message is already there.
             for kind in 1..ERR_KINDS {
-                if kind == ErrKind::Script as usize {
+                if kind == ErrKind::Script as usize || !ErrKind::is_error(kind) {
                     continue;
                 }
                 let other = self.label();

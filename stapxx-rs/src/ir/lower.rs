@@ -168,6 +168,18 @@ impl<'a> Lowering<'a> {
         let mut globals = Vec::new();
         for g in &self.globals {
             let ty = self.known(g.ty, &format!("global '{}'", g.decl.name), g.decl.span)?;
+            // `global a[N]` sizes a kernel map as MAXMAPENTRIES does: the
+            // same bound (and no silent truncation to 32 bits).
+            let max = crate::limits::limit("MAXMAPENTRIES").map_or(0, |l| l.max);
+            if let Some(n) = g.decl.size.filter(|&n| n > max as i64) {
+                return Err(Diagnostic::error(
+                    g.decl.span,
+                    format!(
+                        "array '{}' is declared with {n} entries, more than the {max} an array may have",
+                        g.decl.name
+                    ),
+                ));
+            }
             let keys = match &g.keys {
                 None => Vec::new(),
                 Some(k) => {

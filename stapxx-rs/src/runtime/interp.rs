@@ -50,36 +50,21 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            maxaction: 100_000,
-            maxstringlen: 4096,
-            maxmapentries: 5000,
-            maxnesting: 10,
-            maxerrors: 0,
-        }
+        Limits::from_defines(&Default::default())
     }
 }
 
 impl Limits {
-    /// From `-D NAME=VAL` values; bad or missing values keep the default
-    /// (stapxx-rs's: MAXACTION 100000, MAXSTRINGLEN 4096, MAXMAPENTRIES
-    /// 5000; stap's: MAXNESTING 10, MAXERRORS 0).
+    /// From `-D NAME=VAL` values (checked on the command line, see
+    /// [`crate::limits`]); a missing value keeps the limit's default.
     pub fn from_defines(defines: &std::collections::BTreeMap<String, String>) -> Limits {
-        let d = Limits::default();
-        let get = |name: &str, default: u64| -> u64 {
-            defines
-                .get(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(default)
-        };
+        let get = |name: &str| crate::limits::value(defines, name);
         Limits {
-            maxaction: get("MAXACTION", d.maxaction),
-            // At least 2 bytes: room for one character and the NUL.
-            maxstringlen: (get("MAXSTRINGLEN", d.maxstringlen as u64).clamp(2, 1 << 24)) as usize,
-            maxmapentries: get("MAXMAPENTRIES", d.maxmapentries as u64).min(1 << 28) as usize,
-            // Calls recurse on the host stack: keep the depth sane.
-            maxnesting: get("MAXNESTING", d.maxnesting as u64).min(10_000) as usize,
-            maxerrors: get("MAXERRORS", d.maxerrors),
+            maxaction: get("MAXACTION"),
+            maxstringlen: get("MAXSTRINGLEN") as usize,
+            maxmapentries: get("MAXMAPENTRIES") as usize,
+            maxnesting: get("MAXNESTING") as usize,
+            maxerrors: get("MAXERRORS"),
         }
     }
 }
@@ -167,6 +152,8 @@ pub struct Interp<'p> {
     pub pp: String,
     /// `--skip-badvars`: failed user-memory reads give 0 or "".
     pub skip_badvars: bool,
+    /// Reads `--skip-badvars` turned into 0 or "" (told at the end).
+    pub skipped_reads: u64,
 }
 
 impl<'p> Interp<'p> {
@@ -223,6 +210,7 @@ impl<'p> Interp<'p> {
             exit_requested: false,
             pp: String::new(),
             skip_badvars: false,
+            skipped_reads: 0,
         })
     }
 
@@ -1059,6 +1047,7 @@ impl<'p> Interp<'p> {
     /// A failed read: an error, or (with --skip-badvars) `fallback`.
     fn bad_read(&mut self, msg: String, fallback: Value, near: Option<Near>) -> R<Value> {
         if self.skip_badvars {
+            self.skipped_reads += 1;
             Ok(fallback)
         } else {
             Err(RtError::new(msg, near))

@@ -122,6 +122,7 @@ pub fn run(
         lines,
         errors: total.saturating_sub(shown),
         skipped,
+        skipped_reads: kernel::skipped_reads(&errors),
     });
     let code = s.finish();
     s.output().flush();

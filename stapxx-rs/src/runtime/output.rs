@@ -2,8 +2,14 @@
 //! the end of every probe handler run and whenever it grows large), stderr
 //! for `WARNING:`/`ERROR:` lines. Stdout is flushed before anything goes to
 //! stderr, so the two interleave in the order they were written; it is also
-//! flushed on drop, so nothing is lost on any exit path. Write errors (a
-//! closed pipe) are ignored: the session goes on and ends normally.
+//! flushed on drop, so nothing is lost on any exit path.
+//!
+//! A failed write to stdout is kept ([`Output::stdout_failure`]) for the
+//! session, which then stops as staprun does when its output fails: a
+//! reader that went away (`| head`) ends the run quietly, any other error
+//! (a full disk) is told once on stderr. Later writes are still tried (the
+//! `--flamegraph` copy wants every byte) but not told again. Writes to
+//! stderr that fail are dropped: there is nowhere left to tell.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -21,6 +27,8 @@ pub struct Output {
     dedup: bool,
     /// `ERROR:` lines printed so far.
     pub errors: u64,
+    /// The first error writing stdout.
+    stdout_failure: Option<std::io::ErrorKind>,
 }
 
 impl Output {
@@ -47,6 +55,7 @@ impl Output {
             seen: HashSet::new(),
             dedup,
             errors: 0,
+            stdout_failure: None,
         }
     }
 
@@ -69,15 +78,40 @@ impl Output {
     }
 
     pub fn flush(&mut self) {
+        let mut result = Ok(());
         if !self.buf.is_empty() {
-            let _ = self.out.write_all(&self.buf);
+            result = self.out.write_all(&self.buf);
             self.buf.clear();
         }
-        let _ = self.out.flush();
+        if let Err(e) = result.and_then(|()| self.out.flush()) {
+            self.stdout_failed(e);
+        }
+    }
+
+    /// Keep the first stdout failure; tell it unless the reader just went
+    /// away (then the quiet end is the message).
+    fn stdout_failed(&mut self, e: std::io::Error) {
+        if self.stdout_failure.is_some() {
+            return;
+        }
+        self.stdout_failure = Some(e.kind());
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let msg = format!("cannot write to standard output: {e}");
+            self.write_line(b"ERROR: ", msg.as_bytes());
+        }
+    }
+
+    /// Why stdout could not be written, if it could not.
+    pub fn stdout_failure(&self) -> Option<std::io::ErrorKind> {
+        self.stdout_failure
     }
 
     fn line(&mut self, prefix: &[u8], msg: &[u8]) {
         self.flush();
+        self.write_line(prefix, msg);
+    }
+
+    fn write_line(&mut self, prefix: &[u8], msg: &[u8]) {
         let mut line = Vec::with_capacity(prefix.len() + msg.len() + 1);
         line.extend_from_slice(prefix);
         line.extend_from_slice(msg);
@@ -187,5 +221,49 @@ mod tests {
         drop(o);
         assert_eq!(out.text(), "ab");
         assert_eq!(err.text(), "WARNING: w\nERROR: e\n");
+    }
+
+    /// A sink that fails every write with one error.
+    struct Failing(std::io::ErrorKind);
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(self.0))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stdout_failures_are_kept_and_told_once() {
+        use std::io::ErrorKind;
+        let err = Captured::default();
+        let mut o = Output::new(
+            Box::new(Failing(ErrorKind::StorageFull)),
+            Box::new(err.clone()),
+            true,
+        );
+        o.print(b"a");
+        assert_eq!(o.stdout_failure(), None);
+        o.flush();
+        o.print(b"b");
+        o.flush();
+        assert_eq!(o.stdout_failure(), Some(ErrorKind::StorageFull));
+        assert_eq!(
+            err.text(),
+            "ERROR: cannot write to standard output: no storage space\n"
+        );
+        // A reader that went away is no message.
+        let err = Captured::default();
+        let mut o = Output::new(
+            Box::new(Failing(ErrorKind::BrokenPipe)),
+            Box::new(err.clone()),
+            true,
+        );
+        o.print(b"a");
+        o.flush();
+        assert_eq!(o.stdout_failure(), Some(ErrorKind::BrokenPipe));
+        assert_eq!(err.text(), "");
     }
 }

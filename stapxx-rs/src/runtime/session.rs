@@ -19,8 +19,11 @@
 //!
 //! A runtime error prints `ERROR: message near <token> at file:line:col`
 //! (`error("msg")` prints just `ERROR: msg`); the exit status is 1 if any
-//! error was printed, else 0, as staprun's. A second SIGINT/SIGTERM while
-//! the session is stopping kills the process at once (staprun does the same).
+//! error was printed, else 0, as staprun's. Stdout that cannot be written
+//! stops the session as a signal does: exit status 141 when the reader
+//! went away (quietly, as `| head` expects), else 1 with one `ERROR:`. A
+//! second SIGINT/SIGTERM while the session is stopping kills the process
+//! at once (staprun does the same).
 
 use super::host::Host;
 use super::interp::{Interp, Limits, Near, RtError};
@@ -101,6 +104,8 @@ pub struct KernelReport {
     /// Errors not already counted as `ERROR:` lines of this session.
     pub errors: u64,
     pub skipped: u64,
+    /// Reads `--skip-badvars` turned into 0.
+    pub skipped_reads: u64,
 }
 
 impl<'p> Session<'p> {
@@ -289,6 +294,7 @@ impl<'p> Session<'p> {
         }
         after_begin(&mut self.interp.globals);
         self.interp.out.flush();
+        self.check_output();
         // The command may run now (or, if the session already stopped, die
         // at once in finish()).
         self.release = None;
@@ -302,6 +308,18 @@ impl<'p> Session<'p> {
     fn handler(&mut self, probe: usize, pp: &str) {
         self.handler_unflushed(probe, pp);
         self.interp.out.flush();
+        self.check_output();
+    }
+
+    /// Stdout cannot be written (the reader went away, the disk is full):
+    /// stop as a signal stops the session, as staprun stops when its
+    /// output fails; the `end` probes still run.
+    fn check_output(&mut self) {
+        if self.interp.out.stdout_failure().is_some()
+            && matches!(self.state, State::Starting | State::Running)
+        {
+            self.state = State::Stopping;
+        }
     }
 
     /// A handler whose output stays buffered (the begin probes': it is
@@ -366,6 +384,9 @@ impl<'p> Session<'p> {
     /// session is still running. A back end with its own event sources
     /// calls this in its loop with a short `max`.
     pub fn wait_step(&mut self, max: Duration) -> bool {
+        // (A back end's own output, printed since the last step.)
+        self.interp.out.flush();
+        self.check_output();
         if self.state != State::Running {
             return false;
         }
@@ -466,6 +487,12 @@ impl<'p> Session<'p> {
         for line in std::mem::take(&mut self.kernel_report.lines) {
             self.interp.out.warn(line.as_bytes());
         }
+        // Reads --skip-badvars hid are no errors, but they are told.
+        let skipped_reads = self.interp.skipped_reads + self.kernel_report.skipped_reads;
+        if skipped_reads > 0 {
+            let line = crate::kernel::skipped_reads_line(skipped_reads);
+            self.interp.out.warn(line.as_bytes());
+        }
         let errors = self.interp.out.errors + self.kernel_report.errors;
         let skipped = self.kernel_report.skipped;
         if errors > 0 || skipped > 0 {
@@ -483,10 +510,13 @@ impl<'p> Session<'p> {
         if let Some(h) = self.signals.take() {
             h.close();
         }
-        if errors > 0 {
-            1
-        } else {
-            0
+        // As a command-line tool killed by SIGPIPE (128 + 13) when the
+        // reader went away; 1 for any other failed write, as for errors.
+        match self.interp.out.stdout_failure() {
+            Some(std::io::ErrorKind::BrokenPipe) => 141,
+            Some(_) => 1,
+            None if errors > 0 => 1,
+            None => 0,
         }
     }
 }
