@@ -187,6 +187,9 @@ pub struct Foreach {
     pub array: Expr,
     /// Sort on the value (`arr+` / `arr-`).
     pub value_sort: Option<SortDir>,
+    /// The aggregate a statistics array's value sort is on (`arr @sum-`:
+    /// `sum`; none: stap's default, the count).
+    pub value_agg: Option<String>,
     pub limit: Option<Expr>,
     pub body: Stmt,
 }

@@ -730,6 +730,7 @@ impl<'p> Builder<'p> {
                 span,
             },
             value_sort: None,
+            value_agg: None,
             limit: None,
             body: self.statement(body_pair)?,
         };
@@ -754,6 +755,9 @@ impl<'p> Builder<'p> {
                 }
                 Rule::foreach_array => f.array = self.foreach_array(c)?,
                 Rule::sort_mark => f.value_sort = Some(sort_dir(c.as_str())),
+                Rule::sort_agg => {
+                    f.value_agg = c.into_inner().next().map(|n| n.as_str().to_string())
+                }
                 Rule::expr => f.limit = Some(self.expr(c)?),
                 _ => {}
             }

@@ -156,9 +156,14 @@ impl Printer {
                     .iter()
                     .map(|k| format!("{}{}", k.name, sort(k.sort)))
                     .collect();
+                let agg = f
+                    .value_agg
+                    .as_ref()
+                    .map(|a| format!(" @{a}"))
+                    .unwrap_or_default();
                 write!(
                     h,
-                    "[{}] in {}{}",
+                    "[{}] in {}{agg}{}",
                     keys.join(", "),
                     print_expr(&f.array),
                     sort(f.value_sort)

@@ -75,6 +75,7 @@ fn statements() {
             foreach (x in arr) next
             foreach ([i] in @hist_log(s)) {}
             foreach ([a, b] in arr[*, 3]) {}
+            foreach (k in stats @sum- limit 5) {}
             delete arr
             try { error(\"boom\") } catch (msg) { warn(msg) }
             try { x = 1 } catch { }

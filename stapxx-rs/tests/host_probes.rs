@@ -553,6 +553,24 @@ fn control_and_session() {
             1,
         ),
         case(
+            "foreach sorted on an aggregate of a statistics array",
+            r#"global s probe begin { s["x"] <<< 1; s["x"] <<< 1; s["x"] <<< 1; s["y"] <<< 100; s["z"] <<< 5; s["z"] <<< 50
+              foreach (k in s @sum-) printf("%s=%d ", k, @sum(s[k])) println()
+              foreach (k in s-) printf("%s=%d ", k, @count(s[k])) println()
+              foreach (k in s @max+ limit 2) printf("%s=%d ", k, @max(s[k])) println()
+              foreach (k in s @avg-) printf("%s=%d ", k, @avg(s[k])) println(); exit() }"#,
+            "y=100 z=55 x=3 \nx=3 z=2 y=1 \nx=1 z=50 \ny=100 z=27 x=1 \n",
+            "",
+            0,
+        ),
+        case(
+            "an aggregate sort on plain values is an error",
+            r#"global a probe begin { a[1] = 2; foreach (k in a @sum-) println(k) }"#,
+            "",
+            "-e:1:34: error: '@sum' sorts a statistics array: 'a' holds plain values\n    global a probe begin { a[1] = 2; foreach (k in a @sum-) println(k) }\n                                     ^\n",
+            1,
+        ),
+        case(
             "begin sequence numbers, pp(), a probe with two points",
             r#"probe begin(5) { println("five: " . pp()) } probe begin(-1) { println("minus one") } probe begin, end { println("both: " . pp()) } probe begin(5) { exit() }"#,
             "minus one\nboth: begin\nfive: begin(5)\nboth: end\n",

@@ -483,6 +483,28 @@ impl<'a> Lowering<'a> {
         if let Some(d) = f.value_sort {
             sort = Some((usize::MAX, d));
         }
+        let sort_agg = match f.value_agg.as_deref() {
+            None | Some("count") => SortAgg::Count,
+            Some("sum") => SortAgg::Sum,
+            Some("min") => SortAgg::Min,
+            Some("max") => SortAgg::Max,
+            Some("avg") => SortAgg::Avg,
+            Some(other) => {
+                return Err(Diagnostic::error(
+                    span,
+                    format!("foreach cannot sort on @{other}: @count, @sum, @min, @max or @avg"),
+                ))
+            }
+        };
+        if f.value_agg.is_some() && matches!(self.globals[g].ty, Some(t) if t != Ty::Stats) {
+            return Err(Diagnostic::error(
+                span,
+                format!(
+                    "'@{}' sorts a statistics array: '{name}' holds plain values",
+                    f.value_agg.as_deref().unwrap_or("")
+                ),
+            ));
+        }
         let value = match &f.value {
             Some(v) => {
                 let li = self.local(cx, v);
@@ -501,6 +523,7 @@ impl<'a> Lowering<'a> {
             keys,
             value,
             sort,
+            sort_agg,
             limit,
             body: self.loop_body(cx, &f.body)?,
         })

@@ -182,8 +182,22 @@ pub struct Foreach {
     pub value: Option<LocalId>,
     /// Sort by key `i` (`Some((i, dir))`) or by value (`i == usize::MAX`).
     pub sort: Option<(usize, SortDir)>,
+    /// For a statistics array sorted by value: the aggregate it sorts on.
+    pub sort_agg: SortAgg,
     pub limit: Option<Expr>,
     pub body: Vec<Stmt>,
+}
+
+/// What a statistics array's value sort compares (`foreach (k in s @sum-)`);
+/// stap's default is the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortAgg {
+    #[default]
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
 }
 
 /// Something that can be assigned.

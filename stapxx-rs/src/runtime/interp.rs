@@ -381,8 +381,16 @@ impl<'p> Interp<'p> {
             Some(Store::StatArray(a)) => a
                 .iter()
                 .map(|(k, s)| {
-                    let count = Value::Long(s.aggregate(&spec).count);
-                    (k.clone(), count.clone(), count)
+                    let agg = s.aggregate(&spec);
+                    let by = match f.sort_agg {
+                        SortAgg::Count => agg.count,
+                        SortAgg::Sum => agg.sum,
+                        SortAgg::Min => agg.min,
+                        SortAgg::Max => agg.max,
+                        SortAgg::Avg if agg.count > 0 => agg.sum / agg.count,
+                        SortAgg::Avg => 0,
+                    };
+                    (k.clone(), Value::Long(agg.count), Value::Long(by))
                 })
                 .collect(),
             _ => Vec::new(),
