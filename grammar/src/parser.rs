@@ -1200,16 +1200,16 @@ impl<'p> Builder<'p> {
             StatOp::from_name(name.as_str()).ok_or_else(|| self.err(&name, "unknown statistic"))?;
         let operand = self.expr(self.next(&mut it, span)?)?;
         let args = it.map(|a| self.expr(a)).collect::<R<Vec<_>>>()?;
-        let want = if op == StatOp::HistLinear { 3 } else { 0 };
-        if args.len() != want {
+        // `@variance(s, shift)`: an optional bit shift (stap 4.x).
+        let (ok, want) = match op {
+            StatOp::HistLinear => (args.len() == 3, "4 arguments"),
+            StatOp::Variance => (args.len() <= 1, "1 or 2 arguments"),
+            _ => (args.is_empty(), "1 argument"),
+        };
+        if !ok {
             return Err(Diagnostic::error(
                 span,
-                format!(
-                    "@{} takes {} argument{}",
-                    op.name(),
-                    want + 1,
-                    if want == 0 { "" } else { "s" }
-                ),
+                format!("@{} takes {want}", op.name()),
             ));
         }
         Ok(Expr {

@@ -564,6 +564,13 @@ fn control_and_session() {
             0,
         ),
         case(
+            "@variance with a bit shift",
+            r#"global s probe begin { s <<< 1; s <<< 2; s <<< 10; println(@variance(s, 3)); exit() }"#,
+            "24\n",
+            "",
+            0,
+        ),
+        case(
             "an aggregate sort on plain values is an error",
             r#"global a probe begin { a[1] = 2; foreach (k in a @sum-) println(k) }"#,
             "",
