@@ -79,3 +79,14 @@ mod tests {
         assert!(!cfg.contains_key("CONFIG_Y"));
     }
 }
+
+/// This machine's page size (`mem_page_size()`).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}

@@ -918,6 +918,7 @@ impl Gen<'_> {
                 self.e(Insn::ldx(Size::DW, R0, R6, F_CTX));
             }
             TaskCurrent => self.call(H_CUR_TASK),
+            MemPageSize => self.mov_imm(R0, crate::system::page_size() as i64),
             Strlen => {
                 let s = self.string(&args[0])?;
                 self.sloc_addr(R1, s);

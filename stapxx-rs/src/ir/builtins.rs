@@ -85,6 +85,10 @@ pub enum Builtin {
     Isinstr,
     Strtol,
     StringOf,
+    /// `str_replace(s, old, new)`: every `old` replaced (host probes).
+    StrReplace,
+    /// `mem_page_size()`: this machine's page size.
+    MemPageSize,
     // Output and control.
     Print,
     Println,
@@ -189,6 +193,8 @@ impl Builtin {
             "substr" => Substr,
             "isinstr" => Isinstr,
             "strtol" => Strtol,
+            "str_replace" => StrReplace,
+            "mem_page_size" => MemPageSize,
             "string" => StringOf,
             "print" => Print,
             "println" => Println,
@@ -243,6 +249,8 @@ impl Builtin {
             Isinstr => sig(&[S, S], L),
             Strtol => sig(&[S, L], L),
             StringOf => sig(&[L], S),
+            StrReplace => sig(&[S, S, S], S),
+            MemPageSize => sig(&[], L),
             Print | Println => Signature {
                 args: &[ANY],
                 optional: 1,
@@ -401,6 +409,8 @@ const NAMES: &[&str] = &[
     "substr",
     "isinstr",
     "strtol",
+    "str_replace",
+    "mem_page_size",
     "string",
     "print",
     "println",

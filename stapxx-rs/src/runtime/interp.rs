@@ -1038,6 +1038,13 @@ impl<'p> Interp<'p> {
                 let v = self.arg_long(args, 0, fr)?;
                 s(v.to_string().into_bytes())
             }
+            B::StrReplace => {
+                let text = self.arg_bytes(args, 0, fr)?;
+                let old = self.arg_bytes(args, 1, fr)?;
+                let new = self.arg_bytes(args, 2, fr)?;
+                s(replace_all(c_str(&text), c_str(&old), c_str(&new)))
+            }
+            B::MemPageSize => n(crate::system::page_size() as i64),
             B::Abs => n(self.arg_long(args, 0, fr)?.wrapping_abs()),
             B::Min => {
                 let a = self.arg_long(args, 0, fr)?;
@@ -1278,5 +1285,38 @@ mod tests {
         assert!(!r.is_match(b"abc123"));
         assert!(compile_regex("(").is_err());
         assert!(compile_regex("a.b").unwrap().is_match(b"a\nb"));
+    }
+}
+
+/// `text` with every `old` replaced by `new`, left to right without
+/// overlaps (an empty `old` changes nothing, as stap's `str_replace`).
+fn replace_all(text: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
+    if old.is_empty() {
+        return text.to_vec();
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(old) {
+            out.extend_from_slice(new);
+            i += old.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod replace_tests {
+    use super::replace_all;
+
+    #[test]
+    fn replaces_left_to_right_without_overlaps() {
+        assert_eq!(replace_all(b"a-b-c--d", b"-", b"+"), b"a+b+c++d");
+        assert_eq!(replace_all(b"aaa", b"aa", b"b"), b"ba");
+        assert_eq!(replace_all(b"abab", b"ab", b""), b"");
+        assert_eq!(replace_all(b"abc", b"", b"x"), b"abc");
     }
 }
