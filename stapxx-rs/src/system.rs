@@ -65,6 +65,17 @@ pub fn parse_kconfig(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// This machine's page size (`mem_page_size()`).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,16 +88,5 @@ mod tests {
         assert_eq!(cfg.get("CONFIG_BPF").map(String::as_str), Some("y"));
         assert_eq!(cfg.get("CONFIG_X").map(String::as_str), Some("ab"));
         assert!(!cfg.contains_key("CONFIG_Y"));
-    }
-}
-
-/// This machine's page size (`mem_page_size()`).
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as u64
-    } else {
-        4096
     }
 }
