@@ -20,8 +20,10 @@ includes the uprobe trap (breakpoint, handler dispatch, executing or
 emulating the displaced instruction) that the BPF time leaves out.
 
 Kernel kinds (timer.profile, perf.sw.cpu_clock.sample(1000000),
-kernel.trace("sched:sched_switch")) are measured over PAIRS windows of 2 s
-with every CPU kept busy by a spinning shell, from 0.5 s after the start.
+kernel.trace("sched:sched_switch"), kernel.trace("syscalls:sys_enter_openat"))
+are measured over PAIRS windows of 2 s with every CPU kept busy by a
+spinning shell (for openat: shells opening /dev/null in a loop), from 0.5 s
+after the start. A third argument `kernel` runs only these.
 
 Two more rows put the sites of function("work") and mark("tick") -O2 (the
 file offsets stapxx-rs -p2 gives) as plain tracefs uprobe events, with no
@@ -180,8 +182,8 @@ def tracefs_detach():
     tracefs_write("uprobe_events", "-:stx_bench\n")
 
 
-def kernel_kind(name, point, pairs, tmp):
-    spin = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+def kernel_kind(name, point, pairs, tmp, load="while :; do :; done"):
+    spin = [subprocess.Popen(["sh", "-c", load])
             for _ in range(os.cpu_count())]
     per, rates = [], []
     try:
@@ -207,6 +209,7 @@ def kernel_kind(name, point, pairs, tmp):
 def main():
     pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
+    only_kernel = len(sys.argv) > 3 and sys.argv[3] == "kernel"
     with open(SRC) as f:
         line = next(i for i, l in enumerate(f, 1) if "/* STATEMENT */" in l)
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
@@ -225,7 +228,7 @@ def main():
             print("| probe | BPF time per event | wall clock per call, added | notes |")
             print("| --- | --- | --- | --- |")
             stmt = f'statement("work@probe_loop.c:{line}")'
-            for name, opt, point in [
+            for name, opt, point in [] if only_kernel else [
                 ('`function("work")` -O0 (after the prologue)', "-O0", 'function("work")'),
                 ('`function("work")` -O2', "-O2", 'function("work")'),
                 ('`function("work").return` -O2', "-O2", 'function("work").return'),
@@ -234,7 +237,7 @@ def main():
                 ('`plt("labs")` -O2', "-O2", 'plt("labs")'),
             ]:
                 uprobe_kind(name, exe[opt], point, pairs, n, tmp)
-            for name, opt, point in [
+            for name, opt, point in [] if only_kernel else [
                 ('the site of `function("work")` -O2 as a tracefs uprobe event', "-O2", 'function("work")'),
                 ('the site of `mark("tick")` -O2 as a tracefs uprobe event', "-O2", 'mark("tick")'),
             ]:
@@ -242,9 +245,13 @@ def main():
             for name, point in [
                 ("`timer.profile`", "timer.profile"),
                 ("`perf.sw.cpu_clock.sample(1000000)`", "perf.sw.cpu_clock.sample(1000000)"),
-                ('`kernel.trace("sched:sched_switch")`', 'kernel.trace("sched:sched_switch")'),
+                ('`kernel.trace("sched:sched_switch")` (raw tracepoint)', 'kernel.trace("sched:sched_switch")'),
             ]:
                 kernel_kind(name, point, pairs, tmp)
+            # A record tracepoint, under shells opening /dev/null in a loop.
+            kernel_kind('`kernel.trace("syscalls:sys_enter_openat")` (record)',
+                        'kernel.trace("syscalls:sys_enter_openat")', pairs, tmp,
+                        load="while :; do : < /dev/null; done")
             with open("/proc/loadavg") as f:
                 print(f"load average at the end: {f.read().split()[0]}")
         finally:
