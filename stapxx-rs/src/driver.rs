@@ -203,10 +203,9 @@ impl<'o> Session<'o> {
         let (name, text) = match (&cli.source, &self.opts.file) {
             (Some(src), _) => ("-e".to_string(), src.clone()),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Diagnostic::bare(format!("cannot read script {}: {e}", path.display()))
-                })?;
-                (path.display().to_string(), text)
+                let name = path.display().to_string();
+                let text = crate::scriptfile::read(path, &name, &mut self.sources)?;
+                (name, text)
             }
             (None, None) => return Err(Diagnostic::bare("no input file specified")),
         };
@@ -307,10 +306,13 @@ impl<'o> Session<'o> {
         }
         paths.sort();
         for path in paths {
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            let id = self.sources.add(path.display().to_string(), text.clone());
+            let name = path.display().to_string();
+            let text =
+                grammar::decode_source(bytes).map_err(|e| e.report(&mut self.sources, &name))?;
+            let id = self.sources.add(name, text.clone());
             table.add_library_file(id, &text, config)?;
         }
         Ok(table)

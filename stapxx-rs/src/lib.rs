@@ -22,6 +22,7 @@ macro_rules! ewriteln {
 }
 
 pub mod cli;
+pub mod cli_utf8;
 pub mod codegen;
 pub mod debuginfo;
 pub mod driver;
@@ -36,5 +37,6 @@ pub mod preflight;
 pub mod probes;
 pub mod resolve;
 pub mod runtime;
+pub mod scriptfile;
 pub mod system;
 pub mod target;

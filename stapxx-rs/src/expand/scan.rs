@@ -404,7 +404,7 @@ impl<'a> Expander<'a> {
             }
             return Err(err.with_note("add a directory to the search path with -I DIR"));
         };
-        let text = read_module(&path).map_err(|why| {
+        let bytes = std::fs::read(&path).map_err(|why| {
             Diagnostic::error(
                 span,
                 format!(
@@ -413,6 +413,9 @@ impl<'a> Expander<'a> {
                 ),
             )
         })?;
+        // Bytes that are not UTF-8 are an error at their own place.
+        let text = grammar::decode_source(bytes)
+            .map_err(|e| e.report(self.sources, &path.display().to_string()))?;
         self.loaded.insert(name.to_string());
         let id = self.sources.add(path.display().to_string(), text.as_str());
         self.expand_file(id, path, Some(name.to_string()), &text)
@@ -609,9 +612,4 @@ fn path_text(span: Span, path: &Path) -> Result<String, Diagnostic> {
             format!("the path {} is not valid UTF-8", path.display()),
         )
     })
-}
-
-fn read_module(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    String::from_utf8(bytes).map_err(|_| "the file is not valid UTF-8".to_string())
 }
