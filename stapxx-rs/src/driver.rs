@@ -78,6 +78,14 @@ impl<'o> Session<'o> {
                 crate::ewrite!("{}", w.render(&self.sources));
             }
         }
+        // A library taken to be linked into the executable is normal (a
+        // plain luajit, an nginx with the Lua module built in): said with
+        // -v, or below with an error that names the executable.
+        if self.opts.cli.verbose > 0 {
+            for a in &expansion.assumed_static {
+                crate::ewrite!("{}", a.warning.render(&self.sources));
+            }
+        }
         if self.opts.cli.list_args {
             emit(&expansion.args_listing())?;
             return Ok(());
@@ -90,8 +98,26 @@ impl<'o> Session<'o> {
         }
         // Every pass after the expansion reports spans in the expanded text;
         // move them to the original once, here.
-        self.passes(&expansion, t)
-            .map_err(|d| expansion.map_diagnostic(d))
+        self.passes(&expansion, t).map_err(|d| {
+            let d = expansion.map_diagnostic(d);
+            if self.opts.cli.verbose == 0 {
+                self.explain_assumptions(&expansion, &d);
+            }
+            d
+        })
+    }
+
+    /// Before an error that names an executable some `$^libNAME_path`
+    /// fell back to, the warnings that say so (the library may be missing
+    /// rather than linked in: that would be why a type or symbol is not
+    /// found there).
+    fn explain_assumptions(&self, expansion: &Expansion, error: &Diagnostic) {
+        let text = error.render(&self.sources);
+        for a in &expansion.assumed_static {
+            if text.contains(&a.path) {
+                crate::ewrite!("{}", a.warning.render(&self.sources));
+            }
+        }
     }
 
     /// Passes 1 to 5 over the expanded program.

@@ -23,6 +23,7 @@ pub(super) struct Expander<'a> {
     used_vars: HashSet<String>,
     used_args: BTreeMap<String, Option<String>>,
     warnings: Vec<Diagnostic>,
+    assumed_static: Vec<super::Assumption>,
     /// Modules already loaded (or being loaded), by dotted name.
     loaded: HashSet<String>,
     /// Expanded files in load order; a slot is reserved when a file starts so
@@ -132,6 +133,7 @@ impl<'a> Expander<'a> {
             used_vars: HashSet::new(),
             used_args: BTreeMap::new(),
             warnings: Vec::new(),
+            assumed_static: Vec::new(),
             loaded: HashSet::new(),
             files: Vec::new(),
         }
@@ -154,6 +156,7 @@ impl<'a> Expander<'a> {
             files: self.files.into_iter().flatten().collect(),
             used_args: self.used_args,
             warnings: self.warnings,
+            assumed_static: self.assumed_static,
         }
     }
 
@@ -582,12 +585,15 @@ impl<'a> Expander<'a> {
                             return Err(no_target(name));
                         };
                         let exe = path_text(span, exe)?;
-                        self.warnings.push(warning(
-                            Some(span),
-                            format!(
-                                "lib{lib} is not found, assuming it is statically linked (into {exe})"
+                        self.assumed_static.push(super::Assumption {
+                            warning: warning(
+                                Some(span),
+                                format!(
+                                    "lib{lib} is not found, assuming it is statically linked (into {exe})"
+                                ),
                             ),
-                        ));
+                            path: exe.clone(),
+                        });
                         exe
                     }
                 };
