@@ -202,6 +202,7 @@ impl<'o> Session<'o> {
             skip_badvars: self.opts.cli.skip_badvars,
             verbose: self.opts.cli.verbose,
             signals: true,
+            watch: self.target.as_ref().map(TargetInfo::watch),
         };
         let src = runtime::ScriptSources {
             sources: &self.sources,

@@ -25,6 +25,7 @@ fn fake_target() -> TargetInfo {
             map("7f6000-7f7000 r-xp 00000000 08:01 15 /opt/pcre/lib/libpcre.so.1"),
             map("7f8000-7f9000 r-xp 00000000 08:01 16 /usr/lib/libz.so.1 (deleted)"),
         ],
+        identity: None,
     }
 }
 
