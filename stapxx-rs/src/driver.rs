@@ -181,7 +181,7 @@ impl<'o> Session<'o> {
         }
         if self.opts.cli.pass == 4 {
             if let Some(c) = &compiled {
-                let loaded = self.load(c)?;
+                let loaded = self.load(c, &program)?;
                 self.timing("Pass 4: loaded into the kernel", &mut t);
                 let mut text = String::new();
                 for p in loaded.programs() {
@@ -481,34 +481,17 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
 }
 
 impl Session<'_> {
-    /// Load every program; a verifier rejection names the script line.
-    fn load(&self, c: &codegen::Compiled) -> Result<ebpf_backend::Loaded, Diagnostic> {
+    /// Load every program; a refusal names the script line or the probe
+    /// ([`crate::load_error`]).
+    fn load(
+        &self,
+        c: &codegen::Compiled,
+        program: &ir::Program,
+    ) -> Result<ebpf_backend::Loaded, Diagnostic> {
         crate::preflight::check_privileges()?;
         crate::preflight::check_kernel()?;
         let opts = ebpf_backend::LoadOptions::default();
-        ebpf_backend::Loaded::load(&c.module, &opts).map_err(|e| {
-            let Some(v) = e.as_verifier() else {
-                return Diagnostic::bare(format!("loading the BPF programs failed: {e}"));
-            };
-            let span = v.tag.and_then(|t| c.spans.get(t as usize)).copied();
-            let msg = format!(
-                "the kernel's BPF verifier rejected the code for this line: {}",
-                v.message
-            );
-            let mut d = match span {
-                Some(s) => Diagnostic::error(s, msg),
-                None => Diagnostic::bare(msg),
-            };
-            if self.opts.cli.verbose > 0 {
-                let tail: Vec<&str> = v.log.lines().rev().take(30).collect();
-                d = d.with_note(format!(
-                    "verifier log (last lines):\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            } else {
-                d = d.with_note("run with -v for the verifier log");
-            }
-            d
-        })
+        ebpf_backend::Loaded::load(&c.module, &opts)
+            .map_err(|e| crate::load_error::diagnose(&e, c, program, self.opts.cli.verbose > 0))
     }
 }

@@ -76,7 +76,7 @@ impl KernelSession {
         target: Option<&TargetInfo>,
     ) -> Result<KernelSession, Diagnostic> {
         let loaded = Loaded::load(&compiled.module, &LoadOptions::default())
-            .map_err(|e| Diagnostic::bare(format!("loading the BPF programs failed: {e}")))?;
+            .map_err(|e| crate::load_error::diagnose(&e, compiled, program, false))?;
         let layout = compiled.maps.clone();
         let ring = RingBufReader::new(loaded.map(layout.output_map))
             .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;

@@ -32,6 +32,7 @@ pub mod ir;
 pub mod kernel;
 pub mod kernel_btf;
 pub mod ksyms;
+pub mod load_error;
 pub mod loadinfo;
 pub mod preflight;
 pub mod probes;

@@ -290,6 +290,9 @@ impl Expansion {
     /// text so that [`Diagnostic::render`] quotes the right line and column.
     pub fn map_diagnostic(&self, mut diag: Diagnostic) -> Diagnostic {
         diag.span = diag.span.map(|s| self.map_span(s));
+        for (s, _) in &mut diag.places {
+            *s = self.map_span(*s);
+        }
         diag
     }
 

@@ -111,6 +111,7 @@ fn warning(span: Option<Span>, message: String) -> Diagnostic {
         message,
         span,
         notes: Vec::new(),
+        places: Vec::new(),
     }
 }
 

@@ -137,8 +137,11 @@ impl<'p> Session<'p> {
         out: Output,
     ) -> Result<Session<'p>, Diagnostic> {
         Self::setup(prog, config, src, out).map_err(|mut d| {
-            if let (Some(span), Some(src)) = (d.span, src) {
-                d.span = Some(src.original(span));
+            if let Some(src) = src {
+                d.span = d.span.map(|s| src.original(s));
+                for (s, _) in &mut d.places {
+                    *s = src.original(*s);
+                }
             }
             d
         })
