@@ -14,6 +14,17 @@ svg=${2:-flamegraph.svg}
 echo "== building stapxx-rs (release)"
 cargo build --release -q -p stapxx-rs
 
+# Everything temporary is removed on every way out (success, an error
+# under `set -e`, Ctrl-C): one EXIT trap for all of it, since a second
+# `trap ... EXIT` would replace the first.
+tmpdirs=()
+workload=
+cleanup() {
+    if [ -n "$workload" ]; then kill "$workload" 2>/dev/null || true; fi
+    if [ "${#tmpdirs[@]}" -gt 0 ]; then rm -rf "${tmpdirs[@]}"; fi
+}
+trap cleanup EXIT
+
 version=2.1-20230119-1
 fixtures=target/fixtures
 luajit=$fixtures/luajit-demo-$version/src/luajit
@@ -23,7 +34,7 @@ if [ ! -x "$luajit" ]; then
         command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y dpkg-dev make gcc)" >&2; exit 1; }
     done
     apt=$(mktemp -d)
-    trap 'rm -rf "$apt"' EXIT
+    tmpdirs+=("$apt")
     mkdir -p "$apt/parts" "$apt/lists/partial" "$apt/cache/archives/partial"
     # A deb-src copy of this system's Debian entries, in a private apt setup.
     for f in /etc/apt/sources.list.d/*.sources; do
@@ -41,13 +52,15 @@ if [ ! -x "$luajit" ]; then
     mkdir -p "$fixtures"
     mv "$apt/luajit2-${version%-*}" "$fixtures/luajit-demo-$version"
     make -s -C "$fixtures/luajit-demo-$version" -j2 CCDEBUG=-g >/dev/null
+    # The package lists and downloads (about 22 MB) are not needed again.
+    rm -rf "$apt"
 fi
 
 echo "== starting the workload: $luajit examples/lua/demo.lua"
 coproc WORKLOAD { exec "$luajit" examples/lua/demo.lua; }
 pid=$WORKLOAD_PID
+workload=$pid
 read -r _ <&"${WORKLOAD[0]}"
-trap 'kill "$pid" 2>/dev/null || true' EXIT
 
 echo "== profiling process $pid for $secs s"
 target/release/stapxx-rs examples/lj-lua-stacks.sxx -x "$pid" --arg time="$secs" \

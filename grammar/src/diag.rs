@@ -17,6 +17,10 @@ pub struct Diagnostic {
     pub span: Option<Span>,
     /// Extra lines printed after the caret (`note: ...`).
     pub notes: Vec<String>,
+    /// Notes about another place, printed as `note: TEXT at FILE:LINE:COL`
+    /// before the plain notes (so that passes which move spans, like the
+    /// stapxx expansion, move these too).
+    pub places: Vec<(Span, String)>,
 }
 
 impl Diagnostic {
@@ -26,6 +30,7 @@ impl Diagnostic {
             message: message.into(),
             span: Some(span),
             notes: Vec::new(),
+            places: Vec::new(),
         }
     }
 
@@ -43,11 +48,18 @@ impl Diagnostic {
             message: message.into(),
             span: None,
             notes: Vec::new(),
+            places: Vec::new(),
         }
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Diagnostic {
         self.notes.push(note.into());
+        self
+    }
+
+    /// A note about another place (`note: TEXT at FILE:LINE:COL`).
+    pub fn with_place(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
+        self.places.push((span, text.into()));
         self
     }
 
@@ -71,6 +83,11 @@ impl Diagnostic {
                 out.push_str(&format!("    {}^\n", " ".repeat(col - 1)));
             }
             None => out.push_str(&format!("{}: {}\n", kind, self.message)),
+        }
+        for (span, text) in &self.places {
+            let file = sources.get(span.file);
+            let (line, col) = file.line_col(span.start);
+            out.push_str(&format!("note: {text} at {}:{line}:{col}\n", file.name));
         }
         for note in &self.notes {
             out.push_str(&format!("note: {}\n", note));

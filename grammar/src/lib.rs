@@ -10,12 +10,14 @@
 extern crate alloc;
 
 pub mod ast;
+pub mod decode;
 pub mod diag;
 pub mod parser;
 pub mod preprocess;
 pub mod printer;
 pub mod source;
 
+pub use decode::{decode_source, NotUtf8};
 pub use diag::Diagnostic;
 pub use parser::parse;
 pub use preprocess::{preprocess, MacroTable, PpConfig, Preprocessed};

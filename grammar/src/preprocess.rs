@@ -50,7 +50,7 @@
 //! comments are errors (stap ignores them silently).
 
 mod cond;
-mod lexer;
+pub(crate) mod lexer;
 
 use crate::diag::Diagnostic;
 use crate::source::{FileId, Span};

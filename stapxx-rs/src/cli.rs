@@ -235,6 +235,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    // Arguments that are not UTF-8 get an error that shows where.
+    let argv = crate::cli_utf8::checked(argv.into_iter().map(Into::into).collect());
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => clap_exit(e),

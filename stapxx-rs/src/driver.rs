@@ -78,6 +78,14 @@ impl<'o> Session<'o> {
                 crate::ewrite!("{}", w.render(&self.sources));
             }
         }
+        // A library taken to be linked into the executable is normal (a
+        // plain luajit, an nginx with the Lua module built in): said with
+        // -v, or below with an error that names the executable.
+        if self.opts.cli.verbose > 0 {
+            for a in &expansion.assumed_static {
+                crate::ewrite!("{}", a.warning.render(&self.sources));
+            }
+        }
         if self.opts.cli.list_args {
             emit(&expansion.args_listing())?;
             return Ok(());
@@ -90,8 +98,26 @@ impl<'o> Session<'o> {
         }
         // Every pass after the expansion reports spans in the expanded text;
         // move them to the original once, here.
-        self.passes(&expansion, t)
-            .map_err(|d| expansion.map_diagnostic(d))
+        self.passes(&expansion, t).map_err(|d| {
+            let d = expansion.map_diagnostic(d);
+            if self.opts.cli.verbose == 0 {
+                self.explain_assumptions(&expansion, &d);
+            }
+            d
+        })
+    }
+
+    /// Before an error that names an executable some `$^libNAME_path`
+    /// fell back to, the warnings that say so (the library may be missing
+    /// rather than linked in: that would be why a type or symbol is not
+    /// found there).
+    fn explain_assumptions(&self, expansion: &Expansion, error: &Diagnostic) {
+        let text = error.render(&self.sources);
+        for a in &expansion.assumed_static {
+            if text.contains(&a.path) {
+                crate::ewrite!("{}", a.warning.render(&self.sources));
+            }
+        }
     }
 
     /// Passes 1 to 5 over the expanded program.
@@ -179,6 +205,7 @@ impl<'o> Session<'o> {
             skip_badvars: self.opts.cli.skip_badvars,
             verbose: self.opts.cli.verbose,
             signals: true,
+            watch: self.target.as_ref().map(TargetInfo::watch),
         };
         let src = runtime::ScriptSources {
             sources: &self.sources,
@@ -206,10 +233,9 @@ impl<'o> Session<'o> {
         let (name, text) = match (&cli.source, &self.opts.file) {
             (Some(src), _) => ("-e".to_string(), src.clone()),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Diagnostic::bare(format!("cannot read script {}: {e}", path.display()))
-                })?;
-                (path.display().to_string(), text)
+                let name = path.display().to_string();
+                let text = crate::scriptfile::read(path, &name, &mut self.sources)?;
+                (name, text)
             }
             (None, None) => return Err(Diagnostic::bare("no input file specified")),
         };
@@ -310,10 +336,13 @@ impl<'o> Session<'o> {
         }
         paths.sort();
         for path in paths {
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            let id = self.sources.add(path.display().to_string(), text.clone());
+            let name = path.display().to_string();
+            let text =
+                grammar::decode_source(bytes).map_err(|e| e.report(&mut self.sources, &name))?;
+            let id = self.sources.add(name, text.clone());
             table.add_library_file(id, &text, config)?;
         }
         Ok(table)
@@ -472,8 +501,9 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
 }
 
 impl Session<'_> {
-    /// Load every program; a verifier rejection names the script line, a
-    /// map the kernel refuses names the global it is for.
+    /// Load every program; a refusal names the script line or the probe
+    /// ([`crate::load_error`]), a map the kernel refuses the global it is
+    /// for ([`crate::footprint`]).
     fn load(
         &self,
         c: &codegen::Compiled,
@@ -483,31 +513,9 @@ impl Session<'_> {
         crate::preflight::check_kernel()?;
         let opts = ebpf_backend::LoadOptions::default();
         ebpf_backend::Loaded::load(&c.module, &opts).map_err(|e| {
-            if let Some(d) = crate::footprint::load_error(&e, c, program) {
-                return d;
-            }
-            let Some(v) = e.as_verifier() else {
-                return Diagnostic::bare(format!("loading the BPF programs failed: {e}"));
-            };
-            let span = v.tag.and_then(|t| c.spans.get(t as usize)).copied();
-            let msg = format!(
-                "the kernel's BPF verifier rejected the code for this line: {}",
-                v.message
-            );
-            let mut d = match span {
-                Some(s) => Diagnostic::error(s, msg),
-                None => Diagnostic::bare(msg),
-            };
-            if self.opts.cli.verbose > 0 {
-                let tail: Vec<&str> = v.log.lines().rev().take(30).collect();
-                d = d.with_note(format!(
-                    "verifier log (last lines):\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            } else {
-                d = d.with_note("run with -v for the verifier log");
-            }
-            d
+            crate::footprint::load_error(&e, c, program).unwrap_or_else(|| {
+                crate::load_error::diagnose(&e, c, program, self.opts.cli.verbose > 0)
+            })
         })
     }
 }

@@ -76,9 +76,8 @@ impl KernelSession {
         target: Option<&TargetInfo>,
     ) -> Result<KernelSession, Diagnostic> {
         let loaded = Loaded::load(&compiled.module, &LoadOptions::default()).map_err(|e| {
-            crate::footprint::load_error(&e, compiled, program).unwrap_or_else(|| {
-                Diagnostic::bare(format!("loading the BPF programs failed: {e}"))
-            })
+            crate::footprint::load_error(&e, compiled, program)
+                .unwrap_or_else(|| crate::load_error::diagnose(&e, compiled, program, false))
         })?;
         let layout = compiled.maps.clone();
         let ring = RingBufReader::new(loaded.map(layout.output_map))

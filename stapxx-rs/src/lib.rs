@@ -22,6 +22,7 @@ macro_rules! ewriteln {
 }
 
 pub mod cli;
+pub mod cli_utf8;
 pub mod codegen;
 pub mod debuginfo;
 pub mod driver;
@@ -33,10 +34,12 @@ pub mod kernel;
 pub mod kernel_btf;
 pub mod ksyms;
 pub mod limits;
+pub mod load_error;
 pub mod loadinfo;
 pub mod preflight;
 pub mod probes;
 pub mod resolve;
 pub mod runtime;
+pub mod scriptfile;
 pub mod system;
 pub mod target;

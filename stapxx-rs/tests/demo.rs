@@ -17,10 +17,16 @@ fn readme_first_command_makes_the_flame_graph() {
         }
     }
     let svg = support::scratch().join("demo-flamegraph.svg");
+    // A temporary directory of its own: whatever the demo makes there
+    // (the private apt setup of a first run, about 22 MB) must be gone
+    // when it ends.
+    let tmp = support::scratch().join("demo-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let out = std::process::Command::new("bash")
         .current_dir(support::workspace_root())
         .args(["examples/demo.sh", "2"])
         .arg(&svg)
+        .env("TMPDIR", &tmp)
         .output()
         .expect("run examples/demo.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -33,6 +39,11 @@ fn readme_first_command_makes_the_flame_graph() {
         stdout.contains(&format!("== wrote {}", svg.display())),
         "{stdout}"
     );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "temporaries left behind: {left:?}");
     let text = std::fs::read_to_string(&svg).expect("the SVG was written");
     // inferno's SVG starts with a DOCTYPE, which roxmltree refuses by default.
     let opts = roxmltree::ParsingOptions {

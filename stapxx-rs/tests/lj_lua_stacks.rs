@@ -154,6 +154,21 @@ fn spin_interpreted(variant: Variant) {
     let (out, err) = sample(p.pid(), &[]);
     assert_eq!(jitted(&err), 0, "{err}");
     assert_dominant(&support::backtraces(&out), &spin_frames(), 90, &err);
+    // stderr is the README's sample: stap++'s lines and nothing about the
+    // libraries a plain luajit legitimately lacks (nginx's Lua module, a
+    // libluajit of its own).
+    let exe = std::fs::canonicalize(&lj.luajit).unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "WARNING: Start tracing {} ({})\n\
+             WARNING: Please wait for {SECS} seconds...\n\
+             WARNING: Time's up. Quitting now...\n\
+             WARNING: Found 0 JITted samples.\n",
+            p.pid(),
+            exe.display()
+        )
+    );
 }
 
 #[test]
@@ -535,4 +550,90 @@ fn a_faulting_walk_gives_an_empty_backtrace() {
     .unwrap();
     let (out, err) = stapxx(script.to_str().unwrap(), p.pid(), 2, &[]);
     assert_eq!(out, "1 1\n", "{err}");
+}
+
+/// The libraries the tapsets look up and a target lacks are taken to be
+/// linked into the executable without a word (above); where that goes
+/// wrong, the error comes with the warnings that say what was assumed, and
+/// `-v` always shows them.
+#[test]
+fn assumed_libraries_are_shown_with_errors_and_with_v() {
+    let Some(lj) = setup(Variant::Gc64) else {
+        return;
+    };
+    // A process with debug info and no LuaJIT in it.
+    let bin = support::c_fixture("calls.c", "calls_no_luajit", &[]);
+    let mut cmd = Command::new(&bin);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut t = support::Proc::spawn(&mut cmd);
+    t.wait_for_line("ready", std::time::Duration::from_secs(20));
+    let p2 = |pid: u32, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+            .current_dir(support::workspace_root())
+            .args(["-p2", "examples/lj-lua-stacks.sxx", "-x", &pid.to_string()])
+            .args(["--arg", "time=1"])
+            .args(extra)
+            .output()
+            .expect("run stapxx-rs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // "FILE:L:C: warning: MSG" lines, as (kind, MSG).
+    let diags = |err: &str| -> Vec<(String, String)> {
+        err.lines()
+            .filter_map(|l| {
+                let (_, rest) = l
+                    .split_once(": warning: ")
+                    .map(|(a, b)| (a, ("warning", b)))
+                    .or_else(|| l.split_once(": error: ").map(|(a, b)| (a, ("error", b))))?;
+                Some((rest.0.to_string(), rest.1.to_string()))
+            })
+            .collect()
+    };
+    let (code, err) = p2(t.pid(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    let got = diags(&err);
+    let b = bin.display();
+    assert_eq!(got.len(), 3, "{err}");
+    assert_eq!(
+        got[..2],
+        [
+            (
+                "warning".to_string(),
+                format!("libngx_http_lua_module is not found, assuming it is statically linked (into {b})")
+            ),
+            (
+                "warning".to_string(),
+                format!("libluajit is not found, assuming it is statically linked (into {b})")
+            ),
+        ],
+        "{err}"
+    );
+    assert_eq!(got[2].0, "error", "{err}");
+    assert!(
+        got[2].1.starts_with("type '") && got[2].1.contains(&format!("' not found in {b}; ")),
+        "{err}"
+    );
+
+    let p = lj.start(&lj.luajit, &["-joff"], "spin.lua");
+    let (code, err) = p2(p.pid(), &["-v"]);
+    assert_eq!(code, Some(0), "{err}");
+    let exe = std::fs::canonicalize(&lj.luajit).unwrap();
+    let e = exe.display();
+    assert_eq!(
+        diags(&err),
+        [
+            (
+                "warning".to_string(),
+                format!("libngx_http_lua_module is not found, assuming it is statically linked (into {e})")
+            ),
+            (
+                "warning".to_string(),
+                format!("libluajit is not found, assuming it is statically linked (into {e})")
+            ),
+        ],
+        "{err}"
+    );
 }

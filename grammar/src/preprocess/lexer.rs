@@ -129,10 +129,14 @@ fn find(hay: &[u8], from: usize, needle: &[u8; 2]) -> Option<usize> {
 
 impl<'a> Lexer<'a> {
     pub fn new(text: &'a str) -> Lexer<'a> {
-        Lexer {
-            src: text.as_bytes(),
-            pos: 0,
-        }
+        Lexer::from_bytes(text.as_bytes())
+    }
+
+    /// A scanner over raw bytes (text that may not be UTF-8 yet: see
+    /// [`crate::decode`]). Bytes that are not ASCII are skipped inside
+    /// strings, comments and embedded code and are junk elsewhere.
+    pub fn from_bytes(src: &'a [u8]) -> Lexer<'a> {
+        Lexer { src, pos: 0 }
     }
 
     fn peek(&self, n: usize) -> u8 {

@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,6 +114,23 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// What a file that is not a regular file is, for the error.
+fn not_regular(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory, not a regular file"
+    } else if t.is_fifo() {
+        "a FIFO, not a regular file"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device, not a regular file"
+    } else if t.is_socket() {
+        "a socket, not a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
 fn bad(path: &Path, error: impl std::fmt::Display) -> DebugError {
     DebugError::BadElf {
         path: path.to_path_buf(),
@@ -130,10 +146,26 @@ impl ElfFile {
             path: path.to_path_buf(),
             error: e.to_string(),
         };
-        let file = File::open(path).map_err(io)?;
+        // Only regular files: a FIFO or a device named as a module (by
+        // `@cast(..., "/path")`, `process("/path")`, ...) would block the
+        // open or never end. O_NONBLOCK keeps a FIFO swapped in after the
+        // check from blocking the open; the type is checked again on the
+        // file actually opened.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(bad(path, not_regular(&meta)));
+        }
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .map_err(io)?
+        };
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(bad(path, "not a regular file"));
+            return Err(bad(path, not_regular(&meta)));
         }
         // SAFETY: the mapping is read-only and private to us. Like every
         // debugger we accept that a file truncated while mapped may fault.

@@ -58,8 +58,13 @@
 //!   `[lib]NAME*.so[.N]*` one; further matches are ignored with a warning
 //!   (see [`crate::target::find_library`]). If nothing matches, stap++ warns
 //!   "`FILE: line N: libNAME is not found, assuming it is statically
-//!   linked.`" and uses `$^exec_path` (an error if there is none). The result
-//!   is remembered per library, so the warning comes once. Note: the word
+//!   linked.`" and uses `$^exec_path` (an error if there is none). Here the
+//!   same warning is kept aside ([`Expansion::assumed_static`]): a library
+//!   linked into the executable is the normal case of a plain `luajit` or
+//!   an nginx built with lua-nginx-module, and the tapsets look up more
+//!   libraries than any one target has. The driver shows it with `-v`, and
+//!   before an error about that executable, where the assumption may be
+//!   why. The result is remembered per library, so it comes once. Note: the word
 //!   after `$^` cannot contain `-` or `.`, so `$^libluajit-5.1_path` is the
 //!   unknown variable `$^libluajit` followed by text; use `$^libluajit_path`.
 //! * `$^target`: the `-x` pid; under `--master`, the children's pids joined by
@@ -243,9 +248,23 @@ pub struct Expansion {
     /// Every `$^arg_NAME` used anywhere, by `NAME`, with the first default
     /// seen for it (what `--args` lists).
     pub used_args: BTreeMap<String, Option<String>>,
-    /// Warnings to show (ambiguous or missing libraries; in [`ExpandMode::Run`]
-    /// also `--arg`s that nothing uses).
+    /// Warnings to show (ambiguous or replaced libraries; in
+    /// [`ExpandMode::Run`] also `--arg`s that nothing uses).
     pub warnings: Vec<Diagnostic>,
+    /// `$^libNAME_path`s that fell back to the executable because no such
+    /// library is mapped: shown only with `-v` or with an error that names
+    /// the executable (see the module notes).
+    pub assumed_static: Vec<Assumption>,
+}
+
+/// A `$^libNAME_path` taken to be the executable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assumption {
+    /// "libNAME is not found, assuming it is statically linked (into EXE)",
+    /// at the first use.
+    pub warning: Diagnostic,
+    /// The executable's path, as substituted.
+    pub path: String,
 }
 
 impl Expansion {
@@ -271,6 +290,9 @@ impl Expansion {
     /// text so that [`Diagnostic::render`] quotes the right line and column.
     pub fn map_diagnostic(&self, mut diag: Diagnostic) -> Diagnostic {
         diag.span = diag.span.map(|s| self.map_span(s));
+        for (s, _) in &mut diag.places {
+            *s = self.map_span(*s);
+        }
         diag
     }
 

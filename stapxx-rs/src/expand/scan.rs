@@ -23,6 +23,7 @@ pub(super) struct Expander<'a> {
     used_vars: HashSet<String>,
     used_args: BTreeMap<String, Option<String>>,
     warnings: Vec<Diagnostic>,
+    assumed_static: Vec<super::Assumption>,
     /// Modules already loaded (or being loaded), by dotted name.
     loaded: HashSet<String>,
     /// Expanded files in load order; a slot is reserved when a file starts so
@@ -110,6 +111,7 @@ fn warning(span: Option<Span>, message: String) -> Diagnostic {
         message,
         span,
         notes: Vec::new(),
+        places: Vec::new(),
     }
 }
 
@@ -132,6 +134,7 @@ impl<'a> Expander<'a> {
             used_vars: HashSet::new(),
             used_args: BTreeMap::new(),
             warnings: Vec::new(),
+            assumed_static: Vec::new(),
             loaded: HashSet::new(),
             files: Vec::new(),
         }
@@ -154,6 +157,7 @@ impl<'a> Expander<'a> {
             files: self.files.into_iter().flatten().collect(),
             used_args: self.used_args,
             warnings: self.warnings,
+            assumed_static: self.assumed_static,
         }
     }
 
@@ -404,7 +408,7 @@ impl<'a> Expander<'a> {
             }
             return Err(err.with_note("add a directory to the search path with -I DIR"));
         };
-        let text = read_module(&path).map_err(|why| {
+        let bytes = std::fs::read(&path).map_err(|why| {
             Diagnostic::error(
                 span,
                 format!(
@@ -413,6 +417,9 @@ impl<'a> Expander<'a> {
                 ),
             )
         })?;
+        // Bytes that are not UTF-8 are an error at their own place.
+        let text = grammar::decode_source(bytes)
+            .map_err(|e| e.report(self.sources, &path.display().to_string()))?;
         self.loaded.insert(name.to_string());
         let id = self.sources.add(path.display().to_string(), text.as_str());
         self.expand_file(id, path, Some(name.to_string()), &text)
@@ -579,12 +586,15 @@ impl<'a> Expander<'a> {
                             return Err(no_target(name));
                         };
                         let exe = path_text(span, exe)?;
-                        self.warnings.push(warning(
-                            Some(span),
-                            format!(
-                                "lib{lib} is not found, assuming it is statically linked (into {exe})"
+                        self.assumed_static.push(super::Assumption {
+                            warning: warning(
+                                Some(span),
+                                format!(
+                                    "lib{lib} is not found, assuming it is statically linked (into {exe})"
+                                ),
                             ),
-                        ));
+                            path: exe.clone(),
+                        });
                         exe
                     }
                 };
@@ -609,9 +619,4 @@ fn path_text(span: Span, path: &Path) -> Result<String, Diagnostic> {
             format!("the path {} is not valid UTF-8", path.display()),
         )
     })
-}
-
-fn read_module(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    String::from_utf8(bytes).map_err(|_| "the file is not valid UTF-8".to_string())
 }

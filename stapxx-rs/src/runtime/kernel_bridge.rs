@@ -56,7 +56,12 @@ pub fn run(
     // Kernel errors shown as `ERROR:` lines so far.
     let mut shown = 0u64;
     let mut countdown = Countdown::new(prog);
-    let watched = target.map(|t| std::path::PathBuf::from(format!("/proc/{}", t.pid)));
+    // The error counts as of the last look that found the `-x` process
+    // still running its program. When it exits or runs exec(), probes
+    // caught in between fault on its vanished memory: those faults are the
+    // target's end, not the script's errors, so they neither end the
+    // session as errors nor count in the report.
+    let mut before_end = ks.errors();
     loop {
         // Print kernel output until the next host timer is due (at most a
         // tick, to see signals and the target's end).
@@ -70,13 +75,18 @@ pub fn run(
         if ks.exit_requested() {
             s.stop();
         }
-        // The traced process is gone: end the session, with the report.
-        if watched.as_ref().is_some_and(|p| !p.exists()) {
-            s.stop();
+        // Read before the look at the target: if it is still running its
+        // program after this, every one of these came before its end.
+        let errors = ks.errors();
+        // The traced process exited or ran exec(): the session ends (with
+        // a line saying so), its end probes run and the report is printed.
+        let ended = s.check_target();
+        if !ended {
+            before_end = errors;
         }
         // More probe errors than MAXERRORS (default 0) end the session, as
         // in stap: the last one is shown with its place in the script.
-        if !failed && kernel::error_totals(&ks.errors()).0 > maxerrors {
+        if !failed && !ended && kernel::error_totals(&errors).0 > maxerrors {
             failed = true;
             // (error() has shown its own message.)
             if let Some((kind, tag)) = ks
@@ -110,7 +120,11 @@ pub fn run(
     std::thread::sleep(Duration::from_millis(20));
     shown += pump(&mut ks, &mut s, None);
     merge(&ks, prog, s.globals_mut());
-    let errors = ks.errors();
+    let errors = if s.target_ended() {
+        before_end
+    } else {
+        ks.errors()
+    };
     let lost = ks.lost(prog.probes.len());
     drop(ks);
     // Kernel errors already shown as `ERROR:` lines (error(), the one that

@@ -6,7 +6,11 @@
 //! 2. Running: `timer.*` probes fire on absolute deadlines (no drift; a
 //!    deadline missed by more than a period is skipped, not made up in a
 //!    burst). The session stops on `exit()`, on SIGINT/SIGTERM/SIGHUP, when
-//!    the `-c` command exits, or on errors (more than MAXERRORS, default 0).
+//!    the `-c` command exits, when the `-x` process exits or runs exec()
+//!    (see [`crate::target::watch`]), or on errors (more than MAXERRORS,
+//!    default 0). The end of the `-x` process, which the script did not
+//!    ask for, is said in a `WARNING:` line; the `-c` command's end, the
+//!    usual way such a run ends, only with `-v`.
 //! 3. Stop: after `exit()`, a signal or the command's end, the `end`
 //!    probes run; after errors the `end` probes are skipped and the `error`
 //!    probes run instead (stap's `probe error`). Then, if there were errors,
@@ -32,6 +36,7 @@ use super::values::Globals;
 use super::{describe_near, SourceInfo};
 use crate::ir::{Exec, Program};
 use crate::probes::SiteKind;
+use crate::target::watch::{Fate, Watch};
 use grammar::Diagnostic;
 use std::io::PipeWriter;
 use std::process::{Child, Command};
@@ -56,7 +61,12 @@ pub struct Config {
     pub verbose: u8,
     /// Catch SIGINT/SIGTERM/SIGHUP (off for in-process tests).
     pub signals: bool,
+    /// The `-x` process: the session ends when it exits or runs exec().
+    pub watch: Option<Watch>,
 }
+
+/// How often a session with nothing else to do looks at the `-x` process.
+const WATCH_PERIOD: Duration = Duration::from_millis(100);
 
 /// stap's session states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +104,11 @@ pub struct Session<'p> {
     events: Option<Receiver<i32>>,
     signals: Option<signal_hook::iterator::Handle>,
     kernel_report: KernelReport,
+    /// The `-x` process, until its end has been seen.
+    watch: Option<Watch>,
+    /// The `-x` process exited or ran exec() (sticky).
+    target_ended: bool,
+    verbose: u8,
 }
 
 /// The kernel probes' share of the final report.
@@ -127,8 +142,11 @@ impl<'p> Session<'p> {
         out: Output,
     ) -> Result<Session<'p>, Diagnostic> {
         Self::setup(prog, config, src, out).map_err(|mut d| {
-            if let (Some(span), Some(src)) = (d.span, src) {
-                d.span = Some(src.original(span));
+            if let Some(src) = src {
+                d.span = d.span.map(|s| src.original(s));
+                for (s, _) in &mut d.places {
+                    *s = src.original(*s);
+                }
             }
             d
         })
@@ -194,6 +212,9 @@ impl<'p> Session<'p> {
             events: None,
             signals: None,
             kernel_report: KernelReport::default(),
+            watch: config.watch.clone(),
+            target_ended: false,
+            verbose: config.verbose,
         };
         if config.signals {
             s.catch_signals().map_err(Diagnostic::bare)?;
@@ -411,11 +432,16 @@ impl<'p> Session<'p> {
                 return false;
             }
         }
-        if self.child_exited() {
+        if self.child_exited() || self.check_target() {
             self.state = State::Stopping;
             return false;
         }
         let now = Instant::now();
+        let max = if self.watch.is_some() {
+            max.min(WATCH_PERIOD)
+        } else {
+            max
+        };
         let wait = self
             .timers
             .iter()
@@ -453,11 +479,61 @@ impl<'p> Session<'p> {
         }
     }
 
+    /// Whether the `-c` command has exited; with `-v`, the first time,
+    /// says so.
     fn child_exited(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => !matches!(c.try_wait(), Ok(None)),
-            None => false,
+        let Some(c) = &mut self.child else {
+            return false;
+        };
+        let status = match c.try_wait() {
+            Ok(None) => return false,
+            Ok(Some(status)) => Some(status),
+            Err(_) => None,
+        };
+        if self.verbose > 0 && matches!(self.state, State::Starting | State::Running) {
+            let pid = c.id();
+            let how = match status
+                .map(|s| (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)))
+            {
+                Some((Some(code), _)) => format!("exited with status {code}"),
+                Some((None, Some(sig))) => format!("was killed by signal {sig}"),
+                _ => "ended".to_string(),
+            };
+            self.interp
+                .out
+                .warn(format!("the -c command (pid {pid}) {how}: ending the session").as_bytes());
         }
+        true
+    }
+
+    /// Whether [`Session::check_target`] has seen the `-x` process end.
+    pub fn target_ended(&self) -> bool {
+        self.target_ended
+    }
+
+    /// Whether the `-x` process has exited or run exec() (then the
+    /// session stops, once, with a `WARNING:` line saying which). Sticky.
+    pub fn check_target(&mut self) -> bool {
+        if self.target_ended {
+            return true;
+        }
+        let Some(w) = &self.watch else {
+            return false;
+        };
+        let fate = w.fate();
+        if fate == Fate::Running {
+            return false;
+        }
+        let msg = w.message(&fate);
+        self.watch = None;
+        self.target_ended = true;
+        if matches!(self.state, State::Starting | State::Running) {
+            if let Some(m) = msg {
+                self.interp.out.warn(m.as_bytes());
+            }
+            self.state = State::Stopping;
+        }
+        true
     }
 
     /// Run until stopped.

@@ -13,6 +13,7 @@
 
 mod libmatch;
 mod maps;
+pub mod watch;
 
 pub use libmatch::{find_library, is_dso_path, LibMatch};
 pub use maps::{parse_maps, MapEntry, MapPath, Perms};
@@ -103,6 +104,9 @@ pub struct TargetInfo {
     pub comm: String,
     /// `/proc/PID/maps`, in address order.
     pub maps: Vec<MapEntry>,
+    /// Start time and program addresses from `/proc/PID/stat`, to tell
+    /// later whether the process exited or ran exec() ([`watch`]).
+    pub identity: Option<watch::Identity>,
 }
 
 impl TargetInfo {
@@ -121,6 +125,8 @@ impl TargetInfo {
             }
         };
 
+        // Read first: a change after this is seen as one.
+        let identity = watch::read(pid).map(|(_, id)| id);
         let exe_link = dir.join("exe");
         let exe = match std::fs::read_link(&exe_link) {
             Ok(p) => p,
@@ -152,7 +158,17 @@ impl TargetInfo {
             root,
             comm,
             maps,
+            identity,
         })
+    }
+
+    /// What to watch to see this process exit or exec.
+    pub fn watch(&self) -> watch::Watch {
+        watch::Watch {
+            pid: self.pid,
+            comm: self.comm.clone(),
+            identity: self.identity,
+        }
     }
 
     /// The distinct mapped files, in order of their first mapping. A file
