@@ -371,6 +371,25 @@ impl Assembler {
                         AsmError(format!("{}: jump to unbound label {}", f.name, l.0))
                     })?;
                     let rel = target as i64 - at as i64 - 1;
+                    // An unconditional jump further than 16 bits becomes
+                    // `gotol` (cpu v4: the offset in imm), as the handlers
+                    // of very long probes need to reach their exit path.
+                    let far_ja = r.insns[at].code == insn::op::JMP | insn::op::JA;
+                    if far_ja && i16::try_from(rel).is_err() {
+                        let imm = i32::try_from(rel).map_err(|_| {
+                            AsmError(format!(
+                                "{}: jump at {at} to {target} is out of range",
+                                f.name
+                            ))
+                        })?;
+                        r.insns[at] = Insn {
+                            code: insn::op::JMP32 | insn::op::JA,
+                            off: 0,
+                            imm,
+                            ..r.insns[at]
+                        };
+                        continue;
+                    }
                     let off = i16::try_from(rel).map_err(|_| {
                         AsmError(format!(
                             "{}: jump at {at} to {target} is out of 16-bit range",
@@ -533,6 +552,25 @@ mod tests {
         assert_eq!(img.func_at(12).unwrap().name, "helper");
         assert_eq!(img.tag_at(10), Some(20));
         assert!(img.listing().contains("call pc+2"));
+    }
+
+    #[test]
+    fn far_unconditional_jumps_become_gotol() {
+        let mut a = Assembler::new();
+        let main = a.declare("stx_main", FuncKind::Entry, 1);
+        let mut m = FuncAsm::new();
+        let end = m.new_label();
+        m.jmp(end);
+        for _ in 0..40_000 {
+            m.emit(Insn::mov64_imm(R0, 1));
+        }
+        m.bind(end);
+        m.emit(Insn::exit());
+        a.define(main, m);
+        let img = a.link(main).unwrap();
+        let j = img.insns[0];
+        assert_eq!(j.code, insn::op::JMP32 | insn::op::JA);
+        assert_eq!((j.off, j.imm), (0, 40_000));
     }
 
     #[test]
