@@ -60,9 +60,10 @@ fn uprobe_script(bin: &Path) -> String {
     )
 }
 
-/// Counts the same calls from the syscall's tracepoint.
+/// Counts the same calls from the syscall's tracepoint (the program's own:
+/// the session's child may call getppid() before it execs the program).
 const TRACEPOINT_SCRIPT: &str = "global n\n\
-     probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target()) n++ }\n\
+     probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target() && execname() == \"getppid\") n++ }\n\
      probe end { printf(\"getppid %d\\n\", n) }\n";
 
 /// Takes CPU-clock samples while one CPU is kept busy.
@@ -142,7 +143,7 @@ fn tracepoints_need_cap_bpf_and_cap_perfmon() {
             "",
             "-e:2:7: error: probe point 'kernel.trace(\"syscalls:sys_enter_getppid\")' is a \
              tracepoint: it needs CAP_BPF and CAP_PERFMON; this process lacks CAP_PERFMON\n    \
-             probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target()) n++ }\n          ^\n\
+             probe kernel.trace(\"syscalls:sys_enter_getppid\") { if (pid() == target() && execname() == \"getppid\") n++ }\n          ^\n\
              note: this process has CAP_BPF\n\
              note: the whole script needs CAP_BPF and CAP_PERFMON: run it as root, or with those \
              capabilities (e.g. setcap cap_bpf,cap_perfmon+ep on the stapxx-rs binary)\n"
@@ -269,7 +270,7 @@ fn an_unprivileged_user_is_told_about_tracefs() {
              tracepoints need tracefs, and this process may not read /sys/kernel/tracing \
              (mode {:o}, owner uid {}): run as its owner, or with CAP_DAC_READ_SEARCH; loading \
              them also needs CAP_BPF and CAP_PERFMON, which this process lacks too\n    \
-             probe kernel.trace(\"syscalls:sys_enter_getppid\") {{ if (pid() == target()) n++ }}\n          ^\n",
+             probe kernel.trace(\"syscalls:sys_enter_getppid\") {{ if (pid() == target() && execname() == \"getppid\") n++ }}\n          ^\n",
             meta.mode() & 0o7777,
             meta.uid()
         )
