@@ -221,6 +221,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::type_name => "'long' or 'string'",
         Rule::foreach_key | Rule::foreach_keys => "a foreach key",
         Rule::kw_in => "'in'",
+        Rule::open_paren => "'('",
         _ => return None,
     })
 }
@@ -614,9 +615,9 @@ impl<'p> Builder<'p> {
             Rule::empty_stmt => StmtKind::Empty,
             Rule::embedded => StmtKind::Embedded(self.embedded(inner)),
             Rule::if_stmt => {
-                let mut it = inner
-                    .into_inner()
-                    .filter(|c| !matches!(c.as_rule(), Rule::kw_if | Rule::kw_else));
+                let mut it = inner.into_inner().filter(|c| {
+                    !matches!(c.as_rule(), Rule::kw_if | Rule::kw_else | Rule::open_paren)
+                });
                 let cond = self.expr(self.next(&mut it, span)?)?;
                 let then = Box::new(self.statement(self.next(&mut it, span)?)?);
                 let otherwise = match it.next() {
@@ -630,13 +631,17 @@ impl<'p> Builder<'p> {
                 }
             }
             Rule::while_stmt => {
-                let mut it = inner.into_inner().filter(|c| c.as_rule() != Rule::kw_while);
+                let mut it = inner
+                    .into_inner()
+                    .filter(|c| !matches!(c.as_rule(), Rule::kw_while | Rule::open_paren));
                 let cond = self.expr(self.next(&mut it, span)?)?;
                 let body = Box::new(self.statement(self.next(&mut it, span)?)?);
                 StmtKind::While { cond, body }
             }
             Rule::for_stmt => {
-                let mut it = inner.into_inner().filter(|c| c.as_rule() != Rule::kw_for);
+                let mut it = inner
+                    .into_inner()
+                    .filter(|c| !matches!(c.as_rule(), Rule::kw_for | Rule::open_paren));
                 let mut opt = || -> R<Option<Expr>> {
                     let o = self.next(&mut it, span)?;
                     match o.into_inner().next() {
@@ -1131,38 +1136,6 @@ impl<'p> Builder<'p> {
                     pretty,
                 }))
             }
-            Rule::cast_expr => {
-                let mut it = inner.into_inner();
-                let addr = self.expr(self.next(&mut it, span)?)?;
-                let ty = self.string_value(&self.next(&mut it, span)?)?;
-                let module = match it.next() {
-                    Some(m) => Some(self.string_value(&m)?),
-                    None => None,
-                };
-                ExprKind::Dwarf(Box::new(DwarfValue {
-                    base: DwarfBase::Cast {
-                        addr: Box::new(addr),
-                        ty,
-                        module,
-                    },
-                    chain: vec![],
-                    pretty: 0,
-                }))
-            }
-            Rule::atvar_expr => {
-                let mut it = inner.into_inner();
-                let name = self.string_value(&self.next(&mut it, span)?)?;
-                let module = match it.next() {
-                    Some(m) => Some(self.string_value(&m)?),
-                    None => None,
-                };
-                ExprKind::Dwarf(Box::new(DwarfValue {
-                    base: DwarfBase::Var { name, module },
-                    chain: vec![],
-                    pretty: 0,
-                }))
-            }
-            Rule::stat_call => return self.stat_call(inner),
             Rule::at_call => return self.at_call(inner),
             Rule::embedded => ExprKind::Embedded(self.embedded(inner).code),
             Rule::tuple_in => {
@@ -1192,19 +1165,25 @@ impl<'p> Builder<'p> {
         Ok(Expr { kind, span })
     }
 
+    /// `@hist_log(s)` after `foreach (k in`.
     fn stat_call(&self, p: P) -> R<Expr> {
         let span = self.span(&p);
         let mut it = p.into_inner();
         let name = self.next(&mut it, span)?;
         let op =
             StatOp::from_name(name.as_str()).ok_or_else(|| self.err(&name, "unknown statistic"))?;
-        let operand = self.expr(self.next(&mut it, span)?)?;
         let args = it.map(|a| self.expr(a)).collect::<R<Vec<_>>>()?;
+        Self::stat(span, op, args)
+    }
+
+    /// `@count(x)`, `@hist_linear(x, lo, hi, step)`, ...: the operand
+    /// first, then the statistic's own arguments.
+    fn stat(span: Span, op: StatOp, mut args: Vec<Expr>) -> R<Expr> {
         // `@variance(s, shift)`: an optional bit shift (stap 4.x).
         let (ok, want) = match op {
-            StatOp::HistLinear => (args.len() == 3, "4 arguments"),
-            StatOp::Variance => (args.len() <= 1, "1 or 2 arguments"),
-            _ => (args.is_empty(), "1 argument"),
+            StatOp::HistLinear => (args.len() == 4, "4 arguments"),
+            StatOp::Variance => (matches!(args.len(), 1 | 2), "1 or 2 arguments"),
+            _ => (args.len() == 1, "1 argument"),
         };
         if !ok {
             return Err(Diagnostic::error(
@@ -1212,6 +1191,7 @@ impl<'p> Builder<'p> {
                 format!("@{} takes {want}", op.name()),
             ));
         }
+        let operand = args.remove(0);
         Ok(Expr {
             span,
             kind: ExprKind::Stat {
@@ -1246,6 +1226,43 @@ impl<'p> Builder<'p> {
                 )),
             }
         };
+        // `@cast(addr, "type"[, "module"])` and `@var("name"[, "module"])`
+        // with literal strings; any other shape stays a plain `@call`
+        // (refused later, as stap refuses it).
+        let literal = |e: &Expr| match &e.kind {
+            ExprKind::String(s) => Some(s.clone()),
+            _ => None,
+        };
+        let strings: Option<Vec<String>> = args.iter().skip(1).map(literal).collect();
+        let dwarf = |base| {
+            Ok(Expr {
+                span,
+                kind: ExprKind::Dwarf(Box::new(DwarfValue {
+                    base,
+                    chain: vec![],
+                    pretty: 0,
+                })),
+            })
+        };
+        match (name.as_str(), args.len(), strings) {
+            ("cast", 2 | 3, Some(mut s)) => {
+                let module = (s.len() == 2).then(|| s.pop().expect("module"));
+                let ty = s.pop().expect("type");
+                let addr = Box::new(args.swap_remove(0));
+                return dwarf(DwarfBase::Cast { addr, ty, module });
+            }
+            ("var", 1 | 2, Some(mut s)) => {
+                if let Some(name) = literal(&args[0]) {
+                    let module = s.pop();
+                    return dwarf(DwarfBase::Var { name, module });
+                }
+            }
+            (stat, _, _) => {
+                if let Some(op) = StatOp::from_name(stat) {
+                    return Self::stat(span, op, args);
+                }
+            }
+        }
         let kind = match name.as_str() {
             "defined" => ExprKind::Defined(Box::new(one(&mut args)?)),
             "entry" => ExprKind::Entry(Box::new(one(&mut args)?)),

@@ -3,7 +3,11 @@
 //! 1. read the script, find the target (`-x`, `--master`, `--exec`)
 //! 2. expand stapxx macros (`$^arg_x`, `@use`, ...) per file, line-preserving
 //! 3. preprocess + parse every file (`-p1` stops here and prints the listing)
-//! 4. resolve, translate, load, run: not built yet (later issues)
+//! 4. resolve probe points and target variables (`-p2`)
+//! 5. lower to IR and generate BPF (`-p3`); [`Session::translate_source`]
+//!    runs 2 to 5 on a script given as text, for callers other than the
+//!    command line (the fuzz targets)
+//! 6. preflight (privileges per probe kind), load (`-p4`), run
 
 use crate::cli::Options;
 use crate::codegen;
@@ -47,6 +51,14 @@ pub struct Program {
     pub files: Vec<ast::File>,
 }
 
+/// What passes 0 to 3 make of a script ([`Session::translate_source`]).
+pub struct Translated {
+    /// The typed IR (`-p3`'s first listing).
+    pub program: ir::Program,
+    /// The BPF module, when the program has kernel probes.
+    pub compiled: Option<codegen::Compiled>,
+}
+
 impl<'o> Session<'o> {
     pub fn new(opts: &'o Options) -> Session<'o> {
         Session {
@@ -68,7 +80,9 @@ impl<'o> Session<'o> {
 
     fn run(&mut self) -> Result<(), Diagnostic> {
         let mut t = std::time::Instant::now();
-        let expansion = self.expand()?;
+        let (name, text) = self.read_script()?;
+        let opts = self.expand_options()?;
+        let expansion = self.expand_text(&name, &text, &opts)?;
         self.timing("Pass 0: stapxx expansion", &mut t);
         // One warning per message: a library looked up from several files
         // is reported once.
@@ -139,32 +153,17 @@ impl<'o> Session<'o> {
             emit(&text)?;
             return Ok(());
         }
-        let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
-        modules.prefetch = self.opts.cli.pass >= 3;
-        let resolved = resolve::resolve(&program.files, &mut modules)?;
+        let resolved = self.resolve(&program, self.opts.cli.pass >= 3)?;
         self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {
             emit(&resolve::print(&resolved))?;
             return Ok(());
         }
         let program = ir::lower::lower(&resolved)?;
-        let compiled = if codegen::has_kernel_probes(&program) {
-            let copts = loadinfo::codegen_options(
-                self.opts,
-                self.target.as_ref(),
-                &program,
-                self.opts.cli.pass >= 4,
-            )?;
-            self.timing("Pass 3a: load-time facts (symbols, load biases)", &mut t);
-            let c = codegen::compile(&program, &copts)?;
-            self.timing("Pass 3: lowered and generated BPF", &mut t);
-            if self.opts.cli.pass >= 4 {
-                check_footprint(&c, &program, copts.ncpus)?;
-            }
-            Some(c)
-        } else {
-            None
-        };
+        if self.opts.cli.pass >= 4 {
+            self.preflight(&program, expansion)?;
+        }
+        let compiled = self.compile(&program, self.opts.cli.pass >= 4, &mut t)?;
         // The object is written at any pass that compiles (a run too).
         if let (Some(path), Some(c)) = (&self.opts.cli.dump_bpf, &compiled) {
             let elf = ebpf_backend::to_elf(&c.module)
@@ -215,8 +214,6 @@ impl<'o> Session<'o> {
             // Host probes only (begin/end/error/timers): run them here.
             None => runtime::run(&program, config, Some(&src))?,
             Some(c) => {
-                crate::preflight::check_privileges()?;
-                crate::preflight::check_kernel()?;
                 runtime::kernel_bridge::run(&program, config, Some(&src), c, self.target.as_ref())?
             }
         };
@@ -227,18 +224,93 @@ impl<'o> Session<'o> {
         Ok(())
     }
 
-    /// Read the script and run the stapxx expansion over it and its modules.
-    fn expand(&mut self) -> Result<Expansion, Diagnostic> {
-        let cli = &self.opts.cli;
-        let (name, text) = match (&cli.source, &self.opts.file) {
-            (Some(src), _) => ("-e".to_string(), src.clone()),
+    /// Passes 0 to 3 of a script given as text, as `-p3` runs them: the
+    /// stapxx expansion with `opts` (from [`Session::expand_options`]),
+    /// preprocessing with the library macros, parsing, pass 2 resolution
+    /// against debuginfo, lowering and code generation. Nothing is loaded,
+    /// run or printed. An error is placed in the script as written (render
+    /// it with [`Session::sources`]).
+    pub fn translate_source(
+        &mut self,
+        name: &str,
+        text: &str,
+        opts: &ExpandOptions,
+    ) -> Result<Translated, Diagnostic> {
+        let expansion = self.expand_text(name, text, opts)?;
+        let passes = |s: &mut Self| -> Result<Translated, Diagnostic> {
+            let parsed = s.parse(&expansion)?;
+            let resolved = s.resolve(&parsed, true)?;
+            let program = ir::lower::lower(&resolved)?;
+            let compiled = s.compile(&program, false, &mut std::time::Instant::now())?;
+            Ok(Translated { program, compiled })
+        };
+        passes(self).map_err(|d| expansion.map_diagnostic(d))
+    }
+
+    /// Pass 2: every probe point matched, target variables resolved
+    /// (`prefetch`: start reading what pass 3 will need meanwhile).
+    fn resolve(&self, program: &Program, prefetch: bool) -> Result<resolve::Resolved, Diagnostic> {
+        let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
+        modules.prefetch = prefetch;
+        resolve::resolve(&program.files, &mut modules)
+    }
+
+    /// Pass 3b, for a program with kernel probes: the load-time facts
+    /// (`loading`: for a real load, not a listing) and the BPF module.
+    fn compile(
+        &self,
+        program: &ir::Program,
+        loading: bool,
+        t: &mut std::time::Instant,
+    ) -> Result<Option<codegen::Compiled>, Diagnostic> {
+        if !codegen::has_kernel_probes(program) {
+            return Ok(None);
+        }
+        let copts = loadinfo::codegen_options(self.opts, self.target.as_ref(), program, loading)?;
+        self.timing("Pass 3a: load-time facts (symbols, load biases)", t);
+        let c = codegen::compile(program, &copts)?;
+        self.timing("Pass 3: lowered and generated BPF", t);
+        if loading {
+            check_footprint(&c, program, copts.ncpus)?;
+        }
+        Ok(Some(c))
+    }
+
+    /// The script's name for messages and its text: `-e`'s, or the file's.
+    fn read_script(&mut self) -> Result<(String, String), Diagnostic> {
+        match (&self.opts.cli.source, &self.opts.file) {
+            (Some(src), _) => Ok(("-e".to_string(), src.clone())),
             (None, Some(path)) => {
                 let name = path.display().to_string();
                 let text = crate::scriptfile::read(path, &name, &mut self.sources)?;
-                (name, text)
+                Ok((name, text))
             }
-            (None, None) => return Err(Diagnostic::bare("no input file specified")),
-        };
+            (None, None) => Err(Diagnostic::bare("no input file specified")),
+        }
+    }
+
+    /// The stapxx expansion over `text` and its modules; the session's
+    /// target and executable become `opts`'s.
+    fn expand_text(
+        &mut self,
+        name: &str,
+        text: &str,
+        opts: &ExpandOptions,
+    ) -> Result<Expansion, Diagnostic> {
+        self.target = opts.target.clone();
+        self.exec_path = opts
+            .exec_path
+            .clone()
+            .or_else(|| opts.target.as_ref().map(|t| t.exe.clone()));
+        expand::expand_program(&mut self.sources, name, text, opts)
+    }
+
+    /// What the stapxx expansion needs from the command line and the
+    /// target: reads `/proc` (`-x`, `--master`, `--sample-pid`) and runs
+    /// `ldd` (`--exec`), so a caller translating many scripts computes it
+    /// once.
+    pub fn expand_options(&self) -> Result<ExpandOptions, Diagnostic> {
+        let cli = &self.opts.cli;
         if cli.list_args && !self.opts.args.is_empty() {
             return Err(Diagnostic::bare(
                 "no --arg is allowed when --args is specified",
@@ -293,12 +365,7 @@ impl<'o> Session<'o> {
             // for the mapped libraries (as stap++ does with ldd).
             opts.extra_libraries = target::ldd_libraries(exe).unwrap_or_default();
         }
-        self.target = opts.target.clone();
-        self.exec_path = opts
-            .exec_path
-            .clone()
-            .or_else(|| opts.target.as_ref().map(|t| t.exe.clone()));
-        expand::expand_program(&mut self.sources, &name, &text, &opts)
+        Ok(opts)
     }
 
     /// `.`, then the `-I` dirs, then the bundled tapsets.
@@ -501,6 +568,27 @@ pub fn bundled_tapsets() -> Option<PathBuf> {
 }
 
 impl Session<'_> {
+    /// Before loading (`-p4`) or running: what each probe kind needs of
+    /// this process (capabilities, tracefs, kallsyms, the target's memory)
+    /// and the kernel's version; warnings are printed here, in the
+    /// script's own positions.
+    fn preflight(&self, program: &ir::Program, expansion: &Expansion) -> Result<(), Diagnostic> {
+        use crate::preflight::{self, Stage};
+        let stage = if self.opts.cli.pass == 4 {
+            Stage::Load
+        } else {
+            Stage::Run
+        };
+        let target = self.target.as_ref().map(|t| t.pid);
+        for w in preflight::check_program(program, stage, target)? {
+            crate::ewrite!("{}", expansion.map_diagnostic(w).render(&self.sources));
+        }
+        if codegen::has_kernel_probes(program) {
+            preflight::check_kernel()?;
+        }
+        Ok(())
+    }
+
     /// Load every program; a refusal names the script line or the probe
     /// ([`crate::load_error`]), a map the kernel refuses the global it is
     /// for ([`crate::footprint`]).
@@ -509,8 +597,6 @@ impl Session<'_> {
         c: &codegen::Compiled,
         program: &ir::Program,
     ) -> Result<ebpf_backend::Loaded, Diagnostic> {
-        crate::preflight::check_privileges()?;
-        crate::preflight::check_kernel()?;
         let opts = ebpf_backend::LoadOptions::default();
         ebpf_backend::Loaded::load(&c.module, &opts).map_err(|e| {
             crate::footprint::load_error(&e, c, program).unwrap_or_else(|| {

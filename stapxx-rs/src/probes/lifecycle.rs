@@ -59,6 +59,9 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
             ))
         }
     };
+    // Its tracepoints' record formats are read from tracefs: say so first
+    // when this process cannot read it (not "no such field").
+    super::trace::events_dir()?;
     let exe = match &c[0].arg {
         None => None,
         Some(Literal::String(path)) => Some((exe_id(cx, path)?, path.clone())),

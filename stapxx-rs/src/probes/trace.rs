@@ -180,10 +180,12 @@ fn args_of(category: &str, name: &str) -> TpArgs {
     }
 }
 
-fn events_dir() -> Result<PathBuf, Miss> {
-    ebpf_backend::attach::ensure_tracefs()
+/// tracefs's `events/`; when this process cannot use tracefs, the
+/// preflight's explanation (which permission or capability is missing).
+pub(super) fn events_dir() -> Result<PathBuf, Miss> {
+    crate::preflight::tracefs()
         .map(|t| t.join("events"))
-        .map_err(|e| Miss::Unserved(format!("tracepoints need tracefs: {e}")))
+        .map_err(Miss::Unserved)
 }
 
 fn dir_names(dir: &std::path::Path) -> Vec<String> {

@@ -55,7 +55,8 @@ impl fmt::Display for TargetError {
                 if error.kind() == io::ErrorKind::PermissionDenied {
                     write!(
                         f,
-                        " (inspecting another user's process needs root or CAP_SYS_PTRACE)"
+                        " (inspecting another user's process, or one holding capabilities \
+                         this process lacks, needs root or CAP_SYS_PTRACE)"
                     )?;
                 }
                 Ok(())
