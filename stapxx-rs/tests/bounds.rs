@@ -8,18 +8,7 @@ mod support;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn stapxx(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .args(args)
-        .output()
-        .expect("run stapxx-rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::stapxx;
 
 /// Two nested loops of a million iterations; `probe error` shows how far
 /// the runs got. With MAXACTION=1000 a run is charged 3 for the outer

@@ -76,11 +76,13 @@ pub fn need_bpf() -> Option<std::sync::MutexGuard<'static, ()>> {
 
 /// `stapxx-rs -c CMD -e SCRIPT` to its end: (status, stdout, stderr).
 pub fn stapxx_c(cmd: &str, script: &str) -> (i32, String, String) {
+    stapxx(&["-c", cmd, "-e", script])
+}
+
+/// `stapxx-rs ARGS...` to its end: (status, stdout, stderr).
+pub fn stapxx(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .arg("-c")
-        .arg(cmd)
-        .arg("-e")
-        .arg(script)
+        .args(args)
         .output()
         .expect("run stapxx-rs");
     (
