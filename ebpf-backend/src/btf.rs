@@ -9,14 +9,10 @@ use crate::asm::{FuncId, FuncKind};
 use crate::maps::MapDef;
 use crate::module::Module;
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_STRUCT: u32 = 4;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_VAR: u32 = 14;
-const KIND_DATASEC: u32 = 15;
+use crate::btf_kind::{
+    ARRAY as KIND_ARRAY, DATASEC as KIND_DATASEC, FUNC as KIND_FUNC, FUNC_PROTO as KIND_FUNC_PROTO,
+    INT as KIND_INT, PTR as KIND_PTR, STRUCT as KIND_STRUCT, VAR as KIND_VAR,
+};
 
 pub(crate) const LINKAGE_STATIC: u32 = 0;
 pub(crate) const LINKAGE_GLOBAL: u32 = 1;

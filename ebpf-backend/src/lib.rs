@@ -110,6 +110,7 @@
 pub mod asm;
 pub mod attach;
 mod btf;
+pub mod btf_kind;
 mod elf;
 pub mod error;
 pub mod helpers;

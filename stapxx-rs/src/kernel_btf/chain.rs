@@ -9,14 +9,11 @@ use super::{Types, KIND_STRUCT, KIND_UNION, QUALIFIERS};
 use crate::debuginfo::{Access, Bitfield, Fetch, Index, Step, ValueKind};
 use std::sync::OnceLock;
 
-const KIND_INT: u32 = 1;
-const KIND_PTR: u32 = 2;
-const KIND_ARRAY: u32 = 3;
-const KIND_ENUM: u32 = 6;
-const KIND_FWD: u32 = 7;
-const KIND_FUNC: u32 = 12;
-const KIND_FUNC_PROTO: u32 = 13;
-const KIND_ENUM64: u32 = 19;
+use ebpf_backend::btf_kind::{
+    ARRAY as KIND_ARRAY, ENUM as KIND_ENUM, ENUM64 as KIND_ENUM64, FUNC as KIND_FUNC,
+    FUNC_PROTO as KIND_FUNC_PROTO, FWD as KIND_FWD, INT as KIND_INT, PTR as KIND_PTR,
+    TYPEDEF as KIND_TYPEDEF,
+};
 
 /// The running kernel's types, parsed once.
 pub struct Kernel {
@@ -233,7 +230,7 @@ impl Kernel {
                 // A struct or union first (stap's "task_struct"), else a
                 // typedef or base type of that name.
                 None if kind == KIND_STRUCT || kind == KIND_UNION => return Some(id),
-                None if matches!(kind, KIND_INT | KIND_ENUM | KIND_ENUM64 | 8) => {
+                None if matches!(kind, KIND_INT | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF) => {
                     fallback = fallback.or(Some(id))
                 }
                 None => {}

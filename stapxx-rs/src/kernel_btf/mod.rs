@@ -70,11 +70,13 @@ impl ExeOffsets {
     }
 }
 
-const KIND_STRUCT: u32 = 4;
-const KIND_UNION: u32 = 5;
+use ebpf_backend::btf_kind::{
+    ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FUNC_PROTO, INT, RESTRICT,
+    STRUCT as KIND_STRUCT, TYPEDEF, TYPE_TAG, UNION as KIND_UNION, VAR, VOLATILE,
+};
 /// Kinds that only qualify another type (typedef, volatile, const,
 /// restrict, type tag): followed to reach an anonymous member's struct.
-const QUALIFIERS: [u32; 5] = [8, 9, 10, 11, 18];
+const QUALIFIERS: [u32; 5] = [TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG];
 
 /// The types of a BTF blob: where each type id's record starts.
 pub struct Types<'b> {
@@ -110,10 +112,10 @@ impl<'b> Types<'b> {
             // Skip the kind's trailing data.
             at += 12
                 + match kind {
-                    1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
-                    3 => 12,                      // ARRAY
-                    4 | 5 | 15 | 19 => vlen * 12, // STRUCT, UNION, DATASEC, ENUM64
-                    6 | 13 => vlen * 8,           // ENUM, FUNC_PROTO
+                    INT | VAR | DECL_TAG => 4,
+                    ARRAY => 12,
+                    KIND_STRUCT | KIND_UNION | DATASEC | ENUM64 => vlen * 12,
+                    ENUM | FUNC_PROTO => vlen * 8,
                     _ => 0,
                 };
         }
