@@ -59,6 +59,33 @@ impl Conversion {
     }
 }
 
+/// The largest field width and precision a conversion may ask for: the
+/// kernel's own printf limits (`FIELD_WIDTH_MAX`, `PRECISION_MAX` in
+/// lib/vsprintf.c), which `bpf_snprintf` in kernel probes goes through.
+/// Past them a width is an error here rather than gigabytes of padding
+/// from a host probe (or an overflow while reading the digits).
+pub const MAX_WIDTH: usize = (1 << 23) - 1;
+pub const MAX_PRECISION: usize = (1 << 15) - 1;
+
+/// The decimal number at the front of `chars`, if any; `Err` once it
+/// passes `max` (`what` names it in the message).
+fn format_number(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    max: usize,
+    what: &str,
+) -> Result<Option<usize>, String> {
+    let mut n: Option<usize> = None;
+    while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+        let v = n.unwrap_or(0) * 10 + d as usize;
+        if v > max {
+            return Err(format!("format {what} too large (at most {max})"));
+        }
+        n = Some(v);
+        chars.next();
+    }
+    Ok(n)
+}
+
 /// Split a stap format string; errors name the bad conversion.
 pub fn parse_format(fmt: &str) -> Result<Vec<FormatPiece>, String> {
     let mut out = Vec::new();
@@ -83,20 +110,11 @@ pub fn parse_format(fmt: &str) -> Result<Vec<FormatPiece>, String> {
                 break;
             }
         }
-        let mut width = None;
-        while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-            width = Some(width.unwrap_or(0) * 10 + d as usize);
-            chars.next();
-        }
+        let width = format_number(&mut chars, MAX_WIDTH, "width")?;
         let mut precision = None;
         if chars.peek() == Some(&'.') {
             chars.next();
-            let mut p = 0;
-            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                p = p * 10 + d as usize;
-                chars.next();
-            }
-            precision = Some(p);
+            precision = Some(format_number(&mut chars, MAX_PRECISION, "precision")?.unwrap_or(0));
         }
         // Length modifiers are accepted and ignored (all values are 64-bit).
         while let Some(&m) = chars.peek() {
@@ -147,5 +165,28 @@ mod tests {
         assert_eq!(p[4], FormatPiece::Text("% ".into()));
         assert!(parse_format("%q").is_err());
         assert!(parse_format("x %").is_err());
+    }
+
+    /// Found by the frontend fuzz target: the width's digits overflowed
+    /// (a panic with overflow checks; in a release build a wrapped width,
+    /// or a host probe printing 10^11 spaces).
+    #[test]
+    fn huge_widths_and_precisions_are_errors() {
+        assert_eq!(
+            parse_format("%d %9999999999999999999999999999999999999999999999999999999s\n"),
+            Err("format width too large (at most 8388607)".to_string())
+        );
+        assert_eq!(
+            parse_format("%.99999999999999999999999s"),
+            Err("format precision too large (at most 32767)".to_string())
+        );
+        let width = |f: &str| match parse_format(f).unwrap()[0].clone() {
+            FormatPiece::Conv(c) => (c.width, c.precision),
+            p => panic!("{p:?}"),
+        };
+        assert_eq!(width("%8388607.32767s"), (Some(8388607), Some(32767)));
+        assert!(parse_format("%8388608s").is_err());
+        assert!(parse_format("%.32768s").is_err());
+        assert_eq!(width("%.s"), (None, Some(0)));
     }
 }
