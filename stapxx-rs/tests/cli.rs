@@ -287,15 +287,16 @@ fn closed_or_full_output_never_panics() {
     use std::process::{Command, Stdio};
     let bin = env!("CARGO_BIN_EXE_stapxx-rs");
     for pass in ["-p1", "-p2", "-p3"] {
-        let mut child = Command::new(bin)
+        // A pipe whose read end is closed before the child starts, so the
+        // listing can only meet a closed pipe.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(bin)
             .args([pass, "-e", "global n probe timer.profile { n++ }"])
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        // Close the read end before the listing is written.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(141), "{pass}: {err}");
         assert!(err.is_empty(), "{pass}: {err}");
