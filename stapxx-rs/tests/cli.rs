@@ -436,26 +436,12 @@ fn deep_statement_nesting_is_an_error_not_an_abort() {
 /// `kernel_output_to_a_closed_pipe_ends_quietly`.
 #[test]
 fn run_output_to_a_closed_pipe_or_a_full_disk() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let bin = env!("CARGO_BIN_EXE_stapxx-rs");
-    let mut child = Command::new(bin)
-        .args([
-            "-e",
-            r#"probe timer.ms(1) { println("tick") } probe end { println("end") }"#,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "tick\n");
-    drop(out);
-    let done = wait_with_limit(child);
-    assert_eq!(done.status.code(), Some(141), "{}", stderr(&done));
-    assert_eq!(stderr(&done), "");
+    closed_after_first_line(
+        r#"probe timer.ms(1) { println("tick") } probe end { println("end") }"#,
+        "tick\n",
+    );
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
@@ -488,16 +474,22 @@ fn run_output_to_a_closed_pipe_or_a_full_disk() {
 
 #[test]
 fn kernel_output_to_a_closed_pipe_ends_quietly() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let Some(_bpf) = support::need_bpf() else {
         return;
     };
+    closed_after_first_line(
+        r#"probe timer.profile { printf("sample\n") } probe end { println("end") }"#,
+        "sample\n",
+    );
+}
+
+/// Run `script`, read its first line (`first`), close the pipe: the run
+/// must end quietly with status 141.
+fn closed_after_first_line(script: &str, first: &str) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .args([
-            "-e",
-            r#"probe timer.profile { printf("sample\n") } probe end { println("end") }"#,
-        ])
+        .args(["-e", script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -505,7 +497,7 @@ fn kernel_output_to_a_closed_pipe_ends_quietly() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert_eq!(line, "sample\n");
+    assert_eq!(line, first);
     drop(out);
     let done = wait_with_limit(child);
     assert_eq!(done.status.code(), Some(141), "{}", stderr(&done));
