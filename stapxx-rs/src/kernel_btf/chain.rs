@@ -7,6 +7,7 @@
 
 use super::{Types, KIND_STRUCT, KIND_UNION, QUALIFIERS};
 use crate::debuginfo::{Access, Bitfield, Fetch, Index, Step, ValueKind};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use ebpf_backend::btf_kind::{
@@ -15,9 +16,13 @@ use ebpf_backend::btf_kind::{
     TYPEDEF as KIND_TYPEDEF,
 };
 
-/// The running kernel's types, parsed once.
+/// The running kernel's types, read and parsed once for every user (typed
+/// tracepoints, `@cast(.., "kernel")`, the `ppid()` and executable offsets).
 pub struct Kernel {
     types: Types<'static>,
+    /// `__probestub_EVENT` functions by event name, indexed on first use
+    /// (a wildcard over hundreds of events looks each one up).
+    stubs: OnceLock<HashMap<&'static [u8], u32>>,
 }
 
 impl Kernel {
@@ -32,13 +37,15 @@ impl Kernel {
                 );
                 Some(Kernel {
                     types: Types::parse(btf)?,
+                    stubs: OnceLock::new(),
                 })
             })
             .as_ref()
     }
 
-    pub fn from_types(types: Types<'static>) -> Kernel {
-        Kernel { types }
+    /// The parsed types, for the offsets `kernel_btf` reads from them.
+    pub(super) fn types(&self) -> &Types<'static> {
+        &self.types
     }
 }
 
@@ -95,12 +102,17 @@ impl Kernel {
 
     /// The arguments of tracepoint `event`, when the kernel has it typed.
     pub fn tracepoint_args(&self, event: &str) -> Option<Vec<TpArg>> {
-        let want = format!("__probestub_{event}");
         let t = &self.types;
-        let func = t.at.iter().find_map(|&at| {
-            let (kind, _, _, name, ty) = t.head(at)?;
-            (kind == KIND_FUNC && t.str_at(name)? == want.as_bytes()).then_some(ty)
-        })?;
+        let stubs = self.stubs.get_or_init(|| {
+            t.at.iter()
+                .filter_map(|&at| {
+                    let (kind, _, _, name, ty) = t.head(at)?;
+                    let event = t.str_at(name)?.strip_prefix(b"__probestub_")?;
+                    (kind == KIND_FUNC).then_some((event, ty))
+                })
+                .collect()
+        });
+        let func = *stubs.get(event.as_bytes())?;
         let (kind, vlen, _, _, _, at) = self.rec(func)?;
         if kind != KIND_FUNC_PROTO {
             return None;

@@ -20,14 +20,14 @@ impl TaskOffsets {
     /// This kernel's offsets (read once), if its BTF is available.
     pub fn get() -> Option<TaskOffsets> {
         static CACHE: OnceLock<Option<TaskOffsets>> = OnceLock::new();
-        *CACHE.get_or_init(|| {
-            let btf = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
-            TaskOffsets::from_btf(&btf)
-        })
+        *CACHE.get_or_init(|| TaskOffsets::from_types(Kernel::get()?.types()))
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<TaskOffsets> {
-        let t = Types::parse(btf)?;
+        TaskOffsets::from_types(&Types::parse(btf)?)
+    }
+
+    fn from_types(t: &Types<'_>) -> Option<TaskOffsets> {
         Some(TaskOffsets {
             real_parent: t.member_offset("task_struct", "real_parent")?,
             tgid: t.member_offset("task_struct", "tgid")?,
@@ -50,15 +50,14 @@ pub struct ExeOffsets {
 impl ExeOffsets {
     pub fn get() -> Option<ExeOffsets> {
         static CACHE: OnceLock<Option<ExeOffsets>> = OnceLock::new();
-        *CACHE.get_or_init(|| {
-            let btf = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
-            ExeOffsets::from_btf(&btf)
-        })
+        *CACHE.get_or_init(|| ExeOffsets::from_types(Kernel::get()?.types()))
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<ExeOffsets> {
-        // One walk over the types for all six (the kernel's BTF is large).
-        let t = Types::parse(btf)?;
+        ExeOffsets::from_types(&Types::parse(btf)?)
+    }
+
+    fn from_types(t: &Types<'_>) -> Option<ExeOffsets> {
         Some(ExeOffsets {
             task_mm: t.member_offset("task_struct", "mm")?,
             mm_exe_file: t.member_offset("mm_struct", "exe_file")?,
