@@ -36,6 +36,25 @@ fn output(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Run `cmd` to its end: status 0, exactly `want` on stdout, and none of
+/// its BPF objects left behind.
+fn succeeds(cmd: &mut Command, want: &str) {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stdout)),
+        (Some(0), want.into()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    support::assert_no_bpf_leftovers(pid);
+}
+
 /// The BPF tests' lock, and setpriv; `None` when the test cannot run.
 fn ready() -> Option<std::sync::MutexGuard<'static, ()>> {
     let serial = support::need_bpf()?;
@@ -110,22 +129,10 @@ fn uprobes_need_cap_sys_admin() {
     assert!(n.is_some_and(|n| n > 0), "{out}");
     // CAP_SYS_ADMIN alone does everything (it passes the CAP_BPF and
     // CAP_PERFMON checks too).
-    let mut run = with_caps(&["sys_admin"]);
-    let child = run
-        .args(["-c", &cmd, "-e", &script])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        (out.status.code(), String::from_utf8_lossy(&out.stdout)),
-        (Some(0), "ticks 7\n".into()),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        with_caps(&["sys_admin"]).args(["-c", &cmd, "-e", &script]),
+        "ticks 7\n",
     );
-    support::assert_no_bpf_leftovers(pid);
 }
 
 #[test]
@@ -150,21 +157,10 @@ fn tracepoints_need_cap_bpf_and_cap_perfmon() {
         )
     );
     // As root (tracefs is root's) those two are all it takes.
-    let child = with_caps(&["bpf", "perfmon"])
-        .args(["-c", &cmd, "-e", TRACEPOINT_SCRIPT])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        (out.status.code(), String::from_utf8_lossy(&out.stdout)),
-        (Some(0), "getppid 5\n".into()),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        with_caps(&["bpf", "perfmon"]).args(["-c", &cmd, "-e", TRACEPOINT_SCRIPT]),
+        "getppid 5\n",
     );
-    support::assert_no_bpf_leftovers(pid);
 }
 
 #[test]
@@ -189,22 +185,11 @@ fn timer_profile_needs_cap_bpf_and_cap_perfmon() {
     );
     // An idle CPU takes no ticks (tickless idle): keep one busy.
     let busy = support::busy_cpus(1);
-    let child = with_caps(&["bpf", "perfmon"])
-        .args(["-e", PROFILE_SCRIPT])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    drop(busy);
-    assert_eq!(
-        (out.status.code(), String::from_utf8_lossy(&out.stdout)),
-        (Some(0), "sampled yes\n".into()),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        with_caps(&["bpf", "perfmon"]).args(["-e", PROFILE_SCRIPT]),
+        "sampled yes\n",
     );
-    support::assert_no_bpf_leftovers(pid);
+    drop(busy);
 }
 
 #[test]
