@@ -16,6 +16,7 @@ pub mod parser;
 pub mod preprocess;
 pub mod printer;
 pub mod source;
+pub mod visit;
 
 pub use decode::{decode_source, NotUtf8};
 pub use diag::Diagnostic;

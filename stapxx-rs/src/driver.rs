@@ -46,9 +46,11 @@ pub struct Session<'o> {
     pub exit_code: i32,
 }
 
-/// The parsed program: the main file first, then its `@use` modules.
+/// The parsed program: the main file first, then its `@use` modules; from
+/// pass 2 on also the tapset library files it uses (`library/`).
 pub struct Program {
     pub files: Vec<ast::File>,
+    pub library: Vec<ast::File>,
 }
 
 /// What passes 0 to 3 make of a script ([`Session::translate_source`]).
@@ -153,6 +155,8 @@ impl<'o> Session<'o> {
             emit(&text)?;
             return Ok(());
         }
+        let program = self.pull_library(program)?;
+        self.timing("Pass 2a: pulled in tapset library files", &mut t);
         let resolved = self.resolve(&program, self.opts.cli.pass >= 3)?;
         self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {
@@ -239,6 +243,7 @@ impl<'o> Session<'o> {
         let expansion = self.expand_text(name, text, opts)?;
         let passes = |s: &mut Self| -> Result<Translated, Diagnostic> {
             let parsed = s.parse(&expansion)?;
+            let parsed = s.pull_library(parsed)?;
             let resolved = s.resolve(&parsed, true)?;
             let program = ir::lower::lower(&resolved)?;
             let compiled = s.compile(&program, false, &mut std::time::Instant::now())?;
@@ -252,7 +257,7 @@ impl<'o> Session<'o> {
     fn resolve(&self, program: &Program, prefetch: bool) -> Result<resolve::Resolved, Diagnostic> {
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         modules.prefetch = prefetch;
-        resolve::resolve(&program.files, &mut modules)
+        resolve::resolve(&program.files, &program.library, &mut modules)
     }
 
     /// Pass 3b, for a program with kernel probes: the load-time facts
@@ -368,14 +373,61 @@ impl<'o> Session<'o> {
         Ok(opts)
     }
 
-    /// `.`, then the `-I` dirs, then the bundled tapsets.
+    /// `.`, then the `-I` dirs, then the bundled tapsets, then SystemTap's
+    /// installed tapset tree (see [`system_tapsets`]).
     pub fn search_path(&self) -> Vec<PathBuf> {
         let mut dirs = vec![PathBuf::from(".")];
         dirs.extend(self.opts.cli.include.iter().cloned());
         if let Some(bundled) = bundled_tapsets() {
             dirs.push(bundled);
         }
+        if let Some(tree) = system_tapsets() {
+            dirs.push(tree);
+        }
         dirs
+    }
+
+    /// Pass 2a: the tapset library files the program uses, pulled in
+    /// whole (`library/`); each is preprocessed and parsed as stap parses
+    /// tapsets, in guru mode. A library file that does not parse is
+    /// skipped with a warning.
+    fn pull_library(&mut self, program: Program) -> Result<Program, Diagnostic> {
+        let dirs: Vec<PathBuf> = self.search_path().into_iter().skip(1).collect();
+        let library = crate::library::Library::open(&dirs);
+        let config = PpConfig {
+            args: self.opts.script_args.clone(),
+            ..system::pp_config(true)
+        };
+        let macros = self.library_macros(&config)?;
+        let mut warnings = Vec::new();
+        let sources = &mut self.sources;
+        let mut parse = |c: &crate::library::Candidate| {
+            let id = sources.add(c.path.display().to_string(), c.text.clone());
+            grammar::parse_source(id, &c.text, &config, &macros).map_err(|d| Diagnostic {
+                severity: grammar::diag::Severity::Warning,
+                message: format!(
+                    "tapset '{}' has errors, and will be skipped: {}",
+                    c.path.display(),
+                    d.message
+                ),
+                ..d
+            })
+        };
+        let pulled = library.pull(&program.files, &mut parse, &mut warnings);
+        for w in warnings {
+            crate::ewrite!("{}", w.render(&self.sources));
+        }
+        if self.opts.cli.verbose > 0 {
+            crate::ewrite!(
+                "Pass 2a: {} of {} library files used\n",
+                pulled.len(),
+                library.len()
+            );
+        }
+        Ok(Program {
+            files: program.files,
+            library: pulled,
+        })
     }
 
     /// Preprocess and parse every expanded file.
@@ -390,7 +442,10 @@ impl<'o> Session<'o> {
             let file = grammar::parse_source(f.id, &f.text, &config, &library)?;
             files.push(file);
         }
-        Ok(Program { files })
+        Ok(Program {
+            files,
+            library: Vec::new(),
+        })
     }
 
     /// Macros from every `.stpm` file in the search path (stap loads its
@@ -547,6 +602,16 @@ fn command_executable(cmd: &str) -> Option<PathBuf> {
         .flat_map(std::env::split_paths)
         .map(|d| d.join(first))
         .find(|p| p.is_file())
+}
+
+/// SystemTap's installed tapset tree: `$SYSTEMTAP_TAPSET` (stap's own
+/// override), else where Debian's `systemtap-common` puts it, when present.
+pub fn system_tapsets() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SYSTEMTAP_TAPSET") {
+        return Some(PathBuf::from(dir));
+    }
+    let dir = Path::new("/usr/share/systemtap/tapset");
+    dir.is_dir().then(|| dir.to_path_buf())
 }
 
 /// Where the bundled `tapsets/` directory is: `$STAPXX_TAPSETS`, next to the

@@ -33,6 +33,7 @@ pub mod ir;
 pub mod kernel;
 pub mod kernel_btf;
 pub mod ksyms;
+pub mod library;
 pub mod limits;
 pub mod load_error;
 pub mod loadinfo;

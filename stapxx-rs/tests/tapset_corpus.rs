@@ -1,6 +1,8 @@
 //! The tapset corpus: every file of the installed SystemTap tapset tree
 //! (Debian's `systemtap-common`: 586 `.stp` and 21 `.stpm` files) that the
-//! real `stap -g -p1` accepts, `stapxx-rs -p1 -g` must accept too.
+//! real `stap -g -p1` accepts, `stapxx-rs -p1 -g` must accept too, with no
+//! `-I`: the installed tree is on the search path (its `.stpm` macros
+//! included) as it is for stap.
 //!
 //! The oracle is stap itself. It refuses tapset paths as session scripts, so
 //! each file is copied to a scratch directory as `x.stp` first. stap rejects a
@@ -329,7 +331,7 @@ fn run_ours(scratch: &Path, case: &Case) -> Ours {
     let out = Command::new("timeout")
         .arg(OURS_TIMEOUT)
         .arg(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .args(["-p1", "-g", "-I", TAPSET_DIR])
+        .args(["-p1", "-g"])
         .arg(&path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -251,6 +251,13 @@ fn kind_of(pt: &ProbePoint) -> Option<&'static Kind> {
     })
 }
 
+/// Whether one of our probe kinds serves `pt` (then no probe alias does:
+/// the tapset tree's `timer.profile` and `perf.hw.*` aliases name what
+/// these kinds serve directly).
+pub fn claims(pt: &ProbePoint) -> bool {
+    kind_of(pt).is_some()
+}
+
 /// The sites of one point; `Ok(empty)` only for an optional point.
 pub fn resolve_point(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<Site>, Diagnostic> {
     let text = grammar::printer::point(&ProbePoint {
@@ -310,8 +317,8 @@ fn unknown_kind(pt: &ProbePoint) -> String {
     if !nearest.is_empty() {
         let _ = write!(m, " (nearest: {})", nearest.join(", "));
     }
-    // SystemTap's tapset aliases (syscall.*, vfs.*) are not loaded.
-    m.push_str("; probe aliases from tapsets are not supported yet");
+    // Aliases were tried first (resolve/aliases.rs): none has this name.
+    m.push_str(", and no probe alias of the script or the tapset library matches it");
     m
 }
 

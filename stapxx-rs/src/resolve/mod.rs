@@ -13,6 +13,7 @@
 //! Unresolved functions and calls with the wrong number of arguments are
 //! reported here, with their location; so is a reachable embedded-C function.
 
+pub mod aliases;
 mod handlers;
 pub mod marks;
 pub mod modules;
@@ -47,22 +48,36 @@ pub struct ResolvedProbe {
     pub span: Span,
 }
 
-/// Run pass 2 over the parsed files.
-pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagnostic> {
+/// Run pass 2 over the parsed files and the tapset library files they
+/// pulled in. A function is the script's (or its modules') own, else a
+/// builtin, else the library's: so an embedded-C tapset function we serve
+/// as a builtin (`pid`, `_stp_arg2`) is the builtin.
+pub fn resolve(
+    files: &[File],
+    library: &[File],
+    modules: &mut Modules,
+) -> Result<Resolved, Diagnostic> {
     let mut functions: HashMap<&str, &Function> = HashMap::new();
     let mut globals: HashMap<&str, &Global> = HashMap::new();
     let mut probes = Vec::new();
-    for f in files {
+    let mut alias_defs = Vec::new();
+    let script_count = files.len();
+    let all: Vec<&File> = files.iter().chain(library).collect();
+    for (i, f) in all.iter().enumerate() {
         for item in &f.items {
             match item {
                 Item::Function(func) => {
-                    functions.entry(func.name.as_str()).or_insert(func);
+                    let builtin = crate::ir::builtins::Builtin::from_name(&func.name).is_some()
+                        || crate::ir::builtins::FORMATTERS.contains(&func.name.as_str());
+                    if i < script_count || !builtin {
+                        functions.entry(func.name.as_str()).or_insert(func);
+                    }
                 }
                 Item::Global(g) => {
                     globals.entry(g.name.as_str()).or_insert(g);
                 }
                 Item::Probe(p) => probes.push(p),
-                Item::Alias(_) => {}
+                Item::Alias(a) => alias_defs.push(a),
                 Item::Embedded(e) => {
                     // Top-level C only matters where used; stap would compile
                     // it into the module. We keep going and refuse functions.
@@ -87,14 +102,20 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
+    let aliases = aliases::Aliases::new(alias_defs);
     for p in probes {
         let mut cx = crate::probes::Cx {
             modules: &mut *r.modules,
             hz,
         };
-        let sites = crate::probes::resolve_points(&p.points, &mut cx)?;
-        for group in crate::probes::groups(sites) {
-            r.handler(p, group, &mut out_probes)?;
+        for derived in aliases.expand(&p.points, &p.body, &mut cx)? {
+            let probe = Probe {
+                body: derived.body,
+                ..p.clone()
+            };
+            for group in crate::probes::groups(derived.sites) {
+                r.handler(&probe, group, &mut out_probes)?;
+            }
         }
     }
     // Each @entry value is stored by a probe on the function's entry, as
@@ -170,7 +191,7 @@ pub fn resolve(files: &[File], modules: &mut Modules) -> Result<Resolved, Diagno
         }
     }
     let mut out_globals: Vec<Global> = Vec::new();
-    for f in files {
+    for f in &all {
         for item in &f.items {
             if let Item::Global(g) = item {
                 if used.contains(&g.name) && !out_globals.iter().any(|x| x.name == g.name) {
@@ -431,11 +452,21 @@ impl Resolver<'_, '_> {
                 name,
                 args: self.exprs(args)?,
             },
-            ExprKind::Embedded(_) => {
-                return Err(Diagnostic::error(
-                    span,
-                    "embedded C code cannot run in eBPF (stapxx-rs has no kernel module)",
-                ))
+            ExprKind::Embedded(code) => {
+                // `%{ /* pure */ _stp_is_compat_task() %}` (a tapset
+                // macro's value): a call of a C function we serve as a
+                // builtin is that builtin.
+                let Some(name) = embedded_call(&code) else {
+                    return Err(Diagnostic::error(
+                        span,
+                        "embedded C code cannot run in eBPF (stapxx-rs has no kernel module)",
+                    ));
+                };
+                self.check_call(&name, 0, span)?;
+                ExprKind::Call {
+                    name,
+                    args: Vec::new(),
+                }
             }
             k => k,
         };
@@ -769,26 +800,31 @@ pub fn print(resolved: &Resolved) -> String {
             out.push_str(&s.describe());
             out.push('\n');
         }
+        // Only the points this handler's sites came from; a site reached
+        // through an alias came from the points as written.
+        let mut points: Vec<ProbePoint> = p
+            .points
+            .iter()
+            .map(|x| ProbePoint {
+                condition: None,
+                ..x.clone()
+            })
+            .filter(|x| {
+                let text = grammar::printer::point(&ProbePoint {
+                    optional: false,
+                    sufficient: false,
+                    ..x.clone()
+                });
+                p.sites.iter().any(|s| s.point == text)
+            })
+            .collect();
+        if points.is_empty() {
+            points = p.points.clone();
+        }
         let probe = File {
             id: grammar::FileId(0),
             items: vec![Item::Probe(Probe {
-                // Only the points this handler's sites came from.
-                points: p
-                    .points
-                    .iter()
-                    .map(|x| ProbePoint {
-                        condition: None,
-                        ..x.clone()
-                    })
-                    .filter(|x| {
-                        let text = grammar::printer::point(&ProbePoint {
-                            optional: false,
-                            sufficient: false,
-                            ..x.clone()
-                        });
-                        p.sites.iter().any(|s| s.point == text)
-                    })
-                    .collect(),
+                points,
                 body: p.body.clone(),
                 private: false,
                 span: p.span,
@@ -797,4 +833,24 @@ pub fn print(resolved: &Resolved) -> String {
         out.push_str(&grammar::printer::print_file(&probe));
     }
     out
+}
+
+/// The builtin an embedded-C expression calls, when all it does is call a
+/// C function of no arguments that is also one of our builtins (comments
+/// aside): `%{ /* pure */ _stp_is_compat_task() %}`.
+fn embedded_call(code: &str) -> Option<String> {
+    let mut text = String::new();
+    let mut rest = code;
+    while let Some(start) = rest.find("/*") {
+        text.push_str(&rest[..start]);
+        let end = rest[start + 2..].find("*/")? + start + 4;
+        rest = &rest[end..];
+    }
+    text.push_str(rest);
+    let call = text.trim().trim_end_matches(';').trim();
+    let name = call.strip_suffix("()")?.trim_end();
+    let ident = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (ident && crate::ir::builtins::Builtin::from_name(name).is_some()).then(|| name.to_string())
 }

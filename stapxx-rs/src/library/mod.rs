@@ -1,0 +1,329 @@
+//! The tapset library: `.stp` files of the search path that a script uses
+//! without naming them, as stap's pass 2 finds them.
+//!
+//! Input: the parsed script (and its `@use` modules) and the library
+//! directories in precedence order. Output: the library files that define
+//! what the script, transitively, calls (functions), probes (aliases) or
+//! reads (globals); each is added whole, as stap does, so its other
+//! functions, globals and probes come along.
+//!
+//! Precedence: the directories in the order given (`-I` directories, then
+//! the bundled tapsets, then SystemTap's installed tree); inside each, as
+//! stap searches a tapset directory, `linux/ARCH/`, `linux/`, `ARCH/`, then
+//! the directory itself (so `x86_64/registers.stp` comes before the
+//! generic `registers.stp`, whose functions are documentation stubs). The
+//! first file that defines a name is the one used for it.
+//!
+//! Files are found by a lexical scan ([`scan`]) and parsed only when
+//! needed; a file that does not parse is skipped with a warning, as stap
+//! skips a broken tapset.
+
+pub mod scan;
+
+use crate::debuginfo::symbols::glob_match;
+use crate::ir::builtins::{Builtin, FORMATTERS};
+use grammar::ast::{ExprKind, File, FunctionBody, Item, ProbePoint, StmtKind};
+use grammar::Diagnostic;
+use scan::Names;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// One library file found on the search path.
+pub struct Candidate {
+    pub path: PathBuf,
+    pub text: String,
+    names: Names,
+}
+
+/// The candidate files of the library directories, in precedence order.
+pub struct Library {
+    files: Vec<Candidate>,
+}
+
+/// The `.stp` files of one tapset directory, most specific first (see
+/// the module notes).
+fn tapset_files(dir: &Path) -> Vec<PathBuf> {
+    let arch = std::env::consts::ARCH;
+    let mut out = Vec::new();
+    for sub in [
+        dir.join("linux").join(arch),
+        dir.join("linux"),
+        dir.join(arch),
+        dir.to_path_buf(),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&sub) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "stp"))
+            .collect();
+        files.sort();
+        out.extend(files);
+    }
+    out
+}
+
+impl Library {
+    /// Find and scan the `.stp` files of `dirs` (unreadable ones are
+    /// skipped: a library file is only ever an offer).
+    pub fn open(dirs: &[PathBuf]) -> Library {
+        let mut files = Vec::new();
+        let mut seen = HashSet::new();
+        for dir in dirs {
+            for path in tapset_files(dir) {
+                // The same file reached twice (a symlink, `-I` naming the
+                // system tree) is one file.
+                let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+                if !seen.insert(key) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let names = scan::scan(&text);
+                files.push(Candidate { path, text, names });
+            }
+        }
+        Library { files }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The library files `program` needs, in the order they were pulled.
+    /// `parse` turns a candidate into a file (`Err`: skipped, with the
+    /// warning it returns).
+    pub fn pull(
+        &self,
+        program: &[File],
+        parse: &mut dyn FnMut(&Candidate) -> Result<File, Diagnostic>,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Vec<File> {
+        let mut defs = Defined::default();
+        for f in program {
+            defs.add(f);
+        }
+        let mut pulled: Vec<File> = Vec::new();
+        let mut taken = vec![false; self.files.len()];
+        let mut failed = vec![false; self.files.len()];
+        // Files whose references are still to be followed: indexes into
+        // `program` then into `pulled`.
+        let mut pending: Vec<Refs> = program.iter().map(refs).collect();
+        while let Some(r) = pending.pop() {
+            let mut want = Vec::new();
+            for name in &r.calls {
+                if !defs.functions.contains(name)
+                    && Builtin::from_name(name).is_none()
+                    && !FORMATTERS.contains(&name.as_str())
+                {
+                    want.push(Want::Function(name.clone()));
+                }
+            }
+            for name in &r.vars {
+                if !defs.globals.contains(name) {
+                    want.push(Want::Global(name.clone()));
+                }
+            }
+            for pt in r.points.iter().filter(|p| !crate::probes::claims(p)) {
+                want.push(Want::Alias(pt.clone()));
+            }
+            for w in want {
+                for (i, c) in self.files.iter().enumerate() {
+                    if taken[i] || failed[i] || !w.may_be_in(&c.names) {
+                        continue;
+                    }
+                    // Settled meanwhile by a file pulled for another name.
+                    if w.settled(&defs) {
+                        break;
+                    }
+                    let file = match parse(c) {
+                        Ok(f) => f,
+                        Err(d) => {
+                            failed[i] = true;
+                            warnings.push(d);
+                            continue;
+                        }
+                    };
+                    if !w.defined_in(&file) {
+                        continue;
+                    }
+                    taken[i] = true;
+                    defs.add(&file);
+                    pending.push(refs(&file));
+                    pulled.push(file);
+                    // A function or global comes from its first file; an
+                    // alias pattern may match aliases of many files.
+                    if !matches!(w, Want::Alias(_)) {
+                        break;
+                    }
+                }
+            }
+        }
+        pulled
+    }
+}
+
+/// What the files taken so far define.
+#[derive(Default)]
+struct Defined {
+    functions: HashSet<String>,
+    globals: HashSet<String>,
+}
+
+impl Defined {
+    fn add(&mut self, f: &File) {
+        for item in &f.items {
+            match item {
+                Item::Function(func) => {
+                    self.functions.insert(func.name.clone());
+                }
+                Item::Global(g) => {
+                    self.globals.insert(g.name.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A name a file uses that something must define.
+enum Want {
+    Function(String),
+    Global(String),
+    /// A probe point: any alias it matches (name or name prefix).
+    Alias(ProbePoint),
+}
+
+impl Want {
+    fn may_be_in(&self, n: &Names) -> bool {
+        match self {
+            Want::Function(f) => n.functions.contains(f),
+            Want::Global(g) => n.globals.contains(g),
+            Want::Alias(pt) => n
+                .aliases
+                .iter()
+                .any(|a| alias_matches(&a.split('.').collect::<Vec<_>>(), pt)),
+        }
+    }
+
+    fn settled(&self, defs: &Defined) -> bool {
+        match self {
+            Want::Function(f) => defs.functions.contains(f),
+            Want::Global(g) => defs.globals.contains(g),
+            Want::Alias(_) => false,
+        }
+    }
+
+    fn defined_in(&self, file: &File) -> bool {
+        file.items.iter().any(|item| match (self, item) {
+            (Want::Function(n), Item::Function(f)) => &f.name == n,
+            (Want::Global(n), Item::Global(g)) => &g.name == n,
+            (Want::Alias(pt), Item::Alias(a)) => a.names.iter().any(|name| {
+                let comps: Vec<&str> = name.components.iter().map(|c| c.name.as_str()).collect();
+                alias_matches(&comps, pt)
+            }),
+            _ => false,
+        })
+    }
+}
+
+/// Whether an alias named `name` (components, no arguments) serves point
+/// `pt`: component by component, the point's may be wildcards, and the
+/// point may go on past the alias name (stap's alias suffixes:
+/// `foo.return` through an alias `foo`).
+pub fn alias_matches(name: &[&str], pt: &ProbePoint) -> bool {
+    name.len() <= pt.components.len()
+        && name
+            .iter()
+            .zip(&pt.components)
+            .all(|(n, c)| c.arg.is_none() && glob_match(&c.name, n))
+}
+
+/// The names one file uses.
+struct Refs {
+    calls: Vec<String>,
+    vars: Vec<String>,
+    points: Vec<ProbePoint>,
+}
+
+fn refs(f: &File) -> Refs {
+    let mut r = Refs {
+        calls: Vec::new(),
+        vars: Vec::new(),
+        points: Vec::new(),
+    };
+    for item in &f.items {
+        // A function's parameters and a foreach's or catch's variables
+        // are locals, never library globals.
+        let mut locals: HashSet<String> = HashSet::new();
+        match item {
+            Item::Probe(p) => r.points.extend(p.points.iter().cloned()),
+            Item::Alias(a) => r.points.extend(a.points.iter().cloned()),
+            Item::Function(func) => {
+                locals.extend(func.params.iter().map(|p| p.name.clone()));
+                if let FunctionBody::Script(b) = &func.body {
+                    collect_bound(b, &mut locals);
+                }
+            }
+            _ => {}
+        }
+        if let Item::Probe(grammar::ast::Probe { body, .. }) = item {
+            collect_bound(body, &mut locals);
+        }
+        if let Item::Alias(a) = item {
+            for b in a.prologue.iter().chain(&a.epilogue) {
+                collect_bound(b, &mut locals);
+            }
+        }
+        grammar::visit::walk_item(item, &mut |e| match &e.kind {
+            ExprKind::Call { name, .. } => r.calls.push(name.clone()),
+            ExprKind::Var(v) if !locals.contains(v) => r.vars.push(v.clone()),
+            _ => {}
+        });
+    }
+    r.calls.sort();
+    r.calls.dedup();
+    r.vars.sort();
+    r.vars.dedup();
+    r
+}
+
+/// Variables a `foreach` or `catch` binds under `b`.
+fn collect_bound(b: &grammar::ast::Block, out: &mut HashSet<String>) {
+    fn stmt(s: &grammar::ast::Stmt, out: &mut HashSet<String>) {
+        match &s.kind {
+            StmtKind::Block(b) => collect_bound(b, out),
+            StmtKind::If {
+                then, otherwise, ..
+            } => {
+                stmt(then, out);
+                if let Some(o) = otherwise {
+                    stmt(o, out);
+                }
+            }
+            StmtKind::While { body, .. } | StmtKind::For { body, .. } => stmt(body, out),
+            StmtKind::Foreach(fe) => {
+                out.extend(fe.value.iter().cloned());
+                out.extend(fe.keys.iter().map(|k| k.name.clone()));
+                stmt(&fe.body, out);
+            }
+            StmtKind::Try { body, var, handler } => {
+                out.extend(var.iter().cloned());
+                collect_bound(body, out);
+                collect_bound(handler, out);
+            }
+            _ => {}
+        }
+    }
+    for s in &b.stmts {
+        stmt(s, out);
+    }
+}

@@ -1,0 +1,232 @@
+//! Probe aliases: `probe syscall.openat = dw_syscall.openat !,
+//! nd_syscall.openat ? { prologue }` and the like, from the script or the
+//! tapset library, expanded until every point is a probe kind's.
+//!
+//! Input: one probe's points and body. Output: the derived probes, each
+//! with its sites and its body wrapped in the prologues and epilogues of
+//! the aliases it went through (outermost alias outermost), as stap builds
+//! them. `?` and `!` keep stap's meaning at every level: a point ending in
+//! `?` that cannot be served (here: most `kernel.function`/`kprobe` ends)
+//! gives nothing instead of an error, and one ending in `!` that gave
+//! something ends its list, so an alias chain falls through to the variant
+//! this kernel serves (the syscall aliases to their `tp_syscall.*` ends).
+//!
+//! A point matches an alias named by its first components (wildcards
+//! allowed in the point); an alias as long as the point is preferred, and
+//! otherwise the rest of the point is appended to each of the alias's
+//! points (stap's alias suffixes: `foo.return` through `probe foo = bar`).
+
+use crate::library::alias_matches;
+use crate::probes::{self, Cx, Site};
+use grammar::ast::{BinOp, Block, Expr, ExprKind, ProbeAlias, ProbePoint, Stmt, StmtKind};
+use grammar::Diagnostic;
+
+/// Deeper than this, an alias is taken to expand into itself.
+const MAX_DEPTH: usize = 32;
+
+/// Every alias known: the script's first, then the library's, each in the
+/// order defined (the first definition of a name is the one used).
+pub struct Aliases<'a> {
+    defs: Vec<&'a ProbeAlias>,
+}
+
+/// A probe after alias expansion: sites of probe kinds and the body.
+pub struct Derived {
+    pub sites: Vec<Site>,
+    pub body: Block,
+}
+
+impl<'a> Aliases<'a> {
+    pub fn new(defs: Vec<&'a ProbeAlias>) -> Aliases<'a> {
+        Aliases { defs }
+    }
+
+    /// The sites and bodies of a probe's point list.
+    pub fn expand(
+        &self,
+        points: &[ProbePoint],
+        body: &Block,
+        cx: &mut Cx<'_>,
+    ) -> Result<Vec<Derived>, Diagnostic> {
+        // Points that reach the same body (no alias, or the same alias
+        // path) share one handler, as they did before aliases.
+        let mut out: Vec<Derived> = Vec::new();
+        for d in self.list(points, body, cx, 0)? {
+            if d.sites.is_empty() {
+                continue;
+            }
+            match out.iter_mut().find(|o| o.body == d.body) {
+                Some(o) => o.sites.extend(d.sites),
+                None => out.push(d),
+            }
+        }
+        Ok(out)
+    }
+
+    fn list(
+        &self,
+        points: &[ProbePoint],
+        body: &Block,
+        cx: &mut Cx<'_>,
+        depth: usize,
+    ) -> Result<Vec<Derived>, Diagnostic> {
+        let mut out = Vec::new();
+        for pt in points {
+            let got = match self.point(pt, body, cx, depth) {
+                Ok(got) => got,
+                // `?`: whatever kept the point from resolving, it is skipped.
+                Err(_) if pt.optional => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let placed = got.iter().any(|d| !d.sites.is_empty());
+            out.extend(got);
+            if placed && pt.sufficient {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The aliases `pt` goes through, with the components past each name.
+    fn matching(&self, pt: &ProbePoint) -> Vec<(&'a ProbeAlias, usize)> {
+        let mut exact = Vec::new();
+        let mut prefix = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        for a in &self.defs {
+            for name in &a.names {
+                let comps: Vec<&str> = name.components.iter().map(|c| c.name.as_str()).collect();
+                if !alias_matches(&comps, pt) {
+                    continue;
+                }
+                // The first definition of a name wins (script, then library
+                // in precedence order).
+                let key = comps.join(".");
+                if seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                if comps.len() == pt.components.len() {
+                    exact.push((*a, comps.len()));
+                } else {
+                    prefix.push((*a, comps.len()));
+                }
+            }
+        }
+        if exact.is_empty() {
+            // The longest alias name serves the point.
+            let longest = prefix.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            prefix.retain(|(_, n)| *n == longest);
+            prefix
+        } else {
+            exact
+        }
+    }
+
+    fn point(
+        &self,
+        pt: &ProbePoint,
+        body: &Block,
+        cx: &mut Cx<'_>,
+        depth: usize,
+    ) -> Result<Vec<Derived>, Diagnostic> {
+        let matches = if probes::claims(pt) {
+            Vec::new()
+        } else {
+            self.matching(pt)
+        };
+        if matches.is_empty() {
+            let sites = probes::resolve_point(pt, cx)?;
+            return Ok(vec![Derived {
+                sites,
+                body: body.clone(),
+            }]);
+        }
+        let text = grammar::printer::point(&ProbePoint {
+            condition: None,
+            optional: false,
+            sufficient: false,
+            ..pt.clone()
+        });
+        if depth >= MAX_DEPTH {
+            return Err(Diagnostic::error(
+                pt.span,
+                format!("probe alias '{text}' expands into itself"),
+            ));
+        }
+        let mut out = Vec::new();
+        let mut last_err = None;
+        let several = matches.len() > 1;
+        for (alias, used) in matches {
+            let inner: Vec<ProbePoint> = alias
+                .points
+                .iter()
+                .map(|p| derive_point(p, pt, used))
+                .collect();
+            let wrapped = wrap(alias, body);
+            match self.list(&inner, &wrapped, cx, depth + 1) {
+                Ok(got) => out.extend(got),
+                // One alias of a wildcard's many that cannot be served
+                // here: the others still are.
+                Err(e) if several => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        // An alias whose points are all optional and none served gives
+        // nothing, quietly, as in stap (the `!` list above it goes on);
+        // only the script's own point must give something.
+        if depth == 0 && !pt.optional && out.iter().all(|d| d.sites.is_empty()) {
+            if let Some(e) = last_err {
+                return Err(e);
+            }
+            return Err(Diagnostic::error(
+                pt.span,
+                format!(
+                    "probe point '{text}' matched nothing: none of the points its alias{} expand{} to can be served on this system",
+                    if several { "es" } else { "" },
+                    if several { "" } else { "s" },
+                ),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// One of an alias's points as it serves `outer`: the components past the
+/// alias name appended, the outer condition added to its own.
+fn derive_point(p: &ProbePoint, outer: &ProbePoint, used: usize) -> ProbePoint {
+    let mut p = p.clone();
+    p.components
+        .extend(outer.components.iter().skip(used).cloned());
+    p.condition = match (p.condition.take(), outer.condition.clone()) {
+        (None, c) | (c, None) => c,
+        (Some(a), Some(b)) => Some(Expr {
+            span: b.span,
+            kind: ExprKind::Binary {
+                op: BinOp::And,
+                lhs: Box::new(a),
+                rhs: Box::new(b),
+            },
+        }),
+    };
+    p
+}
+
+/// The body run through an alias: its prologue, the body, its epilogue,
+/// in one scope (the prologue's variables are the body's locals).
+fn wrap(alias: &ProbeAlias, body: &Block) -> Block {
+    if alias.prologue.is_none() && alias.epilogue.is_none() {
+        return body.clone();
+    }
+    let as_stmt = |b: &Block| Stmt {
+        kind: StmtKind::Block(b.clone()),
+        span: b.span,
+    };
+    let mut stmts = Vec::new();
+    stmts.extend(alias.prologue.iter().map(as_stmt));
+    stmts.push(as_stmt(body));
+    stmts.extend(alias.epilogue.iter().map(as_stmt));
+    Block {
+        stmts,
+        span: body.span,
+    }
+}
