@@ -98,7 +98,7 @@ impl Library {
         self.files.is_empty()
     }
 
-    /// The library files `program` needs, in the order they were pulled.
+    /// The library files `program` needs, in precedence order.
     /// `parse` turns a candidate into a file (`Err`: skipped, with the
     /// warning it returns).
     pub fn pull(
@@ -111,7 +111,7 @@ impl Library {
         for f in program {
             defs.add(f);
         }
-        let mut pulled: Vec<File> = Vec::new();
+        let mut pulled: Vec<(usize, File)> = Vec::new();
         let mut taken = vec![false; self.files.len()];
         let mut failed = vec![false; self.files.len()];
         // Files whose references are still to be followed: indexes into
@@ -158,7 +158,7 @@ impl Library {
                     taken[i] = true;
                     defs.add(&file);
                     pending.push(refs(&file));
-                    pulled.push(file);
+                    pulled.push((i, file));
                     // A function or global comes from its first file; an
                     // alias pattern may match aliases of many files.
                     if !matches!(w, Want::Alias(_)) {
@@ -167,7 +167,10 @@ impl Library {
                 }
             }
         }
-        pulled
+        // In precedence order, so that where two pulled files define the
+        // same name, the first directory's wins in pass 2 too.
+        pulled.sort_by_key(|(i, _)| *i);
+        pulled.into_iter().map(|(_, f)| f).collect()
     }
 }
 
