@@ -1,0 +1,110 @@
+//! SystemTap's own syscall tapsets (the installed tree), run as written on
+//! a kernel without kprobes: `syscall.NAME` falls through `dw_syscall`
+//! (kernel.function) and `nd1/nd2_syscall` (kprobe) to `tp_syscall.NAME`
+//! on the `sys_enter`/`sys_exit` tracepoints, whose prologues read the
+//! arguments from the saved registers and format `argstr`/`retstr` with
+//! the tree's own formatters. The C fixture (`tests/fixtures/syscalls.c`)
+//! makes a known sequence of calls; what an strace-like script prints for
+//! them must be what stap prints.
+
+mod support;
+
+use std::collections::HashMap;
+
+fn have_tree() -> bool {
+    let ok = std::path::Path::new("/usr/share/systemtap/tapset/linux/sysc_openat.stp").exists();
+    if !ok {
+        support::missing("SystemTap's tapset tree (systemtap-common)");
+    }
+    ok
+}
+
+/// The fixture's report line: (fd, buffer address, bytes read).
+fn report(out: &str) -> (i64, String, i64) {
+    let l = out
+        .lines()
+        .find_map(|l| l.strip_prefix("fd "))
+        .unwrap_or_else(|| panic!("no report line in:\n{out}"));
+    let f: Vec<&str> = l.split(' ').collect();
+    (
+        f[0].parse().unwrap(),
+        f[2].to_string(),
+        f[4].parse().unwrap(),
+    )
+}
+
+const STRACE: &str = r#"
+probe syscall.openat, syscall.read, syscall.close {
+  if (pid() == target()) printf("%s(%s)\n", name, argstr)
+}
+probe syscall.openat.return, syscall.read.return, syscall.close.return {
+  if (pid() == target()) printf("%s = %s\n", name, retstr)
+}
+"#;
+
+#[test]
+fn an_strace_like_script_prints_what_stap_prints() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    if !have_tree() {
+        return;
+    }
+    for opt in ["-O0", "-O2"] {
+        let bin = support::c_fixture("syscalls.c", &format!("syscalls{opt}"), &[opt]);
+        let (code, out, err) = support::stapxx_c(&format!("{} 3", bin.display()), STRACE);
+        assert_eq!(code, 0, "{err}");
+        let (fd, buf, got) = report(&out);
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("openat") || l.starts_with("read") || l.starts_with("close"))
+            .collect();
+        assert!(lines.len() >= 10, "{out}");
+        // The dynamic loader's own calls come first; ours are the last ten.
+        assert_eq!(
+            lines[lines.len() - 10..],
+            [
+                "openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY|O_CLOEXEC)".to_string(),
+                format!("openat = {fd}"),
+                format!("read({fd}, {buf}, 256)"),
+                format!("read = {got}"),
+                format!("close({fd})"),
+                "close = 0".to_string(),
+                "openat(AT_FDCWD, \"/nonexistent/stapxx-rs\", O_WRONLY|O_CREAT|O_TRUNC, 0640)"
+                    .to_string(),
+                "openat = -2 (ENOENT)".to_string(),
+                "close(-1)".to_string(),
+                "close = -9 (EBADF)".to_string(),
+            ],
+            "{opt}: {out}"
+        );
+    }
+}
+
+#[test]
+fn every_syscall_of_a_process_is_counted_exactly() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    if !have_tree() {
+        return;
+    }
+    let bin = support::c_fixture("syscalls.c", "syscalls-O2", &["-O2"]);
+    let script = r#"global calls
+probe syscall.* { if (pid() == target()) calls[name]++ }
+probe end { foreach (n in calls-) printf("%s %d\n", n, calls[n]) }"#;
+    let (code, out, err) = support::stapxx_c(&format!("{} 1234", bin.display()), script);
+    assert_eq!(code, 0, "{err}");
+    let counts: HashMap<&str, i64> = out
+        .lines()
+        .filter_map(|l| {
+            let (n, c) = l.split_once(' ')?;
+            Some((n, c.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(counts.get("getppid"), Some(&1234), "{out}");
+    // The fixture's own two reads of its files and the loader's: at least
+    // ours; close(-1) and close(fd) at least.
+    assert!(counts.get("openat").copied().unwrap_or(0) >= 2, "{out}");
+    assert!(counts.get("close").copied().unwrap_or(0) >= 2, "{out}");
+}
