@@ -238,6 +238,9 @@ fn cases() -> Vec<Case> {
         case("sprintf_x", "s", "s = sprintf(\"[%x|%X|%#x|%08x]\", 255, 255, 255, 255)", "printf(\"%s\\n\", s)", "[ff|FF|0xff|000000ff]\n"),
         case("sprintf_u_neg", "s", "s = sprintf(\"%u\", -1)", "printf(\"%s\\n\", s)", "18446744073709551615\n"),
         case("sprintf_s_width", "s", "s = sprintf(\"[%s|%6s|%-6s|%.2s]\", \"abc\", \"abc\", \"abc\", \"abc\")", "printf(\"%s\\n\", s)", "[abc|   abc|abc   |ab]\n"),
+        // `*`: the width and precision from the arguments (a negative
+        // width left-justifies, a negative precision is none), as in C.
+        case("sprintf_star", "s", "s = sprintf(\"[%*d|%-*s|%*s|%.*s|%-*.*s|%*x|%.*s]\", 5, 42, 4, \"ab\", -4, \"cd\", 2, \"xyz\", 6, 1, \"pq\", 1, 255, -1, \"all\")", "printf(\"%s\\n\", s)", "[   42|ab  |cd  |xy|p     |ff|all]\n"),
         case("sprintf_c_pct", "s", "s = sprintf(\"%c%c%%\", 72, 105)", "printf(\"%s\\n\", s)", "Hi%\n"),
         case("sprintf_p", "s", "s = sprintf(\"%p|%p\", 4096, 0)", "printf(\"%s\\n\", s)", "0x1000|0x0\n"),
         case("string_compare_literal", "a, b, c", "s = \"abc\"; a = s == \"abc\"; b = s != \"abd\"; c = s < \"abd\"", "printf(\"%d %d %d\\n\", a, b, c)", "1 1 1\n"),

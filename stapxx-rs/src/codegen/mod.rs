@@ -23,6 +23,7 @@ pub mod layout;
 pub mod maps;
 pub mod regex;
 mod regs;
+mod starfmt;
 mod statget;
 pub mod strings;
 mod strops;

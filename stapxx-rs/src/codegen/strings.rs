@@ -227,7 +227,7 @@ impl Gen<'_> {
     /// r1 = dst data + len, r2 = MAXSTRINGLEN - len (room for the rest and
     /// the NUL); the current length is saved in the returned long temp. The
     /// length is masked and clamped so the verifier sees both in bounds.
-    fn append_point(&mut self, dst: SLoc) -> i16 {
+    pub(super) fn append_point(&mut self, dst: SLoc) -> i16 {
         let t = self.tmp_long();
         let last = (self.o.strcap - 1) as i32;
         self.sloc_addr(R1, dst);
@@ -252,7 +252,7 @@ impl Gen<'_> {
     /// After a helper wrote at the append point: len = old + (r0 - 1),
     /// capped at MAXSTRINGLEN - 1 (bpf_snprintf returns the untruncated
     /// length).
-    fn finish_append(&mut self, dst: SLoc, old: i16) {
+    pub(super) fn finish_append(&mut self, dst: SLoc, old: i16) {
         let ok = self.label();
         self.jimm(Cond::Sgt, R0, 0, ok);
         self.e(Insn::mov64_imm(R0, 1));
@@ -298,7 +298,7 @@ impl Gen<'_> {
     }
 
     /// A NUL-terminated string in the read-only data map.
-    fn rodata_str(&mut self, s: &str) -> u32 {
+    pub(super) fn rodata_str(&mut self, s: &str) -> u32 {
         if let Some(&o) = self.formats.get(s) {
             return o;
         }
@@ -335,93 +335,106 @@ impl Gen<'_> {
         for piece in pieces {
             match piece {
                 FormatPiece::Text(text) => self.append_lit(dst, &text),
-                FormatPiece::Conv(c) => match vals.next() {
-                    Some(Temp::Str(s)) => {
-                        if c.width.is_none() && c.precision.is_none() {
-                            self.append_str(dst, s);
-                        } else {
-                            // bpf_snprintf takes no precision: cut the string
-                            // to it first, then pad to the width.
-                            let src = match c.precision {
-                                Some(p) => {
-                                    let t = self.tmp_str();
-                                    self.frame_addr(R1, t + 8);
-                                    self.mov_imm(R2, (p as u32).min(self.o.strcap - 1) as i64 + 1);
-                                    self.sloc_addr(R3, s);
-                                    self.e(Insn::alu64_imm(Alu::Add, R3, 8));
-                                    self.call(H_READ_KERNEL_STR);
-                                    self.store_len_from_r0(SLoc::Frame(t), 0);
-                                    SLoc::Frame(t)
-                                }
-                                None => s,
-                            };
-                            if c.width.is_some() {
-                                // Pointer argument: bpf_snprintf copies the string.
-                                self.sloc_addr(R0, src);
-                                self.e(Insn::alu64_imm(Alu::Add, R0, 8));
-                                let c2 = Conversion {
-                                    precision: None,
-                                    ..c.clone()
-                                };
-                                let spec = spec(&c2, "s");
-                                self.append_snprintf(dst, &spec);
-                            } else {
-                                self.append_str(dst, src);
-                            }
-                        }
+                FormatPiece::Conv(c) => {
+                    // `*`: the width and precision are longs before the value.
+                    let width = if c.width_arg { vals.next() } else { None };
+                    let prec = if c.precision_arg { vals.next() } else { None };
+                    let Some(v) = vals.next() else {
+                        return Err(Diagnostic::error(span, "too few arguments for the format"));
+                    };
+                    match (width, prec) {
+                        (None, None) => self.append_conv(dst, &c, v, span)?,
+                        (w, p) => self.append_star_conv(dst, &c, v, w, p, span)?,
                     }
-                    Some(Temp::Long(l)) => {
-                        self.ld_local(R0, l);
-                        let conv = match c.kind {
-                            'd' | 'i' => "lld",
-                            'u' => "llu",
-                            'x' => "llx",
-                            'X' => "llX",
-                            'c' => "c",
-                            'p' => "p",
-                            other => {
-                                return Err(unsupported(span, &format!("the conversion %{other}")))
-                            }
-                        };
-                        // bpf_snprintf has no `#` flag: write the 0x prefix
-                        // ourselves (C writes none for a zero, except %p).
-                        let alt = c.flags.contains('#') && matches!(c.kind, 'x' | 'X');
-                        // Since stap 1.3, %p is %#x (and 0 prints as 0x0).
-                        let (spec, prefix) = if conv == "p" {
-                            let c2 = Conversion {
-                                flags: c.flags.replace('#', ""),
-                                width: c.width.map(|w| w.saturating_sub(2)),
-                                ..c.clone()
-                            };
-                            (spec(&c2, "llx"), Some("0x"))
-                        } else if alt {
-                            let c2 = Conversion {
-                                flags: c.flags.replace('#', ""),
-                                width: c.width.map(|w| w.saturating_sub(2)),
-                                ..c.clone()
-                            };
-                            (
-                                spec(&c2, conv),
-                                Some(if c.kind == 'X' { "0X" } else { "0x" }),
-                            )
-                        } else {
-                            (spec(&c, conv), None)
-                        };
-                        if let Some(pfx) = prefix {
-                            let skip = self.label();
-                            if conv != "p" {
-                                self.jimm(Cond::Eq, R0, 0, skip);
-                            }
-                            self.append_lit(dst, pfx);
-                            self.bind(skip);
-                            self.ld_local(R0, l);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Append one conversion of a value.
+    pub(super) fn append_conv(&mut self, dst: SLoc, c: &Conversion, v: Temp, span: Span) -> R<()> {
+        let c = c.clone();
+        match v {
+            Temp::Str(s) => {
+                if c.width.is_none() && c.precision.is_none() {
+                    self.append_str(dst, s);
+                } else {
+                    // bpf_snprintf takes no precision: cut the string
+                    // to it first, then pad to the width.
+                    let src = match c.precision {
+                        Some(p) => {
+                            let t = self.tmp_str();
+                            self.frame_addr(R1, t + 8);
+                            self.mov_imm(R2, (p as u32).min(self.o.strcap - 1) as i64 + 1);
+                            self.sloc_addr(R3, s);
+                            self.e(Insn::alu64_imm(Alu::Add, R3, 8));
+                            self.call(H_READ_KERNEL_STR);
+                            self.store_len_from_r0(SLoc::Frame(t), 0);
+                            SLoc::Frame(t)
                         }
+                        None => s,
+                    };
+                    if c.width.is_some() {
+                        // Pointer argument: bpf_snprintf copies the string.
+                        self.sloc_addr(R0, src);
+                        self.e(Insn::alu64_imm(Alu::Add, R0, 8));
+                        let c2 = Conversion {
+                            precision: None,
+                            ..c.clone()
+                        };
+                        let spec = spec(&c2, "s");
                         self.append_snprintf(dst, &spec);
+                    } else {
+                        self.append_str(dst, src);
                     }
-                    None => {
-                        return Err(Diagnostic::error(span, "too few arguments for the format"))
+                }
+            }
+            Temp::Long(l) => {
+                self.ld_local(R0, l);
+                let conv = match c.kind {
+                    'd' | 'i' => "lld",
+                    'u' => "llu",
+                    'x' => "llx",
+                    'X' => "llX",
+                    'c' => "c",
+                    'p' => "p",
+                    other => return Err(unsupported(span, &format!("the conversion %{other}"))),
+                };
+                // bpf_snprintf has no `#` flag: write the 0x prefix
+                // ourselves (C writes none for a zero, except %p).
+                let alt = c.flags.contains('#') && matches!(c.kind, 'x' | 'X');
+                // Since stap 1.3, %p is %#x (and 0 prints as 0x0).
+                let (spec, prefix) = if conv == "p" {
+                    let c2 = Conversion {
+                        flags: c.flags.replace('#', ""),
+                        width: c.width.map(|w| w.saturating_sub(2)),
+                        ..c.clone()
+                    };
+                    (spec(&c2, "llx"), Some("0x"))
+                } else if alt {
+                    let c2 = Conversion {
+                        flags: c.flags.replace('#', ""),
+                        width: c.width.map(|w| w.saturating_sub(2)),
+                        ..c.clone()
+                    };
+                    (
+                        spec(&c2, conv),
+                        Some(if c.kind == 'X' { "0X" } else { "0x" }),
+                    )
+                } else {
+                    (spec(&c, conv), None)
+                };
+                if let Some(pfx) = prefix {
+                    let skip = self.label();
+                    if conv != "p" {
+                        self.jimm(Cond::Eq, R0, 0, skip);
                     }
-                },
+                    self.append_lit(dst, pfx);
+                    self.bind(skip);
+                    self.ld_local(R0, l);
+                }
+                self.append_snprintf(dst, &spec);
             }
         }
         Ok(())

@@ -1035,18 +1035,25 @@ impl<'a> Lowering<'a> {
                 _ => None,
             })
             .collect();
-        if convs.len() != args.len() {
+        let wanted: usize = convs.iter().map(|c| c.arg_count()).sum();
+        if wanted != args.len() {
             return Err(Diagnostic::error(
                 span,
                 format!(
-                    "the format has {} conversion(s) but {} argument(s) follow",
-                    convs.len(),
+                    "the format takes {wanted} argument(s) but {} follow",
                     args.len()
                 ),
             ));
         }
+        // A `*` width or precision is a long before the value.
         let mut out = Vec::new();
-        for (c, a) in convs.iter().zip(args) {
+        let mut args = args.iter();
+        for c in convs {
+            for _ in 1..c.arg_count() {
+                let a = args.next().expect("counted above");
+                out.push(self.typed(cx, a, Ty::Long)?);
+            }
+            let a = args.next().expect("counted above");
             out.push(self.typed(cx, a, c.arg_type())?);
         }
         Ok(ExprKind::Format {

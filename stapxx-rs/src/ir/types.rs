@@ -36,9 +36,14 @@ pub struct Conversion {
     pub kind: char,
     /// `-`, `0`, `+`, ` `, `#`
     pub flags: String,
-    /// Width; `Some(None)`-like star widths are not supported.
+    /// Width (`None` also for a `*` width, which [`Self::width_arg`] marks).
     pub width: Option<usize>,
     pub precision: Option<usize>,
+    /// `%*d`: the width is the argument before the value.
+    pub width_arg: bool,
+    /// `%.*s`: the precision is the argument before the value (after a
+    /// `*` width's).
+    pub precision_arg: bool,
 }
 
 /// A format string split into literal text and conversions.
@@ -49,6 +54,12 @@ pub enum FormatPiece {
 }
 
 impl Conversion {
+    /// How many arguments the conversion takes: its value, and the `*`
+    /// width and precision before it.
+    pub fn arg_count(&self) -> usize {
+        1 + usize::from(self.width_arg) + usize::from(self.precision_arg)
+    }
+
     /// The argument type a conversion takes.
     pub fn arg_type(&self) -> Ty {
         if self.kind == 's' {
@@ -110,11 +121,24 @@ pub fn parse_format(fmt: &str) -> Result<Vec<FormatPiece>, String> {
                 break;
             }
         }
-        let width = format_number(&mut chars, MAX_WIDTH, "width")?;
+        let width_arg = chars.peek() == Some(&'*');
+        let width = if width_arg {
+            chars.next();
+            None
+        } else {
+            format_number(&mut chars, MAX_WIDTH, "width")?
+        };
         let mut precision = None;
+        let mut precision_arg = false;
         if chars.peek() == Some(&'.') {
             chars.next();
-            precision = Some(format_number(&mut chars, MAX_PRECISION, "precision")?.unwrap_or(0));
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                precision_arg = true;
+            } else {
+                precision =
+                    Some(format_number(&mut chars, MAX_PRECISION, "precision")?.unwrap_or(0));
+            }
         }
         // Length modifiers are accepted and ignored (all values are 64-bit).
         while let Some(&m) = chars.peek() {
@@ -137,6 +161,8 @@ pub fn parse_format(fmt: &str) -> Result<Vec<FormatPiece>, String> {
             flags,
             width,
             precision,
+            width_arg,
+            precision_arg,
         }));
     }
     if !text.is_empty() {
@@ -159,7 +185,9 @@ mod tests {
                 kind: 'd',
                 flags: "-".into(),
                 width: Some(5),
-                precision: None
+                precision: None,
+                width_arg: false,
+                precision_arg: false,
             })
         );
         assert_eq!(p[4], FormatPiece::Text("% ".into()));
@@ -188,5 +216,10 @@ mod tests {
         assert!(parse_format("%8388608s").is_err());
         assert!(parse_format("%.32768s").is_err());
         assert_eq!(width("%.s"), (None, Some(0)));
+        let stars = match parse_format("%-*.*s").unwrap()[0].clone() {
+            FormatPiece::Conv(c) => (c.flags.clone(), c.width_arg, c.precision_arg, c.arg_count()),
+            p => panic!("{p:?}"),
+        };
+        assert_eq!(stars, ("-".to_string(), true, true, 3));
     }
 }

@@ -71,6 +71,28 @@ pub fn format(pieces: &[FormatPiece], args: &[Arg]) -> Vec<u8> {
     for p in pieces {
         match p {
             FormatPiece::Text(t) => out.extend_from_slice(t.as_bytes()),
+            FormatPiece::Conv(c) if c.width_arg || c.precision_arg => {
+                // `*`: as in C, a negative width is `-` and its size, a
+                // negative precision is none.
+                let mut c = c.clone();
+                let long = |args: &mut std::slice::Iter<'_, Arg>| match args.next() {
+                    Some(Arg::Long(n)) => *n,
+                    _ => 0,
+                };
+                if c.width_arg {
+                    let w = long(&mut args);
+                    if w < 0 && !c.flags.contains('-') {
+                        c.flags.push('-');
+                    }
+                    c.width = Some((w.unsigned_abs() as usize).min(MAX_FIELD));
+                }
+                if c.precision_arg {
+                    let p = long(&mut args);
+                    c.precision = (p >= 0).then(|| (p as usize).min(MAX_FIELD));
+                }
+                let a = args.next().copied();
+                conversion(&mut out, &c, a);
+            }
             FormatPiece::Conv(c) => {
                 let a = args.next().copied();
                 conversion(&mut out, c, a);
