@@ -44,3 +44,4 @@ pub mod runtime;
 pub mod scriptfile;
 pub mod system;
 pub mod target;
+pub mod task_info;

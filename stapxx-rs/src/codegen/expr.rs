@@ -919,6 +919,8 @@ impl Gen<'_> {
             }
             TaskCurrent => self.call(H_CUR_TASK),
             MemPageSize => self.mov_imm(R0, crate::system::page_size() as i64),
+            OnHost => self.mov_imm(R0, 0),
+            PidnsInum => self.mov_imm(R0, crate::task_info::pid_ns_inum()),
             Strlen => {
                 let s = self.string(&args[0])?;
                 self.sloc_addr(R1, s);

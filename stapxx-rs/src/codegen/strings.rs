@@ -624,6 +624,9 @@ impl Gen<'_> {
                 let text = self.pp_text();
                 self.set_lit(dst, &text);
             }
+            // Only host probes read /proc: task.stp calls this after
+            // `__stapxx_on_host()`, which is 0 here.
+            ProcComm => self.set_empty(dst),
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }
         Ok(dst)

@@ -89,6 +89,15 @@ pub enum Builtin {
     StrReplace,
     /// `mem_page_size()`: this machine's page size.
     MemPageSize,
+    // Private helpers of our `tapsets/linux/task.stp` (see `task_info.rs`).
+    /// `__stapxx_on_host()`: 1 in begin/end/timer probes, 0 in kernel ones.
+    OnHost,
+    /// `__stapxx_proc_comm(pid)`: `/proc/PID/comm` (host probes; "" in
+    /// kernel probes, which never reach it).
+    ProcComm,
+    /// `__stapxx_pidns_inum()`: the inode number of stapxx-rs's own pid
+    /// namespace, stap's "target namespace" for `task_ns_pid()`.
+    PidnsInum,
     // Output and control.
     Print,
     Println,
@@ -195,6 +204,9 @@ impl Builtin {
             "strtol" => Strtol,
             "str_replace" => StrReplace,
             "mem_page_size" => MemPageSize,
+            "__stapxx_on_host" => OnHost,
+            "__stapxx_proc_comm" => ProcComm,
+            "__stapxx_pidns_inum" => PidnsInum,
             "string" => StringOf,
             "print" => Print,
             "println" => Println,
@@ -250,7 +262,8 @@ impl Builtin {
             Strtol => sig(&[S, L], L),
             StringOf => sig(&[L], S),
             StrReplace => sig(&[S, S, S], S),
-            MemPageSize => sig(&[], L),
+            MemPageSize | OnHost | PidnsInum => sig(&[], L),
+            ProcComm => sig(&[L], S),
             Print | Println => Signature {
                 args: &[ANY],
                 optional: 1,

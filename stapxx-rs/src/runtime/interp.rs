@@ -1045,6 +1045,12 @@ impl<'p> Interp<'p> {
                 s(replace_all(c_str(&text), c_str(&old), c_str(&new)))
             }
             B::MemPageSize => n(crate::system::page_size() as i64),
+            B::OnHost => n(1),
+            B::PidnsInum => n(crate::task_info::pid_ns_inum()),
+            B::ProcComm => {
+                let pid = self.arg_long(args, 0, fr)?;
+                s(crate::task_info::proc_comm(pid))
+            }
             B::Abs => n(self.arg_long(args, 0, fr)?.wrapping_abs()),
             B::Min => {
                 let a = self.arg_long(args, 0, fr)?;
