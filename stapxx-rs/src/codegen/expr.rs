@@ -919,6 +919,7 @@ impl Gen<'_> {
             }
             TaskCurrent => self.call(H_CUR_TASK),
             MemPageSize => self.mov_imm(R0, crate::system::page_size() as i64),
+            ErrnoP => self.errno_p(&args[0])?,
             Strlen => {
                 let s = self.string(&args[0])?;
                 self.sloc_addr(R1, s);

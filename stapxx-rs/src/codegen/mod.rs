@@ -20,6 +20,7 @@ mod iterate;
 mod kread;
 mod ksym;
 pub mod layout;
+mod lookup;
 pub mod maps;
 pub mod regex;
 mod regs;

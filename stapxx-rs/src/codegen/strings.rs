@@ -624,6 +624,7 @@ impl Gen<'_> {
                 let text = self.pp_text();
                 self.set_lit(dst, &text);
             }
+            ErrnoStr | LookupStr | LookupOrStr => return self.lookup_string(b, args, span),
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }
         Ok(dst)
