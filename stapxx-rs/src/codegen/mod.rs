@@ -22,6 +22,7 @@ mod ksym;
 pub mod layout;
 mod lookup;
 pub mod maps;
+mod octal;
 pub mod regex;
 mod regs;
 mod starfmt;

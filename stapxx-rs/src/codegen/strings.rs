@@ -390,6 +390,9 @@ impl Gen<'_> {
                     }
                 }
             }
+            Temp::Long(l) if c.kind == 'o' && c.width.is_none() && c.precision.is_none() => {
+                self.append_octal(dst, l, c.flags.contains('#'));
+            }
             Temp::Long(l) => {
                 self.ld_local(R0, l);
                 let conv = match c.kind {
