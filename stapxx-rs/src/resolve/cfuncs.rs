@@ -59,8 +59,11 @@ fn strip_comments(s: &str) -> String {
     out
 }
 
-/// How a C type converts a stap long: (bits, signed); 64 keeps it.
-fn c_type(t: &str) -> Option<(u32, bool)> {
+/// A C integer conversion: (bits, signed); 64 bits keeps a long as it is.
+type Conv = (u32, bool);
+
+/// How a C type converts a stap long.
+fn c_type(t: &str) -> Option<Conv> {
     let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
     Some(match t.as_str() {
         "int" | "signed int" | "signed" | "int32_t" | "s32" | "__s32" => (32, true),
@@ -96,8 +99,8 @@ fn one_lookup(b: &B, f: &Function, code: &str, c_blocks: &[&str]) -> Result<Bloc
     let Some((last, decls)) = stmts.split_last() else {
         return Err("its C body is empty".into());
     };
-    // Each local: its name -> (the parameter, its conversions).
-    let mut locals: Vec<(String, String, Vec<(u32, bool)>)> = Vec::new();
+    // Each local: its name, the parameter it copies, the conversions.
+    let mut locals: Vec<(String, String, Vec<Conv>)> = Vec::new();
     for d in decls {
         let c = decl.captures(d).ok_or_else(|| unrecognised(d))?;
         let mut conv = Vec::new();
