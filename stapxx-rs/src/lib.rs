@@ -24,6 +24,7 @@ macro_rules! ewriteln {
 pub mod cli;
 pub mod cli_utf8;
 pub mod codegen;
+pub mod consts;
 pub mod debuginfo;
 pub mod driver;
 pub mod expand;
@@ -45,3 +46,4 @@ pub mod scriptfile;
 pub mod system;
 pub mod target;
 pub mod task_info;
+pub mod valtable;

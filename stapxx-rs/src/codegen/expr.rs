@@ -921,6 +921,7 @@ impl Gen<'_> {
             MemPageSize => self.mov_imm(R0, crate::system::page_size() as i64),
             OnHost => self.mov_imm(R0, 0),
             PidnsInum => self.mov_imm(R0, crate::task_info::pid_ns_inum()),
+            ErrnoP => self.errno_p(&args[0])?,
             Strlen => {
                 let s = self.string(&args[0])?;
                 self.sloc_addr(R1, s);

@@ -390,6 +390,9 @@ impl Gen<'_> {
                     }
                 }
             }
+            Temp::Long(l) if c.kind == 'o' && c.width.is_none() && c.precision.is_none() => {
+                self.append_octal(dst, l, c.flags.contains('#'));
+            }
             Temp::Long(l) => {
                 self.ld_local(R0, l);
                 let conv = match c.kind {
@@ -627,6 +630,7 @@ impl Gen<'_> {
             // Only host probes read /proc: task.stp calls this after
             // `__stapxx_on_host()`, which is 0 here.
             ProcComm => self.set_empty(dst),
+            ErrnoStr | LookupStr | LookupOrStr => return self.lookup_string(b, args, span),
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }
         Ok(dst)

@@ -109,6 +109,15 @@ pub enum Builtin {
     Abs,
     Min,
     Max,
+    // Constants data (consts.rs, valtable.rs).
+    /// `errno_str(e)`: the errno name of |e|, or "".
+    ErrnoStr,
+    /// `errno_p(e)`: |e| when it is a known errno, else 0.
+    ErrnoP,
+    /// `__stapxx_lookup_str(v, base, "table")`: `_stp_lookup_str2`.
+    LookupStr,
+    /// `__stapxx_lookup_or_str(v, base, "table")`: `_stp_lookup_or_str2`.
+    LookupOrStr,
 }
 
 /// The builtins whose first argument is a format string.
@@ -218,6 +227,10 @@ impl Builtin {
             "abs" => Abs,
             "min" => Min,
             "max" => Max,
+            "errno_str" => ErrnoStr,
+            "errno_p" => ErrnoP,
+            "__stapxx_lookup_str" => LookupStr,
+            "__stapxx_lookup_or_str" => LookupOrStr,
             _ => return None,
         })
     }
@@ -280,6 +293,9 @@ impl Builtin {
             Exit => sig(&[], None),
             Abs => sig(&[L], L),
             Min | Max => sig(&[L, L], L),
+            ErrnoStr => sig(&[L], S),
+            ErrnoP => sig(&[L], L),
+            LookupStr | LookupOrStr => sig(&[L, L, S], S),
         }
     }
 
@@ -435,6 +451,8 @@ const NAMES: &[&str] = &[
     "abs",
     "min",
     "max",
+    "errno_str",
+    "errno_p",
     "printf",
     "sprintf",
 ];

@@ -14,6 +14,8 @@
 //! reported here, with their location; so is a reachable embedded-C function.
 
 pub mod aliases;
+mod cexpr;
+mod cfuncs;
 mod handlers;
 pub mod marks;
 pub mod modules;
@@ -159,6 +161,15 @@ pub fn resolve(
         });
     }
     r.sites = None;
+    // Value tables of embedded-C formatters live in the library's C.
+    let c_blocks: Vec<&str> = all
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Embedded(e) => Some(e.code.as_str()),
+            _ => None,
+        })
+        .collect();
     while let Some(name) = r.queue.pop() {
         let f = (*r
             .functions
@@ -167,15 +178,19 @@ pub fn resolve(
         .clone();
         let body = match f.body {
             FunctionBody::Script(b) => FunctionBody::Script(r.block(b)?),
-            FunctionBody::Embedded(_) => {
-                return Err(Diagnostic::error(
-                    f.span,
-                    format!(
-                        "function '{}' is embedded C: eBPF cannot run C code (stapxx-rs has no kernel module)",
-                        f.name
-                    ),
-                ))
-            }
+            // Formatters of a known shape become script functions.
+            FunctionBody::Embedded(_) => match cfuncs::translate(&f, &c_blocks) {
+                Ok(b) => FunctionBody::Script(r.block(b)?),
+                Err(why) => {
+                    return Err(Diagnostic::error(
+                        f.span,
+                        format!(
+                            "function '{}' is embedded C: eBPF cannot run C code (stapxx-rs has no kernel module), and {why}",
+                            f.name
+                        ),
+                    ))
+                }
+            },
         };
         r.resolved_functions.push(Function { body, ..f });
     }
@@ -443,6 +458,10 @@ impl Resolver<'_, '_> {
                 array: self.bx(*array)?,
             },
             ExprKind::Entry(inner) => return self.entry(*inner, span),
+            ExprKind::Const(text) => match crate::consts::at_const(&text) {
+                Ok(v) => ExprKind::Number(v),
+                Err(m) => return Err(Diagnostic::error(span, m)),
+            },
             ExprKind::Stat { op, operand, args } => ExprKind::Stat {
                 op,
                 operand: self.bx(*operand)?,
@@ -474,7 +493,12 @@ impl Resolver<'_, '_> {
     }
 
     fn check_call(&mut self, name: &str, nargs: usize, span: Span) -> R<()> {
-        if let Some(f) = self.functions.get(name) {
+        // A builtin stands for a tapset's embedded-C function of its name.
+        let shadowed = |f: &&Function| {
+            matches!(f.body, FunctionBody::Embedded(_))
+                && crate::ir::builtins::Builtin::from_name(name).is_some()
+        };
+        if let Some(f) = self.functions.get(name).filter(|f| !shadowed(f)) {
             if f.params.len() != nargs {
                 return Err(Diagnostic::error(
                     span,

@@ -1062,6 +1062,12 @@ impl<'p> Interp<'p> {
                 let c = self.arg_long(args, 1, fr)?;
                 n(a.max(c))
             }
+            B::ErrnoStr | B::ErrnoP | B::LookupStr | B::LookupOrStr => {
+                let v = self.arg_long(args, 0, fr)?;
+                let base = self.arg_long(args, 1, fr)?;
+                let table = self.arg_bytes(args, 2, fr)?;
+                super::lookup::call(b, v, base, c_str(&table), near)
+            }
         }
     }
 

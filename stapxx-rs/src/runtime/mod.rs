@@ -25,6 +25,7 @@ pub mod format;
 pub mod host;
 pub mod interp;
 pub mod kernel_bridge;
+mod lookup;
 pub mod output;
 pub mod session;
 pub mod values;

@@ -1,0 +1,157 @@
+//! C constants of x86-64 Linux, the one place `@const("NAME")` and the
+//! errno names are decided.
+//!
+//! stap compiles `@const("O_CREAT")` as C, against the kernel's headers;
+//! we have no C compiler at run time, so the values were computed from the
+//! real headers once and committed: `data/constants.tsv` (`NAME<TAB>VALUE`)
+//! and `data/errnos.txt` (the names of errno.stp's `errlist`, in order),
+//! both written by the generator in `tests/constants_data.rs`, which also
+//! checks that they still match the headers. Names the headers do not
+//! define (kernel-internal ones, other architectures') are not there.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+const CONSTANTS: &str = include_str!("../data/constants.tsv");
+const ERRNOS: &str = include_str!("../data/errnos.txt");
+
+fn table() -> &'static HashMap<&'static str, i64> {
+    static T: OnceLock<HashMap<&'static str, i64>> = OnceLock::new();
+    T.get_or_init(|| {
+        data_lines(CONSTANTS)
+            .filter_map(|l| {
+                let (name, value) = l.split_once('\t')?;
+                Some((name, value.parse().ok()?))
+            })
+            .collect()
+    })
+}
+
+fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// The value of the C constant `name`, if the headers define it.
+pub fn value(name: &str) -> Option<i64> {
+    table().get(name).copied()
+}
+
+/// Up to `max` known names nearest to `name` (for "did you mean").
+pub fn nearest(name: &str, max: usize) -> Vec<String> {
+    let mut names: Vec<&str> = table().keys().copied().collect();
+    names.sort_unstable();
+    crate::debuginfo::layout::nearest(name, names.into_iter(), max)
+}
+
+/// Whether `text` is a plain C identifier (what `@const` can name here).
+pub fn is_identifier(text: &str) -> bool {
+    let mut b = text.bytes();
+    matches!(b.next(), Some(c) if c == b'_' || c.is_ascii_alphabetic())
+        && b.all(|c| c == b'_' || c.is_ascii_alphanumeric())
+}
+
+/// What `@const("text")` means: its value, or why it has none.
+pub fn at_const(text: &str) -> Result<i64, String> {
+    if !is_identifier(text) {
+        return Err(format!(
+            "@const(\"{text}\") is a C expression: only a named C constant (an identifier such as \"O_CREAT\") can be used without a kernel module"
+        ));
+    }
+    if let Some(v) = value(text) {
+        return Ok(v);
+    }
+    let near = nearest(text, 3);
+    Err(format!(
+        "@const(\"{text}\"): no C constant of that name in x86-64 Linux's headers{}",
+        if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (nearest: {})", near.join(", "))
+        }
+    ))
+}
+
+/// stap's errno table: index = errno value, entry = its name.
+fn errnos() -> &'static Vec<Option<&'static str>> {
+    static T: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut t: Vec<Option<&'static str>> = Vec::new();
+        // A later name for the same value replaces an earlier one, as
+        // later designated initializers do in errno.stp's C array.
+        for name in data_lines(ERRNOS) {
+            let Some(v) = value(name).and_then(|v| usize::try_from(v).ok()) else {
+                continue;
+            };
+            if t.len() <= v {
+                t.resize(v + 1, None);
+            }
+            t[v] = Some(name);
+        }
+        t
+    })
+}
+
+/// `errno_str(err)` as stap has it: the name of `|err|` when its errno
+/// table has one, else nothing (stap returns the empty string, whatever
+/// its documentation says about `E#N`).
+pub fn errno_name(err: i64) -> Option<&'static str> {
+    let e = usize::try_from(err.unsigned_abs()).ok()?;
+    errnos().get(e).copied().flatten()
+}
+
+/// The errno table as (value, name), ascending: what the kernel side
+/// builds its lookup from.
+pub fn errno_table() -> Vec<(i64, &'static str)> {
+    errnos()
+        .iter()
+        .enumerate()
+        .filter_map(|(v, n)| Some((v as i64, (*n)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_from_the_data() {
+        assert_eq!(value("AT_FDCWD"), Some(-100));
+        assert_eq!(value("O_CREAT"), Some(0o100));
+        assert_eq!(value("__NR_openat"), Some(257));
+        assert_eq!(value("__NR_compat_openat"), Some(295));
+        assert_eq!(value("GFP_KERNEL"), None);
+    }
+
+    #[test]
+    fn at_const_messages() {
+        assert_eq!(at_const("O_RDWR"), Ok(2));
+        let e = at_const("O_CRAET").unwrap_err();
+        assert!(
+            e.starts_with(
+                "@const(\"O_CRAET\"): no C constant of that name in x86-64 Linux's headers (nearest: O_CREAT"
+            ),
+            "{e}"
+        );
+        let e = at_const("current->pid").unwrap_err();
+        assert!(
+            e.starts_with("@const(\"current->pid\") is a C expression"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errno_names_as_stap() {
+        assert_eq!(errno_name(2), Some("ENOENT"));
+        assert_eq!(errno_name(-2), Some("ENOENT"));
+        // EAGAIN, not its alias EWOULDBLOCK; EDEADLK, not EDEADLOCK.
+        assert_eq!(errno_name(11), Some("EAGAIN"));
+        assert_eq!(errno_name(35), Some("EDEADLK"));
+        assert_eq!(errno_name(0), None);
+        assert_eq!(errno_name(3333), None);
+        assert_eq!(errno_name(i64::MIN), None);
+        // errno.stp's list ends at ENOTRECOVERABLE (131).
+        assert_eq!(errno_name(131), Some("ENOTRECOVERABLE"));
+        assert_eq!(errno_name(133), None);
+    }
+}
