@@ -123,6 +123,16 @@ pub enum Builtin {
 /// The builtins whose first argument is a format string.
 pub const FORMATTERS: &[&str] = &["printf", "sprintf"];
 
+/// `sprint(...)`/`sprintln(...)`: their arguments as `print` would print
+/// them, as a string (lowered to a `sprintf` on the arguments' types).
+pub const STRINGIFIERS: &[&str] = &["sprint", "sprintln"];
+
+/// Whether a function name is one of ours: what scripts and tapsets may
+/// call without defining, and what shadows a tapset library function.
+pub fn is_builtin(name: &str) -> bool {
+    Builtin::from_name(name).is_some() || FORMATTERS.contains(&name) || STRINGIFIERS.contains(&name)
+}
+
 /// Load-time facts a builtin's kernel code needs (see `loadinfo.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
@@ -455,6 +465,8 @@ const NAMES: &[&str] = &[
     "errno_p",
     "printf",
     "sprintf",
+    "sprint",
+    "sprintln",
 ];
 
 #[cfg(test)]
@@ -465,10 +477,7 @@ mod tests {
     #[test]
     fn every_listed_name_is_a_builtin() {
         for n in NAMES {
-            assert!(
-                Builtin::from_name(n).is_some() || FORMATTERS.contains(n),
-                "{n}"
-            );
+            assert!(is_builtin(n), "{n}");
         }
     }
 }

@@ -965,6 +965,21 @@ impl<'a> Lowering<'a> {
             return Ok(self.mk(ExprKind::Call(FuncId(fi as u32), out), ret, span));
         }
         match name {
+            "sprint" | "sprintln" => {
+                // What print would print, as a string: one conversion per
+                // argument by its type.
+                let mut fmt = String::new();
+                let mut out = Vec::new();
+                for a in args {
+                    let (v, _) = self.expr(cx, a, None)?;
+                    fmt.push_str(if v.ty == Ty::Str { "%s" } else { "%d" });
+                    out.push(v);
+                }
+                if name == "sprintln" {
+                    fmt.push('\n');
+                }
+                Ok(self.mk(ExprKind::Format { fmt, args: out }, Some(Ty::Str), span))
+            }
             "printf" | "sprintf" => {
                 let Some(first) = args.first() else {
                     return Err(Diagnostic::error(

@@ -21,7 +21,7 @@
 pub mod scan;
 
 use crate::debuginfo::symbols::glob_match;
-use crate::ir::builtins::{Builtin, FORMATTERS};
+use crate::ir::builtins::is_builtin;
 use grammar::ast::{ExprKind, File, FunctionBody, Item, ProbePoint, StmtKind};
 use grammar::Diagnostic;
 use scan::Names;
@@ -120,10 +120,7 @@ impl Library {
         while let Some(r) = pending.pop() {
             let mut want = Vec::new();
             for name in &r.calls {
-                if !defs.functions.contains(name)
-                    && Builtin::from_name(name).is_none()
-                    && !FORMATTERS.contains(&name.as_str())
-                {
+                if !defs.functions.contains(name) && !is_builtin(name) {
                     want.push(Want::Function(name.clone()));
                 }
             }

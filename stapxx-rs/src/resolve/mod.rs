@@ -69,8 +69,7 @@ pub fn resolve(
         for item in &f.items {
             match item {
                 Item::Function(func) => {
-                    let builtin = crate::ir::builtins::Builtin::from_name(&func.name).is_some()
-                        || crate::ir::builtins::FORMATTERS.contains(&func.name.as_str());
+                    let builtin = crate::ir::builtins::is_builtin(&func.name);
                     if i < script_count || !builtin {
                         functions.entry(func.name.as_str()).or_insert(func);
                     }
@@ -516,7 +515,10 @@ impl Resolver<'_, '_> {
         }
         // The one table of builtins (ir/builtins.rs) says what exists and
         // how many arguments it takes.
-        use crate::ir::builtins::{Builtin, FORMATTERS};
+        use crate::ir::builtins::{Builtin, FORMATTERS, STRINGIFIERS};
+        if STRINGIFIERS.contains(&name) {
+            return Ok(());
+        }
         if FORMATTERS.contains(&name) {
             return if nargs == 0 {
                 Err(Diagnostic::error(
