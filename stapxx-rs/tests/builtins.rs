@@ -27,6 +27,11 @@ fn arg(name: &str, i: usize, ty: Option<Ty>) -> String {
         ("substr", 1) => return "1".into(),
         ("substr", 2) => return "3".into(),
         ("printd", 0) | ("printdln", 0) => return "\",\"".into(),
+        // int_arg(2): argument 2, sign-extended from 32 bits.
+        ("_stp_arg2", 0) => return "2".into(),
+        ("_stp_arg2", 1 | 2) => return "1".into(),
+        ("_stp_arg2", 3) => return "0".into(),
+        ("__int32" | "__short" | "_stp_sign_extend8", 0) => return "0x1ff80".into(),
         _ => {}
     }
     match ty {

@@ -224,14 +224,7 @@ impl<'a> Gen<'a> {
 
     /// `dst` = the offset `table` gives for the number in long temp `n`
     /// (`konst`: known at compile time); none: jump to `miss`.
-    fn select(
-        &mut self,
-        n: i16,
-        konst: Option<i64>,
-        table: &[(i64, u32)],
-        dst: Reg,
-        miss: Label,
-    ) {
+    fn select(&mut self, n: i16, konst: Option<i64>, table: &[(i64, u32)], dst: Reg, miss: Label) {
         if let Some(k) = konst {
             match table.iter().find(|(m, _)| *m == k) {
                 Some(&(_, off)) => self.e(Insn::mov64_imm(dst, off as i32)),
