@@ -76,6 +76,18 @@ impl<'a> Gen<'a> {
         super::emit::regions_start(self.o)
     }
 
+    /// Whether the program can raise error `kind`: the syscall-register
+    /// errors only where these builtins are used (a `catch` copies the
+    /// message of each kind that may come, and the others need no code).
+    pub(super) fn may_raise(&self, kind: usize) -> bool {
+        let ours = [
+            ErrKind::NoSyscallRegs,
+            ErrKind::NoArgRegs,
+            ErrKind::BadArgNum,
+        ];
+        self.sregs_used || !ours.iter().any(|k| *k as usize == kind)
+    }
+
     /// At a handler's start: no syscall registers yet.
     pub(super) fn reset_sregs(&mut self) {
         if self.sregs_used {
