@@ -116,6 +116,10 @@ fn run(pass: Option<&str>, script: &str) -> (bool, String) {
 ///   is unrolled once per bit of the symbol count, and without root the
 ///   kernel shows no addresses (no table, no search): the listing is left
 ///   out, the IR kept, and `-p3` must still have succeeded.
+///
+/// (`_stp_syscall_nr()`, `_stp_arg2()` add `struct pt_regs` offsets from
+/// the kernel's BTF too; they are kept: x86-64's layout is fixed by the
+/// ptrace ABI.)
 fn mask(name: &str, listing: String) -> String {
     let b = Builtin::from_name(name);
     if b.is_some_and(|b| b.needs().kernel_symbols) {
