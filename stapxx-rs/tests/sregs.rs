@@ -234,3 +234,14 @@ probe kernel.trace("sys_exit") {
 "#
     );
 }
+
+/// The tapsets' `@__compat_task` (embedded C calling the runtime's
+/// `_stp_is_compat_task()`) is the builtin: 0 for a 64-bit task.
+#[test]
+fn the_compat_task_macro_is_the_builtin() {
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        "@define __compat_task %( %{ /* pure */ _stp_is_compat_task() %} %)\nprobe begin { println(@__compat_task ? \"compat\" : \"64-bit\"); exit() }",
+    ]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "64-bit\n", ""));
+}
