@@ -45,6 +45,7 @@ pub fn needs(p: &Program) -> Needs {
             n.kernel_symbols |= m.kernel_symbols;
             n.task_offsets |= m.task_offsets;
             n.mappings |= m.mappings;
+            n.pt_regs |= m.pt_regs;
         }
     };
     for s in p.functions.iter().flat_map(|f| &f.body) {
@@ -145,6 +146,9 @@ pub fn codegen_options(
     }
     if needs.task_offsets {
         o.task = crate::kernel_btf::TaskOffsets::get();
+    }
+    if needs.pt_regs {
+        o.pt_regs = crate::kernel_btf::PtRegsOffsets::get();
     }
     if let (true, Some(t)) = (needs.mappings, target) {
         o.umods = t

@@ -27,6 +27,11 @@ fn arg(name: &str, i: usize, ty: Option<Ty>) -> String {
         ("substr", 1) => return "1".into(),
         ("substr", 2) => return "3".into(),
         ("printd", 0) | ("printdln", 0) => return "\",\"".into(),
+        // int_arg(2): argument 2, sign-extended from 32 bits.
+        ("_stp_arg2", 0) => return "2".into(),
+        ("_stp_arg2", 1 | 2) => return "1".into(),
+        ("_stp_arg2", 3) => return "0".into(),
+        ("__int32" | "__short" | "_stp_sign_extend8", 0) => return "0x1ff80".into(),
         _ => {}
     }
     match ty {
@@ -111,6 +116,10 @@ fn run(pass: Option<&str>, script: &str) -> (bool, String) {
 ///   is unrolled once per bit of the symbol count, and without root the
 ///   kernel shows no addresses (no table, no search): the listing is left
 ///   out, the IR kept, and `-p3` must still have succeeded.
+///
+/// (`_stp_syscall_nr()`, `_stp_arg2()` add `struct pt_regs` offsets from
+/// the kernel's BTF too; they are kept: x86-64's layout is fixed by the
+/// ptrace ABI.)
 fn mask(name: &str, listing: String) -> String {
     let b = Builtin::from_name(name);
     if b.is_some_and(|b| b.needs().kernel_symbols) {

@@ -98,6 +98,11 @@ pub struct Gen<'a> {
     /// Enclosing `try` blocks, innermost last: the frame offset of the
     /// string slot that receives the message, if the `catch` names one.
     pub(super) catches: Vec<Option<u32>>,
+    /// The probe being generated (its functions are inlined into it).
+    pub(super) probe_index: usize,
+    /// The program uses the syscall registers: the frame has their slot
+    /// (`sregs.rs`).
+    pub(super) sregs_used: bool,
 }
 
 /// A function call being inlined: where its `return` goes.
@@ -123,7 +128,7 @@ pub fn compile_all(
     g.run(probes, &mut scratch)?;
     let measured = std::mem::take(&mut g.measured);
     let strslot = g.strslot;
-    let mut next = regions_start(o);
+    let mut next = regions_start(o) + super::sregs::slot_bytes(p);
     let mut bases = HashMap::new();
     let mut owners: Vec<_> = measured.keys().copied().collect();
     owners.sort_by_key(|o| match o {
@@ -164,8 +169,9 @@ fn ucache_start(o: &Options) -> u32 {
 }
 
 /// Where the functions' regions start: after the fixed fields, the zero
-/// area and the read cache.
-fn regions_start(o: &Options) -> u32 {
+/// area and the read cache (`sregs.rs` puts its slot here when used, and
+/// the regions after it).
+pub(super) fn regions_start(o: &Options) -> u32 {
     ucache_start(o) + UC_LINES * UC_ENTRY
 }
 
@@ -200,6 +206,8 @@ impl<'a> Gen<'a> {
             inlines: Vec::new(),
             loop_depth: 0,
             catches: Vec::new(),
+            probe_index: 0,
+            sregs_used: super::sregs::used(p),
         }
     }
 
@@ -680,6 +688,8 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R6, F_ACTIONS, 0));
         self.e(Insn::st_imm(Size::DW, R6, F_PROBE, pi as i32));
         self.e(Insn::stx(Size::DW, R6, F_CTX, R9));
+        self.probe_index = pi;
+        self.reset_sregs();
         // Sites on events of every task test theirs first (pass 2's filter).
         if let Some(f) = self.p.probes[pi].sites.first().and_then(|s| s.filter()) {
             let f = f.clone();

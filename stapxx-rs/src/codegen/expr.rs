@@ -1024,6 +1024,8 @@ impl Gen<'_> {
                 return Ok(false);
             }
             Strtol => self.strtol(&args[0], &args[1])?,
+            SetSyscallRegs | SyscallNr | SyscallArg | IsCompatTask | Probing32bitApp
+            | IntCast(..) => return self.sregs_builtin(b, args, span),
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),
         }
         Ok(true)

@@ -62,6 +62,12 @@ pub enum ErrKind {
     /// A failed read that `--skip-badvars` turned into 0: counted, never
     /// an error (it does not abort the handler or end the session).
     SkippedRead = 8,
+    /// `_stp_syscall_nr()` with no syscall registers set (`sregs.rs`).
+    NoSyscallRegs = 9,
+    /// `_stp_arg2()` with neither syscall nor user registers.
+    NoArgRegs = 10,
+    /// `_stp_arg2()` of an argument number that has no place.
+    BadArgNum = 11,
 }
 
 /// Counter slots (a power of two: kinds are masked with `ERR_KINDS - 1`).
@@ -81,6 +87,9 @@ impl ErrKind {
             6 => "error() called",
             7 => "empty aggregate",
             8 => "user memory read fault, 0 given (--skip-badvars)",
+            9 => "Cannot access syscall number (no registers available)",
+            10 => "cannot access function args in this context",
+            11 => "cannot access arg: no such argument number (a system call has 1 to 6)",
             _ => "unknown",
         }
     }
@@ -89,7 +98,9 @@ impl ErrKind {
     /// toward MAXERRORS and can be caught (skipped probes and skipped
     /// reads are only counted).
     pub fn is_error(i: usize) -> bool {
-        (1..=7).contains(&i) && i != ErrKind::Skipped as usize
+        (1..=ErrKind::BadArgNum as usize).contains(&i)
+            && i != ErrKind::Skipped as usize
+            && i != ErrKind::SkippedRead as usize
     }
 }
 

@@ -25,6 +25,7 @@ pub mod maps;
 mod octal;
 pub mod regex;
 mod regs;
+mod sregs;
 mod starfmt;
 mod statget;
 pub mod strings;
@@ -66,6 +67,8 @@ pub struct Options {
     pub ksyms: Option<crate::ksyms::PackedLayout>,
     /// `task_struct` offsets for `ppid()` (from the kernel's BTF).
     pub task: Option<crate::kernel_btf::TaskOffsets>,
+    /// `struct pt_regs` offsets for the syscall-register builtins.
+    pub pt_regs: Option<crate::kernel_btf::PtRegsOffsets>,
     /// Offsets to the current task's executable, for handlers whose sites
     /// are for tasks running a given file (`process("P").begin`).
     pub exe: Option<crate::kernel_btf::ExeOffsets>,
@@ -103,6 +106,7 @@ impl Options {
             usyms: None,
             ksyms: None,
             task: None,
+            pt_regs: None,
             exe: None,
             umods: Vec::new(),
             output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),

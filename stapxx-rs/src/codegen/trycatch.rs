@@ -43,7 +43,10 @@ impl<'a> Gen<'a> {
         if let Some(slot) = slot {
             // error()'s own message is already there.
             for kind in 1..ERR_KINDS {
-                if kind == ErrKind::Script as usize || !ErrKind::is_error(kind) {
+                if kind == ErrKind::Script as usize
+                    || !ErrKind::is_error(kind)
+                    || !self.may_raise(kind)
+                {
                     continue;
                 }
                 let other = self.label();

@@ -118,6 +118,20 @@ pub enum Builtin {
     LookupStr,
     /// `__stapxx_lookup_or_str(v, base, "table")`: `_stp_lookup_or_str2`.
     LookupOrStr,
+    // A system call's registers (stap's CONTEXT->sregs; codegen/sregs.rs,
+    // runtime/sregs.rs).
+    /// `__set_syscall_pt_regs(r)`: the `pt_regs` the handler run reads.
+    SetSyscallRegs,
+    /// `_stp_syscall_nr()`: their `orig_ax`.
+    SyscallNr,
+    /// `_stp_arg2(n, sign_extend, truncate, force64)`: argument n.
+    SyscallArg,
+    /// `_stp_is_compat_task()`, `probing_32bit_app()`: always 0 (64-bit).
+    IsCompatTask,
+    Probing32bitApp,
+    /// `__int32`, `__ushort`, `_stp_sign_extend8`...: the value cast to a
+    /// C integer of (bytes, signed).
+    IntCast(u8, bool),
 }
 
 /// The builtins whose first argument is a format string.
@@ -144,6 +158,8 @@ pub struct Needs {
     pub task_offsets: bool,
     /// The target's file mappings.
     pub mappings: bool,
+    /// `struct pt_regs` offsets from the kernel's BTF.
+    pub pt_regs: bool,
 }
 
 /// Argument types (`None`: any of long/string) and result type
@@ -241,6 +257,18 @@ impl Builtin {
             "errno_p" => ErrnoP,
             "__stapxx_lookup_str" => LookupStr,
             "__stapxx_lookup_or_str" => LookupOrStr,
+            "__set_syscall_pt_regs" => SetSyscallRegs,
+            "_stp_syscall_nr" => SyscallNr,
+            "_stp_arg2" => SyscallArg,
+            "_stp_is_compat_task" => IsCompatTask,
+            "probing_32bit_app" => Probing32bitApp,
+            "__short" | "_stp_sign_extend16" => IntCast(2, true),
+            "__ushort" => IntCast(2, false),
+            "__int32" | "_stp_sign_extend32" => IntCast(4, true),
+            "__uint32" => IntCast(4, false),
+            "__long" => IntCast(8, true),
+            "__ulong" => IntCast(8, false),
+            "_stp_sign_extend8" => IntCast(1, true),
             _ => return None,
         })
     }
@@ -306,6 +334,10 @@ impl Builtin {
             ErrnoStr => sig(&[L], S),
             ErrnoP => sig(&[L], L),
             LookupStr | LookupOrStr => sig(&[L, L, S], S),
+            SetSyscallRegs => sig(&[L], None),
+            SyscallNr | IsCompatTask | Probing32bitApp => sig(&[], L),
+            SyscallArg => sig(&[L, L, L, L], L),
+            IntCast(..) => sig(&[L], L),
         }
     }
 
@@ -333,6 +365,10 @@ impl Builtin {
             },
             Umodname => Needs {
                 mappings: true,
+                ..none
+            },
+            SyscallNr | SyscallArg => Needs {
+                pt_regs: true,
                 ..none
             },
             _ => none,
@@ -463,6 +499,20 @@ const NAMES: &[&str] = &[
     "max",
     "errno_str",
     "errno_p",
+    "__set_syscall_pt_regs",
+    "_stp_syscall_nr",
+    "_stp_arg2",
+    "_stp_is_compat_task",
+    "probing_32bit_app",
+    "__short",
+    "__ushort",
+    "__int32",
+    "__uint32",
+    "__long",
+    "__ulong",
+    "_stp_sign_extend8",
+    "_stp_sign_extend16",
+    "_stp_sign_extend32",
     "printf",
     "sprintf",
     "sprint",

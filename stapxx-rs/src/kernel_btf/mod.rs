@@ -6,8 +6,10 @@
 use std::sync::OnceLock;
 
 pub mod chain;
+mod ptregs;
 
 pub use chain::{KValue, Kernel, TpArg};
+pub use ptregs::PtRegsOffsets;
 
 /// Where `ppid()` reads: offsets in `struct task_struct`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

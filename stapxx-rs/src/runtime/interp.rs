@@ -154,6 +154,8 @@ pub struct Interp<'p> {
     pub skip_badvars: bool,
     /// Reads `--skip-badvars` turned into 0 or "" (told at the end).
     pub skipped_reads: u64,
+    /// `__set_syscall_pt_regs()` of the running handler (`sregs.rs`).
+    sregs: u64,
 }
 
 impl<'p> Interp<'p> {
@@ -211,6 +213,7 @@ impl<'p> Interp<'p> {
             pp: String::new(),
             skip_badvars: false,
             skipped_reads: 0,
+            sregs: 0,
         })
     }
 
@@ -223,6 +226,7 @@ impl<'p> Interp<'p> {
         self.pp = pp.to_string();
         self.actions = 0;
         self.depth = 0;
+        self.sregs = 0;
         let mut frame = Frame::new(&p.locals);
         match self.block(&p.body, &mut frame)? {
             Flow::Normal | Flow::Next | Flow::Return(_) | Flow::Break | Flow::Continue => Ok(()),
@@ -895,6 +899,18 @@ impl<'p> Interp<'p> {
                 "a probe context exists only in kernel probes",
                 near,
             )),
+            B::SetSyscallRegs
+            | B::SyscallNr
+            | B::SyscallArg
+            | B::IsCompatTask
+            | B::Probing32bitApp
+            | B::IntCast(..) => {
+                let mut v = Vec::new();
+                for a in args {
+                    v.push(self.long(a, fr)?);
+                }
+                super::sregs::host(b, &v, &mut self.sregs).map_err(|m| RtError::new(m, near))
+            }
             B::ModuleBias => {
                 let path = self.arg_bytes(args, 0, fr)?;
                 let path = String::from_utf8_lossy(c_str(&path)).into_owned();

@@ -28,6 +28,7 @@ pub mod kernel_bridge;
 mod lookup;
 pub mod output;
 pub mod session;
+mod sregs;
 pub mod values;
 
 pub use interp::{Limits, Near, RtError};
