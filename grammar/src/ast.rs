@@ -52,10 +52,19 @@ pub struct ProbePoint {
     /// Trailing `?`: no error when the point cannot be resolved.
     pub optional: bool,
     /// Trailing `!`: when it resolves, the rest of the list is skipped.
+    /// As in stap, it is optional too (see [`ProbePoint::is_optional`]).
     pub sufficient: bool,
     /// `if (expr)`: the probe body runs only when it holds.
     pub condition: Option<Expr>,
     pub span: Span,
+}
+
+impl ProbePoint {
+    /// `?` or `!`: failing to resolve is not an error (stap's `!` means
+    /// "optional and sufficient").
+    pub fn is_optional(&self) -> bool {
+        self.optional || self.sufficient
+    }
 }
 
 /// One dotted component: a name (maybe with `*` wildcards) and an optional argument.

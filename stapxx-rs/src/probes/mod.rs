@@ -271,7 +271,7 @@ pub fn resolve_point(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<Site>, Diag
         None => Err(Miss::NoMatch(unknown_kind(pt))),
     };
     match result {
-        Ok(kinds) if kinds.is_empty() && !pt.optional => Err(Diagnostic::error(
+        Ok(kinds) if kinds.is_empty() && !pt.is_optional() => Err(Diagnostic::error(
             pt.span,
             format!("probe point '{text}' matched nothing"),
         )),
@@ -280,12 +280,12 @@ pub fn resolve_point(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<Site>, Diag
             .map(|kind| Site {
                 point: text.clone(),
                 span: pt.span,
-                optional: pt.optional,
+                optional: pt.is_optional(),
                 condition: pt.condition.clone(),
                 kind,
             })
             .collect()),
-        Err(Miss::NoMatch(_) | Miss::Unserved(_)) if pt.optional => Ok(Vec::new()),
+        Err(Miss::NoMatch(_) | Miss::Unserved(_)) if pt.is_optional() => Ok(Vec::new()),
         Err(m) => Err(Diagnostic::error(
             pt.span,
             format!("probe point '{text}': {}", m.message()),

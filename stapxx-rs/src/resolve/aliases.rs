@@ -75,7 +75,7 @@ impl<'a> Aliases<'a> {
             let got = match self.point(pt, body, cx, depth) {
                 Ok(got) => got,
                 // `?`: whatever kept the point from resolving, it is skipped.
-                Err(_) if pt.optional => Vec::new(),
+                Err(_) if pt.is_optional() => Vec::new(),
                 Err(e) => return Err(e),
             };
             let placed = got.iter().any(|d| !d.sites.is_empty());
@@ -174,7 +174,7 @@ impl<'a> Aliases<'a> {
         // An alias whose points are all optional and none served gives
         // nothing, quietly, as in stap (the `!` list above it goes on);
         // only the script's own point must give something.
-        if depth == 0 && !pt.optional && out.iter().all(|d| d.sites.is_empty()) {
+        if depth == 0 && !pt.is_optional() && out.iter().all(|d| d.sites.is_empty()) {
             if let Some(e) = last_err {
                 return Err(e);
             }

@@ -100,11 +100,13 @@ pub fn resolve(
         entries: Vec::new(),
         points: Vec::new(),
         kallsyms_started: false,
+        written: Default::default(),
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
     let aliases = aliases::Aliases::new(alias_defs);
     for p in probes {
+        r.written = written_vars(&p.body);
         let mut cx = crate::probes::Cx {
             modules: &mut *r.modules,
             hz,
@@ -241,6 +243,9 @@ struct Resolver<'a, 'm> {
     /// The points of the probe being resolved (for the listing).
     points: Vec<ProbePoint>,
     kallsyms_started: bool,
+    /// The variables the script's own body of the probe being resolved
+    /// assigns (for `@probewrite`).
+    written: std::collections::HashSet<String>,
 }
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the
@@ -465,6 +470,22 @@ impl Resolver<'_, '_> {
                 op,
                 operand: self.bx(*operand)?,
                 args: self.exprs(args)?,
+            },
+            // `@probewrite(v)`: whether the script's own probe body writes
+            // v (tapset aliases store such variables back only then). A
+            // constant, so the `if` around the store keeps no branch
+            // whose calls would need resolving.
+            ExprKind::AtCall { name, args } if name == "probewrite" => match args.as_slice() {
+                [Expr {
+                    kind: ExprKind::Var(v),
+                    ..
+                }] => ExprKind::Number(i64::from(self.written.contains(v))),
+                _ => {
+                    return Err(Diagnostic::error(
+                        span,
+                        "@probewrite takes one variable name",
+                    ))
+                }
             },
             ExprKind::AtCall { name, args } => ExprKind::AtCall {
                 name,
@@ -879,4 +900,22 @@ fn embedded_call(code: &str) -> Option<String> {
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     (ident && crate::ir::builtins::Builtin::from_name(name).is_some()).then(|| name.to_string())
+}
+
+/// The variables a probe body assigns or increments.
+fn written_vars(body: &Block) -> std::collections::HashSet<String> {
+    let mut out = std::collections::HashSet::new();
+    grammar::visit::walk_block(body, &mut |e| {
+        let target = match &e.kind {
+            ExprKind::Assign { lhs, .. } => lhs,
+            ExprKind::PreCrement { operand, .. } | ExprKind::PostCrement { operand, .. } => {
+                operand
+            }
+            _ => return,
+        };
+        if let ExprKind::Var(v) = &target.kind {
+            out.insert(v.clone());
+        }
+    });
+    out
 }
