@@ -264,10 +264,11 @@ impl Kernel {
     }
 
     fn resolve_from(&self, start: At, ty: u32, steps: &[Step]) -> Result<KValue, String> {
+        let cast_root = matches!(start, At::Object(_));
         let mut acc = Vec::new();
         let mut at = start;
         let mut bitfield = None;
-        for step in steps {
+        for (i, step) in steps.iter().enumerate() {
             // The struct/array this step looks into, as an object at the
             // current address.
             let (obj, via_pointer) = match at {
@@ -337,6 +338,9 @@ impl Kernel {
                             Some((KIND_ARRAY, _, _, _, _, a)) => {
                                 self.types.u32_at(a + 12).unwrap_or(0)
                             }
+                            // `@cast(p, "unsigned int", "kernel")[2]`: as in
+                            // stap, the cast address is an array of the type.
+                            _ if i == 0 && cast_root => obj,
                             _ => {
                                 return Err(format!("'{}' cannot be indexed", self.type_name(obj)))
                             }

@@ -908,9 +908,7 @@ fn written_vars(body: &Block) -> std::collections::HashSet<String> {
     grammar::visit::walk_block(body, &mut |e| {
         let target = match &e.kind {
             ExprKind::Assign { lhs, .. } => lhs,
-            ExprKind::PreCrement { operand, .. } | ExprKind::PostCrement { operand, .. } => {
-                operand
-            }
+            ExprKind::PreCrement { operand, .. } | ExprKind::PostCrement { operand, .. } => operand,
             _ => return,
         };
         if let ExprKind::Var(v) = &target.kind {
