@@ -32,9 +32,25 @@ fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
-/// The value of the C constant `name`, if the headers define it.
+/// The value of the C constant `name`, if the headers define it, or if
+/// it is one of the kernel-internal facts of this machine that
+/// [`machine_value`] knows.
 pub fn value(name: &str) -> Option<i64> {
-    table().get(name).copied()
+    table().get(name).copied().or_else(|| machine_value(name))
+}
+
+/// Kernel-internal constants the tapsets use that no UAPI header has but
+/// this machine says: the page size (`sysconf`, as the kernel's
+/// `PAGE_SIZE`) and the word size of the architecture we were built for.
+fn machine_value(name: &str) -> Option<i64> {
+    match name {
+        "PAGE_SIZE" => Some(crate::system::page_size() as i64),
+        "PAGE_SHIFT" => Some(i64::from(
+            (crate::system::page_size() as u64).trailing_zeros(),
+        )),
+        "BITS_PER_LONG" => Some(i64::from(usize::BITS)),
+        _ => None,
+    }
 }
 
 /// Up to `max` known names nearest to `name` (for "did you mean").

@@ -158,6 +158,9 @@ impl<'o> Session<'o> {
         let program = self.pull_library(program)?;
         self.timing("Pass 2a: pulled in tapset library files", &mut t);
         let resolved = self.resolve(&program, self.opts.cli.pass >= 3)?;
+        for w in &resolved.warnings {
+            crate::ewrite!("{}", w.render(&self.sources));
+        }
         self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {
             emit(&resolve::print(&resolved))?;

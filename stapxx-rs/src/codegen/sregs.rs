@@ -142,6 +142,13 @@ impl<'a> Gen<'a> {
         self.load_sregs(R0);
         let set = self.label();
         self.jimm(Cond::Ne, R0, 0, set);
+        // None set: the current task's user registers, as stap's
+        // `_stp_current_pt_regs()` (the tapsets' argument-less syscalls,
+        // `getppid`, gate on the number without setting any).
+        self.call(H_TASK_BTF);
+        self.e(Insn::mov64_reg(R1, R0));
+        self.call(H_TASK_PT_REGS);
+        self.jimm(Cond::Ne, R0, 0, set);
         self.fail(ErrKind::NoSyscallRegs);
         self.bind(set);
         self.e(Insn::alu64_imm(Alu::Add, R0, o.orig_ax as i32));

@@ -421,7 +421,7 @@ pub fn user_read(name: &str) -> Option<Builtin> {
         "int" | "int32" => UserInt32(fault),
         "uint32" => UserUint32(fault),
         "long" | "int64" => UserInt64(fault),
-        "uint64" => UserUint64(fault),
+        "ulong" | "uint64" => UserUint64(fault),
         _ => return None,
     })
 }
@@ -471,6 +471,7 @@ const NAMES: &[&str] = &[
     "user_uint32",
     "user_int64",
     "user_uint64",
+    "user_ulong",
     "user_ushort",
     "kernel_char",
     "kernel_short",

@@ -23,6 +23,9 @@ pub struct Kernel {
     /// `__probestub_EVENT` functions by event name, indexed on first use
     /// (a wildcard over hundreds of events looks each one up).
     stubs: OnceLock<HashMap<&'static [u8], u32>>,
+    /// `find_type` answers: the tapsets' `@cast`s name the same few types
+    /// in hundreds of aliases, and each lookup is a scan of every type.
+    found: std::sync::Mutex<HashMap<String, Option<u32>>>,
 }
 
 impl Kernel {
@@ -38,6 +41,7 @@ impl Kernel {
                 Some(Kernel {
                     types: Types::parse(btf)?,
                     stubs: OnceLock::new(),
+                    found: Default::default(),
                 })
             })
             .as_ref()
@@ -218,6 +222,17 @@ impl Kernel {
     /// The type named `name` (`task_struct`, `struct task_struct`,
     /// `union ...`, a typedef or base type name), as `@cast` names it.
     pub fn find_type(&self, name: &str) -> Option<u32> {
+        if let Some(&hit) = self.found.lock().ok().as_ref().and_then(|m| m.get(name)) {
+            return hit;
+        }
+        let id = self.scan_type(name);
+        if let Ok(mut m) = self.found.lock() {
+            m.insert(name.to_string(), id);
+        }
+        id
+    }
+
+    fn scan_type(&self, name: &str) -> Option<u32> {
         let name = name.trim();
         let (want, plain) = if let Some(n) = name.strip_prefix("struct ") {
             (Some(KIND_STRUCT), n.trim())

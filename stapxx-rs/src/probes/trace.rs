@@ -188,7 +188,29 @@ pub(super) fn events_dir() -> Result<PathBuf, Miss> {
         .map_err(Miss::Unserved)
 }
 
+/// The subdirectories of a tracefs directory, read once per run: the
+/// tapsets' syscall aliases name `kernel.trace("sys_enter")` hundreds of
+/// times, and a bare event name lists every subsystem.
 fn dir_names(dir: &std::path::Path) -> Vec<String> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashMap<std::path::PathBuf, Vec<String>>>> = Mutex::new(None);
+    if let Some(v) = SEEN
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref().and_then(|m| m.get(dir).cloned()))
+    {
+        return v;
+    }
+    let v = read_dir_names(dir);
+    if let Ok(mut m) = SEEN.lock() {
+        m.get_or_insert_with(HashMap::new)
+            .insert(dir.to_path_buf(), v.clone());
+    }
+    v
+}
+
+fn read_dir_names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()

@@ -20,6 +20,7 @@ use crate::library::alias_matches;
 use crate::probes::{self, Cx, Site};
 use grammar::ast::{BinOp, Block, Expr, ExprKind, ProbeAlias, ProbePoint, Stmt, StmtKind};
 use grammar::Diagnostic;
+use std::collections::{HashMap, HashSet};
 
 /// Deeper than this, an alias is taken to expand into itself.
 const MAX_DEPTH: usize = 32;
@@ -27,18 +28,48 @@ const MAX_DEPTH: usize = 32;
 /// Every alias known: the script's first, then the library's, each in the
 /// order defined (the first definition of a name is the one used).
 pub struct Aliases<'a> {
-    defs: Vec<&'a ProbeAlias>,
+    /// Every name of every alias, in definition order.
+    names: Vec<Named<'a>>,
+    /// The first definition of each dotted name, into `names`.
+    first: HashMap<String, usize>,
+}
+
+struct Named<'a> {
+    alias: &'a ProbeAlias,
+    comps: Vec<String>,
+    key: String,
 }
 
 /// A probe after alias expansion: sites of probe kinds and the body.
 pub struct Derived {
     pub sites: Vec<Site>,
     pub body: Block,
+    /// Set when the script's point is a wildcard that matched several
+    /// aliases: such a probe may be left out (with a warning) when its
+    /// handler needs what we cannot run, rather than failing the script.
+    pub via: Option<Via>,
+}
+
+/// The script's wildcard point and the alias it matched.
+#[derive(Debug, Clone)]
+pub struct Via {
+    pub pattern: String,
+    pub alias: String,
 }
 
 impl<'a> Aliases<'a> {
     pub fn new(defs: Vec<&'a ProbeAlias>) -> Aliases<'a> {
-        Aliases { defs }
+        let mut names = Vec::new();
+        let mut first = HashMap::new();
+        for alias in defs {
+            for n in &alias.names {
+                let comps: Vec<String> = n.components.iter().map(|c| c.name.clone()).collect();
+                let key = comps.join(".");
+                first.entry(key.clone()).or_insert(names.len());
+                names.push(Named { alias, comps, key });
+            }
+        }
+        Aliases { names, first }
     }
 
     /// The sites and bodies of a probe's point list.
@@ -89,27 +120,37 @@ impl<'a> Aliases<'a> {
 
     /// The aliases `pt` goes through, with the components past each name.
     fn matching(&self, pt: &ProbePoint) -> Vec<(&'a ProbeAlias, usize)> {
+        let plain = pt
+            .components
+            .iter()
+            .all(|c| c.arg.is_none() && !c.name.contains(['*', '?', '[']));
+        if plain {
+            // No wildcard: the whole name, else its longest prefix.
+            let comps: Vec<&str> = pt.components.iter().map(|c| c.name.as_str()).collect();
+            for len in (1..=comps.len()).rev() {
+                if let Some(&i) = self.first.get(&comps[..len].join(".")) {
+                    return vec![(self.names[i].alias, len)];
+                }
+            }
+            return Vec::new();
+        }
         let mut exact = Vec::new();
         let mut prefix = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
-        for a in &self.defs {
-            for name in &a.names {
-                let comps: Vec<&str> = name.components.iter().map(|c| c.name.as_str()).collect();
-                if !alias_matches(&comps, pt) {
-                    continue;
-                }
-                // The first definition of a name wins (script, then library
-                // in precedence order).
-                let key = comps.join(".");
-                if seen.contains(&key) {
-                    continue;
-                }
-                seen.push(key);
-                if comps.len() == pt.components.len() {
-                    exact.push((*a, comps.len()));
-                } else {
-                    prefix.push((*a, comps.len()));
-                }
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, n) in self.names.iter().enumerate() {
+            let comps: Vec<&str> = n.comps.iter().map(String::as_str).collect();
+            // The first definition of a name wins (script, then library
+            // in precedence order).
+            if self.first.get(&n.key) != Some(&i)
+                || !alias_matches(&comps, pt)
+                || !seen.insert(n.key.as_str())
+            {
+                continue;
+            }
+            if comps.len() == pt.components.len() {
+                exact.push((n.alias, comps.len()));
+            } else {
+                prefix.push((n.alias, comps.len()));
             }
         }
         if exact.is_empty() {
@@ -139,6 +180,7 @@ impl<'a> Aliases<'a> {
             return Ok(vec![Derived {
                 sites,
                 body: body.clone(),
+                via: None,
             }]);
         }
         let text = grammar::printer::point(&ProbePoint {
@@ -164,7 +206,18 @@ impl<'a> Aliases<'a> {
                 .collect();
             let wrapped = wrap(alias, body);
             match self.list(&inner, &wrapped, cx, depth + 1) {
-                Ok(got) => out.extend(got),
+                Ok(mut got) => {
+                    if several && depth == 0 {
+                        let via = Via {
+                            pattern: text.clone(),
+                            alias: alias_name(alias, pt, used),
+                        };
+                        for d in &mut got {
+                            d.via = Some(via.clone());
+                        }
+                    }
+                    out.extend(got)
+                }
                 // One alias of a wildcard's many that cannot be served
                 // here: the others still are.
                 Err(e) if several => last_err = Some(e),
@@ -188,6 +241,34 @@ impl<'a> Aliases<'a> {
             ));
         }
         Ok(out)
+    }
+}
+
+/// The alias's name as it matched `pt` (the first of its names that does),
+/// with the suffix the point adds.
+fn alias_name(alias: &ProbeAlias, pt: &ProbePoint, used: usize) -> String {
+    let name = alias
+        .names
+        .iter()
+        .map(|n| {
+            n.components
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+        })
+        .find(|c| c.len() == used && alias_matches(c, pt))
+        .map(|c| c.join("."))
+        .unwrap_or_default();
+    let rest: Vec<&str> = pt
+        .components
+        .iter()
+        .skip(used)
+        .map(|c| c.name.as_str())
+        .collect();
+    if rest.is_empty() {
+        name
+    } else {
+        format!("{name}.{}", rest.join("."))
     }
 }
 

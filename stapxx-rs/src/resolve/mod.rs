@@ -19,6 +19,7 @@ mod cfuncs;
 mod handlers;
 pub mod marks;
 pub mod modules;
+mod queue;
 pub mod reads;
 pub mod target;
 mod tracepoints;
@@ -29,6 +30,7 @@ use grammar::ast::*;
 use grammar::{Diagnostic, Span};
 use handlers::entry_slot;
 use modules::Modules;
+use queue::skipped_warnings;
 use std::collections::{BTreeSet, HashMap};
 
 /// The resolved program: what later passes compile.
@@ -37,6 +39,8 @@ pub struct Resolved {
     pub globals: Vec<Global>,
     pub functions: Vec<Function>,
     pub probes: Vec<ResolvedProbe>,
+    /// Aliases a wildcard matched that were left out, and why.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// One handler: the sites it runs at (all of one executor and program
@@ -104,7 +108,18 @@ pub fn resolve(
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
+    // Value tables of embedded-C formatters live in the library's C.
+    let c_blocks: Vec<&str> = all
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| match i {
+            Item::Embedded(e) => Some(e.code.as_str()),
+            _ => None,
+        })
+        .collect();
     let aliases = aliases::Aliases::new(alias_defs);
+    let mut skipped: Vec<(String, String, Diagnostic)> = Vec::new();
+    let mut matched: HashMap<String, BTreeSet<String>> = HashMap::new();
     for p in probes {
         r.written = written_vars(&p.body);
         let mut cx = crate::probes::Cx {
@@ -116,11 +131,36 @@ pub fn resolve(
                 body: derived.body,
                 ..p.clone()
             };
-            for group in crate::probes::groups(derived.sites) {
-                r.handler(&probe, group, &mut out_probes)?;
+            let mark = r.mark(&out_probes);
+            let mut run = || -> R<()> {
+                for group in crate::probes::groups(derived.sites.clone()) {
+                    r.handler(&probe, group, &mut out_probes)?;
+                }
+                r.drain_queue(&c_blocks)
+            };
+            match (run(), &derived.via) {
+                (Ok(()), Some(via)) => {
+                    matched
+                        .entry(via.pattern.clone())
+                        .or_default()
+                        .insert(via.alias.clone());
+                }
+                (Ok(()), None) => {}
+                // One alias of those a wildcard matched that needs what we
+                // cannot run here: the others still run (said below).
+                (Err(e), Some(via)) => {
+                    r.rollback(mark, &mut out_probes);
+                    matched
+                        .entry(via.pattern.clone())
+                        .or_default()
+                        .insert(via.alias.clone());
+                    skipped.push((via.pattern.clone(), via.alias.clone(), e));
+                }
+                (Err(e), None) => return Err(e),
             }
         }
     }
+    let warnings = skipped_warnings(&skipped, &matched);
     // Each @entry value is stored by a probe on the function's entry, as
     // stap does, and read back in the return probe by thread id.
     let mut entry_globals = Vec::new();
@@ -162,39 +202,7 @@ pub fn resolve(
         });
     }
     r.sites = None;
-    // Value tables of embedded-C formatters live in the library's C.
-    let c_blocks: Vec<&str> = all
-        .iter()
-        .flat_map(|f| &f.items)
-        .filter_map(|i| match i {
-            Item::Embedded(e) => Some(e.code.as_str()),
-            _ => None,
-        })
-        .collect();
-    while let Some(name) = r.queue.pop() {
-        let f = (*r
-            .functions
-            .get(name.as_str())
-            .expect("queued functions exist"))
-        .clone();
-        let body = match f.body {
-            FunctionBody::Script(b) => FunctionBody::Script(r.block(b)?),
-            // Formatters of a known shape become script functions.
-            FunctionBody::Embedded(_) => match cfuncs::translate(&f, &c_blocks) {
-                Ok(b) => FunctionBody::Script(r.block(b)?),
-                Err(why) => {
-                    return Err(Diagnostic::error(
-                        f.span,
-                        format!(
-                            "function '{}' is embedded C: eBPF cannot run C code (stapxx-rs has no kernel module), and {why}",
-                            f.name
-                        ),
-                    ))
-                }
-            },
-        };
-        r.resolved_functions.push(Function { body, ..f });
-    }
+    r.drain_queue(&c_blocks)?;
     r.resolved_functions.sort_by(|a, b| a.name.cmp(&b.name));
     // Globals referenced anywhere that survived pruning.
     let mut used = BTreeSet::new();
@@ -222,6 +230,7 @@ pub fn resolve(
         globals: out_globals,
         functions: r.resolved_functions,
         probes: out_probes,
+        warnings,
     })
 }
 
