@@ -14,7 +14,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stapxx::ir::builtins::{Builtin, Signature, FORMATTERS};
+use stapxx::ir::builtins::{Builtin, Signature, FORMATTERS, STRINGIFIERS};
 use stapxx::ir::Ty;
 
 /// An argument of type `ty` for position `i` of `name`: literals, with
@@ -50,6 +50,9 @@ fn call(name: &str) -> String {
         } else {
             c
         };
+    }
+    if STRINGIFIERS.contains(&name) {
+        return format!("g = {name}(4096, \"stapxx\")");
     }
     let b = Builtin::from_name(name).unwrap_or_else(|| panic!("{name} is not a builtin"));
     let Signature {
