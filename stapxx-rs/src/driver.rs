@@ -51,6 +51,8 @@ pub struct Session<'o> {
 pub struct Program {
     pub files: Vec<ast::File>,
     pub library: Vec<ast::File>,
+    /// Every alias name of the library, pulled in or not (for "nearest").
+    pub alias_names: Vec<String>,
 }
 
 /// What passes 0 to 3 make of a script ([`Session::translate_source`]).
@@ -260,7 +262,12 @@ impl<'o> Session<'o> {
     fn resolve(&self, program: &Program, prefetch: bool) -> Result<resolve::Resolved, Diagnostic> {
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         modules.prefetch = prefetch;
-        resolve::resolve(&program.files, &program.library, &mut modules)
+        resolve::resolve(
+            &program.files,
+            &program.library,
+            &program.alias_names,
+            &mut modules,
+        )
     }
 
     /// Pass 3b, for a program with kernel probes: the load-time facts
@@ -430,6 +437,7 @@ impl<'o> Session<'o> {
         Ok(Program {
             files: program.files,
             library: pulled,
+            alias_names: library.alias_names(),
         })
     }
 
@@ -448,6 +456,7 @@ impl<'o> Session<'o> {
         Ok(Program {
             files,
             library: Vec::new(),
+            alias_names: Vec::new(),
         })
     }
 

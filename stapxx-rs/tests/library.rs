@@ -94,8 +94,9 @@ fn what_no_alias_can_serve_is_a_clear_error() {
     let (code, _, err) = run("probe demo.nosuch { }");
     assert_eq!(code, 1);
     assert!(
-        err.starts_with("-e:1:7: error: probe point 'demo.nosuch': unknown probe kind 'demo'")
-            && err.contains("no probe alias of the script or the tapset library matches it"),
+        err.starts_with(
+            "-e:1:7: error: probe point 'demo.nosuch': no probe kind or probe alias of that name (nearest: demo.clock, demo.nowhere, demo.tick, demo.w.one)\n"
+        ),
         "{err}"
     );
 }

@@ -106,7 +106,7 @@ fn errors() {
         "probe process(\"BIN\").mark(\"x\") { }",
         "probe kernel.function(\"vfs_read\") { }",
         "probe kprobe.function(\"vfs_read\") { }",
-        "probe syscall.open { }",
+        "probe syscal.open { }",
         "probe timer.profile(3) { }",
         "probe kernel.trace(\"sched:no_such_event\") { }",
         "probe perf.hw.cpu_cyclez { }",

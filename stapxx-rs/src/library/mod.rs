@@ -90,6 +90,18 @@ impl Library {
         Library { files }
     }
 
+    /// Every alias name the library's files may define (for "nearest").
+    pub fn alias_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .files
+            .iter()
+            .flat_map(|c| c.names.aliases.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     pub fn len(&self) -> usize {
         self.files.len()
     }

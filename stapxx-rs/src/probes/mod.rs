@@ -251,6 +251,11 @@ fn kind_of(pt: &ProbePoint) -> Option<&'static Kind> {
     })
 }
 
+/// The probe kinds' names (`timer.profile`, `kernel.trace`, ...).
+pub fn kind_names() -> Vec<String> {
+    KINDS.iter().map(|k| k.head.join(".")).collect()
+}
+
 /// Whether one of our probe kinds serves `pt` (then no probe alias does:
 /// the tapset tree's `timer.profile` and `perf.hw.*` aliases name what
 /// these kinds serve directly).

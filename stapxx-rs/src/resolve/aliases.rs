@@ -32,6 +32,8 @@ pub struct Aliases<'a> {
     names: Vec<Named<'a>>,
     /// The first definition of each dotted name, into `names`.
     first: HashMap<String, usize>,
+    /// The names of every alias of the library, pulled in or not.
+    known: &'a [String],
 }
 
 struct Named<'a> {
@@ -58,7 +60,7 @@ pub struct Via {
 }
 
 impl<'a> Aliases<'a> {
-    pub fn new(defs: Vec<&'a ProbeAlias>) -> Aliases<'a> {
+    pub fn new(defs: Vec<&'a ProbeAlias>, known: &'a [String]) -> Aliases<'a> {
         let mut names = Vec::new();
         let mut first = HashMap::new();
         for alias in defs {
@@ -69,7 +71,11 @@ impl<'a> Aliases<'a> {
                 names.push(Named { alias, comps, key });
             }
         }
-        Aliases { names, first }
+        Aliases {
+            names,
+            first,
+            known,
+        }
     }
 
     /// The sites and bodies of a probe's point list.
@@ -163,6 +169,24 @@ impl<'a> Aliases<'a> {
         }
     }
 
+    /// Neither a probe kind nor an alias: the nearest of both.
+    fn unknown(&self, pt: &ProbePoint) -> Diagnostic {
+        let text: Vec<&str> = pt.components.iter().map(|c| c.name.as_str()).collect();
+        let text = text.join(".");
+        let kinds = probes::kind_names();
+        let names = kinds
+            .iter()
+            .map(String::as_str)
+            .chain(self.first.keys().map(String::as_str))
+            .chain(self.known.iter().map(String::as_str));
+        let near = crate::debuginfo::layout::nearest(&text, names, 4);
+        let mut m = format!("probe point '{text}': no probe kind or probe alias of that name");
+        if !near.is_empty() {
+            m.push_str(&format!(" (nearest: {})", near.join(", ")));
+        }
+        Diagnostic::error(pt.span, m)
+    }
+
     fn point(
         &self,
         pt: &ProbePoint,
@@ -175,6 +199,9 @@ impl<'a> Aliases<'a> {
         } else {
             self.matching(pt)
         };
+        if matches.is_empty() && !probes::claims(pt) && !pt.is_optional() {
+            return Err(self.unknown(pt));
+        }
         if matches.is_empty() {
             let sites = probes::resolve_point(pt, cx)?;
             return Ok(vec![Derived {

@@ -61,6 +61,7 @@ pub struct ResolvedProbe {
 pub fn resolve(
     files: &[File],
     library: &[File],
+    alias_names: &[String],
     modules: &mut Modules,
 ) -> Result<Resolved, Diagnostic> {
     let mut functions: HashMap<&str, &Function> = HashMap::new();
@@ -117,7 +118,7 @@ pub fn resolve(
             _ => None,
         })
         .collect();
-    let aliases = aliases::Aliases::new(alias_defs);
+    let aliases = aliases::Aliases::new(alias_defs, alias_names);
     let mut skipped: Vec<(String, String, Diagnostic)> = Vec::new();
     let mut matched: HashMap<String, BTreeSet<String>> = HashMap::new();
     for p in probes {
