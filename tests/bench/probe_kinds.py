@@ -20,7 +20,8 @@ includes the uprobe trap (breakpoint, handler dispatch, executing or
 emulating the displaced instruction) that the BPF time leaves out.
 
 Kernel kinds (timer.profile, perf.sw.cpu_clock.sample(1000000),
-kernel.trace("sched:sched_switch"), kernel.trace("syscalls:sys_enter_openat"))
+kernel.trace("sched:sched_switch"), kernel.trace("syscalls:sys_enter_openat"),
+and SystemTap's syscall.openat alias from its installed tapset tree)
 are measured over PAIRS windows of 2 s with every CPU kept busy by a
 spinning shell (for openat: shells opening /dev/null in a loop), from 0.5 s
 after the start. A third argument `kernel` runs only these.
@@ -251,6 +252,13 @@ def main():
             # A record tracepoint, under shells opening /dev/null in a loop.
             kernel_kind('`kernel.trace("syscalls:sys_enter_openat")` (record)',
                         'kernel.trace("syscalls:sys_enter_openat")', pairs, tmp,
+                        load="while :; do : < /dev/null; done")
+            # SystemTap's alias, from its installed tapset tree: the
+            # tp_syscall variant on raw sys_enter, which every system call
+            # runs up to its syscall-number gate (openat's prologue then
+            # formats argstr as stap does).
+            kernel_kind('`syscall.openat` (tapset alias -> raw `sys_enter`, per system call)',
+                        'syscall.openat', pairs, tmp,
                         load="while :; do : < /dev/null; done")
             with open("/proc/loadavg") as f:
                 print(f"load average at the end: {f.read().split()[0]}")
