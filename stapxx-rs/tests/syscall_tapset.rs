@@ -115,3 +115,39 @@ probe end { foreach (n in calls-) printf("%s %d\n", n, calls[n]) }"#;
     assert!(counts.get("openat").copied().unwrap_or(0) >= 2, "{out}");
     assert!(counts.get("close").copied().unwrap_or(0) >= 2, "{out}");
 }
+
+/// A `tp_syscall` handler tests the call's number before anything else
+/// (codegen/gatecheck.rs): `id` on sys_enter, `regs->orig_ax` on sys_exit.
+/// getppid is 110 on x86-64.
+#[test]
+fn each_alias_handler_leaves_first_thing_on_other_calls() {
+    if !have_tree() {
+        return;
+    }
+    let listing = |script: &str| {
+        let (code, out, err) = support::stapxx(&["-p3", "-e", script]);
+        assert_eq!(code, 0, "{err}");
+        let at = out.find("stx_p0:\n").expect("a program");
+        out[at..]
+            .lines()
+            .skip(2)
+            .take(7)
+            .map(|l| l.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listing("probe syscall.getppid { }"),
+        [
+            "0: r9 = r1",
+            "1: r1 = *(u64 *)(r9 +8)",
+            "2: r1 <<= 32",
+            "3: r1 s>>= 32",
+            "4: r2 = 110",
+            "5: if r1 == r2 goto +2",
+            "6: r0 = 0",
+        ]
+    );
+    let exit = listing("probe syscall.getppid.return { }");
+    assert_eq!(exit[1], "1: r3 = *(u64 *)(r9 +0)", "{exit:?}");
+    assert_eq!(exit[6], "6: call bpf_probe_read_kernel#113", "{exit:?}");
+}

@@ -664,6 +664,8 @@ impl<'a> Gen<'a> {
             targets: Default::default(),
         });
         self.e(Insn::mov64_reg(R9, R1));
+        // A handler for one system call leaves first thing on the others.
+        self.syscall_gate_check(pi);
         self.load_frame();
         // A probe nested on this CPU (an NMI during another handler) is skipped.
         let go = self.label();

@@ -16,6 +16,7 @@ mod callback;
 pub mod emit;
 pub mod expr;
 mod filter;
+mod gatecheck;
 mod iterate;
 mod kread;
 mod ksym;

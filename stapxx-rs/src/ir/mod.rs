@@ -9,6 +9,7 @@
 //! anything pass 2 resolved away (`@cast`, `@var`, `@defined`).
 
 pub mod builtins;
+pub mod gate;
 pub mod lower;
 pub mod print;
 pub mod stats;
