@@ -24,6 +24,7 @@ helpers! {
     TRACE_PRINTK = 6, "trace_printk";
     GET_PRANDOM_U32 = 7, "get_prandom_u32";
     GET_SMP_PROCESSOR_ID = 8, "get_smp_processor_id";
+    TAIL_CALL = 12, "tail_call";
     GET_CURRENT_PID_TGID = 14, "get_current_pid_tgid";
     GET_CURRENT_UID_GID = 15, "get_current_uid_gid";
     GET_CURRENT_COMM = 16, "get_current_comm";

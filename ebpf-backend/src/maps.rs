@@ -15,6 +15,8 @@ pub enum MapKind {
     /// A BPF ring buffer: `key_size` and `value_size` must be 0 and
     /// `max_entries` a power-of-two multiple of the page size (bytes).
     RingBuf,
+    /// Programs for `bpf_tail_call`: 4-byte keys, program fds as values.
+    ProgArray,
     /// Any other `bpf_map_type` number.
     Other(u32),
 }
@@ -25,6 +27,7 @@ impl MapKind {
         match self {
             MapKind::Hash => 1,
             MapKind::Array => 2,
+            MapKind::ProgArray => 3,
             MapKind::PerfEventArray => 4,
             MapKind::PercpuHash => 5,
             MapKind::PercpuArray => 6,

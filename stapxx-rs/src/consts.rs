@@ -45,9 +45,7 @@ pub fn value(name: &str) -> Option<i64> {
 fn machine_value(name: &str) -> Option<i64> {
     match name {
         "PAGE_SIZE" => Some(crate::system::page_size() as i64),
-        "PAGE_SHIFT" => Some(i64::from(
-            (crate::system::page_size() as u64).trailing_zeros(),
-        )),
+        "PAGE_SHIFT" => Some(i64::from(crate::system::page_size().trailing_zeros())),
         "BITS_PER_LONG" => Some(i64::from(usize::BITS)),
         _ => None,
     }

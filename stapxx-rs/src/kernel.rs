@@ -97,7 +97,7 @@ impl KernelSession {
         }
         // Pass 2 placed every site; a site ending in `?` that cannot be
         // attached is skipped, as stap skips optional points.
-        for pp in &compiled.probes {
+        for pp in compiled.probes.iter().filter(|p| !p.dispatched) {
             let probe = &program.probes[pp.probe];
             let prog = s.loaded.program(pp.prog);
             for site in &probe.sites {
@@ -107,6 +107,19 @@ impl KernelSession {
                     Err(m) => return Err(Diagnostic::error(site.span, m)),
                 }
             }
+        }
+        // Handlers for one system call each go in their dispatcher's
+        // program array, by number; the dispatcher is what is attached.
+        for d in &compiled.dispatchers {
+            let map = s.loaded.map(d.map);
+            for &(slot, prog) in &d.slots {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(s.loaded.program(prog).fd());
+                map.update(&slot.to_ne_bytes(), &(fd as u32).to_ne_bytes())
+                    .map_err(|e| Diagnostic::bare(format!("filling a dispatch table: {e}")))?;
+            }
+            let atts = crate::probes::attach(&d.site, s.loaded.program(d.prog))
+                .map_err(|m| Diagnostic::error(d.site.span, m))?;
+            s.attachments.extend(atts);
         }
         Ok(s)
     }

@@ -151,3 +151,40 @@ fn each_alias_handler_leaves_first_thing_on_other_calls() {
     assert_eq!(exit[1], "1: r3 = *(u64 *)(r9 +0)", "{exit:?}");
     assert_eq!(exit[6], "6: call bpf_probe_read_kernel#113", "{exit:?}");
 }
+
+/// Four or more handlers on `sys_enter`, each for one call, are reached
+/// through one dispatcher (codegen/dispatch.rs) that tail-calls the
+/// handler of the call's number; the handlers are not attached themselves.
+/// The counting test above runs `syscall.*` through it.
+#[test]
+fn handlers_for_one_call_each_are_dispatched_by_number() {
+    if !have_tree() {
+        return;
+    }
+    let (code, out, err) = support::stapxx(&[
+        "-p3",
+        "-e",
+        "probe syscall.getppid, syscall.getpid, syscall.gettid, syscall.getuid { }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let at = out
+        .find("# program stx_d0 (RawTracepoint { name: \"sys_enter\" }), 9 instructions\n")
+        .unwrap_or_else(|| panic!("no dispatcher in:\n{out}"));
+    let code: Vec<&str> = out[at..].lines().skip(2).map(str::trim).collect();
+    assert_eq!(
+        code,
+        [
+            "0: r6 = r1",
+            "1: r3 = *(u64 *)(r6 +8)",
+            "2: if r3 >= 0x400 goto +4",
+            "3: r1 = r6",
+            "4: r2 = map[stx_disp0] ll",
+            "6: call bpf_tail_call#12",
+            "7: r0 = 0",
+            "8: exit",
+        ]
+    );
+    // Fewer handlers stay attached as they are.
+    let (_, out, _) = support::stapxx(&["-p3", "-e", "probe syscall.getppid, syscall.getpid { }"]);
+    assert!(!out.contains("stx_d0"), "{out}");
+}

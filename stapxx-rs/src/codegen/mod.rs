@@ -13,6 +13,7 @@
 
 mod actions;
 mod callback;
+pub mod dispatch;
 pub mod emit;
 pub mod expr;
 mod filter;
@@ -122,6 +123,9 @@ pub struct ProbeProgram {
     pub probe: usize,
     pub prog: ebpf_backend::ProgId,
     pub kind: ProgKind,
+    /// Run through a dispatcher's program array (or never), not attached
+    /// itself (`dispatch.rs`).
+    pub dispatched: bool,
 }
 
 /// Everything the runtime needs to load, attach and read back.
@@ -132,6 +136,8 @@ pub struct Compiled {
     pub maps: maps::MapLayout,
     /// Instruction tags index this: the script place each instruction is for.
     pub spans: Vec<Span>,
+    /// Programs that jump to the handler of a system call's number.
+    pub dispatchers: Vec<dispatch::Dispatcher>,
 }
 
 impl Compiled {
@@ -139,13 +145,18 @@ impl Compiled {
     pub fn listing(&self, sources: &grammar::SourceMap) -> Result<String, ebpf_backend::Error> {
         use std::fmt::Write;
         let mut out = String::new();
-        for p in &self.probes {
-            let img = self.module.link(p.prog)?;
+        let progs = self
+            .probes
+            .iter()
+            .map(|p| (p.prog, p.kind.clone()))
+            .chain(self.dispatchers.iter().map(|d| (d.prog, d.kind.clone())));
+        for (prog, kind) in progs {
+            let img = self.module.link(prog)?;
             let _ = writeln!(
                 out,
                 "# program {} ({:?}), {} instructions",
-                self.module.program(p.prog).name,
-                p.kind,
+                self.module.program(prog).name,
+                kind,
                 img.insns.len()
             );
             let mut last = u32::MAX;
@@ -194,7 +205,7 @@ pub fn compile(program: &Program, opts: &Options) -> Result<Compiled, Diagnostic
     }
     let indexes: Vec<usize> = probes.iter().map(|(i, _)| *i).collect();
     let (entries, spans) = emit::compile_all(program, &indexes, opts, &maps, &mut module)?;
-    let probes = probes
+    let mut probes: Vec<ProbeProgram> = probes
         .into_iter()
         .zip(entries)
         .map(|((i, kind), entry)| {
@@ -203,14 +214,18 @@ pub fn compile(program: &Program, opts: &Options) -> Result<Compiled, Diagnostic
                 probe: i,
                 prog,
                 kind,
+                dispatched: false,
             }
         })
         .collect();
+    let orig_ax = opts.pt_regs.map(|o| o.orig_ax);
+    let dispatchers = dispatch::build(program, &mut probes, orig_ax, &mut module);
     Ok(Compiled {
         module,
         probes,
         maps,
         spans,
+        dispatchers,
     })
 }
 
