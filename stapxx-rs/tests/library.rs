@@ -48,6 +48,26 @@ fn functions_and_globals_come_from_the_first_directory_that_has_them() {
 }
 
 #[test]
+fn overloads_by_arity_are_functions_of_their_own() {
+    assert_eq!(
+        ok(r#"probe begin { println(arity_of(), "|", arity_of(4), "|", arity_of(2, 3)); exit() }"#),
+        "none|one 4|two 5\n"
+    );
+    // A script's own overloads too, and a kernel probe reaches them alike.
+    assert_eq!(
+        ok(r#"function f(a) { return a + 1 } function f(a, b) { return a * b }
+probe timer.profile { printf("%d %d\n", f(1), f(2, 3)); exit() }"#)
+            .lines()
+            .next(),
+        Some("2 6")
+    );
+    // An arity nobody defines is an error naming the one there is.
+    let (code, _, err) = run("function g(a) { return a } probe begin { println(g(1, 2)) }");
+    assert_eq!(code, 1);
+    assert!(err.contains("function 'g' takes 1 argument, given 2"), "{err}");
+}
+
+#[test]
 fn an_alias_chain_falls_through_to_what_this_kernel_serves() {
     // demo.tick = demo.unserved !, timer.ms(7): demo.unserved is a
     // kernel.function, optional, so the timer serves it.

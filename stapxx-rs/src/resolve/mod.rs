@@ -19,6 +19,7 @@ mod cfuncs;
 mod handlers;
 pub mod marks;
 pub mod modules;
+mod overloads;
 mod queue;
 pub mod reads;
 pub mod target;
@@ -64,21 +65,17 @@ pub fn resolve(
     alias_names: &[String],
     modules: &mut Modules,
 ) -> Result<Resolved, Diagnostic> {
-    let mut functions: HashMap<&str, &Function> = HashMap::new();
     let mut globals: HashMap<&str, &Global> = HashMap::new();
     let mut probes = Vec::new();
     let mut alias_defs = Vec::new();
     let script_count = files.len();
     let all: Vec<&File> = files.iter().chain(library).collect();
-    for (i, f) in all.iter().enumerate() {
+    let overloads = overloads::Overloads::new(&all, script_count);
+    let functions = overloads.functions();
+    for f in all.iter() {
         for item in &f.items {
             match item {
-                Item::Function(func) => {
-                    let builtin = crate::ir::builtins::is_builtin(&func.name);
-                    if i < script_count || !builtin {
-                        functions.entry(func.name.as_str()).or_insert(func);
-                    }
-                }
+                Item::Function(_) => {}
                 Item::Global(g) => {
                     globals.entry(g.name.as_str()).or_insert(g);
                 }
@@ -447,6 +444,8 @@ impl Resolver<'_, '_> {
                     }
                 }
                 let args = self.exprs(args)?;
+                // An overload by arity has a name of its own from here on.
+                let name = overloads::by_arity(&self.functions, &name, args.len()).unwrap_or(name);
                 self.check_call(&name, args.len(), span)?;
                 ExprKind::Call { name, args }
             }
