@@ -25,7 +25,7 @@ use crate::ir::builtins::is_builtin;
 use grammar::ast::{ExprKind, File, FunctionBody, Item, ProbePoint, StmtKind};
 use grammar::Diagnostic;
 use scan::Names;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// One library file found on the search path.
@@ -121,7 +121,7 @@ impl Library {
     ) -> Vec<File> {
         let mut defs = Defined::default();
         for f in program {
-            defs.add(f);
+            defs.add(f, 0);
         }
         let mut pulled: Vec<(usize, File)> = Vec::new();
         let mut taken = vec![false; self.files.len()];
@@ -131,13 +131,18 @@ impl Library {
         let mut pending: Vec<Refs> = program.iter().map(refs).collect();
         while let Some(r) = pending.pop() {
             let mut want = Vec::new();
+            // A name defined so far only by a file of lower precedence is
+            // still wanted: a file before it on the search path may define
+            // it too, and that definition is the one used (our bundled
+            // `linux/task.stp` before the tree's, whichever was pulled in
+            // first).
             for name in &r.calls {
-                if !defs.functions.contains(name) && !is_builtin(name) {
+                if defs.functions.get(name) != Some(&0) && !is_builtin(name) {
                     want.push(Want::Function(name.clone()));
                 }
             }
             for name in &r.vars {
-                if !defs.globals.contains(name) {
+                if defs.globals.get(name) != Some(&0) {
                     want.push(Want::Global(name.clone()));
                 }
             }
@@ -149,8 +154,9 @@ impl Library {
                     if taken[i] || failed[i] || !w.may_be_in(&c.names) {
                         continue;
                     }
-                    // Settled meanwhile by a file pulled for another name.
-                    if w.settled(&defs) {
+                    // Settled, by the program or by a file pulled for
+                    // another name that comes before this one.
+                    if w.settled(&defs, i + 1) {
                         break;
                     }
                     let file = match parse(c) {
@@ -165,7 +171,7 @@ impl Library {
                         continue;
                     }
                     taken[i] = true;
-                    defs.add(&file);
+                    defs.add(&file, i + 1);
                     pending.push(refs(&file));
                     pulled.push((i, file));
                     // A function or global comes from its first file; an
@@ -183,23 +189,25 @@ impl Library {
     }
 }
 
-/// What the files taken so far define.
+/// What the files taken so far define, each name with the rank of the
+/// first file defining it: 0 for the program, 1 + its index for a
+/// library file (lower ranks take precedence).
 #[derive(Default)]
 struct Defined {
-    functions: HashSet<String>,
-    globals: HashSet<String>,
+    functions: HashMap<String, usize>,
+    globals: HashMap<String, usize>,
 }
 
 impl Defined {
-    fn add(&mut self, f: &File) {
+    fn add(&mut self, f: &File, rank: usize) {
+        let keep = |m: &mut HashMap<String, usize>, n: &str| {
+            let r = m.entry(n.to_string()).or_insert(rank);
+            *r = (*r).min(rank);
+        };
         for item in &f.items {
             match item {
-                Item::Function(func) => {
-                    self.functions.insert(func.name.clone());
-                }
-                Item::Global(g) => {
-                    self.globals.insert(g.name.clone());
-                }
+                Item::Function(func) => keep(&mut self.functions, &func.name),
+                Item::Global(g) => keep(&mut self.globals, &g.name),
                 _ => {}
             }
         }
@@ -226,10 +234,11 @@ impl Want {
         }
     }
 
-    fn settled(&self, defs: &Defined) -> bool {
+    /// Whether a file of rank `rank` or before already defines the name.
+    fn settled(&self, defs: &Defined, rank: usize) -> bool {
         match self {
-            Want::Function(f) => defs.functions.contains(f),
-            Want::Global(g) => defs.globals.contains(g),
+            Want::Function(f) => defs.functions.get(f).is_some_and(|&r| r <= rank),
+            Want::Global(g) => defs.globals.get(g).is_some_and(|&r| r <= rank),
             Want::Alias(_) => false,
         }
     }

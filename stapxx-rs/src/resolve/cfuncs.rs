@@ -26,13 +26,39 @@ pub fn translate(f: &Function, c_blocks: &[&str]) -> Result<Block, String> {
     let FunctionBody::Embedded(e) = &f.body else {
         return Err("not embedded C".into());
     };
-    let code = strip_comments(&e.code);
+    let (code, local) = local_tables(&strip_comments(&e.code));
+    // The function's own tables come before the files' (C scoping).
+    let blocks: Vec<&str> = local
+        .iter()
+        .map(String::as_str)
+        .chain(c_blocks.iter().copied())
+        .collect();
     let b = B { span: f.span };
     match f.name.as_str() {
-        "_sys_open_flag_str" => open_flags(&b, f, &code, c_blocks),
-        "_mmap_flags" => mmap_flags(&b, f, &code, c_blocks),
-        _ => one_lookup(&b, f, &code, c_blocks),
+        "_sys_open_flag_str" => open_flags(&b, f, &code, &blocks),
+        "_mmap_flags" => mmap_flags(&b, f, &code, &blocks),
+        _ => one_lookup(&b, f, &code, &blocks),
     }
+}
+
+/// `code` without the value tables it defines itself (`static const
+/// _stp_val_array NAME[] = {...};` inside the function, as
+/// `_stp_clock_nanosleep_flags_str` has it), and those tables' text.
+fn local_tables(code: &str) -> (String, Vec<String>) {
+    let head = regex::Regex::new(r"static\s+const\s+_stp_val_array\s+\w+\s*\[\s*\]\s*=\s*\{")
+        .expect("valid regex");
+    let mut rest = code.to_string();
+    let mut tables = Vec::new();
+    while let Some(m) = head.find(&rest) {
+        // A table's entries end in "}," or "}": its own end is the first "};".
+        let Some(len) = rest[m.end()..].find("};") else {
+            break;
+        };
+        let end = m.end() + len + 2;
+        tables.push(rest[m.start()..end].to_string());
+        rest.replace_range(m.start()..end, "");
+    }
+    (rest, tables)
 }
 
 /// C comments removed (`/* pure */`, `// x86 only` after an `#ifdef`).
