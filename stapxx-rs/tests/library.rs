@@ -55,16 +55,21 @@ fn overloads_by_arity_are_functions_of_their_own() {
     );
     // A script's own overloads too, and a kernel probe reaches them alike.
     assert_eq!(
-        ok(r#"function f(a) { return a + 1 } function f(a, b) { return a * b }
-probe timer.profile { printf("%d %d\n", f(1), f(2, 3)); exit() }"#)
-            .lines()
-            .next(),
+        ok(
+            r#"function f(a) { return a + 1 } function f(a, b) { return a * b }
+probe timer.profile { printf("%d %d\n", f(1), f(2, 3)); exit() }"#
+        )
+        .lines()
+        .next(),
         Some("2 6")
     );
     // An arity nobody defines is an error naming the one there is.
     let (code, _, err) = run("function g(a) { return a } probe begin { println(g(1, 2)) }");
     assert_eq!(code, 1);
-    assert!(err.contains("function 'g' takes 1 argument, given 2"), "{err}");
+    assert!(
+        err.contains("function 'g' takes 1 argument, given 2"),
+        "{err}"
+    );
 }
 
 #[test]
