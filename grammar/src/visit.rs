@@ -148,3 +148,36 @@ pub fn walk_item(item: &Item, f: &mut dyn FnMut(&Expr)) {
         Item::Global(_) | Item::Embedded(_) => {}
     }
 }
+
+/// The variables a `foreach` (keys, value) or `catch (msg)` binds under
+/// `b`: locals, whatever globals exist.
+pub fn bound_names(b: &Block, out: &mut std::collections::HashSet<String>) {
+    fn stmt(s: &Stmt, out: &mut std::collections::HashSet<String>) {
+        match &s.kind {
+            StmtKind::Block(b) => bound_names(b, out),
+            StmtKind::If {
+                then, otherwise, ..
+            } => {
+                stmt(then, out);
+                if let Some(o) = otherwise {
+                    stmt(o, out);
+                }
+            }
+            StmtKind::While { body, .. } | StmtKind::For { body, .. } => stmt(body, out),
+            StmtKind::Foreach(fe) => {
+                out.extend(fe.value.iter().cloned());
+                out.extend(fe.keys.iter().map(|k| k.name.clone()));
+                stmt(&fe.body, out);
+            }
+            StmtKind::Try { body, var, handler } => {
+                out.extend(var.iter().cloned());
+                bound_names(body, out);
+                bound_names(handler, out);
+            }
+            _ => {}
+        }
+    }
+    for s in &b.stmts {
+        stmt(s, out);
+    }
+}

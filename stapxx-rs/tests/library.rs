@@ -165,12 +165,7 @@ fn scheduler_ctxswitch_from_the_installed_tree() {
 }"#;
     let (code, out, err) = support::stapxx_c(&format!("{} {rounds}", bin.display()), script);
     assert_eq!(code, 0, "{err}");
-    let tid_of = |who: &str| -> String {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{who} ")))
-            .unwrap_or_else(|| panic!("no {who} line: {out}"))
-            .to_string()
-    };
+    let tid_of = |who: &str| support::pingpong_tid(&out, who);
     let (ping, pong) = (tid_of("ping"), tid_of("pong"));
     let mut counts: HashMap<String, usize> = HashMap::new();
     for l in out.lines().filter_map(|l| l.strip_prefix("ctxswitch ")) {
@@ -179,8 +174,7 @@ fn scheduler_ctxswitch_from_the_installed_tree() {
     let get = |k: String| counts.get(&k).copied().unwrap_or(0);
     let there = get(format!("{ping} ping -> {pong} pong"));
     let back = get(format!("{pong} pong -> {ping} ping"));
-    // About one switch each way per round (see tracepoints.rs).
-    let about = |n: usize| n * 2 >= rounds && n * 10 <= rounds * 11 + 50;
+    let about = |n: usize| support::about_one_per_round(n, rounds);
     assert!(about(there), "{there}: {counts:?}");
     assert!(about(back), "{back}: {counts:?}");
 }

@@ -46,25 +46,6 @@ fn offsets_hidden(text: &str) -> String {
     out
 }
 
-/// The offset of `member` in the kernel's `struct name`, as pahole reads
-/// the kernel's BTF.
-fn kernel_offset(name: &str, member: &str) -> u64 {
-    let text = support::pahole::text(Path::new("/sys/kernel/btf/vmlinux"), name, false);
-    let want = format!(" {member};");
-    let line = text
-        .lines()
-        .find(|l| l.split("/*").next().unwrap_or("").contains(&want))
-        .unwrap_or_else(|| panic!("no {member} in pahole's struct {name}:\n{text}"));
-    line.split("/*")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn have_tree() -> bool {
     if Path::new("/sys/kernel/btf/vmlinux").exists() {
         return true;
@@ -88,8 +69,8 @@ fn listing_of_the_served_functions() {
     // What the snapshot hides: nice and prio are read where pahole says.
     if support::have_tool("pahole") {
         let (st, pr) = (
-            kernel_offset("task_struct", "static_prio"),
-            kernel_offset("task_struct", "prio"),
+            support::pahole::kernel_offset("task_struct", "static_prio"),
+            support::pahole::kernel_offset("task_struct", "prio"),
         );
         assert!(
             out.contains(&format!("return (kernel_int((task + {st})) - 120)\n"))

@@ -8,32 +8,9 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 fn fixture() -> std::path::PathBuf {
     support::c_fixture("pingpong.c", "pingpong-O2", &["-O2", "-pthread"])
-}
-
-/// pahole's byte offset of `member` in the running kernel's `struct NAME`.
-fn kernel_offset(name: &str, member: &str) -> u64 {
-    let text = support::pahole::text(Path::new("/sys/kernel/btf/vmlinux"), name, false);
-    let want = format!(" {member};");
-    let want_array = format!(" {member}[");
-    let line = text
-        .lines()
-        .find(|l| {
-            let decl = l.split("/*").next().unwrap_or("");
-            decl.contains(&want) || decl.contains(&want_array)
-        })
-        .unwrap_or_else(|| panic!("no {member} in pahole's struct {name}:\n{text}"));
-    line.split("/*")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 #[test]
@@ -52,8 +29,8 @@ fn typed_arguments_follow_the_kernel_s_btf() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pid = kernel_offset("task_struct", "pid");
-    let comm = kernel_offset("task_struct", "comm");
+    let pid = support::pahole::kernel_offset("task_struct", "pid");
+    let comm = support::pahole::kernel_offset("task_struct", "comm");
     // prev, next and prev_state are TP_PROTO's arguments 1, 2 and 3 (after
     // preempt); prev_state is an unsigned int.
     let want = format!(
@@ -81,12 +58,7 @@ fn sched_switch_sees_two_threads_hand_over_the_cpu() {
 }"#;
     let (code, out, err) = support::stapxx_c(&format!("{} {rounds}", bin.display()), script);
     assert_eq!(code, 0, "{err}");
-    let tid_of = |who: &str| -> String {
-        out.lines()
-            .find_map(|l| l.strip_prefix(&format!("{who} ")))
-            .unwrap_or_else(|| panic!("no {who} line: {out}"))
-            .to_string()
-    };
+    let tid_of = |who: &str| support::pingpong_tid(&out, who);
     let (ping, pong) = (tid_of("ping"), tid_of("pong"));
     let mut counts: HashMap<String, usize> = HashMap::new();
     for l in out.lines().filter_map(|l| l.strip_prefix("switch ")) {
@@ -103,10 +75,7 @@ fn sched_switch_sees_two_threads_hand_over_the_cpu() {
         .get(&format!("{pong} pong -> {ping} ping"))
         .copied()
         .unwrap_or(0);
-    // About one switch each way per round, both threads on CPU 0. Other
-    // tasks of that CPU (stapxx-rs reading the output, for one) may come
-    // in between, and a woken thread may be switched in and out once more.
-    let about = |n: usize| n * 2 >= rounds && n * 10 <= rounds * 11 + 50;
+    let about = |n: usize| support::about_one_per_round(n, rounds);
     assert!(about(there), "{there}: {counts:?}");
     assert!(about(back), "{back}: {counts:?}");
 }
@@ -187,8 +156,8 @@ fn kernel_casts_follow_the_kernel_s_btf_in_any_probe() {
     let Some(_s) = support::need_bpf() else {
         return;
     };
-    let tgid = kernel_offset("task_struct", "tgid");
-    let real_parent = kernel_offset("task_struct", "real_parent");
+    let tgid = support::pahole::kernel_offset("task_struct", "tgid");
+    let real_parent = support::pahole::kernel_offset("task_struct", "real_parent");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .args([
             "-p2",

@@ -48,8 +48,8 @@ BIN = os.environ.get("STAPXX_BIN", "target/release/stapxx-rs")
 SRC = "tests/bench/probe_loop.c"
 
 
-def prog_stats(pid):
-    """Run time (ns) and count summed over the programs process pid holds."""
+def prog_ids(pid):
+    """The ids of the BPF programs process pid holds."""
     ids = set()
     for f in glob.glob(f"/proc/{pid}/fdinfo/*"):
         try:
@@ -57,6 +57,12 @@ def prog_stats(pid):
                 ids.update(int(l.split()[1]) for l in fd if l.startswith("prog_id:"))
         except OSError:
             pass
+    return ids
+
+
+def prog_stats(pid):
+    """Run time (ns) and count summed over the programs process pid holds."""
+    ids = prog_ids(pid)
     out = subprocess.run(["bpftool", "-j", "prog", "show"],
                          capture_output=True, text=True, check=True).stdout
     ns = cnt = 0

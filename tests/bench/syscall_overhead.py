@@ -33,7 +33,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from probe_kinds import prog_stats, start, stop  # noqa: E402
+from probe_kinds import prog_ids, prog_stats, start, stop  # noqa: E402
 
 SCRIPTS = [
     ("`syscall.openat { }`", "probe syscall.openat { }"),
@@ -95,18 +95,6 @@ def main():
             print(f"load average at the end: {f.read().split()[0]}")
     finally:
         subprocess.run(["sysctl", "-qw", f"kernel.bpf_stats_enabled={old}"])
-
-
-def prog_ids(pid):
-    import glob
-    ids = set()
-    for f in glob.glob(f"/proc/{pid}/fdinfo/*"):
-        try:
-            with open(f) as fd:
-                ids.update(int(l.split()[1]) for l in fd if l.startswith("prog_id:"))
-        except OSError:
-            pass
-    return ids
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ pub mod scan;
 
 use crate::debuginfo::symbols::glob_match;
 use crate::ir::builtins::is_builtin;
-use grammar::ast::{ExprKind, File, FunctionBody, Item, ProbePoint, StmtKind};
+use grammar::ast::{ExprKind, File, FunctionBody, Item, ProbePoint};
 use grammar::Diagnostic;
 use scan::Names;
 use std::collections::{HashMap, HashSet};
@@ -291,17 +291,17 @@ fn refs(f: &File) -> Refs {
             Item::Function(func) => {
                 locals.extend(func.params.iter().map(|p| p.name.clone()));
                 if let FunctionBody::Script(b) = &func.body {
-                    collect_bound(b, &mut locals);
+                    grammar::visit::bound_names(b, &mut locals);
                 }
             }
             _ => {}
         }
         if let Item::Probe(grammar::ast::Probe { body, .. }) = item {
-            collect_bound(body, &mut locals);
+            grammar::visit::bound_names(body, &mut locals);
         }
         if let Item::Alias(a) = item {
             for b in a.prologue.iter().chain(&a.epilogue) {
-                collect_bound(b, &mut locals);
+                grammar::visit::bound_names(b, &mut locals);
             }
         }
         grammar::visit::walk_item(item, &mut |e| match &e.kind {
@@ -315,36 +315,4 @@ fn refs(f: &File) -> Refs {
     r.vars.sort();
     r.vars.dedup();
     r
-}
-
-/// Variables a `foreach` or `catch` binds under `b`.
-fn collect_bound(b: &grammar::ast::Block, out: &mut HashSet<String>) {
-    fn stmt(s: &grammar::ast::Stmt, out: &mut HashSet<String>) {
-        match &s.kind {
-            StmtKind::Block(b) => collect_bound(b, out),
-            StmtKind::If {
-                then, otherwise, ..
-            } => {
-                stmt(then, out);
-                if let Some(o) = otherwise {
-                    stmt(o, out);
-                }
-            }
-            StmtKind::While { body, .. } | StmtKind::For { body, .. } => stmt(body, out),
-            StmtKind::Foreach(fe) => {
-                out.extend(fe.value.iter().cloned());
-                out.extend(fe.keys.iter().map(|k| k.name.clone()));
-                stmt(&fe.body, out);
-            }
-            StmtKind::Try { body, var, handler } => {
-                out.extend(var.iter().cloned());
-                collect_bound(body, out);
-                collect_bound(handler, out);
-            }
-            _ => {}
-        }
-    }
-    for s in &b.stmts {
-        stmt(s, out);
-    }
 }

@@ -736,102 +736,17 @@ pub fn const_value(e: &Expr) -> Option<i64> {
     }
 }
 
+/// Every variable name a block mentions, the names `foreach` and `catch`
+/// bind included.
 fn collect_vars_block(b: &Block, out: &mut BTreeSet<String>) {
-    for s in &b.stmts {
-        collect_vars_stmt(s, out);
-    }
-}
-
-fn collect_vars_stmt(s: &Stmt, out: &mut BTreeSet<String>) {
-    match &s.kind {
-        StmtKind::Block(b) => collect_vars_block(b, out),
-        StmtKind::Expr(e) | StmtKind::Delete(e) | StmtKind::Return(Some(e)) => collect_vars(e, out),
-        StmtKind::If {
-            cond,
-            then,
-            otherwise,
-        } => {
-            collect_vars(cond, out);
-            collect_vars_stmt(then, out);
-            if let Some(o) = otherwise {
-                collect_vars_stmt(o, out);
-            }
-        }
-        StmtKind::While { cond, body } => {
-            collect_vars(cond, out);
-            collect_vars_stmt(body, out);
-        }
-        StmtKind::For {
-            init,
-            cond,
-            step,
-            body,
-        } => {
-            for e in [init, cond, step].into_iter().flatten() {
-                collect_vars(e, out);
-            }
-            collect_vars_stmt(body, out);
-        }
-        StmtKind::Foreach(f) => {
-            collect_vars(&f.array, out);
-            if let Some(l) = &f.limit {
-                collect_vars(l, out);
-            }
-            if let Some(v) = &f.value {
-                out.insert(v.clone());
-            }
-            for k in &f.keys {
-                out.insert(k.name.clone());
-            }
-            collect_vars_stmt(&f.body, out);
-        }
-        StmtKind::Try { body, handler, .. } => {
-            collect_vars_block(body, out);
-            collect_vars_block(handler, out);
-        }
-        _ => {}
-    }
-}
-
-/// Every variable name an expression mentions.
-pub fn collect_vars(e: &Expr, out: &mut BTreeSet<String>) {
-    let mut each = |x: &Expr| collect_vars(x, out);
-    match &e.kind {
-        ExprKind::Var(v) => {
+    grammar::visit::walk_block(b, &mut |e| {
+        if let ExprKind::Var(v) = &e.kind {
             out.insert(v.clone());
         }
-        ExprKind::Index { base, keys } => {
-            each(base);
-            keys.iter().for_each(each);
-        }
-        ExprKind::Call { args, .. } | ExprKind::AtCall { args, .. } => args.iter().for_each(each),
-        ExprKind::Unary { operand, .. }
-        | ExprKind::PreCrement { operand, .. }
-        | ExprKind::PostCrement { operand, .. } => each(operand),
-        ExprKind::Binary { lhs, rhs, .. } | ExprKind::Assign { lhs, rhs, .. } => {
-            each(lhs);
-            each(rhs);
-        }
-        ExprKind::Ternary {
-            cond,
-            then,
-            otherwise,
-        } => {
-            each(cond);
-            each(then);
-            each(otherwise);
-        }
-        ExprKind::In { keys, array } => {
-            keys.iter().for_each(&mut each);
-            each(array);
-        }
-        ExprKind::Entry(x) | ExprKind::Defined(x) | ExprKind::AddrOf(x) => each(x),
-        ExprKind::Stat { operand, args, .. } => {
-            each(operand);
-            args.iter().for_each(each);
-        }
-        _ => {}
-    }
+    });
+    let mut bound = std::collections::HashSet::new();
+    grammar::visit::bound_names(b, &mut bound);
+    out.extend(bound);
 }
 
 /// The `-p2` listing: globals, then functions, then probes, each probe

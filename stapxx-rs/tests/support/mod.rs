@@ -543,3 +543,22 @@ impl Drop for BusyCpus {
         }
     }
 }
+
+/// The ping-pong fixture (`tests/fixtures/pingpong.c`): the thread id its
+/// output gives for `who` ("ping" or "pong").
+pub fn pingpong_tid(out: &str, who: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{who} ")))
+        .unwrap_or_else(|| panic!("no {who} line: {out}"))
+        .to_string()
+}
+
+/// Whether `n` switches one way is about one per round of the ping-pong
+/// fixture: both threads on CPU 0, other tasks of that CPU (stapxx-rs
+/// reading the output, for one) may come in between, and a woken thread
+/// may be switched in and out once more (with the other tests of the
+/// binary running on the same CPU, up to a sixth more than the rounds
+/// were seen).
+pub fn about_one_per_round(n: usize, rounds: usize) -> bool {
+    n * 2 >= rounds && n * 2 <= rounds * 3
+}
