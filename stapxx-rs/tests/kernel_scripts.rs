@@ -242,6 +242,8 @@ fn cases() -> Vec<Case> {
         // width left-justifies, a negative precision is none), as in C.
         case("sprintf_star", "s", "s = sprintf(\"[%*d|%-*s|%*s|%.*s|%-*.*s|%*x|%.*s]\", 5, 42, 4, \"ab\", -4, \"cd\", 2, \"xyz\", 6, 1, \"pq\", 1, 255, -1, \"all\")", "printf(\"%s\\n\", s)", "[   42|ab  |cd  |xy|p     |ff|all]\n"),
         case("sprint", "s", "s = sprint(1, \"a\", -2) . sprintln(\"x\") . sprint()", "printf(\"%s\", s)", "1a-2x\n"),
+        // Left to right, not overlapping; an empty `old` changes nothing.
+        case("str_replace", "s", "s = str_replace(\"aXbXc\", \"X\", \"--\") . \"|\" . str_replace(\"hello\", \"\", \"Z\") . \"|\" . str_replace(\"aaaa\", \"aa\", \"b\") . \"|\" . str_replace(\"abc\", \"abcd\", \"x\") . \"|\" . str_replace(\"xyzxyz\", \"xyz\", \"\") . \"|\"", "printf(\"%s\\n\", s)", "a--b--c|hello|bb|abc||\n"),
         case("sprintf_c_pct", "s", "s = sprintf(\"%c%c%%\", 72, 105)", "printf(\"%s\\n\", s)", "Hi%\n"),
         case("sprintf_p", "s", "s = sprintf(\"%p|%p\", 4096, 0)", "printf(\"%s\\n\", s)", "0x1000|0x0\n"),
         case("string_compare_literal", "a, b, c", "s = \"abc\"; a = s == \"abc\"; b = s != \"abd\"; c = s < \"abd\"", "printf(\"%d %d %d\\n\", a, b, c)", "1 1 1\n"),

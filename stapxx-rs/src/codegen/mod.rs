@@ -32,6 +32,7 @@ mod starfmt;
 mod statget;
 pub mod strings;
 mod strops;
+mod strreplace;
 mod task;
 mod trycatch;
 

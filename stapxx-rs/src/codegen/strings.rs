@@ -587,6 +587,7 @@ impl Gen<'_> {
                 self.usymname(dst);
                 self.bind(end);
             }
+            StrReplace => self.str_replace(dst, args)?,
             Substr => {
                 // substr(s, start, len): bytes [start, start+len) of s.
                 let src = self.string(&args[0])?;

@@ -85,7 +85,7 @@ pub enum Builtin {
     Isinstr,
     Strtol,
     StringOf,
-    /// `str_replace(s, old, new)`: every `old` replaced (host probes).
+    /// `str_replace(s, old, new)`: every `old` replaced.
     StrReplace,
     /// `mem_page_size()`: this machine's page size.
     MemPageSize,
