@@ -33,6 +33,7 @@ mod statget;
 pub mod strings;
 mod strops;
 mod task;
+mod textstr;
 mod trycatch;
 
 use crate::ir::{self, Exec, Program};

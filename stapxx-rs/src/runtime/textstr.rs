@@ -249,10 +249,7 @@ mod tests {
     fn lengths_clamp() {
         // inlen 0 means MAXSTRINGLEN - 1: the whole (short) buffer, then a
         // fault past it.
-        assert_eq!(
-            text_str(b"ab", PastEnd::Fault, 0, 50, 4096, true),
-            None
-        );
+        assert_eq!(text_str(b"ab", PastEnd::Fault, 0, 50, 4096, true), None);
         assert_eq!(buffer_outlen(-3, 4096), 0);
         assert_eq!(buffer_outlen(1 << 40, 4096), 0);
         assert_eq!(buffer_outlen(9000, 4096), 4096);
