@@ -579,7 +579,9 @@ fn host_resets_keep_concurrent_kernel_increments() {
 
 /// The builtins that need load-time facts, in a uprobe: `ppid()` (the
 /// kernel's BTF), `umodname()` (the target's mappings),
-/// `user_string_quoted()`, `printd`/`printdln`; `usymname()` of an
+/// `user_string_quoted()` (the address in hex when it cannot be read, as
+/// the tree's `user_string_quoted` gives it), `printd`/`printdln`;
+/// `usymname()` of an
 /// address in no function (the stack) is the address in hex.
 #[test]
 fn task_and_module_builtins() {
@@ -597,7 +599,7 @@ fn task_and_module_builtins() {
     let (out, err) = run("task_builtins", &script, &[]);
     let bin = support::c_fixture("calls.c", "calls_ks_task_builtins", &["-g", "-O2"]);
     let want = format!(
-        "{}\n{}\n<unknown>\n\"hi\\t\\\"there\\\"\\n\\001\\\\\"\nNULL\n1-a-2x, 3\nwork\n1\n",
+        "{}\n{}\n<unknown>\n\"hi\\t\\\"there\\\"\\n\\001\\\\\"\n0x0\n1-a-2x, 3\nwork\n1\n",
         std::process::id(),
         bin.display()
     );

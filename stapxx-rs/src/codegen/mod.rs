@@ -34,6 +34,7 @@ pub mod strings;
 mod strops;
 mod strreplace;
 mod task;
+mod textstr;
 mod trycatch;
 
 use crate::ir::{self, Exec, Program};

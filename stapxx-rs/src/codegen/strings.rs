@@ -568,10 +568,15 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 self.umodname(dst);
             }
-            UserStringQuoted => {
+            UserStringQuoted | KernelStringQuoted => {
                 self.long(&args[0])?;
-                self.user_string_quoted(t);
+                if b == KernelStringQuoted {
+                    self.kernel_string_quoted(t);
+                } else {
+                    self.user_string_quoted(t);
+                }
             }
+            UserBufferQuoted(error) => self.user_buffer_quoted(args, error, t)?,
             Probefunc => {
                 // user_mode() ? usymname(uaddr()) : symname(addr())
                 self.user_mode();

@@ -61,6 +61,9 @@ pub enum Builtin {
     UserStringWarn,
     UserStringNWarn,
     UserStringQuoted,
+    /// `user_buffer_quoted(addr, inlen, outlen)`; with `true`, the
+    /// `_error` form (a fault is a probe error, not the address).
+    UserBufferQuoted(bool),
     UserInt8(Fault),
     UserUint8(Fault),
     UserInt16(Fault),
@@ -74,6 +77,8 @@ pub enum Builtin {
     KernelRead(u8, bool),
     KernelString,
     KernelStringN,
+    /// `kernel_string_quoted(addr)`: quoted, or the address on a fault.
+    KernelStringQuoted,
     /// The probe's context pointer: a tracepoint's record or arguments
     /// (pass 2 reads tracepoint variables from it).
     Context,
@@ -223,6 +228,8 @@ impl Builtin {
             "user_string_warn" => UserStringWarn,
             "user_string_n_warn" => UserStringNWarn,
             "user_string_quoted" => UserStringQuoted,
+            "user_buffer_quoted" => UserBufferQuoted(false),
+            "user_buffer_quoted_error" => UserBufferQuoted(true),
             "kernel_char" => KernelRead(1, true),
             "kernel_short" => KernelRead(2, true),
             "kernel_int" => KernelRead(4, true),
@@ -230,6 +237,7 @@ impl Builtin {
             "kernel_pointer" => KernelRead(8, false),
             "kernel_string" => KernelString,
             "kernel_string_n" => KernelStringN,
+            "kernel_string_quoted" => KernelStringQuoted,
             "__stapxx_context" => Context,
             "task_current" => TaskCurrent,
             _ if user_read(name).is_some() => user_read(name)?,
@@ -295,7 +303,8 @@ impl Builtin {
                 variadic: false,
                 ret: S,
             },
-            UserStringQuoted => sig(&[L], S),
+            UserStringQuoted | KernelStringQuoted => sig(&[L], S),
+            UserBufferQuoted(_) => sig(&[L, L, L], S),
             KernelRead(..) => sig(&[L], L),
             KernelString => Signature {
                 args: &[L, S],
@@ -390,6 +399,7 @@ impl Builtin {
                 | UserStringWarn
                 | UserStringNWarn
                 | UserStringQuoted
+                | UserBufferQuoted(_)
                 | UserInt8(_)
                 | UserUint8(_)
                 | UserInt16(_)
@@ -459,6 +469,8 @@ const NAMES: &[&str] = &[
     "user_string_warn",
     "user_string_n_warn",
     "user_string_quoted",
+    "user_buffer_quoted",
+    "user_buffer_quoted_error",
     "user_char",
     "user_short",
     "user_int",
@@ -480,6 +492,7 @@ const NAMES: &[&str] = &[
     "kernel_pointer",
     "kernel_string",
     "kernel_string_n",
+    "kernel_string_quoted",
     "task_current",
     "strlen",
     "substr",

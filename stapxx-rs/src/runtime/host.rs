@@ -66,6 +66,22 @@ impl Host {
         Ok(true)
     }
 
+    /// Up to `max` bytes at `addr`: as many as can be read before a fault
+    /// (quoting a buffer faults only where it reads past them).
+    pub fn read_bytes(&mut self, addr: u64, max: usize) -> Result<Vec<u8>, String> {
+        let f = self.mem()?;
+        let mut out = vec![0u8; max];
+        let mut done = 0;
+        while done < max {
+            match f.read_at(&mut out[done..], addr.wrapping_add(done as u64)) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => done += n,
+            }
+        }
+        out.truncate(done);
+        Ok(out)
+    }
+
     /// A NUL-terminated string of at most `max` bytes at `addr` (without the
     /// NUL); `Ok(None)` on a fault before the end.
     pub fn read_string(&mut self, addr: u64, max: usize) -> Result<Option<Vec<u8>>, String> {

@@ -29,6 +29,7 @@
 use super::format::{self, Arg};
 use super::host::{self, Host};
 use super::output::Output;
+use super::textstr::{self, PastEnd};
 use super::values::*;
 use crate::ir::types::{parse_format, FormatPiece};
 use crate::ir::*;
@@ -887,7 +888,10 @@ impl<'p> Interp<'p> {
             )),
             // stapxx-rs itself cannot read kernel memory: only its eBPF
             // programs can.
-            B::KernelRead(..) | B::KernelString | B::KernelStringN => Err(RtError::new(
+            B::KernelRead(..)
+            | B::KernelString
+            | B::KernelStringN
+            | B::KernelStringQuoted => Err(RtError::new(
                 "kernel memory can only be read in kernel probes (not in begin, end or timer.s/ms)",
                 near,
             )),
@@ -954,17 +958,45 @@ impl<'p> Interp<'p> {
                 }
             }
             B::UserStringQuoted => {
+                // The tree's `string_quoted(user_string(addr))`, or the
+                // address in hex when the read faults.
                 let addr = self.arg_long(args, 0, fr)?;
-                if addr == 0 {
-                    return s(b"NULL".to_vec());
-                }
-                match self
-                    .host
-                    .read_string(addr as u64, self.limits.maxstringlen.saturating_sub(1))
-                {
-                    Ok(Some(v)) => s(quote(&v, self.limits.maxstringlen)),
-                    Ok(None) => s(b"<unknown>".to_vec()),
+                let max = self.limits.maxstringlen;
+                match self.host.read_string(addr as u64, max.saturating_sub(1)) {
+                    Ok(Some(v)) => {
+                        let q = textstr::text_str(&v, PastEnd::Nul, 0, 0, max, false);
+                        s(q.unwrap_or_default())
+                    }
+                    Ok(None) => s(format!("0x{:x}", addr as u64).into_bytes()),
                     Err(m) => self.bad_read(m, Value::Str(Vec::new()), near),
+                }
+            }
+            B::UserBufferQuoted(error) => {
+                let addr = self.arg_long(args, 0, fr)?;
+                let inlen = self.arg_long(args, 1, fr)?;
+                let max = self.limits.maxstringlen;
+                let outlen = textstr::buffer_outlen(self.arg_long(args, 2, fr)?, max);
+                let quoted = if outlen == 0 {
+                    None
+                } else {
+                    let want = textstr::buffer_read_len(inlen, outlen, max);
+                    let bytes = match self.host.read_bytes(addr as u64, want) {
+                        Ok(v) => v,
+                        Err(m) => return self.bad_read(m, Value::Str(Vec::new()), near),
+                    };
+                    textstr::text_str(&bytes, PastEnd::Fault, inlen as i32, outlen, max, true)
+                };
+                match quoted {
+                    Some(q) => s(q),
+                    None if !error && outlen == 0 => s(Vec::new()),
+                    None if !error => s(textstr::fault_text(addr, outlen)),
+                    None => {
+                        let msg = format!(
+                            "Unable to access user space data at {:#x}",
+                            addr as u64
+                        );
+                        self.bad_read(msg, Value::Str(Vec::new()), near)
+                    }
                 }
             }
             B::UserInt8(fault)
@@ -1221,28 +1253,6 @@ pub fn strtol(s: &[u8], base: i64) -> i64 {
     } else {
         v
     }
-}
-
-/// `user_string_quoted`'s form: in double quotes, with C escapes.
-fn quote(s: &[u8], maxstringlen: usize) -> Vec<u8> {
-    let mut out = vec![b'"'];
-    for &c in s {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0x07 => out.extend_from_slice(b"\\a"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0b => out.extend_from_slice(b"\\v"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            c if c.is_ascii_graphic() || c == b' ' => out.push(c),
-            c => out.extend_from_slice(format!("\\{c:03o}").as_bytes()),
-        }
-    }
-    out.push(b'"');
-    truncate(out, maxstringlen)
 }
 
 /// Compile a script's regular expression. stap uses POSIX extended regular

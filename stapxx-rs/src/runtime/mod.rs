@@ -29,6 +29,7 @@ mod lookup;
 pub mod output;
 pub mod session;
 mod sregs;
+pub mod textstr;
 pub mod values;
 
 pub use interp::{Limits, Near, RtError};

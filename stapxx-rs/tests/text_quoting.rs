@@ -1,0 +1,126 @@
+//! stap's quoting of user memory in the kernel: `user_buffer_quoted` as
+//! SystemTap's own `syscall.write` alias calls it (`argstr` shows 50 bytes
+//! of the buffer: `syscall_string_trunc`), and `user_string_quoted` of a
+//! UTF-8 path as `syscall.openat` prints it. The fixture
+//! (`tests/fixtures/writes.c`) writes known buffers to /dev/null on fd 9;
+//! what is printed must be what stap prints for them. The rules, worked
+//! by hand from stap's runtime, are unit-tested in `runtime/textstr.rs`.
+
+mod support;
+
+fn have_tree() -> bool {
+    let ok = std::path::Path::new("/usr/share/systemtap/tapset/linux/sysc_write.stp").exists();
+    if !ok {
+        support::missing("SystemTap's tapset tree (systemtap-common)");
+    }
+    ok
+}
+
+const SCRIPT: &str = r#"
+probe syscall.write { if (pid() == target()) printf("write(%s)\n", argstr) }
+probe syscall.openat { if (pid() == target()) printf("openat(%s)\n", argstr) }
+probe kernel.trace("syscalls:sys_enter_openat") {
+  if (pid() == target())
+    printf("%s %s\n", user_string_quoted($filename), user_buffer_quoted($filename, 16, 8))
+}
+"#;
+
+#[test]
+fn written_buffers_print_as_stap_prints_them() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    if !have_tree() {
+        return;
+    }
+    let path = r#""/nonexistent/caf\u00E9-\U0001F600""#;
+    for opt in ["-O0", "-O2"] {
+        let bin = support::c_fixture("writes.c", &format!("writes{opt}"), &[opt]);
+        let (code, out, err) = support::stapxx_c(&bin.display().to_string(), SCRIPT);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() >= 10, "{opt}: {out}");
+        // The dynamic loader's openat calls come first; ours are the last.
+        assert_eq!(
+            lines[lines.len() - 10..],
+            [
+                "openat(AT_FDCWD, \"/dev/null\", O_WRONLY)".to_string(),
+                // 8 bytes of output: the quotes, 3 of the text, `"...`.
+                "\"/dev/null\" \"/de\"...".to_string(),
+                // NUL goes as \000 in a buffer; é as \u00E9.
+                r#"write(9, "ab\000c\t\"\u00E9", 8)"#.to_string(),
+                r#"write(9, "\U0001F600x", 5)"#.to_string(),
+                // 60 digits, 50 bytes shown: the quotes, 45 digits, `"...`.
+                r#"write(9, "012345678901234567890123456789012345678901234"..., 60)"#.to_string(),
+                // The cut would split \u00E9: it goes whole.
+                format!("write(9, \"{}\"..., 52)", "a".repeat(40)),
+                // Count 0 means up to MAXSTRINGLEN - 1 bytes to stap; the
+                // output stops at a NUL, so no "..." (its rule: the last
+                // character read must not be NUL).
+                format!("write(9, \"zero{}\", 0)", r"\000".repeat(11)),
+                // Unreadable: the address, no quotes.
+                "write(9, 0x1, 5)".to_string(),
+                format!("openat(AT_FDCWD, {path}, O_RDONLY)"),
+                format!("{path} \"/no\"...")
+            ],
+            "{opt}: {out}"
+        );
+    }
+}
+
+/// The same quoting on both sides: a `begin` probe (stapxx-rs reads the
+/// target's memory) and a uprobe (BPF reads it) quote `quoted_sample` of
+/// `tests/fixtures/calls.c` ("hi\t\"there\"\n\001\\" and its NUL) to the
+/// same text: whole, cut to 12 bytes, unreadable, with outlen 0.
+#[test]
+fn host_and_kernel_quote_alike() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("calls.c", "calls_text_quoting", &["-O2"]);
+    let q = "a = &@var(\"quoted_sample\"); s = sprintf(\"%s|%s|%s|%s|%s|%s\", \
+             user_buffer_quoted(a, 14, 50), user_buffer_quoted(a, 14, 12), \
+             user_buffer_quoted(16, 4, 50), user_buffer_quoted(a, 4, 0), \
+             user_string_quoted(a), user_string_quoted(16))";
+    let script = format!(
+        "probe begin {{ {q}; println(\"host \", s) }}\n\
+         probe process(\"{}\").function(\"work\") {{\n  \
+           if (u_register(\"rdi\") == 0) {{ {q}; println(\"kernel \", s); exit() }}\n}}\n",
+        bin.display()
+    );
+    let mut target = Command::new(&bin)
+        .arg("3")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut tout = BufReader::new(target.stdout.take().unwrap());
+    let mut line = String::new();
+    tout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args(["-x", &target.id().to_string(), "-e", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut host = String::new();
+    out.read_line(&mut host).unwrap();
+    // The begin probe ran: the uprobe is attached; make work(0) run.
+    target.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    target.stdin.as_mut().unwrap().flush().unwrap();
+    let mut kernel = String::new();
+    std::io::Read::read_to_string(&mut out, &mut kernel).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+    let _ = target.kill();
+    let _ = target.wait();
+    assert!(status.success(), "{err}");
+    let want = r#""hi\t\"there\"\n\001\\\000"|"hi\t\"t"...|0x10||"hi\t\"there\"\n\001\\"|0x10"#;
+    assert_eq!(host, format!("host {want}\n"), "{err}");
+    assert_eq!(kernel, format!("kernel {want}\n"), "{err}");
+}
