@@ -194,12 +194,13 @@ impl<'a> Aliases<'a> {
         cx: &mut Cx<'_>,
         depth: usize,
     ) -> Result<Vec<Derived>, Diagnostic> {
-        let matches = if probes::claims(pt) {
+        let claimed = probes::claims(pt);
+        let matches = if claimed {
             Vec::new()
         } else {
             self.matching(pt)
         };
-        if matches.is_empty() && !probes::claims(pt) && !pt.is_optional() {
+        if matches.is_empty() && !claimed && !pt.is_optional() {
             return Err(self.unknown(pt));
         }
         if matches.is_empty() {
