@@ -357,17 +357,19 @@ impl Assembler {
         if body.insns.is_empty() {
             return Err(AsmError(format!("function {} is empty", f.name)));
         }
+        let relaxed = relax_far_conditionals(body);
+        let (labels, fixups) = (&relaxed.labels, &relaxed.fixups);
         let mut r = Resolved {
-            insns: body.insns.clone(),
-            tags: body.tags.clone(),
+            insns: relaxed.insns.clone(),
+            tags: relaxed.tags.clone(),
             calls: vec![],
             func_addrs: vec![],
             maps: vec![],
         };
-        for &(at, fx) in &body.fixups {
+        for &(at, fx) in fixups {
             match fx {
                 Fixup::Label(l) => {
-                    let target = body.labels[l.0 as usize].ok_or_else(|| {
+                    let target = labels[l.0 as usize].ok_or_else(|| {
                         AsmError(format!("{}: jump to unbound label {}", f.name, l.0))
                     })?;
                     let rel = target as i64 - at as i64 - 1;
@@ -502,6 +504,100 @@ impl Assembler {
     }
 }
 
+/// A function body with its far conditional jumps relaxed.
+struct Relaxed {
+    insns: Vec<Insn>,
+    tags: Vec<u32>,
+    labels: Vec<Option<usize>>,
+    fixups: Vec<(usize, Fixup)>,
+}
+
+/// eBPF's conditional jumps reach 16 bits; a very long probe (many tapset
+/// formatters inlined) can need more. Each conditional jump to a label
+/// too far away becomes `if cond goto +1; goto +1; goto target`, the last
+/// a `gotol` once linked. Inserting moves what follows, which can push
+/// other jumps out of range: repeated until none is.
+fn relax_far_conditionals(body: &FuncAsm) -> Relaxed {
+    let is_cond = |i: &Insn| {
+        let class = i.code & 0x07;
+        let op = i.code & 0xf0;
+        (class == insn::op::JMP || class == insn::op::JMP32)
+            && op != insn::op::JA
+            && op != insn::op::CALL
+            && op != insn::op::EXIT
+    };
+    let label_jumps: Vec<(usize, usize)> = body
+        .fixups
+        .iter()
+        .filter_map(|&(at, fx)| match fx {
+            Fixup::Label(l) if is_cond(&body.insns[at]) => {
+                body.labels[l.0 as usize].map(|t| (at, t))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut far: Vec<usize> = Vec::new();
+    loop {
+        // Where instruction (or label position) i ends up.
+        let newpos = |i: usize, far: &[usize]| i + 2 * far.iter().filter(|&&j| j < i).count();
+        let mut grew = false;
+        for &(at, target) in &label_jumps {
+            if far.contains(&at) {
+                continue;
+            }
+            let rel = newpos(target, &far) as i64 - newpos(at, &far) as i64 - 1;
+            if i16::try_from(rel).is_err() {
+                far.push(at);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    if far.is_empty() {
+        return Relaxed {
+            insns: body.insns.clone(),
+            tags: body.tags.clone(),
+            labels: body.labels.clone(),
+            fixups: body.fixups.clone(),
+        };
+    }
+    far.sort_unstable();
+    let newpos = |i: usize| i + 2 * far.partition_point(|&j| j < i);
+    let mut insns = Vec::with_capacity(body.insns.len() + 2 * far.len());
+    let mut tags = Vec::with_capacity(insns.capacity());
+    let mut fixups = Vec::with_capacity(body.fixups.len());
+    for (i, ins) in body.insns.iter().enumerate() {
+        let tag = body.tags.get(i).copied().unwrap_or(u32::MAX);
+        if far.binary_search(&i).is_ok() {
+            insns.push(Insn { off: 1, ..*ins });
+            insns.push(Insn::ja(1));
+            insns.push(Insn::ja(0));
+            tags.extend([tag, tag, tag]);
+        } else {
+            insns.push(*ins);
+            tags.push(tag);
+        }
+    }
+    for &(at, fx) in &body.fixups {
+        match fx {
+            // The far jump's target is now the `goto` two after it.
+            Fixup::Label(l) if far.binary_search(&at).is_ok() => {
+                fixups.push((newpos(at) + 2, Fixup::Label(l)))
+            }
+            _ => fixups.push((newpos(at), fx)),
+        }
+    }
+    let labels = body.labels.iter().map(|l| l.map(newpos)).collect();
+    Relaxed {
+        insns,
+        tags,
+        labels,
+        fixups,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,6 +667,31 @@ mod tests {
         let j = img.insns[0];
         assert_eq!(j.code, insn::op::JMP32 | insn::op::JA);
         assert_eq!((j.off, j.imm), (0, 40_000));
+    }
+
+    #[test]
+    fn far_conditional_jumps_go_through_gotol() {
+        let mut a = Assembler::new();
+        let main = a.declare("stx_main", FuncKind::Entry, 1);
+        let mut m = FuncAsm::new();
+        let end = m.new_label();
+        m.emit(Insn::mov64_imm(R0, 0));
+        m.jmp_imm(Cond::Eq, R1, 7, end);
+        for _ in 0..40_000 {
+            m.emit(Insn::mov64_imm(R0, 1));
+        }
+        m.bind(end);
+        m.emit(Insn::exit());
+        a.define(main, m);
+        let img = a.link(main).unwrap();
+        // if r1 == 7 goto +1; goto +1; gotol end; ...
+        assert_eq!((img.insns[1].off, img.insns[1].imm), (1, 7));
+        assert_eq!(img.insns[2].code, insn::op::JMP | insn::op::JA);
+        assert_eq!(img.insns[2].off, 1);
+        let g = img.insns[3];
+        assert_eq!(g.code, insn::op::JMP32 | insn::op::JA);
+        assert_eq!(3 + 1 + g.imm as usize, 4 + 40_000);
+        assert_eq!(img.insns[4 + 40_000].code, insn::op::JMP | insn::op::EXIT);
     }
 
     #[test]
