@@ -128,7 +128,6 @@ impl<'a> Gen<'a> {
         let t1 = self.string_copy(hay)?;
         let t2 = self.string_copy(needle)?;
         let (res, miss, pos) = (self.tmp_long(), self.tmp_long(), self.tmp_long());
-        let max = self.o.maxstr as i32;
         self.e(Insn::st_imm(Size::DW, R7, res, 1));
         let done = self.label();
         // An empty needle is found anywhere.
@@ -145,45 +144,7 @@ impl<'a> Gen<'a> {
         {
             self.cb_arg(R1, 0);
             self.st_local(pos, R1);
-            self.e(Insn::st_imm(Size::DW, R7, miss, 0));
-            let inner = self.cb_open(2, false);
-            {
-                // Word w of the needle against the haystack at pos + 8w.
-                self.cb_arg(R1, 0);
-                self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
-                self.e(Insn::alu64_imm(Alu::And, R1, max - 1));
-                self.ld_local(R2, pos);
-                self.e(Insn::alu64_reg(Alu::Add, R2, R1));
-                self.e(Insn::alu64_imm(Alu::And, R2, max - 1));
-                self.frame_addr(R3, t1 + 8);
-                self.e(Insn::alu64_reg(Alu::Add, R3, R2));
-                self.e(Insn::ldx(Size::DW, R4, R3, 0));
-                self.frame_addr(R3, t2 + 8);
-                self.e(Insn::alu64_reg(Alu::Add, R3, R1));
-                self.e(Insn::ldx(Size::DW, R5, R3, 0));
-                // Bytes of the needle left from this word on.
-                self.frame_addr(R3, t2);
-                self.e(Insn::ldx(Size::DW, R3, R3, 0));
-                self.e(Insn::alu64_reg(Alu::Sub, R3, R1));
-                let full = self.label();
-                self.jimm(Cond::Sge, R3, 8, full);
-                self.e(Insn::alu64_imm(Alu::Lsh, R3, 3));
-                self.e(Insn::mov64_imm(R0, 1));
-                self.e(Insn::alu64_reg(Alu::Lsh, R0, R3));
-                self.e(Insn::alu64_imm(Alu::Sub, R0, 1));
-                self.e(Insn::alu64_reg(Alu::And, R4, R0));
-                self.e(Insn::alu64_reg(Alu::And, R5, R0));
-                self.bind(full);
-                self.jreg(Cond::Eq, R4, R5, inner.next);
-                self.e(Insn::st_imm(Size::DW, R7, miss, 1));
-                self.jmp(inner.stop);
-            }
-            let f = self.cb_close(inner, "isinstr_at");
-            self.frame_addr(R1, t2);
-            self.e(Insn::ldx(Size::DW, R1, R1, 0));
-            self.e(Insn::alu64_imm(Alu::Add, R1, 7));
-            self.e(Insn::alu64_imm(Alu::Rsh, R1, 3));
-            self.call_loop(f);
+            self.needle_at(t1, t2, pos, miss, "isinstr_at");
             self.ld_local(R1, miss);
             self.jimm(Cond::Ne, R1, 0, outer.next);
             self.e(Insn::st_imm(Size::DW, R7, res, 1));
@@ -194,6 +155,54 @@ impl<'a> Gen<'a> {
         self.bind(done);
         self.ld_local(R0, res);
         Ok(())
+    }
+
+    /// `miss` = 0 if the needle (string slot `needle`, not empty) occurs in
+    /// the haystack (slot `hay`) at the position in the long `pos`, else 1:
+    /// an inner loop comparing a word at a time, the last word masked to
+    /// the needle's length. The haystack must have the needle's length of
+    /// bytes from `pos` on (the callers check).
+    pub(super) fn needle_at(&mut self, hay: u32, needle: u32, pos: i16, miss: i16, name: &str) {
+        let max = self.o.maxstr as i32;
+        self.e(Insn::st_imm(Size::DW, R7, miss, 0));
+        let inner = self.cb_open(2, false);
+        {
+            // Word w of the needle against the haystack at pos + 8w.
+            self.cb_arg(R1, 0);
+            self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
+            self.e(Insn::alu64_imm(Alu::And, R1, max - 1));
+            self.ld_local(R2, pos);
+            self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+            self.e(Insn::alu64_imm(Alu::And, R2, max - 1));
+            self.frame_addr(R3, hay + 8);
+            self.e(Insn::alu64_reg(Alu::Add, R3, R2));
+            self.e(Insn::ldx(Size::DW, R4, R3, 0));
+            self.frame_addr(R3, needle + 8);
+            self.e(Insn::alu64_reg(Alu::Add, R3, R1));
+            self.e(Insn::ldx(Size::DW, R5, R3, 0));
+            // Bytes of the needle left from this word on.
+            self.frame_addr(R3, needle);
+            self.e(Insn::ldx(Size::DW, R3, R3, 0));
+            self.e(Insn::alu64_reg(Alu::Sub, R3, R1));
+            let full = self.label();
+            self.jimm(Cond::Sge, R3, 8, full);
+            self.e(Insn::alu64_imm(Alu::Lsh, R3, 3));
+            self.e(Insn::mov64_imm(R0, 1));
+            self.e(Insn::alu64_reg(Alu::Lsh, R0, R3));
+            self.e(Insn::alu64_imm(Alu::Sub, R0, 1));
+            self.e(Insn::alu64_reg(Alu::And, R4, R0));
+            self.e(Insn::alu64_reg(Alu::And, R5, R0));
+            self.bind(full);
+            self.jreg(Cond::Eq, R4, R5, inner.next);
+            self.e(Insn::st_imm(Size::DW, R7, miss, 1));
+            self.jmp(inner.stop);
+        }
+        let f = self.cb_close(inner, name);
+        self.frame_addr(R1, needle);
+        self.e(Insn::ldx(Size::DW, R1, R1, 0));
+        self.e(Insn::alu64_imm(Alu::Add, R1, 7));
+        self.e(Insn::alu64_imm(Alu::Rsh, R1, 3));
+        self.call_loop(f);
     }
 
     /// `strtol(s, base)` with the kernel's `simple_strtol` rules (as the host

@@ -50,45 +50,7 @@ impl Gen<'_> {
             self.e(Insn::ldx(Size::DW, R4, R4, 0));
             let no_room = self.label();
             self.jreg(Cond::Slt, R3, R4, no_room);
-            self.e(Insn::st_imm(Size::DW, R7, miss, 0));
-            let inner = self.cb_open(2, false);
-            {
-                // Word w of `old` against `s` at pos + 8w, the last word
-                // masked to the bytes of `old` left.
-                self.cb_arg(R1, 0);
-                self.e(Insn::alu64_imm(Alu::Lsh, R1, 3));
-                self.e(Insn::alu64_imm(Alu::And, R1, max - 1));
-                self.ld_local(R2, pos);
-                self.e(Insn::alu64_reg(Alu::Add, R2, R1));
-                self.e(Insn::alu64_imm(Alu::And, R2, max - 1));
-                self.frame_addr(R3, hay + 8);
-                self.e(Insn::alu64_reg(Alu::Add, R3, R2));
-                self.e(Insn::ldx(Size::DW, R4, R3, 0));
-                self.frame_addr(R3, old + 8);
-                self.e(Insn::alu64_reg(Alu::Add, R3, R1));
-                self.e(Insn::ldx(Size::DW, R5, R3, 0));
-                self.frame_addr(R3, old);
-                self.e(Insn::ldx(Size::DW, R3, R3, 0));
-                self.e(Insn::alu64_reg(Alu::Sub, R3, R1));
-                let full = self.label();
-                self.jimm(Cond::Sge, R3, 8, full);
-                self.e(Insn::alu64_imm(Alu::Lsh, R3, 3));
-                self.e(Insn::mov64_imm(R0, 1));
-                self.e(Insn::alu64_reg(Alu::Lsh, R0, R3));
-                self.e(Insn::alu64_imm(Alu::Sub, R0, 1));
-                self.e(Insn::alu64_reg(Alu::And, R4, R0));
-                self.e(Insn::alu64_reg(Alu::And, R5, R0));
-                self.bind(full);
-                self.jreg(Cond::Eq, R4, R5, inner.next);
-                self.e(Insn::st_imm(Size::DW, R7, miss, 1));
-                self.jmp(inner.stop);
-            }
-            let f = self.cb_close(inner, "str_replace_at");
-            self.frame_addr(R1, old);
-            self.e(Insn::ldx(Size::DW, R1, R1, 0));
-            self.e(Insn::alu64_imm(Alu::Add, R1, 7));
-            self.e(Insn::alu64_imm(Alu::Rsh, R1, 3));
-            self.call_loop(f);
+            self.needle_at(hay, old, pos, miss, "str_replace_at");
             self.bind(no_room);
             let byte = self.label();
             self.ld_local(R1, miss);
