@@ -40,13 +40,15 @@ pub struct Dispatcher {
     pub slots: Vec<(u32, ProgId)>,
 }
 
+/// The raw system-call tracepoint a site is on, if any (what the number
+/// test of gatecheck.rs and the dispatchers here both key on).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Event {
+pub(super) enum Event {
     Enter,
     Exit,
 }
 
-fn event(s: &Site) -> Option<Event> {
+pub(super) fn event(s: &Site) -> Option<Event> {
     match &s.kind {
         SiteKind::Tracepoint(t)
             if t.category == "raw_syscalls"

@@ -8,19 +8,13 @@
 //! its `regs` argument (where the handler's `_stp_syscall_nr()` reads it).
 //! When that read fails the handler runs as written and decides itself.
 
+use super::dispatch::{event, Event};
 use super::emit::Gen;
 use super::regs::*;
 use crate::ir::gate::{syscall_gate, Gate};
-use crate::probes::{trace::TpArgs, SiteKind};
 use ebpf_backend::insn::R10;
 use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Event {
-    Enter,
-    Exit,
-}
 
 impl Gen<'_> {
     /// With the context in r9: leave unless this is the handler's call.
@@ -28,18 +22,6 @@ impl Gen<'_> {
         let probe = &self.p.probes[pi];
         let Some(k) = syscall_gate(&probe.body) else {
             return;
-        };
-        let event = |s: &crate::probes::Site| match &s.kind {
-            SiteKind::Tracepoint(t)
-                if t.category == "raw_syscalls" && matches!(t.args, TpArgs::Typed(_)) =>
-            {
-                match t.name.as_str() {
-                    "sys_enter" => Some(Event::Enter),
-                    "sys_exit" => Some(Event::Exit),
-                    _ => None,
-                }
-            }
-            _ => None,
         };
         let Some(first) = probe.sites.first().and_then(event) else {
             return;

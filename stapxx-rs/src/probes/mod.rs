@@ -298,21 +298,6 @@ pub fn resolve_point(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<Site>, Diag
     }
 }
 
-/// The sites of a probe's point list, with stap's `?` and `!`: a point
-/// that resolves and ends in `!` makes the rest of the list unneeded.
-pub fn resolve_points(points: &[ProbePoint], cx: &mut Cx<'_>) -> Result<Vec<Site>, Diagnostic> {
-    let mut out = Vec::new();
-    for pt in points {
-        let sites = resolve_point(pt, cx)?;
-        let placed = !sites.is_empty();
-        out.extend(sites);
-        if placed && pt.sufficient {
-            break;
-        }
-    }
-    Ok(out)
-}
-
 /// No kind starts with these components: name the nearest kinds.
 fn unknown_kind(pt: &ProbePoint) -> String {
     let head = pt.components.first().map(|c| c.name.as_str()).unwrap_or("");
