@@ -99,12 +99,16 @@ pub fn run(
             }
             s.fail();
         }
-        if s.next_timer().is_some_and(|t| t <= Instant::now()) {
+        // The timers due now see the kernel's maps as of now; one that
+        // falls due meanwhile waits for the next turn, so no host probe
+        // reads globals older than its deadline.
+        let asof = Instant::now();
+        if s.next_timer().is_some_and(|t| t <= asof) {
             merge(&ks, prog, s.globals_mut());
             // Only what a host probe changes after this goes back.
             last = s.globals_mut().stores.clone();
         }
-        if !s.wait_step(Duration::ZERO) {
+        if !s.wait_step(Duration::ZERO, Some(asof)) {
             break;
         }
         // Globals a timer probe changed go to the kernel probes.

@@ -400,11 +400,14 @@ impl<'p> Session<'p> {
         self.timers.iter().map(|t| t.next).min()
     }
 
-    /// Fire due timers, then wait up to `max` (less if a timer is due
-    /// sooner) for a signal or the `-c` command's exit. Returns whether the
-    /// session is still running. A back end with its own event sources
-    /// calls this in its loop with a short `max`.
-    pub fn wait_step(&mut self, max: Duration) -> bool {
+    /// Fire the timers due as of `asof` (now when `None`), then wait up
+    /// to `max` (less if a timer is due sooner) for a signal or the `-c`
+    /// command's exit. Returns whether the session is still running. A back
+    /// end with its own event sources calls this in its loop with a short
+    /// `max`, and with the instant it prepared the timers' globals for: a
+    /// timer falling due just after that waits for the next step (and its
+    /// own preparation) instead of running on stale globals.
+    pub fn wait_step(&mut self, max: Duration, asof: Option<Instant>) -> bool {
         // (A back end's own output, printed since the last step.)
         self.interp.out.flush();
         self.check_output();
@@ -413,7 +416,7 @@ impl<'p> Session<'p> {
         }
         // Timers that are due, earliest first (ties in script order).
         loop {
-            let now = Instant::now();
+            let now = asof.unwrap_or_else(Instant::now);
             let due = self
                 .timers
                 .iter()
@@ -538,7 +541,7 @@ impl<'p> Session<'p> {
 
     /// Run until stopped.
     pub fn run(&mut self) {
-        while self.wait_step(Duration::from_secs(3600)) {}
+        while self.wait_step(Duration::from_secs(3600), None) {}
     }
 
     /// Run the `end` (or, after errors, `error`) probes, print the error
