@@ -22,6 +22,8 @@ pub enum Record {
     Warn(String),
     Error(String),
     Exit,
+    /// A hex user backtrace to print symbolized.
+    Ustack(crate::runtime::ustack::Style, String),
 }
 
 /// A key field or value read back from a map.
@@ -132,6 +134,14 @@ impl KernelSession {
         }
         if let (Some((map, layout)), Some(t)) = (self.layout.usyms_map, target) {
             self.load_packed(map, layout, &user_symbols(t))?;
+        }
+        if let (Some((map, layout)), Some(t)) = (self.layout.ucfi_map, target) {
+            let table = crate::unwind::process_table(t).map_err(Diagnostic::bare)?;
+            debug_assert_eq!(table.layout(), layout);
+            self.loaded
+                .map(map)
+                .update(&0u32.to_ne_bytes(), &table.pack())
+                .map_err(|e| Diagnostic::bare(format!("loading the unwind table: {e}")))?;
         }
         Ok(())
     }
@@ -449,6 +459,15 @@ fn decode_record(bytes: &[u8]) -> Option<Record> {
         REC_PRINT => Record::Print(body.to_vec()),
         REC_WARN => Record::Warn(String::from_utf8_lossy(body).into_owned()),
         REC_ERROR => Record::Error(String::from_utf8_lossy(body).into_owned()),
+        REC_USTACK_FULL | REC_USTACK_USYMS | REC_USTACK_BRIEF => {
+            use crate::runtime::ustack::Style;
+            let style = match kind {
+                REC_USTACK_FULL => Style::Full,
+                REC_USTACK_BRIEF => Style::Brief,
+                _ => Style::Usyms,
+            };
+            Record::Ustack(style, String::from_utf8_lossy(body).into_owned())
+        }
         _ => Record::Exit,
     })
 }

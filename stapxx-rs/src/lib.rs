@@ -46,4 +46,5 @@ pub mod scriptfile;
 pub mod system;
 pub mod target;
 pub mod task_info;
+pub mod unwind;
 pub mod valtable;

@@ -46,6 +46,7 @@ pub fn needs(p: &Program) -> Needs {
             n.task_offsets |= m.task_offsets;
             n.mappings |= m.mappings;
             n.pt_regs |= m.pt_regs;
+            n.unwind |= m.unwind;
         }
     };
     for s in p.functions.iter().flat_map(|f| &f.body) {
@@ -156,6 +157,14 @@ pub fn codegen_options(
             .iter()
             .filter_map(|m| Some((m.start, m.end, m.file()?.display().to_string())))
             .collect();
+    }
+    if needs.unwind {
+        o.maxbacktrace = limits.maxbacktrace as u32;
+        if let Some(t) = target {
+            let table = crate::unwind::process_table(t)
+                .map_err(|m| Diagnostic::bare(format!("cannot unwind user stacks: {m}")))?;
+            o.ucfi = Some(table.layout());
+        }
     }
     if needs.kernel_symbols {
         let l = crate::ksyms::KernelSymbols::get().layout();

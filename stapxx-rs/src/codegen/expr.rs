@@ -1024,6 +1024,26 @@ impl Gen<'_> {
                 return Ok(false);
             }
             Strtol => self.strtol(&args[0], &args[1])?,
+            PrintUbacktrace(brief) => {
+                let t = self.tmp_str();
+                self.ubacktrace(SLoc::Frame(t), super::unwind::Frames::All, None)?;
+                self.output(
+                    if brief {
+                        REC_USTACK_BRIEF
+                    } else {
+                        REC_USTACK_FULL
+                    },
+                    t,
+                );
+                return Ok(false);
+            }
+            PrintUstack => {
+                let s = self.string(&args[0])?;
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                self.output(REC_USTACK_USYMS, t);
+                return Ok(false);
+            }
             SetSyscallRegs | SyscallNr | SyscallArg | IsCompatTask | Probing32bitApp
             | IntCast(..) => return self.sregs_builtin(b, args, span),
             _ => return Err(unsupported(span, &format!("the builtin {b:?}"))),

@@ -37,44 +37,10 @@ impl<'a> Gen<'a> {
             self.e(Insn::alu64_imm(Alu::Add, R2, key as i32));
             self.call(H_LOOKUP);
             self.jimm(Cond::Eq, R0, 0, hex);
-            // r1 = table, r2 = lo, r3 = n, r4 = addr; no calls until the end.
-            // lo and n go through the frame at each step: values the
-            // verifier cannot follow, else it walks every path of the
-            // search as a separate state.
-            let (lo, n) = (self.tmp_long(), self.tmp_long());
             self.e(Insn::mov64_reg(R1, R0));
-            self.e(Insn::st_imm(Size::DW, R7, lo, 0));
-            self.e(Insn::st_imm(Size::DW, R7, n, l.count as i32));
             self.ld_local(R4, a);
+            let lo = self.search_sorted(l.count, l.cap);
             let mask = (l.cap - 1) as i32;
-            let done = self.label();
-            let steps = 32 - l.cap.leading_zeros() + 1;
-            for _ in 0..steps {
-                // half = n / 2; if addrs[lo + half] <= a { lo += half; n -= half } else { n = half }
-                self.ld_local(R2, lo);
-                self.ld_local(R3, n);
-                self.jimm(Cond::Le, R3, 1, done);
-                self.e(Insn::mov64_reg(R5, R3));
-                self.e(Insn::alu64_imm(Alu::Rsh, R5, 1));
-                self.e(Insn::mov64_reg(R0, R2));
-                self.e(Insn::alu64_reg(Alu::Add, R0, R5));
-                self.e(Insn::alu64_imm(Alu::And, R0, mask));
-                self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
-                self.e(Insn::alu64_reg(Alu::Add, R0, R1));
-                self.e(Insn::ldx(Size::DW, R0, R0, 0));
-                let upper = self.label();
-                let next = self.label();
-                self.jreg(Cond::Gt, R0, R4, upper);
-                self.e(Insn::alu64_reg(Alu::Add, R2, R5));
-                self.e(Insn::alu64_reg(Alu::Sub, R3, R5));
-                self.st_local(lo, R2);
-                self.st_local(n, R3);
-                self.jmp(next);
-                self.bind(upper);
-                self.st_local(n, R5);
-                self.bind(next);
-            }
-            self.bind(done);
             self.ld_local(R2, lo);
             // The symbol at lo must start at or below the address.
             self.e(Insn::alu64_imm(Alu::And, R2, mask));
@@ -108,5 +74,48 @@ impl<'a> Gen<'a> {
         self.ld_local(R0, a);
         self.append_snprintf(dst, "0x%llx");
         self.bind(end);
+    }
+
+    /// Binary search of a sorted table of `cap` u64 addresses (`count` of
+    /// them real) at `r1` for the last one at or below `r4`; returns the
+    /// long temp holding its index (0 when none is: the caller compares).
+    /// No helper calls; clobbers r0, r2, r3, r5 (r1 and r4 are kept).
+    pub(super) fn search_sorted(&mut self, count: u32, cap: u32) -> i16 {
+        // lo and n go through the frame at each step: values the verifier
+        // cannot follow, else it walks every path of the search as a
+        // separate state.
+        let (lo, n) = (self.tmp_long(), self.tmp_long());
+        self.e(Insn::st_imm(Size::DW, R7, lo, 0));
+        self.e(Insn::st_imm(Size::DW, R7, n, count as i32));
+        let mask = (cap - 1) as i32;
+        let done = self.label();
+        let steps = 32 - cap.leading_zeros() + 1;
+        for _ in 0..steps {
+            // half = n / 2; if addrs[lo + half] <= a { lo += half; n -= half } else { n = half }
+            self.ld_local(R2, lo);
+            self.ld_local(R3, n);
+            self.jimm(Cond::Le, R3, 1, done);
+            self.e(Insn::mov64_reg(R5, R3));
+            self.e(Insn::alu64_imm(Alu::Rsh, R5, 1));
+            self.e(Insn::mov64_reg(R0, R2));
+            self.e(Insn::alu64_reg(Alu::Add, R0, R5));
+            self.e(Insn::alu64_imm(Alu::And, R0, mask));
+            self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+            self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+            self.e(Insn::ldx(Size::DW, R0, R0, 0));
+            let upper = self.label();
+            let next = self.label();
+            self.jreg(Cond::Gt, R0, R4, upper);
+            self.e(Insn::alu64_reg(Alu::Add, R2, R5));
+            self.e(Insn::alu64_reg(Alu::Sub, R3, R5));
+            self.st_local(lo, R2);
+            self.st_local(n, R3);
+            self.jmp(next);
+            self.bind(upper);
+            self.st_local(n, R5);
+            self.bind(next);
+        }
+        self.bind(done);
+        lo
     }
 }

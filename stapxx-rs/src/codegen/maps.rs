@@ -86,6 +86,11 @@ pub const REC_PRINT: u64 = 0;
 pub const REC_WARN: u64 = 1;
 pub const REC_ERROR: u64 = 2;
 pub const REC_EXIT: u64 = 3;
+/// A hex user backtrace for the host to print symbolized
+/// (`runtime/ustack.rs`), in one of its styles.
+pub const REC_USTACK_FULL: u64 = 4;
+pub const REC_USTACK_USYMS: u64 = 5;
+pub const REC_USTACK_BRIEF: u64 = 6;
 
 #[derive(Debug, Clone)]
 pub struct ScalarSlot {
@@ -125,6 +130,11 @@ pub struct MapLayout {
     pub usyms_map: Option<(MapId, crate::ksyms::PackedLayout)>,
     /// `stx_ksyms`: the packed kernel symbol table (one entry).
     pub ksyms_map: Option<(MapId, crate::ksyms::PackedLayout)>,
+    /// `stx_ucfi`: the target's packed unwind table (one entry).
+    pub ucfi_map: Option<(MapId, crate::unwind::CfiLayout)>,
+    /// `stx_unwind`: the unwinder's counters (see `codegen/unwind.rs`),
+    /// when a probe unwinds.
+    pub unwind_stats: Option<MapId>,
 }
 
 impl MapLayout {
@@ -239,6 +249,17 @@ impl MapLayout {
             let m = module.add_map(MapDef::new("stx_ksyms", MapKind::Array, 4, l.size(), 1));
             (m, l)
         });
+        let ucfi_map = opts.ucfi.map(|l| {
+            let m = module.add_map(MapDef::new("stx_ucfi", MapKind::Array, 4, l.size(), 1));
+            (m, l)
+        });
+        let unwind_stats = crate::loadinfo::needs(p).unwind.then(|| {
+            module.add_map(MapDef::global_data(
+                "stx_unwind",
+                vec![0; crate::unwind::STATS * 8],
+                false,
+            ))
+        });
         Ok(MapLayout {
             maxstr: opts.maxstr,
             strcap: opts.strcap,
@@ -251,6 +272,8 @@ impl MapLayout {
             output_buffer: opts.output_buffer,
             usyms_map,
             ksyms_map,
+            ucfi_map,
+            unwind_stats,
         })
     }
 

@@ -36,6 +36,7 @@ mod strreplace;
 mod task;
 mod textstr;
 mod trycatch;
+mod unwind;
 
 use crate::ir::{self, Exec, Program};
 use ebpf_backend::{MapDef, MapKind, Module, ProgKind};
@@ -76,6 +77,11 @@ pub struct Options {
     /// Offsets to the current task's executable, for handlers whose sites
     /// are for tasks running a given file (`process("P").begin`).
     pub exe: Option<crate::kernel_btf::ExeOffsets>,
+    /// The target's packed unwind table, when a probe unwinds its user
+    /// stack (None: no target, so backtraces hold the current pc only).
+    pub ucfi: Option<crate::unwind::CfiLayout>,
+    /// MAXBACKTRACE: frames an unwound backtrace holds at most.
+    pub maxbacktrace: u32,
     /// The target's file mappings (start, end, path) for `umodname()`.
     pub umods: Vec<(u64, u64, String)>,
     /// Bytes of the ring buffer kernel probes send their output through
@@ -112,6 +118,8 @@ impl Options {
             task: None,
             pt_regs: None,
             exe: None,
+            ucfi: None,
+            maxbacktrace: 20,
             umods: Vec::new(),
             output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),
         }

@@ -560,6 +560,23 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 self.usymname(dst);
             }
+            Ubacktrace => self.ubacktrace(dst, super::unwind::Frames::All, None)?,
+            Ucallers => self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]))?,
+            // Symbolizing is the host's (`runtime/ustack.rs`): in a kernel
+            // probe, keep the hex and symbolize where it is printed.
+            SprintUbacktrace | SprintUstack | Usymdata => {
+                return Err(Diagnostic::error(
+                    span,
+                    format!(
+                        "{} symbolizes on the host: not in kernel probes; keep ubacktrace() (hex) and print it with print_ustack(), or call this in an end/timer probe",
+                        match b {
+                            SprintUbacktrace => "sprint_ubacktrace()",
+                            SprintUstack => "sprint_ustack()",
+                            _ => "usymdata()",
+                        }
+                    ),
+                ))
+            }
             Symname => {
                 self.long(&args[0])?;
                 self.symname(dst);

@@ -131,7 +131,7 @@ fn not_regular(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
-fn bad(path: &Path, error: impl std::fmt::Display) -> DebugError {
+pub(crate) fn bad(path: &Path, error: impl std::fmt::Display) -> DebugError {
     DebugError::BadElf {
         path: path.to_path_buf(),
         error: error.to_string(),

@@ -34,6 +34,7 @@
 //! units) takes about 5 ms cold in a release build (25 ms unoptimized).
 
 pub mod callsites;
+pub mod cfi;
 pub mod dwarf;
 pub mod elf;
 pub mod error;

@@ -47,6 +47,21 @@ pub enum Builtin {
     Jiffies,
     // Symbols.
     Usymname,
+    /// `ubacktrace()`: the user stack as hex addresses (`codegen/unwind.rs`).
+    Ubacktrace,
+    /// `ucallers(n)`: its first n+1 addresses.
+    Ucallers,
+    /// `print_ubacktrace()` / `print_ubacktrace_brief()` (brief: true):
+    /// the user stack, symbolized by the host.
+    PrintUbacktrace(bool),
+    /// `sprint_ubacktrace()`.
+    SprintUbacktrace,
+    /// `print_ustack(s)` / `print_usyms(s)`: hex addresses, symbolized.
+    PrintUstack,
+    /// `sprint_ustack(s)` / `sprint_usyms(s)`.
+    SprintUstack,
+    /// `usymdata(addr)`: `name+off/size [module]`.
+    Usymdata,
     Symname,
     Umodname,
     /// The runtime load bias of a module (pass 2's `@var` addresses).
@@ -165,6 +180,8 @@ pub struct Needs {
     pub mappings: bool,
     /// `struct pt_regs` offsets from the kernel's BTF.
     pub pt_regs: bool,
+    /// The target's unwind table (`crate::unwind`).
+    pub unwind: bool,
 }
 
 /// Argument types (`None`: any of long/string) and result type
@@ -218,6 +235,14 @@ impl Builtin {
             "local_clock_s" => LocalClockS,
             "jiffies" => Jiffies,
             "usymname" => Usymname,
+            "ubacktrace" => Ubacktrace,
+            "ucallers" => Ucallers,
+            "print_ubacktrace" => PrintUbacktrace(false),
+            "print_ubacktrace_brief" => PrintUbacktrace(true),
+            "sprint_ubacktrace" => SprintUbacktrace,
+            "print_ustack" | "print_usyms" => PrintUstack,
+            "sprint_ustack" | "sprint_usyms" => SprintUstack,
+            "usymdata" => Usymdata,
             "symname" => Symname,
             "umodname" => Umodname,
             "__stapxx_module_bias" => ModuleBias,
@@ -288,7 +313,12 @@ impl Builtin {
             | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs | LocalClockNs | LocalClockUs
             | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
             Execname | Probefunc | Pp => sig(&[], S),
-            Usymname | Symname | Umodname => sig(&[L], S),
+            Usymname | Symname | Umodname | Usymdata => sig(&[L], S),
+            Ubacktrace | SprintUbacktrace => sig(&[], S),
+            Ucallers => sig(&[L], S),
+            PrintUbacktrace(_) => sig(&[], None),
+            PrintUstack => sig(&[S], None),
+            SprintUstack => sig(&[S], S),
             ModuleBias | URegister => sig(&[S], L),
             Returnval => sig(&[], L),
             UserString | UserStringWarn => Signature {
@@ -357,6 +387,10 @@ impl Builtin {
         match self {
             Usymname => Needs {
                 user_symbols: true,
+                ..none
+            },
+            Ubacktrace | Ucallers | PrintUbacktrace(_) | SprintUbacktrace => Needs {
+                unwind: true,
                 ..none
             },
             Symname => Needs {
@@ -460,6 +494,16 @@ const NAMES: &[&str] = &[
     "local_clock_s",
     "jiffies",
     "usymname",
+    "ubacktrace",
+    "ucallers",
+    "print_ubacktrace",
+    "print_ubacktrace_brief",
+    "sprint_ubacktrace",
+    "print_ustack",
+    "print_usyms",
+    "sprint_ustack",
+    "sprint_usyms",
+    "usymdata",
     "symname",
     "umodname",
     "u_register",

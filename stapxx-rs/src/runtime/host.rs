@@ -170,6 +170,23 @@ impl Host {
         format!("{a:#x}").into_bytes()
     }
 
+    /// The symbol and module of a target address (for `usymdata` and the
+    /// symbolic backtraces, `runtime/ustack.rs`).
+    pub fn addr_info(&mut self, addr: u64) -> super::ustack::AddrInfo {
+        let mut out = super::ustack::AddrInfo::default();
+        if let Some((file, m, bias)) = self.module_at(addr) {
+            let rel = addr.wrapping_sub(bias);
+            if let Ok(t) = m.symbols() {
+                if let Some(s) = t.lookup(rel) {
+                    let name = s.name.strip_prefix('.').unwrap_or(&s.name).to_string();
+                    out.symbol = Some((name, rel - s.address, s.size));
+                }
+            }
+            out.module = Some((file.display().to_string(), rel));
+        }
+        out
+    }
+
     /// `umodname(addr)`: the path of the target's module containing `addr`.
     pub fn umodname(&mut self, addr: i64) -> Vec<u8> {
         let a = addr as u64;

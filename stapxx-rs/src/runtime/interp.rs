@@ -47,6 +47,8 @@ pub struct Limits {
     pub maxmapentries: usize,
     pub maxnesting: usize,
     pub maxerrors: u64,
+    /// Frames a backtrace holds at most.
+    pub maxbacktrace: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Limits {
             maxmapentries: get("MAXMAPENTRIES") as usize,
             maxnesting: get("MAXNESTING") as usize,
             maxerrors: get("MAXERRORS"),
+            maxbacktrace: get("MAXBACKTRACE") as usize,
         }
     }
 }
@@ -872,6 +875,29 @@ impl<'p> Interp<'p> {
             B::Usymname => {
                 let a = self.arg_long(args, 0, fr)?;
                 s(self.host.usymname(a))
+            }
+            // A begin/end/timer probe interrupted no user code: no stack.
+            B::Ubacktrace | B::Ucallers | B::SprintUbacktrace => s(Vec::new()),
+            B::PrintUbacktrace(_) => n(0),
+            B::PrintUstack => {
+                let stack = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
+                let text = super::ustack::format(
+                    &mut self.host,
+                    super::ustack::Style::Usyms,
+                    &String::from_utf8_lossy(&stack),
+                );
+                self.out.print(text.as_bytes());
+                n(0)
+            }
+            B::SprintUstack => {
+                let stack = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
+                let max = self.limits.maxstringlen;
+                s(super::ustack::sprint(&mut self.host, &String::from_utf8_lossy(&stack), max).into_bytes())
+            }
+            B::Usymdata => {
+                let a = self.arg_long(args, 0, fr)? as u64;
+                let info = self.host.addr_info(a);
+                s(super::ustack::symdata(a, &info).into_bytes())
             }
             B::Umodname => {
                 let a = self.arg_long(args, 0, fr)?;

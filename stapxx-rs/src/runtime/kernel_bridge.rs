@@ -244,6 +244,7 @@ fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) -> 
     let mut errors = 0;
     let mut handle = |r: Record, s: &mut Session<'_>| match r {
         Record::Print(b) => s.output().print(&b),
+        Record::Ustack(style, stack) => s.print_ustack(style, &stack),
         Record::Warn(m) => s.output().warn(m.as_bytes()),
         Record::Error(m) => {
             s.output().error(m.as_bytes());

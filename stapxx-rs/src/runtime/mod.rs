@@ -30,6 +30,7 @@ pub mod output;
 pub mod session;
 mod sregs;
 pub mod textstr;
+pub mod ustack;
 pub mod values;
 
 pub use interp::{Limits, Near, RtError};

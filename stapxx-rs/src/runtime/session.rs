@@ -266,6 +266,12 @@ impl<'p> Session<'p> {
     }
 
     /// The output, e.g. for a back end's own warnings.
+    /// Print a hex user backtrace a kernel probe sent, symbolized.
+    pub fn print_ustack(&mut self, style: super::ustack::Style, stack: &str) {
+        let text = super::ustack::format(&mut self.interp.host, style, stack);
+        self.interp.out.print(text.as_bytes());
+    }
+
     pub fn output(&mut self) -> &mut Output {
         &mut self.interp.out
     }
