@@ -203,6 +203,87 @@ fn missing_lua_source_warns_once_and_keeps_names() {
     assert!(err.contains("2 more files"), "{err}");
 }
 
+/// sample-bt-style output (`print_stack()` then `print_ustack()` of each
+/// distinct backtrace, then its count), with the other shapes stap prints
+/// native frames in: no symbol (module and offset), a bare address, and
+/// `sprint_ubacktrace()`'s simple form. The first two records differ only
+/// in offsets, so they fold together.
+const NATIVE: &str = " 0xffffffff81c0f2a1 : _raw_spin_unlock_irqrestore+0x21/0x40 [kernel]
+ 0xffffffff8110a2b3 : ep_poll+0x2d3/0x4a0 [kernel]
+ 0xffffffff81c00099 : entry_SYSCALL_64_after_hwframe+0x63/0xcd [kernel]
+ 0x7f3a1c0e1b2d : epoll_wait+0x4d/0xb0 [/usr/lib/x86_64-linux-gnu/libc.so.6]
+ 0x55d0c0a1e2f3 : ngx_epoll_process_events+0x2e1/0x6a0 [/usr/sbin/nginx]
+ 0x55d0c0a0f001 : ngx_process_events_and_timers+0x71/0x1a0 [/usr/sbin/nginx]
+ 0x55d0c0a00100 : main+0x5d0/0x8e0 [/usr/sbin/nginx]
+\t12
+ 0xffffffff81c0f2a4 : _raw_spin_unlock_irqrestore+0x24/0x40 [kernel]
+ 0xffffffff8110a2b3 : ep_poll+0x2d3/0x4a0 [kernel]
+ 0xffffffff81c00099 : entry_SYSCALL_64_after_hwframe+0x63/0xcd [kernel]
+ 0x7f3a1c0e1b2e : epoll_wait+0x4e/0xb0 [/usr/lib/x86_64-linux-gnu/libc.so.6]
+ 0x55d0c0a1e2f3 : ngx_epoll_process_events+0x2e1/0x6a0 [/usr/sbin/nginx]
+ 0x55d0c0a0f001 : ngx_process_events_and_timers+0x71/0x1a0 [/usr/sbin/nginx]
+ 0x55d0c0a00100 : main+0x5d0/0x8e0 [/usr/sbin/nginx]
+\t3
+ 0x7f3a1c3c0a00 [/usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2+0x1fa00/0x0]
+ 0x55d0c0a3b410 : ngx_http_lua_run_thread+0x120/0x1000 [/usr/sbin/nginx]
+ 0x55d0c0a1e2f3 : ngx_epoll_process_events+0x2e1/0x6a0 [/usr/sbin/nginx]
+ 0x55d0c0a0f001 : ngx_process_events_and_timers+0x71/0x1a0 [/usr/sbin/nginx]
+ 0x55d0c0a00100 : main+0x5d0/0x8e0 [/usr/sbin/nginx]
+\t5
+ 0x7f3a1c0e0000
+ 0x55d0c0a00100 : main+0x5d0/0x8e0 [/usr/sbin/nginx]
+\t2
+ngx_process_events_and_timers+0x71 [nginx]
+main+0x5d0 [nginx]
+\t1
+";
+
+#[test]
+fn folds_native_stap_backtraces() {
+    let dir = scratch("native");
+    std::fs::write(dir.join("native.bt"), NATIVE).unwrap();
+    let o = run_in(&dir, &["flamegraph", "native.bt", "--folded"], None);
+    assert_eq!(
+        ok(&o),
+        "main;0x7f3a1c0e0000 2
+main;ngx_process_events_and_timers 1
+main;ngx_process_events_and_timers;ngx_epoll_process_events;epoll_wait;\
+entry_SYSCALL_64_after_hwframe;ep_poll;_raw_spin_unlock_irqrestore 15
+main;ngx_process_events_and_timers;ngx_epoll_process_events;ngx_http_lua_run_thread;\
+[libluajit-5.1.so.2] 5
+"
+    );
+    assert_eq!(text(&o.stderr), "");
+
+    // In the SVG, every native frame is a C frame: blue, and the legend
+    // says so.
+    let svg = ok(&run_in(&dir, &["flamegraph", "native.bt"], None));
+    assert!(svg.contains("blue: C functions"), "{svg}");
+    let frames = svg_frames(&svg);
+    let mut names: Vec<&str> = frames.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "0x7f3a1c0e0000",
+            "[libluajit-5.1.so.2]",
+            "_raw_spin_unlock_irqrestore",
+            "all",
+            "entry_SYSCALL_64_after_hwframe",
+            "ep_poll",
+            "epoll_wait",
+            "main",
+            "ngx_epoll_process_events",
+            "ngx_http_lua_run_thread",
+            "ngx_process_events_and_timers",
+        ]
+    );
+    for (name, fill) in frames.iter().filter(|(n, _)| n != "all") {
+        let (r, g, b) = rgb(fill);
+        assert!(b > r && b > g, "{name}: {fill}");
+    }
+}
+
 /// Parse the SVG as XML (inferno writes a DOCTYPE).
 fn xml(svg: &str) -> roxmltree::Document<'_> {
     let opts = roxmltree::ParsingOptions {

@@ -10,13 +10,16 @@
 //! * A line of only digits (surrounding blanks allowed) closes a record.
 //! * Blank lines are skipped.
 //! * Any other line is a frame, trimmed. The symbolic lines of stap's
-//!   `print_ubacktrace()`/`print_backtrace()` (`0x4005d0 : main+0x1c/0x30
-//!   [/bin/foo]`) become the bare symbol (`main`); a trailing `+0x1c/0x30`
-//!   offset is dropped from any frame; `;` (the folded format's separator)
-//!   becomes `,`.
+//!   native backtraces (`0x4005d0 : main+0x1c/0x30 [/bin/foo]`, `main+0x1c
+//!   [foo]`, ...) become the function's name (`main`; see [`native`]), and
+//!   those names are remembered as C frames ([`Backtraces::native`]);
+//!   `;` (the folded format's separator) becomes `,`.
 //! * Frames left over at the end without a count line are not a record.
+//!
+//! [`native`]: super::native
 
-use std::collections::HashMap;
+use super::native;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 
 /// The longest line kept; the rest of a longer line is dropped.
@@ -30,6 +33,8 @@ pub struct Backtraces {
     /// Each distinct backtrace (frames innermost first) and its total,
     /// sorted by frames.
     pub stacks: Vec<(Vec<String>, u64)>,
+    /// The frame names read from native (symbolic C) frame lines.
+    pub native: BTreeSet<String>,
 }
 
 impl Backtraces {
@@ -57,7 +62,11 @@ pub struct Collector {
     overlong: bool,
     /// Frames of the record being read, innermost first.
     frames: Vec<String>,
+    /// The names in `frames` that came from native frame lines.
+    frames_native: Vec<String>,
     stacks: HashMap<Vec<String>, u64>,
+    /// Native frame names of the records counted so far.
+    native: HashSet<String>,
 }
 
 impl Collector {
@@ -93,17 +102,23 @@ impl Collector {
         }
         if line.bytes().all(|b| b.is_ascii_digit()) {
             let frames = std::mem::take(&mut self.frames);
+            let natives = std::mem::take(&mut self.frames_native);
             // A count too large for u64 saturates; a record without frames
             // has nothing to draw.
             let n = line.parse::<u64>().unwrap_or(u64::MAX);
             if !frames.is_empty() && n > 0 {
                 let slot = self.stacks.entry(frames).or_insert(0);
                 *slot = slot.saturating_add(n);
+                self.native.extend(natives);
             }
             return;
         }
         if self.frames.len() < MAX_FRAMES {
-            self.frames.push(frame_name(line));
+            let (name, is_native) = frame(line);
+            if is_native {
+                self.frames_native.push(name.clone());
+            }
+            self.frames.push(name);
         }
     }
 
@@ -116,7 +131,10 @@ impl Collector {
         }
         let mut stacks: Vec<(Vec<String>, u64)> = self.stacks.into_iter().collect();
         stacks.sort();
-        Backtraces { stacks }
+        Backtraces {
+            stacks,
+            native: self.native.into_iter().collect(),
+        }
     }
 
     /// As [`Collector::finish`], leaving this collector empty.
@@ -138,55 +156,29 @@ impl Write for Collector {
 
 /// The frame name of one trimmed, non-empty frame line.
 pub fn frame_name(line: &str) -> String {
-    let mut f = line;
-    // `0x4005d0 : main+0x1c/0x30 [/bin/foo]` (stap's symbolic backtraces).
-    if f.starts_with("0x") {
-        if let Some((_, sym)) = f.split_once(" : ") {
-            f = sym.trim();
-            if let Some(i) = f.rfind(" [") {
-                if f.ends_with(']') {
-                    f = f[..i].trim_end();
-                }
-            }
-        }
-    }
-    f = strip_offset(f);
-    if f.is_empty() {
-        return "-".to_string();
+    frame(line).0
+}
+
+/// The frame name of a line, and whether it is a native frame.
+fn frame(line: &str) -> (String, bool) {
+    let (name, is_native) = match native::name(line) {
+        Some(n) => (n, true),
+        None => (line.to_string(), false),
+    };
+    if name.is_empty() {
+        return ("-".to_string(), is_native);
     }
     // `;` separates folded frames; control characters have no place in
     // the SVG's XML.
-    f.chars()
+    let clean = name
+        .chars()
         .map(|c| match c {
             ';' => ',',
             c if c.is_control() => '?',
             c => c,
         })
-        .collect()
-}
-
-/// `sym+0x1c/0x30` or `sym+0x1c` -> `sym`.
-fn strip_offset(f: &str) -> &str {
-    let Some(plus) = f.rfind("+0x") else {
-        return f;
-    };
-    if plus == 0 {
-        return f;
-    }
-    let rest = &f[plus + 1..];
-    let hex = |s: &str| {
-        s.strip_prefix("0x")
-            .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    let ok = match rest.split_once('/') {
-        Some((off, size)) => hex(off) && hex(size),
-        None => hex(rest),
-    };
-    if ok {
-        &f[..plus]
-    } else {
-        f
-    }
+        .collect();
+    (clean, is_native)
 }
 
 #[cfg(test)]
@@ -226,6 +218,33 @@ mod tests {
         assert_eq!(frame_name("x;y"), "x,y");
         assert_eq!(frame_name("a\u{0}\u{1b}b"), "a??b");
         assert_eq!(frame_name("T:@a.lua:3"), "T:@a.lua:3");
+    }
+
+    #[test]
+    fn native_frames_are_remembered() {
+        let bt = parse(
+            b" 0x4005d4 : main+0x1d/0x40 [/usr/bin/prog]\n@a.lua:3\nC:pmain\n\t2\n\
+              0x7f12 [/usr/lib/libc.so.6+0x1234/0x0]\n\t1\n\
+              0x99 : uncounted+0x1/0x2\n\t0\n\
+              0x98 : dangling+0x1/0x2\n",
+        );
+        assert_eq!(
+            bt.stacks,
+            vec![
+                (vec!["[libc.so.6]".to_string()], 1),
+                (
+                    vec![
+                        "main".to_string(),
+                        "@a.lua:3".to_string(),
+                        "C:pmain".to_string()
+                    ],
+                    2
+                ),
+            ]
+        );
+        // Only names of counted records, and only native ones.
+        let native: Vec<&str> = bt.native.iter().map(String::as_str).collect();
+        assert_eq!(native, ["[libc.so.6]", "main"]);
     }
 
     #[test]

@@ -46,13 +46,14 @@ const MAX_HEADER_LINES: u32 = 16;
 pub enum FrameKind {
     /// A Lua function (`@file:line` or `=chunk:line`).
     Lua,
-    /// A C function (`C:sym`).
+    /// A C function (`C:sym`, or a native frame of stap's symbolic
+    /// backtraces: see [`native`](super::native)).
     C,
     /// A LuaJIT fast function (`builtin#N`).
     Builtin,
     /// Where the running JIT trace starts (`T:...`).
     Trace,
-    /// Anything else (native frames of other scripts).
+    /// Anything else (frames in other scripts' own formats).
     Other,
 }
 

@@ -2,6 +2,8 @@
 //!
 //! stap output (frame lines innermost first, then `\t<count>`)
 //!   -> [`collect`]: distinct backtraces and counts (incremental)
+//!      ([`native`]: C frames, `0x4005d0 : main+0x1c/0x30 [/bin/foo]` ->
+//!      `main`, named here already and coloured as C)
 //!   -> [`lua`]: frame names (`@file.lua:LINE` -> `mod:func`), kinds
 //!      ([`nesting`] keeps pathological sources away from the parser)
 //!   -> [`fold`]: folded stacks, root first (`a;b;c 12`)
@@ -24,6 +26,7 @@
 pub mod collect;
 pub mod fold;
 pub mod lua;
+pub mod native;
 pub mod nesting;
 pub mod svg;
 

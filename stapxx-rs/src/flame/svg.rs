@@ -9,10 +9,10 @@
 //! | frames | colour |
 //! |---|---|
 //! | Lua functions (`mod:func`, `@file:line`, `=chunk:line`) | red to yellow ("hot") |
-//! | C functions (`C:sym`) | blue |
+//! | C functions (`C:sym`, and stap's symbolic native frames) | blue |
 //! | LuaJIT fast functions (`builtin#N`) | purple |
 //! | JIT trace starts (`T:...`) | green |
-//! | anything else (native frames of other scripts) | orange to yellow |
+//! | anything else (frames in other scripts' own formats) | orange to yellow |
 //!
 //! Within a colour, the shade comes from a hash of the name, so one
 //! function keeps its shade across graphs.
