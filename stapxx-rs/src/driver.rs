@@ -283,6 +283,15 @@ impl<'o> Session<'o> {
         }
         let copts = loadinfo::codegen_options(self.opts, self.target.as_ref(), program, loading)?;
         self.timing("Pass 3a: load-time facts (symbols, load biases)", t);
+        if let (Some(_), Some(target), true) =
+            (copts.ucfi, self.target.as_ref(), self.opts.cli.verbose > 0)
+        {
+            if let Ok(table) = crate::unwind::process_table(target) {
+                for l in crate::unwind::table_lines(&table) {
+                    crate::ewriteln!("{l}");
+                }
+            }
+        }
         let c = codegen::compile(program, &copts)?;
         self.timing("Pass 3: lowered and generated BPF", t);
         if loading {

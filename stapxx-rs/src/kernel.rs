@@ -296,6 +296,18 @@ impl KernelSession {
 
     /// Output records each probe handler could not send (the ring buffer
     /// was full), indexed as `Program::probes`.
+    /// The unwinder's counters (`crate::unwind::STAT_*`), if a probe
+    /// unwinds.
+    pub fn unwind_stats(&self) -> Option<[u64; crate::unwind::STATS]> {
+        let map = self.layout.unwind_stats?;
+        let v = self.loaded.map(map).lookup(&0u32.to_ne_bytes()).ok()??;
+        let mut out = [0u64; crate::unwind::STATS];
+        for (i, c) in v.chunks(8).take(out.len()).enumerate() {
+            out[i] = u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        }
+        Some(out)
+    }
+
     pub fn lost(&self, nprobes: usize) -> Vec<u64> {
         let mut out = vec![0u64; nprobes];
         if let Ok(Some(v)) = self

@@ -116,6 +116,37 @@ impl ProcessTable {
     }
 }
 
+/// `-v`'s account of the table: each module's rows and build time, then
+/// the whole.
+pub fn table_lines(t: &ProcessTable) -> Vec<String> {
+    let mut out: Vec<String> = t
+        .modules
+        .iter()
+        .map(|m| {
+            format!(
+                "unwind rows of {}: {} ({:.1} ms)",
+                m.path.display(),
+                m.rows,
+                m.build_ms
+            )
+        })
+        .collect();
+    out.push(format!(
+        "unwind table: {} rows, {} KiB in one map value",
+        t.addrs.len(),
+        t.layout().size() / 1024
+    ));
+    out
+}
+
+/// `-v`'s account of the walks: how many, how deep, how each ended.
+pub fn stats_line(s: &[u64; STATS]) -> String {
+    format!(
+        "user backtraces: {} unwound, {} frames; ended at the outermost frame {}, at MAXBACKTRACE {}, where no CFI covers the pc {}, on an unreadable stack {}",
+        s[STAT_STACKS], s[STAT_FRAMES], s[STAT_COMPLETE], s[STAT_MAX], s[STAT_NO_CFI], s[STAT_READ_FAIL]
+    )
+}
+
 /// A row's packed rule.
 pub fn encode(r: &Row) -> u64 {
     let (kind, cfa_off, extra) = match r.cfa {

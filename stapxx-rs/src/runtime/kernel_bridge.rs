@@ -31,6 +31,7 @@ pub fn run(
     target: Option<&TargetInfo>,
 ) -> Result<i32, Diagnostic> {
     let maxerrors = config.limits.maxerrors;
+    let verbose = config.verbose;
     let additive = additive_globals(prog);
     let mut ks = KernelSession::start(compiled, prog, target)?;
     let mut s = Session::new(prog, config, src)?;
@@ -130,6 +131,9 @@ pub fn run(
         ks.errors()
     };
     let lost = ks.lost(prog.probes.len());
+    if let (Some(st), true) = (ks.unwind_stats(), verbose > 0) {
+        crate::ewriteln!("{}", crate::unwind::stats_line(&st));
+    }
     drop(ks);
     // Kernel errors already shown as `ERROR:` lines (error(), the one that
     // ended the session) are counted once.
