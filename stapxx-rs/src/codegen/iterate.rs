@@ -41,7 +41,7 @@ struct Entry {
 impl<'a> Gen<'a> {
     pub(super) fn foreach(&mut self, f: &Foreach, span: Span) -> R<()> {
         let a = self.array_map(f.array, span)?;
-        if a.percpu && (f.value.is_some() || f.sort.is_some_and(|(i, _)| i == usize::MAX)) {
+        if a.percpu && f.value.is_some() {
             return Err(unsupported(
                 span,
                 "the value of a statistics array in foreach",
@@ -266,7 +266,10 @@ impl<'a> Gen<'a> {
     /// The candidate's sort value: from the value (callback argument 2) or
     /// from its key field `col` (already copied into `e.key`).
     fn sort_value(&mut self, e: Entry, col: usize, ty: Ty, a: &ArrayMap) {
-        if col == usize::MAX {
+        if col == usize::MAX && a.percpu {
+            self.percpu_count(a.map, e.key);
+            self.st_local(e.long, R0);
+        } else if col == usize::MAX {
             self.cb_arg(R3, 2);
             if ty == Ty::Str {
                 self.e(Insn::alu64_imm(Alu::Add, R3, 8));

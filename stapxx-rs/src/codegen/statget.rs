@@ -106,4 +106,29 @@ impl<'a> Gen<'a> {
         }
         Ok(())
     }
+
+    /// `r0` = the `@count` of the statistic at the key in the frame buffer
+    /// `key` (summed over the CPUs): a sorted `foreach` over a statistics
+    /// array orders by it, as stap's does by default.
+    pub(super) fn percpu_count(&mut self, map: ebpf_backend::MapId, key: u32) {
+        let cnt = self.tmp_long();
+        self.e(Insn::st_imm(Size::DW, R7, cnt, 0));
+        let cb = self.cb_open(2, false);
+        {
+            self.cb_arg(R3, 0);
+            self.ld_map_fd(R1, map);
+            self.frame_addr(R2, key);
+            self.call(H_LOOKUP_PERCPU);
+            self.jimm(Cond::Eq, R0, 0, cb.next);
+            self.e(Insn::ldx(Size::DW, R1, R0, STAT_COUNT));
+            self.ld_local(R2, cnt);
+            self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+            self.st_local(cnt, R2);
+            self.jmp(cb.next);
+        }
+        let f = self.cb_close(cb, "stat_count");
+        self.mov_imm(R1, self.o.ncpus.max(1) as i64);
+        self.call_loop(f);
+        self.ld_local(R0, cnt);
+    }
 }
