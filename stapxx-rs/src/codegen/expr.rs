@@ -992,6 +992,11 @@ impl Gen<'_> {
                 let gm = self.m.globals_map;
                 self.ld_map_value(R1, gm, EXIT_OFFSET);
                 self.e(Insn::st_imm(Size::DW, R1, 0, 1));
+                // No kernel probe starts after this one (stap's session
+                // leaves the running state at once): a sampler that
+                // prints and exits from its probe prints once.
+                self.ld_map_value(R1, gm, RUNNING_OFFSET);
+                self.e(Insn::st_imm(Size::DW, R1, 0, 0));
                 let t = self.tmp_str();
                 self.set_empty(SLoc::Frame(t));
                 self.output(REC_EXIT, t);

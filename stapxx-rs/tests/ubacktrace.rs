@@ -1,0 +1,413 @@
+//! User backtraces without frame pointers (`ubacktrace()`, `ucallers()`,
+//! `print_ustack()`, `print_ubacktrace()`), unwound in the kernel by the
+//! binaries' call-frame information. The fixture (`tests/fixtures/unwind.c`)
+//! spins in the leaf of a known chain, built `-O2 -fomit-frame-pointer` and
+//! `-O0`; other modes go through Debian's libc as installed (`qsort`
+//! calling our comparator: libc's CFI only, no debug info) and through a
+//! shared library of our own.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::Proc;
+
+/// The chain main -> level1 .. level4 -> leaf, innermost first, then what
+/// libc's start-up code and the executable's `_start` put under `main`.
+const CHAIN: &[&str] = &[
+    "leaf",
+    "level4",
+    "level3",
+    "level2",
+    "level1",
+    "main",
+    "__libc_start_call_main",
+    "__libc_start_main",
+    "_start",
+];
+
+fn fixture(flags: &[&str], tag: &str) -> PathBuf {
+    support::c_fixture("unwind.c", tag, flags)
+}
+
+fn optimized() -> PathBuf {
+    fixture(&["-O2", "-fomit-frame-pointer"], "unwind-O2")
+}
+
+/// The executable linked against our shared library (both `-O2
+/// -fomit-frame-pointer`), once per process.
+fn with_library() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = support::scratch();
+            let src = support::workspace_root().join("tests/fixtures/unwind.c");
+            let flags = ["-g", "-O2", "-fomit-frame-pointer"];
+            support::must(
+                Command::new("cc")
+                    .args(flags)
+                    .args(["-fPIC", "-shared", "-DUNWIND_LIB"])
+                    .arg(&src)
+                    .arg("-o")
+                    .arg(dir.join("libunwindlib.so")),
+            );
+            let exe = dir.join("unwind-lib");
+            support::must(
+                Command::new("cc")
+                    .args(flags)
+                    .arg("-DWITH_LIB")
+                    .arg(&src)
+                    .arg("-o")
+                    .arg(&exe)
+                    .arg(format!("-L{}", dir.display()))
+                    .args(["-lunwindlib", "-Wl,-rpath,$ORIGIN"]),
+            );
+            exe
+        })
+        .clone()
+}
+
+fn start(bin: &Path, mode: &str) -> Proc {
+    let mut p = Proc::spawn(Command::new(bin).arg(mode));
+    p.wait_for_line("ready", Duration::from_secs(10));
+    p
+}
+
+fn script_file(name: &str, text: &str) -> PathBuf {
+    let p = support::scratch().join(name);
+    std::fs::write(&p, text).expect("write script");
+    p
+}
+
+/// One frame line of `print_ustack()`: (function, module path).
+fn frame(line: &str) -> (String, String) {
+    // ` 0xADDR : NAME+0xOFF/0xSIZE [MODULE]`
+    let rest = line
+        .trim_start()
+        .split_once(" : ")
+        .unwrap_or_else(|| panic!("not a frame line: {line:?}"))
+        .1;
+    let (sym, module) = rest
+        .split_once(" [")
+        .unwrap_or_else(|| panic!("no module: {line:?}"));
+    let name = sym.split('+').next().expect("name");
+    (name.to_string(), module.trim_end_matches(']').to_string())
+}
+
+/// The samples by their function chain (innermost first), most frequent
+/// first, and the total.
+fn chains(out: &str) -> (Vec<(Vec<(String, String)>, u64)>, u64) {
+    let mut by: Vec<(Vec<(String, String)>, u64)> = Vec::new();
+    for (frames, n) in support::backtraces(out) {
+        let c: Vec<(String, String)> = frames.iter().map(|l| frame(l)).collect();
+        match by.iter_mut().find(|(k, _)| *k == c) {
+            Some(e) => e.1 += n,
+            None => by.push((c, n)),
+        }
+    }
+    by.sort_by(|a, b| b.1.cmp(&a.1));
+    let total = by.iter().map(|e| e.1).sum();
+    (by, total)
+}
+
+fn names(c: &[(String, String)]) -> Vec<&str> {
+    c.iter().map(|f| f.0.as_str()).collect()
+}
+
+/// At least 95% of the samples have the dominant chain.
+fn dominant(out: &str) -> Vec<(String, String)> {
+    let (by, total) = chains(out);
+    assert!(total >= 100, "too few samples ({total}): {out}");
+    let (top, n) = by.first().cloned().expect("a chain");
+    assert!(
+        n * 100 >= total * 95,
+        "the top chain has {n} of {total} samples: {by:?}"
+    );
+    top
+}
+
+const SAMPLER: &str = r#"
+global bts
+probe timer.profile { if (pid() == target()) bts[ubacktrace()] <<< 1 }
+probe timer.s(2) { exit() }
+probe end {
+  foreach (bt in bts- limit 20) { print_ustack(bt); printf("\t%d\n", @count(bts[bt])) }
+}
+"#;
+
+fn sample(bin: &Path, mode: &str, extra: &[&str]) -> (String, String) {
+    let p = start(bin, mode);
+    let script = script_file("sampler.stp", SAMPLER);
+    let pid = p.pid().to_string();
+    let mut args = vec![script.to_str().expect("utf-8"), "-x", &pid, "-v"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = support::stapxx(&args);
+    assert_eq!(code, 0, "{err}");
+    (out, err)
+}
+
+/// The `-v` line of the walks' endings: (stacks, outermost, max, no CFI,
+/// unreadable).
+fn endings(err: &str) -> [u64; 5] {
+    let l = err
+        .lines()
+        .find_map(|l| l.strip_prefix("user backtraces: "))
+        .unwrap_or_else(|| panic!("no unwinder counts in {err}"));
+    let nums: Vec<u64> = l
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().expect("count"))
+        .collect();
+    // unwound, frames, outermost, max, no cfi, unreadable
+    [nums[0], nums[2], nums[3], nums[4], nums[5]]
+}
+
+#[test]
+fn chain_unwinds_without_frame_pointers() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    for (tag, bin) in [
+        ("-O2", optimized()),
+        ("-O0", fixture(&["-O0"], "unwind-O0")),
+    ] {
+        let (out, err) = sample(&bin, "chain", &[]);
+        let top = dominant(&out);
+        assert_eq!(names(&top), CHAIN, "{tag}: {out}");
+        let exe = bin.display().to_string();
+        for (name, module) in &top {
+            if name.starts_with("__libc") {
+                assert!(module.ends_with("/libc.so.6"), "{tag}: {module}");
+            } else {
+                assert_eq!(module, &exe, "{tag}: {name}");
+            }
+        }
+        // Every walk reached `_start`'s undefined return address.
+        let [stacks, outermost, max, no_cfi, unreadable] = endings(&err);
+        assert!(stacks >= 100, "{tag}: {err}");
+        assert_eq!(
+            (outermost, max, no_cfi, unreadable),
+            (stacks, 0, 0, 0),
+            "{tag}: {err}"
+        );
+    }
+}
+
+#[test]
+fn comparator_called_by_libc_qsort() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let (out, _) = sample(&optimized(), "qsort", &[]);
+    // libc's merge sort recurses: as many chains as depths. Each must be
+    // our comparator, then libc's sorting code (its own frames, whatever
+    // this version calls them, qsort among them), then our caller and the
+    // start-up chain.
+    let (by, total) = chains(&out);
+    assert!(total >= 100, "{out}");
+    let mut good = 0;
+    for (c, n) in &by {
+        let names = names(c);
+        let libc = c[2.min(c.len())..]
+            .iter()
+            .take_while(|f| f.1.ends_with("/libc.so.6"))
+            .count();
+        let ok = names.len() > 2 + libc
+            && names[..2] == ["leaf", "by_value"]
+            && libc > 0
+            && c[2..2 + libc].iter().any(|f| f.0.contains("qsort"))
+            && names[2 + libc..]
+                == [
+                    "sort_round",
+                    "main",
+                    "__libc_start_call_main",
+                    "__libc_start_main",
+                    "_start",
+                ];
+        if ok {
+            good += n;
+        }
+    }
+    assert!(good * 100 >= total * 95, "{good} of {total}: {by:?}");
+}
+
+#[test]
+fn through_a_shared_library() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = with_library();
+    let (out, _) = sample(&bin, "lib", &[]);
+    let top = dominant(&out);
+    assert_eq!(
+        names(&top),
+        [
+            "leaf",
+            "back_in_main",
+            "lib_inner",
+            "lib_outer",
+            "main",
+            "__libc_start_call_main",
+            "__libc_start_main",
+            "_start"
+        ],
+        "{out}"
+    );
+    assert!(top[2].1.ends_with("/libunwindlib.so"), "{:?}", top[2]);
+    assert!(top[3].1.ends_with("/libunwindlib.so"), "{:?}", top[3]);
+}
+
+#[test]
+fn maxbacktrace_bounds_the_walk() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let (out, err) = sample(&optimized(), "chain", &["-D", "MAXBACKTRACE=3"]);
+    let top = dominant(&out);
+    assert_eq!(names(&top), CHAIN[..3], "{out}");
+    let [stacks, outermost, max, no_cfi, unreadable] = endings(&err);
+    assert_eq!(
+        (outermost, max, no_cfi, unreadable),
+        (0, stacks, 0, 0),
+        "{err}"
+    );
+}
+
+/// OpenResty's sampler shape: the same kernel probe prints the sorted
+/// aggregate once the time is up (sorted foreach over a statistics array
+/// and print_ustack in a kernel probe).
+#[test]
+fn sampler_printing_from_the_probe() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let p = start(&optimized(), "chain");
+    let script = support::workspace_root().join("tests/scripts/sample-bt-in-probe.sxx");
+    let pid = p.pid().to_string();
+    let (code, out, err) = support::stapxx(&[
+        script.to_str().expect("utf-8"),
+        "-x",
+        &pid,
+        "--arg",
+        "time=2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(names(&dominant(&out)), CHAIN, "{out}");
+}
+
+/// examples/sample-bt.sxx straight into folded stacks.
+#[test]
+fn sample_bt_example_folds() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let p = start(&optimized(), "chain");
+    let script = support::workspace_root().join("examples/sample-bt.sxx");
+    let folded = support::scratch().join("sample-bt.folded");
+    let pid = p.pid().to_string();
+    let (code, _, err) = support::stapxx(&[
+        script.to_str().expect("utf-8"),
+        "-x",
+        &pid,
+        "--arg",
+        "time=2",
+        "--folded",
+        folded.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&folded).expect("folded");
+    let mut rows: Vec<(&str, u64)> = text
+        .lines()
+        .map(|l| {
+            let (s, n) = l.rsplit_once(' ').expect("count");
+            (s, n.parse().expect("number"))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    let total: u64 = rows.iter().map(|r| r.1).sum();
+    let want: Vec<&str> = CHAIN.iter().rev().copied().collect();
+    assert_eq!(rows[0].0, want.join(";"), "{text}");
+    assert!(rows[0].1 * 100 >= total * 95, "{text}");
+}
+
+/// In a uprobe: the frames at a function's entry, in each of stap's forms.
+#[test]
+fn uprobe_backtrace_forms() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = optimized();
+    let p = start(&bin, "chain");
+    let script = script_file(
+        "forms.stp",
+        &format!(
+            r#"
+global seen, callers, full
+probe process("{bin}").function("level4") {{
+  if (seen++ == 0) {{
+    callers = ucallers(2)
+    full = ubacktrace()
+    print_ubacktrace_brief()
+    printf("--\n")
+    print_ubacktrace()
+    printf("--\n")
+    exit()
+  }}
+}}
+probe end {{
+  printf("%s|\n", callers)
+  print(sprint_ustack(callers))
+  printf("--\n%s\n", usymdata(strtol(substr(full, 0, 18), 16)))
+}}
+"#,
+            bin = bin.display()
+        ),
+    );
+    let pid = p.pid().to_string();
+    let (code, out, err) = support::stapxx(&[script.to_str().expect("utf-8"), "-x", &pid]);
+    assert_eq!(code, 0, "{err}");
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    // Brief: `name+0xOFF` lines, the probed function at offset 0.
+    let brief: Vec<&str> = parts[0].lines().collect();
+    assert_eq!(brief[0], "level4+0x0", "{out}");
+    let brief_names: Vec<&str> = brief
+        .iter()
+        .map(|l| l.split('+').next().expect("name"))
+        .collect();
+    assert_eq!(brief_names, CHAIN[1..], "{out}");
+    // Full: ` 0xADDR : name+0xOFF/0xSIZE [module]`.
+    let full: Vec<(String, String)> = parts[1].lines().map(frame).collect();
+    assert_eq!(names(&full), CHAIN[1..], "{out}");
+    assert_eq!(full[0].1, bin.display().to_string());
+    // ucallers(2): three addresses, one space between them, none after.
+    let mut lines = parts[2].lines();
+    let callers = lines.next().expect("callers").strip_suffix('|').expect("|");
+    let addrs: Vec<&str> = callers.split(' ').collect();
+    assert_eq!(addrs.len(), 3, "{callers:?}");
+    assert!(addrs.iter().all(|a| a.starts_with("0x")), "{callers:?}");
+    let symbolized: Vec<(String, String)> = lines.map(frame).collect();
+    assert_eq!(names(&symbolized), ["level4", "level3", "level2"], "{out}");
+    // usymdata of the first address.
+    let data = parts[3].trim_end();
+    assert!(
+        data.starts_with("level4+0x0/0x") && data.ends_with(&format!(" [{}]", bin.display())),
+        "{data}"
+    );
+}
+
+#[test]
+fn symbolizing_in_a_kernel_probe_is_refused_with_the_way_out() {
+    let (code, _, err) = support::stapxx(&[
+        "-p3",
+        "-e",
+        "probe timer.profile { x = sprint_ubacktrace() }",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("sprint_ubacktrace() symbolizes on the host: not in kernel probes; keep ubacktrace() (hex) and print it with print_ustack()"),
+        "{err}"
+    );
+    assert!(err.starts_with("-e:1:27: error: "), "{err}");
+}
