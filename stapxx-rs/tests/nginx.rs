@@ -609,3 +609,68 @@ probe end {{ printf("requests %d null %d all %d\n", from_requests, null_pools, a
     assert_eq!(nums[1], 0, "{out}");
     assert!(nums[2] > nums[0], "{out}");
 }
+
+/// examples/sample-bt.sxx (C stacks unwound by CFI) on a worker under wrk
+/// on the cheap Lua handler: samples in a request go from `_start` through
+/// the event loop and nginx's content phase into the Lua module's handler;
+/// some of them go on into LuaJIT's interpreter and the Lua module's C
+/// functions it calls (`ngx.say`). (Samples in JIT-compiled trace code, which
+/// has no CFI, stop at their first frame: see `-v`'s counts.)
+fn c_stacks_on_a_worker(shape: Shape) {
+    let Some((_serial, ng)) = setup(shape) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let worker = s.workers()[0].to_string();
+    let wrk = Wrk::start(&s.url("/fast"), SECS + 3, 2, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, err) = run(
+        "examples/sample-bt.sxx",
+        &strings(&["-x", &worker, "--arg", &format!("time={SECS}")]),
+    );
+    assert_served(&s, &wrk.wait());
+    let (mut total, mut handler, mut into_luajit) = (0, 0, 0);
+    for (frames, n) in support::backtraces(&out) {
+        total += n;
+        // (function, module) per frame, root first.
+        let f: Vec<(&str, &str)> = frames
+            .iter()
+            .rev()
+            .map(|l| {
+                let rest = l.split_once(" : ").map_or("", |x| x.1);
+                let name = rest.split('+').next().unwrap_or("");
+                let module = rest.rsplit_once(" [").map_or("", |x| x.1);
+                (name, module.trim_end_matches(']'))
+            })
+            .collect();
+        let at = |from: usize, want: &dyn Fn(&str) -> bool| {
+            f.iter().skip(from).position(|x| want(x.0)).map(|i| i + from)
+        };
+        let chain = at(0, &|n| n == "_start")
+            .filter(|&i| i == 0)
+            .and_then(|i| at(i, &|n| n == "ngx_process_events_and_timers"))
+            .and_then(|i| at(i, &|n| n == "ngx_http_core_content_phase"))
+            .and_then(|i| at(i, &|n| n.starts_with("ngx_http_lua_content_")));
+        let Some(h) = chain else { continue };
+        handler += n;
+        let vm = f[h..].iter().position(|x| x.1.contains("libluajit"));
+        if vm.is_some_and(|v| f[h + v..].iter().any(|x| x.0.starts_with("ngx_http_lua_ngx_"))) {
+            into_luajit += n;
+        }
+    }
+    assert!(total >= 50, "{total} samples: {err}");
+    assert!(
+        handler * 10 >= total && into_luajit >= 2,
+        "of {total} samples, {handler} through the Lua handler, {into_luajit} on into LuaJIT and back to the module:\n{out}"
+    );
+}
+
+#[test]
+fn c_stacks_on_a_worker_module_compiled_in() {
+    c_stacks_on_a_worker(Shape::Static);
+}
+
+#[test]
+fn c_stacks_on_a_worker_module_as_so() {
+    c_stacks_on_a_worker(Shape::Dynamic);
+}
