@@ -644,7 +644,10 @@ fn c_stacks_on_a_worker(shape: Shape) {
             })
             .collect();
         let at = |from: usize, want: &dyn Fn(&str) -> bool| {
-            f.iter().skip(from).position(|x| want(x.0)).map(|i| i + from)
+            f.iter()
+                .skip(from)
+                .position(|x| want(x.0))
+                .map(|i| i + from)
         };
         let chain = at(0, &|n| n == "_start")
             .filter(|&i| i == 0)
@@ -654,7 +657,11 @@ fn c_stacks_on_a_worker(shape: Shape) {
         let Some(h) = chain else { continue };
         handler += n;
         let vm = f[h..].iter().position(|x| x.1.contains("libluajit"));
-        if vm.is_some_and(|v| f[h + v..].iter().any(|x| x.0.starts_with("ngx_http_lua_ngx_"))) {
+        if vm.is_some_and(|v| {
+            f[h + v..]
+                .iter()
+                .any(|x| x.0.starts_with("ngx_http_lua_ngx_"))
+        }) {
             into_luajit += n;
         }
     }

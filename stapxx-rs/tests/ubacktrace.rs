@@ -95,10 +95,13 @@ fn frame(line: &str) -> (String, String) {
     (name.to_string(), module.trim_end_matches(']').to_string())
 }
 
-/// The samples by their function chain (innermost first), most frequent
-/// first, and the total.
-fn chains(out: &str) -> (Vec<(Vec<(String, String)>, u64)>, u64) {
-    let mut by: Vec<(Vec<(String, String)>, u64)> = Vec::new();
+/// (function, module) per frame, innermost first.
+type Chain = Vec<(String, String)>;
+
+/// The samples by their function chain, most frequent first, and the
+/// total.
+fn chains(out: &str) -> (Vec<(Chain, u64)>, u64) {
+    let mut by: Vec<(Chain, u64)> = Vec::new();
     for (frames, n) in support::backtraces(out) {
         let c: Vec<(String, String)> = frames.iter().map(|l| frame(l)).collect();
         match by.iter_mut().find(|(k, _)| *k == c) {
@@ -106,7 +109,7 @@ fn chains(out: &str) -> (Vec<(Vec<(String, String)>, u64)>, u64) {
             None => by.push((c, n)),
         }
     }
-    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by.sort_by_key(|e| std::cmp::Reverse(e.1));
     let total = by.iter().map(|e| e.1).sum();
     (by, total)
 }
@@ -324,7 +327,7 @@ fn sample_bt_example_folds() {
             (s, n.parse().expect("number"))
         })
         .collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let total: u64 = rows.iter().map(|r| r.1).sum();
     let want: Vec<&str> = CHAIN.iter().rev().copied().collect();
     assert_eq!(rows[0].0, want.join(";"), "{text}");
