@@ -758,6 +758,12 @@ impl<'a> Gen<'a> {
         self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_IP_OFF));
         self.e(Insn::stx(Size::DW, R6, F_KIP, R1));
         self.e(Insn::st_imm(Size::DW, R6, F_FLAGS, FLAG_KERNEL));
+        self.task_user_regs();
+        self.bind(user);
+    }
+
+    /// `F_REGS` = the current task's saved user registers (`task_pt_regs`).
+    pub(super) fn task_user_regs(&mut self) {
         self.call(H_TASK_BTF);
         self.e(Insn::mov64_reg(R1, R0));
         self.call(H_TASK_PT_REGS);
@@ -765,7 +771,6 @@ impl<'a> Gen<'a> {
         self.frame_addr(R1, F_REGS as u32);
         self.mov_imm(R2, PT_REGS_SIZE as i64);
         self.call(H_READ_KERNEL);
-        self.bind(user);
     }
 
     /// Locals start at 0 / "" on every run, as in stap.

@@ -254,13 +254,7 @@ impl Gen<'_> {
         let have = self.label();
         self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_IP_OFF));
         self.jimm(Cond::Ne, R1, 0, have);
-        self.call(H_TASK_BTF);
-        self.e(Insn::mov64_reg(R1, R0));
-        self.call(H_TASK_PT_REGS);
-        self.e(Insn::mov64_reg(R3, R0));
-        self.frame_addr(R1, F_REGS as u32);
-        self.mov_imm(R2, PT_REGS_SIZE as i64);
-        self.call(H_READ_KERNEL);
+        self.task_user_regs();
         self.bind(have);
     }
 
