@@ -234,6 +234,13 @@ fn strings() {
             0,
         ),
         case(
+            "tokenize: non-empty tokens, any delimiter, a new string restarts",
+            r#"probe begin { t = tokenize(" a,,b c ", ", "); while (t != "") { printf("[%s]", t); t = tokenize("", ", ") } printf("%s|%s|%s\n", tokenize("x y", " "), tokenize("p q", " "), tokenize("", " ")); printf("[%s]\n", tokenize("", " ")); exit() }"#,
+            "[a][b][c]x|p|q\n[]\n",
+            "",
+            0,
+        ),
+        case(
             "byte-wise comparison",
             r#"probe begin { printf("%d %d %d %d %d %d\n", "abc" < "abd", "b" > "abc", "" < "a", "Z" < "a", "abc" == "abc", "é" > "z"); exit() }"#,
             "1 1 1 1 1 1\n",

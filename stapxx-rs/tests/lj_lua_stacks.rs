@@ -250,6 +250,67 @@ fn pcall_sort(variant: Variant, dyn_exe: bool) {
     );
 }
 
+/// `--arg mixed=1`: one stack per sample, the C stack unwound by CFI with
+/// the Lua frames where the VM ran them: the comparator under table.sort's
+/// C code (auxsort's recursion folded to one frame), under the Lua frames
+/// that called it, under `require`'s C function, under the main chunk,
+/// under luajit.c's C frames down to `_start`.
+fn pcall_sort_mixed(variant: Variant) {
+    let Some(lj) = setup(variant) else { return };
+    let p = lj.start(&lj.luajit_dyn, &["-joff"], "pcall_sort.lua");
+    let (out, err) = sample(p.pid(), &["mixed=1"]);
+    let s = "pcall_sort.lua";
+    let c = |n: &str| n.to_string();
+    let want: Vec<String> = vec![
+        def(s, "cmp"),
+        c("sort_comp"),
+        c("auxsort"),
+        c("lj_cf_table_sort"),
+        def(s, "sorter"),
+        def(s, "protected"),
+        format!("builtin#{}", ffid(lj, "pcall")),
+        def(s, "loop"),
+        c("lj_cf_package_require"),
+        main_chunk(s),
+        c("lua_pcall"),
+        c("docall"),
+        c("pmain"),
+        c("lua_cpcall"),
+        c("main"),
+        c("__libc_start_call_main"),
+        c("__libc_start_main"),
+        c("_start"),
+    ];
+    // C frames by function name; auxsort's recursion as one frame.
+    let mut by: Vec<(Vec<String>, u64)> = Vec::new();
+    for (frames, n) in support::backtraces(&out) {
+        let mut f: Vec<String> = frames
+            .iter()
+            .map(|l| match l.split_once(" : ") {
+                Some((_, rest)) => rest.split('+').next().unwrap_or("").to_string(),
+                None => l.clone(),
+            })
+            .collect();
+        f.dedup_by(|a, b| a == "auxsort" && b == "auxsort");
+        match by.iter_mut().find(|e| e.0 == f) {
+            Some(e) => e.1 += n,
+            None => by.push((f, n)),
+        }
+    }
+    by.sort_by_key(|e| std::cmp::Reverse(e.1));
+    assert_dominant(&by, &want, 50, &err);
+}
+
+#[test]
+fn pcall_sort_mixed_gc64() {
+    pcall_sort_mixed(Variant::Gc64);
+}
+
+#[test]
+fn pcall_sort_mixed_nogc64() {
+    pcall_sort_mixed(Variant::NoGc64);
+}
+
 #[test]
 fn pcall_sort_gc64() {
     pcall_sort(Variant::Gc64, false);

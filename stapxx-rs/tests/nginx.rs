@@ -681,3 +681,58 @@ fn c_stacks_on_a_worker_module_compiled_in() {
 fn c_stacks_on_a_worker_module_as_so() {
     c_stacks_on_a_worker(Shape::Dynamic);
 }
+
+/// lj-lua-stacks' mixed stacks on a worker under wrk on the cheap handler:
+/// the Lua chunk's frame sits under the Lua module's content handler (and
+/// the VM entry), and over the module's C function it calls (`ngx.say`),
+/// whose C callees come on top.
+#[test]
+fn mixed_c_and_lua_stacks() {
+    let Some((_serial, ng)) = setup(Shape::Dynamic) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let worker = s.workers()[0].to_string();
+    let wrk = Wrk::start(&s.url("/fast"), SECS + 3, 2, 8);
+    std::thread::sleep(Duration::from_millis(500));
+    let (out, err) = run(
+        "examples/lj-lua-stacks.sxx",
+        &strings(&[
+            "-x",
+            &worker,
+            "--arg",
+            &format!("time={SECS}"),
+            "--arg",
+            "mixed=1",
+            "--arg",
+            "min=0",
+        ]),
+    );
+    assert_served(&s, &wrk.wait());
+    let fast = nginx::handler("fast.lua").display().to_string();
+    let mut spliced = 0;
+    for (frames, n) in support::backtraces(&out) {
+        // Names root first: C frames by function, Lua frames as printed.
+        let f: Vec<String> = frames
+            .iter()
+            .rev()
+            .map(|l| match l.split_once(" : ") {
+                Some((_, rest)) => rest.split('+').next().unwrap_or("").to_string(),
+                None => l.clone(),
+            })
+            .collect();
+        let at = |from: usize, want: &dyn Fn(&str) -> bool| {
+            f.iter().skip(from).position(|x| want(x)).map(|i| i + from)
+        };
+        let chain = at(0, &|x| x == "_start")
+            .filter(|&i| i == 0)
+            .and_then(|i| at(i, &|x| x == "ngx_http_core_content_phase"))
+            .and_then(|i| at(i, &|x| x.starts_with("ngx_http_lua_content_")))
+            .and_then(|i| at(i, &|x| x.starts_with(&format!("@{fast}:"))))
+            .and_then(|i| at(i, &|x| x == "ngx_http_lua_ngx_echo"));
+        if chain.is_some() {
+            spliced += n;
+        }
+    }
+    assert!(spliced >= 2, "{spliced} spliced samples:\n{out}\n{err}");
+}

@@ -564,6 +564,12 @@ impl Gen<'_> {
             Ucallers => self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]))?,
             // Symbolizing is the host's (`runtime/ustack.rs`): in a kernel
             // probe, keep the hex and symbolize where it is printed.
+            Tokenize => {
+                return Err(Diagnostic::error(
+                    span,
+                    "tokenize() keeps its place between calls: it runs in begin, end and timer probes only, not in kernel probes",
+                ))
+            }
             SprintUbacktrace | SprintUstack | Usymdata => {
                 return Err(Diagnostic::error(
                     span,

@@ -62,6 +62,8 @@ pub enum Builtin {
     SprintUstack,
     /// `usymdata(addr)`: `name+off/size [module]`.
     Usymdata,
+    /// `tokenize(input, delim)`: the next non-empty token (host probes).
+    Tokenize,
     Symname,
     Umodname,
     /// The runtime load bias of a module (pass 2's `@var` addresses).
@@ -243,6 +245,7 @@ impl Builtin {
             "print_ustack" | "print_usyms" => PrintUstack,
             "sprint_ustack" | "sprint_usyms" => SprintUstack,
             "usymdata" => Usymdata,
+            "tokenize" => Tokenize,
             "symname" => Symname,
             "umodname" => Umodname,
             "__stapxx_module_bias" => ModuleBias,
@@ -319,6 +322,7 @@ impl Builtin {
             PrintUbacktrace(_) => sig(&[], None),
             PrintUstack => sig(&[S], None),
             SprintUstack => sig(&[S], S),
+            Tokenize => sig(&[S, S], S),
             ModuleBias | URegister => sig(&[S], L),
             Returnval => sig(&[], L),
             UserString | UserStringWarn => Signature {
@@ -504,6 +508,7 @@ const NAMES: &[&str] = &[
     "sprint_ustack",
     "sprint_usyms",
     "usymdata",
+    "tokenize",
     "symname",
     "umodname",
     "u_register",

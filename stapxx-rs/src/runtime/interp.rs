@@ -160,6 +160,9 @@ pub struct Interp<'p> {
     pub skipped_reads: u64,
     /// `__set_syscall_pt_regs()` of the running handler (`sregs.rs`).
     sregs: u64,
+    /// `tokenize()`'s string and where the next token starts (stap keeps
+    /// the same per context).
+    tokens: (Vec<u8>, usize),
 }
 
 impl<'p> Interp<'p> {
@@ -212,6 +215,7 @@ impl<'p> Interp<'p> {
             regexes,
             formats,
             actions: 0,
+            tokens: (Vec::new(), 0),
             depth: 0,
             exit_requested: false,
             pp: String::new(),
@@ -1079,6 +1083,14 @@ impl<'p> Interp<'p> {
                     Err(_) => n(0),
                 }
             }
+            B::Tokenize => {
+                let input = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
+                let delim = c_str(&self.arg_bytes(args, 1, fr)?).to_vec();
+                if !input.is_empty() {
+                    self.tokens = (input, 0);
+                }
+                s(next_token(&mut self.tokens, &delim))
+            }
             B::Strlen => {
                 let v = self.arg_bytes(args, 0, fr)?;
                 n(c_str(&v).len() as i64)
@@ -1171,6 +1183,24 @@ impl<'p> Interp<'p> {
 }
 
 /// The bytes of a C string: up to the first NUL.
+/// The next non-empty token of `t` (its text, where to go on from), as
+/// stap's `tokenize()` takes them with `strsep`; "" once none is left.
+fn next_token(t: &mut (Vec<u8>, usize), delim: &[u8]) -> Vec<u8> {
+    let (text, at) = t;
+    while *at < text.len() {
+        let start = *at;
+        let end = text[start..]
+            .iter()
+            .position(|b| delim.contains(b))
+            .map_or(text.len(), |i| start + i);
+        *at = (end + 1).min(text.len() + 1);
+        if end > start {
+            return text[start..end].to_vec();
+        }
+    }
+    Vec::new()
+}
+
 fn c_str(s: &[u8]) -> &[u8] {
     match s.iter().position(|&b| b == 0) {
         Some(i) => &s[..i],
