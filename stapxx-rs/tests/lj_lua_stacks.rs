@@ -250,40 +250,11 @@ fn pcall_sort(variant: Variant, dyn_exe: bool) {
     );
 }
 
-/// `--arg mixed=1`: one stack per sample, the C stack unwound by CFI with
-/// the Lua frames where the VM ran them: the comparator under table.sort's
-/// C code (auxsort's recursion folded to one frame), under the Lua frames
-/// that called it, under `require`'s C function, under the main chunk,
-/// under luajit.c's C frames down to `_start`.
-fn pcall_sort_mixed(variant: Variant) {
-    let Some(lj) = setup(variant) else { return };
-    let p = lj.start(&lj.luajit_dyn, &["-joff"], "pcall_sort.lua");
-    let (out, err) = sample(p.pid(), &["mixed=1"]);
-    let s = "pcall_sort.lua";
-    let c = |n: &str| n.to_string();
-    let want: Vec<String> = vec![
-        def(s, "cmp"),
-        c("sort_comp"),
-        c("auxsort"),
-        c("lj_cf_table_sort"),
-        def(s, "sorter"),
-        def(s, "protected"),
-        format!("builtin#{}", ffid(lj, "pcall")),
-        def(s, "loop"),
-        c("lj_cf_package_require"),
-        main_chunk(s),
-        c("lua_pcall"),
-        c("docall"),
-        c("pmain"),
-        c("lua_cpcall"),
-        c("main"),
-        c("__libc_start_call_main"),
-        c("__libc_start_main"),
-        c("_start"),
-    ];
-    // C frames by function name; auxsort's recursion as one frame.
+/// Mixed stacks by frame: C frames by function name (auxsort's recursion
+/// as one frame), Lua frames as printed; most frequent first.
+fn mixed_frames(out: &str) -> Vec<(Vec<String>, u64)> {
     let mut by: Vec<(Vec<String>, u64)> = Vec::new();
-    for (frames, n) in support::backtraces(&out) {
+    for (frames, n) in support::backtraces(out) {
         let mut f: Vec<String> = frames
             .iter()
             .map(|l| match l.split_once(" : ") {
@@ -298,6 +269,72 @@ fn pcall_sort_mixed(variant: Variant) {
         }
     }
     by.sort_by_key(|e| std::cmp::Reverse(e.1));
+    by
+}
+
+/// luajit.c's C frames under the main chunk, down to `_start`.
+fn luajit_c_frames() -> Vec<String> {
+    [
+        "lua_pcall",
+        "docall",
+        "pmain",
+        "lua_cpcall",
+        "main",
+        "__libc_start_call_main",
+        "__libc_start_main",
+        "_start",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// JIT on, mixed stacks: the walk starts from the VM frame the trace runs
+/// in, so the trace's Lua frames sit on luajit.c's C frames.
+fn spin_jit_mixed(variant: Variant) {
+    let Some(lj) = setup(variant) else { return };
+    let p = lj.start(&lj.luajit, &[], "spin.lua");
+    let (out, err) = sample(p.pid(), &["mixed=1"]);
+    let mut want = vec![format!("T:{}", def("spin.lua", "spin"))];
+    want.extend(spin_frames().into_iter().filter(|f| f != "C:pmain"));
+    want.extend(luajit_c_frames());
+    assert_dominant(&mixed_frames(&out), &want, 90, &err);
+}
+
+#[test]
+fn spin_jit_mixed_gc64() {
+    spin_jit_mixed(Variant::Gc64);
+}
+
+#[test]
+fn spin_jit_mixed_nogc64() {
+    spin_jit_mixed(Variant::NoGc64);
+}
+
+/// `--arg mixed=1`: one stack per sample, the C stack unwound by CFI with
+/// the Lua frames where the VM ran them: the comparator under table.sort's
+/// C code (auxsort's recursion folded to one frame), under the Lua frames
+/// that called it, under `require`'s C function, under the main chunk,
+/// under luajit.c's C frames down to `_start`.
+fn pcall_sort_mixed(variant: Variant) {
+    let Some(lj) = setup(variant) else { return };
+    let p = lj.start(&lj.luajit_dyn, &["-joff"], "pcall_sort.lua");
+    let (out, err) = sample(p.pid(), &["mixed=1"]);
+    let s = "pcall_sort.lua";
+    let c = |n: &str| n.to_string();
+    let mut want: Vec<String> = vec![
+        def(s, "cmp"),
+        c("sort_comp"),
+        c("auxsort"),
+        c("lj_cf_table_sort"),
+        def(s, "sorter"),
+        def(s, "protected"),
+        format!("builtin#{}", ffid(lj, "pcall")),
+        def(s, "loop"),
+        c("lj_cf_package_require"),
+        main_chunk(s),
+    ];
+    want.extend(luajit_c_frames());
+    let by = mixed_frames(&out);
     assert_dominant(&by, &want, 50, &err);
 }
 

@@ -682,20 +682,21 @@ fn c_stacks_on_a_worker_module_as_so() {
     c_stacks_on_a_worker(Shape::Dynamic);
 }
 
-/// lj-lua-stacks' mixed stacks on a worker under wrk on the cheap handler:
-/// the Lua chunk's frame sits under the Lua module's content handler (and
-/// the VM entry), and over the module's C function it calls (`ngx.say`),
-/// whose C callees come on top.
-#[test]
-fn mixed_c_and_lua_stacks() {
+/// lj-lua-stacks' mixed stacks (`--arg mixed=1`) of a worker under wrk on
+/// `path`: per backtrace, the frames root first (C frames by function, Lua
+/// frames as printed) and its count.
+fn mixed_stacks(path: &str) -> Vec<(Vec<String>, u64)> {
     let Some((_serial, ng)) = setup(Shape::Dynamic) else {
-        return;
+        return Vec::new();
     };
     let s = Server::start(ng);
+    for _ in 0..5 {
+        assert_eq!(s.get(path).unwrap().0, 200);
+    }
     let worker = s.workers()[0].to_string();
-    let wrk = Wrk::start(&s.url("/fast"), SECS + 3, 2, 8);
+    let wrk = Wrk::start(&s.url(path), SECS + 3, 2, 8);
     std::thread::sleep(Duration::from_millis(500));
-    let (out, err) = run(
+    let (out, _) = run(
         "examples/lj-lua-stacks.sxx",
         &strings(&[
             "-x",
@@ -709,30 +710,83 @@ fn mixed_c_and_lua_stacks() {
         ]),
     );
     assert_served(&s, &wrk.wait());
-    let fast = nginx::handler("fast.lua").display().to_string();
-    let mut spliced = 0;
-    for (frames, n) in support::backtraces(&out) {
-        // Names root first: C frames by function, Lua frames as printed.
-        let f: Vec<String> = frames
-            .iter()
-            .rev()
-            .map(|l| match l.split_once(" : ") {
-                Some((_, rest)) => rest.split('+').next().unwrap_or("").to_string(),
-                None => l.clone(),
-            })
-            .collect();
-        let at = |from: usize, want: &dyn Fn(&str) -> bool| {
-            f.iter().skip(from).position(|x| want(x)).map(|i| i + from)
-        };
-        let chain = at(0, &|x| x == "_start")
-            .filter(|&i| i == 0)
-            .and_then(|i| at(i, &|x| x == "ngx_http_core_content_phase"))
-            .and_then(|i| at(i, &|x| x.starts_with("ngx_http_lua_content_")))
-            .and_then(|i| at(i, &|x| x.starts_with(&format!("@{fast}:"))))
-            .and_then(|i| at(i, &|x| x == "ngx_http_lua_ngx_echo"));
-        if chain.is_some() {
-            spliced += n;
-        }
+    support::backtraces(&out)
+        .into_iter()
+        .map(|(frames, n)| {
+            let f = frames
+                .iter()
+                .rev()
+                .map(|l| match l.split_once(" : ") {
+                    Some((_, rest)) => rest.split('+').next().unwrap_or("").to_string(),
+                    None => l.clone(),
+                })
+                .collect();
+            (f, n)
+        })
+        .collect()
+}
+
+/// Whether `f` (root first) goes from `_start` through the event loop and
+/// the content phase into the Lua module's content handler; the index of
+/// the handler's frame.
+fn under_content_handler(f: &[String]) -> Option<usize> {
+    let at = |from: usize, want: &dyn Fn(&str) -> bool| {
+        f.iter().skip(from).position(|x| want(x)).map(|i| i + from)
+    };
+    at(0, &|x| x == "_start")
+        .filter(|&i| i == 0)
+        .and_then(|i| at(i, &|x| x == "ngx_process_events_and_timers"))
+        .and_then(|i| at(i, &|x| x == "ngx_http_core_content_phase"))
+        .and_then(|i| at(i, &|x| x.starts_with("ngx_http_lua_content_")))
+}
+
+/// The cheap handler, interpreted: the Lua chunk's frame sits under the
+/// content handler (and the VM entry), and over the module's C function it
+/// calls (`ngx.say`), whose C callees come on top.
+#[test]
+fn mixed_c_and_lua_stacks() {
+    let bts = mixed_stacks("/fast");
+    if bts.is_empty() && !support::ci() {
+        return;
     }
-    assert!(spliced >= 2, "{spliced} spliced samples:\n{out}\n{err}");
+    let fast = format!("@{}:", nginx::handler("fast.lua").display());
+    let spliced: u64 = bts
+        .iter()
+        .filter(|(f, _)| {
+            under_content_handler(f).is_some_and(|h| {
+                let lua = f[h..].iter().position(|x| x.starts_with(&fast));
+                lua.is_some_and(|l| f[h + l..].iter().any(|x| x == "ngx_http_lua_ngx_echo"))
+            })
+        })
+        .map(|b| b.1)
+        .sum();
+    assert!(spliced >= 2, "{spliced} spliced samples: {bts:#?}");
+}
+
+/// The hot handler runs JIT-compiled code (no CFI): the walk starts from
+/// the VM frame the trace runs in, so its Lua frames, the trace's `T:`
+/// innermost, still sit under the content handler.
+#[test]
+fn mixed_stacks_through_jit_code() {
+    let bts = mixed_stacks("/hot");
+    if bts.is_empty() && !support::ci() {
+        return;
+    }
+    let hot = format!("@{}:", nginx::handler("hot.lua").display());
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    let traced: u64 = bts
+        .iter()
+        .filter(|(f, _)| {
+            under_content_handler(f).is_some_and(|h| {
+                f[h + 1..].iter().any(|x| x.starts_with(&hot))
+                    && f.last().is_some_and(|x| x.starts_with(&format!("T:{hot}")))
+            })
+        })
+        .map(|b| b.1)
+        .sum();
+    assert!(total >= 50, "{total} samples");
+    assert!(
+        traced * 2 >= total,
+        "{traced} of {total} in traces under the handler: {bts:#?}"
+    );
 }

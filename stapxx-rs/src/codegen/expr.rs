@@ -1031,7 +1031,8 @@ impl Gen<'_> {
             Strtol => self.strtol(&args[0], &args[1])?,
             PrintUbacktrace(brief) => {
                 let t = self.tmp_str();
-                self.ubacktrace(SLoc::Frame(t), super::unwind::Frames::All, None)?;
+                let from = (args.len() == 3).then_some(args);
+                self.ubacktrace(SLoc::Frame(t), super::unwind::Frames::All, None, from)?;
                 self.output(
                     if brief {
                         REC_USTACK_BRIEF

@@ -560,8 +560,13 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 self.usymname(dst);
             }
-            Ubacktrace => self.ubacktrace(dst, super::unwind::Frames::All, None)?,
-            Ucallers => self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]))?,
+            Ubacktrace => self.ubacktrace(dst, super::unwind::Frames::All, None, None)?,
+            UbacktraceFrom => {
+                self.ubacktrace(dst, super::unwind::Frames::All, None, Some(args))?
+            }
+            Ucallers => {
+                self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]), None)?
+            }
             // Symbolizing is the host's (`runtime/ustack.rs`): in a kernel
             // probe, keep the hex and symbolize where it is printed.
             Tokenize => {

@@ -39,8 +39,22 @@ pub(super) enum Frames {
 impl Gen<'_> {
     /// `dst` = the hex backtrace of the current task's user stack.
     /// `limit`: `ucallers`' n (else every frame up to MAXBACKTRACE).
-    pub(super) fn ubacktrace(&mut self, dst: SLoc, how: Frames, limit: Option<&Expr>) -> R<()> {
+    /// `from`: the registers to start at (pc, sp, fp), else the probe's.
+    pub(super) fn ubacktrace(
+        &mut self,
+        dst: SLoc,
+        how: Frames,
+        limit: Option<&Expr>,
+        from: Option<&[Expr]>,
+    ) -> R<()> {
         let maxbt = self.o.maxbacktrace.max(1) as i64;
+        let [pc, sp, bp] = [(); 3].map(|_| self.tmp_long());
+        if let Some(regs) = from {
+            for (e, t) in regs.iter().zip([pc, sp, bp]) {
+                self.long(e)?;
+                self.st_local(t, R0);
+            }
+        }
         let lim = self.tmp_long();
         match limit {
             Some(e) => {
@@ -60,16 +74,18 @@ impl Gen<'_> {
             }
         }
         self.set_empty(dst);
-        let [pc, sp, bp, n, why, word] = [(); 6].map(|_| self.tmp_long());
+        let [n, why, word] = [(); 3].map(|_| self.tmp_long());
         self.e(Insn::st_imm(Size::DW, R7, n, 0));
         self.e(Insn::st_imm(Size::DW, R7, why, STAT_COMPLETE as i32));
-        self.user_regs_for_unwind();
-        self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_IP_OFF));
-        self.st_local(pc, R1);
-        self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_SP_OFF));
-        self.st_local(sp, R1);
-        self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_BP_OFF));
-        self.st_local(bp, R1);
+        if from.is_none() {
+            self.user_regs_for_unwind();
+            self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_IP_OFF));
+            self.st_local(pc, R1);
+            self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_SP_OFF));
+            self.st_local(sp, R1);
+            self.e(Insn::ldx(Size::DW, R1, R6, F_REGS + PT_BP_OFF));
+            self.st_local(bp, R1);
+        }
         let after = self.label();
         self.ld_local(R1, pc);
         self.jimm(Cond::Eq, R1, 0, after);

@@ -49,6 +49,10 @@ pub enum Builtin {
     Usymname,
     /// `ubacktrace()`: the user stack as hex addresses (`codegen/unwind.rs`).
     Ubacktrace,
+    /// `__stapxx_ubacktrace_from(pc, sp, fp)`: the same from given
+    /// registers (what stap's `print_ubacktrace(pc, sp, fp)` prints; the
+    /// luajit tapset's way past JIT-compiled code).
+    UbacktraceFrom,
     /// `ucallers(n)`: its first n+1 addresses.
     Ucallers,
     /// `print_ubacktrace()` / `print_ubacktrace_brief()` (brief: true):
@@ -238,6 +242,7 @@ impl Builtin {
             "jiffies" => Jiffies,
             "usymname" => Usymname,
             "ubacktrace" => Ubacktrace,
+            "__stapxx_ubacktrace_from" => UbacktraceFrom,
             "ucallers" => Ucallers,
             "print_ubacktrace" => PrintUbacktrace(false),
             "print_ubacktrace_brief" => PrintUbacktrace(true),
@@ -319,7 +324,14 @@ impl Builtin {
             Usymname | Symname | Umodname | Usymdata => sig(&[L], S),
             Ubacktrace | SprintUbacktrace => sig(&[], S),
             Ucallers => sig(&[L], S),
-            PrintUbacktrace(_) => sig(&[], None),
+            UbacktraceFrom => sig(&[L, L, L], S),
+            // `print_ubacktrace(pc, sp, fp)` too.
+            PrintUbacktrace(_) => Signature {
+                args: &[L, L, L],
+                optional: 3,
+                variadic: false,
+                ret: None,
+            },
             PrintUstack => sig(&[S], None),
             SprintUstack => sig(&[S], S),
             Tokenize => sig(&[S, S], S),
@@ -393,10 +405,12 @@ impl Builtin {
                 user_symbols: true,
                 ..none
             },
-            Ubacktrace | Ucallers | PrintUbacktrace(_) | SprintUbacktrace => Needs {
-                unwind: true,
-                ..none
-            },
+            Ubacktrace | UbacktraceFrom | Ucallers | PrintUbacktrace(_) | SprintUbacktrace => {
+                Needs {
+                    unwind: true,
+                    ..none
+                }
+            }
             Symname => Needs {
                 kernel_symbols: true,
                 ..none
@@ -499,6 +513,7 @@ const NAMES: &[&str] = &[
     "jiffies",
     "usymname",
     "ubacktrace",
+    "__stapxx_ubacktrace_from",
     "ucallers",
     "print_ubacktrace",
     "print_ubacktrace_brief",

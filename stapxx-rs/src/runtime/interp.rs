@@ -881,7 +881,9 @@ impl<'p> Interp<'p> {
                 s(self.host.usymname(a))
             }
             // A begin/end/timer probe interrupted no user code: no stack.
-            B::Ubacktrace | B::Ucallers | B::SprintUbacktrace => s(Vec::new()),
+            B::Ubacktrace | B::UbacktraceFrom | B::Ucallers | B::SprintUbacktrace => {
+                s(Vec::new())
+            }
             B::PrintUbacktrace(_) => n(0),
             B::PrintUstack => {
                 let stack = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
