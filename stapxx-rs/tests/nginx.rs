@@ -626,9 +626,13 @@ fn c_stacks_on_a_worker(shape: Shape) {
     std::thread::sleep(Duration::from_millis(500));
     let (out, err) = run(
         "examples/sample-bt.sxx",
-        &strings(&["-x", &worker, "--arg", &format!("time={SECS}")]),
+        &strings(&["-x", &worker, "--arg", &format!("time={SECS}"), "-v"]),
     );
     assert_served(&s, &wrk.wait());
+    // The unwind table's make-up, for BENCHMARKS.md (`--nocapture`).
+    for l in err.lines().filter(|l| l.starts_with("unwind ")) {
+        eprintln!("{l}");
+    }
     let (mut total, mut handler, mut into_luajit) = (0, 0, 0);
     for (frames, n) in support::backtraces(&out) {
         total += n;
