@@ -541,15 +541,16 @@ fn cpu_stats(per_cpu: &[Vec<u8>], layout: &StatLayout) -> Vec<Stat> {
 /// The target's symbol table packed for `usymname` in kernel probes.
 pub fn user_symbols(t: &TargetInfo) -> crate::ksyms::PackedSymbols {
     let table = symbol_table(t);
-    crate::ksyms::PackedSymbols::new(table.iter().map(|(a, n)| (*a, n.as_str())))
+    crate::ksyms::PackedSymbols::with_sizes(table.iter().map(|(a, s, n)| (*a, *s, n.as_str())))
 }
 
-/// (runtime address, name) pairs, sorted by address.
-type SymbolList = Vec<(u64, String)>;
+/// (runtime address, size, name), sorted by address.
+type SymbolList = Vec<(u64, u64, String)>;
 
-/// Sorted (runtime address, name) of the target's functions: the
-/// executable and every mapped shared object.
-pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
+/// Sorted (runtime address, size, name) of the target's functions: the
+/// executable and every mapped shared object. A nameless entry (size 0)
+/// marks where a function ends and no other starts.
+pub fn symbol_table(t: &TargetInfo) -> SymbolList {
     // Computed once per process: the code generator sizes the search by it
     // and the loader fills the maps with it.
     static CACHE: std::sync::Mutex<Option<(u32, SymbolList)>> = std::sync::Mutex::new(None);
@@ -564,9 +565,9 @@ pub fn symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     table
 }
 
-fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
+fn build_symbol_table(t: &TargetInfo) -> SymbolList {
     let mut out = Vec::new();
-    let mut ranges: Vec<(u64, u64, String)> = Vec::new();
+    let mut ranges: Vec<(u64, u64, u64, String)> = Vec::new();
     for file in t.mapped_files() {
         let t0 = std::time::Instant::now();
         let Ok((m, bias)) = crate::loadinfo::module_load(t, file) else {
@@ -575,7 +576,12 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
         let Ok(table) = m.own_symbols() else { continue };
         for s in table.functions() {
             let start = s.address.wrapping_add(bias);
-            ranges.push((start, start.saturating_add(s.size.max(1)), s.name.clone()));
+            ranges.push((
+                start,
+                start.saturating_add(s.size.max(1)),
+                s.size,
+                s.name.clone(),
+            ));
         }
         if std::env::var_os("STAPXX_TIME_SYMS").is_some() {
             crate::ewriteln!(
@@ -590,10 +596,10 @@ fn build_symbol_table(t: &TargetInfo) -> Vec<(u64, String)> {
     // an anonymous mapping, a gap) has no symbol, as the host's lookup says.
     ranges.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     ranges.dedup_by(|a, b| a.0 == b.0);
-    for (i, (start, end, name)) in ranges.iter().enumerate() {
-        out.push((*start, name.clone()));
+    for (i, (start, end, size, name)) in ranges.iter().enumerate() {
+        out.push((*start, *size, name.clone()));
         if ranges.get(i + 1).is_none_or(|next| next.0 > *end) {
-            out.push((*end, String::new()));
+            out.push((*end, 0, String::new()));
         }
     }
     out

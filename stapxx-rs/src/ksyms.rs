@@ -19,6 +19,9 @@ pub struct PackedSymbols {
     pub addrs: Vec<u64>,
     names: Vec<u8>,
     offsets: Vec<u32>,
+    /// Each symbol's size (`st_size`), when kept: the target's table has
+    /// them, after the names (`cap` u64 slots), for `usymdata()`.
+    sizes: Option<Vec<u64>>,
 }
 
 /// The kernel's text symbols.
@@ -33,6 +36,8 @@ pub struct PackedLayout {
     pub names_cap: u32,
     /// Symbols present (`<= cap`).
     pub count: u32,
+    /// Whether sizes follow the names (`sizes_at`).
+    pub sized: bool,
 }
 
 impl PackedLayout {
@@ -42,8 +47,12 @@ impl PackedLayout {
     pub fn names_at(&self) -> u32 {
         self.cap * 8 + self.cap * 4
     }
-    pub fn size(&self) -> u32 {
+    /// Where the sizes start, when `sized`.
+    pub fn sizes_at(&self) -> u32 {
         self.names_at() + self.names_cap
+    }
+    pub fn size(&self) -> u32 {
+        self.sizes_at() + if self.sized { self.cap * 8 } else { 0 }
     }
 }
 
@@ -57,6 +66,18 @@ impl PackedSymbols {
             out.names.extend_from_slice(name.as_bytes());
             out.names.push(0);
         }
+        out
+    }
+
+    /// From (address, size, name) triples sorted by address: the table
+    /// with sizes.
+    pub fn with_sizes<'a>(sorted: impl IntoIterator<Item = (u64, u64, &'a str)>) -> PackedSymbols {
+        let mut sizes = Vec::new();
+        let mut out = PackedSymbols::new(sorted.into_iter().map(|(a, s, n)| {
+            sizes.push(s);
+            (a, n)
+        }));
+        out.sizes = Some(sizes);
         out
     }
 
@@ -103,6 +124,7 @@ impl PackedSymbols {
             cap: (self.addrs.len().max(1) as u32).next_power_of_two(),
             names_cap: (self.names.len().max(1) as u32).next_power_of_two(),
             count: self.addrs.len() as u32,
+            sized: self.sizes.is_some(),
         }
     }
 
@@ -119,6 +141,13 @@ impl PackedSymbols {
             out.extend_from_slice(&o.to_le_bytes());
         }
         out.extend_from_slice(&self.names);
+        out.resize(l.sizes_at() as usize, 0);
+        if let Some(sizes) = &self.sizes {
+            for i in 0..l.cap as usize {
+                let s = sizes.get(i).copied().unwrap_or(0);
+                out.extend_from_slice(&s.to_le_bytes());
+            }
+        }
         out.resize(l.size() as usize, 0);
         out
     }
@@ -184,7 +213,8 @@ mod tests {
             PackedLayout {
                 cap: 4,
                 names_cap: 32,
-                count: 3
+                count: 3,
+                sized: false,
             }
         );
         let b = k.pack();

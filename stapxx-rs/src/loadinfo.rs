@@ -152,11 +152,16 @@ pub fn codegen_options(
         o.pt_regs = crate::kernel_btf::PtRegsOffsets::get();
     }
     if let (true, Some(t)) = (needs.mappings, target) {
-        o.umods = t
-            .maps
-            .iter()
-            .filter_map(|m| Some((m.start, m.end, m.file()?.display().to_string())))
-            .collect();
+        // Each file's load bias once (for `usymdata`'s offsets).
+        let mut biases: std::collections::HashMap<&Path, u64> = Default::default();
+        for m in &t.maps {
+            let Some(file) = m.file() else { continue };
+            let bias = *biases
+                .entry(file)
+                .or_insert_with(|| module_load(t, file).map_or(m.start, |(_, b)| b));
+            o.umods
+                .push((m.start, m.end, file.display().to_string(), bias));
+        }
     }
     if needs.unwind {
         o.maxbacktrace = limits.maxbacktrace as u32;

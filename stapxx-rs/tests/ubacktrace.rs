@@ -400,17 +400,68 @@ probe end {{
     );
 }
 
+/// The symbolizing functions inside a kernel probe (the uprobe): the same
+/// text the host prints for the frames of our executable (the kernel's
+/// table has each file's own symbols; the host also reads separate debug
+/// files, which name libc's static functions).
 #[test]
-fn symbolizing_in_a_kernel_probe_is_refused_with_the_way_out() {
-    let (code, _, err) = support::stapxx(&[
-        "-p3",
-        "-e",
-        "probe timer.profile { x = sprint_ubacktrace() }",
-    ]);
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("sprint_ubacktrace() symbolizes on the host: not in kernel probes; keep ubacktrace() (hex) and print it with print_ustack()"),
-        "{err}"
+fn symbolizing_in_a_uprobe() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = optimized();
+    let p = start(&bin, "chain");
+    let script = script_file(
+        "kernel-forms.stp",
+        &format!(
+            r#"
+global seen
+probe process("{bin}").function("level4") {{
+  if (seen++ == 0) {{
+    bt = ubacktrace()
+    printf("%s--\n%s--\n%s\n--\n", sprint_ubacktrace(), sprint_ustack(bt), usymdata(uaddr()))
+    print_ustack(bt)
+    exit()
+  }}
+}}
+"#,
+            bin = bin.display()
+        ),
     );
-    assert!(err.starts_with("-e:1:27: error: "), "{err}");
+    let pid = p.pid().to_string();
+    let (code, out, err) = support::stapxx(&[script.to_str().expect("utf-8"), "-x", &pid]);
+    assert_eq!(code, 0, "{err}");
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    let exe = bin.display().to_string();
+    let base = bin
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    // sprint_ubacktrace: `name+0xOFF [basename]`.
+    let simple: Vec<&str> = parts[0].lines().collect();
+    assert_eq!(simple[0], format!("level4+0x0 [{base}]"), "{out}");
+    for (l, name) in simple.iter().zip(&CHAIN[1..5]) {
+        assert!(
+            l.starts_with(&format!("{name}+0x")) && l.ends_with(&format!(" [{base}]")),
+            "{l}"
+        );
+    }
+    assert_eq!(simple.len(), CHAIN.len() - 1, "{out}");
+    assert!(simple.last().unwrap().starts_with("_start+0x"), "{out}");
+    // sprint_ustack in the kernel = print_ustack on the host, for our
+    // executable's frames (the first five and `_start`).
+    let kernel: Vec<&str> = parts[1].lines().collect();
+    let host: Vec<&str> = parts[3].lines().collect();
+    assert_eq!(kernel.len(), host.len(), "{out}");
+    assert_eq!(kernel[..5], host[..5], "{out}");
+    assert_eq!(kernel.last(), host.last(), "{out}");
+    // usymdata of the probed pc.
+    let data = parts[2].trim_end();
+    assert!(
+        data.starts_with("level4+0x0/0x") && data.ends_with(&format!(" [{exe}]")),
+        "{data}"
+    );
+    assert_eq!(Some(data), kernel[0].split_once(" : ").map(|x| x.1));
 }

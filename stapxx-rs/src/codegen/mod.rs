@@ -37,6 +37,7 @@ mod task;
 mod textstr;
 mod trycatch;
 mod unwind;
+mod usymdata;
 
 use crate::ir::{self, Exec, Program};
 use ebpf_backend::{MapDef, MapKind, Module, ProgKind};
@@ -82,8 +83,9 @@ pub struct Options {
     pub ucfi: Option<crate::unwind::CfiLayout>,
     /// MAXBACKTRACE: frames an unwound backtrace holds at most.
     pub maxbacktrace: u32,
-    /// The target's file mappings (start, end, path) for `umodname()`.
-    pub umods: Vec<(u64, u64, String)>,
+    /// The target's file mappings (start, end, path, the file's load bias)
+    /// for `umodname()` and `usymdata()`.
+    pub umods: Vec<(u64, u64, String, u64)>,
     /// Bytes of the ring buffer kernel probes send their output through
     /// (a power of two; `-s MB`).
     pub output_buffer: u32,

@@ -561,32 +561,32 @@ impl Gen<'_> {
                 self.usymname(dst);
             }
             Ubacktrace => self.ubacktrace(dst, super::unwind::Frames::All, None, None)?,
-            UbacktraceFrom => {
-                self.ubacktrace(dst, super::unwind::Frames::All, None, Some(args))?
-            }
+            UbacktraceFrom => self.ubacktrace(dst, super::unwind::Frames::All, None, Some(args))?,
             Ucallers => {
                 self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]), None)?
             }
-            // Symbolizing is the host's (`runtime/ustack.rs`): in a kernel
-            // probe, keep the hex and symbolize where it is printed.
             Tokenize => {
                 return Err(Diagnostic::error(
                     span,
                     "tokenize() keeps its place between calls: it runs in begin, end and timer probes only, not in kernel probes",
                 ))
             }
-            SprintUbacktrace | SprintUstack | Usymdata => {
-                return Err(Diagnostic::error(
-                    span,
-                    format!(
-                        "{} symbolizes on the host: not in kernel probes; keep ubacktrace() (hex) and print it with print_ustack(), or call this in an end/timer probe",
-                        match b {
-                            SprintUbacktrace => "sprint_ubacktrace()",
-                            SprintUstack => "sprint_ustack()",
-                            _ => "usymdata()",
-                        }
-                    ),
-                ))
+            Usymdata => {
+                self.long(&args[0])?;
+                let a = self.tmp_long();
+                self.st_local(a, R0);
+                self.usym_text(dst, a, super::usymdata::SymStyle::Data);
+            }
+            SprintUstack => {
+                let s = self.string(&args[0])?;
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                self.usym_lines(dst, SLoc::Frame(t), super::usymdata::SymStyle::Usyms)?;
+            }
+            SprintUbacktrace => {
+                let t = self.tmp_str();
+                self.ubacktrace(SLoc::Frame(t), super::unwind::Frames::All, None, None)?;
+                self.usym_lines(dst, SLoc::Frame(t), super::usymdata::SymStyle::Simple)?;
             }
             Symname => {
                 self.long(&args[0])?;

@@ -43,7 +43,7 @@ impl<'a> Gen<'a> {
         let a = self.tmp_long();
         self.st_local(a, R0);
         let end = self.label();
-        for (start, stop, path) in self.o.umods.clone() {
+        for (start, stop, path, _) in self.o.umods.clone() {
             let next = self.label();
             self.ld_local(R1, a);
             self.mov_imm(R2, start as i64);

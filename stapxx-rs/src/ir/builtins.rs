@@ -405,12 +405,10 @@ impl Builtin {
                 user_symbols: true,
                 ..none
             },
-            Ubacktrace | UbacktraceFrom | Ucallers | PrintUbacktrace(_) | SprintUbacktrace => {
-                Needs {
-                    unwind: true,
-                    ..none
-                }
-            }
+            Ubacktrace | UbacktraceFrom | Ucallers | PrintUbacktrace(_) => Needs {
+                unwind: true,
+                ..none
+            },
             Symname => Needs {
                 kernel_symbols: true,
                 ..none
@@ -426,6 +424,22 @@ impl Builtin {
             },
             Umodname => Needs {
                 mappings: true,
+                ..none
+            },
+            Usymdata => Needs {
+                mappings: true,
+                user_symbols: true,
+                ..none
+            },
+            SprintUstack => Needs {
+                mappings: true,
+                user_symbols: true,
+                ..none
+            },
+            SprintUbacktrace => Needs {
+                mappings: true,
+                user_symbols: true,
+                unwind: true,
                 ..none
             },
             SyscallNr | SyscallArg => Needs {

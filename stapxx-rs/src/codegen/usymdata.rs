@@ -1,0 +1,236 @@
+//! Symbolizing user addresses inside kernel probes, in stap's formats:
+//! `usymdata(addr)` (`name+0xoff/0xsize [module]`), `sprint_ustack(bt)` /
+//! `sprint_usyms(bt)` (a ` 0xADDR : usymdata` line per address) and
+//! `sprint_ubacktrace()` (`name+0xoff [module basename]` lines), for scripts
+//! that keep the text itself (as a map key, say). The host formats the same
+//! for host probes and printed stacks (`runtime/ustack.rs`); both read the
+//! same symbol table (with sizes) and mappings (with load biases).
+
+use super::emit::{Gen, SLoc, R};
+use super::regs::*;
+use ebpf_backend::insn::{Alu, Cond, Size};
+use ebpf_backend::Insn;
+
+/// Which text each address becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SymStyle {
+    /// `usymdata(addr)`.
+    Data,
+    /// ` 0xADDR : usymdata(addr)\n` (sprint_ustack).
+    Usyms,
+    /// `name+0xoff [basename]\n` (sprint_ubacktrace).
+    Simple,
+}
+
+/// The long temps a symbol lookup fills.
+#[derive(Clone, Copy)]
+struct Found {
+    /// 1 if a function holds the address.
+    yes: i16,
+    start: i16,
+    size: i16,
+}
+
+impl Gen<'_> {
+    /// `dst` (emptied first) = the address in long temp `a` in `style`.
+    pub(super) fn usym_text(&mut self, dst: SLoc, a: i16, style: SymStyle) {
+        let f = Found {
+            yes: self.tmp_long(),
+            start: self.tmp_long(),
+            size: self.tmp_long(),
+        };
+        let name = self.tmp_str();
+        self.usym_lookup(a, f, SLoc::Frame(name));
+        self.set_empty(dst);
+        if style == SymStyle::Usyms {
+            self.ld_local(R0, a);
+            self.append_snprintf(dst, " 0x%llx : ");
+        }
+        let (hex, named) = (self.label(), self.label());
+        self.ld_local(R1, f.yes);
+        self.jimm(Cond::Eq, R1, 0, hex);
+        self.append_str(dst, SLoc::Frame(name));
+        self.ld_local(R0, a);
+        self.ld_local(R1, f.start);
+        self.e(Insn::alu64_reg(Alu::Sub, R0, R1));
+        self.append_snprintf(dst, "+0x%llx");
+        if style != SymStyle::Simple {
+            self.ld_local(R0, f.size);
+            self.append_snprintf(dst, "/0x%llx");
+        }
+        self.jmp(named);
+        self.bind(hex);
+        self.ld_local(R0, a);
+        self.append_snprintf(dst, "0x%llx");
+        self.bind(named);
+        self.module_part(dst, a, f.yes, style);
+        if style != SymStyle::Data {
+            self.append_lit(dst, "\n");
+        }
+    }
+
+    /// ` [module]` after a symbol, ` [module+0xoff/0x0]` after a bare
+    /// address (offset from the module's load bias); basenames in the
+    /// simple style, which has no size. Nothing outside every mapping.
+    fn module_part(&mut self, dst: SLoc, a: i16, yes: i16, style: SymStyle) {
+        let end = self.label();
+        for (start, stop, path, bias) in self.o.umods.clone() {
+            let next = self.label();
+            self.ld_local(R1, a);
+            self.mov_imm(R2, start as i64);
+            self.jreg(Cond::Lt, R1, R2, next);
+            self.mov_imm(R2, stop as i64);
+            self.jreg(Cond::Ge, R1, R2, next);
+            let shown = if style == SymStyle::Simple {
+                path.rsplit('/').next().unwrap_or(&path).to_string()
+            } else {
+                path.clone()
+            };
+            self.append_lit(dst, &format!(" [{shown}"));
+            let bare = self.label();
+            self.ld_local(R1, yes);
+            self.jimm(Cond::Eq, R1, 0, bare);
+            self.append_lit(dst, "]");
+            self.jmp(end);
+            self.bind(bare);
+            self.ld_local(R0, a);
+            self.mov_imm(R1, bias as i64);
+            self.e(Insn::alu64_reg(Alu::Sub, R0, R1));
+            if style == SymStyle::Simple {
+                self.append_snprintf(dst, "+0x%llx]");
+            } else {
+                self.append_snprintf(dst, "+0x%llx/0x0]");
+            }
+            self.jmp(end);
+            self.bind(next);
+        }
+        self.bind(end);
+    }
+
+    /// The target's function holding the address in `a`: `f` filled,
+    /// its name in `name`.
+    fn usym_lookup(&mut self, a: i16, f: Found, name: SLoc) {
+        self.e(Insn::st_imm(Size::DW, R7, f.yes, 0));
+        self.set_empty(name);
+        let Some((map, l)) = self.m.usyms_map.filter(|(_, l)| l.count > 0 && l.sized) else {
+            return;
+        };
+        let none = self.label();
+        let key = self.tmp_long();
+        self.e(Insn::st_imm(Size::DW, R7, key, 0));
+        self.ld_map_fd(R1, map);
+        self.e(Insn::mov64_reg(R2, R7));
+        self.e(Insn::alu64_imm(Alu::Add, R2, key as i32));
+        self.call(H_LOOKUP);
+        self.jimm(Cond::Eq, R0, 0, none);
+        self.e(Insn::mov64_reg(R1, R0));
+        self.ld_local(R4, a);
+        let lo = self.search_sorted(l.count, l.cap);
+        let mask = (l.cap - 1) as i32;
+        self.ld_local(R2, lo);
+        self.e(Insn::alu64_imm(Alu::And, R2, mask));
+        self.e(Insn::mov64_reg(R0, R2));
+        self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+        self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+        self.e(Insn::ldx(Size::DW, R0, R0, 0));
+        self.jreg(Cond::Gt, R0, R4, none);
+        self.st_local(f.start, R0);
+        // Its size: sizes[lo] (past the names; an offset too far for a
+        // 16-bit load offset).
+        self.e(Insn::mov64_reg(R0, R2));
+        self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+        self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+        self.e(Insn::alu64_imm(Alu::Add, R0, l.sizes_at() as i32));
+        self.e(Insn::ldx(Size::DW, R0, R0, 0));
+        self.st_local(f.size, R0);
+        // Its name: names + offsets[lo] (masked into the names area).
+        self.e(Insn::alu64_imm(Alu::Lsh, R2, 2));
+        self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+        self.e(Insn::alu64_imm(Alu::Add, R2, l.offsets_at() as i32));
+        self.e(Insn::ldx(Size::W, R2, R2, 0));
+        self.e(Insn::alu64_imm(Alu::And, R2, (l.names_cap - 1) as i32));
+        self.e(Insn::alu64_reg(Alu::Add, R1, R2));
+        self.e(Insn::mov64_reg(R3, R1));
+        self.e(Insn::alu64_imm(Alu::Add, R3, l.names_at() as i32));
+        self.sloc_addr(R1, name);
+        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.mov_imm(R2, self.o.strcap as i64);
+        self.call(H_READ_KERNEL_STR);
+        self.store_len_from_r0(name, 0);
+        // A nameless entry marks the end of a function: no symbol.
+        self.jimm(Cond::Eq, R0, 0, none);
+        self.e(Insn::st_imm(Size::DW, R7, f.yes, 1));
+        self.bind(none);
+    }
+
+    /// `dst` = the lines of every hex address in the string `src` in
+    /// `style`, whole lines only, while they fit in MAXSTRINGLEN (as stap's
+    /// tapset cuts them). One `bpf_loop` iteration per byte of `src`.
+    pub(super) fn usym_lines(&mut self, dst: SLoc, src: SLoc, style: SymStyle) -> R<()> {
+        let [len, val, intok, a] = [(); 4].map(|_| self.tmp_long());
+        let line = self.tmp_str();
+        self.set_empty(dst);
+        self.sloc_addr(R1, src);
+        self.e(Insn::ldx(Size::DW, R1, R1, 0));
+        self.st_local(len, R1);
+        self.e(Insn::st_imm(Size::DW, R7, val, 0));
+        self.e(Insn::st_imm(Size::DW, R7, intok, 0));
+        let cb = self.cb_open(2, false);
+        {
+            let (delim, digit, emit) = (self.label(), self.label(), self.label());
+            // r2 = the byte at index i, or a space past the end.
+            self.cb_arg(R1, 0);
+            self.ld_local(R3, len);
+            self.e(Insn::mov64_imm(R2, b' ' as i32));
+            self.jreg(Cond::Ge, R1, R3, delim);
+            self.e(Insn::alu64_imm(Alu::And, R1, (self.o.maxstr - 1) as i32));
+            self.sloc_addr(R3, src);
+            self.e(Insn::alu64_reg(Alu::Add, R3, R1));
+            self.e(Insn::ldx(Size::B, R2, R3, 8));
+            for sep in [b' ', b'\t', b'\n'] {
+                self.jimm(Cond::Eq, R2, sep as i32, delim);
+            }
+            // A hex digit (an `x` of a `0x` prefix adds nothing).
+            self.e(Insn::st_imm(Size::DW, R7, intok, 1));
+            self.e(Insn::alu64_imm(Alu::Or, R2, 0x20));
+            self.jimm(Cond::Eq, R2, b'x' as i32, cb.next);
+            self.e(Insn::mov64_reg(R0, R2));
+            self.e(Insn::alu64_imm(Alu::Sub, R0, b'0' as i32));
+            self.jimm(Cond::Le, R0, 9, digit);
+            self.e(Insn::mov64_reg(R0, R2));
+            self.e(Insn::alu64_imm(Alu::Sub, R0, (b'a' - 10) as i32));
+            self.jimm(Cond::Lt, R0, 10, cb.next);
+            self.jimm(Cond::Gt, R0, 15, cb.next);
+            self.bind(digit);
+            self.ld_local(R1, val);
+            self.e(Insn::alu64_imm(Alu::Lsh, R1, 4));
+            self.e(Insn::alu64_reg(Alu::Add, R1, R0));
+            self.st_local(val, R1);
+            self.jmp(cb.next);
+            self.bind(delim);
+            self.ld_local(R1, intok);
+            self.jimm(Cond::Ne, R1, 0, emit);
+            self.jmp(cb.next);
+            self.bind(emit);
+            self.ld_local(R1, val);
+            self.st_local(a, R1);
+            self.e(Insn::st_imm(Size::DW, R7, val, 0));
+            self.e(Insn::st_imm(Size::DW, R7, intok, 0));
+            self.usym_text(SLoc::Frame(line), a, style);
+            // Whole lines only: stop at the first that does not fit.
+            self.sloc_addr(R1, dst);
+            self.e(Insn::ldx(Size::DW, R1, R1, 0));
+            self.sloc_addr(R2, SLoc::Frame(line));
+            self.e(Insn::ldx(Size::DW, R2, R2, 0));
+            self.e(Insn::alu64_reg(Alu::Add, R1, R2));
+            self.jimm(Cond::Gt, R1, (self.o.strcap - 1) as i32, cb.stop);
+            self.append_str(dst, SLoc::Frame(line));
+            self.jmp(cb.next);
+        }
+        let f = self.cb_close(cb, "usym_lines");
+        self.ld_local(R1, len);
+        self.e(Insn::alu64_imm(Alu::Add, R1, 1));
+        self.call_loop(f);
+        Ok(())
+    }
+}
