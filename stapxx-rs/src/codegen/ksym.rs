@@ -9,6 +9,14 @@ use crate::ksyms::PackedLayout;
 use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::{Insn, MapId};
 
+/// What a packed table lookup found (long temps).
+#[derive(Clone, Copy)]
+pub(super) struct Found {
+    /// 1 if a function holds the address.
+    pub(super) yes: i16,
+    pub(super) start: i16,
+}
+
 impl<'a> Gen<'a> {
     /// `dst` = the name of the kernel function holding the address in `r0`,
     /// or the address in hex.
@@ -29,51 +37,85 @@ impl<'a> Gen<'a> {
         self.st_local(a, R0);
         let hex = self.label();
         let end = self.label();
-        if let Some((map, l)) = table.filter(|(_, l)| l.count > 0) {
-            let key = self.tmp_long();
-            self.e(Insn::st_imm(Size::DW, R7, key, 0));
-            self.ld_map_fd(R1, map);
-            self.e(Insn::mov64_reg(R2, R7));
-            self.e(Insn::alu64_imm(Alu::Add, R2, key as i32));
-            self.call(H_LOOKUP);
-            self.jimm(Cond::Eq, R0, 0, hex);
-            self.e(Insn::mov64_reg(R1, R0));
-            self.ld_local(R4, a);
-            let lo = self.search_sorted(l.count, l.cap);
-            let mask = (l.cap - 1) as i32;
-            self.ld_local(R2, lo);
-            // The symbol at lo must start at or below the address.
-            self.e(Insn::alu64_imm(Alu::And, R2, mask));
-            self.e(Insn::mov64_reg(R0, R2));
-            self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
-            self.e(Insn::alu64_reg(Alu::Add, R0, R1));
-            self.e(Insn::ldx(Size::DW, R0, R0, 0));
-            self.jreg(Cond::Gt, R0, R4, hex);
-            // Its name: names + offsets[lo] (masked into the names area).
-            self.e(Insn::alu64_imm(Alu::Lsh, R2, 2));
-            self.e(Insn::alu64_reg(Alu::Add, R2, R1));
-            self.e(Insn::alu64_imm(Alu::Add, R2, l.offsets_at() as i32));
-            self.e(Insn::ldx(Size::W, R2, R2, 0));
-            self.e(Insn::alu64_imm(Alu::And, R2, (l.names_cap - 1) as i32));
-            self.e(Insn::alu64_reg(Alu::Add, R1, R2));
-            self.e(Insn::mov64_reg(R3, R1));
-            self.e(Insn::alu64_imm(Alu::Add, R3, l.names_at() as i32));
-            self.sloc_addr(R1, dst);
-            self.e(Insn::alu64_imm(Alu::Add, R1, 8));
-            self.mov_imm(R2, self.o.strcap as i64);
-            self.call(H_READ_KERNEL_STR);
-            self.store_len_from_r0(dst, 0);
-            // A nameless entry marks the end of a function: no symbol.
-            self.jimm(Cond::Eq, R0, 0, hex);
-            self.jmp(end);
-        } else {
-            self.jmp(hex);
-        }
+        let found = self.packed_lookup(a, table, dst, None);
+        self.ld_local(R1, found.yes);
+        self.jimm(Cond::Eq, R1, 0, hex);
+        self.jmp(end);
         self.bind(hex);
         self.set_empty(dst);
         self.ld_local(R0, a);
         self.append_snprintf(dst, "0x%llx");
         self.bind(end);
+    }
+
+    /// The function of a packed table holding the address in long temp
+    /// `a`: its name in `name`, its start and (with `size` and a table
+    /// that keeps sizes) its size in the returned temps; `yes` is 0 when
+    /// no function holds it (`name` is then unspecified).
+    pub(super) fn packed_lookup(
+        &mut self,
+        a: i16,
+        table: Option<(MapId, PackedLayout)>,
+        name: SLoc,
+        size: Option<i16>,
+    ) -> Found {
+        let f = Found {
+            yes: self.tmp_long(),
+            start: self.tmp_long(),
+        };
+        self.e(Insn::st_imm(Size::DW, R7, f.yes, 0));
+        let Some((map, l)) = table.filter(|(_, l)| l.count > 0) else {
+            return f;
+        };
+        let none = self.label();
+        let key = self.tmp_long();
+        self.e(Insn::st_imm(Size::DW, R7, key, 0));
+        self.ld_map_fd(R1, map);
+        self.e(Insn::mov64_reg(R2, R7));
+        self.e(Insn::alu64_imm(Alu::Add, R2, key as i32));
+        self.call(H_LOOKUP);
+        self.jimm(Cond::Eq, R0, 0, none);
+        self.e(Insn::mov64_reg(R1, R0));
+        self.ld_local(R4, a);
+        let lo = self.search_sorted(l.count, l.cap);
+        let mask = (l.cap - 1) as i32;
+        self.ld_local(R2, lo);
+        // The symbol at lo must start at or below the address.
+        self.e(Insn::alu64_imm(Alu::And, R2, mask));
+        self.e(Insn::mov64_reg(R0, R2));
+        self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+        self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+        self.e(Insn::ldx(Size::DW, R0, R0, 0));
+        self.jreg(Cond::Gt, R0, R4, none);
+        self.st_local(f.start, R0);
+        if let (Some(t), true) = (size, l.sized) {
+            // sizes[lo]: past the names, further than a 16-bit load offset.
+            self.e(Insn::mov64_reg(R0, R2));
+            self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+            self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+            self.e(Insn::alu64_imm(Alu::Add, R0, l.sizes_at() as i32));
+            self.e(Insn::ldx(Size::DW, R0, R0, 0));
+            self.st_local(t, R0);
+        }
+        // Its name: names + offsets[lo] (masked into the names area).
+        self.e(Insn::alu64_imm(Alu::Lsh, R2, 2));
+        self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+        self.e(Insn::alu64_imm(Alu::Add, R2, l.offsets_at() as i32));
+        self.e(Insn::ldx(Size::W, R2, R2, 0));
+        self.e(Insn::alu64_imm(Alu::And, R2, (l.names_cap - 1) as i32));
+        self.e(Insn::alu64_reg(Alu::Add, R1, R2));
+        self.e(Insn::mov64_reg(R3, R1));
+        self.e(Insn::alu64_imm(Alu::Add, R3, l.names_at() as i32));
+        self.sloc_addr(R1, name);
+        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
+        self.mov_imm(R2, self.o.strcap as i64);
+        self.call(H_READ_KERNEL_STR);
+        self.store_len_from_r0(name, 0);
+        // A nameless entry marks the end of a function: no symbol.
+        self.jimm(Cond::Eq, R0, 0, none);
+        self.e(Insn::st_imm(Size::DW, R7, f.yes, 1));
+        self.bind(none);
+        f
     }
 
     /// Binary search of a sorted table of `cap` u64 addresses (`count` of

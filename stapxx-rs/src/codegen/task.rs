@@ -45,16 +45,21 @@ impl<'a> Gen<'a> {
         let end = self.label();
         for (start, stop, path, _) in self.o.umods.clone() {
             let next = self.label();
-            self.ld_local(R1, a);
-            self.mov_imm(R2, start as i64);
-            self.jreg(Cond::Lt, R1, R2, next);
-            self.mov_imm(R2, stop as i64);
-            self.jreg(Cond::Ge, R1, R2, next);
+            self.unless_in(a, start, stop, next);
             self.set_lit(dst, &path);
             self.jmp(end);
             self.bind(next);
         }
         self.set_lit(dst, "<unknown>");
         self.bind(end);
+    }
+
+    /// Go to `next` unless the long temp `a` is in `[start, stop)`.
+    pub(super) fn unless_in(&mut self, a: i16, start: u64, stop: u64, next: ebpf_backend::Label) {
+        self.ld_local(R1, a);
+        self.mov_imm(R2, start as i64);
+        self.jreg(Cond::Lt, R1, R2, next);
+        self.mov_imm(R2, stop as i64);
+        self.jreg(Cond::Ge, R1, R2, next);
     }
 }

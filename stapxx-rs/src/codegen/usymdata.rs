@@ -22,25 +22,14 @@ pub(super) enum SymStyle {
     Simple,
 }
 
-/// The long temps a symbol lookup fills.
-#[derive(Clone, Copy)]
-struct Found {
-    /// 1 if a function holds the address.
-    yes: i16,
-    start: i16,
-    size: i16,
-}
-
 impl Gen<'_> {
     /// `dst` (emptied first) = the address in long temp `a` in `style`.
     pub(super) fn usym_text(&mut self, dst: SLoc, a: i16, style: SymStyle) {
-        let f = Found {
-            yes: self.tmp_long(),
-            start: self.tmp_long(),
-            size: self.tmp_long(),
-        };
+        let size = self.tmp_long();
+        self.e(Insn::st_imm(Size::DW, R7, size, 0));
         let name = self.tmp_str();
-        self.usym_lookup(a, f, SLoc::Frame(name));
+        let table = self.m.usyms_map;
+        let f = self.packed_lookup(a, table, SLoc::Frame(name), Some(size));
         self.set_empty(dst);
         if style == SymStyle::Usyms {
             self.ld_local(R0, a);
@@ -55,7 +44,7 @@ impl Gen<'_> {
         self.e(Insn::alu64_reg(Alu::Sub, R0, R1));
         self.append_snprintf(dst, "+0x%llx");
         if style != SymStyle::Simple {
-            self.ld_local(R0, f.size);
+            self.ld_local(R0, size);
             self.append_snprintf(dst, "/0x%llx");
         }
         self.jmp(named);
@@ -76,11 +65,7 @@ impl Gen<'_> {
         let end = self.label();
         for (start, stop, path, bias) in self.o.umods.clone() {
             let next = self.label();
-            self.ld_local(R1, a);
-            self.mov_imm(R2, start as i64);
-            self.jreg(Cond::Lt, R1, R2, next);
-            self.mov_imm(R2, stop as i64);
-            self.jreg(Cond::Ge, R1, R2, next);
+            self.unless_in(a, start, stop, next);
             let shown = if style == SymStyle::Simple {
                 path.rsplit('/').next().unwrap_or(&path).to_string()
             } else {
@@ -105,62 +90,6 @@ impl Gen<'_> {
             self.bind(next);
         }
         self.bind(end);
-    }
-
-    /// The target's function holding the address in `a`: `f` filled,
-    /// its name in `name`.
-    fn usym_lookup(&mut self, a: i16, f: Found, name: SLoc) {
-        self.e(Insn::st_imm(Size::DW, R7, f.yes, 0));
-        self.set_empty(name);
-        let Some((map, l)) = self.m.usyms_map.filter(|(_, l)| l.count > 0 && l.sized) else {
-            return;
-        };
-        let none = self.label();
-        let key = self.tmp_long();
-        self.e(Insn::st_imm(Size::DW, R7, key, 0));
-        self.ld_map_fd(R1, map);
-        self.e(Insn::mov64_reg(R2, R7));
-        self.e(Insn::alu64_imm(Alu::Add, R2, key as i32));
-        self.call(H_LOOKUP);
-        self.jimm(Cond::Eq, R0, 0, none);
-        self.e(Insn::mov64_reg(R1, R0));
-        self.ld_local(R4, a);
-        let lo = self.search_sorted(l.count, l.cap);
-        let mask = (l.cap - 1) as i32;
-        self.ld_local(R2, lo);
-        self.e(Insn::alu64_imm(Alu::And, R2, mask));
-        self.e(Insn::mov64_reg(R0, R2));
-        self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
-        self.e(Insn::alu64_reg(Alu::Add, R0, R1));
-        self.e(Insn::ldx(Size::DW, R0, R0, 0));
-        self.jreg(Cond::Gt, R0, R4, none);
-        self.st_local(f.start, R0);
-        // Its size: sizes[lo] (past the names; an offset too far for a
-        // 16-bit load offset).
-        self.e(Insn::mov64_reg(R0, R2));
-        self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
-        self.e(Insn::alu64_reg(Alu::Add, R0, R1));
-        self.e(Insn::alu64_imm(Alu::Add, R0, l.sizes_at() as i32));
-        self.e(Insn::ldx(Size::DW, R0, R0, 0));
-        self.st_local(f.size, R0);
-        // Its name: names + offsets[lo] (masked into the names area).
-        self.e(Insn::alu64_imm(Alu::Lsh, R2, 2));
-        self.e(Insn::alu64_reg(Alu::Add, R2, R1));
-        self.e(Insn::alu64_imm(Alu::Add, R2, l.offsets_at() as i32));
-        self.e(Insn::ldx(Size::W, R2, R2, 0));
-        self.e(Insn::alu64_imm(Alu::And, R2, (l.names_cap - 1) as i32));
-        self.e(Insn::alu64_reg(Alu::Add, R1, R2));
-        self.e(Insn::mov64_reg(R3, R1));
-        self.e(Insn::alu64_imm(Alu::Add, R3, l.names_at() as i32));
-        self.sloc_addr(R1, name);
-        self.e(Insn::alu64_imm(Alu::Add, R1, 8));
-        self.mov_imm(R2, self.o.strcap as i64);
-        self.call(H_READ_KERNEL_STR);
-        self.store_len_from_r0(name, 0);
-        // A nameless entry marks the end of a function: no symbol.
-        self.jimm(Cond::Eq, R0, 0, none);
-        self.e(Insn::st_imm(Size::DW, R7, f.yes, 1));
-        self.bind(none);
     }
 
     /// `dst` = the lines of every hex address in the string `src` in
