@@ -104,7 +104,7 @@ impl fmt::Display for DebugError {
                 }
                 write!(
                     f,
-                    "\ninstall the -dbgsym/-debuginfo package or rebuild with -g"
+                    "\ninstall the -dbgsym/-debuginfo package, point DEBUGINFOD_URLS at a debuginfod server, or rebuild with -g"
                 )
             }
             DebugError::Dwarf {

@@ -85,6 +85,8 @@ pub enum DebugSource {
     BuildId(PathBuf),
     /// A separate file named by `.gnu_debuglink` (host path).
     DebugLink(PathBuf),
+    /// A file a debuginfod server sent, by build-id (its cached path).
+    Debuginfod(PathBuf),
 }
 
 /// The candidates for `elf`, in search order, with how each would be found.
@@ -131,7 +133,9 @@ fn candidates(elf: &ElfFile, target_path: &Path, opts: &LocateOptions) -> Vec<De
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| match c {
-        DebugSource::BuildId(p) | DebugSource::DebugLink(p) => seen.insert(p.clone()),
+        DebugSource::BuildId(p) | DebugSource::DebugLink(p) | DebugSource::Debuginfod(p) => {
+            seen.insert(p.clone())
+        }
         DebugSource::Embedded => true,
     });
     out
@@ -147,7 +151,9 @@ pub fn find_debug_file(
     let mut looked = Vec::new();
     for cand in candidates(elf, target_path, opts) {
         let path = match &cand {
-            DebugSource::BuildId(p) | DebugSource::DebugLink(p) => p.clone(),
+            DebugSource::BuildId(p) | DebugSource::DebugLink(p) | DebugSource::Debuginfod(p) => {
+                p.clone()
+            }
             DebugSource::Embedded => continue,
         };
         let mut note = |outcome: &str| {
@@ -195,6 +201,29 @@ pub fn find_debug_file(
             continue;
         }
         return Ok((dbg, cand));
+    }
+    // Nothing here: the debuginfod servers, by build-id.
+    if let (Some(id), Some(client)) = (elf.build_id_hex(), super::debuginfod::Client::from_env()) {
+        if let Some(path) = client.fetch(&id, &mut looked) {
+            match ElfFile::open(&path) {
+                Ok(dbg) if dbg.build_id() == elf.build_id() && dbg.has_debug_info() => {
+                    return Ok((dbg, DebugSource::Debuginfod(path)));
+                }
+                Ok(_) => looked.push(LookedAt {
+                    path,
+                    outcome: "from debuginfod, but not this file's debug info".into(),
+                }),
+                Err(e) => looked.push(LookedAt {
+                    path,
+                    outcome: format!("from debuginfod, unusable: {e}"),
+                }),
+            }
+        }
+    } else if elf.build_id().is_some() {
+        looked.push(LookedAt {
+            path: PathBuf::from("debuginfod"),
+            outcome: "not asked: DEBUGINFOD_URLS is not set".into(),
+        });
     }
     Err(looked)
 }

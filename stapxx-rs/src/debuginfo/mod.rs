@@ -35,6 +35,7 @@
 
 pub mod callsites;
 pub mod cfi;
+pub mod debuginfod;
 pub mod dwarf;
 pub mod elf;
 pub mod error;

@@ -138,8 +138,14 @@ impl Resolver<'_, '_> {
                 continue;
             }
             let Some(info) = &u.info else {
+                // Where the debug info was looked for (paths, debuginfod
+                // servers), when the module has none at all.
+                let why = match self.modules.get(Some(&u.module)).map(|m| m.dwarf().err()) {
+                    Ok(Some(e)) => format!(": {e}"),
+                    _ => " (install its debug info or rebuild with -g)".to_string(),
+                };
                 return Ok(Err(format!(
-                    "target variable '${name}': {} has no DWARF for function '{}' (install its debug info or rebuild with -g)",
+                    "target variable '${name}': {} has no DWARF for function '{}'{why}",
                     u.module, u.function
                 )));
             };
