@@ -2,6 +2,7 @@
 //! system C compiler, checked against `pahole` (package `dwarves`), split with
 //! binutils into stripped + debug files, and run as a real process.
 
+use super::error::LookedAt;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
@@ -789,7 +790,9 @@ fn missing_debuginfo_lists_every_place() {
     assert_eq!(file, &s.stripped);
     let id = build_id.clone().unwrap();
     assert_eq!(debuglink.as_deref(), Some("missing.debug"));
-    let paths: Vec<PathBuf> = looked.iter().map(|l| l.path.clone()).collect();
+    // The local places, then what debuginfod was asked (or why not).
+    let local: Vec<&LookedAt> = looked.iter().filter(|l| l.path.is_absolute()).collect();
+    let paths: Vec<PathBuf> = local.iter().map(|l| l.path.clone()).collect();
     assert_eq!(
         paths,
         vec![
@@ -803,7 +806,17 @@ fn missing_debuginfo_lists_every_place() {
             s.root.join("usr/lib/debug/usr/bin/missing.debug"),
         ]
     );
-    assert!(looked.iter().all(|l| l.outcome == "not found"));
+    assert!(local.iter().all(|l| l.outcome == "not found"));
+    if std::env::var_os("DEBUGINFOD_URLS").is_none() {
+        let last = looked.last().expect("an entry");
+        assert_eq!(
+            (last.path.display().to_string(), last.outcome.as_str()),
+            (
+                "debuginfod".to_string(),
+                "not asked: DEBUGINFOD_URLS is not set"
+            )
+        );
+    }
     let msg = e.to_string();
     assert!(
         msg.contains(&id) && msg.contains("missing.debug") && msg.contains(".build-id"),
