@@ -103,6 +103,12 @@ pub struct Cli {
     #[arg(long = "folded", value_name = "FILE")]
     pub folded: Option<PathBuf>,
 
+    /// After the run, write the backtraces it printed as a pprof profile
+    /// (gzipped profile.proto; samples taken every 1/CONFIG_HZ s, as
+    /// timer.profile takes them).
+    #[arg(long = "pprof", value_name = "FILE.pb.gz")]
+    pub pprof: Option<PathBuf>,
+
     /// Read the Lua sources that name Lua frames under DIR (default: the
     /// traced process's root and working directory).
     #[arg(long = "lua-root", value_name = "DIR")]
@@ -135,6 +141,16 @@ pub struct FlameCli {
     /// Write folded stacks (`root;...;leaf count`) instead of an SVG.
     #[arg(long = "folded")]
     pub folded: bool,
+
+    /// Write a pprof profile (gzipped profile.proto) instead of an SVG.
+    #[arg(long = "pprof", conflicts_with = "folded")]
+    pub pprof: bool,
+
+    /// The sampling period behind each count, in nanoseconds, for the
+    /// pprof profile's cpu time (default: 1/CONFIG_HZ of this machine,
+    /// timer.profile's).
+    #[arg(long = "period-ns", value_name = "NS")]
+    pub period_ns: Option<u64>,
 
     /// The SVG's title.
     #[arg(long = "title", value_name = "TEXT")]

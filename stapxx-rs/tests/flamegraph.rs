@@ -523,3 +523,88 @@ fn bad_input_and_flags() {
     assert!(text(&o.stderr).contains("pass 5"));
     assert!(!dir.join("p1.svg").exists());
 }
+
+/// `go tool pprof` (Debian's golang-go), the reader the pprof output is
+/// checked with; fails under CI when missing.
+fn go_pprof(dir: &Path, args: &[&str]) -> Option<String> {
+    let have = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "go (package golang-go) is required under CI"
+        );
+        eprintln!("SKIPPED (not CI): go tool pprof");
+        return None;
+    }
+    let out = Command::new("go")
+        .args(["tool", "pprof"])
+        .args(args)
+        .current_dir(dir)
+        // Its cache and settings stay in the scratch directory.
+        .env("HOME", dir)
+        .output()
+        .expect("run go tool pprof");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    Some(text(&out.stdout))
+}
+
+/// The saved output as pprof: `go tool pprof` reads it; its samples are the
+/// records' counts (and count x the period in cpu time), each location a
+/// frame named as in the flame graph, with the Lua chunk's file and line.
+#[test]
+fn pprof_of_saved_output_reads_in_go_tool_pprof() {
+    let dir = lua_tree("pprof");
+    let o = run_in(
+        &dir,
+        &[
+            "flamegraph",
+            "saved.bt",
+            "--pprof",
+            "-o",
+            "a.pb.gz",
+            "--period-ns",
+            "4000000",
+        ],
+        None,
+    );
+    ok(&o);
+    let Some(top) = go_pprof(&dir, &["-top", "-sample_index=samples", "a.pb.gz"]) else {
+        return;
+    };
+    assert!(
+        top.contains("Showing nodes accounting for 30, 100% of 30 total"),
+        "{top}"
+    );
+    // Flat counts: the leaves of the folded stacks.
+    let flat = |name: &str| -> u64 {
+        top.lines()
+            .find(|l| l.split_whitespace().last() == Some(name))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {top}"))
+    };
+    assert_eq!(flat("app.mod:helper"), 13);
+    assert_eq!(flat("app.mod:cb"), 6);
+    assert_eq!(flat("T:app.mod:run"), 5);
+    assert_eq!(flat("app.mod:18"), 4);
+    assert_eq!(flat("=stdin:0"), 2);
+    let raw = go_pprof(&dir, &["-raw", "a.pb.gz"]).expect("go");
+    assert!(
+        raw.contains("PeriodType: cpu nanoseconds\nPeriod: 4000000\n"),
+        "{raw}"
+    );
+    assert!(raw.contains("samples/count cpu/nanoseconds"), "{raw}");
+    // One sample per distinct backtrace (helper's two equal records, 10
+    // and 3, are one), cpu time = count x period.
+    assert_eq!(raw.matches("000000: ").count(), 5, "{raw}");
+    assert!(raw.contains("         13   52000000: "), "{raw}");
+    // helper is defined at line 3 of app/mod.lua.
+    assert!(
+        raw.lines()
+            .any(|l| l.contains(" app.mod:helper app/mod.lua:3 ")),
+        "{raw}"
+    );
+}

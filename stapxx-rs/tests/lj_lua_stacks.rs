@@ -532,6 +532,83 @@ fn split(variant: Variant, jit: bool) {
     );
 }
 
+/// `--pprof` on a live run, read by `go tool pprof` (Debian's golang-go):
+/// its total is the run's sample count, and the dominant Lua functions have
+/// the workload's 3:1 shares.
+#[test]
+fn split_pprof_gc64() {
+    let Some(lj) = setup(Variant::Gc64) else {
+        return;
+    };
+    let have_go = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_go {
+        support::missing("go tool pprof (package golang-go)");
+        return;
+    }
+    let p = lj.start(&lj.luajit, &["-joff"], "split.lua");
+    let dir = support::scratch().join("pprof-split");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prof = dir.join("split.pb.gz");
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(support::workspace_root())
+        .args(["examples/lj-lua-stacks.sxx", "-x", &p.pid().to_string()])
+        .args([
+            "--arg",
+            &format!("time={SECS}"),
+            "--arg",
+            "min=0",
+            "--arg",
+            PROBE_4KHZ,
+        ])
+        .arg("--pprof")
+        .arg(&prof)
+        .output()
+        .expect("run stapxx-rs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let total: u64 = support::backtraces(&stdout).iter().map(|b| b.1).sum();
+    assert!(total >= 1000, "only {total} samples");
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", "-sample_index=samples"])
+        .arg(&prof)
+        .env("HOME", &dir)
+        .output()
+        .expect("go tool pprof");
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    assert!(
+        top.contains(&format!(
+            "Showing nodes accounting for {total}, 100% of {total} total"
+        )),
+        "{top}"
+    );
+    let share = |suffix: &str| -> f64 {
+        let flat: u64 = top
+            .lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .last()
+                    .is_some_and(|n| n.ends_with(suffix))
+            })
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no *{suffix} in {top}"));
+        pct(flat, total)
+    };
+    let (heavy, light) = (share(":heavy"), share(":light"));
+    assert!(
+        (heavy - 75.0).abs() <= 5.0 && (light - 25.0).abs() <= 5.0,
+        "heavy {heavy:.1}%, light {light:.1}%: {top}"
+    );
+}
+
 #[test]
 fn split_gc64() {
     split(Variant::Gc64, false);

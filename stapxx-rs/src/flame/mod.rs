@@ -28,6 +28,7 @@ pub mod fold;
 pub mod lua;
 pub mod native;
 pub mod nesting;
+pub mod pprof;
 pub mod svg;
 
 use crate::cli::{FlameCli, Options};
@@ -61,7 +62,28 @@ pub fn svg_bytes(folded: &Folded, opts: &SvgOptions) -> std::io::Result<Vec<u8>>
 static LIVE: Mutex<Option<Arc<Mutex<Collector>>>> = Mutex::new(None);
 
 fn wants_flame(opts: &Options) -> bool {
-    opts.cli.flamegraph.is_some() || opts.cli.folded.is_some()
+    opts.cli.flamegraph.is_some() || opts.cli.folded.is_some() || opts.cli.pprof.is_some()
+}
+
+/// When the live collection started (ns since the epoch), for pprof.
+static STARTED: Mutex<Option<(i64, std::time::Instant)>> = Mutex::new(None);
+
+fn epoch_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// timer.profile's period: one tick of CONFIG_HZ.
+fn tick_ns() -> i64 {
+    1_000_000_000 / crate::kernel::kernel_hz().max(1) as i64
+}
+
+/// The pprof profile of `bt`, gzipped.
+fn pprof_bytes(bt: &Backtraces, root: SourceRoot, t: pprof::Timing) -> Result<Vec<u8>, String> {
+    let mut namer = Namer::new(root);
+    let p = pprof::profile(bt, &mut namer, t);
+    pprof::gzipped(&p).map_err(|e| format!("encoding the pprof profile failed: {e}"))
 }
 
 /// Before the passes: when `--flamegraph`/`--folded` is given, start
@@ -73,10 +95,12 @@ pub fn begin_live(opts: &Options) {
     let cli = &opts.cli;
     if cli.pass < 5 || cli.list_args || cli.dump_src {
         crate::ewriteln!(
-            "WARNING: --flamegraph/--folded need a run (pass 5): no flame graph is written"
+            "WARNING: --flamegraph/--folded/--pprof need a run (pass 5): no flame graph is written"
         );
         return;
     }
+    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((epoch_ns(), std::time::Instant::now()));
     let c = Arc::new(Mutex::new(Collector::new()));
     let tee: StdoutTee = c.clone();
     set_stdout_tee(Some(tee));
@@ -97,9 +121,22 @@ pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
         (None, Some(pid)) => SourceRoot::Process(pid),
         (None, None) => SourceRoot::Host,
     };
-    let (folded, warning) = fold(&bt, root);
+    let (folded, warning) = fold(&bt, root.clone());
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
+    }
+    if let Some(path) = &opts.cli.pprof {
+        let (time_nanos, since) = STARTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or((epoch_ns(), std::time::Instant::now()));
+        let t = pprof::Timing {
+            period_ns: tick_ns(),
+            time_nanos,
+            duration_nanos: since.elapsed().as_nanos() as i64,
+        };
+        write_file(path, &pprof_bytes(&bt, root, t)?)?;
     }
     if folded.stacks.is_empty() {
         crate::ewriteln!(
@@ -168,11 +205,19 @@ fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
         Some(dir) => SourceRoot::Dir(dir.clone()),
         None => SourceRoot::Host,
     };
-    let (folded, warning) = fold(&bt, root);
+    let (folded, warning) = fold(&bt, root.clone());
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
     }
-    let bytes = if cli.folded {
+    let bytes = if cli.pprof {
+        let period = cli.period_ns.map_or_else(tick_ns, |p| p as i64);
+        let t = pprof::Timing {
+            period_ns: period,
+            time_nanos: 0,
+            duration_nanos: 0,
+        };
+        pprof_bytes(&bt, root, t)?
+    } else if cli.folded {
         folded.text().into_bytes()
     } else {
         let mut opts = SvgOptions::default();
