@@ -24,6 +24,8 @@ pub enum Record {
     Exit,
     /// A hex user backtrace to print symbolized.
     Ustack(crate::runtime::ustack::Style, String),
+    /// A hex kernel backtrace to print symbolized.
+    Kstack(crate::runtime::ustack::Style, String),
 }
 
 /// A key field or value read back from a map.
@@ -479,6 +481,15 @@ fn decode_record(bytes: &[u8]) -> Option<Record> {
                 _ => Style::Usyms,
             };
             Record::Ustack(style, String::from_utf8_lossy(body).into_owned())
+        }
+        REC_KSTACK_FULL | REC_KSTACK_SYMS => {
+            use crate::runtime::ustack::Style;
+            let style = if kind == REC_KSTACK_FULL {
+                Style::Full
+            } else {
+                Style::Usyms
+            };
+            Record::Kstack(style, String::from_utf8_lossy(body).into_owned())
         }
         _ => Record::Exit,
     })

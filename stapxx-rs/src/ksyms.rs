@@ -119,6 +119,16 @@ impl PackedSymbols {
         std::str::from_utf8(&self.names[start..end]).ok()
     }
 
+    /// The function containing `addr`: its name, start and extent (to the
+    /// next symbol: kallsyms has no sizes; 0 for the last one).
+    pub fn lookup(&self, addr: u64) -> Option<(&str, u64, u64)> {
+        let i = self.addrs.partition_point(|&a| a <= addr).checked_sub(1)?;
+        let name = self.name_of(addr)?;
+        let start = self.addrs[i];
+        let size = self.addrs.get(i + 1).map_or(0, |n| n - start);
+        Some((name, start, size))
+    }
+
     pub fn layout(&self) -> PackedLayout {
         PackedLayout {
             cap: (self.addrs.len().max(1) as u32).next_power_of_two(),

@@ -47,6 +47,7 @@ pub fn needs(p: &Program) -> Needs {
             n.mappings |= m.mappings;
             n.pt_regs |= m.pt_regs;
             n.unwind |= m.unwind;
+            n.kernel_stack |= m.kernel_stack;
         }
     };
     for s in p.functions.iter().flat_map(|f| &f.body) {
@@ -163,8 +164,11 @@ pub fn codegen_options(
                 .push((m.start, m.end, file.display().to_string(), bias));
         }
     }
-    if needs.unwind {
+    o.kernel_stack = needs.kernel_stack;
+    if needs.unwind || needs.kernel_stack {
         o.maxbacktrace = limits.maxbacktrace as u32;
+    }
+    if needs.unwind {
         if let Some(t) = target {
             let table = crate::unwind::process_table(t)
                 .map_err(|m| Diagnostic::bare(format!("cannot unwind user stacks: {m}")))?;

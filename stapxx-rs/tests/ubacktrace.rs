@@ -465,3 +465,93 @@ probe process("{bin}").function("level4") {{
     );
     assert_eq!(Some(data), kernel[0].split_once(" : ").map(|x| x.1));
 }
+
+/// Kernel stacks (`backtrace()`, `print_stack()`, `print_backtrace()`) by
+/// the kernel's own unwinder, symbolized from kallsyms with stap's module
+/// name `kernel`: samples of a process reading /dev/zero byte by byte show
+/// the read path down to the system call entry; a syscall tracepoint shows
+/// its own caller chain.
+#[test]
+fn kernel_stacks() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let mut dd = Command::new("dd")
+        .args(["if=/dev/zero", "of=/dev/null", "bs=1", "count=1000000000"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dd");
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = dd.id().to_string();
+    let sampler = script_file(
+        "kstacks.stp",
+        r#"
+global bts
+probe timer.profile { if (pid() == target()) bts[backtrace()] <<< 1 }
+probe timer.s(2) { exit() }
+probe end { foreach (bt in bts- limit 50) { print_stack(bt); printf("\t%d\n", @count(bts[bt])) } }
+"#,
+    );
+    let (code, out, err) = support::stapxx(&[sampler.to_str().expect("utf-8"), "-x", &pid]);
+    let traced = script_file(
+        "ktrace.stp",
+        r#"
+global n
+probe kernel.trace("syscalls:sys_enter_read") {
+  if (pid() == target() && n++ == 0) { print_backtrace(); printf("--\n%s|\n", backtrace()); exit() }
+}
+"#,
+    );
+    let (code2, out2, err2) = support::stapxx(&[traced.to_str().expect("utf-8"), "-x", &pid]);
+    let _ = dd.kill();
+    let _ = dd.wait();
+    assert_eq!(code, 0, "{err}");
+    // Samples in user mode have an empty kernel stack: a record of no
+    // frames. Those in the kernel: the read path, innermost first.
+    let names = |frames: &[String]| -> Vec<String> {
+        frames
+            .iter()
+            .map(|l| {
+                assert!(l.ends_with(" [kernel]"), "{l}");
+                l.split_once(" : ")
+                    .expect(":")
+                    .1
+                    .split('+')
+                    .next()
+                    .expect("+")
+                    .to_string()
+            })
+            .collect()
+    };
+    let read_path = support::backtraces(&out).iter().any(|(frames, _)| {
+        let n = names(frames);
+        let at = |w: &str| n.iter().position(|x| x == w);
+        matches!(
+            (at("vfs_read"), at("ksys_read"), at("do_syscall_64")),
+            (Some(a), Some(b), Some(c)) if a < b && b < c
+        )
+    });
+    assert!(read_path, "{out}");
+    assert_eq!(code2, 0, "{err2}");
+    let (full, hex) = out2.split_once("--\n").expect("--");
+    let lines: Vec<&str> = full.lines().collect();
+    let addrs: Vec<&str> = hex
+        .trim_end()
+        .trim_end_matches('|')
+        .split_whitespace()
+        .collect();
+    // print_backtrace and backtrace agree, frame by frame.
+    assert_eq!(lines.len(), addrs.len(), "{out2}");
+    for (l, a) in lines.iter().zip(&addrs) {
+        assert!(
+            l.starts_with(&format!(" {a} : ")) && l.ends_with(" [kernel]"),
+            "{l}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(" : do_syscall_64+0x")),
+        "{out2}"
+    );
+    // stap's hex form: `0x...` and a space after each.
+    assert!(hex.trim_end().ends_with(" |"), "{hex:?}");
+}

@@ -664,6 +664,16 @@ impl<'a> Gen<'a> {
             targets: Default::default(),
         });
         self.e(Insn::mov64_reg(R9, R1));
+        if self.o.kernel_stack {
+            // The context, for `bpf_get_stack` later in the body (a spilled
+            // pointer keeps its type; r9 is not kept everywhere).
+            self.e(Insn::stx(
+                Size::DW,
+                ebpf_backend::insn::R10,
+                super::kstack::CTX_SLOT,
+                R1,
+            ));
+        }
         // A handler for one system call leaves first thing on the others.
         self.syscall_gate_check(pi);
         self.load_frame();

@@ -1043,6 +1043,19 @@ impl Gen<'_> {
                 );
                 return Ok(false);
             }
+            PrintBacktrace => {
+                let t = self.tmp_str();
+                self.backtrace(SLoc::Frame(t), span)?;
+                self.output(REC_KSTACK_FULL, t);
+                return Ok(false);
+            }
+            PrintStack => {
+                let s = self.string(&args[0])?;
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                self.output(REC_KSTACK_SYMS, t);
+                return Ok(false);
+            }
             PrintUstack => {
                 let s = self.string(&args[0])?;
                 let t = self.tmp_str();

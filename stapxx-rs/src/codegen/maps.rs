@@ -91,6 +91,9 @@ pub const REC_EXIT: u64 = 3;
 pub const REC_USTACK_FULL: u64 = 4;
 pub const REC_USTACK_USYMS: u64 = 5;
 pub const REC_USTACK_BRIEF: u64 = 6;
+/// A hex kernel backtrace, for the host to print symbolized.
+pub const REC_KSTACK_FULL: u64 = 7;
+pub const REC_KSTACK_SYMS: u64 = 8;
 
 #[derive(Debug, Clone)]
 pub struct ScalarSlot {

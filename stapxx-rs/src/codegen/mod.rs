@@ -20,6 +20,7 @@ mod filter;
 mod gatecheck;
 mod iterate;
 mod kread;
+mod kstack;
 mod ksym;
 pub mod layout;
 mod lookup;
@@ -83,6 +84,9 @@ pub struct Options {
     pub ucfi: Option<crate::unwind::CfiLayout>,
     /// MAXBACKTRACE: frames an unwound backtrace holds at most.
     pub maxbacktrace: u32,
+    /// Keep the probe context on the BPF stack at entry, for
+    /// `bpf_get_stack` (`backtrace()`).
+    pub kernel_stack: bool,
     /// The target's file mappings (start, end, path, the file's load bias)
     /// for `umodname()` and `usymdata()`.
     pub umods: Vec<(u64, u64, String, u64)>,
@@ -122,6 +126,7 @@ impl Options {
             exe: None,
             ucfi: None,
             maxbacktrace: 20,
+            kernel_stack: false,
             umods: Vec::new(),
             output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),
         }

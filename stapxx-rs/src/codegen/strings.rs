@@ -565,6 +565,13 @@ impl Gen<'_> {
             Ucallers => {
                 self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]), None)?
             }
+            Backtrace => self.backtrace(dst, span)?,
+            SprintStack | SprintBacktrace | Symdata => {
+                return Err(Diagnostic::error(
+                    span,
+                    "kernel symbols are read on the host: keep backtrace() (hex) and print it with print_stack(), or call this in an end/timer probe",
+                ))
+            }
             Tokenize => {
                 return Err(Diagnostic::error(
                     span,

@@ -278,7 +278,7 @@ impl Gen<'_> {
     /// bytes it may take are left: the string ends at the last whole
     /// address). Branch-free digits: every nibble is written, and the
     /// write point moves on from the first non-zero one.
-    fn append_hex(&mut self, dst: SLoc) {
+    pub(super) fn append_hex(&mut self, dst: SLoc) {
         let cap = self.o.strcap as i32;
         if cap < 24 {
             return;

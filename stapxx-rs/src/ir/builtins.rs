@@ -68,6 +68,17 @@ pub enum Builtin {
     Usymdata,
     /// `tokenize(input, delim)`: the next non-empty token (host probes).
     Tokenize,
+    /// `backtrace()`: the kernel stack as hex addresses (`codegen/kstack.rs`).
+    Backtrace,
+    /// `print_backtrace()`: the kernel stack, symbolized by the host.
+    PrintBacktrace,
+    /// `print_stack(s)` / `print_syms(s)`: kernel hex addresses, symbolized.
+    PrintStack,
+    /// `sprint_stack(s)` / `sprint_syms(s)` / `sprint_backtrace()` /
+    /// `symdata(addr)`: kernel symbols as text (host probes).
+    SprintStack,
+    SprintBacktrace,
+    Symdata,
     Symname,
     Umodname,
     /// The runtime load bias of a module (pass 2's `@var` addresses).
@@ -188,6 +199,8 @@ pub struct Needs {
     pub pt_regs: bool,
     /// The target's unwind table (`crate::unwind`).
     pub unwind: bool,
+    /// The probe context kept for `bpf_get_stack` (kernel stacks).
+    pub kernel_stack: bool,
 }
 
 /// Argument types (`None`: any of long/string) and result type
@@ -251,6 +264,12 @@ impl Builtin {
             "sprint_ustack" | "sprint_usyms" => SprintUstack,
             "usymdata" => Usymdata,
             "tokenize" => Tokenize,
+            "backtrace" => Backtrace,
+            "print_backtrace" => PrintBacktrace,
+            "print_stack" | "print_syms" => PrintStack,
+            "sprint_stack" | "sprint_syms" => SprintStack,
+            "sprint_backtrace" => SprintBacktrace,
+            "symdata" => Symdata,
             "symname" => Symname,
             "umodname" => Umodname,
             "__stapxx_module_bias" => ModuleBias,
@@ -335,6 +354,11 @@ impl Builtin {
             PrintUstack => sig(&[S], None),
             SprintUstack => sig(&[S], S),
             Tokenize => sig(&[S, S], S),
+            Backtrace | SprintBacktrace => sig(&[], S),
+            PrintBacktrace => sig(&[], None),
+            PrintStack => sig(&[S], None),
+            SprintStack => sig(&[S], S),
+            Symdata => sig(&[L], S),
             ModuleBias | URegister => sig(&[S], L),
             Returnval => sig(&[], L),
             UserString | UserStringWarn => Signature {
@@ -403,6 +427,10 @@ impl Builtin {
         match self {
             Usymname => Needs {
                 user_symbols: true,
+                ..none
+            },
+            Backtrace | PrintBacktrace => Needs {
+                kernel_stack: true,
                 ..none
             },
             Ubacktrace | UbacktraceFrom | Ucallers | PrintUbacktrace(_) => Needs {
@@ -538,6 +566,14 @@ const NAMES: &[&str] = &[
     "sprint_usyms",
     "usymdata",
     "tokenize",
+    "backtrace",
+    "print_backtrace",
+    "print_stack",
+    "print_syms",
+    "sprint_stack",
+    "sprint_syms",
+    "sprint_backtrace",
+    "symdata",
     "symname",
     "umodname",
     "u_register",

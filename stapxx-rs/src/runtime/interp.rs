@@ -1085,6 +1085,38 @@ impl<'p> Interp<'p> {
                     Err(_) => n(0),
                 }
             }
+            // A host probe interrupted no kernel code either.
+            B::Backtrace | B::SprintBacktrace => s(Vec::new()),
+            B::PrintBacktrace => n(0),
+            B::PrintStack => {
+                let stack = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
+                let text = super::ustack::format_kernel(
+                    super::ustack::Style::Usyms,
+                    &String::from_utf8_lossy(&stack),
+                );
+                self.out.print(text.as_bytes());
+                n(0)
+            }
+            B::SprintStack => {
+                let stack = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
+                let text = super::ustack::format_kernel(
+                    super::ustack::Style::Usyms,
+                    &String::from_utf8_lossy(&stack),
+                );
+                let max = self.limits.maxstringlen.saturating_sub(1);
+                let mut out = String::new();
+                for l in text.split_inclusive('\n') {
+                    if out.len() + l.len() > max {
+                        break;
+                    }
+                    out.push_str(l);
+                }
+                s(out.into_bytes())
+            }
+            B::Symdata => {
+                let a = self.arg_long(args, 0, fr)? as u64;
+                s(super::ustack::symdata(a, &super::ustack::kernel_info(a)).into_bytes())
+            }
             B::Tokenize => {
                 let input = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
                 let delim = c_str(&self.arg_bytes(args, 1, fr)?).to_vec();

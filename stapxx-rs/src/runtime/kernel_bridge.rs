@@ -249,6 +249,9 @@ fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) -> 
     let mut handle = |r: Record, s: &mut Session<'_>| match r {
         Record::Print(b) => s.output().print(&b),
         Record::Ustack(style, stack) => s.print_ustack(style, &stack),
+        Record::Kstack(style, stack) => s
+            .output()
+            .print(crate::runtime::ustack::format_kernel(style, &stack).as_bytes()),
         Record::Warn(m) => s.output().warn(m.as_bytes()),
         Record::Error(m) => {
             s.output().error(m.as_bytes());

@@ -78,6 +78,25 @@ pub fn addresses(stack: &str) -> impl Iterator<Item = (&str, u64)> {
     })
 }
 
+/// What is known of a kernel address: its function (from kallsyms, sizes
+/// to the next symbol) in module `kernel`, as stap names the kernel.
+pub fn kernel_info(addr: u64) -> AddrInfo {
+    match crate::ksyms::KernelSymbols::get().lookup(addr) {
+        Some((name, start, size)) => AddrInfo {
+            symbol: Some((name.to_string(), addr - start, size)),
+            module: Some(("kernel".to_string(), addr)),
+        },
+        None => AddrInfo::default(),
+    }
+}
+
+/// The text for a kernel `stack` (`print_stack`, `print_backtrace`).
+pub fn format_kernel(style: Style, stack: &str) -> String {
+    addresses(stack)
+        .map(|(tok, a)| line(style, tok, a, &kernel_info(a)))
+        .collect()
+}
+
 /// The whole text for `stack` in `style`.
 pub fn format(host: &mut Host, style: Style, stack: &str) -> String {
     let mut out = String::new();
