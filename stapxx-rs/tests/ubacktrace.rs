@@ -277,6 +277,23 @@ fn maxbacktrace_bounds_the_walk() {
     );
 }
 
+/// The workspace's `script` on the optimized chain for `--arg time=2`, with
+/// `extra` options: (status, stdout, stderr).
+fn on_chain(script: &str, extra: &[&str]) -> (i32, String, String) {
+    let p = start(&optimized(), "chain");
+    let script = support::workspace_root().join(script);
+    let pid = p.pid().to_string();
+    let mut args = vec![
+        script.to_str().expect("utf-8"),
+        "-x",
+        &pid,
+        "--arg",
+        "time=2",
+    ];
+    args.extend_from_slice(extra);
+    support::stapxx(&args)
+}
+
 /// OpenResty's sampler shape: the same kernel probe prints the sorted
 /// aggregate once the time is up (sorted foreach over a statistics array
 /// and print_ustack in a kernel probe).
@@ -285,16 +302,7 @@ fn sampler_printing_from_the_probe() {
     let Some(_s) = support::need_bpf() else {
         return;
     };
-    let p = start(&optimized(), "chain");
-    let script = support::workspace_root().join("tests/scripts/sample-bt-in-probe.sxx");
-    let pid = p.pid().to_string();
-    let (code, out, err) = support::stapxx(&[
-        script.to_str().expect("utf-8"),
-        "-x",
-        &pid,
-        "--arg",
-        "time=2",
-    ]);
+    let (code, out, err) = on_chain("tests/scripts/sample-bt-in-probe.sxx", &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(names(&dominant(&out)), CHAIN, "{out}");
 }
@@ -305,19 +313,11 @@ fn sample_bt_example_folds() {
     let Some(_s) = support::need_bpf() else {
         return;
     };
-    let p = start(&optimized(), "chain");
-    let script = support::workspace_root().join("examples/sample-bt.sxx");
     let folded = support::scratch().join("sample-bt.folded");
-    let pid = p.pid().to_string();
-    let (code, _, err) = support::stapxx(&[
-        script.to_str().expect("utf-8"),
-        "-x",
-        &pid,
-        "--arg",
-        "time=2",
-        "--folded",
-        folded.to_str().expect("utf-8"),
-    ]);
+    let (code, _, err) = on_chain(
+        "examples/sample-bt.sxx",
+        &["--folded", folded.to_str().expect("utf-8")],
+    );
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&folded).expect("folded");
     let mut rows: Vec<(&str, u64)> = text

@@ -49,12 +49,7 @@ impl<'a> Gen<'a> {
         }
         let cb = self.cb_open(2, false);
         {
-            self.cb_arg(R3, 0);
-            self.ld_map_fd(R1, map);
-            self.frame_addr(R2, key);
-            self.call(H_LOOKUP_PERCPU);
-            self.jimm(Cond::Eq, R0, 0, cb.next);
-            self.e(Insn::ldx(Size::DW, R1, R0, STAT_COUNT));
+            self.cpu_aggregate(map, key, cb.next);
             self.jimm(Cond::Eq, R1, 0, cb.next);
             // min/max: this CPU's, or the first CPU's when none seen yet.
             let (take_min, min_ok, take_max, max_ok) =
@@ -115,12 +110,7 @@ impl<'a> Gen<'a> {
         self.e(Insn::st_imm(Size::DW, R7, cnt, 0));
         let cb = self.cb_open(2, false);
         {
-            self.cb_arg(R3, 0);
-            self.ld_map_fd(R1, map);
-            self.frame_addr(R2, key);
-            self.call(H_LOOKUP_PERCPU);
-            self.jimm(Cond::Eq, R0, 0, cb.next);
-            self.e(Insn::ldx(Size::DW, R1, R0, STAT_COUNT));
+            self.cpu_aggregate(map, key, cb.next);
             self.ld_local(R2, cnt);
             self.e(Insn::alu64_reg(Alu::Add, R2, R1));
             self.st_local(cnt, R2);
@@ -130,5 +120,17 @@ impl<'a> Gen<'a> {
         self.mov_imm(R1, self.o.ncpus.max(1) as i64);
         self.call_loop(f);
         self.ld_local(R0, cnt);
+    }
+
+    /// In a per-CPU loop's callback (the CPU is argument 0): `r0` = that
+    /// CPU's aggregate at the key in frame buffer `key`, `r1` = its count;
+    /// on to `none` when the CPU has none.
+    fn cpu_aggregate(&mut self, map: ebpf_backend::MapId, key: u32, none: ebpf_backend::Label) {
+        self.cb_arg(R3, 0);
+        self.ld_map_fd(R1, map);
+        self.frame_addr(R2, key);
+        self.call(H_LOOKUP_PERCPU);
+        self.jimm(Cond::Eq, R0, 0, none);
+        self.e(Insn::ldx(Size::DW, R1, R0, STAT_COUNT));
     }
 }
