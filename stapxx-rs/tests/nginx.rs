@@ -218,7 +218,7 @@ fn lua_stacks_under_load(s: &Server, target: &[String]) -> (String, String) {
     for _ in 0..5 {
         assert_eq!(s.get("/hot").unwrap().0, 200);
     }
-    let wrk = Wrk::start(&s.url("/hot"), SECS + 3, 2, 8);
+    let wrk = Wrk::start(&s.url("/hot"), SECS + 3, 2, 32);
     std::thread::sleep(Duration::from_millis(500));
     let mut args = target.to_vec();
     args.extend(strings(&["--arg", &format!("time={SECS}")]));
@@ -622,7 +622,9 @@ fn c_stacks_on_a_worker(shape: Shape) {
     };
     let s = Server::start(ng);
     let worker = s.workers()[0].to_string();
-    let wrk = Wrk::start(&s.url("/fast"), SECS + 3, 2, 8);
+    // 32 connections: reuseport hashes them over the workers, and with 8
+    // all land on the other worker about 1 time in 128.
+    let wrk = Wrk::start(&s.url("/fast"), SECS + 3, 2, 32);
     std::thread::sleep(Duration::from_millis(500));
     let (out, err) = run(
         "examples/sample-bt.sxx",
@@ -698,7 +700,8 @@ fn mixed_stacks(path: &str) -> Vec<(Vec<String>, u64)> {
         assert_eq!(s.get(path).unwrap().0, 200);
     }
     let worker = s.workers()[0].to_string();
-    let wrk = Wrk::start(&s.url(path), SECS + 3, 2, 8);
+    // (32 connections, as above: some reach the traced worker.)
+    let wrk = Wrk::start(&s.url(path), SECS + 3, 2, 32);
     std::thread::sleep(Duration::from_millis(500));
     let (out, _) = run(
         "examples/lj-lua-stacks.sxx",
