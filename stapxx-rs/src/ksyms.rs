@@ -113,17 +113,16 @@ impl PackedSymbols {
 
     /// The function containing `addr` (the last symbol at or below it).
     pub fn name_of(&self, addr: u64) -> Option<&str> {
-        let i = self.addrs.partition_point(|&a| a <= addr).checked_sub(1)?;
-        let start = self.offsets[i] as usize;
-        let end = self.names[start..].iter().position(|&b| b == 0)? + start;
-        std::str::from_utf8(&self.names[start..end]).ok()
+        self.lookup(addr).map(|(name, _, _)| name)
     }
 
     /// The function containing `addr`: its name, start and extent (to the
     /// next symbol: kallsyms has no sizes; 0 for the last one).
     pub fn lookup(&self, addr: u64) -> Option<(&str, u64, u64)> {
         let i = self.addrs.partition_point(|&a| a <= addr).checked_sub(1)?;
-        let name = self.name_of(addr)?;
+        let at = self.offsets[i] as usize;
+        let end = self.names[at..].iter().position(|&b| b == 0)? + at;
+        let name = std::str::from_utf8(&self.names[at..end]).ok()?;
         let start = self.addrs[i];
         let size = self.addrs.get(i + 1).map_or(0, |n| n - start);
         Some((name, start, size))
@@ -142,10 +141,7 @@ impl PackedSymbols {
     pub fn pack(&self) -> Vec<u8> {
         let l = self.layout();
         let mut out = Vec::with_capacity(l.size() as usize);
-        for i in 0..l.cap as usize {
-            let a = self.addrs.get(i).copied().unwrap_or(u64::MAX);
-            out.extend_from_slice(&a.to_le_bytes());
-        }
+        push_padded(&mut out, &self.addrs, l.cap, u64::MAX);
         for i in 0..l.cap as usize {
             let o = self.offsets.get(i).copied().unwrap_or(0);
             out.extend_from_slice(&o.to_le_bytes());
@@ -153,13 +149,19 @@ impl PackedSymbols {
         out.extend_from_slice(&self.names);
         out.resize(l.sizes_at() as usize, 0);
         if let Some(sizes) = &self.sizes {
-            for i in 0..l.cap as usize {
-                let s = sizes.get(i).copied().unwrap_or(0);
-                out.extend_from_slice(&s.to_le_bytes());
-            }
+            push_padded(&mut out, sizes, l.cap, 0);
         }
         out.resize(l.size() as usize, 0);
         out
+    }
+}
+
+/// `values` as `cap` little-endian u64 slots, the missing ones `fill`
+/// (the packed tables' arrays, here and in `crate::unwind`).
+pub fn push_padded(out: &mut Vec<u8>, values: &[u64], cap: u32, fill: u64) {
+    for i in 0..cap as usize {
+        let v = values.get(i).copied().unwrap_or(fill);
+        out.extend_from_slice(&v.to_le_bytes());
     }
 }
 

@@ -165,6 +165,7 @@ pub fn codegen_options(
         }
     }
     o.kernel_stack = needs.kernel_stack;
+    o.unwind = needs.unwind;
     if needs.unwind || needs.kernel_stack {
         o.maxbacktrace = limits.maxbacktrace as u32;
     }

@@ -96,14 +96,8 @@ impl ProcessTable {
     pub fn pack(&self) -> Vec<u8> {
         let l = self.layout();
         let mut out = Vec::with_capacity(l.size() as usize);
-        for i in 0..l.cap as usize {
-            let a = self.addrs.get(i).copied().unwrap_or(u64::MAX);
-            out.extend_from_slice(&a.to_le_bytes());
-        }
-        for i in 0..l.cap as usize {
-            let r = self.rules.get(i).copied().unwrap_or(K_NONE);
-            out.extend_from_slice(&r.to_le_bytes());
-        }
+        crate::ksyms::push_padded(&mut out, &self.addrs, l.cap, u64::MAX);
+        crate::ksyms::push_padded(&mut out, &self.rules, l.cap, K_NONE);
         out
     }
 
@@ -212,9 +206,8 @@ fn build(t: &TargetInfo) -> Result<ProcessTable, String> {
         let Some((rows, bias, ms)) = module_rows(t, file) else {
             continue;
         };
-        // Only the module's executable mappings: its rows end with a `None`
-        // row, so whatever lies above (another module, JIT code) is not
-        // covered by them.
+        // Every module's rows end with a `None` row, so whatever lies above
+        // them (another module, JIT code) is not covered by them.
         for r in rows.iter() {
             placed.push((r.addr.wrapping_add(bias), encode(r)));
         }

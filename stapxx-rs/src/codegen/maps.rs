@@ -256,7 +256,7 @@ impl MapLayout {
             let m = module.add_map(MapDef::new("stx_ucfi", MapKind::Array, 4, l.size(), 1));
             (m, l)
         });
-        let unwind_stats = crate::loadinfo::needs(p).unwind.then(|| {
+        let unwind_stats = opts.unwind.then(|| {
             module.add_map(MapDef::global_data(
                 "stx_unwind",
                 vec![0; crate::unwind::STATS * 8],

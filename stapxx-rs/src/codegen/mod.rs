@@ -84,6 +84,8 @@ pub struct Options {
     pub ucfi: Option<crate::unwind::CfiLayout>,
     /// MAXBACKTRACE: frames an unwound backtrace holds at most.
     pub maxbacktrace: u32,
+    /// A probe unwinds user stacks (its counters get a map).
+    pub unwind: bool,
     /// Keep the probe context on the BPF stack at entry, for
     /// `bpf_get_stack` (`backtrace()`).
     pub kernel_stack: bool,
@@ -126,6 +128,7 @@ impl Options {
             exe: None,
             ucfi: None,
             maxbacktrace: 20,
+            unwind: false,
             kernel_stack: false,
             umods: Vec::new(),
             output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),

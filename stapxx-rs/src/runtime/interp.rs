@@ -1099,19 +1099,8 @@ impl<'p> Interp<'p> {
             }
             B::SprintStack => {
                 let stack = c_str(&self.arg_bytes(args, 0, fr)?).to_vec();
-                let text = super::ustack::format_kernel(
-                    super::ustack::Style::Usyms,
-                    &String::from_utf8_lossy(&stack),
-                );
-                let max = self.limits.maxstringlen.saturating_sub(1);
-                let mut out = String::new();
-                for l in text.split_inclusive('\n') {
-                    if out.len() + l.len() > max {
-                        break;
-                    }
-                    out.push_str(l);
-                }
-                s(out.into_bytes())
+                let max = self.limits.maxstringlen;
+                s(super::ustack::sprint_kernel(&String::from_utf8_lossy(&stack), max).into_bytes())
             }
             B::Symdata => {
                 let a = self.arg_long(args, 0, fr)? as u64;

@@ -110,14 +110,22 @@ pub fn format(host: &mut Host, style: Style, stack: &str) -> String {
 /// `sprint_ustack(s)`: the `print_ustack` lines while they fit in `max - 1`
 /// bytes (whole lines only, as stap's tapset cuts them).
 pub fn sprint(host: &mut Host, stack: &str, max: usize) -> String {
+    whole_lines(&format(host, Style::Usyms, stack), max)
+}
+
+/// `sprint_stack(s)`: the same for a kernel stack.
+pub fn sprint_kernel(stack: &str, max: usize) -> String {
+    whole_lines(&format_kernel(Style::Usyms, stack), max)
+}
+
+/// The first lines of `text` that fit in `max - 1` bytes together.
+fn whole_lines(text: &str, max: usize) -> String {
     let mut out = String::new();
-    for (tok, a) in addresses(stack) {
-        let info = host.addr_info(a);
-        let l = line(Style::Usyms, tok, a, &info);
+    for l in text.split_inclusive('\n') {
         if out.len() + l.len() > max.saturating_sub(1) {
             break;
         }
-        out.push_str(&l);
+        out.push_str(l);
     }
     out
 }
