@@ -334,41 +334,45 @@ fn sample_bt_example_folds() {
     assert!(rows[0].1 * 100 >= total * 95, "{text}");
 }
 
+/// A script whose uprobe on the chain's `level4` runs `body` at its first
+/// hit, then exits (with `globals` and `rest` around it), on the optimized
+/// chain: (the binary, status, stdout, stderr).
+fn on_level4(name: &str, globals: &str, body: &str, rest: &str) -> (PathBuf, i32, String, String) {
+    let bin = optimized();
+    let p = start(&bin, "chain");
+    let script = script_file(
+        name,
+        &format!(
+            "{globals}\nprobe process(\"{}\").function(\"level4\") {{\n  if (seen++ == 0) {{\n{body}\n    exit()\n  }}\n}}\n{rest}\n",
+            bin.display()
+        ),
+    );
+    let pid = p.pid().to_string();
+    let (code, out, err) = support::stapxx(&[script.to_str().expect("utf-8"), "-x", &pid]);
+    (bin, code, out, err)
+}
+
 /// In a uprobe: the frames at a function's entry, in each of stap's forms.
 #[test]
 fn uprobe_backtrace_forms() {
     let Some(_s) = support::need_bpf() else {
         return;
     };
-    let bin = optimized();
-    let p = start(&bin, "chain");
-    let script = script_file(
+    let (bin, code, out, err) = on_level4(
         "forms.stp",
-        &format!(
-            r#"
-global seen, callers, full
-probe process("{bin}").function("level4") {{
-  if (seen++ == 0) {{
-    callers = ucallers(2)
+        "global seen, callers, full",
+        r#"    callers = ucallers(2)
     full = ubacktrace()
     print_ubacktrace_brief()
     printf("--\n")
     print_ubacktrace()
-    printf("--\n")
-    exit()
-  }}
-}}
-probe end {{
+    printf("--\n")"#,
+        r#"probe end {
   printf("%s|\n", callers)
   print(sprint_ustack(callers))
   printf("--\n%s\n", usymdata(strtol(substr(full, 0, 18), 16)))
-}}
-"#,
-            bin = bin.display()
-        ),
+}"#,
     );
-    let pid = p.pid().to_string();
-    let (code, out, err) = support::stapxx(&[script.to_str().expect("utf-8"), "-x", &pid]);
     assert_eq!(code, 0, "{err}");
     let parts: Vec<&str> = out.split("--\n").collect();
     assert_eq!(parts.len(), 4, "{out}");
@@ -409,27 +413,14 @@ fn symbolizing_in_a_uprobe() {
     let Some(_s) = support::need_bpf() else {
         return;
     };
-    let bin = optimized();
-    let p = start(&bin, "chain");
-    let script = script_file(
+    let (bin, code, out, err) = on_level4(
         "kernel-forms.stp",
-        &format!(
-            r#"
-global seen
-probe process("{bin}").function("level4") {{
-  if (seen++ == 0) {{
-    bt = ubacktrace()
+        "global seen",
+        r#"    bt = ubacktrace()
     printf("%s--\n%s--\n%s\n--\n", sprint_ubacktrace(), sprint_ustack(bt), usymdata(uaddr()))
-    print_ustack(bt)
-    exit()
-  }}
-}}
-"#,
-            bin = bin.display()
-        ),
+    print_ustack(bt)"#,
+        "",
     );
-    let pid = p.pid().to_string();
-    let (code, out, err) = support::stapxx(&[script.to_str().expect("utf-8"), "-x", &pid]);
     assert_eq!(code, 0, "{err}");
     let parts: Vec<&str> = out.split("--\n").collect();
     assert_eq!(parts.len(), 4, "{out}");
