@@ -113,6 +113,7 @@ mod btf;
 pub mod btf_kind;
 mod elf;
 pub mod error;
+pub mod grace;
 pub mod helpers;
 pub mod insn;
 pub mod load;
@@ -128,6 +129,7 @@ pub use asm::{
 pub use attach::{Attachment, PerfEventSpec, Sample};
 pub use elf::to_elf;
 pub use error::{Error, VerifierError};
+pub use grace::Grace;
 pub use insn::Insn;
 pub use load::{LoadOptions, Loaded, Map, Program};
 pub use mapped::MappedValue;

@@ -113,6 +113,14 @@ pub struct Cli {
     /// traced process's root and working directory).
     #[arg(long = "lua-root", value_name = "DIR")]
     pub lua_root: Option<PathBuf>,
+
+    /// Every SECONDS, end an interval as a run ends: the statistics the
+    /// kernel probes aggregate start afresh and the `end` probes report
+    /// the interval's; --flamegraph/--folded/--pprof files are numbered
+    /// (`a.svg` -> `a.1.svg`, ...).
+    #[arg(long = "interval", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub interval: Option<u64>,
 }
 
 /// `stapxx-rs flamegraph`: saved backtrace output to a flame graph.

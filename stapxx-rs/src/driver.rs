@@ -214,6 +214,7 @@ impl<'o> Session<'o> {
             verbose: self.opts.cli.verbose,
             signals: true,
             watch: self.target.as_ref().map(TargetInfo::watch),
+            interval: self.opts.cli.interval.map(std::time::Duration::from_secs),
         };
         let src = runtime::ScriptSources {
             sources: &self.sources,
@@ -221,7 +222,15 @@ impl<'o> Session<'o> {
         };
         self.exit_code = match &compiled {
             // Host probes only (begin/end/error/timers): run them here.
-            None => runtime::run(&program, config, Some(&src))?,
+            None => {
+                if config.interval.is_some() {
+                    crate::ewriteln!(
+                        "WARNING: --interval cuts what kernel probes aggregate; this script \
+                         has none, so it reports once, at its end"
+                    );
+                }
+                runtime::run(&program, config, Some(&src))?
+            }
             Some(c) => {
                 runtime::kernel_bridge::run(&program, config, Some(&src), c, self.target.as_ref())?
             }

@@ -70,6 +70,10 @@ pub struct KernelSession {
     pub layout: MapLayout,
     /// The globals map's value, mapped: host writes go to single fields.
     globals: ebpf_backend::MappedValue,
+    /// `--interval`: the statistics' current generation, and the means to
+    /// wait out handlers still using the other one.
+    gen: u32,
+    grace: Option<ebpf_backend::Grace>,
 }
 
 impl KernelSession {
@@ -88,12 +92,20 @@ impl KernelSession {
             .map_err(|e| Diagnostic::bare(format!("opening the output ring buffer: {e}")))?;
         let globals = ebpf_backend::MappedValue::new(loaded.map(layout.globals_map))
             .map_err(|e| Diagnostic::bare(format!("mapping the globals map: {e}")))?;
+        let grace = match layout.gen_offset {
+            Some(_) => Some(ebpf_backend::Grace::new().map_err(|e| {
+                Diagnostic::bare(format!("--interval needs a BPF map-in-map: {e}"))
+            })?),
+            None => None,
+        };
         let mut s = KernelSession {
             loaded,
             ring,
             attachments: Vec::new(),
             layout,
             globals,
+            gen: 0,
+            grace,
         };
         s.fill_symbols(target)?;
         if let Some(t) = target {
@@ -353,7 +365,40 @@ impl KernelSession {
     }
 
     /// Every global the kernel probes wrote, decoded.
+    /// End an interval (`--interval`): the kernel probes aggregate into
+    /// the other generation's statistics from now on. Returns once no
+    /// handler can still write to the old one, whose generation it
+    /// returns, for [`Self::read_globals_of`] and then
+    /// [`Self::clear_generation`].
+    pub fn flip_generation(&mut self) -> Result<u32, String> {
+        let (Some(at), Some(grace)) = (self.layout.gen_offset, &self.grace) else {
+            return Err("no --interval maps".into());
+        };
+        let old = self.gen;
+        self.gen ^= 1;
+        self.set_word(at, self.gen as u64)?;
+        grace.wait().map_err(|e| e.to_string())?;
+        Ok(old)
+    }
+
+    /// Empty generation `gen`'s statistics (no handler uses them).
+    pub fn clear_generation(&self, gen: u32) {
+        for a in self.layout.arrays.iter().filter(|a| a.alt.is_some()) {
+            let map = self.loaded.map(a.map_of(gen));
+            let keys: Vec<Vec<u8>> = map.keys().flatten().collect();
+            for k in keys {
+                let _ = map.delete(&k);
+            }
+        }
+    }
+
+    /// Every global's kernel value (statistics of the current generation).
     pub fn read_globals(&self, program: &Program) -> Vec<(GlobalId, GlobalValue)> {
+        self.read_globals_of(program, self.gen)
+    }
+
+    /// Every global's kernel value, statistics from generation `gen`.
+    pub fn read_globals_of(&self, program: &Program, gen: u32) -> Vec<(GlobalId, GlobalValue)> {
         let mut out = Vec::new();
         let maxstr = self.layout.maxstr as usize;
         if let Ok(Some(v)) = self
@@ -390,6 +435,7 @@ impl KernelSession {
             };
             let is_stats = program.globals[a.global.0 as usize].ty == Ty::Stats;
             if is_stats {
+                let map = self.loaded.map(a.map_of(gen));
                 let mut rows = Vec::new();
                 for key in map.keys().flatten() {
                     let Ok(Some(per_cpu)) = map.lookup_percpu(&key) else {

@@ -128,6 +128,7 @@ pub fn codegen_options(
         limits.maxmapentries as u64,
     );
     o.skip_badvars = cli.cli.skip_badvars;
+    o.interval = cli.cli.interval.is_some();
     if let Some(mb) = cli.cli.buffer_mb {
         o.output_buffer = crate::codegen::output_buffer_bytes(mb);
     }

@@ -7,6 +7,11 @@ use std::process::Command;
 
 /// `stapxx-rs -p3` of `script` (needs no target and no privileges).
 fn listing(name: &str, script: &str) -> String {
+    listing_with(name, script, &[])
+}
+
+/// As [`listing`], with more command-line options.
+fn listing_with(name: &str, script: &str, extra: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!("stx_listing_{}_{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.stp"));
@@ -14,6 +19,7 @@ fn listing(name: &str, script: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .current_dir(&dir)
         .args(["-p3", &format!("{name}.stp")])
+        .args(extra)
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -46,6 +52,17 @@ fn arrays_foreach_and_stats() {
     insta::assert_snapshot!(listing(
         "foreach",
         "global a, st\nprobe timer.profile { a[cpu()]++; foreach (k in a- limit 2) st <<< a[k] }\nprobe end { print(@hist_log(st)) }\n"
+    ));
+}
+
+/// `--interval`: each statistic has two maps, chosen by the generation
+/// word of the globals map at every access.
+#[test]
+fn statistics_by_interval_generation() {
+    insta::assert_snapshot!(listing_with(
+        "interval",
+        "global st, n\nprobe timer.profile { st[cpu()] <<< 1; n++ }\nprobe end { foreach (k in st) print(@count(st[k])) }\n",
+        &["--interval", "10"]
     ));
 }
 

@@ -384,6 +384,26 @@ impl<'a> Gen<'a> {
     }
 
     pub(super) fn ld_map_fd(&mut self, r: Reg, m: MapId) {
+        // `--interval`: a statistic's map is the one of the current
+        // generation. Only `r` is used, so every caller stays as it is;
+        // the verifier checks both arms (same key and value sizes).
+        if let (Some(alt), Some(gen)) = (self.m.alt_of(m), self.m.gen_offset) {
+            let (second, done) = (self.label(), self.label());
+            let gm = self.m.globals_map;
+            self.ld_map_value(r, gm, gen);
+            self.e(Insn::ldx(Size::DW, r, r, 0));
+            self.jimm(Cond::Ne, r, 0, second);
+            if self.live() {
+                self.cur().fa.ld_map_fd(r, m);
+            }
+            self.jmp(done);
+            self.bind(second);
+            if self.live() {
+                self.cur().fa.ld_map_fd(r, alt);
+            }
+            self.bind(done);
+            return;
+        }
         if self.live() {
             self.cur().fa.ld_map_fd(r, m);
         }

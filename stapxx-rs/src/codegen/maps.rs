@@ -77,6 +77,11 @@ pub const RUNNING_OFFSET: u32 = 8;
 /// Set by `exit()` in a kernel probe: the session ends even when its exit
 /// record was lost to a full output buffer.
 pub const EXIT_OFFSET: u32 = 16;
+/// With `--interval`: which of its two maps each statistic the kernel
+/// probes aggregate into (0 or 1). The host flips it at an interval's end,
+/// waits until no handler can still use the other one, reads that and
+/// empties it (`runtime/interval.rs`): no sample lost or counted twice.
+pub const GEN_OFFSET: u32 = 24;
 /// In the errors map: after a counter per error kind and the last error,
 /// one counter per probe handler of the output records it lost.
 pub const LOST_OFFSET: u32 = (ERR_KINDS as u32 + 1) * 8;
@@ -114,6 +119,18 @@ pub struct ArrayMap {
     pub percpu: bool,
     /// For a statistic: where its parts are.
     pub stat: StatLayout,
+    /// With `--interval`, a statistic's second map (see [`GEN_OFFSET`]).
+    pub alt: Option<MapId>,
+}
+
+impl ArrayMap {
+    /// The map of generation `gen` (0: `map`, 1: `alt` when there is one).
+    pub fn map_of(&self, gen: u32) -> MapId {
+        match (gen, self.alt) {
+            (1, Some(alt)) => alt,
+            _ => self.map,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +155,9 @@ pub struct MapLayout {
     /// `stx_unwind`: the unwinder's counters (see `codegen/unwind.rs`),
     /// when a probe unwinds.
     pub unwind_stats: Option<MapId>,
+    /// With `--interval`: where the statistics' generation is in the
+    /// globals map.
+    pub gen_offset: Option<u32>,
 }
 
 impl MapLayout {
@@ -150,7 +170,11 @@ impl MapLayout {
         let mut scalars = Vec::new();
         // The first u64 is target(): set at run time, since a `-c` command
         // only gets its pid once the session starts.
-        let mut off = EXIT_OFFSET + 8;
+        let mut off = if opts.interval {
+            GEN_OFFSET + 8
+        } else {
+            EXIT_OFFSET + 8
+        };
         for (i, g) in p.globals.iter().enumerate() {
             if g.is_array() || g.ty == Ty::Stats {
                 continue;
@@ -218,13 +242,13 @@ impl MapLayout {
                 .filter(|&n| n > 0)
                 .map(|n| n as u32)
                 .unwrap_or(opts.maxmapentries);
-            let map = module.add_map(MapDef::new(
-                format!("stx_g{i}"),
-                kind,
-                key_size,
-                value_size,
-                max,
-            ));
+            let def = MapDef::new(format!("stx_g{i}"), kind, key_size, value_size, max);
+            let map = module.add_map(def.clone());
+            let alt = (opts.interval && g.ty == Ty::Stats).then(|| {
+                let mut d = def;
+                d.name = format!("stx_g{i}b");
+                module.add_map(d)
+            });
             arrays.push(ArrayMap {
                 global: GlobalId(i as u32),
                 map,
@@ -234,6 +258,7 @@ impl MapLayout {
                 value_size,
                 percpu,
                 stat,
+                alt,
             });
         }
         // A counter per kind, the last error (kind and place), then the
@@ -277,6 +302,7 @@ impl MapLayout {
             ksyms_map,
             ucfi_map,
             unwind_stats,
+            gen_offset: opts.interval.then_some(GEN_OFFSET),
         })
     }
 
@@ -286,5 +312,10 @@ impl MapLayout {
 
     pub fn array(&self, g: GlobalId) -> Option<&ArrayMap> {
         self.arrays.iter().find(|a| a.global == g)
+    }
+
+    /// The second map of the statistic whose first map is `m`, if any.
+    pub fn alt_of(&self, m: MapId) -> Option<MapId> {
+        self.arrays.iter().find(|a| a.map == m).and_then(|a| a.alt)
     }
 }

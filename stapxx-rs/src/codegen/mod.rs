@@ -95,6 +95,8 @@ pub struct Options {
     /// Bytes of the ring buffer kernel probes send their output through
     /// (a power of two; `-s MB`).
     pub output_buffer: u32,
+    /// `--interval`: statistics get two maps, flipped by the host.
+    pub interval: bool,
 }
 
 /// The output ring buffer's size without `-s`, in MiB.
@@ -132,6 +134,7 @@ impl Options {
             kernel_stack: false,
             umods: Vec::new(),
             output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),
+            interval: false,
         }
     }
 }

@@ -58,20 +58,43 @@ pub fn svg_bytes(folded: &Folded, opts: &SvgOptions) -> std::io::Result<Vec<u8>>
 
 // --- live runs ----------------------------------------------------------------
 
-/// The collector the running script's stdout is copied into.
-static LIVE: Mutex<Option<Arc<Mutex<Collector>>>> = Mutex::new(None);
+/// A live collection: the collector the running script's stdout is copied
+/// into, where its outputs go, and since when it collects.
+struct Live {
+    collector: Arc<Mutex<Collector>>,
+    outputs: Outputs,
+    /// `--interval`: the number of the next interval's files (from 1).
+    interval: Option<u32>,
+    /// The collection's start: wall clock (ns since the epoch) and monotonic.
+    since: (i64, std::time::Instant),
+}
+
+/// The files a live run writes (copied from the options at the start).
+struct Outputs {
+    flamegraph: Option<std::path::PathBuf>,
+    folded: Option<std::path::PathBuf>,
+    pprof: Option<std::path::PathBuf>,
+    lua_root: Option<std::path::PathBuf>,
+}
+
+static LIVE: Mutex<Option<Live>> = Mutex::new(None);
+
+fn live() -> std::sync::MutexGuard<'static, Option<Live>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn wants_flame(opts: &Options) -> bool {
     opts.cli.flamegraph.is_some() || opts.cli.folded.is_some() || opts.cli.pprof.is_some()
 }
 
-/// When the live collection started (ns since the epoch), for pprof.
-static STARTED: Mutex<Option<(i64, std::time::Instant)>> = Mutex::new(None);
-
 fn epoch_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn now() -> (i64, std::time::Instant) {
+    (epoch_ns(), std::time::Instant::now())
 }
 
 /// timer.profile's period: one tick of CONFIG_HZ.
@@ -86,8 +109,23 @@ fn pprof_bytes(bt: &Backtraces, root: SourceRoot, t: pprof::Timing) -> Result<Ve
     pprof::gzipped(&p).map_err(|e| format!("encoding the pprof profile failed: {e}"))
 }
 
-/// Before the passes: when `--flamegraph`/`--folded` is given, start
-/// copying the script's stdout into a collector.
+/// `path` with the interval's number before its extensions:
+/// `a.svg` -> `a.3.svg`, `p.pb.gz` -> `p.3.pb.gz`, `out` -> `out.3`.
+pub fn numbered(path: &Path, n: u32) -> std::path::PathBuf {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return path.with_extension(n.to_string());
+    };
+    // A leading dot belongs to the name (`.prof` -> `.prof.3`).
+    let cut = name[1..].find('.').map(|i| i + 1);
+    let new = match cut {
+        Some(i) => format!("{}.{n}{}", &name[..i], &name[i..]),
+        None => format!("{name}.{n}"),
+    };
+    path.with_file_name(new)
+}
+
+/// Before the passes: when `--flamegraph`/`--folded`/`--pprof` is given,
+/// start copying the script's stdout into a collector.
 pub fn begin_live(opts: &Options) {
     if !wants_flame(opts) {
         return;
@@ -99,57 +137,93 @@ pub fn begin_live(opts: &Options) {
         );
         return;
     }
-    *STARTED.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some((epoch_ns(), std::time::Instant::now()));
     let c = Arc::new(Mutex::new(Collector::new()));
     let tee: StdoutTee = c.clone();
     set_stdout_tee(Some(tee));
-    *LIVE.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+    *live() = Some(Live {
+        collector: c,
+        outputs: Outputs {
+            flamegraph: cli.flamegraph.clone(),
+            folded: cli.folded.clone(),
+            pprof: cli.pprof.clone(),
+            lua_root: cli.lua_root.clone(),
+        },
+        interval: cli.interval.map(|_| 1),
+        since: now(),
+    });
+}
+
+/// `--interval`: an interval's `end` probes have printed its backtraces:
+/// write them to the next numbered files and collect afresh. `pid`: as
+/// for [`finish_live`]. A no-op without flame outputs.
+pub fn end_interval(pid: Option<u32>) -> Result<(), String> {
+    let mut guard = live();
+    let Some(l) = guard.as_mut() else {
+        return Ok(());
+    };
+    let bt = l.collector.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let since = std::mem::replace(&mut l.since, now());
+    let n = l.interval.unwrap_or(1);
+    l.interval = Some(n + 1);
+    emit(&l.outputs, &bt, pid, since, Some(n))
 }
 
 /// After pass 5: fold what the script printed and write the requested
-/// files. `pid`: the traced process, whose root and working directory hold
-/// the Lua sources (unless `--lua-root` says otherwise).
-pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
-    let Some(c) = LIVE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+/// files (with `--interval`, the last interval's). `pid`: the traced
+/// process, whose root and working directory hold the Lua sources (unless
+/// `--lua-root` says otherwise).
+pub fn finish_live(_opts: &Options, pid: Option<u32>) -> Result<(), String> {
+    let Some(l) = live().take() else {
         return Ok(());
     };
     set_stdout_tee(None);
-    let bt = c.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let root = match (&opts.cli.lua_root, pid) {
+    let bt = l.collector.lock().unwrap_or_else(|e| e.into_inner()).take();
+    emit(&l.outputs, &bt, pid, l.since, l.interval)
+}
+
+/// Write `bt`, collected since `since`, to every requested output;
+/// numbered `n` with `--interval`.
+fn emit(
+    out: &Outputs,
+    bt: &Backtraces,
+    pid: Option<u32>,
+    since: (i64, std::time::Instant),
+    n: Option<u32>,
+) -> Result<(), String> {
+    let name = |p: &Path| match n {
+        Some(n) => numbered(p, n),
+        None => p.to_path_buf(),
+    };
+    let root = match (&out.lua_root, pid) {
         (Some(dir), _) => SourceRoot::Dir(dir.clone()),
         (None, Some(pid)) => SourceRoot::Process(pid),
         (None, None) => SourceRoot::Host,
     };
-    let (folded, warning) = fold(&bt, root.clone());
+    let (folded, warning) = fold(bt, root.clone());
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
     }
-    if let Some(path) = &opts.cli.pprof {
-        let (time_nanos, since) = STARTED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or((epoch_ns(), std::time::Instant::now()));
+    if let Some(path) = &out.pprof {
         let t = pprof::Timing {
             period_ns: tick_ns(),
-            time_nanos,
-            duration_nanos: since.elapsed().as_nanos() as i64,
+            time_nanos: since.0,
+            duration_nanos: since.1.elapsed().as_nanos() as i64,
         };
-        write_file(path, &pprof_bytes(&bt, root, t)?)?;
+        write_file(&name(path), &pprof_bytes(bt, root, t)?)?;
     }
     if folded.stacks.is_empty() {
+        let which = n.map_or(String::new(), |n| format!(" in interval {n}"));
         crate::ewriteln!(
-            "WARNING: the run printed no backtraces (frame lines, each backtrace ended by a \
-             line with its count): the flame graph is empty"
+            "WARNING: the run printed no backtraces{which} (frame lines, each backtrace ended \
+             by a line with its count): the flame graph is empty"
         );
     }
-    if let Some(path) = &opts.cli.folded {
-        write_file(path, folded.text().as_bytes())?;
+    if let Some(path) = &out.folded {
+        write_file(&name(path), folded.text().as_bytes())?;
     }
-    if let Some(path) = &opts.cli.flamegraph {
+    if let Some(path) = &out.flamegraph {
         let bytes = render_svg(&folded, &SvgOptions::default())?;
-        write_file(path, &bytes)?;
+        write_file(&name(path), &bytes)?;
     }
     Ok(())
 }
@@ -250,4 +324,20 @@ fn read_backtraces<R: Read>(mut r: R) -> std::io::Result<Backtraces> {
         }
     }
     Ok(c.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numbered;
+    use std::path::Path;
+
+    #[test]
+    fn interval_numbers_go_before_the_extensions() {
+        let n = |p: &str| numbered(Path::new(p), 3).display().to_string();
+        assert_eq!(n("a.svg"), "a.3.svg");
+        assert_eq!(n("dir.d/p.pb.gz"), "dir.d/p.3.pb.gz");
+        assert_eq!(n("out"), "out.3");
+        assert_eq!(n(".prof"), ".prof.3");
+        assert_eq!(n(".prof.gz"), ".prof.3.gz");
+    }
 }

@@ -32,6 +32,7 @@ pub fn run(
 ) -> Result<i32, Diagnostic> {
     let maxerrors = config.limits.maxerrors;
     let verbose = config.verbose;
+    let mut intervals = config.interval.map(super::interval::Clock::new);
     let additive = additive_globals(prog);
     let mut ks = KernelSession::start(compiled, prog, target)?;
     let mut s = Session::new(prog, config, src)?;
@@ -69,6 +70,9 @@ pub fn run(
         let now = Instant::now();
         let until = s
             .next_timer()
+            .into_iter()
+            .chain(intervals.as_ref().map(|c| c.deadline()))
+            .min()
             .map_or(tick, |t| t.saturating_duration_since(now))
             .min(tick);
         shown += pump(&mut ks, &mut s, Some(until));
@@ -99,6 +103,15 @@ pub fn run(
                 shown += 1;
             }
             s.fail();
+        }
+        // An interval ends: its statistics are reported and start afresh.
+        if let Some(c) = intervals.as_mut() {
+            if s.state() == super::State::Running && c.take_due(Instant::now()) {
+                shown += pump(&mut ks, &mut s, Some(Duration::ZERO));
+                end_interval(&mut ks, &mut s, prog, target.map(|t| t.pid), &mut last);
+                push(&ks, prog, &additive, s.globals_mut(), Some(&last));
+                last = s.globals_mut().stores.clone();
+            }
         }
         // The timers due now see the kernel's maps as of now; one that
         // falls due meanwhile waits for the next turn, so no host probe
@@ -407,10 +420,43 @@ fn partial(st: kernel::Stat) -> StatPartial {
     }
 }
 
+/// `--interval` (`runtime/interval.rs`): the kernel probes switch to fresh
+/// statistics; the `end` probes report the interval's over the host's
+/// copy, whose statistics then start afresh too. `last` becomes the
+/// globals as read, so only what the end probes change goes back.
+fn end_interval(
+    ks: &mut KernelSession,
+    s: &mut Session<'_>,
+    prog: &Program,
+    pid: Option<u32>,
+    last: &mut Vec<Store>,
+) {
+    let old = match ks.flip_generation() {
+        Ok(g) => g,
+        Err(e) => {
+            s.output()
+                .warn(format!("--interval: cannot switch statistics: {e}").as_bytes());
+            return;
+        }
+    };
+    merge_rows(s.globals_mut(), ks.read_globals_of(prog, old));
+    *last = s.globals_mut().stores.clone();
+    s.end_interval();
+    if let Err(e) = crate::flame::end_interval(pid) {
+        s.output().warn(e.as_bytes());
+    }
+    s.globals_mut().reset_stats();
+    ks.clear_generation(old);
+}
+
 /// Copy the kernel's globals into the host's.
 fn merge(ks: &KernelSession, prog: &Program, g: &mut Globals) {
+    merge_rows(g, ks.read_globals(prog));
+}
+
+fn merge_rows(g: &mut Globals, rows: Vec<(GlobalId, GlobalValue)>) {
     g.clear_merged();
-    for (id, val) in ks.read_globals(prog) {
+    for (id, val) in rows {
         let GlobalId(_) = id;
         match val {
             GlobalValue::Scalar(v) => {

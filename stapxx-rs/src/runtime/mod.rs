@@ -24,6 +24,7 @@
 pub mod format;
 pub mod host;
 pub mod interp;
+pub mod interval;
 pub mod kernel_bridge;
 mod lookup;
 pub mod output;

@@ -63,6 +63,9 @@ pub struct Config {
     pub signals: bool,
     /// The `-x` process: the session ends when it exits or runs exec().
     pub watch: Option<Watch>,
+    /// `--interval`: report and restart the statistics this often
+    /// (`runtime/interval.rs`).
+    pub interval: Option<Duration>,
 }
 
 /// How often a session with nothing else to do looks at the `-x` process.
@@ -548,6 +551,20 @@ impl<'p> Session<'p> {
     /// Run until stopped.
     pub fn run(&mut self) {
         while self.wait_step(Duration::from_secs(3600), None) {}
+    }
+
+    /// `--interval`: run the `end` probes over one interval's values, as
+    /// at the end of a run, and go on. (`exit()` in one ends the session,
+    /// and the rest are left for the end.)
+    pub fn end_interval(&mut self) {
+        let end = self.end.clone();
+        for (probe, pp) in &end {
+            if self.state != State::Running {
+                break;
+            }
+            self.handler(*probe, pp);
+        }
+        self.interp.out.flush();
     }
 
     /// Run the `end` (or, after errors, `error`) probes, print the error

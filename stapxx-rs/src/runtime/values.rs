@@ -393,6 +393,18 @@ impl Globals {
         }
     }
 
+    /// Empty every statistic, host and kernel partials alike: a new
+    /// interval (`--interval`) aggregates afresh.
+    pub fn reset_stats(&mut self) {
+        for (st, spec) in self.stores.iter_mut().zip(&self.specs) {
+            match st {
+                Store::Stat(s) => *s = Stat::new(spec),
+                Store::StatArray(a) => a.clear(),
+                _ => {}
+            }
+        }
+    }
+
     /// Storage for `p`'s globals, initialised as declared.
     pub fn new(p: &Program, maxmapentries: usize, maxstringlen: usize) -> Result<Globals, String> {
         let specs = StatSpec::for_program(p)?;
