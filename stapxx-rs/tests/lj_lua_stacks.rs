@@ -609,6 +609,96 @@ fn split_pprof_gc64() {
     );
 }
 
+/// `--arg labels=1` with `--pprof`: every sample labelled with the pid,
+/// the executable and the VM state, as `go tool pprof -tags` reads them:
+/// all of the one process, interpreted with -joff, compiled (mostly) with
+/// the JIT on.
+fn split_labels(variant: Variant, jit: bool) {
+    let Some(lj) = setup(variant) else {
+        return;
+    };
+    let have_go = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_go {
+        support::missing("go tool pprof (package golang-go)");
+        return;
+    }
+    let args: &[&str] = if jit { &[] } else { &["-joff"] };
+    let p = lj.start(&lj.luajit, args, "split.lua");
+    let dir = support::scratch().join(format!("pprof-labels-{}-{jit}", variant.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prof = dir.join("split.pb.gz");
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(support::workspace_root())
+        .args(["examples/lj-lua-stacks.sxx", "-x", &p.pid().to_string()])
+        .args(["--arg", &format!("time={SECS}"), "--arg", "min=0"])
+        .args(["--arg", "labels=1", "--arg", PROBE_4KHZ, "--pprof"])
+        .arg(&prof)
+        .output()
+        .expect("run stapxx-rs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each backtrace is preceded by its label line.
+    let label_lines = stdout.lines().filter(|l| l.starts_with("# pid=")).count();
+    let records = stdout.lines().filter(|l| l.starts_with('\t')).count();
+    assert_eq!(label_lines, records, "{stdout}");
+    let total: u64 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert!(total >= 1000, "only {total} samples");
+    let tags = Command::new("go")
+        .args(["tool", "pprof", "-tags", "-sample_index=samples"])
+        .arg(&prof)
+        .env("HOME", &dir)
+        .output()
+        .expect("go tool pprof");
+    let tags = String::from_utf8_lossy(&tags.stdout).into_owned();
+    // `COUNT (PCT%): VALUE` under each key's heading.
+    let value_count = |value: &str| -> u64 {
+        tags.lines()
+            .find(|l| l.rsplit_once("): ").is_some_and(|(_, v)| v == value))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .map_or(0, |n| n as u64)
+    };
+    assert_eq!(value_count(&p.pid().to_string()), total, "{tags}");
+    assert_eq!(
+        value_count(&lj.luajit.display().to_string()),
+        total,
+        "{tags}"
+    );
+    if jit {
+        let compiled = value_count("compiled");
+        assert!(compiled * 10 >= total * 8, "{compiled} of {total}: {tags}");
+    } else {
+        let interpreted = value_count("interpreted");
+        assert!(
+            interpreted * 100 >= total * 95,
+            "{interpreted} of {total}: {tags}"
+        );
+        assert_eq!(value_count("compiled"), 0, "{tags}");
+    }
+}
+
+#[test]
+fn split_labels_gc64() {
+    split_labels(Variant::Gc64, false);
+}
+
+#[test]
+fn split_labels_jit_nogc64() {
+    split_labels(Variant::NoGc64, true);
+}
+
 #[test]
 fn split_gc64() {
     split(Variant::Gc64, false);

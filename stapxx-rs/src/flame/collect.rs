@@ -15,6 +15,12 @@
 //!   those names are remembered as C frames ([`Backtraces::native`]);
 //!   `;` (the folded format's separator) becomes `,`.
 //! * Frames left over at the end without a count line are not a record.
+//! * A line `# KEY=VALUE ...` (words of that form only) gives the record
+//!   labels (pid, executable, VM state, ...), for pprof's sample labels;
+//!   records that differ only in labels are one backtrace in
+//!   [`Backtraces::stacks`] and separate samples in
+//!   [`Backtraces::samples`]. stap never prints such a line in a
+//!   backtrace, so this costs nothing to output made without labels.
 //!
 //! [`native`]: super::native
 
@@ -27,12 +33,17 @@ const MAX_LINE: usize = 64 * 1024;
 /// Frames kept per record (innermost first); deeper frames are dropped.
 const MAX_FRAMES: usize = 4096;
 
+/// A record's labels, sorted by key.
+pub type Labels = Vec<(String, String)>;
+
 /// Distinct backtraces with their summed counts.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Backtraces {
     /// Each distinct backtrace (frames innermost first) and its total,
     /// sorted by frames.
     pub stacks: Vec<(Vec<String>, u64)>,
+    /// Each distinct backtrace and labels with its total, sorted.
+    pub samples: Vec<(Vec<String>, Labels, u64)>,
     /// The frame names read from native (symbolic C) frame lines.
     pub native: BTreeSet<String>,
 }
@@ -64,7 +75,9 @@ pub struct Collector {
     frames: Vec<String>,
     /// The names in `frames` that came from native frame lines.
     frames_native: Vec<String>,
-    stacks: HashMap<Vec<String>, u64>,
+    /// The labels of the record being read.
+    labels: Labels,
+    stacks: HashMap<(Vec<String>, Labels), u64>,
     /// Native frame names of the records counted so far.
     native: HashSet<String>,
 }
@@ -103,14 +116,20 @@ impl Collector {
         if line.bytes().all(|b| b.is_ascii_digit()) {
             let frames = std::mem::take(&mut self.frames);
             let natives = std::mem::take(&mut self.frames_native);
+            let mut labels = std::mem::take(&mut self.labels);
             // A count too large for u64 saturates; a record without frames
             // has nothing to draw.
             let n = line.parse::<u64>().unwrap_or(u64::MAX);
             if !frames.is_empty() && n > 0 {
-                let slot = self.stacks.entry(frames).or_insert(0);
+                labels.sort();
+                let slot = self.stacks.entry((frames, labels)).or_insert(0);
                 *slot = slot.saturating_add(n);
                 self.native.extend(natives);
             }
+            return;
+        }
+        if let Some(labels) = labels(line) {
+            self.labels.extend(labels);
             return;
         }
         if self.frames.len() < MAX_FRAMES {
@@ -129,10 +148,23 @@ impl Collector {
             let line = std::mem::take(&mut self.line);
             self.line_done(&line);
         }
-        let mut stacks: Vec<(Vec<String>, u64)> = self.stacks.into_iter().collect();
+        let mut samples: Vec<(Vec<String>, Labels, u64)> = self
+            .stacks
+            .into_iter()
+            .map(|((f, l), n)| (f, l, n))
+            .collect();
+        samples.sort();
+        let mut by_frames: HashMap<&Vec<String>, u64> = HashMap::new();
+        for (f, _, n) in &samples {
+            let slot = by_frames.entry(f).or_insert(0);
+            *slot = slot.saturating_add(*n);
+        }
+        let mut stacks: Vec<(Vec<String>, u64)> =
+            by_frames.into_iter().map(|(f, n)| (f.clone(), n)).collect();
         stacks.sort();
         Backtraces {
             stacks,
+            samples,
             native: self.native.into_iter().collect(),
         }
     }
@@ -152,6 +184,26 @@ impl Write for Collector {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The labels of a `# KEY=VALUE ...` line; `None` for any other line.
+fn labels(line: &str) -> Option<Labels> {
+    let rest = line.strip_prefix("# ")?;
+    let mut out = Vec::new();
+    for word in rest.split_whitespace() {
+        let (k, v) = word.split_once('=')?;
+        let key_ok = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !key_ok {
+            return None;
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The frame name of one trimmed, non-empty frame line.
@@ -196,6 +248,43 @@ mod tests {
             ]
         );
         assert_eq!(bt.total(), 9);
+    }
+
+    #[test]
+    fn labels_make_samples_not_stacks() {
+        let bt = parse(
+            b"# pid=7 state=interp\na\n\t3\n# state=gc pid=7\na\n\t1\na\n\t2\n\
+              # pid=7 state=interp\na\n\t4\n# not a label\n\t5\n",
+        );
+        let l = |v: &[(&str, &str)]| -> Labels {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            bt.stacks,
+            vec![
+                (vec!["# not a label".to_string()], 5),
+                (vec!["a".to_string()], 10)
+            ]
+        );
+        assert_eq!(
+            bt.samples,
+            vec![
+                (vec!["# not a label".to_string()], l(&[]), 5),
+                (vec!["a".to_string()], l(&[]), 2),
+                (
+                    vec!["a".to_string()],
+                    l(&[("pid", "7"), ("state", "gc")]),
+                    1
+                ),
+                (
+                    vec!["a".to_string()],
+                    l(&[("pid", "7"), ("state", "interp")]),
+                    7
+                ),
+            ]
+        );
     }
 
     #[test]

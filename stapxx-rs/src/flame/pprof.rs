@@ -52,6 +52,17 @@ pub struct Sample {
     pub location_id: Vec<u64>,
     #[prost(int64, repeated, tag = "2")]
     pub value: Vec<i64>,
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+/// A sample's label: a string value (pid, executable, VM state, ...).
+#[derive(Clone, PartialEq, Message)]
+pub struct Label {
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    #[prost(int64, tag = "2")]
+    pub str: i64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -105,16 +116,24 @@ pub fn profile(bt: &Backtraces, namer: &mut Namer, t: Timing) -> Profile {
         unit: b.string("nanoseconds"),
     };
     let mut samples = Vec::new();
-    for (frames, count) in &bt.stacks {
+    for (frames, labels, count) in &bt.samples {
         // Innermost first, as pprof wants the leaf first.
         let location_id = frames
             .iter()
             .map(|f| b.location(f, bt.native.contains(f), namer))
             .collect();
         let n = i64::try_from(*count).unwrap_or(i64::MAX);
+        let label = labels
+            .iter()
+            .map(|(k, v)| Label {
+                key: b.string(k),
+                str: b.string(v),
+            })
+            .collect();
         samples.push(Sample {
             location_id,
             value: vec![n, n.saturating_mul(t.period_ns)],
+            label,
         });
     }
     Profile {
@@ -221,7 +240,9 @@ mod tests {
 
     #[test]
     fn locations_functions_and_values() {
-        let bt = collect::parse(b"C:f\n@/x/a.lua:3\n\t5\nbuiltin#9\n@/x/a.lua:3\n\t2\n");
+        let bt = collect::parse(
+            b"C:f\n@/x/a.lua:3\n\t5\n# pid=12 state=gc\nbuiltin#9\n@/x/a.lua:3\n\t2\n",
+        );
         let mut namer = Namer::new(SourceRoot::Host);
         let p = profile(
             &bt,
@@ -269,6 +290,12 @@ mod tests {
         );
         // One location for the shared frame.
         assert_eq!(p.location.len(), 3);
+        let labels: Vec<Vec<(&str, &str)>> = p
+            .sample
+            .iter()
+            .map(|x| x.label.iter().map(|l| (s(l.key), s(l.str))).collect())
+            .collect();
+        assert_eq!(labels, vec![vec![], vec![("pid", "12"), ("state", "gc")]]);
         let bytes = gzipped(&p).unwrap();
         assert_eq!(&bytes[..2], &[0x1f, 0x8b]);
     }
