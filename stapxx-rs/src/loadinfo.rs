@@ -129,6 +129,7 @@ pub fn codegen_options(
     );
     o.skip_badvars = cli.cli.skip_badvars;
     o.interval = cli.cli.interval.is_some();
+    o.verbose = cli.cli.verbose;
     if let Some(mb) = cli.cli.buffer_mb {
         o.output_buffer = crate::codegen::output_buffer_bytes(mb);
     }

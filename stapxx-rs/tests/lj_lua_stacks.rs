@@ -699,6 +699,94 @@ fn split_labels_jit_nogc64() {
     split_labels(Variant::NoGc64, true);
 }
 
+/// The luajit walker's counters as `-v` prints them: walks, to the
+/// bottom, truncated, inconsistent, faulted, not in Lua, unknown place.
+fn walker_counters(
+    variant: Variant,
+    lua_args: &[&str],
+    script: &str,
+    depth: u32,
+) -> (String, [u64; 7]) {
+    let lj = setup(variant).expect("LuaJIT");
+    let depth_arg = format!("depth={depth}");
+    let script_args: &[&str] = if script == "deep.lua" { &["20"] } else { &[] };
+    let p = lj.start_with(&lj.luajit, lua_args, script, script_args);
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(support::workspace_root())
+        .args([
+            "examples/lj-lua-stacks.sxx",
+            "-v",
+            "-x",
+            &p.pid().to_string(),
+        ])
+        .args([
+            "--arg",
+            &format!("time={SECS}"),
+            "--arg",
+            "min=0",
+            "--arg",
+            &depth_arg,
+        ])
+        .output()
+        .expect("run stapxx-rs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("luajit walker: "))
+        .unwrap_or_else(|| panic!("no walker counters: {stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // walks, bottom, truncated, the depth, inconsistent, faults, not Lua, unknown
+    assert_eq!(nums.len(), 8, "{line}");
+    assert_eq!(nums[3], depth as u64, "{line}");
+    let c = [
+        nums[0], nums[1], nums[2], nums[4], nums[5], nums[6], nums[7],
+    ];
+    assert_eq!(
+        c[0],
+        c[1..].iter().sum::<u64>(),
+        "every walk ends one way: {line}"
+    );
+    (stdout, c)
+}
+
+/// The known workloads walk to the bottom without faults or inconsistent
+/// frames; every printed sample is a walk that ended at the bottom or at
+/// the depth; a chain deeper than `depth` is truncated every time.
+#[test]
+fn walker_counters_gc64() {
+    if setup(Variant::Gc64).is_none() {
+        return;
+    }
+    let printed = |out: &str| -> u64 {
+        out.lines()
+            .filter_map(|l| l.strip_prefix('\t'))
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum()
+    };
+    for jit in [false, true] {
+        let args: &[&str] = if jit { &[] } else { &["-joff"] };
+        let (out, c) = walker_counters(Variant::Gc64, args, "split.lua", 30);
+        assert!(c[0] >= 100, "{c:?}");
+        assert_eq!((c[2], c[3], c[4]), (0, 0, 0), "jit {jit}: {c:?}");
+        assert!(c[1] * 100 >= c[0] * 95, "jit {jit}: {c:?}");
+        assert_eq!(printed(&out), c[1], "jit {jit}: {c:?}");
+    }
+    // deep.lua 20: 20 Lua frames and C:pmain; depth 10 cuts every walk.
+    let (out, c) = walker_counters(Variant::Gc64, &["-joff"], "deep.lua", 10);
+    assert_eq!((c[1], c[3], c[4]), (0, 0, 0), "{c:?}");
+    assert!(c[2] * 100 >= c[0] * 95, "{c:?}");
+    assert_eq!(printed(&out), c[2], "{c:?}");
+    let (out, c) = walker_counters(Variant::Gc64, &["-joff"], "deep.lua", 30);
+    assert_eq!((c[2], c[3], c[4]), (0, 0, 0), "{c:?}");
+    assert_eq!(printed(&out), c[1], "{c:?}");
+}
+
 #[test]
 fn split_gc64() {
     split(Variant::Gc64, false);

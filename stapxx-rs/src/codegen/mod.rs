@@ -97,6 +97,8 @@ pub struct Options {
     pub output_buffer: u32,
     /// `--interval`: statistics get two maps, flipped by the host.
     pub interval: bool,
+    /// `-v` count, for `__stapxx_verbose()`.
+    pub verbose: u8,
 }
 
 /// The output ring buffer's size without `-s`, in MiB.
@@ -135,6 +137,7 @@ impl Options {
             umods: Vec::new(),
             output_buffer: output_buffer_bytes(DEFAULT_OUTPUT_MB),
             interval: false,
+            verbose: 0,
         }
     }
 }

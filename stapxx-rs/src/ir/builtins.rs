@@ -129,6 +129,9 @@ pub enum Builtin {
     // Private helpers of our `tapsets/linux/task.stp` (see `task_info.rs`).
     /// `__stapxx_on_host()`: 1 in begin/end/timer probes, 0 in kernel ones.
     OnHost,
+    /// `__stapxx_verbose()`: how many `-v` were given (tapsets print
+    /// their diagnostics with it, as the luajit walker's counters).
+    Verbose,
     /// `__stapxx_proc_comm(pid)`: `/proc/PID/comm` (host probes; "" in
     /// kernel probes, which never reach it).
     ProcComm,
@@ -300,6 +303,7 @@ impl Builtin {
             "str_replace" => StrReplace,
             "mem_page_size" => MemPageSize,
             "__stapxx_on_host" => OnHost,
+            "__stapxx_verbose" => Verbose,
             "__stapxx_proc_comm" => ProcComm,
             "__stapxx_pidns_inum" => PidnsInum,
             "string" => StringOf,
@@ -392,7 +396,7 @@ impl Builtin {
             Strtol => sig(&[S, L], L),
             StringOf => sig(&[L], S),
             StrReplace => sig(&[S, S, S], S),
-            MemPageSize | OnHost | PidnsInum => sig(&[], L),
+            MemPageSize | OnHost | Verbose | PidnsInum => sig(&[], L),
             ProcComm => sig(&[L], S),
             Print | Println => Signature {
                 args: &[ANY],

@@ -156,6 +156,8 @@ pub struct Interp<'p> {
     pub pp: String,
     /// `--skip-badvars`: failed user-memory reads give 0 or "".
     pub skip_badvars: bool,
+    /// `-v` count, for `__stapxx_verbose()`.
+    pub verbose: u8,
     /// Reads `--skip-badvars` turned into 0 or "" (told at the end).
     pub skipped_reads: u64,
     /// `__set_syscall_pt_regs()` of the running handler (`sregs.rs`).
@@ -220,6 +222,7 @@ impl<'p> Interp<'p> {
             exit_requested: false,
             pp: String::new(),
             skip_badvars: false,
+            verbose: 0,
             skipped_reads: 0,
             sregs: 0,
         })
@@ -1155,6 +1158,7 @@ impl<'p> Interp<'p> {
             }
             B::MemPageSize => n(crate::system::page_size() as i64),
             B::OnHost => n(1),
+            B::Verbose => n(self.verbose as i64),
             B::PidnsInum => n(crate::task_info::pid_ns_inum()),
             B::ProcComm => {
                 let pid = self.arg_long(args, 0, fr)?;

@@ -200,6 +200,7 @@ impl<'p> Session<'p> {
         let limits = config.limits;
         let mut interp = Interp::new(prog, limits, out, Host::new(config.target))?;
         interp.skip_badvars = config.skip_badvars;
+        interp.verbose = config.verbose;
         let mut s = Session {
             interp,
             src,

@@ -90,9 +90,21 @@ impl LuaJit {
     /// `tests/lua/SCRIPT` with `args` before the script (`-joff` ...), and
     /// waits until the script printed `ready`.
     pub fn start(&self, exe: &Path, args: &[&str], script: &str) -> Proc {
+        self.start_with(exe, args, script, &[])
+    }
+
+    /// As [`LuaJit::start`], with arguments for the script after it.
+    pub fn start_with(
+        &self,
+        exe: &Path,
+        args: &[&str],
+        script: &str,
+        script_args: &[&str],
+    ) -> Proc {
         let mut cmd = Command::new(exe);
         cmd.args(args)
             .arg(workload(script))
+            .args(script_args)
             .env("LUA_PATH", self.lua_path());
         let mut p = Proc::spawn(&mut cmd);
         p.wait_for_line("ready", Duration::from_secs(20));
