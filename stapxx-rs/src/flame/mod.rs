@@ -29,6 +29,7 @@ pub mod lua;
 pub mod native;
 pub mod nesting;
 pub mod pprof;
+pub mod pyroscope;
 pub mod svg;
 
 use crate::cli::{FlameCli, Options};
