@@ -228,8 +228,12 @@ impl<'o> Session<'o> {
         };
         // Flame graphs (--flamegraph/--folded, src/flame): fold the
         // backtraces the run printed; a no-op without those flags.
-        crate::flame::finish_live(self.opts, self.target.as_ref().map(|t| t.pid))
-            .map_err(Diagnostic::bare)?;
+        crate::flame::finish_live(
+            self.opts,
+            self.target.as_ref().map(|t| t.pid),
+            self.exec_path.as_deref(),
+        )
+        .map_err(Diagnostic::bare)?;
         Ok(())
     }
 

@@ -63,7 +63,10 @@ pub fn svg_bytes(folded: &Folded, opts: &SvgOptions) -> std::io::Result<Vec<u8>>
 static LIVE: Mutex<Option<Arc<Mutex<Collector>>>> = Mutex::new(None);
 
 fn wants_flame(opts: &Options) -> bool {
-    opts.cli.flamegraph.is_some() || opts.cli.folded.is_some() || opts.cli.pprof.is_some()
+    opts.cli.flamegraph.is_some()
+        || opts.cli.folded.is_some()
+        || opts.cli.pprof.is_some()
+        || opts.cli.pyroscope.is_some()
 }
 
 /// When the live collection started (ns since the epoch), for pprof.
@@ -96,7 +99,7 @@ pub fn begin_live(opts: &Options) {
     let cli = &opts.cli;
     if cli.pass < 5 || cli.list_args || cli.dump_src {
         crate::ewriteln!(
-            "WARNING: --flamegraph/--folded/--pprof need a run (pass 5): no flame graph is written"
+            "WARNING: --flamegraph/--folded/--pprof/--pyroscope need a run (pass 5): no flame graph is written"
         );
         return;
     }
@@ -110,8 +113,9 @@ pub fn begin_live(opts: &Options) {
 
 /// After pass 5: fold what the script printed and write the requested
 /// files. `pid`: the traced process, whose root and working directory hold
-/// the Lua sources (unless `--lua-root` says otherwise).
-pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
+/// the Lua sources (unless `--lua-root` says otherwise); `exe`: the traced
+/// executable (the default `--pyroscope-app`).
+pub fn finish_live(opts: &Options, pid: Option<u32>, exe: Option<&Path>) -> Result<(), String> {
     let Some(c) = LIVE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return Ok(());
     };
@@ -126,7 +130,7 @@ pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
     }
-    if let Some(path) = &opts.cli.pprof {
+    if opts.cli.pprof.is_some() || opts.cli.pyroscope.is_some() {
         let (time_nanos, since) = STARTED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -137,7 +141,14 @@ pub fn finish_live(opts: &Options, pid: Option<u32>) -> Result<(), String> {
             time_nanos,
             duration_nanos: since.elapsed().as_nanos() as i64,
         };
-        write_file(path, &pprof_bytes(&bt, root, t)?)?;
+        let bytes = pprof_bytes(&bt, root, t)?;
+        if let Some(path) = &opts.cli.pprof {
+            write_file(path, &bytes)?;
+        }
+        // The whole run is one profile for Pyroscope.
+        let from = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.time_nanos as u64);
+        let until = from + std::time::Duration::from_nanos(t.duration_nanos as u64);
+        pyroscope::push_run(opts, exe, bytes, from, until)?;
     }
     if folded.stacks.is_empty() {
         crate::ewriteln!(
