@@ -109,6 +109,30 @@ pub struct Cli {
     #[arg(long = "pprof", value_name = "FILE.pb.gz")]
     pub pprof: Option<PathBuf>,
 
+    /// Push the backtraces the run printed, as a pprof profile, to this
+    /// Grafana Pyroscope server (http:// or https://; its /ingest API).
+    #[arg(long = "pyroscope", value_name = "URL")]
+    pub pyroscope: Option<String>,
+
+    /// The application name pushed profiles carry (default: the traced
+    /// executable's file name, else stapxx-rs).
+    #[arg(long = "pyroscope-app", value_name = "NAME")]
+    pub pyroscope_app: Option<String>,
+
+    /// A tag pushed profiles carry (repeatable).
+    #[arg(long = "pyroscope-tag", value_name = "K=V", action = ArgAction::Append)]
+    pub pyroscope_tags: Vec<String>,
+
+    /// Megabytes of profiles kept while the server does not take them
+    /// (default 64); what does not fit is dropped and reported.
+    #[arg(long = "push-buffer", value_name = "MB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub push_buffer_mb: Option<u64>,
+
+    /// Seconds a profile is kept for the server at most (default 300);
+    /// older ones are dropped and reported.
+    #[arg(long = "push-max-age", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub push_max_age_s: Option<u64>,
+
     /// Read the Lua sources that name Lua frames under DIR (default: the
     /// traced process's root and working directory).
     #[arg(long = "lua-root", value_name = "DIR")]
@@ -200,6 +224,7 @@ impl Options {
         if cli.command.is_some() && (cli.pid.is_some() || cli.master.is_some()) {
             return Err("-c cannot be combined with -x or --master".into());
         }
+        crate::flame::pyroscope::config::check_cli(&cli)?;
         let mut args = BTreeMap::new();
         for a in &cli.args {
             let (k, v) = split_pair(a, "--arg")?;
@@ -399,6 +424,38 @@ mod tests {
         assert_eq!(o.script_args, ["x.sxx", "1"]);
         let o = parse(&["-p1", "x.stp"]).unwrap();
         assert!(o.script_args.is_empty());
+    }
+
+    #[test]
+    fn pyroscope_flags_are_checked() {
+        let o = parse(&[
+            "x.sxx",
+            "--pyroscope",
+            "http://127.0.0.1:4040",
+            "--pyroscope-tag",
+            "env=test",
+            "--pyroscope-tag",
+            "host=a1",
+            "--push-buffer",
+            "8",
+        ])
+        .unwrap();
+        assert_eq!(o.cli.pyroscope_tags, ["env=test", "host=a1"]);
+        assert_eq!(o.cli.push_buffer_mb, Some(8));
+        let err = |args: &[&str]| parse(args).unwrap_err();
+        assert_eq!(
+            err(&["x.sxx", "--pyroscope", "localhost:4040"]),
+            "bad --pyroscope URL 'localhost:4040': the scheme must be http or https, not 'localhost'"
+        );
+        assert_eq!(
+            err(&["x.sxx", "--pyroscope", "http://h", "--pyroscope-tag", "env"]),
+            "bad --pyroscope-tag 'env': expected KEY=VALUE"
+        );
+        assert_eq!(
+            err(&["x.sxx", "--pyroscope-app", "a"]),
+            "--pyroscope-app needs --pyroscope URL"
+        );
+        assert!(parse(&["x.sxx", "--pyroscope", "http://h", "--push-buffer", "0"]).is_err());
     }
 
     #[test]

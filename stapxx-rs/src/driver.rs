@@ -220,6 +220,14 @@ impl<'o> Session<'o> {
             sources: &self.sources,
             expansion,
         };
+        // Flame outputs (src/flame) learn the traced process and start
+        // pushing; a no-op without those flags.
+        crate::flame::start_run(
+            self.opts,
+            self.target.as_ref().map(|t| t.pid),
+            self.exec_path.as_deref(),
+        )
+        .map_err(Diagnostic::bare)?;
         self.exit_code = match &compiled {
             // Host probes only (begin/end/error/timers): run them here.
             None => {
@@ -237,8 +245,7 @@ impl<'o> Session<'o> {
         };
         // Flame graphs (--flamegraph/--folded, src/flame): fold the
         // backtraces the run printed; a no-op without those flags.
-        crate::flame::finish_live(self.opts, self.target.as_ref().map(|t| t.pid))
-            .map_err(Diagnostic::bare)?;
+        crate::flame::finish_live(self.opts).map_err(Diagnostic::bare)?;
         Ok(())
     }
 

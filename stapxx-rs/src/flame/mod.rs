@@ -29,6 +29,7 @@ pub mod lua;
 pub mod native;
 pub mod nesting;
 pub mod pprof;
+pub mod pyroscope;
 pub mod svg;
 
 use crate::cli::{FlameCli, Options};
@@ -67,6 +68,10 @@ struct Live {
     interval: Option<u32>,
     /// The collection's start: wall clock (ns since the epoch) and monotonic.
     since: (i64, std::time::Instant),
+    /// The traced process (its root holds the Lua sources), once known.
+    pid: Option<u32>,
+    /// `--pyroscope`: pushes each profile in the background.
+    pusher: Option<pyroscope::Pusher>,
 }
 
 /// The files a live run writes (copied from the options at the start).
@@ -84,7 +89,10 @@ fn live() -> std::sync::MutexGuard<'static, Option<Live>> {
 }
 
 fn wants_flame(opts: &Options) -> bool {
-    opts.cli.flamegraph.is_some() || opts.cli.folded.is_some() || opts.cli.pprof.is_some()
+    opts.cli.flamegraph.is_some()
+        || opts.cli.folded.is_some()
+        || opts.cli.pprof.is_some()
+        || opts.cli.pyroscope.is_some()
 }
 
 fn epoch_ns() -> i64 {
@@ -133,7 +141,8 @@ pub fn begin_live(opts: &Options) {
     let cli = &opts.cli;
     if cli.pass < 5 || cli.list_args || cli.dump_src {
         crate::ewriteln!(
-            "WARNING: --flamegraph/--folded/--pprof need a run (pass 5): no flame graph is written"
+            "WARNING: --flamegraph/--folded/--pprof/--pyroscope need a run (pass 5): no flame \
+             graph is written"
         );
         return;
     }
@@ -150,13 +159,31 @@ pub fn begin_live(opts: &Options) {
         },
         interval: cli.interval.map(|_| 1),
         since: now(),
+        pid: None,
+        pusher: None,
     });
+}
+
+/// Just before pass 5 runs: the traced process (`pid`, for its Lua
+/// sources) and executable (`exe`, the default `--pyroscope-app`); starts
+/// the pusher. Collection restarts here, so profiles cover the run only.
+pub fn start_run(opts: &Options, pid: Option<u32>, exe: Option<&Path>) -> Result<(), String> {
+    let mut guard = live();
+    let Some(l) = guard.as_mut() else {
+        return Ok(());
+    };
+    l.pid = pid;
+    l.since = now();
+    if let Some(p) = pyroscope::Pusher::from_options(opts, exe) {
+        l.pusher = Some(p?);
+    }
+    Ok(())
 }
 
 /// `--interval`: an interval's `end` probes have printed its backtraces:
 /// write them to the next numbered files and collect afresh. `pid`: as
-/// for [`finish_live`]. A no-op without flame outputs.
-pub fn end_interval(pid: Option<u32>) -> Result<(), String> {
+/// A no-op without flame outputs.
+pub fn end_interval() -> Result<(), String> {
     let mut guard = live();
     let Some(l) = guard.as_mut() else {
         return Ok(());
@@ -165,36 +192,40 @@ pub fn end_interval(pid: Option<u32>) -> Result<(), String> {
     let since = std::mem::replace(&mut l.since, now());
     let n = l.interval.unwrap_or(1);
     l.interval = Some(n + 1);
-    emit(&l.outputs, &bt, pid, since, Some(n))
+    emit(l, &bt, since, Some(n))
 }
 
 /// After pass 5: fold what the script printed and write the requested
-/// files (with `--interval`, the last interval's). `pid`: the traced
-/// process, whose root and working directory hold the Lua sources (unless
-/// `--lua-root` says otherwise).
-pub fn finish_live(_opts: &Options, pid: Option<u32>) -> Result<(), String> {
-    let Some(l) = live().take() else {
+/// files (with `--interval`, the last interval's); push the last profile
+/// and wait for the pushes within [`pyroscope::END_GRACE`].
+pub fn finish_live(opts: &Options) -> Result<(), String> {
+    let Some(mut l) = live().take() else {
         return Ok(());
     };
     set_stdout_tee(None);
     let bt = l.collector.lock().unwrap_or_else(|e| e.into_inner()).take();
-    emit(&l.outputs, &bt, pid, l.since, l.interval)
+    let since = l.since;
+    let written = emit(&l, &bt, since, l.interval);
+    if let Some(p) = l.pusher.take() {
+        pyroscope::print_report(opts, &p.finish(pyroscope::END_GRACE));
+    }
+    written
 }
 
-/// Write `bt`, collected since `since`, to every requested output;
-/// numbered `n` with `--interval`.
+/// Write `bt`, collected since `since`, to every requested output (and
+/// push it); numbered `n` with `--interval`.
 fn emit(
-    out: &Outputs,
+    l: &Live,
     bt: &Backtraces,
-    pid: Option<u32>,
     since: (i64, std::time::Instant),
     n: Option<u32>,
 ) -> Result<(), String> {
+    let out = &l.outputs;
     let name = |p: &Path| match n {
         Some(n) => numbered(p, n),
         None => p.to_path_buf(),
     };
-    let root = match (&out.lua_root, pid) {
+    let root = match (&out.lua_root, l.pid) {
         (Some(dir), _) => SourceRoot::Dir(dir.clone()),
         (None, Some(pid)) => SourceRoot::Process(pid),
         (None, None) => SourceRoot::Host,
@@ -203,13 +234,21 @@ fn emit(
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
     }
-    if let Some(path) = &out.pprof {
+    if out.pprof.is_some() || l.pusher.is_some() {
         let t = pprof::Timing {
             period_ns: tick_ns(),
             time_nanos: since.0,
             duration_nanos: since.1.elapsed().as_nanos() as i64,
         };
-        write_file(&name(path), &pprof_bytes(bt, root, t)?)?;
+        let bytes = pprof_bytes(bt, root, t)?;
+        if let Some(path) = &out.pprof {
+            write_file(&name(path), &bytes)?;
+        }
+        if let Some(p) = &l.pusher {
+            let from = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.time_nanos as u64);
+            let until = from + std::time::Duration::from_nanos(t.duration_nanos as u64);
+            p.submit(bytes, from, until);
+        }
     }
     if folded.stacks.is_empty() {
         let which = n.map_or(String::new(), |n| format!(" in interval {n}"));

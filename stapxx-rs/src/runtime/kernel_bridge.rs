@@ -108,7 +108,7 @@ pub fn run(
         if let Some(c) = intervals.as_mut() {
             if s.state() == super::State::Running && c.take_due(Instant::now()) {
                 shown += pump(&mut ks, &mut s, Some(Duration::ZERO));
-                end_interval(&mut ks, &mut s, prog, target.map(|t| t.pid), &mut last);
+                end_interval(&mut ks, &mut s, prog, &mut last);
                 push(&ks, prog, &additive, s.globals_mut(), Some(&last));
                 last = s.globals_mut().stores.clone();
             }
@@ -428,7 +428,6 @@ fn end_interval(
     ks: &mut KernelSession,
     s: &mut Session<'_>,
     prog: &Program,
-    pid: Option<u32>,
     last: &mut Vec<Store>,
 ) {
     let old = match ks.flip_generation() {
@@ -442,7 +441,7 @@ fn end_interval(
     merge_rows(s.globals_mut(), ks.read_globals_of(prog, old));
     *last = s.globals_mut().stores.clone();
     s.end_interval();
-    if let Err(e) = crate::flame::end_interval(pid) {
+    if let Err(e) = crate::flame::end_interval() {
         s.output().warn(e.as_bytes());
     }
     s.globals_mut().reset_stats();

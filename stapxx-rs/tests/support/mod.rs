@@ -6,6 +6,8 @@
 //!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
 //!   `target/fixtures/`;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
+//! * [`pyroscope`]: a loopback HTTP receiver standing in for a Pyroscope
+//!   server, and `go tool pprof` to read what it received;
 //! * C fixtures compiled from `tests/fixtures/*.c`, running processes that
 //!   are killed when the test ends, and reading a live process's memory.
 //!
@@ -19,6 +21,7 @@ pub mod apt;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
+pub mod pyroscope;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
