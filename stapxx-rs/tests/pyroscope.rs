@@ -496,3 +496,125 @@ fn lj_lua_stacks_pushes_to_pyroscope() {
         light.0
     );
 }
+
+/// Runs lj-lua-stacks on split.lua for `secs` with `--interval 2`, pushing
+/// to `r`, numbered folded files in a scratch directory, and `extra`
+/// options; `during` runs meanwhile (on the receiver). Returns stdout,
+/// stderr and the folded files' totals, in interval order.
+fn interval_run(
+    r: &mut Receiver,
+    name: &str,
+    secs: u32,
+    extra: &[&str],
+    during: impl FnOnce(&mut Receiver),
+) -> (String, String, Vec<u64>) {
+    let lj = luajit::get(Variant::Gc64).expect("LuaJIT");
+    let target = lj.start(&lj.luajit, &["-joff"], "split.lua");
+    let dir = support::scratch().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(support::workspace_root())
+        .args(["examples/lj-lua-stacks.sxx", "-x", &target.pid().to_string()])
+        .args(["--arg", &format!("time={secs}"), "--arg", "min=0"])
+        .args(["--interval", "2", "--pyroscope", &r.url(), "--folded"])
+        .arg(dir.join("split.folded"))
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run stapxx-rs");
+    during(r);
+    let out = child.wait_with_output().expect("wait for stapxx-rs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut totals = Vec::new();
+    while let Ok(text) =
+        std::fs::read_to_string(dir.join(format!("split.{}.folded", totals.len() + 1)))
+    {
+        totals.push(
+            text.lines()
+                .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+                .sum(),
+        );
+    }
+    (stdout, stderr, totals)
+}
+
+/// `--interval 2` with the receiver gone for 4 s in the middle: every
+/// interval's profile arrives, late ones included, in order, each the
+/// interval's samples exactly (as its numbered folded file has them), and
+/// together the run's printed total.
+#[test]
+fn interval_profiles_survive_an_outage() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    if luajit::get(Variant::Gc64).is_none() || !have_go() {
+        return;
+    }
+    let mut r = Receiver::start();
+    let (stdout, stderr, totals) = interval_run(&mut r, "push-outage", 9, &[], |r| {
+        std::thread::sleep(Duration::from_secs(3));
+        r.stop();
+        std::thread::sleep(Duration::from_secs(4));
+        r.restart();
+    });
+    assert!(!stderr.contains("could not be pushed"), "{stderr}");
+    assert!((4..=6).contains(&totals.len()), "{totals:?}: {stderr}");
+    let got = r.requests();
+    assert_eq!(got.len(), totals.len(), "{stderr}");
+    let dir = support::scratch().join("push-outage");
+    let mut last_from = 0;
+    for (i, q) in got.iter().enumerate() {
+        let from: u64 = q.param("from").unwrap().parse().unwrap();
+        assert!(from >= last_from, "request {i} out of order");
+        last_from = from;
+        let file = save_profile(&dir, &format!("p{i}.pb.gz"), &q.profile());
+        let top = go_pprof(&file, &["-top", "-sample_index=samples"]);
+        let n = totals[i];
+        assert!(
+            top.contains(&format!("Showing nodes accounting for {n}, 100% of {n} total")),
+            "interval {}: {top}",
+            i + 1
+        );
+    }
+    let printed: u64 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(totals.iter().sum::<u64>(), printed);
+}
+
+/// The same outage with `--push-max-age 1`: the profiles that waited
+/// longer are dropped, and the run says how many.
+#[test]
+fn interval_profiles_too_old_are_counted() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    if luajit::get(Variant::Gc64).is_none() {
+        return;
+    }
+    let mut r = Receiver::start();
+    let (_, stderr, totals) =
+        interval_run(&mut r, "push-too-old", 9, &["--push-max-age", "1"], |r| {
+            std::thread::sleep(Duration::from_secs(1));
+            r.stop();
+            std::thread::sleep(Duration::from_secs(6));
+            r.restart();
+        });
+    let got = r.requests().len();
+    let dropped = totals.len() - got;
+    assert!(dropped >= 1, "{got} of {}: {stderr}", totals.len());
+    assert!(
+        stderr.contains(&format!(
+            "WARNING: {dropped} profile(s) could not be pushed to {}/ingest: they were not \
+             delivered within --push-max-age (1 s)",
+            r.url()
+        )),
+        "{stderr}"
+    );
+}
