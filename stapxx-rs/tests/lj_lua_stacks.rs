@@ -787,6 +787,62 @@ fn walker_counters_gc64() {
     assert_eq!(printed(&out), c[1], "{c:?}");
 }
 
+/// Any LuaJIT embedder (issue 16): a C program of our own
+/// (`tests/fixtures/embed.c`, linked to the fixture's libluajit) that has
+/// neither luajit.c's `globalL` nor nginx's `ngx_cycle`. lj-lua-stacks
+/// finds its VM from the registers (the dispatch table's register) and
+/// gives split.lua's 3:1 backtraces, which end at the main chunk.
+fn embedder(variant: Variant, jit: bool) {
+    let Some(lj) = setup(variant) else { return };
+    let src = lj.dir.join("src");
+    let lib = lj.libluajit.to_str().unwrap();
+    let inc = format!("-I{}", src.display());
+    let rpath = format!("-Wl,-rpath,{}", lj.libluajit.parent().unwrap().display());
+    let exe = support::c_fixture(
+        "embed.c",
+        &format!("embed-{}", variant.name()),
+        // (A shared library before the source: kept by --no-as-needed.)
+        &["-Wl,--no-as-needed", &inc, lib, &rpath],
+    );
+    let script = luajit::workload("split.lua");
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&script);
+    if !jit {
+        cmd.arg("-joff");
+    }
+    let mut p = support::Proc::spawn(&mut cmd);
+    p.wait_for_line("ready", std::time::Duration::from_secs(20));
+    let (out, err) = sample(p.pid(), &["min=0", PROBE_4KHZ]);
+    let bts = support::backtraces(&out);
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    assert!(total >= 1000, "only {total} samples: {bts:#?}; {err}");
+    let s = "split.lua";
+    let count = |name: &str| -> u64 {
+        let mut want = Vec::new();
+        if jit {
+            want.push(format!("T:{}", def(s, name)));
+        }
+        want.extend([def(s, name), main_chunk(s)]);
+        bts.iter().filter(|b| b.0 == want).map(|b| b.1).sum()
+    };
+    let heavy = pct(count("heavy"), total);
+    let light = pct(count("light"), total);
+    assert!(
+        (heavy - 75.0).abs() <= 5.0 && (light - 25.0).abs() <= 5.0,
+        "heavy {heavy:.1}%, light {light:.1}% of {total}: {bts:#?}"
+    );
+}
+
+#[test]
+fn embedder_gc64() {
+    embedder(Variant::Gc64, false);
+}
+
+#[test]
+fn embedder_jit_nogc64() {
+    embedder(Variant::NoGc64, true);
+}
+
 #[test]
 fn split_gc64() {
     split(Variant::Gc64, false);

@@ -515,7 +515,11 @@ fn interval_run(
     std::fs::create_dir_all(&dir).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
         .current_dir(support::workspace_root())
-        .args(["examples/lj-lua-stacks.sxx", "-x", &target.pid().to_string()])
+        .args([
+            "examples/lj-lua-stacks.sxx",
+            "-x",
+            &target.pid().to_string(),
+        ])
         .args(["--arg", &format!("time={secs}"), "--arg", "min=0"])
         .args(["--interval", "2", "--pyroscope", &r.url(), "--folded"])
         .arg(dir.join("split.folded"))
@@ -575,7 +579,9 @@ fn interval_profiles_survive_an_outage() {
         let top = go_pprof(&file, &["-top", "-sample_index=samples"]);
         let n = totals[i];
         assert!(
-            top.contains(&format!("Showing nodes accounting for {n}, 100% of {n} total")),
+            top.contains(&format!(
+                "Showing nodes accounting for {n}, 100% of {n} total"
+            )),
             "interval {}: {top}",
             i + 1
         );
