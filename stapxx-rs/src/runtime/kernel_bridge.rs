@@ -108,7 +108,7 @@ pub fn run(
         if let Some(c) = intervals.as_mut() {
             if s.state() == super::State::Running && c.take_due(Instant::now()) {
                 shown += pump(&mut ks, &mut s, Some(Duration::ZERO));
-                end_interval(&mut ks, &mut s, prog, &mut last);
+                end_interval(&mut ks, &mut s, prog, &mut last, verbose);
                 push(&ks, prog, &additive, s.globals_mut(), Some(&last));
                 last = s.globals_mut().stores.clone();
             }
@@ -429,7 +429,9 @@ fn end_interval(
     s: &mut Session<'_>,
     prog: &Program,
     last: &mut Vec<Store>,
+    verbose: u8,
 ) {
+    let t0 = Instant::now();
     let old = match ks.flip_generation() {
         Ok(g) => g,
         Err(e) => {
@@ -438,14 +440,29 @@ fn end_interval(
             return;
         }
     };
+    let t1 = Instant::now();
     merge_rows(s.globals_mut(), ks.read_globals_of(prog, old));
+    let t2 = Instant::now();
     *last = s.globals_mut().stores.clone();
     s.end_interval();
     if let Err(e) = crate::flame::end_interval() {
         s.output().warn(e.as_bytes());
     }
+    let t3 = Instant::now();
     s.globals_mut().reset_stats();
     ks.clear_generation(old);
+    if verbose > 0 {
+        let ms = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64() * 1e3;
+        crate::ewriteln!(
+            "interval ended in {:.1} ms: switch and grace period {:.1} ms, reading the \
+             statistics {:.1} ms, end probes and outputs {:.1} ms, emptying {:.1} ms",
+            ms(t0, Instant::now()),
+            ms(t0, t1),
+            ms(t1, t2),
+            ms(t2, t3),
+            ms(t3, Instant::now())
+        );
+    }
 }
 
 /// Copy the kernel's globals into the host's.
