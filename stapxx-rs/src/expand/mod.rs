@@ -74,7 +74,10 @@
 //!   `--master` children, `1` with only `--exec`.
 //! * anything else: "`Undefined built-in variable $^NAME.`"
 //!
-//! Values are inserted as they are, never re-scanned. Since a value with a
+//! Values are inserted as they are, never re-scanned, except `--arg`
+//! values: as stap++ expands `$^arg_NAME` before the rest of the line, a
+//! value's own `$^exec_path`, `$^libNAME_path`, `@pfunc(...)` and `$*NAME`
+//! are expanded (its `$^arg_` are not: no recursion). Since a value with a
 //! newline would shift every later line, that is an error here.
 //!
 //! ## `@pfunc(NAME)`

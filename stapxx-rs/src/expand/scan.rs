@@ -29,6 +29,8 @@ pub(super) struct Expander<'a> {
     /// Expanded files in load order; a slot is reserved when a file starts so
     /// that a module comes before the modules it uses.
     files: Vec<Option<ExpandedFile>>,
+    /// Expanding an `--arg` value: its own `$^arg_` values go in as they are.
+    in_arg_value: bool,
 }
 
 /// Where scanned text goes: the file's output and its edit list, or a
@@ -137,6 +139,7 @@ impl<'a> Expander<'a> {
             assumed_static: Vec::new(),
             loaded: HashSet::new(),
             files: Vec::new(),
+            in_arg_value: false,
         }
     }
 
@@ -262,7 +265,10 @@ impl<'a> Expander<'a> {
                         }
                     }
                 }
-                let value = self.eval_var(span(i, end), name, trait_)?;
+                let mut value = self.eval_var(span(i, end), name, trait_)?;
+                if name.starts_with("arg_") && !self.in_arg_value {
+                    value = self.expand_arg_value(ctx, span(i, end), name, &value)?;
+                }
                 replace(sink, &mut copied, i, end, &value);
                 i = end;
             } else if b[i] == b'$' && next(1) == b'*' && is_word(next(2)) {
@@ -382,6 +388,48 @@ impl<'a> Expander<'a> {
         }
         sink.out.push_str(&s[copied..]);
         Ok(())
+    }
+
+    /// An `--arg` value after its own expansion, as stap++ does it (it
+    /// expands `$^arg_` first, then the rest of the line, values
+    /// included): `$^exec_path`, `$^libNAME_path`, `@pfunc(...)` and
+    /// `$*NAME` in a value are expanded; `$^arg_` in a value is not (no
+    /// recursion). An error in a value is reported at the `$^arg_NAME`
+    /// that brought it in.
+    fn expand_arg_value(
+        &mut self,
+        ctx: &mut FileCtx,
+        at: Span,
+        name: &str,
+        value: &str,
+    ) -> Result<String, Diagnostic> {
+        if !value.contains("$^") && !value.contains("$*") && !value.contains("@pfunc") {
+            return Ok(value.to_string());
+        }
+        let mut text = String::new();
+        let mut scratch = Vec::new();
+        let mut sink = Sink {
+            out: &mut text,
+            edits: &mut scratch,
+        };
+        let (nw, na) = (self.warnings.len(), self.assumed_static.len());
+        self.in_arg_value = true;
+        let r = self.scan(ctx, at.start as usize, value, false, &mut sink);
+        self.in_arg_value = false;
+        // Places inside the value are not places in the file: what the
+        // value brought in is placed at the variable.
+        for w in &mut self.warnings[nw..] {
+            w.span = Some(at);
+        }
+        for a in &mut self.assumed_static[na..] {
+            a.warning.span = Some(at);
+        }
+        let arg = name.strip_prefix("arg_").unwrap_or(name);
+        r.map_err(|e| {
+            Diagnostic::error(at, format!("in the value of --arg {arg}: {}", e.message))
+                .with_note(format!("the value is: {value}"))
+        })?;
+        Ok(text)
     }
 
     /// Loads, registers and expands module `name` unless already loaded.

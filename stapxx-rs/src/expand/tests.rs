@@ -228,6 +228,41 @@ fn value_with_newline_is_rejected() {
 
 // ---- target variables ----------------------------------------------------
 
+/// `--arg` values are expanded as stap++ expands them: `$^exec_path`,
+/// `$^libNAME_path`, `@pfunc` and `$*NAME` in a value become their text;
+/// `$^arg_` in a value stays (no recursion); an error in a value is
+/// placed at the `$^arg_` that brought it in.
+#[test]
+fn arg_values_are_expanded_too() {
+    let opts = ExpandOptions {
+        args: args(&[
+            ("probe", "process(\"$^exec_path\").function(\"f\")"),
+            ("p2", "@pfunc(ngx_http_log_request)"),
+            ("loop", "$^arg_loop"),
+        ]),
+        ..with_target()
+    };
+    assert_eq!(
+        expand("probe $^arg_probe, $^arg_p2 { $^arg_loop }\n", &opts),
+        format!(
+            "probe process(\"{NGINX}\").function(\"f\"), \
+             process(\"{NGINX}\").function(\"ngx_http_log_request\") {{ $^arg_loop }}\n"
+        )
+    );
+    let none = ExpandOptions {
+        args: args(&[("f", "process(\"$^exec_path\").function(\"f\")")]),
+        ..ExpandOptions::default()
+    };
+    let err = expand_err("probe $^arg_f {}\n", &none);
+    assert!(
+        err.starts_with(
+            "main.sxx:1:7: error: in the value of --arg f: $^exec_path is used but neither -x \
+             <pid> nor --exec <path> is specified"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn exec_path_target_and_pid_ok() {
     let src = "\"$^exec_path\" $^target $^pid_ok\n";
