@@ -128,7 +128,15 @@ impl Module {
         } else {
             target_path.to_path_buf()
         };
-        let elf = ElfFile::open(&host)?;
+        Self::open_at(target_path, &host, opts)
+    }
+
+    /// Opens `target_path` of the target's file system by the host path
+    /// `host` where it is read (which a process's own handle may give:
+    /// [`crate::target::TargetInfo::open_module`]); debug files are
+    /// searched under `opts`.
+    pub fn open_at(target_path: &Path, host: &Path, opts: LocateOptions) -> Result<Module> {
+        let elf = ElfFile::open(host)?;
         Ok(Module {
             target_path: target_path.to_path_buf(),
             opts,
