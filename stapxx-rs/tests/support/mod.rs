@@ -6,6 +6,8 @@
 //!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
 //!   `target/fixtures/`;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
+//! * [`container`]: overlayfs roots entered by `chroot` or `pivot_root` in
+//!   new mount and pid namespaces, holding copies of the other fixtures;
 //! * C fixtures compiled from `tests/fixtures/*.c`, running processes that
 //!   are killed when the test ends, and reading a live process's memory.
 //!
@@ -16,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod apt;
+pub mod container;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
