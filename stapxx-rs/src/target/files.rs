@@ -267,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_its_own_container() {
+    fn a_process_at_the_hosts_root() {
         let me = TargetInfo::from_pid(std::process::id()).unwrap();
         // Nothing needs the mapping's handle here.
         assert!(me.maps.iter().all(|m| m.printed.is_none()));
@@ -285,5 +285,67 @@ mod tests {
         let rel = Path::new("Cargo.toml");
         let cwd = process_path(me.pid, rel).unwrap();
         assert_eq!(std::fs::read(cwd).unwrap(), std::fs::read(rel).unwrap());
+    }
+
+    #[test]
+    fn replaced_files_are_read_through_their_mappings() {
+        let dir = std::env::temp_dir().join(format!("stapxx-replaced-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = TargetInfo::from_pid(std::process::id()).unwrap();
+        let libc_host = me.host_path(me.find_library("c").path().unwrap());
+        let (exe, libc) = (dir.join("sleep"), dir.join("libc.so.6"));
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        std::fs::copy(&libc_host, &libc).unwrap();
+        let (exe_bytes, libc_bytes) = (std::fs::read(&exe).unwrap(), std::fs::read(&libc).unwrap());
+        let mut child = std::process::Command::new(&exe)
+            .arg("30")
+            .env("LD_LIBRARY_PATH", &dir)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Until the loader mapped the copy.
+        let t0 = std::time::Instant::now();
+        while !std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap_or_default()
+            .contains(libc.to_str().unwrap())
+        {
+            assert!(t0.elapsed().as_secs() < 10, "libc copy never mapped");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Both replaced by other files at the same paths.
+        for p in [&exe, &libc] {
+            std::fs::remove_file(p).unwrap();
+            std::fs::write(p, "not the mapped file").unwrap();
+        }
+        let t = TargetInfo::from_pid(pid).unwrap();
+        let e = t.locate(&exe);
+        let l = t.locate(&libc);
+        let maps = t.mappings_of_file(&libc);
+        // What the handles read, while the process holds the files.
+        let exe_read = std::fs::read(&e.open).ok();
+        let libc_read = std::fs::read(&l.open);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(exe_read, Some(exe_bytes));
+        match libc_read {
+            Ok(b) => assert!(b == libc_bytes),
+            // map_files opens for CAP_SYS_ADMIN only.
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied),
+        }
+        assert_eq!(e.path, exe);
+        assert_eq!(e.open, PathBuf::from(format!("/proc/{pid}/exe")));
+        assert_eq!(l.path, libc);
+        assert_eq!(
+            l.open,
+            PathBuf::from(format!(
+                "/proc/{pid}/map_files/{:x}-{:x}",
+                maps[0].start, maps[0].end
+            ))
+        );
+        assert!(maps
+            .iter()
+            .all(|m| m.reach == Reach::Mapping && m.is_deleted()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
