@@ -370,6 +370,58 @@ fn stripped_without_debug_file_lists_the_places_inside() {
     assert!(at(&inside) < at(&host) && at(&host) < at(asked), "{err}");
 }
 
+/// Three names of one file of a chrooted target: its path inside, the
+/// path this host's `/proc` prints for it (the root in front), and an
+/// absolute link inside the container (which this host would resolve
+/// against its own root). All three place the uprobe at the same offset
+/// of the same file.
+#[test]
+fn names_of_a_container_file() {
+    let Some(()) = container::available() else {
+        return;
+    };
+    let Some(lj) = luajit::get(Variant::Gc64) else {
+        return;
+    };
+    let root = Root::new("names");
+    let inner = interp_path(Interp::Static);
+    root.add_program(&lj.luajit, &inner);
+    let link = "/usr/local/bin/stapxx-ctr-luajit";
+    assert!(!Path::new(link).exists());
+    root.link(&inner, link);
+    root.add(&luajit::workload("split.lua"), SPLIT);
+    let mut c = root.start(Entry::Chroot, &[&inner, "-joff", SPLIT], &[]);
+    c.wait_for_line("ready");
+    let pid = c.pid();
+    let printed = root.dir.join("merged").join(inner.trim_start_matches('/'));
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        printed
+    );
+    assert!(!printed.exists(), "the overlay is visible from here");
+    let names = [
+        inner.clone(),
+        printed.display().to_string(),
+        link.to_string(),
+    ];
+    let script: String = names
+        .iter()
+        .map(|n| format!("probe process(\"{n}\").function(\"lj_str_new\") {{ }}\n"))
+        .collect();
+    let (status, out, err) = stapxx(&["-p2", "-x", &pid.to_string(), "-e", &script]);
+    assert_eq!(status, 0, "{err}");
+    let sites: Vec<(&str, &str)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   uprobe at the entry of lj_str_new in "))
+        .filter_map(|l| l.split_once(" (file offset "))
+        .filter_map(|(module, rest)| Some((module, rest.split_once(')')?.0)))
+        .collect();
+    let want: Vec<&str> = names.iter().map(String::as_str).collect();
+    assert_eq!(sites.iter().map(|s| s.0).collect::<Vec<_>>(), want, "{out}");
+    assert!(sites.iter().all(|s| s.1 == sites[0].1), "{out}");
+    drop(c);
+}
+
 // --- nginx -------------------------------------------------------------------
 
 /// nginx's prefix inside.
