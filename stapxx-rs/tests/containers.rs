@@ -6,7 +6,8 @@
 //! What is checked against what is known independently:
 //!
 //! * lj-lua-stacks on LuaJIT (both layouts, the VM linked in and as a
-//!   `.so`) running `tests/lua/split.lua` inside: the backtraces are those
+//!   `.so`) running `tests/lua/split.lua` inside (copied into the root, or
+//!   in a bind-mounted volume): the backtraces are those
 //!   the tests outside expect (`lj_lua_stacks.rs`), with the chunk paths
 //!   of the container, in the workload's 3:1 split; the flame-graph names
 //!   come from the Lua source, which exists only inside; the start-up
@@ -96,6 +97,15 @@ fn build_id(path: &Path) -> String {
         .to_string()
 }
 
+/// Where split.lua comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Copied into the root.
+    Copy,
+    /// A host directory bind-mounted at its directory inside.
+    Volume,
+}
+
 /// A container running split.lua (`-joff`) on `lj`'s interpreter `interp`.
 fn split_container(
     name: &str,
@@ -103,8 +113,9 @@ fn split_container(
     interp: Interp,
     entry: Entry,
     debug: Debug,
+    source: Source,
 ) -> (Root, Container) {
-    let root = Root::new(name);
+    let mut root = Root::new(name);
     let inner = interp_path(interp);
     let host = match interp {
         Interp::Static => lj.luajit.clone(),
@@ -143,7 +154,15 @@ fn split_container(
             root.link(&file, &link);
         }
     }
-    root.add(&luajit::workload("split.lua"), SPLIT);
+    match source {
+        Source::Copy => root.add(&luajit::workload("split.lua"), SPLIT),
+        Source::Volume => {
+            let vol = root.dir.join("volume");
+            std::fs::create_dir_all(&vol).unwrap();
+            std::fs::copy(luajit::workload("split.lua"), vol.join("split.lua")).unwrap();
+            root.bind(&vol, Path::new(SPLIT).parent().unwrap().to_str().unwrap());
+        }
+    }
     assert!(
         !Path::new(APP).exists(),
         "{APP} exists on this host: the tests need paths only containers have"
@@ -177,7 +196,14 @@ fn line(marker: &str) -> u32 {
 /// lj-lua-stacks on the container's interpreter: the split the tests
 /// outside see, with the container's paths, and folded stacks named from
 /// the source inside.
-fn lua_stacks_in(name: &str, variant: Variant, interp: Interp, entry: Entry, debug: Debug) {
+fn lua_stacks_in(
+    name: &str,
+    variant: Variant,
+    interp: Interp,
+    entry: Entry,
+    debug: Debug,
+    source: Source,
+) {
     let Some(_bpf) = support::need_bpf() else {
         return;
     };
@@ -187,7 +213,7 @@ fn lua_stacks_in(name: &str, variant: Variant, interp: Interp, entry: Entry, deb
     let Some(lj) = luajit::get(variant) else {
         return;
     };
-    let (_root, c) = split_container(name, lj, interp, entry, debug);
+    let (_root, c) = split_container(name, lj, interp, entry, debug, source);
     let pid = c.pid();
     assert_eq!(container::inner_pid(pid), 1);
     let folded = support::scratch().join(format!("{name}.folded"));
@@ -273,17 +299,21 @@ fn lua_stacks_chroot_gc64() {
         Interp::Static,
         Entry::Chroot,
         Debug::Embedded,
+        Source::Copy,
     );
 }
 
+/// The interpreter on its libluajit; the workload in a bind-mounted
+/// volume.
 #[test]
-fn lua_stacks_chroot_nogc64_dso() {
+fn lua_stacks_chroot_nogc64_dso_volume() {
     lua_stacks_in(
         "chroot-nogc64-dso",
         Variant::NoGc64,
         Interp::Dso,
         Entry::Chroot,
         Debug::Embedded,
+        Source::Volume,
     );
 }
 
@@ -295,17 +325,19 @@ fn lua_stacks_pivot_root_nogc64() {
         Interp::Static,
         Entry::PivotRoot,
         Debug::Embedded,
+        Source::Copy,
     );
 }
 
 #[test]
-fn lua_stacks_pivot_root_gc64_dso() {
+fn lua_stacks_pivot_root_gc64_dso_volume() {
     lua_stacks_in(
         "pivot-gc64-dso",
         Variant::Gc64,
         Interp::Dso,
         Entry::PivotRoot,
         Debug::Embedded,
+        Source::Volume,
     );
 }
 
@@ -319,6 +351,7 @@ fn lua_stacks_stripped_debug_file_inside_chroot() {
         Interp::Static,
         Entry::Chroot,
         Debug::Separate,
+        Source::Copy,
     );
 }
 
@@ -330,6 +363,7 @@ fn lua_stacks_stripped_debug_file_inside_pivot_root() {
         Interp::Static,
         Entry::PivotRoot,
         Debug::Separate,
+        Source::Copy,
     );
 }
 
@@ -352,6 +386,7 @@ fn stripped_without_debug_file_lists_the_places_inside() {
         Interp::Static,
         Entry::PivotRoot,
         Debug::Missing,
+        Source::Copy,
     );
     let pid = c.pid();
     let (status, out, err) = stapxx(&[

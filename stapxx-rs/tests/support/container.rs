@@ -7,7 +7,8 @@
 //!
 //! The files go to paths only the container has (under [`APP`]); the
 //! libraries `ldd` lists go to [`LIB`] (found through `LD_LIBRARY_PATH`),
-//! only the dynamic loader keeps its own path. The overlay is mounted
+//! only the dynamic loader keeps its own path. Host directories can be
+//! bind-mounted in as well ([`Root::bind`]), as volumes are. The overlay is mounted
 //! inside the new mount namespace, so from here the merged directory
 //! stays empty: the container's files are reachable through the kernel's
 //! handles on its processes only (or, as plain copies, in the lower
@@ -64,9 +65,11 @@ pub fn available() -> Option<()> {
     Some(())
 }
 
-/// A container's root: the overlay's directories, filled before start.
+/// A container's root: the overlay's directories, filled before start,
+/// and host directories bind-mounted into it.
 pub struct Root {
     pub dir: PathBuf,
+    binds: Vec<(PathBuf, String)>,
 }
 
 impl Root {
@@ -78,7 +81,18 @@ impl Root {
         for d in ["lower", "upper", "work", "merged"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
-        Root { dir }
+        Root {
+            dir,
+            binds: Vec::new(),
+        }
+    }
+
+    /// Mounts the host directory `host` at `inner` when the container
+    /// starts (`mount --bind`, inside its mount namespace).
+    pub fn bind(&mut self, host: &Path, inner: &str) {
+        assert!(inner.starts_with('/') && !inner.contains('\''), "{inner}");
+        assert!(!host.to_string_lossy().contains('\''));
+        self.binds.push((host.to_path_buf(), inner.to_string()));
     }
 
     pub fn lower(&self) -> PathBuf {
@@ -168,18 +182,20 @@ impl Root {
                 self.add_program(&host, &format!("/usr/bin/{tool}"));
             }
         }
-        let script = match entry {
-            Entry::Chroot => {
-                "set -e\n\
-                 mount -t overlay overlay -o \"lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work\" \"$1/merged\"\n\
-                 shift\n\
-                 exec chroot \"$M\" \"$@\"\n"
-            }
+        let mut script = "set -e\n\
+             mount -t overlay overlay -o \"lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work\" \"$1/merged\"\n\
+             shift\n"
+            .to_string();
+        for (host, inner) in &self.binds {
+            script.push_str(&format!(
+                "mkdir -p \"$M{inner}\"\nmount --bind '{}' \"$M{inner}\"\n",
+                host.display()
+            ));
+        }
+        script.push_str(match entry {
+            Entry::Chroot => "exec chroot \"$M\" \"$@\"\n",
             Entry::PivotRoot => {
-                "set -e\n\
-                 mount -t overlay overlay -o \"lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work\" \"$1/merged\"\n\
-                 shift\n\
-                 mkdir -p \"$M/proc\" \"$M/.oldroot\"\n\
+                "mkdir -p \"$M/proc\" \"$M/.oldroot\"\n\
                  mount -t proc proc \"$M/proc\"\n\
                  cd \"$M\"\n\
                  pivot_root . .oldroot\n\
@@ -187,7 +203,7 @@ impl Root {
                  /usr/bin/umount -l /.oldroot\n\
                  exec \"$@\"\n"
             }
-        };
+        });
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",
@@ -199,7 +215,7 @@ impl Root {
             "--",
             "sh",
             "-c",
-            script,
+            &script,
             "sh",
         ])
         .arg(&self.dir)
