@@ -175,12 +175,9 @@ impl Root {
     /// with `env` added to its environment; its stdout is piped.
     pub fn start(&self, entry: Entry, argv: &[&str], env: &[(&str, &str)]) -> Container {
         // Everything a pivot_root container runs after the switch comes
-        // from inside.
+        // from inside: the umount that detaches the old root too.
         if entry == Entry::PivotRoot {
-            for tool in ["umount"] {
-                let host = which(tool);
-                self.add_program(&host, &format!("/usr/bin/{tool}"));
-            }
+            self.add_program(&which("umount"), "/usr/bin/umount");
         }
         let mut script = "set -e\n\
              mount -t overlay overlay -o \"lowerdir=$1/lower,upperdir=$1/upper,workdir=$1/work\" \"$1/merged\"\n\
