@@ -397,7 +397,16 @@ fn stripped_without_debug_file_lists_the_places_inside() {
         "time=1",
     ]);
     assert_eq!((status, out.as_str()), (1, ""), "{err}");
-    let (link, _) = debug_places(&build_id(&lj.luajit));
+    let id = build_id(&lj.luajit);
+    let (link, _) = debug_places(&id);
+    // Named as the container knows it.
+    assert!(
+        err.contains(&format!(
+            "no DWARF debuginfo for {} (build-id {id}, no debuglink); looked in:",
+            interp_path(Interp::Static)
+        )),
+        "{err}"
+    );
     let inside = format!("\n  /proc/{pid}/root{link} (not found)");
     let host = format!("\n  {link} (not found)");
     let asked = "\n  debuginfod (not asked: DEBUGINFOD_URLS is not set)";
