@@ -7,7 +7,8 @@
 //!   `target/fixtures/`;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
 //! * [`container`]: overlayfs roots entered by `chroot` or `pivot_root` in
-//!   new mount and pid namespaces, holding copies of the other fixtures;
+//!   new mount and pid namespaces, holding copies of the other fixtures
+//!   ([`container_nginx`]: the nginx fixtures served from one);
 //! * C fixtures compiled from `tests/fixtures/*.c`, running processes that
 //!   are killed when the test ends, and reading a live process's memory.
 //!
@@ -19,6 +20,7 @@
 
 pub mod apt;
 pub mod container;
+pub mod container_nginx;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
