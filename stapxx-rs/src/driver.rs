@@ -114,6 +114,13 @@ impl<'o> Session<'o> {
             }
             return Ok(());
         }
+        // A target in a container: say that its pids are the host's.
+        if self.opts.cli.pass >= 5 || self.opts.cli.verbose > 0 {
+            let pid = self.target.as_ref().map(|t| t.pid);
+            if let Some(note) = pid.and_then(target::ns::pid_namespace_note) {
+                crate::ewriteln!("WARNING: {note}");
+            }
+        }
         // Every pass after the expansion reports spans in the expanded text;
         // move them to the original once, here.
         self.passes(&expansion, t).map_err(|d| {

@@ -3,7 +3,7 @@
 
 use crate::cli::Options as CliOptions;
 use crate::codegen::Options;
-use crate::debuginfo::{LocateOptions, MapEntry, Module};
+use crate::debuginfo::{MapEntry, Module};
 use crate::ir::builtins::Needs;
 use crate::ir::{self, Builtin, ExprKind, Program};
 use crate::target::TargetInfo;
@@ -62,11 +62,19 @@ pub fn needs(p: &Program) -> Needs {
 /// `path` in the target process, opened, with its load bias (runtime
 /// address minus link address): the one computation every pass uses
 /// (`@var` addresses in kernel probes and in host probes, the packed
-/// symbol tables). The file is read through the kernel's handle on the
-/// target's root (`/proc/PID/root`), and its mappings are found by the path
-/// the script names or, failing that, by the file it resolves to there.
+/// symbol tables). The file is opened and its mappings found by the
+/// target ([`TargetInfo::open_module`], [`TargetInfo::mappings_of_file`]),
+/// which go through the kernel's handles on the target's files.
 pub fn module_load(target: &TargetInfo, path: &Path) -> Result<(Module, u64), String> {
-    let maps = mappings(target, path);
+    let maps: Vec<MapEntry> = target
+        .mappings_of_file(path)
+        .into_iter()
+        .map(|m| MapEntry {
+            start: m.start,
+            end: m.end,
+            offset: m.offset,
+        })
+        .collect();
     if maps.is_empty() {
         return Err(format!(
             "module {} is not mapped in process {}",
@@ -74,9 +82,7 @@ pub fn module_load(target: &TargetInfo, path: &Path) -> Result<(Module, u64), St
             target.pid
         ));
     }
-    let root = format!("/proc/{}/root", target.pid);
-    let module =
-        Module::open_in(path, LocateOptions::with_root(root)).map_err(|e| e.to_string())?;
+    let module = target.open_module(path).map_err(|e| e.to_string())?;
     let bias = module.load_bias(&maps).map_err(|e| e.to_string())?;
     Ok((module, bias))
 }
@@ -84,33 +90,6 @@ pub fn module_load(target: &TargetInfo, path: &Path) -> Result<(Module, u64), St
 /// The load bias of `path` in the target process.
 pub fn load_bias(target: &TargetInfo, path: &str) -> Result<u64, String> {
     module_load(target, Path::new(path)).map(|(_, b)| b)
-}
-
-/// The `/proc/PID/maps` entries of one file, by the path the script names
-/// or by the file it resolves to inside the target (a symbolic link).
-fn mappings(info: &TargetInfo, path: &Path) -> Vec<MapEntry> {
-    let collect = |p: &Path| -> Vec<MapEntry> {
-        info.mappings_of(p)
-            .map(|m| MapEntry {
-                start: m.start,
-                end: m.end,
-                offset: m.offset,
-            })
-            .collect()
-    };
-    let direct = collect(path);
-    if !direct.is_empty() {
-        return direct;
-    }
-    let root = std::path::PathBuf::from(format!("/proc/{}/root", info.pid));
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    match std::fs::canonicalize(root.join(rel)) {
-        Ok(real) => match real.strip_prefix(&root) {
-            Ok(inner) => collect(&Path::new("/").join(inner)),
-            Err(_) => collect(&real),
-        },
-        Err(_) => Vec::new(),
-    }
 }
 
 /// Code generator options from the command line and the target.

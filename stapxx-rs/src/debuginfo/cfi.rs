@@ -78,11 +78,11 @@ pub fn rows(elf: &ElfFile) -> Result<Vec<Row>> {
         let a = addr_of(".eh_frame").unwrap_or(0);
         let section = EhFrame::new(&data[..], LittleEndian);
         collect(&section, &bases.clone().set_eh_frame(a), &mut raw)
-            .map_err(|e| bad(elf.path(), format!(".eh_frame: {e}")))?;
+            .map_err(|e| bad(elf.name(), format!(".eh_frame: {e}")))?;
     } else if let Some(data) = elf.section_data(".debug_frame")? {
         let section = DebugFrame::new(&data[..], LittleEndian);
         collect(&section, &bases, &mut raw)
-            .map_err(|e| bad(elf.path(), format!(".debug_frame: {e}")))?;
+            .map_err(|e| bad(elf.name(), format!(".debug_frame: {e}")))?;
     }
     Ok(merge(raw))
 }

@@ -241,7 +241,7 @@ impl Dwarf {
             sup.file_type = gimli::DwarfFileType::Main;
             dwarf.set_sup(sup);
         }
-        let path = file.path().to_path_buf();
+        let path = file.name().to_path_buf();
         let main_units = read_units(&dwarf, &path)?;
         let sup_units = match dwarf.sup() {
             Some(sup) => read_units(sup, alt.map_or(&path, |a| a.path()))?,

@@ -81,6 +81,10 @@ pub struct AltLink {
 /// A mapped ELF file and the facts we keep about it.
 pub struct ElfFile {
     path: PathBuf,
+    /// What messages call the file, when not `path`: its path in the
+    /// target's file system where `path` is a handle on it
+    /// (`/proc/PID/root/...`, `/proc/PID/map_files/...`).
+    name: Option<PathBuf>,
     data: Arc<FileData>,
     is_64: bool,
     little_endian: bool,
@@ -221,6 +225,7 @@ impl ElfFile {
         let has_symtab = obj.symbols().next().is_some();
         Ok(ElfFile {
             path: path.to_path_buf(),
+            name: None,
             is_64: obj.is_64(),
             little_endian: obj.is_little_endian(),
             elf_type,
@@ -237,6 +242,18 @@ impl ElfFile {
     /// The host path this file was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's name for messages: [`ElfFile::named`]'s, else its path.
+    pub fn name(&self) -> &Path {
+        self.name.as_deref().unwrap_or(&self.path)
+    }
+
+    /// The same file, called `name` in messages (the path the target knows
+    /// it by; [`ElfFile::path`] stays the handle it is read through).
+    pub fn named(mut self, name: &Path) -> ElfFile {
+        self.name = (name != self.path).then(|| name.to_path_buf());
+        self
     }
     /// ELFCLASS64?
     pub fn is_64(&self) -> bool {

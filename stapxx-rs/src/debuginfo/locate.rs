@@ -7,8 +7,9 @@
 //!    *in the target's file system*.
 //!
 //! Every path is taken under an optional root prefix (`/proc/PID/root` for a
-//! process in a container); with [`LocateOptions::host_fallback`] the host's
-//! own debug directories are searched too. A candidate is accepted only if it
+//! process in a container, with links resolved inside it); with
+//! [`LocateOptions::host_fallback`] the host's own debug directories are
+//! searched after the target's, and debuginfod after both. A candidate is accepted only if it
 //! has `.debug_info` and its build-id matches (or, without build-ids, its CRC32
 //! matches the debuglink's).
 
@@ -64,16 +65,16 @@ impl LocateOptions {
     }
 }
 
-/// `root` + absolute `path` (`..` and `.` components dropped so that a
-/// path cannot climb out of the root).
+/// Absolute `path` under `root`, resolved as the root's owner would
+/// resolve it: links (a `.build-id` tree's) and `..` stay inside the root
+/// (see [`crate::target::inroot`]). Without a root, `path` on this host
+/// (`..` and `.` dropped).
 pub(crate) fn under(root: Option<&Path>, path: &Path) -> PathBuf {
-    let mut out = root.map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-    for c in path.components() {
-        if let Component::Normal(part) = c {
-            out.push(part);
-        }
+    use crate::target::inroot;
+    match root {
+        Some(r) => inroot::join(r, &inroot::resolve(r, path)),
+        None => inroot::join(Path::new("/"), path),
     }
-    out
 }
 
 /// How the DWARF of a file was found.
@@ -119,14 +120,16 @@ fn candidates(elf: &ElfFile, target_path: &Path, opts: &LocateOptions) -> Vec<De
             )));
             for root in &roots {
                 for d in &opts.debug_dirs {
-                    let mut p = under(*root, d);
+                    // `<debugdir>/<dir>/<name>`: the file's directory
+                    // re-rooted under the debug directory.
+                    let mut p = d.clone();
                     for c in dir.components() {
                         if let Component::Normal(part) = c {
                             p.push(part);
                         }
                     }
                     p.push(name);
-                    out.push(DebugSource::DebugLink(p));
+                    out.push(DebugSource::DebugLink(under(*root, &p)));
                 }
             }
         }
@@ -300,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             under(Some(r), Path::new("/../etc/../x")),
-            PathBuf::from("/proc/42/root/etc/x")
+            PathBuf::from("/proc/42/root/x")
         );
         assert_eq!(under(None, Path::new("/a/b")), PathBuf::from("/a/b"));
     }

@@ -128,7 +128,15 @@ impl Module {
         } else {
             target_path.to_path_buf()
         };
-        let elf = ElfFile::open(&host)?;
+        Self::open_at(target_path, &host, opts)
+    }
+
+    /// Opens `target_path` of the target's file system by the host path
+    /// `host` where it is read (which a process's own handle may give:
+    /// [`crate::target::TargetInfo::open_module`]); debug files are
+    /// searched under `opts`.
+    pub fn open_at(target_path: &Path, host: &Path, opts: LocateOptions) -> Result<Module> {
+        let elf = ElfFile::open(host)?.named(target_path);
         Ok(Module {
             target_path: target_path.to_path_buf(),
             opts,
@@ -174,7 +182,7 @@ impl Module {
                 })
             }
             Err(looked) => Err(DebugError::NoDebugInfo {
-                file: self.elf.path().to_path_buf(),
+                file: self.elf.name().to_path_buf(),
                 build_id: self.elf.build_id_hex(),
                 debuglink: self.elf.debuglink().map(|l| l.name.clone()),
                 looked,
@@ -186,7 +194,7 @@ impl Module {
         locate::find_alt_file(file, &self.opts).map_err(|looked| {
             let alt = file.altlink();
             DebugError::NoDebugInfo {
-                file: alt.map_or_else(|| file.path().to_path_buf(), |a| a.path.clone()),
+                file: alt.map_or_else(|| file.name().to_path_buf(), |a| a.path.clone()),
                 build_id: alt.map(|a| elf::hex(&a.build_id)),
                 debuglink: None,
                 looked,
@@ -277,7 +285,7 @@ impl Module {
                                 .as_deref()
                                 .unwrap_or("DWARF gives no location")
                         ),
-                        file: self.elf.path().to_path_buf(),
+                        file: self.elf.name().to_path_buf(),
                     })
                 }
             },
@@ -449,7 +457,7 @@ impl Module {
             }
             return Err(DebugError::NotFound {
                 what,
-                file: self.elf.path().to_path_buf(),
+                file: self.elf.name().to_path_buf(),
             });
         }
         Ok(out)
@@ -462,7 +470,7 @@ impl Module {
                 "a mapping covering a PT_LOAD segment among {} map entries",
                 maps.len()
             ),
-            file: self.elf.path().to_path_buf(),
+            file: self.elf.name().to_path_buf(),
         })
     }
 

@@ -414,7 +414,7 @@ pub(super) type Entry<'a> = gimli::DebuggingInformationEntry<'a, 'a, R>;
 
 impl Debug {
     pub(super) fn load(src: &Sources<'_>) -> Result<Debug> {
-        let path = src.dwarf_file.path().to_path_buf();
+        let path = src.dwarf_file.name().to_path_buf();
         let mut dwarf = load_sections(src.dwarf_file)?;
         if let Some(alt) = src.alt {
             let mut sup = load_sections(alt)?;

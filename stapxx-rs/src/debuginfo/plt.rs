@@ -49,7 +49,7 @@ impl Module {
                     "PLT stubs (only x86-64 stubs are decoded; this is {:?})",
                     obj.architecture()
                 ),
-                file: elf.path().to_path_buf(),
+                file: elf.name().to_path_buf(),
             });
         }
         let slots = got_slots(&obj);
@@ -59,7 +59,7 @@ impl Module {
                 continue;
             };
             let data = section.data().map_err(|e| DebugError::BadElf {
-                path: elf.path().to_path_buf(),
+                path: elf.name().to_path_buf(),
                 error: format!("section {name}: {e}"),
             })?;
             let step = match section_entsize(&obj, name) {
@@ -103,7 +103,7 @@ impl Module {
             }
             return Err(DebugError::NotFound {
                 what,
-                file: self.elf().path().to_path_buf(),
+                file: self.elf().name().to_path_buf(),
             });
         }
         Ok(hit)

@@ -248,7 +248,7 @@ pub(crate) fn markers<'a>(
 ) -> Result<Vec<Marker>> {
     use object::{Object, ObjectSection};
     let bad = |error: String| DebugError::BadElf {
-        path: elf.path().to_path_buf(),
+        path: elf.name().to_path_buf(),
         error,
     };
     let Some(data) = elf.section_data(".note.stapsdt")? else {

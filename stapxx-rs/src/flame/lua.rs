@@ -106,17 +106,12 @@ impl SourceRoot {
             SourceRoot::Host => vec![p.to_path_buf()],
             SourceRoot::Dir(dir) if p.is_absolute() => vec![dir.join(rel), p.to_path_buf()],
             SourceRoot::Dir(dir) => vec![dir.join(p)],
-            SourceRoot::Process(pid) => {
-                let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-                if !proc_dir.exists() {
-                    return vec![p.to_path_buf()];
-                }
-                if p.is_absolute() {
-                    vec![proc_dir.join("root").join(rel)]
-                } else {
-                    vec![proc_dir.join("cwd").join(p)]
-                }
-            }
+            // The target decides how its files are reached (a container's
+            // root, links inside it).
+            SourceRoot::Process(pid) => match crate::target::process_path(*pid, p) {
+                Some(host) => vec![host],
+                None => vec![p.to_path_buf()],
+            },
         }
     }
 }

@@ -5,10 +5,10 @@ use crate::target::TargetInfo;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Opens modules by the path the script names, through the target's root
-/// (`/proc/PID/root`) when there is a target process.
+/// Opens modules by the path the script names, through the target
+/// process ([`TargetInfo::open_module`]) when there is one.
 pub struct Modules {
-    root: Option<PathBuf>,
+    target: Option<TargetInfo>,
     /// The module used when `@cast` names none.
     default: Option<PathBuf>,
     open: HashMap<PathBuf, Result<Module, String>>,
@@ -23,7 +23,7 @@ pub struct Modules {
 impl Modules {
     pub fn new(target: Option<&TargetInfo>, default: Option<PathBuf>) -> Modules {
         Modules {
-            root: target.map(|t| t.root.clone()),
+            target: target.cloned(),
             default,
             open: HashMap::new(),
             prefetch: false,
@@ -42,13 +42,13 @@ impl Modules {
                 "no module given and no target executable to default to (use -x, --master or --exec, or name the module)".to_string()
             })?,
         };
-        let root = self.root.clone();
+        let target = self.target.as_ref();
         let entry = self.open.entry(path.clone()).or_insert_with(|| {
-            let opts = match root {
-                Some(r) => LocateOptions::with_root(r),
-                None => LocateOptions::default(),
-            };
-            Module::open_in(&path, opts).map_err(|e| e.to_string())
+            match target {
+                Some(t) => t.open_module(&path),
+                None => Module::open_in(&path, LocateOptions::default()),
+            }
+            .map_err(|e| e.to_string())
         });
         entry.as_ref().map_err(|e| e.clone())
     }

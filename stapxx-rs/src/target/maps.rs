@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::files::Reach;
+
 /// The access bits of one mapping (`r-xp`, `rw-s`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Perms {
@@ -69,7 +71,15 @@ pub struct MapEntry {
     pub dev_major: u32,
     pub dev_minor: u32,
     pub inode: u64,
+    /// The backing file's path as the target process sees it (see
+    /// [`super::TargetInfo::from_pid`]; as printed when parsed alone).
     pub path: MapPath,
+    /// The path as this host's `/proc` printed it, when that is not the
+    /// process's own (a target under another root): a second name the
+    /// file is known by here.
+    pub printed: Option<PathBuf>,
+    /// How the file is opened from here.
+    pub reach: Reach,
 }
 
 impl MapEntry {
@@ -137,6 +147,8 @@ impl MapEntry {
             dev_minor,
             inode,
             path,
+            printed: None,
+            reach: Reach::Root,
         })
     }
 }

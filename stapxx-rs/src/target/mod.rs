@@ -7,14 +7,20 @@
 //! files with their addresses (for load biases), the root directory (for
 //! containers) and the children of a master.
 //!
-//! Paths are kept as the target sees them, inside its own mount namespace.
-//! To open such a file from here use [`TargetInfo::host_path`], which goes
-//! through the `/proc/PID/root` link.
+//! Paths are kept as the target sees them, inside its own root and mount
+//! namespace (a container's), whatever this host's `/proc` prints for
+//! them. To open such a file from here use [`TargetInfo::locate`] (or
+//! [`TargetInfo::host_path`], [`TargetInfo::open_module`]): [`files`]
+//! decides which of the kernel's handles reaches it.
 
+mod files;
+pub mod inroot;
 mod libmatch;
 mod maps;
+pub mod ns;
 pub mod watch;
 
+pub use files::{proc_root, process_path, Reach, TargetFile};
 pub use libmatch::{find_library, is_dso_path, LibMatch};
 pub use maps::{parse_maps, MapEntry, MapPath, Perms};
 
@@ -93,17 +99,21 @@ impl From<TargetError> for grammar::Diagnostic {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetInfo {
     pub pid: u32,
-    /// The link `/proc/PID/exe`: the executable's path inside the process's
-    /// mount namespace. If the file was replaced since the process started,
-    /// the kernel appends ` (deleted)`; that is kept here as read (open
-    /// `/proc/PID/exe` itself to get at the old file).
+    /// The executable's path as the process sees it: the link
+    /// `/proc/PID/exe` without the root's path this host prints in front
+    /// of it (see [`files`]). If the file was replaced since the process
+    /// started, the kernel appends ` (deleted)`; that is kept here as read
+    /// ([`TargetInfo::locate`] then opens `/proc/PID/exe` itself).
     pub exe: PathBuf,
-    /// The link `/proc/PID/root` (`/` unless chrooted; a process in another
-    /// mount namespace still shows `/`).
+    /// The link `/proc/PID/root` as this host prints it (`/` unless
+    /// chrooted; `/` also after `pivot_root` in another mount namespace).
+    /// Only for messages: files are opened through
+    /// [`TargetInfo::root_handle`].
     pub root: PathBuf,
     /// `/proc/PID/comm` without its newline.
     pub comm: String,
-    /// `/proc/PID/maps`, in address order.
+    /// `/proc/PID/maps`, in address order, with paths as the process sees
+    /// them.
     pub maps: Vec<MapEntry>,
     /// Start time and program addresses from `/proc/PID/stat`, to tell
     /// later whether the process exited or ran exec() ([`watch`]).
@@ -147,12 +157,13 @@ impl TargetInfo {
         let maps_bytes = std::fs::read(&maps_path).map_err(|e| io_err(maps_path.clone(), e))?;
         // Pathnames are bytes; a lossy conversion only disturbs names that
         // could not appear in a script anyway.
-        let maps = parse_maps(&String::from_utf8_lossy(&maps_bytes)).map_err(|line| {
+        let mut maps = parse_maps(&String::from_utf8_lossy(&maps_bytes)).map_err(|line| {
             TargetError::BadMaps {
                 path: maps_path,
                 line,
             }
         })?;
+        let exe = files::localize(pid, &root, &exe, &mut maps);
         Ok(TargetInfo {
             pid,
             exe,
@@ -214,14 +225,6 @@ impl TargetInfo {
     /// `$^libNAME_path` for this process (`name` without the `lib`).
     pub fn find_library(&self, name: &str) -> LibMatch {
         find_library(&self.libraries(), name)
-    }
-
-    /// Where a path of the target's (absolute, as in [`TargetInfo::exe`] or
-    /// the maps) can be opened from here, even if the target lives in
-    /// another mount namespace: `/proc/PID/root/PATH`.
-    pub fn host_path(&self, path: &Path) -> PathBuf {
-        let rel = path.strip_prefix("/").unwrap_or(path);
-        proc_dir(self.pid).join("root").join(rel)
     }
 }
 

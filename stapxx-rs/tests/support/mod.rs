@@ -8,6 +8,9 @@
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
 //! * [`pyroscope`]: a loopback HTTP receiver standing in for a Pyroscope
 //!   server, and `go tool pprof` to read what it received;
+//! * [`container`]: overlayfs roots entered by `chroot` or `pivot_root` in
+//!   new mount and pid namespaces, holding copies of the other fixtures
+//!   ([`container_nginx`]: the nginx fixtures served from one);
 //! * C fixtures compiled from `tests/fixtures/*.c`, running processes that
 //!   are killed when the test ends, and reading a live process's memory.
 //!
@@ -18,6 +21,8 @@
 #![allow(dead_code)]
 
 pub mod apt;
+pub mod container;
+pub mod container_nginx;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
