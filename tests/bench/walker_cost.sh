@@ -52,6 +52,8 @@ window() {
     echo "$((ns1 - ns0)) $((n1 - n0)) $(python3 -c "print(($c1 - $c0) / $hz)")"
 }
 taskset -c 1 env LUA_PATH="$lj/src/?.lua;;" "$lj/src/luajit" ${LJFLAGS--joff} tests/lua/deep.lua "$D" > /dev/null & T=$!
+# Until taskset and env have exec'd LuaJIT (slow on a loaded machine).
+until [ "$(readlink /proc/$T/exe)" = "$(readlink -f "$lj/src/luajit")" ]; do sleep 0.05; done
 sleep 0.5
 # Cost of an invocation that is not the target's: the target stopped.
 kill -STOP $T
