@@ -187,6 +187,12 @@ pub struct FlameCli {
     /// The SVG's title.
     #[arg(long = "title", value_name = "TEXT")]
     pub title: Option<String>,
+
+    /// The LuaJIT that ran (its executable, or the libluajit it used), with
+    /// debug info: `builtin#N` frames get its fast functions' names
+    /// (`string.byte`).
+    #[arg(long = "luajit", value_name = "PATH")]
+    pub luajit: Option<PathBuf>,
 }
 
 /// The command line after validation.

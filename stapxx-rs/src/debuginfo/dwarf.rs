@@ -20,6 +20,8 @@ use gimli::{constants as dw, AttributeValue, Reader as _};
 use super::elf::ElfFile;
 use super::error::{DebugError, Result};
 
+mod enums;
+
 pub(crate) type R = gimli::EndianArcSlice<gimli::RunTimeEndian>;
 type Entry<'a> = gimli::DebuggingInformationEntry<'a, 'a, R>;
 

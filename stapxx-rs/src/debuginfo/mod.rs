@@ -38,6 +38,7 @@ pub mod cfi;
 pub mod debuginfod;
 pub mod dwarf;
 pub mod elf;
+mod enumerators;
 pub mod error;
 mod inlined;
 pub mod layout;
@@ -102,6 +103,8 @@ pub struct Module {
     elf: ElfFile,
     debug: OnceLock<Result<Loaded>>,
     symbols: OnceLock<Result<SymbolTable>>,
+    /// [`Module::enumeration_with`]'s answers, by enumerator.
+    enums: enumerators::Cache,
 }
 
 impl std::fmt::Debug for Module {
@@ -143,6 +146,7 @@ impl Module {
             elf,
             debug: OnceLock::new(),
             symbols: OnceLock::new(),
+            enums: Default::default(),
         })
     }
 

@@ -18,6 +18,8 @@
 //!   function starts (a source changed since the run, or `detailed`
 //!   backtraces). Line 0 is the main chunk: `mod:main`.
 //! * `T:@file.lua:LINE` (where a JIT trace starts) becomes `T:mod:func`.
+//! * `builtin#N` becomes the LuaJIT fast function's name (`string.byte`)
+//!   when the run's LuaJIT gives it ([`super::fflookup`]).
 //! * Frames of sources that cannot be read stay as printed; the first such
 //!   file is named in one warning ([`Namer::warning`]).
 //!
@@ -25,6 +27,7 @@
 //! (`/proc/PID/root`, relative names from `/proc/PID/cwd`), from a
 //! `--lua-root DIR`, or from the current directory.
 
+use super::fflookup::FastLookup;
 use emmylua_parser::{
     LuaAstNode, LuaAstToken, LuaClosureExpr, LuaExpr, LuaFeaturesSet, LuaIndexKey,
     LuaLanguageLevel, LuaLocalFuncStat, LuaParser, LuaSyntaxKind, LuaTableField, LuaTokenKind,
@@ -32,6 +35,7 @@ use emmylua_parser::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Lua sources larger than this are not parsed.
 const MAX_SOURCE: u64 = 8 << 20;
@@ -340,6 +344,8 @@ pub struct Namer {
     files: HashMap<String, Option<Functions>>,
     /// Chunk paths whose source could not be read, with why (first first).
     missing: Vec<(String, String)>,
+    /// Names for `builtin#N` (see [`Namer::with_fast_names`]).
+    fast: Option<Arc<FastLookup>>,
 }
 
 impl Namer {
@@ -348,11 +354,26 @@ impl Namer {
             root,
             files: HashMap::new(),
             missing: Vec::new(),
+            fast: None,
         }
+    }
+
+    /// Name `builtin#N` frames after LuaJIT's fast functions (`string.byte`)
+    /// as `fast` gives them; without, they stay as printed.
+    pub fn with_fast_names(mut self, fast: Option<Arc<FastLookup>>) -> Namer {
+        self.fast = fast;
+        self
     }
 
     /// The flame graph name of a frame as stap printed it.
     pub fn name(&mut self, frame: &str) -> String {
+        if let Some(id) = frame.strip_prefix("builtin#") {
+            let name = match (&self.fast, id.parse::<u32>()) {
+                (Some(fast), Ok(id)) => fast.name(id),
+                _ => None,
+            };
+            return name.unwrap_or_else(|| frame.to_string());
+        }
         if let Some(rest) = frame.strip_prefix("T:") {
             if rest.starts_with('@') {
                 return format!("T:{}", self.name(rest));

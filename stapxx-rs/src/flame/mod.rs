@@ -19,11 +19,15 @@
 //!   of pass 5) names, folds and writes the files. Lua sources are read
 //!   through `/proc/PID/root` of the traced process, or `--lua-root DIR`.
 //! * saved output: `stapxx-rs flamegraph [INPUT] [-o OUT] [--folded]
-//!   [--lua-root DIR] [--title TEXT]` ([`main`]).
+//!   [--lua-root DIR] [--luajit PATH] [--title TEXT]` ([`main`]).
 //!
-//! Either way, the same input gives the same files, byte for byte.
+//! Either way, the same input gives the same files, byte for byte (for
+//! `builtin#N` frames, named by [`ffnames`]: given the same LuaJIT, which
+//! a live run finds in the traced process, [`fflookup`]).
 
 pub mod collect;
+pub mod fflookup;
+pub mod ffnames;
 pub mod fold;
 pub mod lua;
 pub mod native;
@@ -35,6 +39,7 @@ pub mod svg;
 use crate::cli::{FlameCli, Options};
 use crate::runtime::output::{set_stdout_tee, StdoutTee};
 use collect::{Backtraces, Collector};
+use fflookup::FastLookup;
 use fold::Folded;
 use lua::{Namer, SourceRoot};
 use std::io::{Read, Write};
@@ -43,9 +48,14 @@ use std::sync::{Arc, Mutex};
 pub use svg::SvgOptions;
 
 /// Name and fold backtraces: the folded stacks, and the warning about
-/// unreadable Lua sources (one for all of them), if any.
-pub fn fold(bt: &Backtraces, root: SourceRoot) -> (Folded, Option<String>) {
-    let mut namer = Namer::new(root);
+/// unreadable Lua sources (one for all of them), if any. `fast` names
+/// `builtin#N` frames.
+pub fn fold(
+    bt: &Backtraces,
+    root: SourceRoot,
+    fast: Option<Arc<FastLookup>>,
+) -> (Folded, Option<String>) {
+    let mut namer = Namer::new(root).with_fast_names(fast);
     let folded = Folded::new(bt, &mut namer);
     (folded, namer.warning())
 }
@@ -72,6 +82,8 @@ struct Live {
     pid: Option<u32>,
     /// `--pyroscope`: pushes each profile in the background.
     pusher: Option<pyroscope::Pusher>,
+    /// Names for `builtin#N` frames, from the traced LuaJIT (once known).
+    fast: Option<Arc<FastLookup>>,
 }
 
 /// The files a live run writes (copied from the options at the start).
@@ -111,8 +123,13 @@ fn tick_ns() -> i64 {
 }
 
 /// The pprof profile of `bt`, gzipped.
-fn pprof_bytes(bt: &Backtraces, root: SourceRoot, t: pprof::Timing) -> Result<Vec<u8>, String> {
-    let mut namer = Namer::new(root);
+fn pprof_bytes(
+    bt: &Backtraces,
+    root: SourceRoot,
+    fast: Option<Arc<FastLookup>>,
+    t: pprof::Timing,
+) -> Result<Vec<u8>, String> {
+    let mut namer = Namer::new(root).with_fast_names(fast);
     let p = pprof::profile(bt, &mut namer, t);
     pprof::gzipped(&p).map_err(|e| format!("encoding the pprof profile failed: {e}"))
 }
@@ -161,6 +178,7 @@ pub fn begin_live(opts: &Options) {
         since: now(),
         pid: None,
         pusher: None,
+        fast: None,
     });
 }
 
@@ -174,6 +192,7 @@ pub fn start_run(opts: &Options, pid: Option<u32>, exe: Option<&Path>) -> Result
     };
     l.pid = pid;
     l.since = now();
+    l.fast = Some(FastLookup::for_run(pid, exe));
     if let Some(p) = pyroscope::Pusher::from_options(opts, exe) {
         l.pusher = Some(p?);
     }
@@ -230,7 +249,7 @@ fn emit(
         (None, Some(pid)) => SourceRoot::Process(pid),
         (None, None) => SourceRoot::Host,
     };
-    let (folded, warning) = fold(bt, root.clone());
+    let (folded, warning) = fold(bt, root.clone(), l.fast.clone());
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
     }
@@ -240,7 +259,7 @@ fn emit(
             time_nanos: since.0,
             duration_nanos: since.1.elapsed().as_nanos() as i64,
         };
-        let bytes = pprof_bytes(bt, root, t)?;
+        let bytes = pprof_bytes(bt, root, l.fast.clone(), t)?;
         if let Some(path) = &out.pprof {
             write_file(&name(path), &bytes)?;
         }
@@ -318,7 +337,14 @@ fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
         Some(dir) => SourceRoot::Dir(dir.clone()),
         None => SourceRoot::Host,
     };
-    let (folded, warning) = fold(&bt, root.clone());
+    let fast = Some(match &cli.luajit {
+        Some(path) => FastLookup::for_binary(path)?,
+        None => FastLookup::unavailable(
+            "to name them, give the LuaJIT that ran (its executable or libluajit, with debug \
+             info) as --luajit PATH",
+        ),
+    });
+    let (folded, warning) = fold(&bt, root.clone(), fast.clone());
     if let Some(w) = warning {
         crate::ewriteln!("WARNING: {w}");
     }
@@ -329,7 +355,7 @@ fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
             time_nanos: 0,
             duration_nanos: 0,
         };
-        pprof_bytes(&bt, root, t)?
+        pprof_bytes(&bt, root, fast, t)?
     } else if cli.folded {
         folded.text().into_bytes()
     } else {
