@@ -149,7 +149,11 @@ fn live(lj: &LuaJit, exe: &Path, args: &[&str], vm: &Path, tag: &str) {
     assert_eq!(status, 0, "stderr: {err}");
     // Nothing to say about the names: they were found.
     assert!(!err.contains("builtin#"), "{err}");
-    assert!(err.contains("WARNING: Found 0 JITted samples."), "{err}");
+    // With the JIT on, gsub's caller is sometimes compiled for a moment
+    // (a trace that aborts at the call): only -joff promises none.
+    if args.contains(&"-joff") {
+        assert!(err.contains("WARNING: Found 0 JITted samples."), "{err}");
+    }
 
     // The script's output is stap++'s: the fast function as builtin#N,
     // N its FastFunc enumerator, which is also jit.vmdef's id.
