@@ -21,7 +21,7 @@ use std::process::Command;
 use stapxx::debuginfo::Module;
 use stapxx::flame::{ffnames, lua::module_name};
 use support::luajit::{self, marker_line, LuaJit, Variant};
-use support::pyroscope::{go_pprof, have_go};
+use support::pprof::{go_pprof, have_go};
 
 /// Sampling time of every live run, in seconds.
 const SECS: u32 = 2;

@@ -74,12 +74,7 @@ fn lj_lua_stacks_numbered_profiles() {
     let Some(lj) = luajit::get(Variant::Gc64) else {
         return;
     };
-    let have_go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_go {
-        support::missing("go tool pprof (package golang-go)");
+    if !support::pprof::have_go() {
         return;
     }
     let _bpf = support::need_bpf();
@@ -129,13 +124,10 @@ fn lj_lua_stacks_numbered_profiles() {
             let share = heavy as f64 / (heavy + light) as f64;
             assert!((0.65..=0.85).contains(&share), "interval {n}: {text}");
         }
-        let top = Command::new("go")
-            .args(["tool", "pprof", "-top", "-sample_index=samples"])
-            .arg(dir.join(format!("split.{n}.pb.gz")))
-            .env("HOME", &dir)
-            .output()
-            .expect("go tool pprof");
-        let top = String::from_utf8_lossy(&top.stdout);
+        let top = support::pprof::go_pprof(
+            &dir.join(format!("split.{n}.pb.gz")),
+            &["-top", "-sample_index=samples"],
+        );
         assert!(
             top.contains(&format!(
                 "Showing nodes accounting for {all}, 100% of {all} total"

@@ -540,12 +540,7 @@ fn split_pprof_gc64() {
     let Some(lj) = setup(Variant::Gc64) else {
         return;
     };
-    let have_go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_go {
-        support::missing("go tool pprof (package golang-go)");
+    if !support::pprof::have_go() {
         return;
     }
     let p = lj.start(&lj.luajit, &["-joff"], "split.lua");
@@ -576,13 +571,7 @@ fn split_pprof_gc64() {
     );
     let total: u64 = support::backtraces(&stdout).iter().map(|b| b.1).sum();
     assert!(total >= 1000, "only {total} samples");
-    let top = Command::new("go")
-        .args(["tool", "pprof", "-top", "-sample_index=samples"])
-        .arg(&prof)
-        .env("HOME", &dir)
-        .output()
-        .expect("go tool pprof");
-    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    let top = support::pprof::go_pprof(&prof, &["-top", "-sample_index=samples"]);
     assert!(
         top.contains(&format!(
             "Showing nodes accounting for {total}, 100% of {total} total"
@@ -617,12 +606,7 @@ fn split_labels(variant: Variant, jit: bool) {
     let Some(lj) = setup(variant) else {
         return;
     };
-    let have_go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_go {
-        support::missing("go tool pprof (package golang-go)");
+    if !support::pprof::have_go() {
         return;
     }
     let args: &[&str] = if jit { &[] } else { &["-joff"] };
@@ -655,13 +639,7 @@ fn split_labels(variant: Variant, jit: bool) {
         .map(|n| n.parse::<u64>().unwrap())
         .sum();
     assert!(total >= 1000, "only {total} samples");
-    let tags = Command::new("go")
-        .args(["tool", "pprof", "-tags", "-sample_index=samples"])
-        .arg(&prof)
-        .env("HOME", &dir)
-        .output()
-        .expect("go tool pprof");
-    let tags = String::from_utf8_lossy(&tags.stdout).into_owned();
+    let tags = support::pprof::go_pprof(&prof, &["-tags", "-sample_index=samples"]);
     // `COUNT (PCT%): VALUE` under each key's heading.
     let value_count = |value: &str| -> u64 {
         tags.lines()

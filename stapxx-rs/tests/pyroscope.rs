@@ -11,10 +11,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stapxx::flame::pyroscope::{DropReason, PushConfig, PushReport, Pusher};
 use support::luajit::{self, Variant};
-use support::pyroscope::{go_pprof, have_go, multipart_part, parse_query, save_profile, Receiver};
+use support::pprof::{go_pprof, have_go};
+use support::pyroscope::{multipart_part, parse_query, save_profile, Receiver};
 
 /// What ureq says when nothing listens on the port.
 const REFUSED: &str = "connection failed: Connection refused (os error 111)";
+
+/// The request's `sampleRate` (Hz) and the profile's period (ns) say the
+/// same: one sample every 1/CONFIG_HZ s, as timer.profile takes them.
+fn assert_rate_is_period(file: &std::path::Path, q: &support::pyroscope::Request) {
+    let raw = go_pprof(file, &["-raw"]);
+    let period: u64 = raw
+        .lines()
+        .find_map(|l| l.strip_prefix("Period: "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Period in {raw}"));
+    let rate: u64 = q.param("sampleRate").unwrap().parse().unwrap();
+    assert_eq!(
+        rate * period,
+        1_000_000_000,
+        "sampleRate {rate}, period {period} ns"
+    );
+}
 
 /// A pusher configuration for `r` with a quick retry schedule.
 fn config(r: &Receiver) -> PushConfig {
@@ -326,18 +344,7 @@ fn run_pushes_its_profile_once() {
         top.contains("Showing nodes accounting for 10, 100% of 10 total"),
         "{top}"
     );
-    let raw = go_pprof(&file, &["-raw"]);
-    let period: u64 = raw
-        .lines()
-        .find_map(|l| l.strip_prefix("Period: "))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Period in {raw}"));
-    let rate: u64 = q.param("sampleRate").unwrap().parse().unwrap();
-    assert_eq!(
-        rate * period,
-        1_000_000_000,
-        "sampleRate {rate}, period {period} ns"
-    );
+    assert_rate_is_period(&file, q);
 }
 
 /// The server is down when the run ends: the run ends anyway, after the
@@ -453,18 +460,7 @@ fn lj_lua_stacks_pushes_to_pyroscope() {
     let file = save_profile(&dir, "lj.pb.gz", &q.profile());
     // timer.profile samples once a tick: the period is 1/CONFIG_HZ, and
     // sampleRate says the same in Hz.
-    let raw = go_pprof(&file, &["-raw"]);
-    let period: u64 = raw
-        .lines()
-        .find_map(|l| l.strip_prefix("Period: "))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Period in {raw}"));
-    let rate: u64 = q.param("sampleRate").unwrap().parse().unwrap();
-    assert_eq!(
-        rate * period,
-        1_000_000_000,
-        "sampleRate {rate}, period {period} ns"
-    );
+    assert_rate_is_period(&file, q);
 
     let top = go_pprof(&file, &["-top", "-sample_index=samples"]);
     assert!(

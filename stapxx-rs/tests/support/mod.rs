@@ -26,6 +26,7 @@ pub mod container_nginx;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
+pub mod pprof;
 pub mod pyroscope;
 
 use std::collections::HashMap;
