@@ -11,10 +11,12 @@
 //! To open such a file from here use [`TargetInfo::host_path`], which goes
 //! through the `/proc/PID/root` link.
 
+mod identity;
 mod libmatch;
 mod maps;
 pub mod watch;
 
+pub use identity::{processes_running, FileIdentity};
 pub use libmatch::{find_library, is_dso_path, LibMatch};
 pub use maps::{parse_maps, MapEntry, MapPath, Perms};
 
