@@ -13,6 +13,7 @@
 
 mod identity;
 mod libmatch;
+mod lineage;
 mod maps;
 pub mod watch;
 
@@ -171,6 +172,7 @@ impl TargetInfo {
             pid: self.pid,
             comm: self.comm.clone(),
             identity: self.identity,
+            lineage: None,
         }
     }
 
