@@ -131,6 +131,7 @@
 //! (a `-D NAME=...` with that name). It sets no `MAXSTRINGLEN`. See
 //! [`DEFAULT_DEFINES`].
 
+pub mod follow;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -171,10 +172,14 @@ pub struct ExpandOptions {
     /// The process whose executable and mapped libraries the script refers
     /// to: the `-x PID` process, or under `--master` the first child.
     pub target: Option<TargetInfo>,
-    /// Under `--master`: the traced children (see [`crate::target::children_of`]).
-    /// When non-empty, `$^target` and `$^pid_ok` name these pids rather than
-    /// `target`'s.
+    /// Under `--master`: the children at start (see
+    /// [`crate::target::children_of`]); under `--procs-of`: the processes
+    /// running the executable at start. When non-empty, `$^target` names
+    /// these pids rather than `target`'s.
     pub workers: Vec<u32>,
+    /// `--master`, `--procs-of`: the processes `$^pid_ok` follows as they
+    /// come and go (see [`follow`]).
+    pub follow: Option<follow::Follow>,
     /// `--exec PATH`, or under `--master` the master's `exe` link. Takes
     /// precedence over `target`'s executable for `$^exec_path`.
     pub exec_path: Option<PathBuf>,
@@ -201,6 +206,9 @@ pub struct ExpandedFile {
     pub module: Option<String>,
     /// The expanded text, with as many lines as the original.
     pub text: String,
+    /// Code the expansion wrote itself ([`follow`]), not a file of the
+    /// user's.
+    pub generated: bool,
     /// Replacements made, in text order.
     edits: Vec<Edit>,
 }

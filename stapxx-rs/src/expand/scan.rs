@@ -29,6 +29,8 @@ pub(super) struct Expander<'a> {
     /// Expanded files in load order; a slot is reserved when a file starts so
     /// that a module comes before the modules it uses.
     files: Vec<Option<ExpandedFile>>,
+    /// `$^pid_ok` became [`super::follow::PID_OK`]: its code is added.
+    follow_used: bool,
 }
 
 /// Where scanned text goes: the file's output and its edit list, or a
@@ -137,6 +139,7 @@ impl<'a> Expander<'a> {
             assumed_static: Vec::new(),
             loaded: HashSet::new(),
             files: Vec::new(),
+            follow_used: false,
         }
     }
 
@@ -153,8 +156,22 @@ impl<'a> Expander<'a> {
                 }
             }
         }
+        let mut files: Vec<ExpandedFile> = self.files.into_iter().flatten().collect();
+        if let (true, Some(f)) = (self.follow_used, &self.opts.follow) {
+            // After the user's files: their line numbers stay as written.
+            let text = f.source();
+            let id = self.sources.add(super::follow::SOURCE_NAME, text.as_str());
+            files.push(ExpandedFile {
+                id,
+                path: PathBuf::from(super::follow::SOURCE_NAME),
+                module: None,
+                text,
+                generated: true,
+                edits: Vec::new(),
+            });
+        }
         Expansion {
-            files: self.files.into_iter().flatten().collect(),
+            files,
             used_args: self.used_args,
             warnings: self.warnings,
             assumed_static: self.assumed_static,
@@ -205,6 +222,7 @@ impl<'a> Expander<'a> {
                 path,
                 module,
                 text: out,
+                generated: false,
                 edits,
             });
         }
@@ -471,7 +489,7 @@ impl<'a> Expander<'a> {
 
     /// Values set by the command line and the target, before defaults.
     fn fixed_value(
-        &self,
+        &mut self,
         span: Span,
         name: &str,
         arg: Option<&str>,
@@ -499,13 +517,9 @@ impl<'a> Expander<'a> {
                 }
             }
             "pid_ok" => {
-                if !opts.workers.is_empty() {
-                    let tests: Vec<String> = opts
-                        .workers
-                        .iter()
-                        .map(|p| format!("pid() == {p}"))
-                        .collect();
-                    Some(format!("({})", tests.join(" || ")))
+                if opts.follow.is_some() {
+                    self.follow_used = true;
+                    Some(super::follow::PID_OK.to_string())
                 } else if opts.target.is_some() {
                     Some("pid() == target()".to_string())
                 } else {
