@@ -33,6 +33,10 @@
 //!   and their forks; one that execs something else stops being traced.
 //!   No state at all.
 //!
+//! In both, a process that is exiting is traced no more (its memory is being
+//! torn down: reads would fault, and with workers retired at every reload
+//! such faults would be routine).
+//!
 //! Both read kernel memory, so `$^pid_ok` is a test for kernel probes (the
 //! process they fire in). In `begin`/`end`/timer probes, which run in
 //! stapxx-rs, `--master`'s test is about stapxx-rs itself (false) and
@@ -48,6 +52,18 @@ pub const PID_OK: &str = "__stapxx_pid_ok()";
 /// The name under which the generated code is registered: listings and
 /// errors name it so.
 pub const SOURCE_NAME: &str = "<generated: $^pid_ok>";
+
+/// A process on its way out (PF_EXITING, 0x4, set before its memory is
+/// torn down) is traced no more: probes that read its memory would fault,
+/// and with processes coming and going (a reload retires every worker)
+/// that would be routine, not the script's error.
+const EXITING: &str = "\
+# A process on its way out (PF_EXITING) is traced no more: its memory is
+# going away.
+function __stapxx_exiting() {
+  return @cast(task_current(), \"task_struct\", \"kernel\")->flags & 4
+}
+";
 
 /// Which processes `$^pid_ok` follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,13 +99,16 @@ impl Follow {
                  }}\n\
                  function __stapxx_pid_ok() {{\n\
                  \x20 return ppid() in __stapxx_masters && !(pid() in __stapxx_masters)\n\
-                 }}\n"
+                 \x20   && !__stapxx_exiting()\n\
+                 }}\n\
+                 {EXITING}"
             ),
             Follow::Procs { path, exe } => format!(
                 "# Generated for --procs-of {path}: $^pid_ok is true in every process\n\
                  # whose executable is that file (inode {ino} on device {major}:{minor}),\n\
                  # whatever it is called, decided when the probe fires.\n\
                  function __stapxx_pid_ok() {{\n\
+                 \x20 if (__stapxx_exiting()) return 0\n\
                  \x20 mm = @cast(task_current(), \"task_struct\", \"kernel\")->mm\n\
                  \x20 # Kernel threads have no memory and no executable.\n\
                  \x20 if (mm == 0) return 0\n\
@@ -98,7 +117,8 @@ impl Follow {
                  \x20 inode = @cast(exe, \"file\", \"kernel\")->f_inode\n\
                  \x20 return @cast(inode, \"inode\", \"kernel\")->i_ino == {ino}\n\
                  \x20   && @cast(inode, \"inode\", \"kernel\")->i_sb->s_dev == {dev}\n\
-                 }}\n",
+                 }}\n\
+                 {EXITING}",
                 // (Only a comment: a newline must not end it.)
                 path = path.display().to_string().replace('\n', "\\n"),
                 ino = exe.ino,

@@ -772,7 +772,7 @@ fn pid_ok_follow_code_comes_once_after_the_users_files() {
 fn follow_code_parses_and_says_what_it_follows() {
     let config = grammar::PpConfig::default();
     let macros = grammar::MacroTable::new();
-    for (follow, function_only) in [(Follow::Master { pid: 4242 }, false), (procs_of(), true)] {
+    for (follow, functions_only) in [(Follow::Master { pid: 4242 }, false), (procs_of(), true)] {
         let text = follow.source();
         let mut sources = SourceMap::new();
         let id = sources.add(SOURCE_NAME, text.as_str());
@@ -786,8 +786,8 @@ fn follow_code_parses_and_says_what_it_follows() {
                 _ => None,
             })
             .collect();
-        assert_eq!(functions, ["__stapxx_pid_ok"]);
-        assert_eq!(file.items.len() == 1, function_only, "{text}");
+        assert_eq!(functions, ["__stapxx_pid_ok", "__stapxx_exiting"]);
+        assert_eq!(file.items.len() == 2, functions_only, "{text}");
     }
     insta::assert_snapshot!("follow_master", Follow::Master { pid: 4242 }.source());
     insta::assert_snapshot!("follow_procs_of", procs_of().source());
