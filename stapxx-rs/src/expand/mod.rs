@@ -46,7 +46,8 @@
 //!   NAME=VAL option is specified.`". An `--arg` that the script and its
 //!   modules never use draws, after expansion, the warning
 //!   "`WARNING: $^arg_NAME is defined by "--arg NAME=VAL", but never used.`".
-//! * `$^exec_path`: the `--exec PATH` (which must be an existing file), else
+//! * `$^exec_path`: the `--exec PATH` (which must be an existing file), or
+//!   the `--procs-of PATH`, else
 //!   the link `/proc/PID/exe` of the `-x PID` process, else that of the
 //!   `--master PID` process. Without any of them: "`$^exec_path is used but
 //!   neither -x <pid> nor --exec <path> is specified.`".
@@ -67,11 +68,15 @@
 //!   why. The result is remembered per library, so it comes once. Note: the word
 //!   after `$^` cannot contain `-` or `.`, so `$^libluajit-5.1_path` is the
 //!   unknown variable `$^libluajit` followed by text; use `$^libluajit_path`.
-//! * `$^target`: the `-x` pid; under `--master`, the children's pids joined by
-//!   spaces; with only `--exec`, the word `ANY`.
+//! * `$^target`: the `-x` pid; under `--master`, the children's pids at start
+//!   joined by spaces (under `--procs-of`, the processes running the
+//!   executable at start); with only `--exec` (or `--procs-of` and no such
+//!   process), the word `ANY`.
 //! * `$^pid_ok`: a stap condition selecting the traced processes:
-//!   `pid() == target()` for `-x`, `(pid() == A || pid() == B)` for the
-//!   `--master` children, `1` with only `--exec`.
+//!   `pid() == target()` for `-x`, `1` with only `--exec`. Under `--master`
+//!   (stap++: `(pid() == A || pid() == B)`, the children at start) and
+//!   `--procs-of`, a call of a generated function that follows processes as
+//!   they come and go; its code is added as one more file (see [`follow`]).
 //! * anything else: "`Undefined built-in variable $^NAME.`"
 //!
 //! Values are inserted as they are, never re-scanned. Since a value with a
@@ -121,8 +126,9 @@
 //! `VALUE`), and ` (default: D)` if a default was seen (the first one seen
 //! wins). See [`ExpandMode::ListArgs`] and [`format_args_listing`].
 //!
-//! `--dump-src` prints the expanded main script only (not the modules) and
-//! exits, before `--args` is handled and before the unused-`--arg` warnings.
+//! `--dump-src` prints the expanded main script (not the modules), then the
+//! code `$^pid_ok` generated, if any (the script calls it), and exits,
+//! before `--args` is handled and before the unused-`--arg` warnings.
 //!
 //! ## `-D` defaults
 //!

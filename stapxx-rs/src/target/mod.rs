@@ -1,11 +1,13 @@
 //! Target discovery: what the traced process looks like, read from procfs.
 //!
 //! `-x PID` traces one process; `--master PID` traces the direct children of
-//! a master process (nginx workers); `--exec PATH` names an executable without
-//! a process. This module answers the questions the stapxx expansion and the
-//! later passes ask about those processes: the executable path, the mapped
-//! files with their addresses (for load biases), the root directory (for
-//! containers) and the children of a master.
+//! a master process (nginx workers); `--procs-of PATH` every process running
+//! an executable; `--exec PATH` names an executable without a process. This
+//! module answers the questions the stapxx expansion and the later passes
+//! ask about those processes: the executable path, the mapped files with
+//! their addresses (for load biases), the root directory (for containers),
+//! the children of a master, the processes running a file ([`FileIdentity`]),
+//! and whether the target (or the last master) is still there ([`watch`]).
 //!
 //! Paths are kept as the target sees them, inside its own mount namespace.
 //! To open such a file from here use [`TargetInfo::host_path`], which goes
