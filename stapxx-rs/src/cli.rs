@@ -29,9 +29,19 @@ pub struct Cli {
     #[arg(short = 'x', value_name = "PID", conflicts_with = "master")]
     pub pid: Option<u32>,
 
-    /// Trace every child of this (nginx master) process.
+    /// Trace every child of this (nginx master) process, also those started
+    /// later (reloads, respawns, a binary upgrade's new master's).
     #[arg(long = "master", value_name = "PID")]
     pub master: Option<u32>,
+
+    /// Trace every process running this executable, now and later (told
+    /// by the file, not by its name): $^pid_ok, $^exec_path.
+    #[arg(
+        long = "procs-of",
+        value_name = "PATH",
+        conflicts_with_all = ["pid", "master", "exec"]
+    )]
+    pub procs_of: Option<PathBuf>,
 
     /// The executable for $^exec_path when no process is given.
     #[arg(long = "exec", value_name = "PATH")]
@@ -227,8 +237,10 @@ impl Options {
             },
         };
         let script_args = words.collect();
-        if cli.command.is_some() && (cli.pid.is_some() || cli.master.is_some()) {
-            return Err("-c cannot be combined with -x or --master".into());
+        if cli.command.is_some()
+            && (cli.pid.is_some() || cli.master.is_some() || cli.procs_of.is_some())
+        {
+            return Err("-c cannot be combined with -x, --master or --procs-of".into());
         }
         crate::flame::pyroscope::config::check_cli(&cli)?;
         let mut args = BTreeMap::new();

@@ -11,13 +11,14 @@
 
 use crate::cli::Options;
 use crate::codegen;
+use crate::expand::follow::Follow;
 use crate::expand::{self, ExpandMode, ExpandOptions, Expansion};
 use crate::ir;
 use crate::loadinfo;
 use crate::resolve::{self, modules::Modules};
 use crate::runtime;
 use crate::system;
-use crate::target::{self, TargetInfo};
+use crate::target::{self, watch::Watch, FileIdentity, TargetInfo};
 use grammar::{ast, printer, Diagnostic, MacroTable, PpConfig, SourceMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,8 +39,11 @@ pub fn run(opts: &Options) -> i32 {
 pub struct Session<'o> {
     pub opts: &'o Options,
     pub sources: SourceMap,
-    /// The traced process (`-x`, or the first worker of `--master`).
+    /// The traced process (`-x`, or the first worker of `--master`, or the
+    /// first process of `--procs-of`): what addresses are resolved against.
     pub target: Option<TargetInfo>,
+    /// `--master`, `--procs-of`: the processes followed as they come and go.
+    pub follow: Option<Follow>,
     /// `$^exec_path`: the executable `@cast`/`@var` default to.
     pub exec_path: Option<PathBuf>,
     /// The exit status of pass 5 (the script's run).
@@ -69,6 +73,7 @@ impl<'o> Session<'o> {
             opts,
             sources: SourceMap::new(),
             target: None,
+            follow: None,
             exec_path: None,
             exit_code: 0,
         }
@@ -109,8 +114,11 @@ impl<'o> Session<'o> {
             return Ok(());
         }
         if self.opts.cli.dump_src {
-            if let Some(main) = expansion.files.first() {
-                emit(&main.text)?;
+            // The main script, and the code `$^pid_ok` became under
+            // --master/--procs-of (it calls a function defined there).
+            let shown = expansion.files.iter().enumerate();
+            for (_, f) in shown.filter(|(i, f)| *i == 0 || f.generated) {
+                emit(&f.text)?;
             }
             return Ok(());
         }
@@ -156,7 +164,9 @@ impl<'o> Session<'o> {
         if self.opts.cli.pass == 1 {
             let mut text = String::new();
             for (i, f) in program.files.iter().enumerate() {
-                if i > 0 {
+                if expansion.file(f.id).is_some_and(|e| e.generated) {
+                    text.push_str(&format!("# {}\n", self.sources.get(f.id).name));
+                } else if i > 0 {
                     text.push_str(&format!("# @use {}\n", self.sources.get(f.id).name));
                 }
                 text.push_str(&printer::print_file(f));
@@ -178,6 +188,7 @@ impl<'o> Session<'o> {
         let program = ir::lower::lower(&resolved)?;
         if self.opts.cli.pass >= 4 {
             self.preflight(&program, expansion)?;
+            self.warn_placement(&program);
         }
         let compiled = self.compile(&program, self.opts.cli.pass >= 4, &mut t)?;
         // The object is written at any pass that compiles (a run too).
@@ -220,7 +231,7 @@ impl<'o> Session<'o> {
             skip_badvars: self.opts.cli.skip_badvars,
             verbose: self.opts.cli.verbose,
             signals: true,
-            watch: self.target.as_ref().map(TargetInfo::watch),
+            watch: self.watch(),
             interval: self.opts.cli.interval.map(std::time::Duration::from_secs),
         };
         let src = runtime::ScriptSources {
@@ -229,12 +240,8 @@ impl<'o> Session<'o> {
         };
         // Flame outputs (src/flame) learn the traced process and start
         // pushing; a no-op without those flags.
-        crate::flame::start_run(
-            self.opts,
-            self.target.as_ref().map(|t| t.pid),
-            self.exec_path.as_deref(),
-        )
-        .map_err(Diagnostic::bare)?;
+        crate::flame::start_run(self.opts, self.sources_pid(), self.exec_path.as_deref())
+            .map_err(Diagnostic::bare)?;
         self.exit_code = match &compiled {
             // Host probes only (begin/end/error/timers): run them here.
             None => {
@@ -345,6 +352,7 @@ impl<'o> Session<'o> {
         opts: &ExpandOptions,
     ) -> Result<Expansion, Diagnostic> {
         self.target = opts.target.clone();
+        self.follow = opts.follow.clone();
         self.exec_path = opts
             .exec_path
             .clone()
@@ -392,6 +400,10 @@ impl<'o> Session<'o> {
             }
             opts.target = Some(TargetInfo::from_pid(first).map_err(Diagnostic::from)?);
             opts.workers = workers;
+            opts.follow = Some(Follow::Master { pid: master });
+        }
+        if let Some(path) = &cli.procs_of {
+            procs_of(&mut opts, path)?;
         }
         if let Some(sample) = cli.sample_pid {
             // A sibling process's maps help find the libraries (stap++ does
@@ -513,6 +525,29 @@ impl<'o> Session<'o> {
         }
         Ok(table)
     }
+}
+
+/// `--procs-of PATH`: the executable, the processes running it now (the
+/// first of them stands for all in what is resolved against one address
+/// space), or, with none, its `ldd` libraries as `--exec` has them.
+fn procs_of(opts: &mut ExpandOptions, path: &Path) -> Result<(), Diagnostic> {
+    let what =
+        |e: &dyn std::fmt::Display| Diagnostic::bare(format!("--procs-of {}: {e}", path.display()));
+    let path = std::path::absolute(path).map_err(|e| what(&e))?;
+    if !std::fs::metadata(&path).map_err(|e| what(&e))?.is_file() {
+        return Err(what(&"not a regular file"));
+    }
+    let exe = FileIdentity::of(&path).map_err(|e| what(&e))?;
+    let pids = target::processes_running(exe).map_err(Diagnostic::from)?;
+    // One may exit while we look: take the first that can be read.
+    opts.target = pids.iter().find_map(|&p| TargetInfo::from_pid(p).ok());
+    if opts.target.is_none() {
+        opts.extra_libraries = target::ldd_libraries(&path).unwrap_or_default();
+    }
+    opts.workers = pids;
+    opts.exec_path = Some(path.clone());
+    opts.follow = Some(Follow::Procs { path, exe });
+    Ok(())
 }
 
 /// The `.stpm` files of one tapset directory that apply here: as stap does,
@@ -696,6 +731,46 @@ impl Session<'_> {
             preflight::check_kernel()?;
         }
         Ok(())
+    }
+
+    /// What ends the session besides the script: the `-x` process's end;
+    /// under `--master` the end of every master (workers come and go);
+    /// under `--procs-of` nothing (processes come and go).
+    fn watch(&self) -> Option<Watch> {
+        match &self.follow {
+            Some(Follow::Master { pid }) => Some(Watch::masters(*pid)),
+            Some(Follow::Procs { .. }) => None,
+            None => self.target.as_ref().map(TargetInfo::watch),
+        }
+    }
+
+    /// The process whose root and working directory Lua source names are
+    /// read through for flame graphs: the master outlives its workers.
+    fn sources_pid(&self) -> Option<u32> {
+        match &self.follow {
+            Some(Follow::Master { pid }) => Some(*pid),
+            _ => self.target.as_ref().map(|t| t.pid),
+        }
+    }
+
+    /// Under `--procs-of`, a script whose kernel probes use addresses
+    /// placed at load time (`@var`, symbol and unwind tables) gets them for
+    /// one process: other processes of a position-independent executable
+    /// are placed elsewhere, and read other memory there. Said once.
+    fn warn_placement(&self, program: &ir::Program) {
+        let (Some(Follow::Procs { path, .. }), Some(t)) = (&self.follow, &self.target) else {
+            return;
+        };
+        let n = loadinfo::needs(program);
+        if loadinfo::bias_modules(program).is_empty() && !n.unwind && !n.user_symbols && !n.mappings
+        {
+            return;
+        }
+        crate::ewriteln!(
+            "WARNING: --procs-of {}: @var addresses and the symbol and unwind tables are placed as in process {} (the first found); in processes of it placed at other addresses (address randomisation, other libraries) those reads see other memory",
+            path.display(),
+            t.pid
+        );
     }
 
     /// Load every program; a refusal names the script line or the probe

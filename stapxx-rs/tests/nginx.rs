@@ -143,6 +143,38 @@ impl Stapxx {
     }
 }
 
+impl Stapxx {
+    /// [`Stapxx::finish`] for a session under `--master` that follows
+    /// workers: its bookkeeping probes (`expand/follow.rs`) run at every
+    /// exec and process exit on the machine, and a sample that lands on a
+    /// CPU while one of them runs is skipped, as stap skips a probe nested
+    /// in another, and counted in the last line. That line may say so;
+    /// nothing else may mention an error.
+    fn finish_following(mut self) -> (String, String) {
+        let status = self.child.wait().expect("wait for stapxx-rs");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let (out, err) = (self.stdout(), self.stderr());
+        assert!(status.success(), "stapxx-rs: {status}\n{out}\n{err}");
+        for l in err.lines().filter(|l| l.contains("error")) {
+            let skips = l
+                .strip_prefix("WARNING: Number of errors: 0, skipped probes: ")
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+            assert!(skips, "stderr: {err}");
+        }
+        support::assert_no_bpf_leftovers(self.child.id());
+        (out, err)
+    }
+
+    /// SIGINT, then [`Stapxx::finish_following`].
+    fn interrupt_following(self) -> (String, String) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.finish_following()
+    }
+}
+
 impl Drop for Stapxx {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -796,4 +828,225 @@ fn mixed_stacks_through_jit_code() {
         traced * 2 >= total,
         "{traced} of {total} in traces under the handler: {bts:#?}"
     );
+}
+
+/// The script of the following tests: requests per worker pid where
+/// `$^pid_ok` (at `ngx_http_log_request`, where the access log line is
+/// written), and the pids in which nginx's signal handler ran, with
+/// `$^pid_ok` and without (masters get SIGHUP, SIGCHLD, SIGUSR2, SIGQUIT;
+/// workers are told through their channel, not by signals).
+fn per_pid_script(ng: &Nginx, name: &str) -> String {
+    let script = support::scratch().join(format!("{name}.stp"));
+    std::fs::write(
+        &script,
+        format!(
+            r#"global reqs, ok_sig, other_sig
+probe begin {{ warn("Tracing $^target\n") }}
+probe process("{0}").function("ngx_http_log_request") {{
+  if ($^pid_ok && $r == $r->main) reqs[pid()]++
+}}
+probe process("{0}").function("ngx_signal_handler") {{
+  if ($^pid_ok) ok_sig[pid()]++
+  else other_sig[pid()]++
+}}
+probe end {{
+  foreach (p+ in reqs) printf("req %d %d\n", p, reqs[p])
+  foreach (p+ in ok_sig) printf("sig %d\n", p)
+  foreach (p+ in other_sig) printf("master-sig %d\n", p)
+}}
+"#,
+            ng.nginx.display()
+        ),
+    )
+    .unwrap();
+    script.display().to_string()
+}
+
+/// What [`per_pid_script`] printed: requests by pid, the pids whose signal
+/// handler ran with `$^pid_ok`, and those without.
+type PerPid = (std::collections::BTreeMap<u32, u64>, Vec<u32>, Vec<u32>);
+
+fn per_pid(out: &str) -> PerPid {
+    let mut res = PerPid::default();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let n = |i: usize| -> u64 { f[i].parse().unwrap_or_else(|_| panic!("{l}")) };
+        match f[0] {
+            "req" => {
+                res.0.insert(n(1) as u32, n(2));
+            }
+            "sig" => res.1.push(n(1) as u32),
+            "master-sig" => res.2.push(n(1) as u32),
+            _ => panic!("unexpected line {l:?} in {out}"),
+        }
+    }
+    res
+}
+
+/// The access log's requests per pid from line `from` on.
+fn logged_per_pid(s: &Server, from: usize) -> std::collections::BTreeMap<u32, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for (pid, _, _) in &s.access_log()[from..] {
+        *m.entry(*pid).or_insert(0) += 1;
+    }
+    m
+}
+
+/// `--master` follows nginx as it is reloaded twice under wrk and loses a
+/// worker to SIGKILL in between (killed while idle, so no request is cut
+/// between the probe and the log line): the requests counted per pid are
+/// exactly the access log's, the workers started after the session
+/// (by both reloads and the respawn) included; the master, whose signal
+/// handler runs for the reloads and the dead worker, never passes
+/// `$^pid_ok`.
+#[test]
+fn master_follows_reloads_and_a_respawned_worker() {
+    let Some((_serial, ng)) = setup(Shape::Static) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let master = s.master_pid();
+    let first = s.workers();
+    let script = per_pid_script(ng, "follow-reloads");
+    let mut st = Stapxx::start(&script, &strings(&["--master", &master.to_string()]));
+    st.wait_stderr(&format!("Tracing {} {}", first[0], first[1]));
+    let from = s.settled_requests();
+
+    let wrk = Wrk::start(&s.url("/fast"), 3, 2, 32);
+    std::thread::sleep(Duration::from_millis(1000));
+    let second = s.reload();
+    let w1 = wrk.wait();
+    s.settled_requests();
+    let third = s.kill_worker(second[0]);
+    let respawned: Vec<u32> = third
+        .iter()
+        .copied()
+        .filter(|w| !second.contains(w))
+        .collect();
+    let wrk = Wrk::start(&s.url("/fast"), 3, 2, 32);
+    std::thread::sleep(Duration::from_millis(1000));
+    let fourth = s.reload();
+    let w2 = wrk.wait();
+    s.settled_requests();
+    let logged = logged_per_pid(&s, from);
+    let (out, err) = st.interrupt_following();
+    // wrk counts as errors the idle keep-alive connections that retiring
+    // workers close under it (nginx logs nothing for them); every request
+    // nginx logged is in the counts below.
+    for w in [&w1, &w2] {
+        eprintln!(
+            "wrk across a reload: {} requests, {} errors",
+            w.requests, w.errors
+        );
+        assert!(w.requests > 0, "{}", w.output);
+    }
+    assert_eq!(s.get("/fast").expect("GET /fast").0, 200);
+
+    let (reqs, sig, other) = per_pid(&out);
+    assert_eq!(reqs, logged, "requests per pid; stderr: {err}");
+    // Every generation of workers served (and was counted): the first, the
+    // first reload's, the respawned one, the second reload's.
+    for w in [
+        first[0],
+        first[1],
+        second[1],
+        respawned[0],
+        fourth[0],
+        fourth[1],
+    ] {
+        assert!(reqs.contains_key(&w), "worker {w} not counted: {out}");
+    }
+    assert!(
+        !reqs.contains_key(&master) && !sig.contains(&master),
+        "{out}"
+    );
+    assert_eq!(other, vec![master], "{out}");
+}
+
+/// lj-lua-stacks under `--master` across a reload: the reload is done (old
+/// workers gone) before any request for `/hot` arrives, so the hot
+/// backtrace it finds comes from workers that did not exist when the
+/// session started. With the Lua module as a shared object, which the
+/// reloaded configuration loads again.
+#[test]
+fn lua_stacks_follow_a_reload() {
+    let Some((_serial, ng)) = setup(Shape::Dynamic) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let master = s.master_pid().to_string();
+    let before = s.workers();
+    let mut st = Stapxx::start(
+        "examples/lj-lua-stacks.sxx",
+        &strings(&["--master", &master, "--arg", &format!("time={}", SECS + 2)]),
+    );
+    st.wait_stderr("Please wait for ");
+    let after = s.reload();
+    assert!(after.iter().all(|w| !before.contains(w)));
+    for _ in 0..5 {
+        assert_eq!(s.get("/hot").unwrap().0, 200);
+    }
+    let w = nginx::wrk(&s.url("/hot"), SECS, 2, 32);
+    let (out, err) = st.finish_following();
+    assert_served(&s, &w);
+    assert!(
+        err.contains(&format!("Start tracing {} {} (", before[0], before[1])),
+        "{err}"
+    );
+    let total = assert_hot_dominant(&out, &err);
+    assert!(total >= 50, "{total} samples: {err}");
+}
+
+/// A binary upgrade under `--master`: SIGUSR2 makes the master fork a new
+/// master that runs the executable anew and starts its own workers; then
+/// the old master is told to quit. The session goes on with the new
+/// master's workers (uprobes are on the file, which the new master runs
+/// too), counting exactly what the access log has per pid, neither master
+/// passing `$^pid_ok`; when the new master is stopped too, the session
+/// ends by itself and says so.
+#[test]
+fn master_follows_a_binary_upgrade() {
+    let Some((_serial, ng)) = setup(Shape::Static) else {
+        return;
+    };
+    let mut s = Server::start_orphan(ng);
+    let old = s.master_pid();
+    let old_workers = s.workers();
+    let script = per_pid_script(ng, "follow-upgrade");
+    let mut st = Stapxx::start(&script, &strings(&["--master", &old.to_string()]));
+    st.wait_stderr("Tracing ");
+    let from = s.settled_requests();
+    let w1 = nginx::wrk(&s.url("/fast"), 2, 2, 32);
+    s.settled_requests();
+    let (new, new_workers) = s.upgrade();
+    let w2 = nginx::wrk(&s.url("/fast"), 2, 2, 32);
+    assert_served(&s, &w1);
+    assert_served(&s, &w2);
+    s.settled_requests();
+    let logged = logged_per_pid(&s, from);
+    assert!(
+        !st.stderr().contains("exited"),
+        "the session ended with the old master: {}",
+        st.stderr()
+    );
+    // nginx stopped: no master left, the session ends.
+    drop(s);
+    let (out, err) = st.finish_following();
+    assert!(
+        err.contains(&format!(
+            "WARNING: master process {old} (nginx) exited, and so did the master(s) that took over from it ({new}): ending the session"
+        )),
+        "{err}"
+    );
+    let (reqs, sig, other) = per_pid(&out);
+    assert_eq!(reqs, logged, "requests per pid; stderr: {err}");
+    for w in old_workers.iter().chain(&new_workers) {
+        assert!(reqs.contains_key(w), "worker {w} not counted: {out}");
+    }
+    for m in [old, new] {
+        assert!(!reqs.contains_key(&m) && !sig.contains(&m), "{out}");
+    }
+    // The old master got SIGUSR2 and SIGQUIT, untraced.
+    assert!(other.contains(&old), "{out}");
+    assert!(other.iter().all(|p| [old, new].contains(p)), "{out}");
 }

@@ -46,7 +46,8 @@
 //!   NAME=VAL option is specified.`". An `--arg` that the script and its
 //!   modules never use draws, after expansion, the warning
 //!   "`WARNING: $^arg_NAME is defined by "--arg NAME=VAL", but never used.`".
-//! * `$^exec_path`: the `--exec PATH` (which must be an existing file), else
+//! * `$^exec_path`: the `--exec PATH` (which must be an existing file), or
+//!   the `--procs-of PATH`, else
 //!   the link `/proc/PID/exe` of the `-x PID` process, else that of the
 //!   `--master PID` process. Without any of them: "`$^exec_path is used but
 //!   neither -x <pid> nor --exec <path> is specified.`".
@@ -67,11 +68,15 @@
 //!   why. The result is remembered per library, so it comes once. Note: the word
 //!   after `$^` cannot contain `-` or `.`, so `$^libluajit-5.1_path` is the
 //!   unknown variable `$^libluajit` followed by text; use `$^libluajit_path`.
-//! * `$^target`: the `-x` pid; under `--master`, the children's pids joined by
-//!   spaces; with only `--exec`, the word `ANY`.
+//! * `$^target`: the `-x` pid; under `--master`, the children's pids at start
+//!   joined by spaces (under `--procs-of`, the processes running the
+//!   executable at start); with only `--exec` (or `--procs-of` and no such
+//!   process), the word `ANY`.
 //! * `$^pid_ok`: a stap condition selecting the traced processes:
-//!   `pid() == target()` for `-x`, `(pid() == A || pid() == B)` for the
-//!   `--master` children, `1` with only `--exec`.
+//!   `pid() == target()` for `-x`, `1` with only `--exec`. Under `--master`
+//!   (stap++: `(pid() == A || pid() == B)`, the children at start) and
+//!   `--procs-of`, a call of a generated function that follows processes as
+//!   they come and go; its code is added as one more file (see [`follow`]).
 //! * anything else: "`Undefined built-in variable $^NAME.`"
 //!
 //! Values are inserted as they are, never re-scanned, except `--arg`
@@ -124,8 +129,9 @@
 //! `VALUE`), and ` (default: D)` if a default was seen (the first one seen
 //! wins). See [`ExpandMode::ListArgs`] and [`format_args_listing`].
 //!
-//! `--dump-src` prints the expanded main script only (not the modules) and
-//! exits, before `--args` is handled and before the unused-`--arg` warnings.
+//! `--dump-src` prints the expanded main script (not the modules), then the
+//! code `$^pid_ok` generated, if any (the script calls it), and exits,
+//! before `--args` is handled and before the unused-`--arg` warnings.
 //!
 //! ## `-D` defaults
 //!
@@ -134,6 +140,7 @@
 //! (a `-D NAME=...` with that name). It sets no `MAXSTRINGLEN`. See
 //! [`DEFAULT_DEFINES`].
 
+pub mod follow;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -174,10 +181,14 @@ pub struct ExpandOptions {
     /// The process whose executable and mapped libraries the script refers
     /// to: the `-x PID` process, or under `--master` the first child.
     pub target: Option<TargetInfo>,
-    /// Under `--master`: the traced children (see [`crate::target::children_of`]).
-    /// When non-empty, `$^target` and `$^pid_ok` name these pids rather than
-    /// `target`'s.
+    /// Under `--master`: the children at start (see
+    /// [`crate::target::children_of`]); under `--procs-of`: the processes
+    /// running the executable at start. When non-empty, `$^target` names
+    /// these pids rather than `target`'s.
     pub workers: Vec<u32>,
+    /// `--master`, `--procs-of`: the processes `$^pid_ok` follows as they
+    /// come and go (see [`follow`]).
+    pub follow: Option<follow::Follow>,
     /// `--exec PATH`, or under `--master` the master's `exe` link. Takes
     /// precedence over `target`'s executable for `$^exec_path`.
     pub exec_path: Option<PathBuf>,
@@ -204,6 +215,9 @@ pub struct ExpandedFile {
     pub module: Option<String>,
     /// The expanded text, with as many lines as the original.
     pub text: String,
+    /// Code the expansion wrote itself ([`follow`]), not a file of the
+    /// user's.
+    pub generated: bool,
     /// Replacements made, in text order.
     edits: Vec<Edit>,
 }

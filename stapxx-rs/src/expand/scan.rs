@@ -31,6 +31,8 @@ pub(super) struct Expander<'a> {
     files: Vec<Option<ExpandedFile>>,
     /// Expanding an `--arg` value: its own `$^arg_` values go in as they are.
     in_arg_value: bool,
+    /// `$^pid_ok` became [`super::follow::PID_OK`]: its code is added.
+    follow_used: bool,
 }
 
 /// Where scanned text goes: the file's output and its edit list, or a
@@ -140,6 +142,7 @@ impl<'a> Expander<'a> {
             loaded: HashSet::new(),
             files: Vec::new(),
             in_arg_value: false,
+            follow_used: false,
         }
     }
 
@@ -156,8 +159,22 @@ impl<'a> Expander<'a> {
                 }
             }
         }
+        let mut files: Vec<ExpandedFile> = self.files.into_iter().flatten().collect();
+        if let (true, Some(f)) = (self.follow_used, &self.opts.follow) {
+            // After the user's files: their line numbers stay as written.
+            let text = f.source();
+            let id = self.sources.add(super::follow::SOURCE_NAME, text.as_str());
+            files.push(ExpandedFile {
+                id,
+                path: PathBuf::from(super::follow::SOURCE_NAME),
+                module: None,
+                text,
+                generated: true,
+                edits: Vec::new(),
+            });
+        }
         Expansion {
-            files: self.files.into_iter().flatten().collect(),
+            files,
             used_args: self.used_args,
             warnings: self.warnings,
             assumed_static: self.assumed_static,
@@ -208,6 +225,7 @@ impl<'a> Expander<'a> {
                 path,
                 module,
                 text: out,
+                generated: false,
                 edits,
             });
         }
@@ -519,7 +537,7 @@ impl<'a> Expander<'a> {
 
     /// Values set by the command line and the target, before defaults.
     fn fixed_value(
-        &self,
+        &mut self,
         span: Span,
         name: &str,
         arg: Option<&str>,
@@ -547,13 +565,9 @@ impl<'a> Expander<'a> {
                 }
             }
             "pid_ok" => {
-                if !opts.workers.is_empty() {
-                    let tests: Vec<String> = opts
-                        .workers
-                        .iter()
-                        .map(|p| format!("pid() == {p}"))
-                        .collect();
-                    Some(format!("({})", tests.join(" || ")))
+                if opts.follow.is_some() {
+                    self.follow_used = true;
+                    Some(super::follow::PID_OK.to_string())
                 } else if opts.target.is_some() {
                     Some("pid() == target()".to_string())
                 } else {

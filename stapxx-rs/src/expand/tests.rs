@@ -1,5 +1,6 @@
+use super::follow::{Follow, SOURCE_NAME};
 use super::*;
-use crate::target::{MapEntry, TargetInfo};
+use crate::target::{FileIdentity, MapEntry, TargetInfo};
 use grammar::diag::Severity;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -273,11 +274,12 @@ fn exec_path_target_and_pid_ok() {
     let master = ExpandOptions {
         workers: vec![101, 102],
         exec_path: Some("/usr/sbin/nginx".into()),
+        follow: Some(Follow::Master { pid: 100 }),
         ..with_target()
     };
     assert_eq!(
         expand(src, &master),
-        "\"/usr/sbin/nginx\" 101 102 (pid() == 101 || pid() == 102)\n"
+        "\"/usr/sbin/nginx\" 101 102 __stapxx_pid_ok()\n"
     );
     let exec_only = ExpandOptions {
         exec_path: Some("/usr/bin/luajit".into()),
@@ -751,4 +753,77 @@ fn no_panics_on_odd_input() {
         }
     }
     assert_eq!(expand("$^arg_t :default(é)日本", &with_target()), "é日本");
+}
+
+// ---- following processes: --master, --procs-of --------------------------
+
+fn procs_of() -> Follow {
+    Follow::Procs {
+        path: "/usr/bin/luajit".into(),
+        exe: FileIdentity {
+            dev: (254 << 20) | 1,
+            ino: 1234,
+        },
+    }
+}
+
+#[test]
+fn pid_ok_follow_code_comes_once_after_the_users_files() {
+    let tree = Tree::new(&[("m.sxx", "function f() { return $^pid_ok }\n")]);
+    for follow in [Follow::Master { pid: 100 }, procs_of()] {
+        let opts = ExpandOptions {
+            follow: Some(follow.clone()),
+            search_path: vec![tree.path()],
+            ..with_target()
+        };
+        let (ex, sources) = run(
+            "@use m\nprobe timer.profile { if ($^pid_ok && $^pid_ok) n++ }\n",
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(
+            ex.files[0].text,
+            "\nprobe timer.profile { if (__stapxx_pid_ok() && __stapxx_pid_ok()) n++ }\n"
+        );
+        assert_eq!(
+            ex.files[1].text,
+            "function f() { return __stapxx_pid_ok() }\n"
+        );
+        assert_eq!(ex.files.len(), 3, "{follow:?}");
+        let generated = &ex.files[2];
+        assert!(generated.generated && !ex.files[0].generated && !ex.files[1].generated);
+        assert_eq!(generated.text, follow.source());
+        assert_eq!(sources.get(generated.id).name, SOURCE_NAME);
+        assert_eq!(sources.get(generated.id).text, follow.source());
+
+        // A script that never asks gets none of it.
+        let (ex, _) = run("probe begin { println($^target) }\n", &opts).unwrap();
+        assert_eq!(ex.files.len(), 1);
+        assert!(!ex.files[0].generated);
+    }
+}
+
+#[test]
+fn follow_code_parses_and_says_what_it_follows() {
+    let config = grammar::PpConfig::default();
+    let macros = grammar::MacroTable::new();
+    for (follow, functions_only) in [(Follow::Master { pid: 4242 }, false), (procs_of(), true)] {
+        let text = follow.source();
+        let mut sources = SourceMap::new();
+        let id = sources.add(SOURCE_NAME, text.as_str());
+        let file = grammar::parse_source(id, &text, &config, &macros)
+            .unwrap_or_else(|d| panic!("{}", d.render(&sources)));
+        let functions: Vec<&str> = file
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                grammar::ast::Item::Function(f) => Some(f.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(functions, ["__stapxx_pid_ok", "__stapxx_exiting"]);
+        assert_eq!(file.items.len() == 2, functions_only, "{text}");
+    }
+    insta::assert_snapshot!("follow_master", Follow::Master { pid: 4242 }.source());
+    insta::assert_snapshot!("follow_procs_of", procs_of().source());
 }

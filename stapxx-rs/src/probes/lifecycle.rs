@@ -142,14 +142,11 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
 /// P's device (in the kernel's numbering: major << 20 | minor) and inode,
 /// as the target sees the path.
 fn exe_id(cx: &mut Cx<'_>, path: &str) -> Result<(u64, u64), Miss> {
-    use std::os::unix::fs::MetadataExt;
     let m = cx.modules.get(Some(path)).map_err(Miss::Invalid)?;
     let host = m.elf().path().to_path_buf();
-    let md = std::fs::metadata(&host)
+    let id = crate::target::FileIdentity::of(&host)
         .map_err(|e| Miss::Invalid(format!("cannot stat {}: {e}", host.display())))?;
-    let dev = md.dev();
-    let (major, minor) = (libc::major(dev) as u64, libc::minor(dev) as u64);
-    Ok(((major << 20) | minor, md.ino()))
+    Ok((id.dev, id.ino))
 }
 
 impl TaskFilter {

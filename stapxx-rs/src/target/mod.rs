@@ -1,11 +1,13 @@
 //! Target discovery: what the traced process looks like, read from procfs.
 //!
 //! `-x PID` traces one process; `--master PID` traces the direct children of
-//! a master process (nginx workers); `--exec PATH` names an executable without
-//! a process. This module answers the questions the stapxx expansion and the
-//! later passes ask about those processes: the executable path, the mapped
-//! files with their addresses (for load biases), the root directory (for
-//! containers) and the children of a master.
+//! a master process (nginx workers); `--procs-of PATH` every process running
+//! an executable; `--exec PATH` names an executable without a process. This
+//! module answers the questions the stapxx expansion and the later passes
+//! ask about those processes: the executable path, the mapped files with
+//! their addresses (for load biases), the root directory (for containers),
+//! the children of a master, the processes running a file ([`FileIdentity`]),
+//! and whether the target (or the last master) is still there ([`watch`]).
 //!
 //! Paths are kept as the target sees them, inside its own root and mount
 //! namespace (a container's), whatever this host's `/proc` prints for
@@ -14,13 +16,16 @@
 //! decides which of the kernel's handles reaches it.
 
 mod files;
+mod identity;
 pub mod inroot;
 mod libmatch;
+mod lineage;
 mod maps;
 pub mod ns;
 pub mod watch;
 
 pub use files::{proc_root, process_path, Reach, TargetFile};
+pub use identity::{processes_running, FileIdentity};
 pub use libmatch::{find_library, is_dso_path, LibMatch};
 pub use maps::{parse_maps, MapEntry, MapPath, Perms};
 
@@ -180,6 +185,7 @@ impl TargetInfo {
             pid: self.pid,
             comm: self.comm.clone(),
             identity: self.identity,
+            lineage: None,
         }
     }
 

@@ -15,8 +15,16 @@
 //! randomly, by every exec) means exec. (An exec of the same executable
 //! without address randomisation keeps them all, and then the old
 //! addresses are right anyway.)
+//!
+//! Under `--master` the workers come and go (reloads, respawns), so the
+//! session watches the masters instead ([`Watch::masters`], see
+//! [`super::lineage`]): it ends when the master has exited and no master
+//! that took over from it is left.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::lineage::Lineage;
 
 /// What `/proc/PID/stat` says about a process's identity and program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,11 +77,35 @@ pub struct Watch {
     pub pid: u32,
     pub comm: String,
     pub identity: Option<Identity>,
+    /// `--master`: the masters, from `pid` on (shared by the clones: the
+    /// session's copy is the one that looks).
+    pub lineage: Option<Arc<Mutex<Lineage>>>,
 }
 
 impl Watch {
-    /// What happened to the process since it was inspected.
+    /// Watches the `--master` process `master` and the masters that take
+    /// over from it.
+    pub fn masters(master: u32) -> Watch {
+        let comm = std::fs::read_to_string(format!("/proc/{master}/comm")).unwrap_or_default();
+        Watch {
+            pid: master,
+            comm: comm.trim_end_matches('\n').to_string(),
+            identity: read(master).map(|(_, id)| id),
+            lineage: Some(Arc::new(Mutex::new(Lineage::new(master)))),
+        }
+    }
+
+    /// What happened to the process since it was inspected (under
+    /// `--master`: to every master).
     pub fn fate(&self) -> Fate {
+        if let Some(l) = &self.lineage {
+            let mut l = l.lock().unwrap_or_else(|p| p.into_inner());
+            return if l.refresh() {
+                Fate::Running
+            } else {
+                Fate::Exited
+            };
+        }
         let Some((state, now)) = read(self.pid) else {
             return Fate::Exited;
         };
@@ -99,6 +131,19 @@ impl Watch {
 
     /// The line that says why the session ends, for a fate that ends it.
     pub fn message(&self, fate: &Fate) -> Option<String> {
+        if let (Some(l), Fate::Exited) = (&self.lineage, fate) {
+            let l = l.lock().unwrap_or_else(|p| p.into_inner());
+            let mut m = format!("master process {} ({}) exited", self.pid, self.comm);
+            let after: Vec<String> = l.seen.iter().skip(1).map(u32::to_string).collect();
+            if !after.is_empty() {
+                m.push_str(&format!(
+                    ", and so did the master(s) that took over from it ({})",
+                    after.join(", ")
+                ));
+            }
+            m.push_str(": ending the session");
+            return Some(m);
+        }
         let who = format!("target process {} ({})", self.pid, self.comm);
         match fate {
             Fate::Running => None,
@@ -154,6 +199,7 @@ mod tests {
             pid: me,
             comm: "me".into(),
             identity: Some(id),
+            lineage: None,
         };
         assert_eq!(w.fate(), Fate::Running);
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -164,6 +210,7 @@ mod tests {
             pid,
             comm: "true".into(),
             identity: id,
+            lineage: None,
         };
         assert_eq!(w.fate(), Fate::Exited);
         assert_eq!(

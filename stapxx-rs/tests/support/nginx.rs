@@ -22,7 +22,9 @@
 //!
 //! [`Server`] runs one on loopback: its own prefix under `target/tmp`, a free
 //! port, a master and two workers, the `content_by_lua_file` handlers of
-//! `stapxx-rs/tests/nginx/`; stopped when dropped. [`wrk`] loads it.
+//! `stapxx-rs/tests/nginx/`; stopped when dropped. It is reloaded (SIGHUP),
+//! upgraded to a new master (SIGUSR2, then SIGQUIT to the old one) and has
+//! its workers killed the way operators and crashes do it. [`wrk`] loads it.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -286,6 +288,9 @@ pub fn handler(name: &str) -> PathBuf {
 /// panicked) when dropped.
 pub struct Server {
     master: Child,
+    /// The master now: [`Server::start_orphan`] and [`Server::upgrade`]
+    /// replace the one started.
+    master_pid: u32,
     pub prefix: PathBuf,
     pub port: u16,
 }
@@ -359,6 +364,7 @@ impl Server {
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {}: {e}", ng.nginx.display()));
             let mut s = Server {
+                master_pid: master.id(),
                 master,
                 prefix: prefix.clone(),
                 port,
@@ -385,12 +391,84 @@ impl Server {
     }
 
     pub fn master_pid(&self) -> u32 {
-        self.master.id()
+        self.master_pid
     }
 
     /// The worker processes (the master's children), sorted.
     pub fn workers(&self) -> Vec<u32> {
-        stapxx::target::children_of(self.master.id()).unwrap_or_default()
+        stapxx::target::children_of(self.master_pid).unwrap_or_default()
+    }
+
+    /// Two workers that are not `old`, answering, and none of `old` left:
+    /// what a reload or a respawn ends in. Returns them.
+    fn wait_for_new_workers(&self, old: &[u32], what: &str) -> Vec<u32> {
+        let mut now = Vec::new();
+        let done = wait_until(Duration::from_secs(20), || {
+            now = self.workers();
+            now.len() == 2
+                && now.iter().all(|w| !old.contains(w))
+                && old.iter().all(|&w| !alive(w))
+                && self.get("/fast").is_ok_and(|(st, _)| st == 200)
+        });
+        assert!(
+            done,
+            "{what}: workers {now:?} (before: {old:?}); error log:\n{}",
+            self.error_log()
+        );
+        now
+    }
+
+    /// Reloads the configuration as `nginx -s reload` does (SIGHUP to the
+    /// master), and waits until two new workers answer and the old ones
+    /// have finished their requests and exited. Returns the new workers.
+    pub fn reload(&self) -> Vec<u32> {
+        let old = self.workers();
+        signal(self.master_pid, libc::SIGHUP);
+        self.wait_for_new_workers(&old, "reload")
+    }
+
+    /// Kills worker `w` (SIGKILL, as a crash would), and waits until the
+    /// master has started another one. Returns the workers then.
+    pub fn kill_worker(&self, w: u32) -> Vec<u32> {
+        let others: Vec<u32> = self.workers().into_iter().filter(|&x| x != w).collect();
+        signal(w, libc::SIGKILL);
+        let now = self.wait_for_new_workers(&[w], "respawn");
+        assert!(others.iter().all(|o| now.contains(o)), "{others:?} {now:?}");
+        now
+    }
+
+    /// A binary upgrade, as nginx's documentation has it: SIGUSR2 to the
+    /// master, which forks a new master running the executable anew; once
+    /// that one's two workers answer, SIGQUIT to the old master, which
+    /// waits for its workers' requests and exits. Returns the new master
+    /// and its workers.
+    ///
+    /// nginx ignores SIGUSR2 in a master whose parent is the one it
+    /// started with (it takes itself for a new binary whose old master
+    /// still runs), so the master must have been started by a process
+    /// that has exited since: [`Server::start_orphan`].
+    pub fn upgrade(&mut self) -> (u32, Vec<u32>) {
+        let old = self.master_pid;
+        let old_workers = self.workers();
+        signal(old, libc::SIGUSR2);
+        let mut new = None;
+        let up = wait_until(Duration::from_secs(20), || {
+            new = stapxx::target::children_of(old)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| !old_workers.contains(c));
+            new.is_some_and(|n| stapxx::target::children_of(n).is_ok_and(|w| w.len() == 2))
+        });
+        assert!(up, "no new master with two workers:\n{}", self.error_log());
+        let new = new.unwrap();
+        signal(old, libc::SIGQUIT);
+        // The old master is ours (see start_orphan): reap it.
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(old as i32, std::ptr::null_mut(), 0) };
+        assert_eq!(r, old as i32, "waitpid of the old master");
+        self.master_pid = new;
+        let workers = self.wait_for_new_workers(&old_workers, "upgrade");
+        (new, workers)
     }
 
     /// `GET path` on a fresh connection: status and body.
@@ -461,16 +539,24 @@ impl Drop for Server {
     fn drop(&mut self) {
         let workers = self.workers();
         // SIGTERM: fast shutdown of the master and its workers.
-        unsafe { libc::kill(self.master.id() as i32, libc::SIGTERM) };
+        signal(self.master_pid, libc::SIGTERM);
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(5) {
-            if self.master.try_wait().ok().flatten().is_some() {
+            if self.master_exited() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.master.kill();
-        let _ = self.master.wait();
+        if self.master_pid == self.master.id() {
+            let _ = self.master.kill();
+            let _ = self.master.wait();
+        } else if alive(self.master_pid) {
+            // A master of ours that `master` does not know (start_orphan,
+            // upgrade).
+            signal(self.master_pid, libc::SIGKILL);
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(self.master_pid as i32, std::ptr::null_mut(), 0) };
+        }
         for w in workers {
             if Path::new(&format!("/proc/{w}")).exists() {
                 unsafe { libc::kill(w as i32, libc::SIGKILL) };
@@ -480,6 +566,72 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.prefix);
         }
     }
+}
+
+impl Server {
+    /// Whether the current master has exited (reaped here).
+    fn master_exited(&mut self) -> bool {
+        if self.master_pid == self.master.id() {
+            return self.master.try_wait().ok().flatten().is_some();
+        }
+        // SAFETY: polling our own child.
+        let r =
+            unsafe { libc::waitpid(self.master_pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+        r == self.master_pid as i32 || r < 0
+    }
+
+    /// [`Server::start`], with the master started by a shell that exits
+    /// at once, the test process catching it as a subreaper: so its parent
+    /// is not the one it started with, and [`Server::upgrade`] works. The
+    /// test process stays a subreaper (orphans of its children come to it,
+    /// and are reaped when it exits).
+    pub fn start_orphan(ng: &Nginx) -> Server {
+        // SAFETY: a process attribute of our own.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+        let mut s = Server::start(ng);
+        // Stop the one started; start the orphan in its prefix, on its port.
+        signal(s.master.id(), libc::SIGTERM);
+        let _ = s.master.wait();
+        let _ = std::fs::remove_file(s.prefix.join("logs/access.log"));
+        // The shell waits for the pid file: by then nginx has long read
+        // its parent's pid (the shell's), which is what it compares with.
+        let _ = std::fs::remove_file(s.prefix.join("logs/nginx.pid"));
+        let sh = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "\"$0\" -p \"$1\" -c conf/nginx.conf </dev/null >/dev/null 2>&1 & echo $!; \
+                 n=0; while [ ! -s \"$1/logs/nginx.pid\" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done",
+            )
+            .arg(&ng.nginx)
+            .arg(&s.prefix)
+            .output()
+            .expect("sh");
+        s.master_pid = String::from_utf8_lossy(&sh.stdout)
+            .trim()
+            .parse()
+            .expect("the master's pid");
+        let up = wait_until(Duration::from_secs(10), || {
+            s.workers().len() == 2 && s.get("/fast").is_ok_and(|(st, _)| st == 200)
+        });
+        assert!(up, "nginx did not come up again:\n{}", s.error_log());
+        s
+    }
+}
+
+/// Sends `sig` to `pid`.
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a process this test started.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+/// Whether `pid` is a process that has not exited (a zombie has).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| !matches!(state, "Z" | "X"))
+    })
 }
 
 /// What `wrk` reported.
