@@ -1050,3 +1050,129 @@ fn master_follows_a_binary_upgrade() {
     assert!(other.contains(&old), "{out}");
     assert!(other.iter().all(|p| [old, new].contains(p)), "{out}");
 }
+
+/// Continuous profiling of nginx (issue 17): lj-lua-stacks on every worker
+/// (`--master`) with `--interval 2 --pyroscope` and per-process labels,
+/// 10 s under wrk on `/hot`, nginx reloaded twice meanwhile. The receiver
+/// (a loopback stand-in: no Pyroscope server is packaged in the registries
+/// reachable here) gets 5 profiles (±1), each read by `go tool pprof` and
+/// naming the handler's frames; the workers of each reload show up in the
+/// pid labels of the later profiles; the profiles' total is the run's
+/// printed total; nginx answered every request it got with 200.
+#[test]
+fn continuous_profiles_across_reloads() {
+    let Some((_serial, ng)) = setup(Shape::Dynamic) else {
+        return;
+    };
+    if !support::pprof::have_go() {
+        return;
+    }
+    let s = Server::start(ng);
+    for _ in 0..5 {
+        assert_eq!(s.get("/hot").unwrap().0, 200);
+    }
+    let r = support::pyroscope::Receiver::start();
+    let master = s.master_pid().to_string();
+    let wrk = Wrk::start(&s.url("/hot"), 14, 2, 32);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut st = Stapxx::start(
+        "examples/lj-lua-stacks.sxx",
+        &strings(&[
+            "--master",
+            &master,
+            "--arg",
+            "time=10",
+            "--arg",
+            "min=0",
+            "--arg",
+            "labels=1",
+            "--interval",
+            "2",
+            "--pyroscope",
+            &r.url(),
+            "--pyroscope-app",
+            "nginx",
+        ]),
+    );
+    st.wait_stderr("Please wait for ");
+    std::thread::sleep(Duration::from_secs(2));
+    let first = s.reload();
+    std::thread::sleep(Duration::from_secs(2));
+    let second = s.reload();
+    let (out, err) = st.finish_following();
+    let w = wrk.wait();
+    assert!(w.requests > 0, "wrk: {}", w.output);
+    assert!(!w.output.contains("Non-2xx"), "wrk: {}", w.output);
+    assert!(
+        s.access_log().iter().all(|(_, status, _)| *status == 200),
+        "{:?}",
+        s.access_log()
+            .iter()
+            .filter(|l| l.1 != 200)
+            .collect::<Vec<_>>()
+    );
+    assert!(!err.contains("could not be pushed"), "{err}");
+
+    let got = r.requests();
+    assert!(
+        (4..=6).contains(&got.len()),
+        "{} profiles: {err}",
+        got.len()
+    );
+    let dir = support::scratch().join("nginx-push");
+    let mut total = 0;
+    let mut pids: Vec<Vec<u32>> = Vec::new();
+    for (i, q) in got.iter().enumerate() {
+        assert_eq!(q.param("name"), Some("nginx{}"));
+        let file = support::pyroscope::save_profile(&dir, &format!("p{i}.pb.gz"), &q.profile());
+        let top = support::pprof::go_pprof(&file, &["-top", "-cum", "-sample_index=samples"]);
+        // `Showing nodes accounting for M, P% of N total`: N samples.
+        let n: u64 = top
+            .lines()
+            .find_map(|l| l.strip_prefix("Showing nodes accounting for "))
+            .and_then(|l| l.rsplit_once(" of "))
+            .and_then(|(_, n)| n.strip_suffix(" total"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("profile {i}: {top}"));
+        total += n;
+        // The handler's frames, named from hot.lua's source.
+        for f in [
+            "hot:handle",
+            "hot:report",
+            "C:ngx_http_lua_ngx_log",
+            "hot:__tostring",
+        ] {
+            assert!(
+                top.lines().any(|l| l.ends_with(&format!("  {f}"))),
+                "profile {i} has no {f}: {top}"
+            );
+        }
+        let tags = support::pprof::go_pprof(&file, &["-tags", "-sample_index=samples"]);
+        let mut in_pids = false;
+        let mut these = Vec::new();
+        for l in tags.lines() {
+            if l.trim_start().starts_with("pid:") {
+                in_pids = true;
+            } else if l.trim().is_empty() {
+                in_pids = false;
+            } else if in_pids {
+                if let Some(p) = l.rsplit_once("): ").and_then(|(_, p)| p.parse().ok()) {
+                    these.push(p);
+                }
+            }
+        }
+        pids.push(these);
+    }
+    let printed: u64 = out
+        .lines()
+        .filter_map(|l| l.strip_prefix('\t'))
+        .map(|n| n.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, printed, "{out}");
+    for (which, workers) in [("first", &first), ("second", &second)] {
+        assert!(
+            pids.iter().any(|p| p.iter().any(|x| workers.contains(x))),
+            "no samples of the {which} reload's workers {workers:?} in {pids:?}"
+        );
+    }
+}
