@@ -152,12 +152,22 @@ impl Drop for Proc {
 /// its line "ready".
 fn start(cmd: &mut Command) -> (Proc, BufReader<std::process::ChildStdout>) {
     use std::os::unix::process::CommandExt;
-    let mut c = cmd
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+        .process_group(0);
+    // A file just written (the copy of LuaJIT) is busy while a process
+    // that another test thread forks meanwhile still holds the write
+    // descriptor, until it execs: try again then.
+    let mut tries = 0;
+    let mut c = loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.unwrap(),
+        }
+    };
     let out = BufReader::new(c.stdout.take().unwrap());
     (Proc(c), out)
 }
