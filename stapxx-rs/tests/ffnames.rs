@@ -108,20 +108,6 @@ fn enumerator(file: &Path, name: &str) -> i64 {
         .1
 }
 
-/// `stapxx-rs ARGS...` from the workspace root: (status, stdout, stderr).
-fn stapxx_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run stapxx-rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// lj-lua-stacks on ffunc.lua run by `exe` (`args` before the script),
 /// with `--folded` and `--pprof` into a directory of its own; `vm` is the
 /// file holding the VM (the executable, or the libluajit it maps).
@@ -131,7 +117,7 @@ fn live(lj: &LuaJit, exe: &Path, args: &[&str], vm: &Path, tag: &str) {
     let folded = dir.join("live.folded");
     let pprof = dir.join("live.pb.gz");
     let p = lj.start(exe, args, "ffunc.lua");
-    let (status, out, err) = stapxx_in(
+    let (status, out, err) = support::stapxx_in(
         &support::workspace_root(),
         &[
             "examples/lj-lua-stacks.sxx",
@@ -207,7 +193,7 @@ fn live(lj: &LuaJit, exe: &Path, args: &[&str], vm: &Path, tag: &str) {
     // for byte; without it, the numbers stay and one warning says why.
     let saved = dir.join("saved.bt");
     std::fs::write(&saved, &out).unwrap();
-    let (status, again, err) = stapxx_in(
+    let (status, again, err) = support::stapxx_in(
         &dir,
         &[
             "flamegraph",
@@ -220,7 +206,7 @@ fn live(lj: &LuaJit, exe: &Path, args: &[&str], vm: &Path, tag: &str) {
     assert_eq!(status, 0, "{err}");
     assert_eq!(err, "");
     assert_eq!(again, text);
-    let (status, plain, err) = stapxx_in(&dir, &["flamegraph", "saved.bt", "--folded"]);
+    let (status, plain, err) = support::stapxx_in(&dir, &["flamegraph", "saved.bt", "--folded"]);
     assert_eq!(status, 0, "{err}");
     assert_eq!(plain, text.replace("string.gsub", &format!("builtin#{id}")));
     assert_eq!(
@@ -267,7 +253,7 @@ fn luajit_option_on_unusable_files() {
     std::fs::write(dir.join("s.bt"), "builtin#3\n@a.lua:0\n\t2\n").unwrap();
     std::fs::write(dir.join("a.lua"), "return 1\n").unwrap();
     let flame = |luajit: &str| {
-        stapxx_in(
+        support::stapxx_in(
             &dir,
             &["flamegraph", "s.bt", "--folded", "--luajit", luajit],
         )

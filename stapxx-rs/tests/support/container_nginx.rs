@@ -55,12 +55,12 @@ impl Server {
         let root = Root::new(name);
         let exe = exe();
         root.add_program(&ng.nginx, &exe);
-        let mut conf = String::new();
+        let mut modules: Vec<String> = Vec::new();
         for m in &ng.modules {
             let inner = format!("{APP}/modules/{}", m.file_name().unwrap().to_string_lossy());
             root.add(m, &inner);
             root.add_libraries(m);
-            conf.push_str(&format!("load_module {inner};\n"));
+            modules.push(inner);
         }
         for h in ["hot.lua", "fast.lua"] {
             root.add(&nginx::handler(h), &format!("{APP}/lua/{h}"));
@@ -79,25 +79,13 @@ impl Server {
         root.write("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
         root.write("/etc/group", "root:x:0:\n");
         let port = free_port();
-        conf.push_str(&format!(
-            "user root;\n\
-             worker_processes 2;\n\
-             daemon off;\n\
-             master_process on;\n\
-             pid logs/nginx.pid;\n\
-             error_log logs/error.log notice;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n\
-             \x20   log_format stx '$pid $status $request_uri';\n\
-             \x20   access_log logs/access.log stx;\n\
-             \x20   lua_package_path \"{path};\";\n\
-             \x20   server {{\n\
-             \x20       listen 127.0.0.1:{port} reuseport;\n\
-             \x20       location = /hot {{ content_by_lua_file {APP}/lua/hot.lua; }}\n\
-             \x20       location = /fast {{ content_by_lua_file {APP}/lua/fast.lua; }}\n\
-             \x20   }}\n\
-             }}\n"
-        ));
+        let conf = nginx::config_text(
+            &modules,
+            &format!("{path};"),
+            port,
+            &format!("{APP}/lua/hot.lua"),
+            &format!("{APP}/lua/fast.lua"),
+        );
         root.write(&format!("{PREFIX}/conf/nginx.conf"), &conf);
         root.write(&format!("{PREFIX}/logs/.keep"), "");
         let container = root.start(entry, &[&exe, "-p", PREFIX, "-c", "conf/nginx.conf"], &[]);

@@ -90,7 +90,13 @@ pub fn stapxx_c(cmd: &str, script: &str) -> (i32, String, String) {
 
 /// `stapxx-rs ARGS...` to its end: (status, stdout, stderr).
 pub fn stapxx(args: &[&str]) -> (i32, String, String) {
+    stapxx_in(Path::new("."), args)
+}
+
+/// [`stapxx`] with `dir` as its working directory.
+pub fn stapxx_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(dir)
         .args(args)
         .output()
         .expect("run stapxx-rs");

@@ -299,9 +299,19 @@ pub struct Server {
 /// handlers of `tests/nginx/`; every request is logged to
 /// `logs/access.log` as `PID STATUS URI`.
 fn config(ng: &Nginx, port: u16) -> String {
+    let modules: Vec<String> = ng.modules.iter().map(|m| m.display().to_string()).collect();
+    let hot = handler("hot.lua").display().to_string();
+    let fast = handler("fast.lua").display().to_string();
+    config_text(&modules, &ng.lua_package_path, port, &hot, &fast)
+}
+
+/// The test server's nginx.conf: `modules` loaded, the Lua package path,
+/// the port, the `/hot` and `/fast` handler files (paths as nginx sees
+/// them: a container's are its own).
+pub fn config_text(modules: &[String], lua_path: &str, port: u16, hot: &str, fast: &str) -> String {
     let mut c = String::new();
-    for m in &ng.modules {
-        c.push_str(&format!("load_module {};\n", m.display()));
+    for m in modules {
+        c.push_str(&format!("load_module {m};\n"));
     }
     c.push_str(&format!(
         "user root;\n\
@@ -314,17 +324,14 @@ fn config(ng: &Nginx, port: u16) -> String {
          http {{\n\
          \x20   log_format stx '$pid $status $request_uri';\n\
          \x20   access_log logs/access.log stx;\n\
-         \x20   lua_package_path \"{path}\";\n\
+         \x20   lua_package_path \"{lua_path}\";\n\
          \x20   server {{\n\
          \x20       listen 127.0.0.1:{port} reuseport;\n\
          \x20       location = /hot {{ content_by_lua_file {hot}; }}\n\
          \x20       location = /fast {{ content_by_lua_file {fast}; }}\n\
          \x20       location = /chunk {{ content_by_lua_block {{ ngx.say(\"chunk\") }} }}\n\
          \x20   }}\n\
-         }}\n",
-        path = ng.lua_package_path,
-        hot = handler("hot.lua").display(),
-        fast = handler("fast.lua").display(),
+         }}\n"
     ));
     c
 }
