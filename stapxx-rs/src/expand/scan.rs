@@ -634,9 +634,11 @@ impl<'a> Expander<'a> {
                             self.warnings.push(warning(
                                 Some(span),
                                 format!(
-                                    "{} was deleted or replaced after process {} mapped it; \
-                                     the file on disk may not match the running code",
+                                    "{} was deleted or replaced after process {} mapped it: \
+                                     what it runs is read from its mapping \
+                                     (/proc/{}/map_files), not from the file now at that path",
                                     path.display(),
+                                    t.pid,
                                     t.pid
                                 ),
                             ));

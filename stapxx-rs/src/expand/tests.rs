@@ -335,7 +335,8 @@ fn library_paths() {
     assert_eq!(ex.warnings.len(), 1);
     assert!(ex.warnings[0].render(&sources).starts_with(
         "main.sxx:1:1: warning: /usr/lib/libz.so.1 was deleted or replaced after process 4242 \
-         mapped it; the file on disk may not match the running code\n"
+         mapped it: what it runs is read from its mapping (/proc/4242/map_files), not from the \
+         file now at that path\n"
     ));
 
     // Not mapped: the executable, with a warning kept aside (shown with -v
