@@ -68,6 +68,24 @@ fn sample(pid: u32, args: &[&str]) -> (String, String) {
     (out, err)
 }
 
+/// lj-lua-stacks on `pid` for [`SECS`] with `--arg min=0`, the `--arg`s
+/// `args` and the options `opts`; it must succeed. Returns stdout and
+/// stderr.
+fn sample_with(pid: u32, args: &[&str], opts: &[&std::ffi::OsStr]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(support::workspace_root())
+        .args(["examples/lj-lua-stacks.sxx", "-x", &pid.to_string()])
+        .args(["--arg", &format!("time={SECS}"), "--arg", "min=0"])
+        .args(args.iter().flat_map(|a| ["--arg", a]))
+        .args(opts)
+        .output()
+        .expect("run stapxx-rs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    (stdout, stderr)
+}
+
 /// The `N` of lj-lua-stacks' `Found N JITted samples.`
 fn jitted(err: &str) -> u64 {
     err.lines()
@@ -547,28 +565,7 @@ fn split_pprof_gc64() {
     let dir = support::scratch().join("pprof-split");
     std::fs::create_dir_all(&dir).unwrap();
     let prof = dir.join("split.pb.gz");
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(support::workspace_root())
-        .args(["examples/lj-lua-stacks.sxx", "-x", &p.pid().to_string()])
-        .args([
-            "--arg",
-            &format!("time={SECS}"),
-            "--arg",
-            "min=0",
-            "--arg",
-            PROBE_4KHZ,
-        ])
-        .arg("--pprof")
-        .arg(&prof)
-        .output()
-        .expect("run stapxx-rs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, _) = sample_with(p.pid(), &[PROBE_4KHZ], &["--pprof".as_ref(), prof.as_ref()]);
     let total: u64 = support::backtraces(&stdout).iter().map(|b| b.1).sum();
     assert!(total >= 1000, "only {total} samples");
     let top = support::pprof::go_pprof(&prof, &["-top", "-sample_index=samples"]);
@@ -614,20 +611,10 @@ fn split_labels(variant: Variant, jit: bool) {
     let dir = support::scratch().join(format!("pprof-labels-{}-{jit}", variant.name()));
     std::fs::create_dir_all(&dir).unwrap();
     let prof = dir.join("split.pb.gz");
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(support::workspace_root())
-        .args(["examples/lj-lua-stacks.sxx", "-x", &p.pid().to_string()])
-        .args(["--arg", &format!("time={SECS}"), "--arg", "min=0"])
-        .args(["--arg", "labels=1", "--arg", PROBE_4KHZ, "--pprof"])
-        .arg(&prof)
-        .output()
-        .expect("run stapxx-rs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (stdout, _) = sample_with(
+        p.pid(),
+        &["labels=1", PROBE_4KHZ],
+        &["--pprof".as_ref(), prof.as_ref()],
     );
     // Each backtrace is preceded by its label line.
     let label_lines = stdout.lines().filter(|l| l.starts_with("# pid=")).count();
@@ -689,27 +676,7 @@ fn walker_counters(
     let depth_arg = format!("depth={depth}");
     let script_args: &[&str] = if script == "deep.lua" { &["20"] } else { &[] };
     let p = lj.start_with(&lj.luajit, lua_args, script, script_args);
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(support::workspace_root())
-        .args([
-            "examples/lj-lua-stacks.sxx",
-            "-v",
-            "-x",
-            &p.pid().to_string(),
-        ])
-        .args([
-            "--arg",
-            &format!("time={SECS}"),
-            "--arg",
-            "min=0",
-            "--arg",
-            &depth_arg,
-        ])
-        .output()
-        .expect("run stapxx-rs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (stdout, stderr) = sample_with(p.pid(), &[&depth_arg], &["-v".as_ref()]);
     let line = stderr
         .lines()
         .find(|l| l.contains("luajit walker: "))

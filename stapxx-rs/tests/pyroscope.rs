@@ -34,6 +34,17 @@ fn assert_rate_is_period(file: &std::path::Path, q: &support::pyroscope::Request
     );
 }
 
+/// The request's `from` and `until` lie in the run's wall time `t0..=t1`
+/// (unix seconds), in order.
+fn assert_within(q: &support::pyroscope::Request, t0: u64, t1: u64) {
+    let from: u64 = q.param("from").unwrap().parse().unwrap();
+    let until: u64 = q.param("until").unwrap().parse().unwrap();
+    assert!(
+        t0 <= from && from <= until && until <= t1,
+        "{t0} {from} {until} {t1}"
+    );
+}
+
 /// A pusher configuration for `r` with a quick retry schedule.
 fn config(r: &Receiver) -> PushConfig {
     let mut c = PushConfig::new(&r.url(), "unit").expect("config");
@@ -324,12 +335,7 @@ fn run_pushes_its_profile_once() {
     assert_eq!(q.param("name"), Some("stapxx-rs{}"));
     assert_eq!(q.param("format"), Some("pprof"));
     assert_eq!(q.param("spyName"), Some("stapxx-rs"));
-    let from: u64 = q.param("from").unwrap().parse().unwrap();
-    let until: u64 = q.param("until").unwrap().parse().unwrap();
-    assert!(
-        t0 <= from && from <= until && until <= t1,
-        "{t0} {from} {until} {t1}"
-    );
+    assert_within(q, t0, t1);
     assert!(q
         .header("content-type")
         .unwrap()
@@ -449,12 +455,7 @@ fn lj_lua_stacks_pushes_to_pyroscope() {
     assert_eq!(q.param("name"), Some("myapp{env=test}"));
     assert_eq!(q.param("format"), Some("pprof"));
     assert_eq!(q.param("spyName"), Some("stapxx-rs"));
-    let from: u64 = q.param("from").unwrap().parse().unwrap();
-    let until: u64 = q.param("until").unwrap().parse().unwrap();
-    assert!(
-        t0 <= from && from <= until && until <= t1,
-        "{t0} {from} {until} {t1}"
-    );
+    assert_within(q, t0, t1);
 
     let dir = support::scratch().join("push-lj");
     let file = save_profile(&dir, "lj.pb.gz", &q.profile());

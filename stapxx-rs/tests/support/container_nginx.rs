@@ -118,18 +118,10 @@ impl Server {
 
     /// The access log's lines: (worker pid inside, status, URI).
     pub fn access_log(&self) -> Vec<(u32, u32, String)> {
-        std::fs::read_to_string(self.root.written(&format!("{PREFIX}/logs/access.log")))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.splitn(3, ' ');
-                Some((
-                    it.next()?.parse().ok()?,
-                    it.next()?.parse().ok()?,
-                    it.next()?.to_string(),
-                ))
-            })
-            .collect()
+        nginx::parse_access_log(
+            &std::fs::read_to_string(self.root.written(&format!("{PREFIX}/logs/access.log")))
+                .unwrap_or_default(),
+        )
     }
 
     /// The access log once it stops growing (no request in flight).

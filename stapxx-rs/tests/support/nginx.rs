@@ -336,6 +336,21 @@ pub fn config_text(modules: &[String], lua_path: &str, port: u16, hot: &str, fas
     c
 }
 
+/// The lines of an access log in the test servers' format (`PID STATUS
+/// URI`): (worker pid, status, URI).
+pub fn parse_access_log(text: &str) -> Vec<(u32, u32, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ' ');
+            Some((
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+                it.next()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// A TCP port that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -507,18 +522,9 @@ impl Server {
 
     /// The access log's lines: (worker pid, status, URI).
     pub fn access_log(&self) -> Vec<(u32, u32, String)> {
-        std::fs::read_to_string(self.prefix.join("logs/access.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.splitn(3, ' ');
-                Some((
-                    it.next()?.parse().ok()?,
-                    it.next()?.parse().ok()?,
-                    it.next()?.to_string(),
-                ))
-            })
-            .collect()
+        parse_access_log(
+            &std::fs::read_to_string(self.prefix.join("logs/access.log")).unwrap_or_default(),
+        )
     }
 
     /// Waits until the access log stops growing (no request in flight) and
