@@ -364,7 +364,6 @@ impl KernelSession {
         (kind != 0).then_some((kind, (e >> ERR_KIND_BITS) as usize))
     }
 
-    /// Every global the kernel probes wrote, decoded.
     /// End an interval (`--interval`): the kernel probes aggregate into
     /// the other generation's statistics from now on. Returns once no
     /// handler can still write to the old one, whose generation it
@@ -392,7 +391,8 @@ impl KernelSession {
         }
     }
 
-    /// Every global's kernel value (statistics of the current generation).
+    /// Every global the kernel probes wrote, decoded (statistics of the
+    /// current generation).
     pub fn read_globals(&self, program: &Program) -> Vec<(GlobalId, GlobalValue)> {
         self.read_globals_of(program, self.gen)
     }

@@ -393,17 +393,17 @@ impl<'a> Gen<'a> {
             self.ld_map_value(r, gm, gen);
             self.e(Insn::ldx(Size::DW, r, r, 0));
             self.jimm(Cond::Ne, r, 0, second);
-            if self.live() {
-                self.cur().fa.ld_map_fd(r, m);
-            }
+            self.ld_one_map_fd(r, m);
             self.jmp(done);
             self.bind(second);
-            if self.live() {
-                self.cur().fa.ld_map_fd(r, alt);
-            }
+            self.ld_one_map_fd(r, alt);
             self.bind(done);
             return;
         }
+        self.ld_one_map_fd(r, m);
+    }
+
+    fn ld_one_map_fd(&mut self, r: Reg, m: MapId) {
         if self.live() {
             self.cur().fa.ld_map_fd(r, m);
         }
