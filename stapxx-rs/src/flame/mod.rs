@@ -122,15 +122,10 @@ fn tick_ns() -> i64 {
     1_000_000_000 / crate::kernel::kernel_hz().max(1) as i64
 }
 
-/// The pprof profile of `bt`, gzipped.
-fn pprof_bytes(
-    bt: &Backtraces,
-    root: SourceRoot,
-    fast: Option<Arc<FastLookup>>,
-    t: pprof::Timing,
-) -> Result<Vec<u8>, String> {
-    let mut namer = Namer::new(root).with_fast_names(fast);
-    let p = pprof::profile(bt, &mut namer, t);
+/// The pprof profile of `bt`, gzipped; frames named by `namer` (the one
+/// that folded them, so each Lua source is read and parsed once).
+fn pprof_bytes(bt: &Backtraces, namer: &mut Namer, t: pprof::Timing) -> Result<Vec<u8>, String> {
+    let p = pprof::profile(bt, namer, t);
     pprof::gzipped(&p).map_err(|e| format!("encoding the pprof profile failed: {e}"))
 }
 
@@ -249,8 +244,9 @@ fn emit(
         (None, Some(pid)) => SourceRoot::Process(pid),
         (None, None) => SourceRoot::Host,
     };
-    let (folded, warning) = fold(bt, root.clone(), l.fast.clone());
-    if let Some(w) = warning {
+    let mut namer = Namer::new(root).with_fast_names(l.fast.clone());
+    let folded = Folded::new(bt, &mut namer);
+    if let Some(w) = namer.warning() {
         crate::ewriteln!("WARNING: {w}");
     }
     if out.pprof.is_some() || l.pusher.is_some() {
@@ -259,7 +255,7 @@ fn emit(
             time_nanos: since.0,
             duration_nanos: since.1.elapsed().as_nanos() as i64,
         };
-        let bytes = pprof_bytes(bt, root, l.fast.clone(), t)?;
+        let bytes = pprof_bytes(bt, &mut namer, t)?;
         if let Some(path) = &out.pprof {
             write_file(&name(path), &bytes)?;
         }
@@ -344,8 +340,9 @@ fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
              info) as --luajit PATH",
         ),
     });
-    let (folded, warning) = fold(&bt, root.clone(), fast.clone());
-    if let Some(w) = warning {
+    let mut namer = Namer::new(root).with_fast_names(fast);
+    let folded = Folded::new(&bt, &mut namer);
+    if let Some(w) = namer.warning() {
         crate::ewriteln!("WARNING: {w}");
     }
     let bytes = if cli.pprof {
@@ -355,7 +352,7 @@ fn run_subcommand(cli: &FlameCli) -> Result<(), String> {
             time_nanos: 0,
             duration_nanos: 0,
         };
-        pprof_bytes(&bt, root, fast, t)?
+        pprof_bytes(&bt, &mut namer, t)?
     } else if cli.folded {
         folded.text().into_bytes()
     } else {
