@@ -11,10 +11,12 @@
 //! selftests rely on the same effect. [`Grace::wait`] makes such an update.
 
 use crate::error::Error;
+use crate::maps::MapKind;
 use crate::sys::{self, Attr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-const ARRAY: u32 = 2;
+/// `BPF_MAP_TYPE_ARRAY_OF_MAPS` (not among [`MapKind`]'s named kinds:
+/// nothing else here uses it).
 const ARRAY_OF_MAPS: u32 = 12;
 
 /// A one-slot map-in-map and the small array stored in it.
@@ -36,7 +38,7 @@ fn create(kind: u32, inner: Option<&OwnedFd>, name: &str) -> Result<OwnedFd, Err
 
 impl Grace {
     pub fn new() -> Result<Grace, Error> {
-        let inner = create(ARRAY, None, "stx_grace_in")?;
+        let inner = create(MapKind::Array.type_id(), None, "stx_grace_in")?;
         let outer = create(ARRAY_OF_MAPS, Some(&inner), "stx_grace")?;
         Ok(Grace { outer, inner })
     }
