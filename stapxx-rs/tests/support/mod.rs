@@ -23,6 +23,7 @@
 pub mod apt;
 pub mod container;
 pub mod container_nginx;
+pub mod debian;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
