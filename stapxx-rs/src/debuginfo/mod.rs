@@ -300,7 +300,18 @@ impl Module {
             Some((n, cu)) if !cu.is_empty() => (n, Some(cu)),
             _ => (spec, None),
         };
-        let dwarf = &self.own_dwarf()?.dwarf;
+        let loaded = self.loaded()?;
+        if let (Some(_), DebugSource::Shipped(layout)) = (&loaded.no_dwarf, &loaded.source) {
+            // Unknown, like a name that does not exist (so `@defined` is
+            // false and a tapset takes its other way), and said plainly.
+            return Err(DebugError::NotFound {
+                what: format!(
+                    "variable '{name}' (no DWARF: the file's types come from the shipped LuaJIT layout {layout}, which has no variables)"
+                ),
+                file: self.elf.name().to_path_buf(),
+            });
+        }
+        let dwarf = &loaded.dwarf;
         let not_found = || {
             let nearest = layout::nearest(name, dwarf.variable_names(), 3);
             DebugError::VariableNotFound {
