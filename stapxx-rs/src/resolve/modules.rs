@@ -58,6 +58,13 @@ impl Modules {
         e.is_unresolved_name()
     }
 
+    /// Whether a `@cast`/`@var` cannot be known from this file: its name
+    /// does not exist, or the file has no debug info anywhere (`@defined`
+    /// is 0 for both).
+    pub fn is_unknown_here(e: &DebugError) -> bool {
+        e.is_unresolved_name() || matches!(e, DebugError::NoDebugInfo { .. })
+    }
+
     /// For `-v`: each module whose types come from a shipped LuaJIT layout
     /// (it has no DWARF anywhere), and which layout its code matched.
     pub fn shipped_layouts(&self) -> Vec<String> {
