@@ -5,6 +5,8 @@
 //! * [`luajit`]: LuaJIT (OpenResty's fork, Debian's `luajit2` source
 //!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
 //!   `target/fixtures/`;
+//! * [`lj_stacks`]: runs of `examples/lj-lua-stacks.sxx` on a live
+//!   process, and what they printed;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
 //! * [`pyroscope`]: a loopback HTTP receiver standing in for a Pyroscope
 //!   server, and `go tool pprof` to read what it received;
@@ -23,6 +25,7 @@
 pub mod apt;
 pub mod container;
 pub mod container_nginx;
+pub mod lj_stacks;
 pub mod luajit;
 pub mod nginx;
 pub mod pahole;
