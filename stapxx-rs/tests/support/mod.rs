@@ -27,6 +27,7 @@
 pub mod apt;
 pub mod container;
 pub mod container_nginx;
+pub mod debian;
 pub mod lj_stacks;
 pub mod luajit;
 pub mod neovim;
