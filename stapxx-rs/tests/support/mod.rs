@@ -5,6 +5,10 @@
 //! * [`luajit`]: LuaJIT (OpenResty's fork, Debian's `luajit2` source
 //!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
 //!   `target/fixtures/`;
+//! * [`neovim`]: Debian's neovim, a stripped LuaJIT embedder, running a
+//!   Lua workload of `tests/lua/`;
+//! * [`lj_stacks`]: runs of `examples/lj-lua-stacks.sxx` on a live
+//!   process, and what they printed;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
 //! * [`pyroscope`]: a loopback HTTP receiver standing in for a Pyroscope
 //!   server, and `go tool pprof` to read what it received;
@@ -24,7 +28,9 @@ pub mod apt;
 pub mod container;
 pub mod container_nginx;
 pub mod debian;
+pub mod lj_stacks;
 pub mod luajit;
+pub mod neovim;
 pub mod nginx;
 pub mod pahole;
 pub mod pprof;
