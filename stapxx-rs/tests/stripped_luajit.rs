@@ -17,8 +17,8 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::luajit::{self, Variant};
 use support::lj_stacks::{pct, sample_with, PROBE_4KHZ};
+use support::luajit::{self, Variant};
 use support::{apt, debian, missing, Proc};
 
 /// Debian's `/usr/bin/luajit`, unpacked from its package (nothing installed).
