@@ -2,13 +2,15 @@
 """Time from `stapxx-rs` start to its begin probe and to the first sample,
 against a running `luajit -joff tests/lua/spin.lua` (CLOCK_MONOTONIC, the
 clock of local_clock_ns() in kernel and host probes). Usage (repo root, root):
-first_sample.py VARIANT [RUNS] [SCRIPT]"""
+first_sample.py VARIANT [RUNS] [SCRIPT]; LUAJIT=PATH runs that interpreter
+instead of the VARIANT test build's (a stripped copy, Debian's luajit)."""
 import os, subprocess, sys, time, statistics
 v = sys.argv[1]; runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 script = sys.argv[3] if len(sys.argv) > 3 else "tests/bench/first-sample.sxx"
 lj = f"target/fixtures/luajit-{v}-2.1-20230119-1"
 env = dict(os.environ, LUA_PATH=f"{lj}/src/?.lua;;")
-t = subprocess.Popen([f"{lj}/src/luajit", "-joff", "tests/lua/spin.lua"], stdout=subprocess.PIPE, env=env)
+exe = os.environ.get("LUAJIT", f"{lj}/src/luajit")
+t = subprocess.Popen([exe, "-joff", "tests/lua/spin.lua"], stdout=subprocess.PIPE, env=env)
 t.stdout.readline()
 firsts, begins = [], []
 try:

@@ -7,11 +7,14 @@
 # Usage (repo root, root): walker_cost.sh VARIANT(gc64|nogc64) DEPTH [RUNS]
 # Environment: STAPXX_BIN, SCRIPT (default examples/lj-lua-stacks.sxx), STAPXX_OPTS
 # (more options, e.g. "-I DIR" for another tapset directory), LJFLAGS
-# (luajit options, default -joff; " " runs with the JIT on).
+# (luajit options, default -joff; " " runs with the JIT on), LUAJIT (the
+# interpreter, default the VARIANT test build's src/luajit: e.g. a stripped
+# copy or Debian's /usr/bin/luajit).
 set -euo pipefail
 V=$1; D=$2; RUNS=${3:-5}
 bin=${STAPXX_BIN:-target/release/stapxx-rs}
 lj=target/fixtures/luajit-$V-2.1-20230119-1
+exe=${LUAJIT:-$lj/src/luajit}
 tmp=$(mktemp -d)
 old=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled=$old' EXIT
@@ -51,9 +54,9 @@ window() {
     kill -INT "$run"; wait "$run" || true
     echo "$((ns1 - ns0)) $((n1 - n0)) $(python3 -c "print(($c1 - $c0) / $hz)")"
 }
-taskset -c 1 env LUA_PATH="$lj/src/?.lua;;" "$lj/src/luajit" ${LJFLAGS--joff} tests/lua/deep.lua "$D" > /dev/null & T=$!
+taskset -c 1 env LUA_PATH="$lj/src/?.lua;;" "$exe" ${LJFLAGS--joff} tests/lua/deep.lua "$D" > /dev/null & T=$!
 # Until taskset and env have exec'd LuaJIT (slow on a loaded machine).
-until [ "$(readlink /proc/$T/exe)" = "$(readlink -f "$lj/src/luajit")" ]; do sleep 0.05; done
+until [ "$(readlink /proc/$T/exe)" = "$(readlink -f "$exe")" ]; do sleep 0.05; done
 sleep 0.5
 # Cost of an invocation that is not the target's: the target stopped.
 kill -STOP $T
