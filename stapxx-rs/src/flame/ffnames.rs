@@ -208,6 +208,13 @@ pub fn from_module(module: &Module) -> Result<FastNames, String> {
         .variables_with_prefix(INIT_TABLE_PREFIX)
         .map_err(|e| e.to_string())?;
     if tables.is_empty() {
+        if let Ok(crate::debuginfo::DebugSource::Shipped(layout)) = module.debug_source() {
+            // The shipped layouts have types only; the init tables are
+            // data of the binary that only its own debug info names.
+            return Err(format!(
+                "{file} has no debug info of its own (its types come from the shipped layout {layout}), so its {INIT_TABLE_PREFIX}* tables (LuaJIT's library modules) have no names"
+            ));
+        }
         return Err(format!(
             "{file} has no {INIT_TABLE_PREFIX}* variables (LuaJIT's library modules) in its DWARF"
         ));
