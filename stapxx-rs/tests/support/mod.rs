@@ -5,6 +5,9 @@
 //! * [`luajit`]: LuaJIT (OpenResty's fork, Debian's `luajit2` source
 //!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
 //!   `target/fixtures/`;
+//! * [`nginx`]: nginx with lua-nginx-module built with debug info, and
+//!   [`debian_nginx`]: Debian's own stripped packages of it, both run by
+//!   [`nginx::Server`];
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
 //! * [`pyroscope`]: a loopback HTTP receiver standing in for a Pyroscope
 //!   server, and `go tool pprof` to read what it received;
@@ -23,11 +26,14 @@
 pub mod apt;
 pub mod container;
 pub mod container_nginx;
+pub mod debian_nginx;
 pub mod luajit;
 pub mod nginx;
+pub mod nginx_checks;
 pub mod pahole;
 pub mod pprof;
 pub mod pyroscope;
+pub mod session;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
