@@ -19,6 +19,8 @@ use super::error::{DebugError, Result};
 enum FileData {
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
+    /// Data built into stapxx-rs (the shipped LuaJIT layouts).
+    Static(&'static [u8]),
 }
 
 impl Deref for FileData {
@@ -27,6 +29,7 @@ impl Deref for FileData {
         match self {
             FileData::Mapped(m) => m,
             FileData::Read(v) => v,
+            FileData::Static(b) => b,
         }
     }
 }
@@ -177,7 +180,15 @@ impl ElfFile {
             Ok(m) => FileData::Mapped(m),
             Err(_) => FileData::Read(std::fs::read(path).map_err(io)?),
         };
-        let data = Arc::new(data);
+        Self::parse(path, Arc::new(data))
+    }
+
+    /// An ELF file built into stapxx-rs, called `name` in messages.
+    pub fn from_static(name: &Path, bytes: &'static [u8]) -> Result<ElfFile> {
+        Self::parse(name, Arc::new(FileData::Static(bytes)))
+    }
+
+    fn parse(path: &Path, data: Arc<FileData>) -> Result<ElfFile> {
         let obj = object::File::parse(&**data).map_err(|e| bad(path, e))?;
         let elf_type = match obj.kind() {
             object::ObjectKind::Executable => ElfType::Executable,
@@ -318,6 +329,17 @@ impl ElfFile {
             .uncompressed_data()
             .map_err(|e| bad(&self.path, format!("section {name}: {e}")))?;
         Ok(Some(Arc::from(data.as_ref())))
+    }
+
+    /// The `len` bytes the file holds for link-time address `vaddr`
+    /// (`None` when they are not all in one segment's file image).
+    pub fn bytes_at(&self, vaddr: u64, len: u64) -> Option<&[u8]> {
+        let seg = self.segments.iter().find(|s| {
+            vaddr >= s.vaddr && vaddr.checked_add(len).is_some_and(|e| e <= s.vaddr + s.filesz)
+        })?;
+        let start = usize::try_from(seg.offset + (vaddr - seg.vaddr)).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.data.get(start..end)
     }
 
     /// The CRC32 (as used by `.gnu_debuglink`) of the whole file.

@@ -36,6 +36,8 @@ pub enum DebugError {
         debuglink: Option<String>,
         /// Every place that was searched.
         looked: Vec<LookedAt>,
+        /// For a LuaJIT: why each shipped layout does not fit it.
+        layouts: Vec<String>,
     },
     /// The DWARF data is malformed or uses something we do not read.
     Dwarf {
@@ -84,6 +86,7 @@ impl fmt::Display for DebugError {
                 build_id,
                 debuglink,
                 looked,
+                layouts,
             } => {
                 write!(f, "no DWARF debuginfo for {}", file.display())?;
                 match build_id {
@@ -100,6 +103,15 @@ impl fmt::Display for DebugError {
                     write!(f, "; looked in:")?;
                     for l in looked {
                         write!(f, "\n  {} ({})", l.path.display(), l.outcome)?;
+                    }
+                }
+                if !layouts.is_empty() {
+                    write!(
+                        f,
+                        "\nit is LuaJIT, but no LuaJIT layout shipped with stapxx-rs fits its machine code:"
+                    )?;
+                    for why in layouts {
+                        write!(f, "\n  {why}")?;
                     }
                 }
                 write!(

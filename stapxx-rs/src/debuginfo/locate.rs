@@ -88,6 +88,9 @@ pub enum DebugSource {
     DebugLink(PathBuf),
     /// A file a debuginfod server sent, by build-id (its cached path).
     Debuginfod(PathBuf),
+    /// No DWARF anywhere: the LuaJIT layout shipped with stapxx-rs of this
+    /// name, checked against the file's machine code ([`super::layouts`]).
+    Shipped(&'static str),
 }
 
 /// The candidates for `elf`, in search order, with how each would be found.
@@ -139,7 +142,7 @@ fn candidates(elf: &ElfFile, target_path: &Path, opts: &LocateOptions) -> Vec<De
         DebugSource::BuildId(p) | DebugSource::DebugLink(p) | DebugSource::Debuginfod(p) => {
             seen.insert(p.clone())
         }
-        DebugSource::Embedded => true,
+        DebugSource::Embedded | DebugSource::Shipped(_) => true,
     });
     out
 }
@@ -157,7 +160,7 @@ pub fn find_debug_file(
             DebugSource::BuildId(p) | DebugSource::DebugLink(p) | DebugSource::Debuginfod(p) => {
                 p.clone()
             }
-            DebugSource::Embedded => continue,
+            DebugSource::Embedded | DebugSource::Shipped(_) => continue,
         };
         let mut note = |outcome: &str| {
             looked.push(LookedAt {

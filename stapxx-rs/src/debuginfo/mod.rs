@@ -42,6 +42,7 @@ mod enumerators;
 pub mod error;
 mod inlined;
 pub mod layout;
+pub mod layouts;
 pub mod locate;
 pub mod params;
 pub mod plt;
@@ -185,12 +186,28 @@ impl Module {
                     debug_elf: Some(dbg),
                 })
             }
-            Err(looked) => Err(DebugError::NoDebugInfo {
-                file: self.elf.name().to_path_buf(),
-                build_id: self.elf.build_id_hex(),
-                debuglink: self.elf.debuglink().map(|l| l.name.clone()),
-                looked,
-            }),
+            Err(looked) => {
+                // Nothing anywhere: a LuaJIT may still be read through a
+                // shipped layout that its machine code confirms.
+                let misfits = match layouts::find(&self.elf, &self.own_symbols()?)? {
+                    layouts::Outcome::Fits(shipped, elf) => {
+                        return Ok(Loaded {
+                            dwarf: Dwarf::load(&elf, None)?,
+                            source: DebugSource::Shipped(shipped.name),
+                            debug_elf: Some(elf),
+                        })
+                    }
+                    layouts::Outcome::NotLuaJit => Vec::new(),
+                    layouts::Outcome::NoneFits(why) => why,
+                };
+                Err(DebugError::NoDebugInfo {
+                    file: self.elf.name().to_path_buf(),
+                    build_id: self.elf.build_id_hex(),
+                    debuglink: self.elf.debuglink().map(|l| l.name.clone()),
+                    looked,
+                    layouts: misfits,
+                })
+            }
         }
     }
 
@@ -202,6 +219,7 @@ impl Module {
                 build_id: alt.map(|a| elf::hex(&a.build_id)),
                 debuglink: None,
                 looked,
+                layouts: Vec::new(),
             }
         })
     }
@@ -398,11 +416,10 @@ impl Module {
         f(&src)
     }
 
-    /// Functions and objects from `.symtab` (of the file, or of its separate
-    /// debug file when the file is fully stripped) and `.dynsym`.
     /// The symbols of the file itself (`.dynsym` and `.symtab`), without
     /// looking for a separate debug file: cheap, for `usymname` tables of
-    /// every mapped library.
+    /// every mapped library, and what loading the DWARF may read (which
+    /// [`Module::symbols`] waits for).
     pub fn own_symbols(&self) -> Result<SymbolTable> {
         let mut all = self.elf.raw_symbols(true)?;
         if self.elf.has_symtab() {
@@ -411,24 +428,29 @@ impl Module {
         Ok(SymbolTable::new(all))
     }
 
+    /// Functions and objects from `.symtab` (of the file, or of its separate
+    /// debug file when the file is fully stripped) and `.dynsym`.
     pub fn symbols(&self) -> Result<&SymbolTable> {
         self.symbols
             .get_or_init(|| {
                 let mut all = self.elf.raw_symbols(true)?;
                 if self.elf.has_symtab() {
                     all.extend(self.elf.raw_symbols(false)?);
-                } else if let Ok(Loaded {
-                    debug_elf: Some(dbg),
-                    ..
-                }) = self.loaded()
-                {
-                    all.extend(dbg.raw_symbols(false)?);
+                } else {
+                    if let Ok(Loaded {
+                        debug_elf: Some(dbg),
+                        ..
+                    }) = self.loaded()
+                    {
+                        all.extend(dbg.raw_symbols(false)?);
+                    }
                 }
                 Ok(SymbolTable::new(all))
             })
             .as_ref()
             .map_err(Clone::clone)
     }
+
 
     /// Functions matching a stap pattern (`lj_*`, exact names too) with the
     /// file offset a uprobe needs. An empty result is an error naming the

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Makes one shipped LuaJIT layout file: the DWARF types of one LuaJIT source
+# tree built one way, with no code.
+#
+#   generate.sh SOURCE_DIR OUT.debug [XCFLAGS...]
+#
+# SOURCE_DIR is an unpacked LuaJIT source tree (`apt-get source luajit` or
+# `apt-get source luajit2`); XCFLAGS are the build's feature defines as its
+# packager passes them (none for Debian's x86-64 packages: GC64 is their
+# default; -DLUAJIT_DISABLE_GC64 for the 32-bit GCRef layout). The headers
+# buildvm generates (lj_ffdef.h: the fast-function ids) are made first, in a
+# copy of the tree, so the source is left as it was.
+set -euo pipefail
+src=$(cd "$1" && pwd)
+out=$(realpath -m "$2")
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -a "$src/src" "$src/dynasm" "$work/"
+make -s -C "$work/src" XCFLAGS="$*" lj_ffdef.h >/dev/null
+# -O0 so nothing is folded away; -g3 is not needed (macros are not read).
+# Compiled inside the copy with relative names, so no path of the machine
+# that generated the file is recorded in it.
+cp "$here/types.c" "$work/"
+(cd "$work" && cc -g -O0 -fno-eliminate-unused-debug-types $* -Isrc \
+   -fdebug-prefix-map="$work"=. -shared -nostdlib -o types.so types.c)
+objcopy --only-keep-debug --compress-debug-sections=zlib \
+   --remove-section=.comment --remove-section=.note.gnu.build-id \
+   "$work/types.so" "$out"

@@ -1,0 +1,130 @@
+//! LuaJIT struct layouts shipped with stapxx-rs, for a libluajit (or an
+//! executable with LuaJIT linked in) that has no DWARF anywhere: Debian's
+//! `libluajit-5.1-2` and `libluajit2-5.1-2`, and most container images.
+//!
+//! Each layout is the DWARF type information of one LuaJIT source tree
+//! built one way, and nothing else: `data/luajit-layouts/generate.sh`
+//! compiles `types.c` (LuaJIT's internal headers) with `-g` and keeps only
+//! the debug sections. The tapsets read those types through `@cast` as they
+//! read a `-g` build's.
+//!
+//! A layout is used only after it passes every check of [`checks`] against
+//! the library's own machine code (its exported `lua_*` functions read the
+//! members where the layout puts them), and only when exactly one layout
+//! passes; a library none fits gets an error naming, per layout, the first
+//! check that failed. A library that exports no `luaJIT_setmode` is not
+//! LuaJIT and is not tried.
+
+mod checks;
+mod code;
+
+use std::path::Path;
+
+use super::{Dwarf, ElfFile, Resolver, SymbolTable};
+
+/// One shipped layout.
+pub struct Shipped {
+    /// Source, version and object layout, e.g.
+    /// `luajit2-openresty-2.1-20230119-gc64`.
+    pub name: &'static str,
+    bytes: &'static [u8],
+}
+
+/// The ELF reader needs its data aligned as the ELF headers are (8 bytes);
+/// `include_bytes!` alone gives no alignment.
+#[repr(C, align(8))]
+struct Aligned<T: ?Sized>(T);
+
+macro_rules! shipped {
+    ($($name:literal),* $(,)?) => {
+        &[$(Shipped {
+            name: $name,
+            bytes: {
+                const A: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+                    "../../../data/luajit-layouts/", $name, ".debug"
+                )));
+                &A.0
+            },
+        }),*]
+    };
+}
+
+/// Every shipped layout: upstream LuaJIT 2.1 as Debian 12 packages it
+/// (`luajit`, `libluajit-5.1-2`) and OpenResty's luajit2 (`libluajit2-5.1-2`),
+/// each in both object layouts (GC64, the x86-64 default, and
+/// `LUAJIT_DISABLE_GC64`).
+pub const SHIPPED: &[Shipped] = shipped![
+    "luajit-2.1.0-beta3-20220320-gc64",
+    "luajit-2.1.0-beta3-20220320-nogc64",
+    "luajit2-openresty-2.1-20230119-gc64",
+    "luajit2-openresty-2.1-20230119-nogc64",
+];
+
+/// The symbol that marks a LuaJIT build (Lua 5.1 has none of `luaJIT_*`).
+const MARKER: &str = "luaJIT_setmode";
+
+/// What the shipped layouts say of a file.
+pub enum Outcome {
+    /// The file is not LuaJIT.
+    NotLuaJit,
+    /// This layout, and only it, fits; its DWARF in an ELF file.
+    Fits(&'static Shipped, ElfFile),
+    /// None fits: per layout, why (the first failed check).
+    NoneFits(Vec<String>),
+}
+
+impl Shipped {
+    /// The layout's ELF file (its debug sections only).
+    pub fn elf(&self) -> super::Result<ElfFile> {
+        ElfFile::from_static(
+            Path::new(&format!("<shipped layout {}>", self.name)),
+            self.bytes,
+        )
+    }
+
+    /// Why this layout does not fit `elf`, if it does not.
+    fn misfit(&self, elf: &ElfFile, symbols: &SymbolTable) -> super::Result<Option<String>> {
+        let layout = self.elf()?;
+        let dwarf = Dwarf::load(&layout, None)?;
+        let r = Resolver::new(&dwarf, 8);
+        for check in checks::CHECKS {
+            let Some(sym) = symbols.function(check.function) else {
+                return Ok(Some(format!("{} is not exported", check.function)));
+            };
+            let Some(code) = elf.bytes_at(sym.address, sym.size) else {
+                return Ok(Some(format!("{} has no code in the file", check.function)));
+            };
+            let observed = code::observe(code, sym.address);
+            for e in check.expect {
+                if let Err(why) = checks::meets(&r, e, &observed)? {
+                    return Ok(Some(format!("{} {why}", check.function)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The shipped layout that fits `elf` (whose symbols are `symbols`).
+pub fn find(elf: &ElfFile, symbols: &SymbolTable) -> super::Result<Outcome> {
+    // Only x86-64 code is decoded; the layouts are x86-64 builds too.
+    if symbols.function(MARKER).is_none() || !elf.is_64() || !elf.is_little_endian() {
+        return Ok(Outcome::NotLuaJit);
+    }
+    let mut fits = Vec::new();
+    let mut misfits = Vec::new();
+    for s in SHIPPED {
+        match s.misfit(elf, symbols)? {
+            None => fits.push(s),
+            Some(why) => misfits.push(format!("{}: {why}", s.name)),
+        }
+    }
+    match fits.as_slice() {
+        [one] => Ok(Outcome::Fits(one, one.elf()?)),
+        [] => Ok(Outcome::NoneFits(misfits)),
+        several => Ok(Outcome::NoneFits(vec![format!(
+            "{} all fit its code, so it is not known which is right",
+            several.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        )])),
+    }
+}
