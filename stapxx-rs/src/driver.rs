@@ -292,12 +292,18 @@ impl<'o> Session<'o> {
     fn resolve(&self, program: &Program, prefetch: bool) -> Result<resolve::Resolved, Diagnostic> {
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         modules.prefetch = prefetch;
-        resolve::resolve(
+        let resolved = resolve::resolve(
             &program.files,
             &program.library,
             &program.alias_names,
             &mut modules,
-        )
+        );
+        if self.opts.cli.verbose > 0 {
+            for line in modules.shipped_layouts() {
+                crate::ewriteln!("Pass 2: {line}");
+            }
+        }
+        resolved
     }
 
     /// Pass 3b, for a program with kernel probes: the load-time facts

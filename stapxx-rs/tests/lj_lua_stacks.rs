@@ -15,15 +15,10 @@ mod support;
 use std::collections::HashMap;
 use std::process::Command;
 
+use support::lj_stacks::{
+    assert_dominant, jitted, pct, run_script, sample, sample_with, PROBE_4KHZ, SECS,
+};
 use support::luajit::{self, marker_line, LuaJit, Variant};
-
-/// Sampling time of every run, in seconds.
-const SECS: u32 = 2;
-
-/// A 4000 Hz sampling probe (one sample per 250 µs on each CPU), for the
-/// tests that measure shares: enough samples in two seconds even when the
-/// target gets a fraction of a loaded machine.
-const PROBE_4KHZ: &str = "probe=perf.sw.cpu_clock.sample(250000)";
 
 /// The LuaJIT build of `variant`, when this test can run at all.
 fn setup(variant: Variant) -> Option<&'static LuaJit> {
@@ -32,71 +27,6 @@ fn setup(variant: Variant) -> Option<&'static LuaJit> {
         return None;
     }
     luajit::get(variant)
-}
-
-/// Runs `script` (relative to the workspace) on `pid` for `secs` and returns
-/// its stdout and stderr; it must succeed and report no probe errors.
-fn stapxx(script: &str, pid: u32, secs: u32, extra: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(support::workspace_root())
-        .args([
-            script,
-            "-x",
-            &pid.to_string(),
-            "--arg",
-            &format!("time={secs}"),
-        ])
-        .args(extra.iter().flat_map(|a| ["--arg", a]))
-        .output()
-        .expect("run stapxx-rs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
-    assert!(!stderr.contains("error"), "stderr: {stderr}");
-    (stdout, stderr)
-}
-
-/// Runs lj-lua-stacks on `pid` with `args` (`NAME=VALUE` script arguments).
-fn sample(pid: u32, args: &[&str]) -> (String, String) {
-    let (out, err) = stapxx("examples/lj-lua-stacks.sxx", pid, SECS, args);
-    assert!(err.contains(&format!("Start tracing {pid} (")), "{err}");
-    assert!(
-        err.contains(&format!("Please wait for {SECS} seconds...")),
-        "{err}"
-    );
-    assert!(err.contains("Time's up. Quitting now..."), "{err}");
-    (out, err)
-}
-
-/// lj-lua-stacks on `pid` for [`SECS`] with `--arg min=0`, the `--arg`s
-/// `args` and the options `opts`; it must succeed. Returns stdout and
-/// stderr.
-fn sample_with(pid: u32, args: &[&str], opts: &[&std::ffi::OsStr]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(support::workspace_root())
-        .args(["examples/lj-lua-stacks.sxx", "-x", &pid.to_string()])
-        .args(["--arg", &format!("time={SECS}"), "--arg", "min=0"])
-        .args(args.iter().flat_map(|a| ["--arg", a]))
-        .args(opts)
-        .output()
-        .expect("run stapxx-rs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    (stdout, stderr)
-}
-
-/// The `N` of lj-lua-stacks' `Found N JITted samples.`
-fn jitted(err: &str) -> u64 {
-    err.lines()
-        .find_map(|l| {
-            l.split("Found ")
-                .nth(1)?
-                .strip_suffix(" JITted samples.")?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no 'Found N JITted samples.' in {err}"))
 }
 
 /// The chunk name of workload `script`: `@` and the path luajit was given.
@@ -135,19 +65,6 @@ fn ffid(lj: &LuaJit, name: &str) -> u32 {
     let id: i64 = out.trim().parse().expect("ffid");
     assert!(id > 1, "no fast function {name} in jit.vmdef");
     id as u32
-}
-
-/// Samples and share of the most frequent backtrace, which must be `want`.
-fn assert_dominant(bts: &[(Vec<String>, u64)], want: &[String], min_pct: u64, err: &str) -> u64 {
-    assert!(!bts.is_empty(), "no backtraces; stderr: {err}");
-    let total: u64 = bts.iter().map(|b| b.1).sum();
-    assert_eq!(bts[0].0, want, "dominant backtrace; all: {bts:#?}");
-    assert!(
-        bts[0].1 * 100 >= total * min_pct,
-        "dominant backtrace has {} of {total} samples (want {min_pct}%): {bts:#?}",
-        bts[0].1
-    );
-    total
 }
 
 // --- spin: interpreted and compiled -----------------------------------------
@@ -489,12 +406,6 @@ fn jp_counts(lj: &LuaJit, jit: bool, cpu_secs: u32) -> HashMap<String, u64> {
         .collect()
 }
 
-/// Percent (one decimal) of `part` in `total`.
-fn pct(part: u64, total: u64) -> f64 {
-    assert!(total > 0);
-    part as f64 * 100.0 / total as f64
-}
-
 /// heavy and light share the CPU 3:1 by design; lj-lua-stacks must see
 /// that within 5 points, and agree with `luajit -jp` within 5 points.
 fn split(variant: Variant, jit: bool) {
@@ -827,7 +738,7 @@ fn vm_states(variant: Variant, jit: bool) {
     let Some(lj) = setup(variant) else { return };
     let args: &[&str] = if jit { &[] } else { &["-joff"] };
     let p = lj.start(&lj.luajit, args, "spin.lua");
-    let (out, err) = stapxx("examples/lj-vm-states.sxx", p.pid(), SECS, &[]);
+    let (out, err) = run_script("examples/lj-vm-states.sxx", p.pid(), SECS, &[]);
     assert!(
         err.contains(&format!("Start tracing {} (", p.pid())),
         "{err}"
@@ -902,7 +813,7 @@ fn a_faulting_walk_gives_an_empty_backtrace() {
          probe end { printf(\"%d %d\\n\", n > 0, n == empty) }\n",
     )
     .unwrap();
-    let (out, err) = stapxx(script.to_str().unwrap(), p.pid(), 2, &[]);
+    let (out, err) = run_script(script.to_str().unwrap(), p.pid(), 2, &[]);
     assert_eq!(out, "1 1\n", "{err}");
 }
 

@@ -15,7 +15,9 @@ mod support;
 
 use std::path::Path;
 
-use stapxx::debuginfo::{parse_chain, Fetch, LocateOptions, Module, Resolved, ValueKind};
+use stapxx::debuginfo::{
+    parse_chain, DebugSource, Fetch, LocateOptions, Module, Resolved, ValueKind,
+};
 use stapxx::target::TargetInfo;
 use support::luajit::{self, LuaJit, Variant};
 use support::{map_entries, missing, pahole, Mem};
@@ -46,11 +48,17 @@ fn pahole_ready() -> bool {
 /// Compares one file's types with pahole; returns (members checked,
 /// mismatches).
 fn compare_file(file: &Path, expand: bool) -> (usize, Vec<String>) {
+    compare_with(file, file, expand)
+}
+
+/// Compares the types we resolve in `file` with what pahole prints of
+/// `oracle` (the same file, or the `-g` build a stripped file was made of).
+fn compare_with(oracle: &Path, file: &Path, expand: bool) -> (usize, Vec<String>) {
     let module = Module::open(file).unwrap_or_else(|e| panic!("open {}: {e}", file.display()));
     let mut checked = 0;
     let mut bad = Vec::new();
     for ty in TYPES {
-        let layout = pahole::layout(file, ty, expand);
+        let layout = pahole::layout(oracle, ty, expand);
         assert!(
             !layout.members.is_empty(),
             "pahole printed no members for {ty} in {}",
@@ -149,6 +157,181 @@ fn layouts_match_pahole_gc64() {
 #[test]
 fn layouts_match_pahole_nogc64() {
     layouts_match_pahole(Variant::NoGc64);
+}
+
+// --- no DWARF anywhere: the shipped layouts -----------------------------------
+
+/// The shipped layout file `name` (`stapxx-rs/data/luajit-layouts/`).
+fn shipped_file(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/luajit-layouts")
+        .join(format!("{name}.debug"))
+}
+
+/// The shipped layout made from the test builds' source (Debian's
+/// `luajit2`, OpenResty's fork) in `variant`'s object layout.
+fn openresty_layout(variant: Variant) -> String {
+    let upstream = luajit::VERSION.rsplit_once('-').unwrap().0;
+    format!("luajit2-openresty-{upstream}-{}", variant.name())
+}
+
+/// A copy of `file` with every symbol and debug section stripped
+/// (`strip --strip-all`: `.dynsym` stays, as in a distribution package),
+/// cached next to the fixtures.
+fn stripped(file: &Path, tag: &str) -> std::path::PathBuf {
+    let out = support::fixtures_dir().join(format!(
+        "stripped-{tag}-{}",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    let tmp = out.with_extension("tmp");
+    support::must(
+        std::process::Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(file),
+    );
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// No DWARF, no `.symtab`: what a test of the no-debug-info path needs.
+fn assert_bare(file: &Path) {
+    let elf = stapxx::debuginfo::ElfFile::open(file).unwrap();
+    assert!(!elf.has_debug_info(), "{} has DWARF", file.display());
+    assert!(!elf.has_symtab(), "{} has a .symtab", file.display());
+}
+
+/// The shipped layout of the test builds' source is, type by type and
+/// member by member, what pahole reads from the `-g` build's own DWARF.
+fn shipped_layout_matches_pahole(variant: Variant) {
+    if !pahole_ready() {
+        return;
+    }
+    let Some(lj) = luajit::get(variant) else {
+        return;
+    };
+    let shipped = shipped_file(&openresty_layout(variant));
+    for expand in [false, true] {
+        let (n, bad) = compare_with(&lj.libluajit, &shipped, expand);
+        assert!(
+            n >= if expand { 1000 } else { 150 },
+            "only {n} members checked"
+        );
+        assert!(
+            bad.is_empty(),
+            "shipped layout against the -g build:\n{}",
+            bad.join("\n")
+        );
+    }
+}
+
+#[test]
+fn shipped_layout_matches_pahole_gc64() {
+    shipped_layout_matches_pahole(Variant::Gc64);
+}
+
+#[test]
+fn shipped_layout_matches_pahole_nogc64() {
+    shipped_layout_matches_pahole(Variant::NoGc64);
+}
+
+/// Stripped copies of the test builds (the VM as a DSO and linked into
+/// the executable) are read through exactly the shipped layout of their
+/// source and object layout, and resolve every member as the `-g` build's
+/// DWARF does.
+fn stripped_build_uses_its_layout(variant: Variant) {
+    if !pahole_ready() {
+        return;
+    }
+    let Some(lj) = luajit::get(variant) else {
+        return;
+    };
+    for file in [&lj.libluajit, &lj.luajit] {
+        let bare = stripped(file, variant.name());
+        assert_bare(&bare);
+        let module = Module::open(&bare).unwrap();
+        assert_shipped(&module, &openresty_layout(variant));
+        for expand in [false, true] {
+            let (_, bad) = compare_with(file, &bare, expand);
+            assert!(bad.is_empty(), "{}:\n{}", bare.display(), bad.join("\n"));
+        }
+    }
+}
+
+#[test]
+fn stripped_build_uses_its_layout_gc64() {
+    stripped_build_uses_its_layout(Variant::Gc64);
+}
+
+#[test]
+fn stripped_build_uses_its_layout_nogc64() {
+    stripped_build_uses_its_layout(Variant::NoGc64);
+}
+
+/// Debian's own packages, as users have them (stripped, no debug package):
+/// `luajit` (upstream LuaJIT linked into the executable) and
+/// `libluajit2-5.1-2` (OpenResty's, as lua-nginx-module uses it) each get
+/// the layout of their source.
+#[test]
+fn debian_packages_use_their_layouts() {
+    for (package, version, file, layout) in [
+        (
+            "luajit",
+            support::debian::LUAJIT,
+            "usr/bin/luajit",
+            "luajit-2.1.0-beta3-20220320-gc64",
+        ),
+        (
+            "libluajit2-5.1-2",
+            support::debian::LIBLUAJIT2,
+            "usr/lib/x86_64-linux-gnu/libluajit-5.1.so.2",
+            "luajit2-openresty-2.1-20230119-gc64",
+        ),
+    ] {
+        let root = match support::apt::binary(package, version, file) {
+            Ok(r) => r,
+            Err(e) => {
+                missing(&format!("Debian package {package}: {e}"));
+                return;
+            }
+        };
+        let path = root.join(file);
+        assert_bare(&path);
+        let module = Module::open(&path).unwrap();
+        assert_shipped(&module, layout);
+        // The tapset's first questions, answered from the layout.
+        assert!(module
+            .resolve_cast("GCRef", &parse_chain(".gcptr64").unwrap(), true)
+            .is_ok());
+        assert!(module.size_of_type("GG_State").unwrap() > 0);
+    }
+}
+
+/// `module`'s types come from the shipped layout `name`.
+fn assert_shipped(module: &Module, name: &str) {
+    match module.debug_source() {
+        Ok(DebugSource::Shipped(n)) => assert_eq!(*n, name, "{}", module.target_path().display()),
+        other => panic!("{}: {other:?}", module.target_path().display()),
+    }
+}
+
+/// A library that is not LuaJIT gets the plain "no DWARF" error, without
+/// any word of LuaJIT layouts.
+#[test]
+fn lua51_is_not_luajit() {
+    let lib = "usr/lib/x86_64-linux-gnu/liblua5.1.so.0";
+    let root = match support::apt::binary("liblua5.1-0", support::debian::LIBLUA51, lib) {
+        Ok(r) => r,
+        Err(e) => {
+            missing(&format!("Debian package liblua5.1-0: {e}"));
+            return;
+        }
+    };
+    let module = Module::open(root.join(lib)).unwrap();
+    let e = module.find_type("lua_State").unwrap_err().to_string();
+    assert!(e.starts_with("no DWARF debuginfo for "), "{e}");
+    assert!(!e.contains("LuaJIT"), "{e}");
 }
 
 /// The layout-dependent member names (what the tapset picks with

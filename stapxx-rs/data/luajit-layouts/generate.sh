@@ -24,7 +24,11 @@ make -s -C "$work/src" XCFLAGS="$*" lj_ffdef.h >/dev/null
 # that generated the file is recorded in it.
 cp "$here/types.c" "$work/"
 (cd "$work" && cc -g -O0 -fno-eliminate-unused-debug-types $* -Isrc \
-   -fdebug-prefix-map="$work"=. -shared -nostdlib -o types.so types.c)
-objcopy --only-keep-debug --compress-debug-sections=zlib \
-   --remove-section=.comment --remove-section=.note.gnu.build-id \
-   "$work/types.so" "$out"
+   -fdebug-prefix-map="$work"=. -shared -nostdlib -Wl,--build-id=none \
+   -o types.so types.c)
+# Only the debug sections: no code, no build-id, and no symbols (a symbol of
+# this file must never be taken for one of the library it stands in for).
+objcopy --only-keep-debug "$work/types.so" "$work/types.debug"
+objcopy --strip-all --keep-section='.debug_*' --remove-section=.comment \
+   --compress-debug-sections=zlib \
+   "$work/types.debug" "$out"

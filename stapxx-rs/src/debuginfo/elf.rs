@@ -335,7 +335,10 @@ impl ElfFile {
     /// (`None` when they are not all in one segment's file image).
     pub fn bytes_at(&self, vaddr: u64, len: u64) -> Option<&[u8]> {
         let seg = self.segments.iter().find(|s| {
-            vaddr >= s.vaddr && vaddr.checked_add(len).is_some_and(|e| e <= s.vaddr + s.filesz)
+            vaddr >= s.vaddr
+                && vaddr
+                    .checked_add(len)
+                    .is_some_and(|e| e <= s.vaddr + s.filesz)
         })?;
         let start = usize::try_from(seg.offset + (vaddr - seg.vaddr)).ok()?;
         let end = start.checked_add(usize::try_from(len).ok()?)?;

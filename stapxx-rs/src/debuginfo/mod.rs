@@ -76,6 +76,9 @@ struct Loaded {
     source: DebugSource,
     /// The separate debug file, when one was used.
     debug_elf: Option<ElfFile>,
+    /// With a shipped layout: the error saying where DWARF was looked for,
+    /// for what only the file's own DWARF has (variables, functions, lines).
+    no_dwarf: Option<DebugError>,
 }
 
 /// A variable found by `@var`.
@@ -175,6 +178,7 @@ impl Module {
                 dwarf: Dwarf::load(&self.elf, alt.as_ref())?,
                 source: DebugSource::Embedded,
                 debug_elf: None,
+                no_dwarf: None,
             });
         }
         match locate::find_debug_file(&self.elf, &self.target_path, &self.opts) {
@@ -184,29 +188,29 @@ impl Module {
                     dwarf: Dwarf::load(&dbg, alt.as_ref())?,
                     source,
                     debug_elf: Some(dbg),
+                    no_dwarf: None,
                 })
             }
             Err(looked) => {
-                // Nothing anywhere: a LuaJIT may still be read through a
-                // shipped layout that its machine code confirms.
-                let misfits = match layouts::find(&self.elf, &self.own_symbols()?)? {
-                    layouts::Outcome::Fits(shipped, elf) => {
-                        return Ok(Loaded {
-                            dwarf: Dwarf::load(&elf, None)?,
-                            source: DebugSource::Shipped(shipped.name),
-                            debug_elf: Some(elf),
-                        })
-                    }
-                    layouts::Outcome::NotLuaJit => Vec::new(),
-                    layouts::Outcome::NoneFits(why) => why,
-                };
-                Err(DebugError::NoDebugInfo {
+                let no_dwarf = |layouts| DebugError::NoDebugInfo {
                     file: self.elf.name().to_path_buf(),
                     build_id: self.elf.build_id_hex(),
                     debuglink: self.elf.debuglink().map(|l| l.name.clone()),
-                    looked,
-                    layouts: misfits,
-                })
+                    looked: looked.clone(),
+                    layouts,
+                };
+                // Nothing anywhere: a LuaJIT may still be read through a
+                // shipped layout that its machine code confirms.
+                match layouts::find(&self.elf, &self.own_symbols()?)? {
+                    layouts::Outcome::Fits(shipped, elf) => Ok(Loaded {
+                        dwarf: Dwarf::load(&elf, None)?,
+                        source: DebugSource::Shipped(shipped.name),
+                        debug_elf: Some(elf),
+                        no_dwarf: Some(no_dwarf(Vec::new())),
+                    }),
+                    layouts::Outcome::NotLuaJit => Err(no_dwarf(Vec::new())),
+                    layouts::Outcome::NoneFits(why) => Err(no_dwarf(why)),
+                }
             }
         }
     }
@@ -222,6 +226,22 @@ impl Module {
                 layouts: Vec::new(),
             }
         })
+    }
+
+    /// The file's own DWARF (its, a debug file's, a server's), not a
+    /// shipped layout's types: what variables, functions and lines need.
+    fn own_dwarf(&self) -> Result<&Loaded> {
+        let loaded = self.loaded()?;
+        match &loaded.no_dwarf {
+            Some(e) => Err(e.clone()),
+            None => Ok(loaded),
+        }
+    }
+
+    /// Why the file has no DWARF of its own (where it was looked for),
+    /// when it has none: a shipped layout gives types only.
+    pub fn own_dwarf_error(&self) -> Option<DebugError> {
+        self.own_dwarf().err()
     }
 
     /// The module's DWARF (loaded and indexed on first call).
@@ -280,7 +300,18 @@ impl Module {
             Some((n, cu)) if !cu.is_empty() => (n, Some(cu)),
             _ => (spec, None),
         };
-        let dwarf = self.dwarf()?;
+        let loaded = self.loaded()?;
+        if let (Some(_), DebugSource::Shipped(layout)) = (&loaded.no_dwarf, &loaded.source) {
+            // Unknown, like a name that does not exist (so `@defined` is
+            // false and a tapset takes its other way), and said plainly.
+            return Err(DebugError::NotFound {
+                what: format!(
+                    "variable '{name}' (no DWARF: the file's types come from the shipped LuaJIT layout {layout}, which has no variables)"
+                ),
+                file: self.elf.name().to_path_buf(),
+            });
+        }
+        let dwarf = &loaded.dwarf;
         let not_found = || {
             let nearest = layout::nearest(name, dwarf.variable_names(), 3);
             DebugError::VariableNotFound {
@@ -404,7 +435,7 @@ impl Module {
 
     /// Runs `f` on the files the DWARF readers need.
     fn with_sources<T>(&self, f: impl FnOnce(&params::Sources<'_>) -> Result<T>) -> Result<T> {
-        let loaded = self.loaded()?;
+        let loaded = self.own_dwarf()?;
         let dwarf_file = loaded.debug_elf.as_ref().unwrap_or(&self.elf);
         let alt = self.alt_file(dwarf_file)?;
         let src = params::Sources {
@@ -440,7 +471,7 @@ impl Module {
                     if let Ok(Loaded {
                         debug_elf: Some(dbg),
                         ..
-                    }) = self.loaded()
+                    }) = self.own_dwarf()
                     {
                         all.extend(dbg.raw_symbols(false)?);
                     }
@@ -450,7 +481,6 @@ impl Module {
             .as_ref()
             .map_err(Clone::clone)
     }
-
 
     /// Functions matching a stap pattern (`lj_*`, exact names too) with the
     /// file offset a uprobe needs. An empty result is an error naming the

@@ -783,6 +783,7 @@ fn missing_debuginfo_lists_every_place() {
         build_id,
         debuglink,
         looked,
+        ..
     } = &e
     else {
         panic!("{e}")

@@ -596,8 +596,12 @@ impl Resolver<'_, '_> {
         Ok(())
     }
 
-    /// `@defined(x)`: whether x resolves. Names that do not exist give 0;
-    /// a missing file or broken DWARF is still an error.
+    /// `@defined(x)`: whether x resolves. Names that do not exist give 0,
+    /// and so does a file with no debug info anywhere (as in stap: a
+    /// tapset then takes its other way, e.g. finding the LuaJIT VM without
+    /// `globalL` in a stripped executable; a use outside `@defined` still
+    /// gets the error with every place looked in). A missing file or
+    /// broken DWARF is still an error.
     fn defined(&mut self, e: Expr) -> R<bool> {
         let span = e.span;
         let (d, amp) = match e.kind {
@@ -666,7 +670,7 @@ impl Resolver<'_, '_> {
                 };
                 match m.resolve_cast(&ty, &steps, amp) {
                     Ok(r) => Ok(Ok(reads::build(addr, &r, &indexes, span))),
-                    Err(e) if Modules::is_unresolved(&e) => Ok(Err(e.to_string())),
+                    Err(e) if Modules::is_unknown_here(&e) => Ok(Err(e.to_string())),
                     Err(e) => Err(Diagnostic::error(span, e.to_string())),
                 }
             }
@@ -682,7 +686,7 @@ impl Resolver<'_, '_> {
                         let base = self.module_address(&path, link, span);
                         Ok(Ok(reads::build(base, &v.resolved, &indexes, span)))
                     }
-                    Err(e) if Modules::is_unresolved(&e) => Ok(Err(e.to_string())),
+                    Err(e) if Modules::is_unknown_here(&e) => Ok(Err(e.to_string())),
                     Err(e) => Err(Diagnostic::error(span, e.to_string())),
                 }
             }

@@ -1,6 +1,6 @@
 //! The target's ELF modules that `@cast`/`@var` name, opened once each.
 
-use crate::debuginfo::{DebugError, LocateOptions, Module};
+use crate::debuginfo::{DebugError, DebugSource, LocateOptions, Module};
 use crate::target::TargetInfo;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,34 @@ impl Modules {
     /// Whether an error means "that name does not exist" (so `@defined` is 0).
     pub fn is_unresolved(e: &DebugError) -> bool {
         e.is_unresolved_name()
+    }
+
+    /// Whether a `@cast`/`@var` cannot be known from this file: its name
+    /// does not exist, or the file has no debug info anywhere (`@defined`
+    /// is 0 for both).
+    pub fn is_unknown_here(e: &DebugError) -> bool {
+        e.is_unresolved_name() || matches!(e, DebugError::NoDebugInfo { .. })
+    }
+
+    /// For `-v`: each module whose types come from a shipped LuaJIT layout
+    /// (it has no DWARF anywhere), and which layout its code matched.
+    pub fn shipped_layouts(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .open
+            .values()
+            .filter_map(|m| {
+                let m = m.as_ref().ok()?;
+                match m.debug_source() {
+                    Ok(DebugSource::Shipped(name)) => Some(format!(
+                        "{}: no DWARF; its machine code matches the shipped LuaJIT layout {name}",
+                        m.target_path().display()
+                    )),
+                    _ => None,
+                }
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     pub fn default_module(&self) -> Option<&Path> {

@@ -140,7 +140,11 @@ impl Resolver<'_, '_> {
             let Some(info) = &u.info else {
                 // Where the debug info was looked for (paths, debuginfod
                 // servers), when the module has none at all.
-                let why = match self.modules.get(Some(&u.module)).map(|m| m.dwarf().err()) {
+                let why = match self
+                    .modules
+                    .get(Some(&u.module))
+                    .map(|m| m.own_dwarf_error())
+                {
                     Ok(Some(e)) => format!(": {e}"),
                     _ => " (install its debug info or rebuild with -g)".to_string(),
                 };

@@ -5,9 +5,13 @@
 //! * [`luajit`]: LuaJIT (OpenResty's fork, Debian's `luajit2` source
 //!   package) built with debug info, GC64 and 32-bit-GCRef, cached under
 //!   `target/fixtures/`;
+//! * [`neovim`]: Debian's neovim, a stripped LuaJIT embedder, running a
+//!   Lua workload of `tests/lua/`;
 //! * [`nginx`]: nginx with lua-nginx-module built with debug info, and
 //!   [`debian_nginx`]: Debian's own stripped packages of it, both run by
 //!   [`nginx::Server`];
+//! * [`lj_stacks`]: runs of `examples/lj-lua-stacks.sxx` on a live
+//!   process, and what they printed;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
 //! * [`pyroscope`]: a loopback HTTP receiver standing in for a Pyroscope
 //!   server, and `go tool pprof` to read what it received;
@@ -26,8 +30,11 @@
 pub mod apt;
 pub mod container;
 pub mod container_nginx;
+pub mod debian;
 pub mod debian_nginx;
+pub mod lj_stacks;
 pub mod luajit;
+pub mod neovim;
 pub mod nginx;
 pub mod nginx_checks;
 pub mod pahole;

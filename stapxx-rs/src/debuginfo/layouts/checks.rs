@@ -51,7 +51,10 @@ use Expect::*;
 pub(crate) const CHECKS: &[Check] = &[
     Check {
         function: "lua_gettop",
-        expect: &[Member(L, "lua_State", "top"), Member(L, "lua_State", "base")],
+        expect: &[
+            Member(L, "lua_State", "top"),
+            Member(L, "lua_State", "base"),
+        ],
     },
     Check {
         function: "lua_status",
@@ -140,9 +143,8 @@ pub(crate) fn meets(
                 G => "L->glref",
                 Any => "an object",
             };
-            ok.then_some(()).ok_or_else(|| {
-                format!("reads no {ty}.{member} ({at} + {})", hex(off))
-            })
+            ok.then_some(())
+                .ok_or_else(|| format!("reads no {ty}.{member} ({at} + {})", hex(off)))
         }
         Block(member) => {
             let off = offset_of(r, "GG_State", member)? - offset_of(r, "GG_State", "g")?;

@@ -124,7 +124,11 @@ pub fn find(elf: &ElfFile, symbols: &SymbolTable) -> super::Result<Outcome> {
         [] => Ok(Outcome::NoneFits(misfits)),
         several => Ok(Outcome::NoneFits(vec![format!(
             "{} all fit its code, so it is not known which is right",
-            several.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            several
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         )])),
     }
 }

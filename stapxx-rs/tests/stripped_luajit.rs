@@ -1,0 +1,205 @@
+//! lj-lua-stacks on LuaJIT with no debug info anywhere: Debian's own
+//! `luajit` package (upstream LuaJIT 2.1, the VM linked into the stripped
+//! executable, no debug package, no debuginfod) and a stripped copy of the
+//! test build in the 32-bit GCRef layout. The tapset reads the VM through
+//! the shipped layout that the binary's code matches (`luajit_layout.rs`
+//! checks which) and finds it from the dispatch register, as `globalL` is
+//! a static that a stripped binary does not name.
+//!
+//! The oracle is what `lj_lua_stacks.rs` asserts of the `-g` builds on the
+//! same workloads: the same Lua frames, innermost first, and the same 3:1
+//! split. One frame differs, and must: luajit.c's `pmain` is a static
+//! function, so a stripped binary has no name for it and stap prints its
+//! address (`C:0x...`), as stap++ does for any unnamed C function.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::luajit::{self, Variant};
+use support::{apt, debian, missing, Proc};
+
+/// Sampling time of every run, in seconds.
+const SECS: u32 = 2;
+
+/// 4000 Hz, as the share tests of `lj_lua_stacks.rs` sample.
+const PROBE_4KHZ: &str = "probe=perf.sw.cpu_clock.sample(250000)";
+
+/// Debian's `/usr/bin/luajit`, unpacked from its package (nothing installed).
+fn debian_luajit() -> Option<std::path::PathBuf> {
+    match apt::binary("luajit", debian::LUAJIT, "usr/bin/luajit") {
+        Ok(root) => Some(root.join("usr/bin/luajit")),
+        Err(e) => {
+            missing(&format!("Debian package luajit: {e}"));
+            None
+        }
+    }
+}
+
+/// A `strip --strip-all` copy of the test build's static interpreter.
+fn stripped_build(variant: Variant) -> Option<std::path::PathBuf> {
+    let lj = luajit::get(variant)?;
+    let out = support::fixtures_dir().join(format!("stripped-run-{}-luajit", variant.name()));
+    if !out.is_file() {
+        let tmp = out.with_extension("tmp");
+        support::must(
+            Command::new("strip")
+                .arg("--strip-all")
+                .arg("-o")
+                .arg(&tmp)
+                .arg(&lj.luajit),
+        );
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    Some(out)
+}
+
+/// `exe` on the workload `tests/lua/SCRIPT`, once it printed `ready`.
+fn start(exe: &std::path::Path, args: &[&str], script: &str) -> Proc {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).arg(luajit::workload(script));
+    let mut p = Proc::spawn(&mut cmd);
+    p.wait_for_line("ready", Duration::from_secs(20));
+    p
+}
+
+/// lj-lua-stacks on `pid` with `--arg`s `args`, no debuginfod server named;
+/// it must succeed without errors. Returns stdout and stderr.
+fn lua_stacks(pid: u32, args: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .current_dir(support::workspace_root())
+        .args(["examples/lj-lua-stacks.sxx", "-x", &pid.to_string()])
+        .args(["--arg", &format!("time={SECS}"), "--arg", "min=0"])
+        .args(args.iter().flat_map(|a| ["--arg", a]))
+        .env_remove("DEBUGINFOD_URLS")
+        .output()
+        .expect("run stapxx-rs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    (stdout, stderr)
+}
+
+/// A frame of `script` as lj-lua-stacks prints it: the chunk and the line
+/// where the function is defined (`-- @def:NAME`), or 0 for the main chunk.
+fn frame(script: &str, def: Option<&str>) -> String {
+    let line = def.map_or(0, |d| luajit::marker_line(script, &format!("def:{d}")));
+    format!("@{}:{line}", luajit::workload(script).display())
+}
+
+/// The C frame `pmain` of a stripped luajit.c: an address.
+fn is_unnamed_c(f: &str) -> bool {
+    f.strip_prefix("C:0x")
+        .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Splits a backtrace into its Lua frames and its outermost frame, which
+/// must be the unnamed `pmain`.
+fn lua_part(bt: &[String]) -> Vec<String> {
+    let (last, lua) = bt.split_last().expect("empty backtrace");
+    assert!(is_unnamed_c(last), "outermost frame {last:?} in {bt:?}");
+    lua.to_vec()
+}
+
+fn spin(exe: &std::path::Path, jit: bool) {
+    let p = start(exe, if jit { &[] } else { &["-joff"] }, "spin.lua");
+    let (out, err) = lua_stacks(p.pid(), &[]);
+    let bts = support::backtraces(&out);
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    assert!(total > 0, "no samples: {err}");
+    let want: Vec<String> = ["spin", "third", "second", "first"]
+        .iter()
+        .map(|d| frame("spin.lua", Some(d)))
+        .chain([frame("spin.lua", None)])
+        .collect();
+    // Compiled code is reported with its trace's frames (`T:` first).
+    let lua: Vec<String> = lua_part(&bts[0].0)
+        .into_iter()
+        .map(|f| f.strip_prefix("T:").map_or(f.clone(), str::to_string))
+        .collect();
+    let lua = if jit { lua[1..].to_vec() } else { lua };
+    assert_eq!(lua, want, "dominant backtrace: {bts:#?}");
+    assert!(bts[0].1 * 100 >= total * 90, "{bts:#?}");
+    assert!(err.contains("WARNING: Found "), "{err}");
+}
+
+fn split(exe: &std::path::Path, jit: bool) {
+    let p = start(exe, if jit { &[] } else { &["-joff"] }, "split.lua");
+    let (out, err) = lua_stacks(p.pid(), &[PROBE_4KHZ]);
+    let bts = support::backtraces(&out);
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    assert!(total >= 1000, "only {total} samples: {err}");
+    let count = |f: &str| -> u64 {
+        let want = [frame("split.lua", Some(f)), frame("split.lua", None)];
+        bts.iter()
+            .filter(|b| {
+                let lua = lua_part(&b.0);
+                // A trace's frames start with its `T:` line.
+                let lua: Vec<&String> = lua.iter().filter(|l| !l.starts_with("T:")).collect();
+                lua.iter()
+                    .map(|s| s.as_str())
+                    .eq(want.iter().map(String::as_str))
+            })
+            .map(|b| b.1)
+            .sum()
+    };
+    let (heavy, light) = (count("heavy"), count("light"));
+    let pct = |n: u64| n as f64 * 100.0 / total as f64;
+    assert!(
+        (pct(heavy) - 75.0).abs() <= 5.0 && (pct(light) - 25.0).abs() <= 5.0,
+        "heavy {:.1}%, light {:.1}% of {total}: {bts:#?}",
+        pct(heavy),
+        pct(light)
+    );
+}
+
+#[test]
+fn debian_luajit_spin_interpreted() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = debian_luajit() else { return };
+    spin(&exe, false);
+}
+
+#[test]
+fn debian_luajit_split_interpreted() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = debian_luajit() else { return };
+    split(&exe, false);
+}
+
+#[test]
+fn debian_luajit_split_jit() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = debian_luajit() else { return };
+    split(&exe, true);
+}
+
+#[test]
+fn stripped_nogc64_build_split_interpreted() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = stripped_build(Variant::NoGc64) else {
+        return;
+    };
+    split(&exe, false);
+}
+
+#[test]
+fn stripped_gc64_build_spin_interpreted() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = stripped_build(Variant::Gc64) else {
+        return;
+    };
+    spin(&exe, false);
+}
