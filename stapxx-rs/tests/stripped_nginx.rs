@@ -16,6 +16,7 @@ use object::{Object, ObjectSection, ObjectSegment};
 use support::debian_nginx;
 use support::nginx::{Nginx, Server, Wrk};
 use support::nginx_checks::{self, assert_dominant, assert_served, hot_backtrace_with, NGX_LOG};
+use support::session;
 
 /// Debian's nginx and the serializing lock, when this test can run.
 fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, &'static Nginx)> {
@@ -52,6 +53,30 @@ fn debian_binaries_are_stripped() {
             f.display()
         );
     }
+}
+
+/// What lj-lua-stacks reads of the stripped libluajit comes from the
+/// LuaJIT layout stapxx-rs ships for OpenResty's 2.1-20230119 (GC64, as
+/// x86-64 builds it), matched against the library's machine code, as
+/// `-p2 -v` says.
+#[test]
+fn debian_libluajit_is_read_through_the_shipped_layout() {
+    let Some((_serial, ng)) = setup() else {
+        return;
+    };
+    let s = Server::start(ng);
+    let worker = s.workers()[0].to_string();
+    let (_, err) = session::run(
+        "examples/lj-lua-stacks.sxx",
+        &session::strings(&["-p2", "-v", "-x", &worker]),
+    );
+    let lib = std::fs::canonicalize(&ng.libluajit).unwrap();
+    let want = format!(
+        "Pass 2: {}: no DWARF; its machine code matches the shipped LuaJIT layout \
+         luajit2-openresty-2.1-20230119-gc64\n",
+        lib.display()
+    );
+    assert!(err.contains(&want), "{err}");
 }
 
 /// The server runs the packages as our builds run: `/hot`, `/fast` and

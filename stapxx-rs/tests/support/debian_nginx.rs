@@ -26,21 +26,17 @@ use std::sync::OnceLock;
 use object::{Object, ObjectSection};
 
 use super::nginx::{self, Nginx, Shape};
-use super::{apt, fixtures_dir, luajit, missing, run};
-
-/// Debian 12's `nginx` binary package (the security archive's: the main
-/// archive's `+deb12u9` is the source of our own builds).
-pub const NGINX: &str = "1.22.1-9+deb12u12";
+use super::{apt, debian, fixtures_dir, missing, run};
 
 /// The root's library directory (multiarch, x86-64 only as stapxx-rs is).
 const LIBDIR: &str = "usr/lib/x86_64-linux-gnu";
 
 /// The packages of the root: (package, version, a file it must hold).
 /// `libluajit2-5.1-2` is built from the `luajit2` source our LuaJIT
-/// fixtures build too.
+/// fixtures build too (the same version).
 fn packages() -> [(&'static str, &'static str, String); 4] {
     [
-        ("nginx", NGINX, "usr/sbin/nginx".into()),
+        ("nginx", debian::NGINX, "usr/sbin/nginx".into()),
         (
             "libnginx-mod-http-ndk",
             nginx::NDK,
@@ -53,7 +49,7 @@ fn packages() -> [(&'static str, &'static str, String); 4] {
         ),
         (
             "libluajit2-5.1-2",
-            luajit::VERSION,
+            debian::LIBLUAJIT2,
             format!("{LIBDIR}/libluajit-5.1.so.2"),
         ),
     ]
@@ -97,7 +93,7 @@ fn lock() -> Result<Lock, String> {
 fn assemble() -> Result<Nginx, String> {
     let lua_package_path = nginx::lua_libs()?;
     let _lock = lock()?;
-    let dir = fixtures_dir().join(format!("debian-nginx-{NGINX}"));
+    let dir = fixtures_dir().join(format!("debian-nginx-{}", debian::NGINX));
     let lib = dir.join(LIBDIR);
     let ng = Nginx {
         shape: Shape::Dynamic,

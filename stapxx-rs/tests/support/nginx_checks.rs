@@ -9,8 +9,7 @@ use std::time::Duration;
 use super::nginx::{self, Nginx, Server, Wrk, WrkResult};
 use super::session::{run, strings};
 
-/// Seconds of profiling in the sampling tests.
-pub const SECS: u32 = 2;
+pub use super::lj_stacks::SECS;
 
 /// The serializing lock (uprobes fire for every process of an executable,
 /// the CPUs are shared with wrk, and the leftover check must see only one
