@@ -334,6 +334,40 @@ fn lua51_is_not_luajit() {
     assert!(!e.contains("LuaJIT"), "{e}");
 }
 
+/// A LuaJIT fork that moved `global_State`'s members (stripped, no debug
+/// info anywhere) is refused with what was checked: per shipped layout,
+/// the first function whose code does not read what the layout says.
+/// The GC64 layouts fail on `lua_gethook` (the fork's extra member moved
+/// `hookf`), the 32-bit ones already on `lua_gettop`.
+#[test]
+fn a_fork_no_layout_fits_is_refused() {
+    let Some(lib) = luajit::fork() else { return };
+    assert_bare(lib);
+    let script = format!(
+        "probe begin {{ println(&@cast(0, \"lua_State\", \"{}\")->top) }}",
+        lib.display()
+    );
+    let (status, out, err) = support::stapxx(&["-p2", "-e", &script]);
+    assert_eq!((status, out.as_str()), (1, ""), "{err}");
+    let start = err
+        .find("it is LuaJIT, but")
+        .unwrap_or_else(|| panic!("no layout report in {err}"));
+    let report: Vec<&str> = err[start..].lines().take(6).collect();
+    assert_eq!(
+        report,
+        [
+            "it is LuaJIT, but no LuaJIT layout shipped with stapxx-rs fits its machine code:",
+            "  luajit-2.1.0-beta3-20220320-gc64: lua_gethook reads no global_State.hookf (L->glref + 0x150)",
+            "  luajit-2.1.0-beta3-20220320-nogc64: lua_gettop reads no lua_State.top (L + 0x18)",
+            "  luajit2-openresty-2.1-20230119-gc64: lua_gethook reads no global_State.hookf (L->glref + 0x150)",
+            "  luajit2-openresty-2.1-20230119-nogc64: lua_gettop reads no lua_State.top (L + 0x18)",
+            "install the -dbgsym/-debuginfo package, point DEBUGINFOD_URLS at a debuginfod server, or rebuild with -g",
+        ],
+        "{err}"
+    );
+    assert!(err.starts_with("-e:1:23: error: no DWARF debuginfo for "), "{err}");
+}
+
 /// The layout-dependent member names (what the tapset picks with
 /// `@defined(@cast(0, "GCRef")->gcptr64)`).
 fn ref_fields(variant: Variant) -> (&'static str, &'static str) {

@@ -17,14 +17,9 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use support::lj_stacks::{pct, sample_with, PROBE_4KHZ};
 use support::luajit::{self, Variant};
 use support::{apt, debian, missing, Proc};
-
-/// Sampling time of every run, in seconds.
-const SECS: u32 = 2;
-
-/// 4000 Hz, as the share tests of `lj_lua_stacks.rs` sample.
-const PROBE_4KHZ: &str = "probe=perf.sw.cpu_clock.sample(250000)";
 
 /// Debian's `/usr/bin/luajit`, unpacked from its package (nothing installed).
 fn debian_luajit() -> Option<std::path::PathBuf> {
@@ -64,22 +59,12 @@ fn start(exe: &std::path::Path, args: &[&str], script: &str) -> Proc {
     p
 }
 
-/// lj-lua-stacks on `pid` with `--arg`s `args`, no debuginfod server named;
-/// it must succeed without errors. Returns stdout and stderr.
+/// lj-lua-stacks on `pid` (`--arg min=0`, no debuginfod server named)
+/// with the `--arg`s `args`; it must succeed without errors.
 fn lua_stacks(pid: u32, args: &[&str]) -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(support::workspace_root())
-        .args(["examples/lj-lua-stacks.sxx", "-x", &pid.to_string()])
-        .args(["--arg", &format!("time={SECS}"), "--arg", "min=0"])
-        .args(args.iter().flat_map(|a| ["--arg", a]))
-        .env_remove("DEBUGINFOD_URLS")
-        .output()
-        .expect("run stapxx-rs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains("error"), "{stderr}");
-    (stdout, stderr)
+    let (out, err) = sample_with(pid, args, &[]);
+    assert!(!err.contains("error"), "{err}");
+    (out, err)
 }
 
 /// A frame of `script` as lj-lua-stacks prints it: the chunk and the line
@@ -146,12 +131,10 @@ fn split(exe: &std::path::Path, jit: bool) {
             .sum()
     };
     let (heavy, light) = (count("heavy"), count("light"));
-    let pct = |n: u64| n as f64 * 100.0 / total as f64;
+    let (h, l) = (pct(heavy, total), pct(light, total));
     assert!(
-        (pct(heavy) - 75.0).abs() <= 5.0 && (pct(light) - 25.0).abs() <= 5.0,
-        "heavy {:.1}%, light {:.1}% of {total}: {bts:#?}",
-        pct(heavy),
-        pct(light)
+        (h - 75.0).abs() <= 5.0 && (l - 25.0).abs() <= 5.0,
+        "heavy {h:.1}%, light {l:.1}% of {total}: {bts:#?}"
     );
 }
 

@@ -234,3 +234,61 @@ fn build(variant: Variant) -> Result<LuaJit, String> {
 pub fn must_get(variant: Variant) -> &'static LuaJit {
     get(variant).unwrap_or_else(|| panic!("no LuaJIT {} build", variant.name()))
 }
+
+/// A fork of the same source that added a member to `global_State` (after
+/// `allocf`, moving every member behind it), as LuaJIT forks do: a LuaJIT
+/// none of the shipped layouts fits. Built without `-g` and stripped, as
+/// a vendor would ship it; its `libluajit-5.1.so.2`, cached in
+/// `target/fixtures/luajit-fork-<version>/`.
+pub fn fork() -> Option<&'static Path> {
+    static FORK: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match FORK.get_or_init(build_fork) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            missing(&format!("LuaJIT fork test build: {e}"));
+            None
+        }
+    }
+}
+
+fn build_fork() -> Result<PathBuf, String> {
+    const RECIPE: &str = "luajit2 fork: global_State.fork_extra after allocf; make; strip; rev 1\n";
+    let _lock = lock()?;
+    let dir = fixtures_dir().join(format!("luajit-fork-{VERSION}"));
+    let lib = dir.join("libluajit-5.1.so.2");
+    if std::fs::read_to_string(dir.join(".stamp")).ok().as_deref() == Some(RECIPE) && lib.is_file()
+    {
+        return Ok(lib);
+    }
+    let src = super::apt::source("luajit2", VERSION, "src/luajit.c")?;
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+    run(Command::new("cp").arg("-a").arg(src.join(".")).arg(&tmp))?;
+    let header = tmp.join("src/lj_obj.h");
+    let text = std::fs::read_to_string(&header).map_err(|e| e.to_string())?;
+    let anchor = "  lua_Alloc allocf;\t/* Memory allocator. */\n";
+    if !text.contains(anchor) {
+        return Err(format!("no {anchor:?} in lj_obj.h"));
+    }
+    let patched = text.replace(anchor, &format!("{anchor}  void *fork_extra;\n"));
+    std::fs::write(&header, patched).map_err(|e| e.to_string())?;
+    run(Command::new("make")
+        .current_dir(&tmp)
+        .args(["-j2", "CCDEBUG="])
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS"))?;
+    run(Command::new("strip")
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(tmp.join("libluajit-5.1.so.2"))
+        .arg(tmp.join("src/libluajit.so")))?;
+    // Only the library is kept.
+    for d in ["src", "doc", "dynasm", "etc", "debian", "t"] {
+        let _ = std::fs::remove_dir_all(tmp.join(d));
+    }
+    std::fs::write(tmp.join(".stamp"), RECIPE).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &dir).map_err(|e| format!("rename to {}: {e}", dir.display()))?;
+    Ok(lib)
+}
