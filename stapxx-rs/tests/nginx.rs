@@ -12,255 +12,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::nginx::{self, Nginx, Server, Shape, Wrk};
-
-/// The tests run one at a time: uprobes fire for every process of an
-/// executable, the CPUs are shared with wrk, and the leftover check must
-/// see only one test's objects.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Seconds of profiling in the sampling tests.
-const SECS: u32 = 2;
+use support::nginx_checks::{assert_hot_dominant, assert_served, marker, SECS};
+use support::session::{run, strings, Stapxx};
 
 /// The build of `shape` and the serializing lock, when this test can run.
 fn setup(shape: Shape) -> Option<(std::sync::MutexGuard<'static, ()>, &'static Nginx)> {
-    if !support::is_root() {
-        support::missing("root (BPF)");
-        return None;
-    }
-    if !support::have_tool("wrk") {
-        support::missing("wrk (package wrk)");
-        return None;
-    }
-    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let ng = nginx::get(shape)?;
-    Some((guard, ng))
-}
-
-/// One of a child's output pipes.
-type Pipe = Box<dyn std::io::Read + Send>;
-
-/// A running `stapxx-rs`, its stdout and stderr collected by threads.
-struct Stapxx {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Stapxx {
-    /// `stapxx-rs SCRIPT ARGS` from the workspace root.
-    fn start(script: &str, args: &[String]) -> Stapxx {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-            .current_dir(support::workspace_root())
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start stapxx-rs");
-        let out = Arc::new(Mutex::new(String::new()));
-        let err = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        let pipes: [(Pipe, &Arc<Mutex<String>>); 2] = [
-            (Box::new(child.stdout.take().unwrap()), &out),
-            (Box::new(child.stderr.take().unwrap()), &err),
-        ];
-        for (pipe, buf) in pipes {
-            let buf = Arc::clone(buf);
-            readers.push(std::thread::spawn(move || {
-                let mut r = BufReader::new(pipe);
-                let mut line = String::new();
-                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    buf.lock().unwrap().push_str(&line);
-                    line.clear();
-                }
-            }));
-        }
-        Stapxx {
-            child,
-            out,
-            err,
-            readers,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.err.lock().unwrap().clone()
-    }
-
-    /// Waits (20 s at most) until stderr holds `what`: the script's begin
-    /// probe ran, so its probes are attached.
-    fn wait_stderr(&mut self, what: &str) {
-        let t0 = Instant::now();
-        while !self.stderr().contains(what) {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "stapxx-rs ended ({st}) before printing {what:?}: {}{}",
-                    self.stdout(),
-                    self.stderr()
-                );
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "no {what:?} within 20 s: {}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGINT (as Ctrl-C would), then [`Stapxx::finish`].
-    fn interrupt(self) -> (String, String) {
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        self.finish()
-    }
-
-    /// Waits for the end; it must succeed without errors. Checks that
-    /// nothing is left in the kernel. Returns stdout and stderr.
-    fn finish(mut self) -> (String, String) {
-        let status = self.child.wait().expect("wait for stapxx-rs");
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        let (out, err) = (self.stdout(), self.stderr());
-        assert!(status.success(), "stapxx-rs: {status}\n{out}\n{err}");
-        assert!(!err.contains("error"), "stderr: {err}");
-        support::assert_no_bpf_leftovers(self.child.id());
-        (out, err)
-    }
-}
-
-impl Stapxx {
-    /// [`Stapxx::finish`] for a session under `--master` that follows
-    /// workers: its bookkeeping probes (`expand/follow.rs`) run at every
-    /// exec and process exit on the machine, and a sample that lands on a
-    /// CPU while one of them runs is skipped, as stap skips a probe nested
-    /// in another, and counted in the last line. That line may say so;
-    /// nothing else may mention an error.
-    fn finish_following(mut self) -> (String, String) {
-        let status = self.child.wait().expect("wait for stapxx-rs");
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        let (out, err) = (self.stdout(), self.stderr());
-        assert!(status.success(), "stapxx-rs: {status}\n{out}\n{err}");
-        for l in err.lines().filter(|l| l.contains("error")) {
-            let skips = l
-                .strip_prefix("WARNING: Number of errors: 0, skipped probes: ")
-                .is_some_and(|n| n.parse::<u64>().is_ok());
-            assert!(skips, "stderr: {err}");
-        }
-        support::assert_no_bpf_leftovers(self.child.id());
-        (out, err)
-    }
-
-    /// SIGINT, then [`Stapxx::finish_following`].
-    fn interrupt_following(self) -> (String, String) {
-        // SAFETY: a signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        self.finish_following()
-    }
-}
-
-impl Drop for Stapxx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `script` with `args` to its end (`--arg time=...`).
-fn run(script: &str, args: &[String]) -> (String, String) {
-    Stapxx::start(script, args).finish()
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
-/// Checks that wrk saw no error and the server still answers.
-fn assert_served(s: &Server, w: &nginx::WrkResult) {
-    assert!(w.requests > 0, "wrk: {}", w.output);
-    assert_eq!(w.errors, 0, "failed requests: {}", w.output);
-    assert_eq!(s.get("/fast").expect("GET /fast").0, 200);
-}
-
-/// The `-- @MARKER` line of `tests/nginx/FILE`.
-fn marker(file: &str, marker: &str) -> u32 {
-    support::marker_line_of(&nginx::handler(file), marker)
-}
-
-/// A frame of `tests/nginx/FILE` at `line`, as lj-lua-stacks prints it.
-fn frame(file: &str, line: u32) -> String {
-    format!("@{}:{line}", nginx::handler(file).display())
-}
-
-/// The backtrace of a sample in hot.lua's render loop, compiled by the JIT
-/// (the workers run with the JIT on): the trace, render (called by the
-/// C function behind ngx.log), report, handle, and the chunk that
-/// content_by_lua_file runs (a main chunk "starts" at line 0).
-fn hot_backtrace() -> Vec<String> {
-    let f = "hot.lua";
-    vec![
-        format!("T:{}", frame(f, marker(f, "def:render"))),
-        frame(f, marker(f, "def:render")),
-        "C:ngx_http_lua_ngx_log".into(),
-        frame(f, marker(f, "def:report")),
-        frame(f, marker(f, "def:handle")),
-        frame(f, 0),
-    ]
-}
-
-/// Asserts that the most frequent backtrace is hot.lua's render loop with
-/// at least 80% of the samples; returns the number of samples.
-fn assert_hot_dominant(out: &str, err: &str) -> u64 {
-    let bts = support::backtraces(out);
-    assert!(!bts.is_empty(), "no backtraces; stderr: {err}");
-    let total: u64 = bts.iter().map(|b| b.1).sum();
-    assert_eq!(
-        bts[0].0,
-        hot_backtrace(),
-        "dominant backtrace; all: {bts:#?}"
-    );
-    assert!(
-        bts[0].1 * 100 >= total * 80,
-        "the hot backtrace has {} of {total} samples: {bts:#?}",
-        bts[0].1
-    );
-    total
-}
-
-/// Loads `/hot` with wrk for `secs` and profiles with lj-lua-stacks
-/// (`target` is `-x PID` or `--master PID`) for [`SECS`] meanwhile.
-fn lua_stacks_under_load(s: &Server, target: &[String]) -> (String, String) {
-    // Warm up: the JIT compiles render's loop on the first requests.
-    for _ in 0..5 {
-        assert_eq!(s.get("/hot").unwrap().0, 200);
-    }
-    let wrk = Wrk::start(&s.url("/hot"), SECS + 3, 2, 32);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut args = target.to_vec();
-    args.extend(strings(&["--arg", &format!("time={SECS}")]));
-    let (out, err) = run("examples/lj-lua-stacks.sxx", &args);
-    assert_served(s, &wrk.wait());
-    assert!(
-        err.contains(&format!("Please wait for {SECS} seconds...")),
-        "{err}"
-    );
-    (out, err)
+    support::nginx_checks::setup(|| nginx::get(shape))
 }
 
 fn lua_stacks_on_a_worker(shape: Shape) {
@@ -268,12 +29,7 @@ fn lua_stacks_on_a_worker(shape: Shape) {
         return;
     };
     let s = Server::start(ng);
-    let worker = s.workers()[0];
-    let (out, err) = lua_stacks_under_load(&s, &strings(&["-x", &worker.to_string()]));
-    assert!(
-        err.contains(&format!("Start tracing {worker} ({})", ng.nginx.display())),
-        "{err}"
-    );
+    let (out, err) = support::nginx_checks::lua_stacks_on_a_worker(ng, &s);
     let total = assert_hot_dominant(&out, &err);
     assert!(total >= 50, "{total} samples: {err}");
 }
@@ -288,49 +44,18 @@ fn lua_stacks_on_a_worker_module_as_so() {
     lua_stacks_on_a_worker(Shape::Dynamic);
 }
 
-/// `--master`: every worker is traced. A script records the pids its
-/// `timer.profile` probe saw (`$^pid_ok` is the test over all workers)
-/// where the tapset found the main Lua VM; then lj-lua-stacks samples the
-/// workers' Lua VMs.
+/// `--master`: every worker is traced, each worker's main Lua VM found by
+/// the nginx tapset (through `ngx_cycle`).
 fn master_traces_every_worker(shape: Shape) {
     let Some((_serial, ng)) = setup(shape) else {
         return;
     };
     let s = Server::start(ng);
-    let workers = s.workers();
-    assert_eq!(workers.len(), 2);
-    let master = s.master_pid().to_string();
-    let script = support::scratch().join(format!("pids-{}.stp", shape.name()));
-    std::fs::write(
-        &script,
-        "global seen\n\
-         @use nginx.lua\n\
-         probe timer.profile {\n\
-         \x20   if ($^pid_ok && ngx_lua_get_main_lua_vm() != 0) { seen[pid()] <<< 1 }\n\
-         }\n\
-         probe timer.s(2) { exit() }\n\
-         probe end { foreach (p+ in seen) { printf(\"%d\\n\", p) } }\n",
-    )
-    .unwrap();
-    // `reuseport` spreads connections over the workers by a hash: with 8,
-    // all of them land on one worker 1 time in 128 (seen once, under the
-    // suite's load); with 32, about 1 time in 2^31.
-    let wrk = Wrk::start(&s.url("/hot"), 3, 2, 32);
-    std::thread::sleep(Duration::from_millis(300));
-    let (out, _) = run(script.to_str().unwrap(), &strings(&["--master", &master]));
-    assert_served(&s, &wrk.wait());
-    let seen: Vec<u32> = out.lines().map(|l| l.parse().expect("pid")).collect();
-    assert_eq!(seen, workers, "Lua VMs sampled under --master {master}");
-
-    let (out, err) = lua_stacks_under_load(&s, &strings(&["--master", &master]));
-    assert!(
-        err.contains(&format!(
-            "Start tracing {} {} ({})",
-            workers[0],
-            workers[1],
-            ng.nginx.display()
-        )),
-        "{err}"
+    let (out, err) = support::nginx_checks::lua_stacks_on_every_worker(
+        ng,
+        &s,
+        "nginx.lua",
+        "ngx_lua_get_main_lua_vm",
     );
     let total = assert_hot_dominant(&out, &err);
     assert!(total >= 50, "{total} samples: {err}");

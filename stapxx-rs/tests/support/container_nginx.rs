@@ -85,6 +85,7 @@ impl Server {
             port,
             &format!("{APP}/lua/hot.lua"),
             &format!("{APP}/lua/fast.lua"),
+            ng,
         );
         root.write(&format!("{PREFIX}/conf/nginx.conf"), &conf);
         root.write(&format!("{PREFIX}/logs/.keep"), "");

@@ -7,6 +7,9 @@
 //!   `target/fixtures/`;
 //! * [`neovim`]: Debian's neovim, a stripped LuaJIT embedder, running a
 //!   Lua workload of `tests/lua/`;
+//! * [`nginx`]: nginx with lua-nginx-module built with debug info, and
+//!   [`debian_nginx`]: Debian's own stripped packages of it, both run by
+//!   [`nginx::Server`];
 //! * [`lj_stacks`]: runs of `examples/lj-lua-stacks.sxx` on a live
 //!   process, and what they printed;
 //! * [`pahole`]: struct layouts as `pahole` (package `dwarves`) prints them;
@@ -28,13 +31,16 @@ pub mod apt;
 pub mod container;
 pub mod container_nginx;
 pub mod debian;
+pub mod debian_nginx;
 pub mod lj_stacks;
 pub mod luajit;
 pub mod neovim;
 pub mod nginx;
+pub mod nginx_checks;
 pub mod pahole;
 pub mod pprof;
 pub mod pyroscope;
+pub mod session;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};

@@ -40,9 +40,9 @@ use super::{apt, fixtures_dir, luajit, missing, run, target_dir, wait_until};
 /// Debian 12's nginx source package.
 pub const NGINX: &str = "1.22.1-9+deb12u9";
 /// lua-nginx-module (`libnginx-mod-http-lua`).
-const LUA_MODULE: &str = "1:0.10.23-1+deb12u1";
+pub const LUA_MODULE: &str = "1:0.10.23-1+deb12u1";
 /// The NDK (`libnginx-mod-http-ndk`).
-const NDK: &str = "1:0.3.2-3";
+pub const NDK: &str = "1:0.3.2-3";
 /// `lua-resty-core` (the Lua half of lua-nginx-module's API).
 const RESTY_CORE: &str = "0.1.25-1";
 /// `lua-resty-lrucache` (required by lua-resty-core).
@@ -111,7 +111,8 @@ impl Shape {
     }
 }
 
-/// One built nginx.
+/// One nginx to run: a build of ours, or Debian's packages
+/// ([`super::debian_nginx`]).
 #[derive(Debug)]
 pub struct Nginx {
     pub shape: Shape,
@@ -123,8 +124,16 @@ pub struct Nginx {
     pub modules: Vec<PathBuf>,
     /// The `lua_package_path` that finds lua-resty-core and lrucache.
     pub lua_package_path: String,
-    /// The LuaJIT the Lua module runs on.
-    pub luajit: &'static luajit::LuaJit,
+    /// The `libluajit-5.1.so.2` the Lua module runs on.
+    pub libluajit: PathBuf,
+    /// Environment the master must start with (`LD_LIBRARY_PATH` for
+    /// packages unpacked outside the system's library directories); the
+    /// configuration keeps it across binary upgrades (`env NAME;`).
+    pub env: Vec<(String, String)>,
+    /// Directives of the `http` block this nginx needs beyond the test
+    /// configuration (Debian's: temporary directories inside the prefix,
+    /// not its compiled-in `/var/lib/nginx`).
+    pub http_directives: Vec<String>,
 }
 
 /// The build of `shape`, fetched and built on first use (cached across
@@ -167,7 +176,7 @@ fn recipe(shape: Shape) -> String {
 }
 
 /// The Lua libraries: `(lua_package_path)`, fetched once.
-fn lua_libs() -> Result<String, String> {
+pub fn lua_libs() -> Result<String, String> {
     let core = apt::binary(
         "lua-resty-core",
         RESTY_CORE,
@@ -206,7 +215,9 @@ fn build(shape: Shape) -> Result<Nginx, String> {
         modules,
         dir: dir.clone(),
         lua_package_path,
-        luajit: lj,
+        libluajit: lj.libluajit.clone(),
+        env: Vec::new(),
+        http_directives: Vec::new(),
     };
     let stamp = dir.join(".stamp");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(recipe(shape).as_str())
@@ -302,16 +313,31 @@ fn config(ng: &Nginx, port: u16) -> String {
     let modules: Vec<String> = ng.modules.iter().map(|m| m.display().to_string()).collect();
     let hot = handler("hot.lua").display().to_string();
     let fast = handler("fast.lua").display().to_string();
-    config_text(&modules, &ng.lua_package_path, port, &hot, &fast)
+    config_text(&modules, &ng.lua_package_path, port, &hot, &fast, ng)
 }
 
 /// The test server's nginx.conf: `modules` loaded, the Lua package path,
 /// the port, the `/hot` and `/fast` handler files (paths as nginx sees
-/// them: a container's are its own).
-pub fn config_text(modules: &[String], lua_path: &str, port: u16, hot: &str, fast: &str) -> String {
+/// them: a container's are its own), and what `ng` needs besides
+/// ([`Nginx::env`] kept, [`Nginx::http_directives`]).
+pub fn config_text(
+    modules: &[String],
+    lua_path: &str,
+    port: u16,
+    hot: &str,
+    fast: &str,
+    ng: &Nginx,
+) -> String {
     let mut c = String::new();
     for m in modules {
         c.push_str(&format!("load_module {m};\n"));
+    }
+    for (name, _) in &ng.env {
+        c.push_str(&format!("env {name};\n"));
+    }
+    let mut http = String::new();
+    for d in &ng.http_directives {
+        http.push_str(&format!("    {d}\n"));
     }
     c.push_str(&format!(
         "user root;\n\
@@ -324,6 +350,7 @@ pub fn config_text(modules: &[String], lua_path: &str, port: u16, hot: &str, fas
          http {{\n\
          \x20   log_format stx '$pid $status $request_uri';\n\
          \x20   access_log logs/access.log stx;\n\
+         {http}\
          \x20   lua_package_path \"{lua_path}\";\n\
          \x20   server {{\n\
          \x20       listen 127.0.0.1:{port} reuseport;\n\
@@ -377,6 +404,7 @@ impl Server {
             let port = free_port();
             std::fs::write(prefix.join("conf/nginx.conf"), config(ng, port)).unwrap();
             let master = Command::new(&ng.nginx)
+                .envs(ng.env.iter().map(|(k, v)| (k, v)))
                 .arg("-p")
                 .arg(&prefix)
                 .args(["-c", "conf/nginx.conf"])
@@ -618,6 +646,7 @@ impl Server {
             )
             .arg(&ng.nginx)
             .arg(&s.prefix)
+            .envs(ng.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("sh");
         s.master_pid = String::from_utf8_lossy(&sh.stdout)
