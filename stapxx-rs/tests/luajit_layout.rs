@@ -365,7 +365,10 @@ fn a_fork_no_layout_fits_is_refused() {
         ],
         "{err}"
     );
-    assert!(err.starts_with("-e:1:23: error: no DWARF debuginfo for "), "{err}");
+    assert!(
+        err.starts_with("-e:1:23: error: no DWARF debuginfo for "),
+        "{err}"
+    );
 }
 
 /// The layout-dependent member names (what the tapset picks with
