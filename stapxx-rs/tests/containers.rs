@@ -366,8 +366,10 @@ fn lua_stacks_stripped_debug_file_inside_pivot_root() {
     );
 }
 
-/// Stripped with no debug file anywhere: the error names the places
-/// looked at, the container's first.
+/// Stripped with no debug file anywhere: lj-lua-stacks reads the VM
+/// through the shipped layout its code matches; what only the file's own
+/// debug info has (a function's `$parameter`) gets the error naming the
+/// places looked at, the container's first.
 #[test]
 fn stripped_without_debug_file_lists_the_places_inside() {
     let Some(_bpf) = support::need_bpf() else {
@@ -394,6 +396,24 @@ fn stripped_without_debug_file_lists_the_places_inside() {
         &pid.to_string(),
         "--arg",
         "time=1",
+    ]);
+    assert_eq!(status, 0, "{err}");
+    let bts = support::backtraces(&out);
+    assert_eq!(
+        bts[0].0,
+        [
+            format!("@{SPLIT}:{}", line("def:heavy")),
+            format!("@{SPLIT}:0"),
+            "C:pmain".to_string()
+        ],
+        "{out}"
+    );
+    let (status, out, err) = stapxx(&[
+        "-x",
+        &pid.to_string(),
+        "-p2",
+        "-e",
+        "probe process.function(\"lua_gettop\") { println($L) }",
     ]);
     assert_eq!((status, out.as_str()), (1, ""), "{err}");
     let id = build_id(&lj.luajit);
