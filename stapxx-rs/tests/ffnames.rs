@@ -282,7 +282,8 @@ fn luajit_option_on_unusable_files() {
         )
     );
 
-    // LuaJIT without its debug info (nowhere to find it).
+    // LuaJIT without its debug info (nowhere to find it): the shipped
+    // layout gives its types, but the names need its own DWARF.
     let stripped = dir.join("luajit-stripped");
     support::must(
         Command::new("objcopy")
@@ -311,8 +312,9 @@ fn luajit_option_on_unusable_files() {
     let err = String::from_utf8_lossy(&out.stderr);
     let want = format!(
         "{keep}cannot read LuaJIT's fast-function names from --luajit \
-         luajit-stripped: looking for LuaJIT's FastFunc enumeration (FF__MAX, lj_ff.h): no \
-         DWARF debuginfo for luajit-stripped (build-id {id}, no debuglink); looked in:\n  \
+         luajit-stripped: its lj_lib_init_* tables (LuaJIT's library modules) need \
+         luajit-stripped's own debug info (only its types come from the shipped layout \
+         luajit2-openresty-2.1-20230119-gc64): no DWARF debuginfo for luajit-stripped (build-id {id}, no debuglink); looked in:\n  \
          /usr/lib/debug/.build-id/{}/{}.debug (not found)\n  debuginfod (not asked: \
          DEBUGINFOD_URLS is not set)\ninstall the -dbgsym/-debuginfo package, point \
          DEBUGINFOD_URLS at a debuginfod server, or rebuild with -g\n",

@@ -211,8 +211,11 @@ pub fn from_module(module: &Module) -> Result<FastNames, String> {
         if let Ok(crate::debuginfo::DebugSource::Shipped(layout)) = module.debug_source() {
             // The shipped layouts have types only; the init tables are
             // data of the binary that only its own debug info names.
+            let why = module
+                .own_dwarf_error()
+                .map_or_else(String::new, |e| format!(": {e}"));
             return Err(format!(
-                "{file} has no debug info of its own (its types come from the shipped layout {layout}), so its {INIT_TABLE_PREFIX}* tables (LuaJIT's library modules) have no names"
+                "its {INIT_TABLE_PREFIX}* tables (LuaJIT's library modules) need {file}'s own debug info (only its types come from the shipped layout {layout}){why}"
             ));
         }
         return Err(format!(
