@@ -28,12 +28,17 @@ const SECS: u32 = 2;
 
 /// `jit.vmdef`'s `ffnames` of this build: id -> name, ids 0 to the last.
 fn vmdef_ffnames(lj: &LuaJit) -> BTreeMap<u32, String> {
+    vmdef_ffnames_of(&lj.luajit, &lj.lua_path())
+}
+
+/// `jit.vmdef`'s `ffnames` as interpreter `exe` reads it from `lua_path`.
+fn vmdef_ffnames_of(exe: &Path, lua_path: &str) -> BTreeMap<u32, String> {
     let code = "local n = require('jit.vmdef').ffnames \
                 for i = 0, #n do io.write(i, '\\t', n[i], '\\n') end";
     let out = support::must(
-        Command::new(&lj.luajit)
+        Command::new(exe)
             .args(["-e", code])
-            .env("LUA_PATH", lj.lua_path()),
+            .env("LUA_PATH", lua_path),
     );
     out.lines()
         .map(|l| {
@@ -65,14 +70,18 @@ fn names_equal_vmdef(variant: Variant) {
     let Some(lj) = luajit::get(variant) else {
         return;
     };
-    let vmdef = vmdef_ffnames(lj);
+    assert_names_equal(&vmdef_ffnames(lj), &[&lj.luajit, &lj.libluajit]);
+}
+
+/// The names read from each of `files` equal `vmdef`'s, id for id.
+fn assert_names_equal(vmdef: &BTreeMap<u32, String>, files: &[&Path]) {
     assert_eq!(vmdef.get(&0).map(String::as_str), Some("Lua"));
     assert_eq!(vmdef.get(&1).map(String::as_str), Some("C"));
-    for file in [&lj.luajit, &lj.libluajit] {
+    for file in files {
         let module = Module::open(file).unwrap();
         let ours =
             ffnames::from_module(&module).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let diff = differences(&ours, &vmdef);
+        let diff = differences(&ours, vmdef);
         assert!(
             diff.is_empty(),
             "{}: {} of {} names differ from jit.vmdef's:\n{}",
@@ -86,6 +95,43 @@ fn names_equal_vmdef(variant: Variant) {
         assert_eq!(ours.id_range(), Some((2, last)));
         assert_eq!(ours.iter().count() as u32, last - 1);
     }
+}
+
+/// With no debug info anywhere, the names come from the shipped layout the
+/// file's code matched, once that build's library init tables are found
+/// in the file: a stripped copy of each test build, and Debian's `luajit`
+/// (its `jit.vmdef` from the package `libluajit-5.1-common`).
+#[test]
+fn names_of_stripped_builds_equal_vmdef() {
+    for variant in Variant::ALL {
+        let Some(lj) = luajit::get(variant) else {
+            return;
+        };
+        let stripped = support::scratch().join(format!("ffnames-stripped-{}", variant.name()));
+        support::must(
+            Command::new("strip")
+                .arg("--strip-all")
+                .arg("-o")
+                .arg(&stripped)
+                .arg(&lj.luajit),
+        );
+        assert_names_equal(&vmdef_ffnames(lj), &[&stripped]);
+    }
+    let v = support::debian::LUAJIT;
+    let (Ok(exe), Ok(common)) = (
+        support::apt::binary("luajit", v, "usr/bin/luajit"),
+        support::apt::binary(
+            "libluajit-5.1-common",
+            v,
+            "usr/share/luajit-2.1.0-beta3/jit/vmdef.lua",
+        ),
+    ) else {
+        support::missing("Debian packages luajit and libluajit-5.1-common");
+        return;
+    };
+    let exe = exe.join("usr/bin/luajit");
+    let lua_path = format!("{}/usr/share/luajit-2.1.0-beta3/?.lua;;", common.display());
+    assert_names_equal(&vmdef_ffnames_of(&exe, &lua_path), &[&exe]);
 }
 
 #[test]
@@ -241,8 +287,8 @@ fn live_jit_on_nogc64_dso() {
 }
 
 /// `--luajit` with a file it cannot use: no such file is an error; a file
-/// that is not LuaJIT, or a LuaJIT without debug info, keeps the numbers
-/// with one warning that says what was looked for.
+/// that is not LuaJIT, or a LuaJIT whose numbering is not certain, keeps
+/// the numbers with one warning that says why. A stripped LuaJIT is named.
 #[test]
 fn luajit_option_on_unusable_files() {
     let Some(lj) = luajit::get(Variant::Gc64) else {
@@ -283,7 +329,8 @@ fn luajit_option_on_unusable_files() {
     );
 
     // LuaJIT without its debug info (nowhere to find it): the shipped
-    // layout gives its types, but the names need its own DWARF.
+    // layout its code matches names the fast functions, its build's init
+    // tables being in the file.
     let stripped = dir.join("luajit-stripped");
     support::must(
         Command::new("objcopy")
@@ -291,35 +338,35 @@ fn luajit_option_on_unusable_files() {
             .arg(&lj.luajit)
             .arg(&stripped),
     );
-    let id = stapxx::debuginfo::ElfFile::open(&stripped)
+    let (status, out, err) = flame("luajit-stripped");
+    assert_eq!((status, err.as_str()), (0, ""));
+    assert_eq!(out, format!("a:main;{} 2\n", vmdef_ffnames(lj)[&3]));
+
+    // The same file with one byte of its string library's init table
+    // changed (another build's list of functions): no names, and why.
+    let layout = "luajit2-openresty-2.1-20230119-gc64";
+    let tables = stapxx::debuginfo::layouts::by_name(layout)
         .unwrap()
-        .build_id_hex()
-        .expect("build-id");
-    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
-        .current_dir(&dir)
-        .args([
-            "flamegraph",
-            "s.bt",
-            "--folded",
-            "--luajit",
-            "luajit-stripped",
-        ])
-        .env_remove("DEBUGINFOD_URLS")
-        .output()
+        .lib_init_tables()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "a:main;builtin#3 2\n");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let want = format!(
-        "{keep}cannot read LuaJIT's fast-function names from --luajit \
-         luajit-stripped: its lj_lib_init_* tables (LuaJIT's library modules) need \
-         luajit-stripped's own debug info (only its types come from the shipped layout \
-         luajit2-openresty-2.1-20230119-gc64): no DWARF debuginfo for luajit-stripped (build-id {id}, no debuglink); looked in:\n  \
-         /usr/lib/debug/.build-id/{}/{}.debug (not found)\n  debuginfod (not asked: \
-         DEBUGINFOD_URLS is not set)\ninstall the -dbgsym/-debuginfo package, point \
-         DEBUGINFOD_URLS at a debuginfod server, or rebuild with -g\n",
-        &id[..2],
-        &id[2..]
+    let (_, table) = tables.iter().find(|(m, _)| m == "string").unwrap();
+    let mut bytes = std::fs::read(&stripped).unwrap();
+    let at = bytes
+        .windows(table.len())
+        .position(|w| w == table.as_slice())
+        .expect("the string table in the file");
+    bytes[at + table.len() / 2] ^= 0x20;
+    std::fs::write(dir.join("luajit-other"), bytes).unwrap();
+    let (status, out, err) = flame("luajit-other");
+    assert_eq!((status, out.as_str()), (0, "a:main;builtin#3 2\n"));
+    assert_eq!(
+        err,
+        format!(
+            "{keep}cannot read LuaJIT's fast-function names from --luajit luajit-other: \
+             luajit-other is read through the shipped layout {layout}, but it does not hold \
+             that build's init table of library module 'string' ({} bytes), so its \
+             fast-function ids may differ\n",
+            table.len()
+        )
     );
-    assert_eq!(err, want);
 }

@@ -186,3 +186,68 @@ fn stripped_gc64_build_spin_interpreted() {
     };
     spin(&exe, false);
 }
+
+/// A program busy in a C fast function (`string.gsub`, ffunc.lua) barely
+/// runs the interpreter, so the dispatch register rarely leads to the VM;
+/// the tapset finds it from the `lua_State *` the C function keeps in a
+/// register. Every sample is walked, and the folded stacks name the fast
+/// function from the shipped layout's tables found in Debian's binary.
+#[test]
+fn debian_luajit_in_a_fast_function() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = debian_luajit() else { return };
+    let p = start(&exe, &["-joff"], "ffunc.lua");
+    let folded = support::scratch().join("stripped-ffunc.folded");
+    let (out, err) = sample_with(
+        p.pid(),
+        &[],
+        &["-v".as_ref(), "--folded".as_ref(), folded.as_os_str()],
+    );
+    let bts = support::backtraces(&out);
+    let total: u64 = bts.iter().map(|b| b.1).sum();
+    assert!(total >= 100, "only {total} samples: {err}");
+    // Every sample in Lua was walked to the bottom (the counters, -v),
+    // none taken in Lua was missed for want of the VM.
+    let counters = err
+        .lines()
+        .find_map(|l| l.strip_prefix("WARNING: luajit walker: "))
+        .unwrap_or_else(|| panic!("no walker counters in {err}"));
+    let num = |after: &str| -> u64 {
+        let i = counters.find(after).unwrap_or_else(|| panic!("{counters}")) + after.len();
+        counters[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let walks: u64 = counters.split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(num("walks: "), walks, "{counters}");
+    assert!(walks >= total, "{counters}");
+    assert!(
+        counters.ends_with(" 0 not in Lua, 0 at an unknown place"),
+        "{counters}"
+    );
+    let m = stapxx::flame::lua::module_name(luajit::workload("ffunc.lua").to_str().unwrap());
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let (stack, n) = text
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .max_by_key(|(_, n)| n.parse::<u64>().unwrap())
+        .expect("folded stacks");
+    let frames: Vec<&str> = stack.split(';').collect();
+    assert!(is_unnamed_c(frames[0]), "{stack}");
+    assert_eq!(
+        frames[1..],
+        [
+            format!("{m}:main").as_str(),
+            &format!("{m}:replacer"),
+            "string.gsub"
+        ],
+        "{text}"
+    );
+    assert!(n.parse::<u64>().unwrap() * 100 >= total * 90, "{text}");
+    assert!(!text.contains("builtin#"), "{text}");
+}

@@ -345,6 +345,11 @@ impl ElfFile {
         self.data.get(start..end)
     }
 
+    /// Whether the file's bytes contain `needle` anywhere.
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        memchr::memmem::find(&self.data, needle).is_some()
+    }
+
     /// The CRC32 (as used by `.gnu_debuglink`) of the whole file.
     pub fn crc32(&self) -> u32 {
         crc32(&self.data)

@@ -154,6 +154,19 @@ impl Module {
         })
     }
 
+    /// A module over an ELF file in memory (a shipped layout's), its
+    /// DWARF its own.
+    pub fn from_elf(elf: ElfFile) -> Module {
+        Module {
+            target_path: elf.name().to_path_buf(),
+            opts: LocateOptions::default(),
+            elf,
+            debug: OnceLock::new(),
+            symbols: OnceLock::new(),
+            enums: Default::default(),
+        }
+    }
+
     /// The path in the target's file system.
     pub fn target_path(&self) -> &Path {
         &self.target_path

@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::debuginfo::Module;
+use crate::debuginfo::{layouts, DebugSource, Module};
 
 /// The enumerator that identifies LuaJIT's `FastFunc` enumeration (the
 /// typedef's name is usually not in the DWARF: nothing uses it as a type).
@@ -204,20 +204,14 @@ pub fn from_module(module: &Module) -> Result<FastNames, String> {
     let enumerators = module.enumeration_with(MAX_ENUMERATOR).map_err(|e| {
         format!("looking for LuaJIT's FastFunc enumeration ({MAX_ENUMERATOR}, lj_ff.h): {e}")
     })?;
+    if let Ok(DebugSource::Shipped(layout)) = module.debug_source() {
+        let modules = shipped_modules(module, layout)?;
+        return derive(&enumerators, &modules).map_err(|e| format!("{file}: {e}"));
+    }
     let tables = module
         .variables_with_prefix(INIT_TABLE_PREFIX)
         .map_err(|e| e.to_string())?;
     if tables.is_empty() {
-        if let Ok(crate::debuginfo::DebugSource::Shipped(layout)) = module.debug_source() {
-            // The shipped layouts have types only; the init tables are
-            // data of the binary that only its own debug info names.
-            let why = module
-                .own_dwarf_error()
-                .map_or_else(String::new, |e| format!(": {e}"));
-            return Err(format!(
-                "its {INIT_TABLE_PREFIX}* tables (LuaJIT's library modules) need {file}'s own debug info (only its types come from the shipped layout {layout}){why}"
-            ));
-        }
         return Err(format!(
             "{file} has no {INIT_TABLE_PREFIX}* variables (LuaJIT's library modules) in its DWARF"
         ));
@@ -234,6 +228,39 @@ pub fn from_module(module: &Module) -> Result<FastNames, String> {
         });
     }
     derive(&enumerators, &modules).map_err(|e| format!("{file}: {e}"))
+}
+
+/// The library modules of a file read through the shipped layout
+/// `layout`: the layout's copies of its build's init tables, each of which
+/// must be in the file byte for byte (the module's first fast-function id,
+/// then its functions' names and data). Found all, the file's fast
+/// functions are numbered as the layout's build numbers them; a table
+/// missing means another build, and no name is given.
+fn shipped_modules(module: &Module, layout: &str) -> Result<Vec<LibModule>, String> {
+    let file = module.elf().path().display().to_string();
+    let shipped = layouts::by_name(layout).ok_or_else(|| format!("no shipped layout {layout}"))?;
+    let tables = shipped
+        .lib_init_tables()
+        .map_err(|e| format!("reading the shipped layout {layout}: {e}"))?;
+    if tables.is_empty() {
+        return Err(format!(
+            "the shipped layout {layout} has no library init tables"
+        ));
+    }
+    let mut modules = Vec::new();
+    for (name, bytes) in tables {
+        if bytes.is_empty() || !module.elf().contains(&bytes) {
+            return Err(format!(
+                "{file} is read through the shipped layout {layout}, but it does not hold that build's init table of library module '{name}' ({} bytes), so its fast-function ids may differ",
+                bytes.len()
+            ));
+        }
+        modules.push(LibModule {
+            name,
+            first_id_byte: bytes[0],
+        });
+    }
+    Ok(modules)
 }
 
 #[cfg(test)]

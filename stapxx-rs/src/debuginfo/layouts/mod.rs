@@ -60,6 +60,15 @@ pub const SHIPPED: &[Shipped] = shipped![
     "luajit2-openresty-2.1-20230119-nogc64",
 ];
 
+/// The prefix of the copies of the library modules' init tables in a
+/// layout file (`generate.sh` names `lj_lib_init_<module>` so).
+pub const LIB_INIT_PREFIX: &str = "stapxx_lib_init_";
+
+/// The shipped layout called `name`.
+pub fn by_name(name: &str) -> Option<&'static Shipped> {
+    SHIPPED.iter().find(|s| s.name == name)
+}
+
 /// The symbol that marks a LuaJIT build (Lua 5.1 has none of `luaJIT_*`).
 const MARKER: &str = "luaJIT_setmode";
 
@@ -80,6 +89,21 @@ impl Shipped {
             Path::new(&format!("<shipped layout {}>", self.name)),
             self.bytes,
         )
+    }
+
+    /// The library modules' init tables of the build this layout was made
+    /// from: (module, bytes), by module name. Their first byte is the id
+    /// of the module's first fast function.
+    pub fn lib_init_tables(&self) -> super::Result<Vec<(String, Vec<u8>)>> {
+        let m = super::Module::from_elf(self.elf()?);
+        let mut out = Vec::new();
+        for name in m.variables_with_prefix(LIB_INIT_PREFIX)? {
+            let var = m.variable(&name)?;
+            let len = m.resolver()?.size_of(&var.ty)?;
+            let bytes = m.static_bytes(var.link_address, len)?;
+            out.push((name[LIB_INIT_PREFIX.len()..].to_string(), bytes));
+        }
+        Ok(out)
     }
 
     /// Why this layout does not fit `elf`, if it does not.
