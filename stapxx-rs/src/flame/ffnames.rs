@@ -21,8 +21,13 @@
 //! module's range.
 //!
 //! [`derive`] is that rule on plain data; [`from_module`] reads the data
-//! from a module's DWARF and static data. Where something is missing, the
-//! error says what was looked for, and the frames keep their numbers.
+//! from a module's DWARF and static data. A LuaJIT with no debug info
+//! anywhere, read through a shipped layout (`debuginfo::layouts`), has its
+//! init tables unnamed: the layout file carries copies of its build's
+//! tables, and each must be found in the file byte for byte (names of the
+//! functions included) before that build's numbering is taken as the
+//! file's. Where something is missing, the error says what was looked
+//! for, and the frames keep their numbers.
 
 use std::collections::BTreeMap;
 
