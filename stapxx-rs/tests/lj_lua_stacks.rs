@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use support::lj_stacks::{
-    assert_dominant, jitted, pct, run_script, sample, sample_with, PROBE_4KHZ, SECS,
+    assert_dominant, jitted, pct, run_script, sample, sample_with, stap_pp_stderr, PROBE_4KHZ, SECS,
 };
 use support::luajit::{self, marker_line, LuaJit, Variant};
 
@@ -93,17 +93,7 @@ fn spin_interpreted(variant: Variant) {
     // libraries a plain luajit legitimately lacks (nginx's Lua module, a
     // libluajit of its own).
     let exe = std::fs::canonicalize(&lj.luajit).unwrap();
-    assert_eq!(
-        err,
-        format!(
-            "WARNING: Start tracing {} ({})\n\
-             WARNING: Please wait for {SECS} seconds...\n\
-             WARNING: Time's up. Quitting now...\n\
-             WARNING: Found 0 JITted samples.\n",
-            p.pid(),
-            exe.display()
-        )
-    );
+    assert_eq!(err, stap_pp_stderr(p.pid(), &exe, 0));
 }
 
 #[test]

@@ -12,7 +12,7 @@
 
 mod support;
 
-use support::lj_stacks::{assert_dominant, jitted, pct, sample, PROBE_4KHZ, SECS};
+use support::lj_stacks::{assert_dominant, jitted, pct, sample, stap_pp_stderr, PROBE_4KHZ};
 use support::neovim::{self, def, main_chunk, Jit};
 
 const SCRIPT: &str = "nvim_split.lua";
@@ -73,17 +73,7 @@ fn lj_lua_stacks(jit: Jit) {
     // info nvim and its libluajit lack, nor about the libraries the
     // tapsets look for and an embedder does not have.
     let n = jitted(&err);
-    assert_eq!(
-        err,
-        format!(
-            "WARNING: Start tracing {} ({})\n\
-             WARNING: Please wait for {SECS} seconds...\n\
-             WARNING: Time's up. Quitting now...\n\
-             WARNING: Found {n} JITted samples.\n",
-            p.pid(),
-            nvim.display()
-        )
-    );
+    assert_eq!(err, stap_pp_stderr(p.pid(), nvim, n));
     let bts = support::backtraces(&out);
     let [heavy_chain, light_chain] = chains(jit);
     let total = assert_dominant(&bts, &heavy_chain, 60, &err);

@@ -113,3 +113,15 @@ pub fn assert_dominant(
     );
     total
 }
+
+/// lj-lua-stacks' stderr as stap++ prints it, and nothing else, for a run
+/// of [`SECS`] on `pid` running `exe` with `jitted` JIT samples.
+pub fn stap_pp_stderr(pid: u32, exe: &std::path::Path, jitted: u64) -> String {
+    format!(
+        "WARNING: Start tracing {pid} ({})\n\
+         WARNING: Please wait for {SECS} seconds...\n\
+         WARNING: Time's up. Quitting now...\n\
+         WARNING: Found {jitted} JITted samples.\n",
+        exe.display()
+    )
+}
