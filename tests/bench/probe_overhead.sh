@@ -2,9 +2,10 @@
 # Per-event BPF run time of empty probe handlers, from the kernel's own
 # accounting (kernel.bpf_stats_enabled): an empty timer.profile handler and
 # an empty uprobe handler. Run as root from the repository root after
-# `cargo build --release`. Prints a markdown table row per probe.
+# `cargo build --release` (STAPXX_BIN: another binary). Prints a markdown
+# table row per probe.
 set -euo pipefail
-bin=target/release/stapxx-rs
+bin=${STAPXX_BIN:-target/release/stapxx-rs}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; sysctl -qw kernel.bpf_stats_enabled=0' EXIT
 sysctl -qw kernel.bpf_stats_enabled=1

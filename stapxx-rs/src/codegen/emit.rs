@@ -727,26 +727,10 @@ impl<'a> Gen<'a> {
             let f = f.clone();
             self.task_filter(&f, self.p.probes[pi].span)?;
         }
-        // Every run starts with an empty user-memory read cache.
-        self.frame_addr(R1, ucache_start(self.o));
-        for i in 0..UC_LINES {
-            self.e(Insn::st_imm(Size::DW, R1, (i * UC_ENTRY) as i16, 0));
-        }
-        // Copy the registers (a context pointer cannot be kept in the frame).
-        // Direct context loads: for perf-event programs the verifier rewrites
-        // them to the interrupted registers; tracepoint contexts have none.
-        let context = self.p.probes[pi].context();
-        let has_regs = context.regs;
-        for i in 0..(PT_REGS_SIZE / 8) as i16 {
-            if has_regs {
-                self.e(Insn::ldx(Size::DW, R1, R9, i * 8));
-            } else {
-                self.e(Insn::mov64_imm(R1, 0));
-            }
-            self.e(Insn::stx(Size::DW, R6, F_REGS + i * 8, R1));
-        }
-        if context.kernel_samples {
-            self.user_regs_of_kernel_samples();
+        // A handler that reads no register and no user memory skips both
+        // (`regfree.rs`): most of an empty sampler's cost.
+        if !super::regfree::context_free(self.p, &self.p.probes[pi].body) {
+            self.context_prologue(pi);
         }
         self.zero_locals();
         let body = probe.body.clone();
@@ -774,6 +758,32 @@ impl<'a> Gen<'a> {
         let b = self.bodies.pop().expect("probe body");
         self.end_owner();
         Ok(self.asm.add(format!("stx_p{pi}"), FuncKind::Entry, 1, b.fa))
+    }
+
+    /// What a handler that reads its context needs at entry: an empty
+    /// user-memory read cache, the registers copied into the frame (a
+    /// context pointer cannot be kept there; direct context loads, which
+    /// the verifier rewrites to the interrupted registers for perf-event
+    /// programs; tracepoint contexts have none), and a kernel sample's user
+    /// registers.
+    fn context_prologue(&mut self, pi: usize) {
+        self.frame_addr(R1, ucache_start(self.o));
+        for i in 0..UC_LINES {
+            self.e(Insn::st_imm(Size::DW, R1, (i * UC_ENTRY) as i16, 0));
+        }
+        let context = self.p.probes[pi].context();
+        let has_regs = context.regs;
+        for i in 0..(PT_REGS_SIZE / 8) as i16 {
+            if has_regs {
+                self.e(Insn::ldx(Size::DW, R1, R9, i * 8));
+            } else {
+                self.e(Insn::mov64_imm(R1, 0));
+            }
+            self.e(Insn::stx(Size::DW, R6, F_REGS + i * 8, R1));
+        }
+        if context.kernel_samples {
+            self.user_regs_of_kernel_samples();
+        }
     }
 
     /// A sample that interrupted kernel mode (a system call, a page fault)

@@ -27,6 +27,7 @@ mod lookup;
 pub mod maps;
 mod octal;
 pub mod regex;
+mod regfree;
 mod regs;
 mod sregs;
 mod starfmt;
