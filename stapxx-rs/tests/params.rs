@@ -2,6 +2,8 @@
 //! against `tests/fixtures/params.c` built with `cc -g -O0` and `-O2`:
 //! the DWARF locations at the probe address, and the `-p2` rewrite.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -350,4 +352,40 @@ fn p2_errors() {
         assert_eq!(code, 1, "{script}");
         assert!(err.contains(want), "{script}\nwant: {want}\ngot: {err}");
     }
+}
+
+/// One probe on two functions, only one of which has `$flags`: as in stap,
+/// `@defined($flags)` is decided per function (the handler is resolved
+/// once per site), so each runs its own branch.
+const DEFINED_PER_SITE: &str = r#"probe process("BIN").function("take_node"), process("BIN").function("take_request") {
+  if (@defined($flags)) printf("%s flags=%d\n", ppfunc(), $flags) else printf("%s no flags\n", ppfunc())
+}
+"#;
+
+fn defined_per_site(exe: &Path) {
+    let (code, out, err) = p2(DEFINED_PER_SITE, exe);
+    assert_eq!(code, 0, "{err}");
+    // Two handlers: take_node's without a read of $flags, take_request's
+    // with it.
+    assert_eq!(out.matches("probe process").count(), 2, "{out}");
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let script = DEFINED_PER_SITE.replace("BIN", &exe.display().to_string());
+    // argc is 1: take_request(&req, argc).
+    let (status, out, err) = support::stapxx(&["-c", &exe.display().to_string(), "-e", &script]);
+    assert_eq!(status, 0, "{err}");
+    // (The fixture prints lines of its own.)
+    let ours: Vec<&str> = out.lines().filter(|l| l.starts_with("take_")).collect();
+    assert_eq!(ours, ["take_node no flags", "take_request flags=1"], "{out}{err}");
+}
+
+#[test]
+fn defined_per_site_optimized() {
+    defined_per_site(o2());
+}
+
+#[test]
+fn defined_per_site_unoptimized() {
+    defined_per_site(o0());
 }

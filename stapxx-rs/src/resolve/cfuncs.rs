@@ -12,8 +12,11 @@
 //! `return __stapxx_lookup[_or]_str(arg as C converts it, base, "table")`
 //! (see `valtable.rs`). A few functions that do a little more than one
 //! lookup (`_sys_open_flag_str`, `_mmap_flags`) are translated by hand
-//! below, still reading their table from the tapset text. Anything else
-//! is refused with the reason.
+//! below, still reading their table from the tapset text. Byte-order
+//! conversions (`ntohs`, `be32_to_cpu`, ...) are one shape of their own
+//! (`byteorder.rs`). Anything else is refused with the reason.
+
+mod byteorder;
 
 use super::cexpr;
 use crate::valtable;
@@ -37,7 +40,10 @@ pub fn translate(f: &Function, c_blocks: &[&str]) -> Result<Block, String> {
     match f.name.as_str() {
         "_sys_open_flag_str" => open_flags(&b, f, &code, &blocks),
         "_mmap_flags" => mmap_flags(&b, f, &code, &blocks),
-        _ => one_lookup(&b, f, &code, &blocks),
+        _ => match byteorder::translate(&b, f, &code) {
+            Some(body) => Ok(body),
+            None => one_lookup(&b, f, &code, &blocks),
+        },
     }
 }
 

@@ -114,6 +114,8 @@ impl Resolver<'_, '_> {
             )));
         };
         let mut out: Vec<(String, u64, Expr)> = Vec::new();
+        // Why a function has no such variable, when one has none.
+        let mut missing: Option<String> = None;
         for site in &sites {
             if let SiteKind::Tracepoint(tp) = &site.kind {
                 if tp.filter.is_none() {
@@ -165,8 +167,19 @@ impl Resolver<'_, '_> {
             };
             match render(m, info, &fs, name, steps, indexes, amp, span)? {
                 Ok(e) => out.push((info.name.clone(), info.probe_address, e)),
-                Err(msg) => return Ok(Err(msg)),
+                Err(msg) => {
+                    missing.get_or_insert(msg);
+                }
             }
+        }
+        if let Some(msg) = missing {
+            // Some of the functions have it, some do not (`$oldmem` of
+            // realloc in a probe on malloc too): as in stap, each site
+            // decides for itself, so the handler is resolved once per site.
+            if !out.is_empty() {
+                self.split = true;
+            }
+            return Ok(Err(msg));
         }
         let Some((_, _, first)) = out.first() else {
             return Ok(Err(format!(

@@ -111,3 +111,24 @@ fn one_lookup_bodies() {
         "its C statement 'STAP_RETVALUE = STAP_ARG_f * 2' is not one stapxx-rs can translate"
     );
 }
+
+#[test]
+fn byte_order_conversions() {
+    let f = embedded(
+        "ntohs",
+        &["x"],
+        " /* pure */ STAP_RETVALUE = (int64_t) be16_to_cpu ((u16) STAP_ARG_x); ",
+    );
+    assert_eq!(
+        listing(&f).unwrap(),
+        "(((((x & 65535) >> 0) & 255) << 8) | ((((x & 65535) >> 8) & 255) << 0))"
+    );
+    // Little-endian forms keep the bytes; the width still applies.
+    let f = embedded("le", &["v"], "STAP_RETVALUE = le32_to_cpu(STAP_ARG_v);");
+    assert_eq!(listing(&f).unwrap(), "(v & 4294967295)");
+    // Not a conversion: refused as any other C.
+    let f = embedded("x", &["v"], "STAP_RETVALUE = be24_to_cpu(STAP_ARG_v);");
+    assert!(listing(&f)
+        .unwrap_err()
+        .contains("not one stapxx-rs can translate"));
+}
