@@ -363,21 +363,33 @@ const DEFINED_PER_SITE: &str = r#"probe process("BIN").function("take_node"), pr
 "#;
 
 fn defined_per_site(exe: &Path) {
-    let (code, out, err) = p2(DEFINED_PER_SITE, exe);
-    assert_eq!(code, 0, "{err}");
-    // Two handlers: take_node's without a read of $flags, take_request's
-    // with it.
-    assert_eq!(out.matches("probe process").count(), 2, "{out}");
-    let Some(_bpf) = support::need_bpf() else {
-        return;
-    };
-    let script = DEFINED_PER_SITE.replace("BIN", &exe.display().to_string());
-    // argc is 1: take_request(&req, argc).
-    let (status, out, err) = support::stapxx(&["-c", &exe.display().to_string(), "-e", &script]);
-    assert_eq!(status, 0, "{err}");
-    // (The fixture prints lines of its own.)
-    let ours: Vec<&str> = out.lines().filter(|l| l.starts_with("take_")).collect();
-    assert_eq!(ours, ["take_node no flags", "take_request flags=1"], "{out}{err}");
+    // The same on the functions' returns, where `$flags` is its value at
+    // entry (`@entry`), and the entry sites decide.
+    let returns = DEFINED_PER_SITE
+        .replace("(\"take_node\")", "(\"take_node\").return")
+        .replace("(\"take_request\")", "(\"take_request\").return");
+    for script in [DEFINED_PER_SITE, returns.as_str()] {
+        let (code, out, err) = p2(script, exe);
+        assert_eq!(code, 0, "{err}");
+        // take_node's handler without a read of $flags, take_request's
+        // with it.
+        assert!(out.matches("probe process").count() >= 2, "{out}");
+        let Some(_bpf) = support::need_bpf() else {
+            return;
+        };
+        let script = script.replace("BIN", &exe.display().to_string());
+        // argc is 1: take_request(&req, argc).
+        let (status, out, err) =
+            support::stapxx(&["-c", &exe.display().to_string(), "-e", &script]);
+        assert_eq!(status, 0, "{err}");
+        // (The fixture prints lines of its own.)
+        let ours: Vec<&str> = out.lines().filter(|l| l.starts_with("take_")).collect();
+        assert_eq!(
+            ours,
+            ["take_node no flags", "take_request flags=1"],
+            "{out}{err}"
+        );
+    }
 }
 
 #[test]

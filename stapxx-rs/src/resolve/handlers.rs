@@ -132,16 +132,9 @@ impl Resolver<'_, '_> {
         }
     }
 
-    /// `@entry(e)`: e evaluated when the function was entered.
-    pub(super) fn entry(&mut self, inner: Expr, span: Span) -> R<Expr> {
-        if !self.in_return_probe() {
-            return Err(Diagnostic::error(
-                span,
-                "@entry(...) is only meaningful in a process(...).function(...).return probe",
-            ));
-        }
-        let sites: Vec<Site> = self
-            .sites
+    /// The entry sites of the return sites being resolved.
+    pub(super) fn entry_sites(&self) -> Vec<Site> {
+        self.sites
             .iter()
             .flatten()
             .map(|s| {
@@ -155,7 +148,18 @@ impl Resolver<'_, '_> {
                 s.condition = None;
                 s
             })
-            .collect();
+            .collect()
+    }
+
+    /// `@entry(e)`: e evaluated when the function was entered.
+    pub(super) fn entry(&mut self, inner: Expr, span: Span) -> R<Expr> {
+        if !self.in_return_probe() {
+            return Err(Diagnostic::error(
+                span,
+                "@entry(...) is only meaningful in a process(...).function(...).return probe",
+            ));
+        }
+        let sites = self.entry_sites();
         let points = self
             .points
             .iter()

@@ -694,6 +694,16 @@ impl Resolver<'_, '_> {
             DwarfBase::Target(name)
                 if name != "return" && !name.starts_with("$return") && self.in_return_probe() =>
             {
+                // Whether the entry sites have it, each for itself (a probe
+                // on malloc and realloc returns: only realloc's has
+                // `$oldmem`), so `@defined` is right per site.
+                let entry_sites = self.entry_sites();
+                let saved = self.sites.replace(entry_sites);
+                let at_entry = self.target_var(&name, &steps, &indexes, amp, span);
+                self.sites = saved;
+                if let Err(msg) = at_entry? {
+                    return Ok(Err(msg));
+                }
                 let original = Expr {
                     span,
                     kind: ExprKind::Dwarf(Box::new(DwarfValue {
