@@ -91,6 +91,14 @@ fn strip_comments(s: &str) -> String {
     out
 }
 
+/// The statements of a C body, trimmed, empty ones left out.
+fn c_statements(code: &str) -> Vec<&str> {
+    code.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// A C integer conversion: (bits, signed); 64 bits keeps a long as it is.
 type Conv = (u32, bool);
 
@@ -123,11 +131,7 @@ fn one_lookup(b: &B, f: &Function, code: &str, c_blocks: &[&str]) -> Result<Bloc
         r"^_stp_lookup_(or_)?str(2)?\s*\(\s*(\w+)\s*,\s*(?:\(\s*{ty}\s*\)\s*)?(\w+)\s*,\s*STAP_RETVALUE\s*,\s*MAXSTRINGLEN\s*(?:,\s*(\d+)\s*)?\)$"
     ))
     .expect("valid regex");
-    let stmts: Vec<&str> = code
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let stmts = c_statements(code);
     let Some((last, decls)) = stmts.split_last() else {
         return Err("its C body is empty".into());
     };

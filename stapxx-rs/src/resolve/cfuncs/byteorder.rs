@@ -16,11 +16,7 @@ pub(super) fn translate(b: &B, f: &Function, code: &str) -> Option<Block> {
         r"^STAP_RETVALUE\s*=\s*(?:\(\s*[\w\s]+\)\s*)?(\w+)\s*\(\s*(?:\(\s*[\w\s]+\)\s*)?STAP_ARG_(\w+)\s*\)$",
     )
     .expect("valid regex");
-    let stmts: Vec<&str> = code
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let stmts = super::c_statements(code);
     let [stmt] = stmts.as_slice() else {
         return None;
     };
