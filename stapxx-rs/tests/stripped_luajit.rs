@@ -111,30 +111,62 @@ fn spin(exe: &std::path::Path, jit: bool) {
 }
 
 fn split(exe: &std::path::Path, jit: bool) {
+    let (h, l, _) = split_shares(exe, jit, &is_unnamed_c);
+    assert!(
+        (h - 75.0).abs() <= 5.0 && (l - 25.0).abs() <= 5.0,
+        "heavy {h:.1}%, light {l:.1}%"
+    );
+}
+
+/// lj-lua-stacks on split.lua run by `exe`: the shares (percent) of
+/// heavy's and light's backtraces, and the dominant backtrace's frames
+/// without its outermost, luajit.c's `pmain`, which `c_frame` must accept.
+fn split_shares(
+    exe: &std::path::Path,
+    jit: bool,
+    c_frame: &dyn Fn(&str) -> bool,
+) -> (f64, f64, Vec<String>) {
     let p = start(exe, if jit { &[] } else { &["-joff"] }, "split.lua");
     let (out, err) = lua_stacks(p.pid(), &[PROBE_4KHZ]);
     let bts = support::backtraces(&out);
     let total: u64 = bts.iter().map(|b| b.1).sum();
     assert!(total >= 1000, "only {total} samples: {err}");
+    // A backtrace's Lua frames (a trace's `T:` line left out).
+    let lua = |bt: &[String]| -> Vec<String> {
+        let (last, rest) = bt.split_last().expect("empty backtrace");
+        assert!(c_frame(last), "outermost frame {last:?} in {bt:?}");
+        rest.iter()
+            .filter(|l| !l.starts_with("T:"))
+            .cloned()
+            .collect()
+    };
     let count = |f: &str| -> u64 {
         let want = [frame("split.lua", Some(f)), frame("split.lua", None)];
-        bts.iter()
-            .filter(|b| {
-                let lua = lua_part(&b.0);
-                // A trace's frames start with its `T:` line.
-                let lua: Vec<&String> = lua.iter().filter(|l| !l.starts_with("T:")).collect();
-                lua.iter()
-                    .map(|s| s.as_str())
-                    .eq(want.iter().map(String::as_str))
-            })
-            .map(|b| b.1)
-            .sum()
+        bts.iter().filter(|b| lua(&b.0) == want).map(|b| b.1).sum()
     };
     let (heavy, light) = (count("heavy"), count("light"));
-    let (h, l) = (pct(heavy, total), pct(light, total));
+    (pct(heavy, total), pct(light, total), lua(&bts[0].0))
+}
+
+/// The oracle the issue names: Debian's stripped `luajit` against a `-g`
+/// build of the same source package (`apt-get source luajit`), on the
+/// same workload: the same dominant Lua frames (pmain named in the one,
+/// an address in the other), shares within 5 points of each other.
+#[test]
+fn debian_luajit_matches_its_g_build() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let Some(exe) = debian_luajit() else { return };
+    let Some(oracle) = luajit::upstream_g() else {
+        return;
+    };
+    let (h, l, frames) = split_shares(&exe, false, &is_unnamed_c);
+    let (gh, gl, gframes) = split_shares(oracle, false, &|f: &str| f == "C:pmain");
+    assert_eq!(frames, gframes);
     assert!(
-        (h - 75.0).abs() <= 5.0 && (l - 25.0).abs() <= 5.0,
-        "heavy {h:.1}%, light {l:.1}% of {total}: {bts:#?}"
+        (h - gh).abs() <= 5.0 && (l - gl).abs() <= 5.0,
+        "stripped heavy {h:.1}% light {l:.1}%; -g build heavy {gh:.1}% light {gl:.1}%"
     );
 }
 
@@ -208,8 +240,9 @@ fn debian_luajit_in_a_fast_function() {
     let bts = support::backtraces(&out);
     let total: u64 = bts.iter().map(|b| b.1).sum();
     assert!(total >= 100, "only {total} samples: {err}");
-    // Every sample in Lua was walked to the bottom (the counters, -v),
-    // none taken in Lua was missed for want of the VM.
+    // Every sample in Lua was walked (the counters, -v): none missed for
+    // want of the VM, none faulted or stopped; to the bottom but for the
+    // rare sample at an unknown place (in the kernel, between two frames).
     let counters = err
         .lines()
         .find_map(|l| l.strip_prefix("WARNING: luajit walker: "))
@@ -224,10 +257,12 @@ fn debian_luajit_in_a_fast_function() {
             .unwrap()
     };
     let walks: u64 = counters.split(' ').next().unwrap().parse().unwrap();
-    assert_eq!(num("walks: "), walks, "{counters}");
     assert!(walks >= total, "{counters}");
+    let unknown = num("not in Lua, ");
+    assert_eq!(num("walks: ") + unknown, walks, "{counters}");
+    assert!(unknown * 100 <= walks, "{counters}");
     assert!(
-        counters.ends_with(" 0 not in Lua, 0 at an unknown place"),
+        counters.contains(" 0 inconsistent frames, 0 read faults, 0 not in Lua, "),
         "{counters}"
     );
     let m = stapxx::flame::lua::module_name(luajit::workload("ffunc.lua").to_str().unwrap());

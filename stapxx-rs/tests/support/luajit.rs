@@ -253,42 +253,97 @@ pub fn fork() -> Option<&'static Path> {
 
 fn build_fork() -> Result<PathBuf, String> {
     const RECIPE: &str = "luajit2 fork: global_State.fork_extra after allocf; make; strip; rev 1\n";
-    let _lock = lock()?;
-    let dir = fixtures_dir().join(format!("luajit-fork-{VERSION}"));
-    let lib = dir.join("libluajit-5.1.so.2");
-    if std::fs::read_to_string(dir.join(".stamp")).ok().as_deref() == Some(RECIPE) && lib.is_file()
-    {
-        return Ok(lib);
+    let patch = |tree: &Path| -> Result<(), String> {
+        let header = tree.join("src/lj_obj.h");
+        let text = std::fs::read_to_string(&header).map_err(|e| e.to_string())?;
+        let anchor = "  lua_Alloc allocf;\t/* Memory allocator. */\n";
+        if !text.contains(anchor) {
+            return Err(format!("no {anchor:?} in lj_obj.h"));
+        }
+        let patched = text.replace(anchor, &format!("{anchor}  void *fork_extra;\n"));
+        std::fs::write(&header, patched).map_err(|e| e.to_string())
+    };
+    let finish = |tree: &Path| -> Result<(), String> {
+        run(Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(tree.join("libluajit-5.1.so.2"))
+            .arg(tree.join("src/libluajit.so")))?;
+        // Only the library is kept.
+        for d in ["src", "doc", "dynasm", "etc", "debian", "t"] {
+            let _ = std::fs::remove_dir_all(tree.join(d));
+        }
+        Ok(())
+    };
+    let dir = build_tree(
+        ("luajit2", VERSION),
+        &format!("luajit-fork-{VERSION}"),
+        RECIPE,
+        &patch,
+        &["CCDEBUG="],
+        &finish,
+    )?;
+    Ok(dir.join("libluajit-5.1.so.2"))
+}
+
+/// Debian's `luajit` source package (upstream LuaJIT, what Debian's
+/// stripped `luajit` is built from) built with `-g` and nothing else
+/// changed: the oracle for that binary. Its `src/luajit`, cached in
+/// `target/fixtures/luajit-upstream-g-<version>/`.
+pub fn upstream_g() -> Option<&'static Path> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let version = super::debian::LUAJIT;
+        let dir = build_tree(
+            ("luajit", version),
+            &format!("luajit-upstream-g-{version}"),
+            "luajit (Debian's upstream source); make CCDEBUG=-g; rev 1\n",
+            &|_| Ok(()),
+            &["CCDEBUG=-g"],
+            &|_| Ok(()),
+        )?;
+        Ok(dir.join("src/luajit"))
+    });
+    match built {
+        Ok(p) => Some(p),
+        Err(e) => {
+            missing(&format!("LuaJIT (Debian's upstream source) -g build: {e}"));
+            None
+        }
     }
-    let src = super::apt::source("luajit2", VERSION, "src/luajit.c")?;
+}
+
+/// Source package `(package, version)` copied to `target/fixtures/DIR`,
+/// `patch`ed, built with LuaJIT's `make -j2 MAKE_ARGS`, then `finish`ed;
+/// reused while its stamp says `recipe`.
+fn build_tree(
+    (package, version): (&str, &str),
+    dir_name: &str,
+    recipe: &str,
+    patch: &dyn Fn(&Path) -> Result<(), String>,
+    make_args: &[&str],
+    finish: &dyn Fn(&Path) -> Result<(), String>,
+) -> Result<PathBuf, String> {
+    let _lock = lock()?;
+    let dir = fixtures_dir().join(dir_name);
+    if std::fs::read_to_string(dir.join(".stamp")).ok().as_deref() == Some(recipe) {
+        return Ok(dir);
+    }
+    let src = super::apt::source(package, version, "src/luajit.c")?;
     let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
     run(Command::new("cp").arg("-a").arg(src.join(".")).arg(&tmp))?;
-    let header = tmp.join("src/lj_obj.h");
-    let text = std::fs::read_to_string(&header).map_err(|e| e.to_string())?;
-    let anchor = "  lua_Alloc allocf;\t/* Memory allocator. */\n";
-    if !text.contains(anchor) {
-        return Err(format!("no {anchor:?} in lj_obj.h"));
-    }
-    let patched = text.replace(anchor, &format!("{anchor}  void *fork_extra;\n"));
-    std::fs::write(&header, patched).map_err(|e| e.to_string())?;
+    patch(&tmp)?;
     run(Command::new("make")
         .current_dir(&tmp)
-        .args(["-j2", "CCDEBUG="])
+        .arg("-j2")
+        .args(make_args)
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS"))?;
-    run(Command::new("strip")
-        .arg("--strip-all")
-        .arg("-o")
-        .arg(tmp.join("libluajit-5.1.so.2"))
-        .arg(tmp.join("src/libluajit.so")))?;
-    // Only the library is kept.
-    for d in ["src", "doc", "dynasm", "etc", "debian", "t"] {
-        let _ = std::fs::remove_dir_all(tmp.join(d));
-    }
-    std::fs::write(tmp.join(".stamp"), RECIPE).map_err(|e| e.to_string())?;
+    finish(&tmp)?;
+    std::fs::write(tmp.join(".stamp"), recipe).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, &dir).map_err(|e| format!("rename to {}: {e}", dir.display()))?;
-    Ok(lib)
+    Ok(dir)
 }
