@@ -7,8 +7,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use object::{Object, ObjectSegment};
-
 use super::error::{DebugError, Result};
 use super::Module;
 
@@ -57,15 +55,12 @@ impl Module {
     /// `len` bytes of the file's initialized data at link-time address
     /// `address` (what a static variable holds when the program starts).
     pub fn static_bytes(&self, address: u64, len: u64) -> Result<Vec<u8>> {
-        let obj = self.elf.object()?;
-        for seg in obj.segments() {
-            if let Ok(Some(bytes)) = seg.data_range(address, len) {
-                return Ok(bytes.to_vec());
-            }
-        }
-        Err(DebugError::NotFound {
-            what: format!("{len} byte(s) of file data at address {address:#x}"),
-            file: self.elf.path().to_path_buf(),
-        })
+        self.elf
+            .bytes_at(address, len)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| DebugError::NotFound {
+                what: format!("{len} byte(s) of file data at address {address:#x}"),
+                file: self.elf.path().to_path_buf(),
+            })
     }
 }
