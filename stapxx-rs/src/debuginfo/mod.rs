@@ -215,8 +215,8 @@ impl Module {
                 // Nothing anywhere: a LuaJIT may still be read through a
                 // shipped layout that its machine code confirms.
                 match layouts::find(&self.elf, &self.own_symbols()?)? {
-                    layouts::Outcome::Fits(shipped, elf) => Ok(Loaded {
-                        dwarf: Dwarf::load(&elf, None)?,
+                    layouts::Outcome::Fits(shipped, elf, dwarf) => Ok(Loaded {
+                        dwarf: *dwarf,
                         source: DebugSource::Shipped(shipped.name),
                         debug_elf: Some(elf),
                         no_dwarf: Some(no_dwarf(Vec::new())),

@@ -76,8 +76,9 @@ const MARKER: &str = "luaJIT_setmode";
 pub enum Outcome {
     /// The file is not LuaJIT.
     NotLuaJit,
-    /// This layout, and only it, fits; its DWARF in an ELF file.
-    Fits(&'static Shipped, ElfFile),
+    /// This layout, and only it, fits: its ELF file and the DWARF loaded
+    /// from it for the checks.
+    Fits(&'static Shipped, ElfFile, Box<Dwarf>),
     /// None fits: per layout, why (the first failed check).
     NoneFits(Vec<String>),
 }
@@ -106,11 +107,15 @@ impl Shipped {
         Ok(out)
     }
 
-    /// Why this layout does not fit `elf`, if it does not.
-    fn misfit(&self, elf: &ElfFile, symbols: &SymbolTable) -> super::Result<Option<String>> {
-        let layout = self.elf()?;
-        let dwarf = Dwarf::load(&layout, None)?;
-        let r = Resolver::new(&dwarf, 8);
+    /// Why this layout (its DWARF `dwarf`) does not fit `elf`, if it does
+    /// not.
+    fn misfit(
+        &self,
+        dwarf: &Dwarf,
+        elf: &ElfFile,
+        symbols: &SymbolTable,
+    ) -> super::Result<Option<String>> {
+        let r = Resolver::new(dwarf, 8);
         for check in checks::CHECKS {
             let Some(sym) = symbols.function(check.function) else {
                 return Ok(Some(format!("{} is not exported", check.function)));
@@ -138,19 +143,24 @@ pub fn find(elf: &ElfFile, symbols: &SymbolTable) -> super::Result<Outcome> {
     let mut fits = Vec::new();
     let mut misfits = Vec::new();
     for s in SHIPPED {
-        match s.misfit(elf, symbols)? {
-            None => fits.push(s),
+        let layout = s.elf()?;
+        let dwarf = Dwarf::load(&layout, None)?;
+        match s.misfit(&dwarf, elf, symbols)? {
+            None => fits.push((s, layout, dwarf)),
             Some(why) => misfits.push(format!("{}: {why}", s.name)),
         }
     }
+    if fits.len() == 1 {
+        let (s, layout, dwarf) = fits.pop().expect("one");
+        return Ok(Outcome::Fits(s, layout, Box::new(dwarf)));
+    }
     match fits.as_slice() {
-        [one] => Ok(Outcome::Fits(one, one.elf()?)),
         [] => Ok(Outcome::NoneFits(misfits)),
         several => Ok(Outcome::NoneFits(vec![format!(
             "{} all fit its code, so it is not known which is right",
             several
                 .iter()
-                .map(|s| s.name)
+                .map(|(s, ..)| s.name)
                 .collect::<Vec<_>>()
                 .join(", ")
         )])),
