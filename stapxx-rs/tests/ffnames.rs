@@ -107,14 +107,8 @@ fn names_of_stripped_builds_equal_vmdef() {
         let Some(lj) = luajit::get(variant) else {
             return;
         };
-        let stripped = support::scratch().join(format!("ffnames-stripped-{}", variant.name()));
-        support::must(
-            Command::new("strip")
-                .arg("--strip-all")
-                .arg("-o")
-                .arg(&stripped)
-                .arg(&lj.luajit),
-        );
+        let name = format!("ffnames-stripped-{}", variant.name());
+        let stripped = support::stripped_copy(&lj.luajit, &name);
         assert_names_equal(&vmdef_ffnames(lj), &[&stripped]);
     }
     let v = support::debian::LUAJIT;

@@ -175,26 +175,6 @@ fn openresty_layout(variant: Variant) -> String {
     format!("luajit2-openresty-{upstream}-{}", variant.name())
 }
 
-/// A copy of `file` with every symbol and debug section stripped
-/// (`strip --strip-all`: `.dynsym` stays, as in a distribution package),
-/// cached next to the fixtures.
-fn stripped(file: &Path, tag: &str) -> std::path::PathBuf {
-    let out = support::fixtures_dir().join(format!(
-        "stripped-{tag}-{}",
-        file.file_name().unwrap().to_string_lossy()
-    ));
-    let tmp = out.with_extension("tmp");
-    support::must(
-        std::process::Command::new("strip")
-            .arg("--strip-all")
-            .arg("-o")
-            .arg(&tmp)
-            .arg(file),
-    );
-    std::fs::rename(&tmp, &out).unwrap();
-    out
-}
-
 /// No DWARF, no `.symtab`: what a test of the no-debug-info path needs.
 fn assert_bare(file: &Path) {
     let elf = stapxx::debuginfo::ElfFile::open(file).unwrap();
@@ -248,7 +228,14 @@ fn stripped_build_uses_its_layout(variant: Variant) {
         return;
     };
     for file in [&lj.libluajit, &lj.luajit] {
-        let bare = stripped(file, variant.name());
+        let bare = support::stripped_copy(
+            file,
+            &format!(
+                "stripped-{}-{}",
+                variant.name(),
+                file.file_name().unwrap().to_string_lossy()
+            ),
+        );
         assert_bare(&bare);
         let module = Module::open(&bare).unwrap();
         assert_shipped(&module, &openresty_layout(variant));

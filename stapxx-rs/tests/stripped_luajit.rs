@@ -35,19 +35,8 @@ fn debian_luajit() -> Option<std::path::PathBuf> {
 /// A `strip --strip-all` copy of the test build's static interpreter.
 fn stripped_build(variant: Variant) -> Option<std::path::PathBuf> {
     let lj = luajit::get(variant)?;
-    let out = support::fixtures_dir().join(format!("stripped-run-{}-luajit", variant.name()));
-    if !out.is_file() {
-        let tmp = out.with_extension("tmp");
-        support::must(
-            Command::new("strip")
-                .arg("--strip-all")
-                .arg("-o")
-                .arg(&tmp)
-                .arg(&lj.luajit),
-        );
-        std::fs::rename(&tmp, &out).unwrap();
-    }
-    Some(out)
+    let name = format!("stripped-run-{}-luajit", variant.name());
+    Some(support::stripped_copy(&lj.luajit, &name))
 }
 
 /// `exe` on the workload `tests/lua/SCRIPT`, once it printed `ready`.

@@ -11,7 +11,6 @@
 //! is reused afterwards. A file lock (`apt.lock`) serializes the downloads
 //! of concurrent test processes.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,7 +34,7 @@ pub fn source(package: &str, version: &str, probe: &str) -> Result<PathBuf, Stri
     if !super::have_tool("dpkg-source") {
         return Err("'dpkg-source' not found (package dpkg-dev), needed by apt-get source".into());
     }
-    let _lock = lock()?;
+    let _lock = super::fixture_lock("apt.lock")?;
     if dest.join(probe).exists() {
         return Ok(dest);
     }
@@ -74,7 +73,7 @@ pub fn binary(package: &str, version: &str, probe: &str) -> Result<PathBuf, Stri
     if !super::have_tool("dpkg-deb") {
         return Err("'dpkg-deb' not found (package dpkg)".into());
     }
-    let _lock = lock()?;
+    let _lock = super::fixture_lock("apt.lock")?;
     if dest.join(probe).exists() {
         return Ok(dest);
     }
@@ -99,17 +98,6 @@ pub fn binary(package: &str, version: &str, probe: &str) -> Result<PathBuf, Stri
     std::fs::rename(&tmp, &dest).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dl);
     Ok(dest)
-}
-
-/// Holds an exclusive lock on `target/fixtures/apt.lock`.
-struct Lock(#[allow(dead_code)] File);
-
-fn lock() -> Result<Lock, String> {
-    let path = fixtures_dir().join("apt.lock");
-    let f = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    f.lock()
-        .map_err(|e| format!("lock {}: {e}", path.display()))?;
-    Ok(Lock(f))
 }
 
 /// The private apt configuration, its package lists fresh; removed when

@@ -18,7 +18,6 @@
 //! our builds (the same configuration and handlers, the Lua libraries of
 //! [`super::nginx::lua_libs`]).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -79,20 +78,9 @@ pub fn get() -> Option<&'static Nginx> {
     }
 }
 
-/// Holds an exclusive lock on `target/fixtures/debian-nginx.lock`.
-struct Lock(#[allow(dead_code)] File);
-
-fn lock() -> Result<Lock, String> {
-    let path = fixtures_dir().join("debian-nginx.lock");
-    let f = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    f.lock()
-        .map_err(|e| format!("lock {}: {e}", path.display()))?;
-    Ok(Lock(f))
-}
-
 fn assemble() -> Result<Nginx, String> {
     let lua_package_path = nginx::lua_libs()?;
-    let _lock = lock()?;
+    let _lock = super::fixture_lock("debian-nginx.lock")?;
     let dir = fixtures_dir().join(format!("debian-nginx-{}", debian::NGINX));
     let lib = dir.join(LIBDIR);
     let ng = Nginx {

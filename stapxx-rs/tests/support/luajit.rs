@@ -22,7 +22,6 @@
 //! stamp naming the recipe: a changed recipe rebuilds, an unchanged one is
 //! reused. A file lock serializes concurrent test processes.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -142,17 +141,6 @@ pub fn get(variant: Variant) -> Option<&'static LuaJit> {
     }
 }
 
-/// Holds an exclusive lock on `target/fixtures/luajit.lock`.
-struct Lock(#[allow(dead_code)] File);
-
-fn lock() -> Result<Lock, String> {
-    let path = fixtures_dir().join("luajit.lock");
-    let f = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    f.lock()
-        .map_err(|e| format!("lock {}: {e}", path.display()))?;
-    Ok(Lock(f))
-}
-
 fn recipe(variant: Variant) -> String {
     format!(
         "luajit2 {VERSION}; make CCDEBUG=-g XCFLAGS={:?}; luajit-dyn; rev {RECIPE_REV}\n",
@@ -161,7 +149,7 @@ fn recipe(variant: Variant) -> String {
 }
 
 fn build(variant: Variant) -> Result<LuaJit, String> {
-    let _lock = lock()?;
+    let _lock = super::fixture_lock("luajit.lock")?;
     let dir = fixtures_dir().join(format!("luajit-{}-{VERSION}", variant.name()));
     let lj = LuaJit {
         variant,
@@ -324,7 +312,7 @@ fn build_tree(
     make_args: &[&str],
     finish: &dyn Fn(&Path) -> Result<(), String>,
 ) -> Result<PathBuf, String> {
-    let _lock = lock()?;
+    let _lock = super::fixture_lock("luajit.lock")?;
     let dir = fixtures_dir().join(dir_name);
     if std::fs::read_to_string(dir.join(".stamp")).ok().as_deref() == Some(recipe) {
         return Ok(dir);

@@ -206,6 +206,35 @@ pub fn run(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
+/// An exclusive lock on `target/fixtures/NAME`, held while the value
+/// lives: one test process at a time builds or fetches a fixture.
+pub struct FixtureLock(#[allow(dead_code)] std::fs::File);
+
+pub fn fixture_lock(name: &str) -> Result<FixtureLock, String> {
+    let path = fixtures_dir().join(name);
+    let f = std::fs::File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    f.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(FixtureLock(f))
+}
+
+/// A `strip --strip-all` copy of `file` (`.dynsym` stays, as in a
+/// distribution package): `target/fixtures/NAME`, made anew each call
+/// (written aside, then renamed into place).
+pub fn stripped_copy(file: &Path, name: &str) -> PathBuf {
+    let out = fixtures_dir().join(name);
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+    must(
+        Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(file),
+    );
+    std::fs::rename(&tmp, &out).unwrap_or_else(|e| panic!("rename to {}: {e}", out.display()));
+    out
+}
+
 /// Runs a command that must succeed.
 pub fn must(cmd: &mut Command) -> String {
     run(cmd).unwrap_or_else(|e| panic!("{e}"))

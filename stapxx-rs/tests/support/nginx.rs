@@ -26,7 +26,6 @@
 //! upgraded to a new master (SIGUSR2, then SIGQUIT to the old one) and has
 //! its workers killed the way operators and crashes do it. [`wrk`] loads it.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -154,17 +153,6 @@ pub fn get(shape: Shape) -> Option<&'static Nginx> {
     }
 }
 
-/// Holds an exclusive lock on `target/fixtures/nginx.lock`.
-struct Lock(#[allow(dead_code)] File);
-
-fn lock() -> Result<Lock, String> {
-    let path = fixtures_dir().join("nginx.lock");
-    let f = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    f.lock()
-        .map_err(|e| format!("lock {}: {e}", path.display()))?;
-    Ok(Lock(f))
-}
-
 fn recipe(shape: Shape) -> String {
     format!(
         "nginx {NGINX}; lua {LUA_MODULE}; ndk {NDK}; {} ; luajit2 {} gc64; \
@@ -199,7 +187,7 @@ fn build(shape: Shape) -> Result<Nginx, String> {
         return Err("no LuaJIT (GC64) build".into());
     };
     let lua_package_path = lua_libs()?;
-    let _lock = lock()?;
+    let _lock = super::fixture_lock("nginx.lock")?;
     let version = NGINX.split('-').next().unwrap_or(NGINX);
     let dir = fixtures_dir().join(format!("nginx-{}-{version}", shape.name()));
     let modules = match shape {
