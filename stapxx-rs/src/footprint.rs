@@ -52,10 +52,21 @@ pub fn costs(c: &Compiled, program: &Program, ncpus: u32) -> Vec<MapCost> {
         .maps()
         .iter()
         .enumerate()
-        .map(|(i, def)| {
-            let array = c.maps.arrays.iter().find(|a| a.map.0 as usize == i);
+        .filter_map(|(i, def)| {
+            let is = |m: ebpf_backend::MapId| m.0 as usize == i;
+            let array = c.maps.arrays.iter().find_map(|a| {
+                let k = a
+                    .classes
+                    .iter()
+                    .find(|k| is(k.map) || k.alt.is_some_and(is))?;
+                Some((a, k))
+            });
             let (what, sized_by) = match array {
-                Some(a) => {
+                // Narrower key classes are allocated as used, their entries
+                // counted against the array's one capacity: the widest
+                // class's map is the bound (codegen/keyclass.rs).
+                Some((a, k)) if k.width < a.widest().width => return None,
+                Some((a, _)) => {
                     let g = &program.globals[a.global.0 as usize];
                     let mut by = Vec::new();
                     let str_keys = g.keys.contains(&Ty::Str);
@@ -74,7 +85,7 @@ pub fn costs(c: &Compiled, program: &Program, ncpus: u32) -> Vec<MapCost> {
                 }
                 None => fixed_map(def, c, &strlen),
             };
-            MapCost {
+            Some(MapCost {
                 name: def.name.clone(),
                 what,
                 kind: def.kind,
@@ -83,7 +94,7 @@ pub fn costs(c: &Compiled, program: &Program, ncpus: u32) -> Vec<MapCost> {
                 entries: def.max_entries,
                 bytes: bytes(def, ncpus),
                 sized_by,
-            }
+            })
         })
         .collect()
 }
@@ -221,7 +232,12 @@ pub fn load_error(e: &ebpf_backend::Error, c: &Compiled, program: &Program) -> O
         return None;
     };
     let ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
-    let cost = costs(c, program, ncpus).into_iter().nth(map.0 as usize)?;
+    // A narrower key class's map is told as its array's (widest) map.
+    let map = c.maps.array_of_map(*map).map_or(*map, |a| a.widest().map);
+    let name = &c.module.maps().get(map.0 as usize)?.name;
+    let cost = costs(c, program, ncpus)
+        .into_iter()
+        .find(|k| &k.name == name)?;
     let mut d = Diagnostic::bare(format!(
         "the kernel cannot create the map for {}: {source}",
         cost.what

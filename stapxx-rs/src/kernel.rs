@@ -246,13 +246,29 @@ impl KernelSession {
             return Ok(());
         }
         let cap = self.layout.strcap as usize;
-        let mut k = vec![0u8; a.key_size as usize];
-        for ((ty, off), kv) in a.keys.iter().zip(key) {
+        // A key string as the kernel holds it: up to its NUL, at most
+        // MAXSTRINGLEN - 1 bytes.
+        let text = |s: &str| -> Vec<u8> {
+            let b = s.as_bytes();
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            b[..end.min(cap - 1)].to_vec()
+        };
+        let longest = key
+            .iter()
+            .map(|kv| match kv {
+                Value::Str(s) => text(s).len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let c = a.class_for(longest);
+        let mut k = vec![0u8; c.key_size as usize];
+        for ((ty, off), kv) in c.keys.iter().zip(key) {
             let off = *off as usize;
             match (ty, kv) {
                 (Ty::Str, Value::Str(s)) => {
-                    let b = &s.as_bytes()[..s.len().min(cap - 1)];
-                    k[off..off + b.len()].copy_from_slice(b);
+                    let b = text(s);
+                    k[off..off + b.len()].copy_from_slice(&b);
                 }
                 (_, Value::Long(n)) => k[off..off + 8].copy_from_slice(&n.to_ne_bytes()),
                 _ => return Ok(()),
@@ -267,10 +283,23 @@ impl KernelSession {
                 val[8..8 + b.len()].copy_from_slice(b);
             }
         }
-        self.loaded
-            .map(a.map)
-            .update(&k, &val)
-            .map_err(|e| e.to_string())
+        let map = self.loaded.map(c.map);
+        let Some(at) = a.count else {
+            return map.update(&k, &val).map_err(|e| e.to_string());
+        };
+        // Counted (see `ArrayMap::count`): a new element takes a place.
+        use std::sync::atomic::Ordering::SeqCst;
+        if map.lookup(&k).map_err(|e| e.to_string())?.is_none() {
+            let w = self
+                .globals
+                .word(at as usize)
+                .ok_or("count outside the map")?;
+            if w.fetch_add(1, SeqCst) >= i64::from(a.max_entries) {
+                w.fetch_sub(1, SeqCst);
+                return Err("array overflow, check MAXMAPENTRIES".into());
+            }
+        }
+        map.update(&k, &val).map_err(|e| e.to_string())
     }
 
     /// Wait up to `timeout` for records.
@@ -382,11 +411,19 @@ impl KernelSession {
 
     /// Empty generation `gen`'s statistics (no handler uses them).
     pub fn clear_generation(&self, gen: u32) {
-        for a in self.layout.arrays.iter().filter(|a| a.alt.is_some()) {
-            let map = self.loaded.map(a.map_of(gen));
-            let keys: Vec<Vec<u8>> = map.keys().flatten().collect();
-            for k in keys {
-                let _ = map.delete(&k);
+        for a in &self.layout.arrays {
+            for c in a.classes.iter().filter(|c| c.alt.is_some()) {
+                let map = self.loaded.map(c.map_of(gen));
+                let keys: Vec<Vec<u8>> = map.keys().flatten().collect();
+                for k in keys {
+                    let _ = map.delete(&k);
+                }
+            }
+            // Its entry count for that generation starts again.
+            if let (Some(at), Some(_)) = (a.count, a.widest().alt) {
+                if let Some(w) = self.globals.word(at as usize + 8 * gen as usize) {
+                    w.store(0, std::sync::atomic::Ordering::SeqCst);
+                }
             }
         }
     }
@@ -418,43 +455,55 @@ impl KernelSession {
             }
         }
         for a in &self.layout.arrays {
-            let map = self.loaded.map(a.map);
-            let decode_key = |k: &[u8]| -> Vec<Value> {
-                a.keys
-                    .iter()
-                    .map(|(ty, off)| {
-                        let off = *off as usize;
-                        match ty {
-                            Ty::Str => Value::Str(cstr(&k[off..(off + maxstr).min(k.len())])),
-                            _ => Value::Long(i64::from_ne_bytes(
-                                k[off..off + 8].try_into().unwrap_or([0; 8]),
-                            )),
-                        }
-                    })
-                    .collect()
-            };
             let is_stats = program.globals[a.global.0 as usize].ty == Ty::Stats;
-            if is_stats {
-                let map = self.loaded.map(a.map_of(gen));
-                let mut rows = Vec::new();
-                for key in map.keys().flatten() {
-                    let Ok(Some(per_cpu)) = map.lookup_percpu(&key) else {
-                        continue;
-                    };
-                    rows.push((decode_key(&key), cpu_stats(&per_cpu, &a.stat)));
+            let mut stats = Vec::new();
+            let mut rows = Vec::new();
+            for c in &a.classes {
+                let decode_key = |k: &[u8]| -> Vec<Value> {
+                    c.keys
+                        .iter()
+                        .map(|(ty, off)| {
+                            let off = *off as usize;
+                            match ty {
+                                Ty::Str => {
+                                    Value::Str(cstr(&k[off..(off + c.width as usize).min(k.len())]))
+                                }
+                                _ => Value::Long(i64::from_ne_bytes(
+                                    k[off..off + 8].try_into().unwrap_or([0; 8]),
+                                )),
+                            }
+                        })
+                        .collect()
+                };
+                if is_stats {
+                    let map = self.loaded.map(c.map_of(gen));
+                    for key in map.keys().flatten() {
+                        let Ok(Some(per_cpu)) = map.lookup_percpu(&key) else {
+                            continue;
+                        };
+                        stats.push((decode_key(&key), cpu_stats(&per_cpu, &a.stat)));
+                    }
+                } else {
+                    let map = self.loaded.map(c.map);
+                    for (k, v) in map.entries().unwrap_or_default() {
+                        let val = match a.value {
+                            Ty::Str => Value::Str(slot_string(&v, maxstr)),
+                            _ => {
+                                Value::Long(i64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8])))
+                            }
+                        };
+                        rows.push((decode_key(&k), val));
+                    }
                 }
-                out.push((a.global, GlobalValue::Stats(rows)));
-            } else {
-                let mut rows = Vec::new();
-                for (k, v) in map.entries().unwrap_or_default() {
-                    let val = match a.value {
-                        Ty::Str => Value::Str(slot_string(&v, maxstr)),
-                        _ => Value::Long(i64::from_ne_bytes(v[..8].try_into().unwrap_or([0; 8]))),
-                    };
-                    rows.push((decode_key(&k), val));
-                }
-                out.push((a.global, GlobalValue::Array(rows)));
             }
+            out.push((
+                a.global,
+                if is_stats {
+                    GlobalValue::Stats(stats)
+                } else {
+                    GlobalValue::Array(rows)
+                },
+            ));
         }
         out
     }

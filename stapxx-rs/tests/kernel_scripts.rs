@@ -303,6 +303,98 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// A case whose script also defines `functions` (before its probes).
+fn case_with_functions(
+    name: &'static str,
+    functions: &str,
+    globals: &str,
+    body: &str,
+    end: &str,
+    stdout: &'static str,
+) -> Case {
+    let c = case(name, globals, body, end, stdout);
+    Case {
+        script: format!("{functions}{}", c.script),
+        host: c.host.map(|h| format!("{functions}{h}")),
+        ..c
+    }
+}
+
+/// Lengths of string keys around the key classes' widths (64, 128, ...,
+/// 4096 with MAXSTRINGLEN 4096): each key goes to the narrowest class that
+/// holds it with its NUL, so 63 and 64 bytes are in different maps. The
+/// scripts compute them in a loop (`len_of(j)`), so that every access is
+/// one site in the code.
+const KEY_LENGTHS: [usize; 14] = [
+    0, 63, 64, 127, 128, 255, 256, 511, 512, 1023, 1024, 2047, 2048, 4095,
+];
+
+/// `rep(n)`: n times "z"; `len_of(j)`: [`KEY_LENGTHS`]`[j]`.
+const REP: &str = "function rep:string(len) { r = \"\"; for (i = 0; i < len; i++) r .= \"z\"; return r }\n\
+function len_of(j) { if (j == 0) return 0; if (j % 2) return (32 << ((j + 1) / 2)) - 1; return 32 << (j / 2) }\n";
+
+/// String-keyed arrays and statistics with keys of every class: each
+/// element is found again, in place, by lookups, increments, `in`,
+/// `delete`, `<<<` and `@count` in the kernel, and read back whole by the
+/// host; the entry count keeps an array's capacity across its classes.
+fn string_key_cases() -> Vec<Case> {
+    let body = "for (j = 0; j < 14; j++) { l = len_of(j); k = rep(l); a[k] += l; a[k]++; \
+                s[k] <<< l; s[k] <<< 1; q += @count(s[k]); \
+                b[k, l] = sprintf(\"%d\", l); t[sprintf(\"%d\", l), k] = l; x[k] = \"v\"; y .= x[k]; \
+                if (l % 2) delete a[k]; p += k in a }";
+    let end = "foreach (k+ in a) printf(\"a %d %d\\n\", strlen(k), a[k]); \
+               foreach (k+ in s) printf(\"s %d %d %d\\n\", strlen(k), @count(s[k]), @sum(s[k])); \
+               foreach ([k+, l] in b) printf(\"b %d %d %s\\n\", strlen(k), l, b[k, l]); \
+               foreach ([n+, k] in t) printf(\"t %s %d %d\\n\", n, strlen(k), t[n, k]); \
+               printf(\"p %d q %d y %d\\n\", p, q, strlen(y))";
+    let mut want = String::new();
+    for l in KEY_LENGTHS.iter().filter(|l| *l % 2 == 0) {
+        want.push_str(&format!("a {l} {}\n", l + 1));
+    }
+    for l in KEY_LENGTHS {
+        want.push_str(&format!("s {l} 2 {}\n", l + 1));
+    }
+    for l in KEY_LENGTHS {
+        want.push_str(&format!("b {l} {l} {l}\n"));
+    }
+    let mut by_text: Vec<String> = KEY_LENGTHS.iter().map(|l| l.to_string()).collect();
+    by_text.sort();
+    for n in by_text {
+        want.push_str(&format!("t {n} {n} {n}\n"));
+    }
+    want.push_str("p 7 q 28 y 14\n");
+    vec![
+        case_with_functions(
+            "string_keys_of_every_class",
+            REP,
+            "a, s, b, t, x, y, p, q",
+            body,
+            end,
+            Box::leak(want.into_boxed_str()),
+        ),
+        // Three places: a fourth key fails whatever its class; a replaced
+        // value takes no place; a deleted key frees one.
+        case_with_functions(
+            "array_capacity_across_classes",
+            REP,
+            "c[3], caught, n",
+            "c[\"a\"] = 1; c[rep(100)] = 2; c[rep(1000)] = 3; \
+             try { c[rep(200)] = 4 } catch { caught++ } \
+             c[rep(100)] = 5; delete c[\"a\"]; c[rep(300)] = 6; \
+             try { c[rep(70)] = 7 } catch { caught++ }",
+            "foreach (k+ in c) { n++; printf(\"%d %d\\n\", strlen(k), c[k]) } printf(\"%d %d\\n\", caught, n)",
+            "100 5\n300 6\n1000 3\n2 3\n",
+        ),
+        case(
+            "string_appended_to_itself",
+            "s, t",
+            "s = \"ab\"; s .= s; s .= s; t = \"x\"; t .= t . t",
+            "printf(\"%s %s\\n\", s, t)",
+            "abababab xxx\n",
+        ),
+    ]
+}
+
 fn functions_case() -> Case {
     let mut script = String::from("global r, s\n");
     // Eight calls deep, each adding its level.
@@ -341,6 +433,7 @@ fn kernel_scripts_give_exact_output() {
     let mut failures = Vec::new();
     let mut all = cases();
     all.push(functions_case());
+    all.extend(string_key_cases());
     for c in &all {
         let (out, err) = run(c.name, &c.script, &[]);
         if out != c.stdout {

@@ -35,7 +35,7 @@ pub(super) enum Owner {
 }
 
 /// Where a string value is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum SLoc {
     /// A string slot at this offset from the frame start.
     Frame(u32),

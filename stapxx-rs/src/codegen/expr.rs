@@ -73,33 +73,42 @@ impl Gen<'_> {
                 }
             }
             Place::Elem(g, keys) => {
-                let key = self.build_key(*g, keys, span)?;
-                let a = self.array(*g, span)?;
-                let done = self.label();
-                let add = self.label();
-                self.lookup(*g, key, span)?;
-                self.jimm(Cond::Ne, R0, 0, add);
-                // Missing: insert the delta; if another CPU inserted it
-                // meanwhile, add to that one.
-                self.ld_map_fd(R1, a.map);
-                self.frame_addr(R2, key);
-                self.e(Insn::mov64_reg(R3, R7));
-                self.e(Insn::alu64_imm(Alu::Add, R3, d as i32));
-                self.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
-                self.call(H_UPDATE);
-                self.jimm(Cond::Sge, R0, 0, done);
-                self.lookup(*g, key, span)?;
-                let found = self.label();
-                self.jimm(Cond::Ne, R0, 0, found);
-                self.fail(ErrKind::MapFull);
-                self.bind(found);
-                self.bind(add);
-                self.ld_local(R2, d);
-                self.e(Insn::atomic(Size::DW, op, R0, 0, R2));
-                if fetch {
-                    self.st_local(old, R2);
-                }
-                self.bind(done);
+                self.keyed(*g, keys, span, &mut |s, a, c, key| {
+                    let done = s.label();
+                    let add = s.label();
+                    s.lookup(c, key);
+                    s.jimm(Cond::Ne, R0, 0, add);
+                    // Missing: insert the delta; if another CPU inserted it
+                    // meanwhile, add to that one.
+                    s.ld_map_fd(R1, c.map);
+                    s.frame_addr(R2, key);
+                    s.e(Insn::mov64_reg(R3, R7));
+                    s.e(Insn::alu64_imm(Alu::Add, R3, d as i32));
+                    s.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
+                    s.call(H_UPDATE);
+                    if a.count.is_some() {
+                        let raced = s.label();
+                        s.jimm(Cond::Slt, R0, 0, raced);
+                        s.count_insert(a, c, key);
+                        s.jmp(done);
+                        s.bind(raced);
+                    } else {
+                        s.jimm(Cond::Sge, R0, 0, done);
+                    }
+                    s.lookup(c, key);
+                    let found = s.label();
+                    s.jimm(Cond::Ne, R0, 0, found);
+                    s.fail(ErrKind::MapFull);
+                    s.bind(found);
+                    s.bind(add);
+                    s.ld_local(R2, d);
+                    s.e(Insn::atomic(Size::DW, op, R0, 0, R2));
+                    if fetch {
+                        s.st_local(old, R2);
+                    }
+                    s.bind(done);
+                    Ok(())
+                })?;
             }
             Place::Local(_) => {}
         }
@@ -121,12 +130,14 @@ impl Gen<'_> {
             ExprKind::Long(n) => self.mov_imm(R0, *n),
             ExprKind::Read(place) => self.read_long(place, e.span)?,
             ExprKind::Exists(g, keys) => {
-                let key = self.build_key(*g, keys, e.span)?;
-                self.lookup(*g, key, e.span)?;
-                let t = self.label();
-                self.jimm(Cond::Eq, R0, 0, t);
-                self.e(Insn::mov64_imm(R0, 1));
-                self.bind(t);
+                self.keyed_long(*g, keys, e.span, &mut |s, _, c, key| {
+                    s.lookup(c, key);
+                    let no = s.label();
+                    s.jimm(Cond::Eq, R0, 0, no);
+                    s.e(Insn::mov64_imm(R0, 1));
+                    s.bind(no);
+                    Ok(())
+                })?;
             }
             ExprKind::Call(f, args) => {
                 self.call_fn(f.0 as usize, args, e.span)?;
@@ -329,12 +340,14 @@ impl Gen<'_> {
                 self.e(Insn::ldx(Size::DW, R0, R1, 0));
             }
             Place::Elem(g, keys) => {
-                let key = self.build_key(*g, keys, span)?;
-                self.lookup(*g, key, span)?;
-                let end = self.label();
-                self.jimm(Cond::Eq, R0, 0, end);
-                self.e(Insn::ldx(Size::DW, R0, R0, 0));
-                self.bind(end);
+                self.keyed_long(*g, keys, span, &mut |s, _, c, key| {
+                    s.lookup(c, key);
+                    let end = s.label();
+                    s.jimm(Cond::Eq, R0, 0, end);
+                    s.e(Insn::ldx(Size::DW, R0, R0, 0));
+                    s.bind(end);
+                    Ok(())
+                })?;
             }
         }
         Ok(())
@@ -354,74 +367,14 @@ impl Gen<'_> {
             Place::Elem(g, keys) => {
                 let v = self.tmp_long();
                 self.st_local(v, R0);
-                let key = self.build_key(*g, keys, span)?;
-                let a = self.array(*g, span)?;
-                self.ld_map_fd(R1, a.map);
-                self.frame_addr(R2, key);
-                self.e(Insn::mov64_reg(R3, R7));
-                self.e(Insn::alu64_imm(Alu::Add, R3, v as i32));
-                self.e(Insn::mov64_imm(R4, 0));
-                self.call(H_UPDATE);
-                let ok = self.label();
-                self.jimm(Cond::Sge, R0, 0, ok);
-                self.fail(ErrKind::MapFull);
-                self.bind(ok);
+                self.keyed(*g, keys, span, &mut |s, a, c, key| {
+                    s.update_elem(a, c, key, super::classkey::ValAt::Local(v));
+                    Ok(())
+                })?;
                 self.ld_local(R0, v);
             }
         }
         Ok(())
-    }
-
-    fn array(&self, g: GlobalId, span: Span) -> R<ArrayMap> {
-        self.m
-            .array(g)
-            .cloned()
-            .ok_or_else(|| Diagnostic::error(span, "internal: no map for array"))
-    }
-
-    /// Build the key of `g[keys]` in a frame buffer; returns its offset.
-    pub(super) fn build_key(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<u32> {
-        let a = self.array(g, span)?;
-        // Evaluate every key first: a key expression may itself look up a map.
-        enum K {
-            Long(i16),
-            Str(SLoc),
-        }
-        let mut vals = Vec::new();
-        for k in keys {
-            if k.ty == Ty::Str {
-                vals.push(K::Str(self.string(k)?));
-            } else {
-                self.long(k)?;
-                let t = self.tmp_long();
-                self.st_local(t, R0);
-                vals.push(K::Long(t));
-            }
-        }
-        let buf = self.tmp_bytes(a.key_size);
-        if keys.iter().any(|k| k.ty == Ty::Str) || keys.is_empty() {
-            self.zero(buf, a.key_size);
-        }
-        if keys.is_empty() {
-            return Ok(buf);
-        }
-        for (v, (_, off)) in vals.into_iter().zip(a.keys.iter()) {
-            match v {
-                K::Long(t) => {
-                    self.ld_local(R0, t);
-                    self.frame_addr(R1, buf + off);
-                    self.e(Insn::stx(Size::DW, R1, 0, R0));
-                }
-                K::Str(s) => {
-                    self.frame_addr(R1, buf + off);
-                    self.mov_imm(R2, self.o.maxstr as i64);
-                    self.sloc_addr(R3, s);
-                    self.e(Insn::alu64_imm(Alu::Add, R3, 8));
-                    self.call(H_READ_KERNEL_STR);
-                }
-            }
-        }
-        Ok(buf)
     }
 
     /// Zero `n` bytes at frame offset `at` from the zero area.
@@ -437,23 +390,23 @@ impl Gen<'_> {
         }
     }
 
-    /// r0 = the value pointer of `g[key]`, or 0.
-    fn lookup(&mut self, g: GlobalId, key: u32, span: Span) -> R<()> {
-        let a = self.array(g, span)?;
-        self.ld_map_fd(R1, a.map);
+    /// r0 = the value pointer of the element at `key` in class `c`, or 0.
+    pub(super) fn lookup(&mut self, c: &KeyClass, key: u32) {
+        self.ld_map_fd(R1, c.map);
         self.frame_addr(R2, key);
         self.call(H_LOOKUP);
-        Ok(())
     }
 
     pub(super) fn delete(&mut self, place: &Place, span: Span) -> R<()> {
         match place {
             Place::Elem(g, keys) => {
-                let key = self.build_key(*g, keys, span)?;
-                let a = self.array(*g, span)?;
-                self.ld_map_fd(R1, a.map);
-                self.frame_addr(R2, key);
-                self.call(H_DELETE);
+                self.keyed(*g, keys, span, &mut |s, a, c, key| {
+                    s.ld_map_fd(R1, c.map);
+                    s.frame_addr(R2, key);
+                    s.call(H_DELETE);
+                    s.count_delete(a);
+                    Ok(())
+                })?;
             }
             Place::Local(_) | Place::Global(_) => {
                 // Deleting a scalar resets it.
@@ -489,18 +442,29 @@ impl Gen<'_> {
         self.long(v)?;
         let val = self.tmp_long();
         self.st_local(val, R0);
-        let key = self.build_key(g, keys, span)?;
-        let a = self.array(g, span)?;
-        self.lookup(g, key, span)?;
+        self.keyed(g, keys, span, &mut |s, a, c, key| {
+            s.stat_add_at(a, c, key, val)
+        })
+    }
+
+    /// `<<<` of the long temp `val` into the element at `key` in class `c`.
+    fn stat_add_at(&mut self, a: &ArrayMap, c: &KeyClass, key: u32, val: i16) -> R<()> {
+        self.lookup(c, key);
         let have = self.label();
         self.jimm(Cond::Ne, R0, 0, have);
         // First value on this CPU: insert a zeroed aggregate.
-        self.ld_map_fd(R1, a.map);
+        self.ld_map_fd(R1, c.map);
         self.frame_addr(R2, key);
         self.frame_addr(R3, F_ZERO);
         self.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
         self.call(H_UPDATE);
-        self.lookup(g, key, span)?;
+        if a.count.is_some() {
+            let raced = self.label();
+            self.jimm(Cond::Slt, R0, 0, raced);
+            self.count_insert(a, c, key);
+            self.bind(raced);
+        }
+        self.lookup(c, key);
         let got = self.label();
         self.jimm(Cond::Ne, R0, 0, got);
         self.fail(ErrKind::MapFull);
@@ -534,7 +498,7 @@ impl Gen<'_> {
         self.e(Insn::stx(Size::DW, R0, STAT_MAX, R1));
         self.bind(maxok);
         self.bind(hist);
-        let layout = self.array(g, span)?.stat;
+        let layout = a.stat.clone();
         // The aggregate's address stays in r8 (a pointer cannot be kept in
         // the frame map; nothing below calls a helper).
         self.e(Insn::mov64_reg(R8, R0));

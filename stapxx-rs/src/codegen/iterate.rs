@@ -41,6 +41,13 @@ struct Entry {
 impl<'a> Gen<'a> {
     pub(super) fn foreach(&mut self, f: &Foreach, span: Span) -> R<()> {
         let a = self.array_map(f.array, span)?;
+        // `keyclass.rs` keeps arrays a kernel foreach walks in one class.
+        if a.single().is_none() {
+            return Err(Diagnostic::error(
+                span,
+                "internal: a foreach in a kernel probe over an array with several key classes",
+            ));
+        }
         if a.percpu && f.value.is_some() {
             return Err(unsupported(
                 span,
@@ -65,32 +72,32 @@ impl<'a> Gen<'a> {
         self.jmp(next);
         let func = self.cb_close(cb, "foreach");
         self.span = span;
-        self.call_for_each(a.map, func);
+        self.call_for_each(a.widest().map, func);
         self.after_user_callback();
         Ok(())
     }
 
-    /// `delete arr`: every element, one by one.
+    /// `delete arr`: every element of every key class, one by one.
     pub(super) fn delete_array(&mut self, g: GlobalId, span: Span) -> R<()> {
         let a = self.array_map(g, span)?;
-        let key = self.tmp_bytes(a.key_size);
-        let cb = self.cb_open(4, false);
-        self.copy_key(key, KeyAt::Arg(1), &a);
-        self.ld_map_fd(R1, a.map);
-        self.frame_addr(R2, key);
-        self.call(H_DELETE);
-        let next = cb.next;
-        self.jmp(next);
-        let func = self.cb_close(cb, "delete_all");
-        self.call_for_each(a.map, func);
+        let key = self.tmp_bytes(a.widest().key_size);
+        for c in &a.classes {
+            let cb = self.cb_open(4, false);
+            self.copy_key(key, KeyAt::Arg(1), c.key_size);
+            self.ld_map_fd(R1, c.map);
+            self.frame_addr(R2, key);
+            self.call(H_DELETE);
+            self.count_delete(&a);
+            let next = cb.next;
+            self.jmp(next);
+            let func = self.cb_close(cb, "delete_all");
+            self.call_for_each(c.map, func);
+        }
         Ok(())
     }
 
     fn array_map(&self, g: GlobalId, span: Span) -> R<ArrayMap> {
-        self.m
-            .array(g)
-            .cloned()
-            .ok_or_else(|| Diagnostic::error(span, "internal: no map for array"))
+        self.array(g, span)
     }
 
     /// `(limit, count)` temps when the loop has a `limit`.
@@ -119,18 +126,18 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// Copy a key into a frame buffer.
-    fn copy_key(&mut self, dst: u32, src: KeyAt, a: &ArrayMap) {
+    /// Copy a key of `size` bytes into a frame buffer.
+    fn copy_key(&mut self, dst: u32, src: KeyAt, size: u32) {
         self.key_addr(src);
         self.e(Insn::mov64_reg(R3, R1));
         self.frame_addr(R1, dst);
-        self.mov_imm(R2, a.key_size as i64);
+        self.mov_imm(R2, size as i64);
         self.call(H_READ_KERNEL);
     }
 
     /// The loop variables take the key's fields.
     fn bind_foreach_vars(&mut self, f: &Foreach, a: &ArrayMap, src: KeyAt) {
-        for (local, (ty, off)) in f.keys.iter().zip(a.keys.iter()) {
+        for (local, (ty, off)) in f.keys.iter().zip(a.widest().keys.iter()) {
             if *ty == Ty::Str {
                 let slot = self.str_local_abs(*local);
                 self.key_addr(src);
@@ -170,7 +177,8 @@ impl<'a> Gen<'a> {
         let sort_ty = if col == usize::MAX {
             a.value
         } else {
-            a.keys
+            a.widest()
+                .keys
                 .get(col)
                 .map(|k| k.0)
                 .ok_or_else(|| Diagnostic::error(span, "sort column out of range"))?
@@ -178,7 +186,7 @@ impl<'a> Gen<'a> {
         let limit = self.foreach_limit(f)?;
         let mut entry = || -> Entry {
             Entry {
-                key: self.tmp_bytes(a.key_size),
+                key: self.tmp_bytes(a.widest().key_size),
                 long: self.tmp_long(),
                 str: if sort_ty == Ty::Str {
                     self.tmp_str()
@@ -196,7 +204,7 @@ impl<'a> Gen<'a> {
             self.e(Insn::st_imm(Size::DW, R7, have_best, 0));
             let scan = self.cb_open(4, false);
             {
-                self.copy_key(cand.key, KeyAt::Arg(1), a);
+                self.copy_key(cand.key, KeyAt::Arg(1), a.widest().key_size);
                 self.sort_value(cand, col, sort_ty, a);
                 let take = self.label();
                 let after_last = self.label();
@@ -215,7 +223,7 @@ impl<'a> Gen<'a> {
                 self.jmp(scan.next);
             }
             let func = self.cb_close(scan, "foreach_scan");
-            self.call_for_each(a.map, func);
+            self.call_for_each(a.widest().map, func);
             self.ld_local(R1, have_best);
             self.jimm(Cond::Eq, R1, 0, outer.stop);
             if let Some((lim, count)) = limit {
@@ -226,7 +234,7 @@ impl<'a> Gen<'a> {
             self.bind_foreach_vars(f, a, KeyAt::Frame(best.key));
             if let Some(v) = f.value {
                 self.set_value_default(v, a);
-                self.ld_map_fd(R1, a.map);
+                self.ld_map_fd(R1, a.widest().map);
                 self.frame_addr(R2, best.key);
                 self.call(H_LOOKUP);
                 let gone = self.label();
@@ -267,7 +275,7 @@ impl<'a> Gen<'a> {
     /// from its key field `col` (already copied into `e.key`).
     fn sort_value(&mut self, e: Entry, col: usize, ty: Ty, a: &ArrayMap) {
         if col == usize::MAX && a.percpu {
-            self.percpu_count(a.map, e.key);
+            self.percpu_count(a.widest().map, e.key);
             self.st_local(e.long, R0);
         } else if col == usize::MAX {
             self.cb_arg(R3, 2);
@@ -281,7 +289,7 @@ impl<'a> Gen<'a> {
                 self.st_local(e.long, R0);
             }
         } else if ty != Ty::Str {
-            let off = a.keys[col].1;
+            let off = a.widest().keys[col].1;
             self.frame_addr(R1, e.key);
             self.e(Insn::ldx(Size::DW, R0, R1, off as i16));
             self.st_local(e.long, R0);
@@ -290,7 +298,7 @@ impl<'a> Gen<'a> {
     }
 
     fn copy_entry(&mut self, dst: Entry, src: Entry, ty: Ty, a: &ArrayMap) {
-        self.copy_key(dst.key, KeyAt::Frame(src.key), a);
+        self.copy_key(dst.key, KeyAt::Frame(src.key), a.widest().key_size);
         if ty == Ty::Str {
             self.frame_addr(R1, dst.str + 8);
             self.mov_imm(R2, self.o.maxstr as i64);
@@ -320,7 +328,7 @@ impl<'a> Gen<'a> {
             let (mx, my) = if col == usize::MAX {
                 (Mem::Frame(x.str + 8), Mem::Frame(y.str + 8))
             } else {
-                let off = a.keys[col].1;
+                let off = a.widest().keys[col].1;
                 (Mem::Frame(x.key + off), Mem::Frame(y.key + off))
             };
             self.strcmp_mem(mx, my);
@@ -335,7 +343,7 @@ impl<'a> Gen<'a> {
         self.st_local(res, R0);
         self.jimm(Cond::Ne, R0, 0, done);
         // Ties: the keys, field by field.
-        for (ty, off) in a.keys.clone() {
+        for (ty, off) in a.widest().keys.clone() {
             if ty == Ty::Str {
                 self.strcmp_mem(Mem::Frame(x.key + off), Mem::Frame(y.key + off));
             } else {

@@ -107,29 +107,73 @@ pub struct ScalarSlot {
     pub ty: Ty,
 }
 
+/// One key class of an array (see `keyclass.rs`): its kernel map, where
+/// each key field is in that map's keys. Long fields come first, then the
+/// string fields, each `width` bytes, zero-padded.
 #[derive(Debug, Clone)]
-pub struct ArrayMap {
-    pub global: GlobalId,
+pub struct KeyClass {
+    pub width: u32,
     pub map: MapId,
-    /// (type, offset in the key) of each key field.
-    pub keys: Vec<(Ty, u32)>,
-    pub key_size: u32,
-    pub value: Ty,
-    pub value_size: u32,
-    pub percpu: bool,
-    /// For a statistic: where its parts are.
-    pub stat: StatLayout,
     /// With `--interval`, a statistic's second map (see [`GEN_OFFSET`]).
     pub alt: Option<MapId>,
+    /// (type, offset in the key) of each key field, in the script's order.
+    pub keys: Vec<(Ty, u32)>,
+    pub key_size: u32,
 }
 
-impl ArrayMap {
+impl KeyClass {
     /// The map of generation `gen` (0: `map`, 1: `alt` when there is one).
     pub fn map_of(&self, gen: u32) -> MapId {
         match (gen, self.alt) {
             (1, Some(alt)) => alt,
             _ => self.map,
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ArrayMap {
+    pub global: GlobalId,
+    /// Its key classes, narrowest first; one for most arrays. The last is
+    /// the widest (strings of MAXSTRINGLEN).
+    pub classes: Vec<KeyClass>,
+    pub value: Ty,
+    pub value_size: u32,
+    pub percpu: bool,
+    /// For a statistic: where its parts are.
+    pub stat: StatLayout,
+    /// Entries it may hold (MAXMAPENTRIES or its declared size).
+    pub max_entries: u32,
+    /// With several classes: where its entry count is in the globals map
+    /// (with `--interval`, a statistic's count for generation 1 follows).
+    /// The count keeps stap's capacity (MAXMAPENTRIES for the array, not
+    /// for each class): an insert that finds it full is undone.
+    pub count: Option<u32>,
+}
+
+impl ArrayMap {
+    /// The widest class: every key fits in it.
+    pub fn widest(&self) -> &KeyClass {
+        self.classes.last().expect("an array has a key class")
+    }
+
+    /// Whether it has one class (the kernel-side `foreach` needs that).
+    pub fn single(&self) -> Option<&KeyClass> {
+        (self.classes.len() == 1).then(|| self.widest())
+    }
+
+    /// The class whose map (of either generation) is `m`.
+    pub fn class_of_map(&self, m: MapId) -> Option<&KeyClass> {
+        self.classes.iter().find(|c| c.map == m || c.alt == Some(m))
+    }
+
+    /// The class a key goes to: the narrowest whose width holds its longest
+    /// string and that string's NUL.
+    pub fn class_for(&self, longest: usize) -> &KeyClass {
+        self.classes
+            .iter()
+            .find(|c| longest < c.width as usize)
+            .unwrap_or_else(|| self.widest())
     }
 }
 
@@ -160,6 +204,42 @@ pub struct MapLayout {
     pub gen_offset: Option<u32>,
 }
 
+/// Maps every script has besides its arrays (globals, errors, output,
+/// read-only data, frame, symbol and unwind tables): what the key classes
+/// leave room for.
+const FIXED_MAPS: usize = 10;
+
+/// The entry counts an array with key classes `widths` keeps: none with
+/// one class (its map's own capacity is the array's), else one, or one per
+/// generation for an `--interval` statistic.
+fn count_slots(widths: &[u32], g: &crate::ir::GlobalVar, interval: bool) -> u32 {
+    match (widths.len() > 1, interval && g.ty == Ty::Stats) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 2,
+    }
+}
+
+/// Key fields laid out for string width `width`: longs first, then the
+/// strings; (type, offset) in the script's order, and the key's size.
+fn key_fields(keys: &[Ty], width: u32) -> (Vec<(Ty, u32)>, u32) {
+    let longs = keys.iter().filter(|&&k| k != Ty::Str).count() as u32;
+    let (mut l, mut s) = (0, longs * 8);
+    let fields = keys
+        .iter()
+        .map(|&k| {
+            if k == Ty::Str {
+                s += width;
+                (k, s - width)
+            } else {
+                l += 8;
+                (k, l - 8)
+            }
+        })
+        .collect();
+    (fields, s.max(8))
+}
+
 impl MapLayout {
     pub fn build(
         p: &Program,
@@ -175,6 +255,15 @@ impl MapLayout {
         } else {
             EXIT_OFFSET + 8
         };
+        // The entry counts of arrays with several key classes come first
+        // (string appends may write past the last string slot).
+        let widths = super::keyclass::widths(p, opts.maxstr, opts.interval, FIXED_MAPS);
+        let mut count_at = off;
+        off += 8 * widths
+            .iter()
+            .zip(&p.globals)
+            .map(|(w, g)| count_slots(w, g, opts.interval))
+            .sum::<u32>();
         for (i, g) in p.globals.iter().enumerate() {
             if g.is_array() || g.ty == Ty::Stats {
                 continue;
@@ -208,13 +297,6 @@ impl MapLayout {
             if !g.is_array() && g.ty != Ty::Stats {
                 continue;
             }
-            let mut keys = Vec::new();
-            let mut koff = 0;
-            for k in &g.keys {
-                keys.push((*k, koff));
-                koff += if *k == Ty::Str { opts.maxstr } else { 8 };
-            }
-            let key_size = koff.max(8);
             let stat = StatLayout::of(&specs[i]);
             let (kind, value_size, percpu) = match g.ty {
                 Ty::Stats => (MapKind::PercpuHash, stat.size, true),
@@ -242,23 +324,52 @@ impl MapLayout {
                 .filter(|&n| n > 0)
                 .map(|n| n as u32)
                 .unwrap_or(opts.maxmapentries);
-            let def = MapDef::new(format!("stx_g{i}"), kind, key_size, value_size, max);
-            let map = module.add_map(def.clone());
-            let alt = (opts.interval && g.ty == Ty::Stats).then(|| {
-                let mut d = def;
-                d.name = format!("stx_g{i}b");
-                module.add_map(d)
+            let ws = &widths[i];
+            let mut classes = Vec::new();
+            for &width in ws {
+                let (keys, key_size) = key_fields(&g.keys, width);
+                // The widest class keeps the array's own map name.
+                let name = if width == *ws.last().unwrap_or(&width) {
+                    format!("stx_g{i}")
+                } else {
+                    format!("stx_g{i}w{width}")
+                };
+                let mut def = MapDef::new(name, kind, key_size, value_size, max);
+                if ws.len() > 1 {
+                    // Each class could hold every entry, but the count
+                    // keeps them to `max` in all: allocated as used, so
+                    // the classes together take no more than one map did.
+                    def.flags |= ebpf_backend::maps::flags::NO_PREALLOC;
+                }
+                let map = module.add_map(def.clone());
+                let alt = (opts.interval && g.ty == Ty::Stats).then(|| {
+                    let mut d = def;
+                    d.name = format!("{}b", d.name);
+                    module.add_map(d)
+                });
+                classes.push(KeyClass {
+                    width,
+                    map,
+                    alt,
+                    keys,
+                    key_size,
+                });
+            }
+            let slots = count_slots(ws, g, opts.interval);
+            let count = (slots > 0).then(|| {
+                let at = count_at;
+                count_at += 8 * slots;
+                at
             });
             arrays.push(ArrayMap {
                 global: GlobalId(i as u32),
-                map,
-                keys,
-                key_size,
+                classes,
                 value: g.ty,
                 value_size,
                 percpu,
                 stat,
-                alt,
+                max_entries: max,
+                count,
             });
         }
         // A counter per kind, the last error (kind and place), then the
@@ -316,6 +427,15 @@ impl MapLayout {
 
     /// The second map of the statistic whose first map is `m`, if any.
     pub fn alt_of(&self, m: MapId) -> Option<MapId> {
-        self.arrays.iter().find(|a| a.map == m).and_then(|a| a.alt)
+        self.arrays
+            .iter()
+            .flat_map(|a| &a.classes)
+            .find(|c| c.map == m)
+            .and_then(|c| c.alt)
+    }
+
+    /// The array one of whose maps is `m`.
+    pub fn array_of_map(&self, m: MapId) -> Option<&ArrayMap> {
+        self.arrays.iter().find(|a| a.class_of_map(m).is_some())
     }
 }

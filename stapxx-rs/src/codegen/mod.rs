@@ -13,12 +13,14 @@
 
 mod actions;
 mod callback;
+mod classkey;
 pub mod dispatch;
 pub mod emit;
 pub mod expr;
 mod filter;
 mod gatecheck;
 mod iterate;
+mod keyclass;
 mod kread;
 mod kstack;
 mod ksym;

@@ -32,18 +32,41 @@ impl<'a> Gen<'a> {
             Place::Global(g) => (*g, &[]),
             Place::Local(_) => return Err(Diagnostic::error(span, "statistics must be globals")),
         };
-        let key = self.build_key(g, keys, span)?;
-        let map = self
-            .m
-            .array(g)
-            .map(|a| a.map)
-            .ok_or_else(|| Diagnostic::error(span, "internal: no map for statistic"))?;
         let (cnt, sum, min, max) = (
             self.tmp_long(),
             self.tmp_long(),
             self.tmp_long(),
             self.tmp_long(),
         );
+        self.keyed(g, keys, span, &mut |s, _, c, key| {
+            s.merge_cpus(c.map, key, [cnt, sum, min, max]);
+            Ok(())
+        })?;
+        if op != StatOp::Count && op != StatOp::Sum {
+            let ok = self.label();
+            self.ld_local(R1, cnt);
+            self.jimm(Cond::Ne, R1, 0, ok);
+            self.fail(ErrKind::EmptyAggregate);
+            self.bind(ok);
+        }
+        match op {
+            StatOp::Count => self.ld_local(R0, cnt),
+            StatOp::Sum => self.ld_local(R0, sum),
+            StatOp::Min => self.ld_local(R0, min),
+            StatOp::Max => self.ld_local(R0, max),
+            _ => {
+                // @avg: the sum divided by the count, truncated as stap's.
+                self.ld_local(R0, sum);
+                self.ld_local(R1, cnt);
+                self.e(Insn::new(0x3f, R0, R1, 1, 0)); // BPF_SDIV
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge the per-CPU aggregates of the element at frame buffer `key` of
+    /// `map` into the long temps count, sum, min and max.
+    fn merge_cpus(&mut self, map: ebpf_backend::MapId, key: u32, [cnt, sum, min, max]: [i16; 4]) {
         for t in [cnt, sum, min, max] {
             self.e(Insn::st_imm(Size::DW, R7, t, 0));
         }
@@ -80,26 +103,6 @@ impl<'a> Gen<'a> {
         let f = self.cb_close(cb, "stat_merge");
         self.mov_imm(R1, self.o.ncpus.max(1) as i64);
         self.call_loop(f);
-        if op != StatOp::Count && op != StatOp::Sum {
-            let ok = self.label();
-            self.ld_local(R1, cnt);
-            self.jimm(Cond::Ne, R1, 0, ok);
-            self.fail(ErrKind::EmptyAggregate);
-            self.bind(ok);
-        }
-        match op {
-            StatOp::Count => self.ld_local(R0, cnt),
-            StatOp::Sum => self.ld_local(R0, sum),
-            StatOp::Min => self.ld_local(R0, min),
-            StatOp::Max => self.ld_local(R0, max),
-            _ => {
-                // @avg: the sum divided by the count, truncated as stap's.
-                self.ld_local(R0, sum);
-                self.ld_local(R1, cnt);
-                self.e(Insn::new(0x3f, R0, R1, 1, 0)); // BPF_SDIV
-            }
-        }
-        Ok(())
     }
 
     /// `r0` = the `@count` of the statistic at the key in the frame buffer

@@ -119,21 +119,10 @@ impl Gen<'_> {
             Place::Elem(g, keys) => {
                 let t = self.tmp_str();
                 self.copy_str(SLoc::Frame(t), s);
-                let key = self.key_of(*g, keys, span)?;
-                let a = self
-                    .m
-                    .array(*g)
-                    .cloned()
-                    .ok_or_else(|| Diagnostic::error(span, "internal: no map"))?;
-                self.ld_map_fd(R1, a.map);
-                self.frame_addr(R2, key);
-                self.frame_addr(R3, t);
-                self.e(Insn::mov64_imm(R4, 0));
-                self.call(H_UPDATE);
-                let ok = self.label();
-                self.jimm(Cond::Sge, R0, 0, ok);
-                self.fail(ErrKind::MapFull);
-                self.bind(ok);
+                self.keyed(*g, keys, span, &mut |s, a, c, key| {
+                    s.update_elem(a, c, key, super::classkey::ValAt::Frame(t));
+                    Ok(())
+                })?;
                 Ok(SLoc::Frame(t))
             }
             _ => {
@@ -145,32 +134,20 @@ impl Gen<'_> {
     }
 
     fn read_elem_str(&mut self, g: GlobalId, keys: &[Expr], t: u32, span: Span) -> R<()> {
-        let key = self.key_of(g, keys, span)?;
-        let a = self
-            .m
-            .array(g)
-            .cloned()
-            .ok_or_else(|| Diagnostic::error(span, "internal: no map"))?;
-        self.ld_map_fd(R1, a.map);
-        self.frame_addr(R2, key);
-        self.call(H_LOOKUP);
-        self.set_empty(SLoc::Frame(t));
-        let end = self.label();
-        self.jimm(Cond::Eq, R0, 0, end);
-        self.e(Insn::mov64_reg(R3, R0));
-        self.e(Insn::alu64_imm(Alu::Add, R3, 8));
-        self.frame_addr(R1, t + 8);
-        self.mov_imm(R2, self.o.maxstr as i64);
-        self.call(H_READ_KERNEL_STR);
-        self.store_len_from_r0(SLoc::Frame(t), 0);
-        self.bind(end);
-        Ok(())
-    }
-
-    fn key_of(&mut self, g: GlobalId, keys: &[Expr], span: Span) -> R<u32> {
-        // Same as expr.rs's key builder; routed through a long read of the
-        // existence check is wasteful, so build it directly.
-        self.build_key(g, keys, span)
+        self.keyed(g, keys, span, &mut |s, _, c, key| {
+            s.lookup(c, key);
+            s.set_empty(SLoc::Frame(t));
+            let end = s.label();
+            s.jimm(Cond::Eq, R0, 0, end);
+            s.e(Insn::mov64_reg(R3, R0));
+            s.e(Insn::alu64_imm(Alu::Add, R3, 8));
+            s.frame_addr(R1, t + 8);
+            s.mov_imm(R2, s.o.maxstr as i64);
+            s.call(H_READ_KERNEL_STR);
+            s.store_len_from_r0(SLoc::Frame(t), 0);
+            s.bind(end);
+            Ok(())
+        })
     }
 
     // ------------------------------------------------------------ primitives
@@ -270,6 +247,12 @@ impl Gen<'_> {
 
     /// dst .= src
     pub(super) fn append_str(&mut self, dst: SLoc, src: SLoc) {
+        if src == dst {
+            // `s .= s`: the copy would overwrite the NUL it reads up to.
+            let t = SLoc::Frame(self.tmp_str());
+            self.copy_str(t, src);
+            return self.append_str(dst, t);
+        }
         let old = self.append_point(dst);
         self.sloc_addr(R3, src);
         self.e(Insn::alu64_imm(Alu::Add, R3, 8));
