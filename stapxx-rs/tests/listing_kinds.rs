@@ -147,6 +147,22 @@ fn tracepoint() {
 }
 
 #[test]
+fn syscall_return_parameter() {
+    if !Path::new("/sys/kernel/tracing/events/syscalls/sys_enter_close").exists() {
+        support::missing("tracefs at /sys/kernel/tracing");
+        return;
+    }
+    // `$fd` in a `.return` probe of a system call: a program on
+    // syscalls:sys_enter_close saves it by thread, the one on sys_exit
+    // reads it back.
+    insta::assert_snapshot!(p3(
+        None,
+        "probe my_syscall.close.return = kernel.trace(\"sys_exit\") { }\n\
+         probe my_syscall.close.return { print($fd) }"
+    ));
+}
+
+#[test]
 fn host_kinds() {
     // Host probes run in the interpreter: their -p3 is the IR alone.
     insta::assert_snapshot!(p3(

@@ -328,7 +328,7 @@ fn p2_errors() {
         ),
         (
             "probe process(\"BIN\").function(\"take_node\") { println(@entry(1)) }\n",
-            "error: @entry(...) is only meaningful in a process(...).function(...).return probe",
+            "error: @entry(...) is only meaningful in a .return probe (process(...).function(...).return, syscall.NAME.return)",
         ),
         (
             "probe process(\"BIN\").function(\"take_node\") { println(&$n) }\n",

@@ -62,6 +62,25 @@ fn tracepoints() {
     ));
 }
 
+/// A script's own `*syscall.NAME` alias on the raw syscall tracepoints:
+/// its sites are for the call (`for close(fd)`), `$fd` is the register it
+/// was passed in, and in `.return` its value at entry, saved by a probe on
+/// `syscalls:sys_enter_close`.
+#[test]
+fn syscall_alias_parameters() {
+    if !std::path::Path::new("/sys/kernel/tracing/events/syscalls/sys_enter_close").exists() {
+        support::missing("tracefs at /sys/kernel/tracing");
+        return;
+    }
+    insta::assert_snapshot!(p2(
+        "-O2",
+        "probe my_syscall.close = kernel.trace(\"sys_enter\") { }\n\
+         probe my_syscall.close.return = kernel.trace(\"sys_exit\") { }\n\
+         probe my_syscall.close { printf(\"%d\\n\", $fd) }\n\
+         probe my_syscall.close.return { printf(\"%d %d\\n\", $fd, $return) }"
+    ));
+}
+
 #[test]
 fn functions_unoptimized() {
     insta::assert_snapshot!(p2(

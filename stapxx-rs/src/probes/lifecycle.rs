@@ -84,6 +84,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
             name: name.into(),
             filter: Some(f),
             args: super::trace::TpArgs::Record(Vec::new()),
+            syscall: None,
         }))
     };
     // The child's side of a fork or clone: the syscall returns 0 there.

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod perf;
 pub mod process;
 pub mod special;
+pub mod syscall;
 pub mod timer;
 pub mod trace;
 pub mod unserved;

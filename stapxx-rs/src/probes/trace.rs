@@ -25,6 +25,9 @@ pub struct TracepointSite {
     pub filter: Option<super::lifecycle::TaskFilter>,
     /// What the handler's target variables are.
     pub args: TpArgs,
+    /// The system call a tapset alias reached this event for
+    /// (`syscall.close`): its parameters are target variables too.
+    pub syscall: Option<super::syscall::Syscall>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +100,14 @@ impl RecordField {
 
 impl TracepointSite {
     pub fn describe(&self) -> String {
+        let what = self.describe_event();
+        match &self.syscall {
+            Some(sc) => format!("{what} for {}", sc.signature()),
+            None => what,
+        }
+    }
+
+    fn describe_event(&self) -> String {
         match (&self.args, &self.filter) {
             (_, Some(f)) => format!(
                 "tracepoint {}:{} for {}",
@@ -249,6 +260,7 @@ pub fn resolve(pt: &ProbePoint, _cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss>
                     name: ev.clone(),
                     filter: None,
                     args: args_of(&cat, &ev),
+                    syscall: None,
                 }));
             }
             all.push(format!("{cat}:{ev}"));

@@ -15,6 +15,8 @@
 //! allowed in the point); an alias as long as the point is preferred, and
 //! otherwise the rest of the point is appended to each of the alias's
 //! points (stap's alias suffixes: `foo.return` through `probe foo = bar`).
+//! A `syscall.NAME` alias tags the system call tracepoints it reached with
+//! the call, whose parameters its handlers then read (probes/syscall.rs).
 
 use crate::library::alias_matches;
 use crate::probes::{self, Cx, Site};
@@ -235,6 +237,7 @@ impl<'a> Aliases<'a> {
             let wrapped = wrap(alias, body);
             match self.list(&inner, &wrapped, cx, depth + 1) {
                 Ok(mut got) => {
+                    tag_syscall(&alias_name(alias, pt, used), &mut got);
                     if several && depth == 0 {
                         let via = Via {
                             pattern: text.clone(),
@@ -297,6 +300,25 @@ fn alias_name(alias: &ProbeAlias, pt: &ProbePoint, used: usize) -> String {
         name
     } else {
         format!("{name}.{}", rest.join("."))
+    }
+}
+
+/// A `syscall.NAME` alias (any `*syscall.NAME[.return]`) tags the system
+/// call tracepoint sites it reached with NAME, unless an alias nearer to
+/// them already did (probes/syscall.rs).
+fn tag_syscall(alias: &str, got: &mut [Derived]) {
+    let untagged = |d: &Derived| {
+        d.sites
+            .iter()
+            .any(|s| matches!(&s.kind, probes::SiteKind::Tracepoint(t) if t.syscall.is_none()))
+    };
+    if !got.iter().any(untagged) {
+        return;
+    }
+    if let Some(sc) = probes::syscall::Syscall::of_alias(alias) {
+        for d in got {
+            sc.tag(&mut d.sites);
+        }
     }
 }
 

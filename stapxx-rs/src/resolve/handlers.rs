@@ -31,13 +31,35 @@ pub(super) fn entry_slot(global: &str, span: Span) -> Expr {
 }
 
 impl Resolver<'_, '_> {
-    /// Is the handler being resolved a `process(..).function(..).return`?
+    /// Is the handler being resolved at a return: a
+    /// `process(..).function(..).return`, or a system call's exit reached
+    /// through its `syscall.NAME.return` alias (probes/syscall.rs)?
     pub(super) fn in_return_probe(&self) -> bool {
         self.sites.as_ref().is_some_and(|sites| {
             !sites.is_empty()
-                && sites
-                    .iter()
-                    .all(|s| matches!(&s.kind, SiteKind::Uprobe(u) if u.is_return))
+                && sites.iter().all(|s| match &s.kind {
+                    SiteKind::Uprobe(u) => u.is_return,
+                    SiteKind::Tracepoint(t) => t.is_syscall_exit(),
+                    _ => false,
+                })
+        })
+    }
+
+    /// Whether `$name` (`$$name` when it starts with `$`) is read at entry
+    /// in this handler, as stap does in `.return` probes: a function's
+    /// variables other than `$return`; a system call's parameters (and
+    /// `$$parms`, `$$vars`), while its exit event's own variables (`$ret`)
+    /// are read at the exit.
+    pub(super) fn at_entry(&self, name: &str) -> bool {
+        if !self.in_return_probe() || name == "return" || name.starts_with("$return") {
+            return false;
+        }
+        self.sites.iter().flatten().all(|s| match &s.kind {
+            SiteKind::Tracepoint(t) => t
+                .syscall
+                .as_ref()
+                .is_some_and(|sc| sc.param(name).is_some() || name == "$parms" || name == "$vars"),
+            _ => true,
         })
     }
 
@@ -139,8 +161,15 @@ impl Resolver<'_, '_> {
             .flatten()
             .map(|s| {
                 let mut s = s.clone();
-                if let SiteKind::Uprobe(u) = &s.kind {
-                    s.kind = SiteKind::Uprobe(u.entry_site());
+                match &s.kind {
+                    SiteKind::Uprobe(u) => s.kind = SiteKind::Uprobe(u.entry_site()),
+                    SiteKind::Tracepoint(t) => {
+                        if let Some(e) = t.syscall_entry() {
+                            s.point = format!("kernel.trace(\"{}:{}\")", e.category, e.name);
+                            s.kind = SiteKind::Tracepoint(e);
+                        }
+                    }
+                    _ => {}
                 }
                 if let Some(p) = s.point.strip_suffix(".return") {
                     s.point = p.to_string();
@@ -156,7 +185,7 @@ impl Resolver<'_, '_> {
         if !self.in_return_probe() {
             return Err(Diagnostic::error(
                 span,
-                "@entry(...) is only meaningful in a process(...).function(...).return probe",
+                "@entry(...) is only meaningful in a .return probe (process(...).function(...).return, syscall.NAME.return)",
             ));
         }
         let sites = self.entry_sites();

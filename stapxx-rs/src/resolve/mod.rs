@@ -691,9 +691,7 @@ impl Resolver<'_, '_> {
                 }
             }
             // In a `.return` probe a parameter means its value at entry.
-            DwarfBase::Target(name)
-                if name != "return" && !name.starts_with("$return") && self.in_return_probe() =>
-            {
+            DwarfBase::Target(name) if self.at_entry(&name) => {
                 // Whether the entry sites have it, each for itself (a probe
                 // on malloc and realloc returns: only realloc's has
                 // `$oldmem`), so `@defined` is right per site.

@@ -10,6 +10,13 @@
 //!   `__data_loc` string gives its address (`kernel_string($comm)`).
 //! * `$$parms`, `$$vars`: every argument (every non-common field) as
 //!   `name=0x..`, strings as `name="..."`; `$$locals` is empty.
+//! * Sites a `syscall.NAME` alias tagged with its system call
+//!   (probes/syscall.rs): the call's parameters too, as stap reads them
+//!   from the kernel function's DWARF: `$fd` at `sys_enter` is the
+//!   register the syscall ABI passes it in, `kernel_long($regs + 112)`,
+//!   narrowed to the parameter's C type; at `sys_exit` `$return` is the
+//!   event's `ret`, and a parameter is its value at entry
+//!   (resolve/handlers.rs). `$$parms` lists the parameters.
 //!
 //! `@cast(addr, "task_struct", "kernel")` (also `"kernel<linux/sched.h>"`,
 //! as stap writes it) follows the same BTF types, in any probe.
@@ -17,7 +24,8 @@
 use super::reads::{self, call, num, Memory};
 use super::target::{narrow, plus, string};
 use crate::debuginfo::{Fetch, Step, ValueKind};
-use crate::kernel_btf::{Kernel, TpArg};
+use crate::kernel_btf::{Kernel, PtRegsOffsets, TpArg};
+use crate::probes::syscall::Syscall;
 use crate::probes::trace::{RecordField, TpArgs, TracepointSite};
 use grammar::ast::Expr;
 use grammar::Span;
@@ -35,33 +43,33 @@ pub(super) fn var(
     amp: bool,
     span: Span,
 ) -> Result<Expr, String> {
-    let event = format!("{}:{}", t.category, t.name);
     if let Some(kind) = name.strip_prefix('$') {
         if !steps.is_empty() || amp {
             return Err(format!("'$${kind}' is a string: it has no members"));
         }
         return context_string(t, kind, span);
     }
+    if let Some(sc) = &t.syscall {
+        if let Some(e) = syscall_var(t, sc, name, steps, indexes, amp, span) {
+            return e;
+        }
+    }
     match &t.args {
         TpArgs::Typed(args) => {
             let Some(i) = args.iter().position(|a| a.name == name) else {
-                return Err(unknown(name, &event, args.iter().map(|a| a.name.as_str())));
+                return Err(unknown(name, t, args.iter().map(|a| a.name.as_str())));
             };
             let kernel = Kernel::get().ok_or("the kernel's BTF cannot be read")?;
             typed(kernel, &args[i], i, steps, indexes, amp, span)
         }
         TpArgs::Record(fields) => {
             let Some(f) = fields.iter().find(|f| f.name == name) else {
-                return Err(unknown(
-                    name,
-                    &event,
-                    fields.iter().map(|f| f.name.as_str()),
-                ));
+                return Err(unknown(name, t, fields.iter().map(|f| f.name.as_str())));
             };
             if !steps.is_empty() {
                 return Err(format!(
-                    "'${name}' of {event} is a field of the event's record ({}): it has no type to follow; use @cast",
-                    f.decl
+                    "'${name}' of {}:{} is a field of the event's record ({}): it has no type to follow; use @cast",
+                    t.category, t.name, f.decl
                 ));
             }
             Ok(field(f, amp, span))
@@ -69,20 +77,149 @@ pub(super) fn var(
     }
 }
 
-fn unknown<'a>(name: &str, event: &str, have: impl Iterator<Item = &'a str> + Clone) -> String {
-    let near = crate::debuginfo::layout::nearest(name, have.clone(), 3);
-    let all: Vec<&str> = have.collect();
-    format!(
-        "tracepoint {event} has no variable '${name}' (nearest: {}; it has {})",
-        near.join(", "),
-        if all.is_empty() {
-            "none".to_string()
-        } else {
-            all.iter()
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+/// In a site tagged with system call `sc`: `$return` at its exit, or one
+/// of its parameters at its entry. None: neither (the event's own
+/// variables may still have the name).
+fn syscall_var(
+    t: &TracepointSite,
+    sc: &Syscall,
+    name: &str,
+    steps: &[Step],
+    indexes: &[Expr],
+    amp: bool,
+    span: Span,
+) -> Option<Result<Expr, String>> {
+    if name == "return" {
+        if !t.is_syscall_exit() {
+            return Some(Err(format!(
+                "'$return' is only available in .return probes (system call {})",
+                sc.name
+            )));
         }
+        // The exit event's `ret` (its typed argument or record field).
+        return Some(var(t, "ret", steps, indexes, amp, span));
+    }
+    let (i, p) = sc.param(name)?;
+    Some(if !steps.is_empty() {
+        Err(format!(
+            "'${name}' of {} is a system call parameter ({}): it has no type to follow; use @cast",
+            sc.signature(),
+            p.decl
+        ))
+    } else if amp {
+        Err(format!(
+            "'&${name}': a system call parameter has no address"
+        ))
+    } else if t.is_syscall_exit() {
+        // (A .return probe reads it at entry, see resolve/handlers.rs;
+        // this is an exit site in a handler that also has entry sites.)
+        Err(format!(
+            "'${name}' of {} is read at the call's entry: not in a probe on its entry and its exit at once",
+            sc.signature()
+        ))
+    } else {
+        param(t, i, p, span)
+    })
+}
+
+/// Parameter `i` (`p`) of the call, at its entry: the field of its own
+/// `sys_enter_NAME` record, else the register the syscall ABI passes it
+/// in, from raw_syscalls' `regs` (the same registers the tapsets read with
+/// `__set_syscall_pt_regs($regs)` and `_stp_arg2`) or, without the
+/// kernel's BTF, its record's `args` array.
+fn param(t: &TracepointSite, i: usize, p: &RecordField, span: Span) -> Result<Expr, String> {
+    let raw = match &t.args {
+        _ if t.category == "syscalls" => return Ok(field(p, false, span)),
+        TpArgs::Typed(args) => {
+            let r = args
+                .iter()
+                .position(|a| a.name == "regs")
+                .ok_or_else(|| format!("tracepoint {}:{} has no '$regs'", t.category, t.name))?;
+            let off = PtRegsOffsets::get()
+                .and_then(|o| o.syscall_arg(i as i64 + 1))
+                .ok_or_else(|| {
+                    format!(
+                        "'${}' is argument {} of a system call: not in a register the kernel's BTF places",
+                        p.name,
+                        i + 1
+                    )
+                })?;
+            let regs = reads::read(
+                Memory::Kernel,
+                8,
+                false,
+                plus(context(span), 8 * r as i64, span),
+                span,
+            );
+            reads::read(
+                Memory::Kernel,
+                8,
+                false,
+                plus(regs, i64::from(off), span),
+                span,
+            )
+        }
+        TpArgs::Record(fields) => {
+            let a = fields
+                .iter()
+                .find(|f| f.name == "args" && f.array && f.size >= 8 * (i as u32 + 1))
+                .ok_or_else(|| {
+                    format!(
+                        "tracepoint {}:{} has no argument {} of a system call",
+                        t.category,
+                        t.name,
+                        i + 1
+                    )
+                })?;
+            let at = plus(context(span), i64::from(a.offset) + 8 * i as i64, span);
+            reads::read(Memory::Kernel, 8, false, at, span)
+        }
+    };
+    let (n, signed) = p.value;
+    Ok(narrow(raw, n, signed, span))
+}
+
+/// The nearest-names error: the event's own variables, then, in a site
+/// tagged with a system call, the call's parameters (and `$return` at its
+/// exit).
+fn unknown<'a>(name: &str, t: &TracepointSite, own: impl Iterator<Item = &'a str>) -> String {
+    let params: Vec<&str> = t
+        .syscall
+        .iter()
+        .flat_map(|sc| sc.params.iter().map(|p| p.name.as_str()))
+        .collect();
+    let mut have: Vec<&str> = own.filter(|n| !params.contains(n)).collect();
+    if t.is_syscall_exit() {
+        have.push("return");
+    }
+    let near = crate::debuginfo::layout::nearest(name, have.iter().chain(&params).copied(), 3);
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut all = if have.is_empty() {
+        "none".to_string()
+    } else {
+        list(&have)
+    };
+    if let Some(sc) = &t.syscall {
+        all.push_str(&match params.is_empty() {
+            true => format!(", and system call {} has no parameters", sc.name),
+            false => format!(
+                ", and system call {}'s parameters {}",
+                sc.name,
+                list(&params)
+            ),
+        });
+    }
+    format!(
+        "tracepoint {}:{} has no variable '${name}' (nearest: {}; it has {all})",
+        t.category,
+        t.name,
+        near.join(", ")
     )
 }
 
@@ -163,14 +300,20 @@ fn field(f: &RecordField, amp: bool, span: Span) -> Expr {
     }
 }
 
-/// `$$parms` and friends.
+/// `$$parms` and friends; in a site tagged with a system call they list
+/// its parameters, and its exit has `$$return`.
 fn context_string(t: &TracepointSite, kind: &str, span: Span) -> Result<Expr, String> {
     match kind {
         "parms" | "vars" => {}
         "locals" => return Ok(string("", span)),
+        "return" if t.is_syscall_exit() => {
+            let ret = var(t, "return", &[], &[], false, span)?;
+            return Ok(call("sprintf", vec![string("return=0x%x", span), ret], span));
+        }
         other => {
             return Err(format!(
-                "unknown context variable '$${other}' in a tracepoint (it has $$vars, $$parms, $$locals)"
+                "unknown context variable '$${other}' in a tracepoint (it has $$vars, $$parms, $$locals{})",
+                if t.is_syscall_exit() { ", $$return" } else { "" }
             ))
         }
     }
@@ -188,8 +331,20 @@ fn context_string(t: &TracepointSite, kind: &str, span: Span) -> Result<Expr, St
             None => format.push_str(&format!("{name}=?")),
         }
     };
-    match &t.args {
-        TpArgs::Typed(list) => {
+    match (&t.syscall, &t.args) {
+        // (At the exit, a .return probe reads them at entry.)
+        (Some(sc), _) if t.is_syscall_exit() => {
+            return Err(format!(
+                "'$${kind}' of {} is read at the call's entry: not in a probe on its entry and its exit at once",
+                sc.signature()
+            ))
+        }
+        (Some(sc), _) => {
+            for (i, p) in sc.params.iter().enumerate() {
+                add(&p.name, "0x%x", param(t, i, p, span).ok());
+            }
+        }
+        (None, TpArgs::Typed(list)) => {
             let kernel = Kernel::get().ok_or("the kernel's BTF cannot be read")?;
             for (i, a) in list.iter().enumerate() {
                 add(
@@ -199,7 +354,7 @@ fn context_string(t: &TracepointSite, kind: &str, span: Span) -> Result<Expr, St
                 );
             }
         }
-        TpArgs::Record(fields) => {
+        (None, TpArgs::Record(fields)) => {
             for f in fields.iter().filter(|f| !f.is_common()) {
                 let is_string = (f.array || f.data_loc) && f.decl.contains("char");
                 if is_string {
