@@ -75,6 +75,41 @@ fn return_probes_read_return_values_and_entry_values() {
     }
 }
 
+/// An `@entry` value lives from one entry to its return, as a kretprobe's
+/// instance data: four processes in turn, each a thread of its own, with
+/// room for two entries in every array (the values are kept per thread).
+#[test]
+fn entry_values_are_taken_at_their_return() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = fixture("-O2").display().to_string();
+    let (code, out, err) = support::stapxx(&[
+        "-D",
+        "MAXMAPENTRIES=2",
+        "-c",
+        &format!("sh -c '{bin} 1; {bin} 1; {bin} 1; {bin} 2'"),
+        "-e",
+        &format!(
+            r#"probe process("{bin}").function("twice").return {{ printf("twice(%d) = %d\n", @entry($n), $return) }}"#
+        ),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("twice")).collect();
+    assert_eq!(
+        lines,
+        [
+            "twice(1) = 2",
+            "twice(1) = 2",
+            "twice(1) = 2",
+            "twice(1) = 2",
+            "twice(2) = 4"
+        ],
+        "{out}{err}"
+    );
+    assert!(!err.contains("overflow"), "{err}");
+}
+
 #[test]
 fn wildcards_match_every_function_once() {
     let Some(_s) = support::need_bpf() else {

@@ -10,6 +10,12 @@ use crate::probes::{Site, SiteKind};
 use grammar::ast::*;
 use grammar::{Diagnostic, Span};
 
+/// The return handler's local that holds an `@entry` value once taken
+/// from `__stapxx_entryN` (see `take_entries`).
+fn taken_local(global: &str) -> String {
+    format!("{global}_taken")
+}
+
 /// `__stapxx_entryN[tid()]`
 pub(super) fn entry_slot(global: &str, span: Span) -> Expr {
     Expr {
@@ -203,7 +209,40 @@ impl Resolver<'_, '_> {
             .collect();
         let global = format!("__stapxx_entry{}", self.entries.len());
         self.entries.push((sites, points, inner, global.clone()));
-        Ok(entry_slot(&global, span))
+        Ok(Expr {
+            span,
+            kind: ExprKind::Var(taken_local(&global)),
+        })
+    }
+
+    /// The return handler takes its `@entry` values (those from `mark` on)
+    /// out of their maps first thing, whatever path it takes later: as a
+    /// kretprobe's instance data, each value lives from one entry to its
+    /// return, so a long session does not fill the map with threads' old
+    /// values.
+    fn take_entries(&self, mark: usize, span: Span) -> Vec<Stmt> {
+        let mut out = Vec::new();
+        for (.., global) in &self.entries[mark..] {
+            out.push(Stmt {
+                kind: StmtKind::Expr(Expr {
+                    span,
+                    kind: ExprKind::Assign {
+                        op: AssignOp::Assign,
+                        lhs: Box::new(Expr {
+                            span,
+                            kind: ExprKind::Var(taken_local(global)),
+                        }),
+                        rhs: Box::new(entry_slot(global, span)),
+                    },
+                }),
+                span,
+            });
+            out.push(Stmt {
+                kind: StmtKind::Delete(entry_slot(global, span)),
+                span,
+            });
+        }
+        out
     }
 
     /// One handler of a probe over `sites`. Where the sites read a target
@@ -252,13 +291,18 @@ impl Resolver<'_, '_> {
     fn handler_body(&mut self, p: &Probe, sites: &[Site]) -> R<Block> {
         self.sites = Some(sites.to_vec());
         self.points = p.points.clone();
-        let body = self.block(p.body.clone())?;
+        let mark = self.entries.len();
+        let mut body = self.block(p.body.clone())?;
+        let taken = self.take_entries(mark, body.span);
         let first = sites.first();
         let cond = match (
             first.and_then(|s| s.guard().cloned()),
             first.and_then(|s| s.condition.clone()),
         ) {
-            (None, None) => return Ok(body),
+            (None, None) => {
+                body.stmts.splice(0..0, taken);
+                return Ok(body);
+            }
             (Some(g), None) => g,
             (None, Some(c)) => c,
             (Some(g), Some(c)) => Expr {
@@ -273,17 +317,20 @@ impl Resolver<'_, '_> {
         let cond = self.expr(cond)?;
         let span = body.span;
         Ok(Block {
-            stmts: vec![Stmt {
-                kind: StmtKind::If {
-                    cond,
-                    then: Box::new(Stmt {
-                        kind: StmtKind::Block(body),
-                        span,
-                    }),
-                    otherwise: None,
-                },
-                span,
-            }],
+            stmts: taken
+                .into_iter()
+                .chain([Stmt {
+                    kind: StmtKind::If {
+                        cond,
+                        then: Box::new(Stmt {
+                            kind: StmtKind::Block(body),
+                            span,
+                        }),
+                        otherwise: None,
+                    },
+                    span,
+                }])
+                .collect(),
             span,
         })
     }
