@@ -11,11 +11,8 @@
 //! value pointer of one class's map would keep the paths apart).
 //!
 //! The class must follow from the key's bytes alone, or one key could sit
-//! in two maps. A string slot's length is an upper bound of its text up to
-//! the NUL (which is what the key holds), so the copy for the class the
-//! length picks checks what it copied and moves to a narrower class when
-//! the text was shorter. The copies are emitted widest first, so that move
-//! is a forward jump.
+//! in two maps: it follows from the strings' slot lengths, which are their
+//! texts' lengths (`strings.rs`), and the key holds exactly those bytes.
 
 use super::emit::{Gen, SLoc, R};
 use super::layout::ErrKind;
@@ -80,8 +77,7 @@ impl<'a> Gen<'a> {
             self.lay_out(buf, &c, &vals, keys.is_empty());
             return op(self, &a, &c, buf);
         }
-        // The longest string's slot length picks the first class tried.
-        let longest = self.tmp_long();
+        // The longest string's length picks the class.
         self.e(Insn::mov64_imm(R0, 0));
         for v in &vals {
             if let KeyVal::Str(s) = *v {
@@ -97,21 +93,10 @@ impl<'a> Gen<'a> {
         let entry: Vec<Label> = (0..n).map(|_| self.label()).collect();
         self.pick_class(&a, n, &entry);
         let end = self.label();
-        for k in (0..n).rev() {
-            let c = a.classes[k].clone();
-            self.bind(entry[k]);
-            self.lay_out(buf, &c, &vals, false);
-            if k > 0 {
-                // r0: the longest copied text with its NUL.
-                self.st_local(longest, R0);
-                let fits = self.label();
-                self.jimm(Cond::Gt, R0, a.classes[k - 1].width as i32, fits);
-                self.ld_local(R0, longest);
-                self.e(Insn::alu64_imm(ebpf_backend::insn::Alu::Sub, R0, 1));
-                self.pick_class(&a, k, &entry);
-                self.bind(fits);
-            }
-            op(self, &a, &c, buf)?;
+        for (c, &at) in a.classes.iter().zip(&entry) {
+            self.bind(at);
+            self.lay_out(buf, c, &vals, false);
+            op(self, &a, c, buf)?;
             self.jmp(end);
         }
         self.bind(end);
@@ -155,16 +140,11 @@ impl<'a> Gen<'a> {
         self.jmp(entry[n - 1]);
     }
 
-    /// Lay the key out in the frame buffer `buf` for class `c`. With string
-    /// fields, r0 is then the longest copied text's size with its NUL.
+    /// Lay the key out in the frame buffer `buf` for class `c`: each string
+    /// by its length (shorter than the class's width), zero-padded.
     fn lay_out(&mut self, buf: u32, c: &KeyClass, vals: &[KeyVal], empty: bool) {
-        let strings = vals.iter().any(|v| matches!(v, KeyVal::Str(_)));
-        if strings || empty {
+        if vals.iter().any(|v| matches!(v, KeyVal::Str(_))) || empty {
             self.zero(buf, c.key_size);
-        }
-        let longest = strings.then(|| self.tmp_long());
-        if let Some(l) = longest {
-            self.e(Insn::st_imm(Size::DW, R7, l, 0));
         }
         for (v, (_, off)) in vals.iter().zip(&c.keys) {
             match *v {
@@ -174,23 +154,13 @@ impl<'a> Gen<'a> {
                     self.e(Insn::stx(Size::DW, R1, 0, R0));
                 }
                 KeyVal::Str(s) => {
-                    self.frame_addr(R1, buf + off);
-                    self.mov_imm(R2, c.width as i64);
                     self.sloc_addr(R3, s);
+                    self.slot_len(R2, R3);
                     self.e(Insn::alu64_imm(ebpf_backend::insn::Alu::Add, R3, 8));
-                    self.call(H_READ_KERNEL_STR);
-                    if let Some(l) = longest {
-                        let keep = self.label();
-                        self.ld_local(R1, l);
-                        self.jreg(Cond::Ge, R1, R0, keep);
-                        self.st_local(l, R0);
-                        self.bind(keep);
-                    }
+                    self.frame_addr(R1, buf + off);
+                    self.call(H_READ_KERNEL);
                 }
             }
-        }
-        if let Some(l) = longest {
-            self.ld_local(R0, l);
         }
     }
 
