@@ -385,6 +385,14 @@ fn string_key_cases() -> Vec<Case> {
             "foreach (k+ in c) { n++; printf(\"%d %d\\n\", strlen(k), c[k]) } printf(\"%d %d\\n\", caught, n)",
             "100 5\n300 6\n1000 3\n2 3\n",
         ),
+        case_with_functions(
+            "element_appended_to_a_string",
+            REP,
+            "a, s, g",
+            "a[\"x\"] = \"ab\"; a[rep(300)] = \"cd\"; s = \"1\"; s .= a[\"x\"]; s .= a[\"missing\"]; s .= a[\"x\"]; g = \"2\"; g .= a[rep(300)]",
+            "printf(\"%s %s\\n\", s, g)",
+            "1abab 2cd\n",
+        ),
         case(
             "string_appended_to_itself",
             "s, t",

@@ -71,6 +71,24 @@ impl Gen<'_> {
                 let s = self.string(v)?;
                 self.write_str(place, s, e.span)?
             }
+            ExprKind::AppendStr(place, v) if self.appends_element(place, v) => {
+                // `s .= a[k]`: straight from the element's value, with no
+                // copy of it in between (a backtrace walk does this per frame).
+                let ExprKind::Read(Place::Elem(g, keys)) = &v.kind else {
+                    unreachable!("appends_element")
+                };
+                let d = self.place_sloc(place, e.span)?;
+                self.keyed(*g, keys, e.span, &mut |s, _, c, key| {
+                    s.lookup(c, key);
+                    let none = s.label();
+                    s.jimm(Cond::Eq, R0, 0, none);
+                    s.e(Insn::mov64_reg(R3, R0));
+                    s.append_at_r3(d);
+                    s.bind(none);
+                    Ok(())
+                })?;
+                d
+            }
             ExprKind::AppendStr(place, v) => {
                 let s = self.string(v)?;
                 match place {
@@ -288,12 +306,26 @@ impl Gen<'_> {
     /// dst .= src
     pub(super) fn append_str(&mut self, dst: SLoc, src: SLoc) {
         // (`s .= s` copies s's text to after itself: no overlap.)
+        self.sloc_addr(R3, src);
+        self.append_at_r3(dst);
+    }
+
+    /// Whether `place .= v` appends a string array's element to a local
+    /// or global (see `string`).
+    fn appends_element(&self, place: &Place, v: &Expr) -> bool {
+        matches!(place, Place::Local(_) | Place::Global(_))
+            && matches!(&v.kind, ExprKind::Read(Place::Elem(g, _))
+                if self.p.globals[g.0 as usize].ty == Ty::Str)
+    }
+
+    /// dst .= the string slot r3 points to (a frame or global slot, or a
+    /// string array's value).
+    fn append_at_r3(&mut self, dst: SLoc) {
         // By length, as `copy_str`: what fits of src after dst's text.
         let (old, n) = (self.tmp_long(), self.tmp_long());
         self.sloc_addr(R1, dst);
         self.slot_len(R4, R1);
         self.st_local(old, R4);
-        self.sloc_addr(R3, src);
         self.slot_len(R2, R3);
         self.mov_imm(R5, (self.o.strcap - 1) as i64);
         self.e(Insn::alu64_reg(Alu::Sub, R5, R4));
