@@ -393,6 +393,15 @@ fn string_key_cases() -> Vec<Case> {
             "printf(\"%s %s\\n\", s, g)",
             "1abab 2cd\n",
         ),
+        // A parameter hides the global of its name, as in stap.
+        case_with_functions(
+            "parameter_hides_a_global",
+            "function f(n) { return n * 2 }\nfunction g(s:string) { return s . \"!\" }\n",
+            "n, s, r, t",
+            "n = 7; s = \"g\"; r = f(3); t = g(\"x\")",
+            "printf(\"%d %s %d %s\\n\", r, t, n, s)",
+            "6 x! 7 g\n",
+        ),
         case(
             "string_appended_to_itself",
             "s, t",

@@ -589,7 +589,13 @@ impl<'a> Lowering<'a> {
     fn place(&mut self, cx: &mut Ctx, e: &ast::Expr) -> R<(Place, SlotRef)> {
         match &e.kind {
             ast::ExprKind::Var(name) => {
-                if let Some(&g) = self.gindex.get(name) {
+                // A function's parameter hides a global of its name (stap
+                // looks a name up in the function's locals and parameters
+                // before the globals).
+                let param = cx
+                    .func
+                    .is_some_and(|f| self.funcs[f].func.params.iter().any(|p| &p.name == name));
+                if let Some(&g) = self.gindex.get(name).filter(|_| !param) {
                     if self.globals[g].keys.as_ref().is_some_and(|k| !k.is_empty()) && self.strict {
                         return Err(Diagnostic::error(
                             e.span,
