@@ -193,6 +193,33 @@ impl<'a> Gen<'a> {
         self.bind(done);
     }
 
+    /// Insert the value at `val` as a new element at `key` (BPF_NOEXIST),
+    /// counted; on to `inserted` when it was (given one), else on: it is
+    /// there already, or the map is full.
+    pub(super) fn insert_elem(
+        &mut self,
+        a: &ArrayMap,
+        c: &KeyClass,
+        key: u32,
+        val: ValAt,
+        inserted: Option<Label>,
+    ) {
+        self.update_call(c, key, val, 1);
+        if a.count.is_none() {
+            if let Some(l) = inserted {
+                self.jimm(Cond::Sge, R0, 0, l);
+            }
+            return;
+        }
+        let failed = self.label();
+        self.jimm(Cond::Slt, R0, 0, failed);
+        self.count_insert(a, c, key);
+        if let Some(l) = inserted {
+            self.jmp(l);
+        }
+        self.bind(failed);
+    }
+
     fn update_call(&mut self, c: &KeyClass, key: u32, val: ValAt, flags: i32) {
         self.ld_map_fd(R1, c.map);
         self.frame_addr(R2, key);

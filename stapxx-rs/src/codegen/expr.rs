@@ -1,6 +1,7 @@
 //! Expressions: longs into `r0`, strings into string slots, array and
 //! statistic access through the global maps.
 
+use super::classkey::ValAt;
 use super::emit::{Gen, SLoc, R};
 use super::layout::*;
 use super::maps::*;
@@ -80,21 +81,7 @@ impl Gen<'_> {
                     s.jimm(Cond::Ne, R0, 0, add);
                     // Missing: insert the delta; if another CPU inserted it
                     // meanwhile, add to that one.
-                    s.ld_map_fd(R1, c.map);
-                    s.frame_addr(R2, key);
-                    s.e(Insn::mov64_reg(R3, R7));
-                    s.e(Insn::alu64_imm(Alu::Add, R3, d as i32));
-                    s.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
-                    s.call(H_UPDATE);
-                    if a.count.is_some() {
-                        let raced = s.label();
-                        s.jimm(Cond::Slt, R0, 0, raced);
-                        s.count_insert(a, c, key);
-                        s.jmp(done);
-                        s.bind(raced);
-                    } else {
-                        s.jimm(Cond::Sge, R0, 0, done);
-                    }
+                    s.insert_elem(a, c, key, ValAt::Local(d), Some(done));
                     s.lookup(c, key);
                     let found = s.label();
                     s.jimm(Cond::Ne, R0, 0, found);
@@ -368,7 +355,7 @@ impl Gen<'_> {
                 let v = self.tmp_long();
                 self.st_local(v, R0);
                 self.keyed(*g, keys, span, &mut |s, a, c, key| {
-                    s.update_elem(a, c, key, super::classkey::ValAt::Local(v));
+                    s.update_elem(a, c, key, ValAt::Local(v));
                     Ok(())
                 })?;
                 self.ld_local(R0, v);
@@ -452,18 +439,9 @@ impl Gen<'_> {
         self.lookup(c, key);
         let have = self.label();
         self.jimm(Cond::Ne, R0, 0, have);
-        // First value on this CPU: insert a zeroed aggregate.
-        self.ld_map_fd(R1, c.map);
-        self.frame_addr(R2, key);
-        self.frame_addr(R3, F_ZERO);
-        self.e(Insn::mov64_imm(R4, 1)); // BPF_NOEXIST
-        self.call(H_UPDATE);
-        if a.count.is_some() {
-            let raced = self.label();
-            self.jimm(Cond::Slt, R0, 0, raced);
-            self.count_insert(a, c, key);
-            self.bind(raced);
-        }
+        // First value on this CPU: insert a zeroed aggregate (or find the
+        // one another CPU inserted meanwhile).
+        self.insert_elem(a, c, key, ValAt::Frame(F_ZERO), None);
         self.lookup(c, key);
         let got = self.label();
         self.jimm(Cond::Ne, R0, 0, got);

@@ -80,17 +80,7 @@ pub fn widths(p: &Program, maxstr: u32, interval: bool, fixed_maps: usize) -> Ve
     let mut order: Vec<usize> = (0..p.globals.len()).filter(|&g| classed[g]).collect();
     order.sort_by_key(|&g| (sites.get(&GlobalId(g as u32)).copied().unwrap_or(0), g));
     for step in [2u32, 4] {
-        let mut w: Vec<Vec<u32>> = p
-            .globals
-            .iter()
-            .map(|g| {
-                if g.is_array() || g.ty == Ty::Stats {
-                    vec![maxstr]
-                } else {
-                    vec![]
-                }
-            })
-            .collect();
+        let mut w = one_class(p, maxstr);
         let mut budget = SITE_BUDGET;
         for &g in &order {
             let n = sites.get(&GlobalId(g as u32)).copied().unwrap_or(0);
@@ -107,6 +97,11 @@ pub fn widths(p: &Program, maxstr: u32, interval: bool, fixed_maps: usize) -> Ve
             return w;
         }
     }
+    one_class(p, maxstr)
+}
+
+/// One class (of width `maxstr`) for every array, none for scalars.
+fn one_class(p: &Program, maxstr: u32) -> Vec<Vec<u32>> {
     p.globals
         .iter()
         .map(|g| {
