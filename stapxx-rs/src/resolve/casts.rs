@@ -15,6 +15,9 @@
 //!   process, as in stap; other probes: `-x`/`-c`/`--exec`'s executable);
 //! * a path: that user-space module's DWARF (or shipped layout), read with
 //!   `user_*` reads.
+//! * alternatives, `"kernel:nfs"` (stap's): the first that has the type;
+//!   kernel modules (`nfs`) have none here (this kernel loads none, and
+//!   their BTF is not read), so only the kernel's own types are found.
 //!
 //! Both sources are resolved by the one resolver (`debuginfo/layout.rs`),
 //! so everything a user-space `@cast` does a kernel one does too.
@@ -95,24 +98,74 @@ pub(super) fn resolve(
     steps: &[Step],
     amp: bool,
 ) -> Result<Cast, Failure> {
-    let implicit = module.is_none() && kernel_context(sites);
-    if implicit || module.is_some_and(is_kernel_module) {
-        let kernel = Kernel::get().ok_or_else(|| {
-            Failure::Hard(format!(
-                "the kernel's types are read from its BTF, and {VMLINUX_BTF} cannot be read (a kernel built without CONFIG_DEBUG_INFO_BTF?)"
-            ))
-        })?;
-        return match kernel.resolve_cast(ty, steps, amp) {
-            Ok(chain) => Ok(Cast {
-                chain,
-                memory: Memory::Kernel,
-            }),
-            Err(e @ DebugError::TypeNotFound { .. }) if implicit => Err(Failure::Unknown(format!(
-                "{e} (a @cast with no module in a probe on a kernel event names a kernel type, as in stap: name the executable or library for a user-space type)"
-            ))),
-            Err(e) => Err(classify(e)),
-        };
+    if module.is_none() && kernel_context(sites) {
+        return in_kernel(ty, steps, amp).map_err(|f| match f {
+            Failure::Unknown(m) => Failure::Unknown(format!(
+                "{m} (a @cast with no module in a probe on a kernel event names a kernel type, as in stap: name the executable or library for a user-space type)"
+            )),
+            hard => hard,
+        });
     }
+    // stap's alternatives, `"kernel:nfs"`: the first module that has the
+    // type. Only where one names the kernel, so a path with a ':' in it
+    // stays one path.
+    let alternatives: Vec<&str> = match module {
+        Some(m) if m.split(':').any(is_kernel_module) => m.split(':').collect(),
+        Some(m) => vec![m],
+        None => vec![],
+    };
+    if alternatives.is_empty() {
+        return in_user(modules, None, ty, steps, amp);
+    }
+    // Failing everywhere: what the kernel said, else the first one.
+    let mut first = None;
+    let mut kernel_failure = None;
+    for m in alternatives {
+        let r = if is_kernel_module(m) {
+            in_kernel(ty, steps, amp)
+        } else if !m.contains('/') {
+            // Beside the kernel, a name that is no path is a kernel module.
+            Err(Failure::Unknown(format!(
+                "type '{ty}' not looked for in kernel module '{m}': stapxx-rs reads the types of the kernel itself only"
+            )))
+        } else {
+            in_user(modules, Some(m), ty, steps, amp)
+        };
+        match r {
+            Ok(c) => return Ok(c),
+            Err(f) if is_kernel_module(m) => {
+                kernel_failure.get_or_insert(f);
+            }
+            Err(f) => {
+                first.get_or_insert(f);
+            }
+        }
+    }
+    Err(kernel_failure.or(first).expect("at least one alternative"))
+}
+
+fn in_kernel(ty: &str, steps: &[Step], amp: bool) -> Result<Cast, Failure> {
+    let kernel = Kernel::get().ok_or_else(|| {
+        Failure::Hard(format!(
+            "the kernel's types are read from its BTF, and {VMLINUX_BTF} cannot be read (a kernel built without CONFIG_DEBUG_INFO_BTF?)"
+        ))
+    })?;
+    match kernel.resolve_cast(ty, steps, amp) {
+        Ok(chain) => Ok(Cast {
+            chain,
+            memory: Memory::Kernel,
+        }),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+fn in_user(
+    modules: &mut Modules,
+    module: Option<&str>,
+    ty: &str,
+    steps: &[Step],
+    amp: bool,
+) -> Result<Cast, Failure> {
     let m = modules.get(module).map_err(Failure::Hard)?;
     match m.resolve_cast(ty, steps, amp) {
         Ok(chain) => Ok(Cast {
