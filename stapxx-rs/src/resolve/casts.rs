@@ -99,8 +99,9 @@ pub(super) fn resolve(
     amp: bool,
 ) -> Result<Cast, Failure> {
     if module.is_none() && kernel_context(sites) {
+        let kernel_has = |ty| Kernel::get().is_some_and(|k| k.resolver().find_type(ty).is_ok());
         return in_kernel(ty, steps, amp).map_err(|f| match f {
-            Failure::Unknown(m) => Failure::Unknown(format!(
+            Failure::Unknown(m) if !kernel_has(ty) => Failure::Unknown(format!(
                 "{m} (a @cast with no module in a probe on a kernel event names a kernel type, as in stap: name the executable or library for a user-space type)"
             )),
             hard => hard,
