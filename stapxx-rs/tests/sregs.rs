@@ -163,7 +163,7 @@ fn missing_registers_and_bad_argument_numbers_are_errors() {
         first_error(
             r#"probe kernel.trace("sys_enter") { if (pid() == target()) { __set_syscall_pt_regs(16); println(_stp_syscall_nr()) } }"#
         ),
-        "ERROR: user memory read fault near identifier '_stp_syscall_nr' at <input>:1:95"
+        "ERROR: kernel memory read fault near identifier '_stp_syscall_nr' at <input>:1:95"
     );
     let (code, out, err) = support::stapxx_c(
         &cmd,

@@ -141,7 +141,7 @@ fn unknown_variables_and_members_name_the_nearest() {
     let err = run(r#"probe kernel.trace("sched:sched_switch") { println($prev->pidd) }"#);
     assert!(
         err.starts_with(
-            "-e:1:52: error: '$prev': 'struct task_struct' has no member 'pidd' (nearest: pid, "
+            "-e:1:52: error: '$prev': struct task_struct has no member 'pidd'; nearest: pid, "
         ),
         "{err}"
     );

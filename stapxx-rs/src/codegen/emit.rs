@@ -103,6 +103,8 @@ pub struct Gen<'a> {
     /// The program uses the syscall registers: the frame has their slot
     /// (`sregs.rs`).
     pub(super) sregs_used: bool,
+    /// The program reads kernel memory (`kread.rs`).
+    pub(super) kernel_reads_used: bool,
 }
 
 /// A function call being inlined: where its `return` goes.
@@ -208,6 +210,7 @@ impl<'a> Gen<'a> {
             catches: Vec::new(),
             probe_index: 0,
             sregs_used: super::sregs::used(p),
+            kernel_reads_used: super::kread::used(p),
         }
     }
 

@@ -854,6 +854,9 @@ impl Gen<'_> {
             }
             KernelRead(size, signed) => {
                 self.long(&args[0])?;
+                // A fault is the read's (a kernel `@cast`'s), not its
+                // address expression's.
+                self.span = span;
                 self.kernel_read(size, signed);
             }
             Context => {

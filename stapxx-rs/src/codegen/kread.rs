@@ -9,8 +9,34 @@
 use super::emit::Gen;
 use super::layout::*;
 use super::regs::*;
+use crate::ir::builtins::Builtin;
+use crate::ir::{Expr, ExprKind, Program};
 use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
+
+/// Whether program `p` reads kernel memory where a fault is an error
+/// (`kernel_*`, `kernel_string*`, the syscall-register builtins): only
+/// then does a `catch` need the message of [`ErrKind::KernelRead`].
+pub(super) fn used(p: &Program) -> bool {
+    let mut found = super::sregs::used(p);
+    let mut visit = |e: &Expr| {
+        if let ExprKind::Builtin(b, _) = &e.kind {
+            found |= matches!(
+                b,
+                Builtin::KernelRead(..) | Builtin::KernelString | Builtin::KernelStringN
+            );
+        }
+    };
+    let bodies = p
+        .functions
+        .iter()
+        .map(|f| &f.body)
+        .chain(p.probes.iter().map(|pr| &pr.body));
+    for s in bodies.flatten() {
+        crate::ir::print::walk_stmt(s, &mut visit);
+    }
+    found
+}
 
 impl<'a> Gen<'a> {
     /// `r0` = the `bytes`-byte value at kernel address `r0`.
@@ -31,7 +57,7 @@ impl<'a> Gen<'a> {
         let ok = self.label();
         self.jimm(Cond::Eq, R0, 0, ok);
         if !self.o.skip_badvars {
-            self.fail(ErrKind::BadRead);
+            self.fail(ErrKind::KernelRead);
         }
         self.bind(ok);
         if signed && bytes < 8 {

@@ -68,6 +68,11 @@ pub enum ErrKind {
     NoArgRegs = 10,
     /// `_stp_arg2()` of an argument number that has no place.
     BadArgNum = 11,
+    /// A `kernel_*` read (a kernel `@cast`, a tracepoint argument's chain)
+    /// that faulted: kernel memory is read with `bpf_probe_read_kernel`,
+    /// which, as stap's kernel reads since Linux 5.10, refuses user-space
+    /// addresses too.
+    KernelRead = 12,
 }
 
 /// Counter slots (a power of two: kinds are masked with `ERR_KINDS - 1`).
@@ -90,6 +95,7 @@ impl ErrKind {
             9 => "Cannot access syscall number (no registers available)",
             10 => "cannot access function args in this context",
             11 => "cannot access arg: no such argument number (a system call has 1 to 6)",
+            12 => "kernel memory read fault",
             _ => "unknown",
         }
     }
@@ -98,7 +104,7 @@ impl ErrKind {
     /// toward MAXERRORS and can be caught (skipped probes and skipped
     /// reads are only counted).
     pub fn is_error(i: usize) -> bool {
-        (1..=ErrKind::BadArgNum as usize).contains(&i)
+        (1..=ErrKind::KernelRead as usize).contains(&i)
             && i != ErrKind::Skipped as usize
             && i != ErrKind::SkippedRead as usize
     }

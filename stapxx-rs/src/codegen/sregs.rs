@@ -77,14 +77,18 @@ impl<'a> Gen<'a> {
     }
 
     /// Whether the program can raise error `kind`: the syscall-register
-    /// errors only where these builtins are used (a `catch` copies the
-    /// message of each kind that may come, and the others need no code).
+    /// errors only where these builtins are used, a kernel read fault only
+    /// where kernel memory is read (a `catch` copies the message of each
+    /// kind that may come, and the others need no code).
     pub(super) fn may_raise(&self, kind: usize) -> bool {
         let ours = [
             ErrKind::NoSyscallRegs,
             ErrKind::NoArgRegs,
             ErrKind::BadArgNum,
         ];
+        if kind == ErrKind::KernelRead as usize {
+            return self.kernel_reads_used;
+        }
         self.sregs_used || !ours.iter().any(|k| *k as usize == kind)
     }
 

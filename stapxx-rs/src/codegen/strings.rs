@@ -617,7 +617,11 @@ impl Gen<'_> {
                     self.count_error_const(ErrKind::SkippedRead);
                     self.set_empty(dst);
                 } else {
-                    self.fail(ErrKind::BadRead);
+                    self.fail(if kernel {
+                        ErrKind::KernelRead
+                    } else {
+                        ErrKind::BadRead
+                    });
                 }
                 self.jmp(end);
                 self.bind(ok);

@@ -19,6 +19,7 @@ use gimli::{constants as dw, AttributeValue, Reader as _};
 
 use super::elf::ElfFile;
 use super::error::{DebugError, Result};
+use super::graph::TypeGraph;
 
 mod enums;
 
@@ -279,10 +280,6 @@ impl Dwarf {
     /// Number of compile/partial units (main file, supplementary file).
     pub fn unit_count(&self) -> (usize, usize) {
         (self.units[0].len(), self.units[1].len())
-    }
-
-    pub(crate) fn little_endian(&self) -> bool {
-        self.little_endian
     }
 
     fn err(&self, context: impl Into<String>, e: impl std::fmt::Display) -> DebugError {
@@ -807,136 +804,6 @@ impl Dwarf {
             .is_some_and(|v| v.iter().any(|e| e.decl))
     }
 
-    /// Follows a struct/union/enum declaration to its definition elsewhere.
-    pub(crate) fn complete(&self, id: DieId) -> Result<DieId> {
-        let (tag, name) = match self.type_desc(id)? {
-            TypeDesc::Aggregate {
-                tag,
-                name: Some(name),
-                decl: true,
-                ..
-            } => (tag, name),
-            TypeDesc::Enum {
-                name: Some(name),
-                decl: true,
-                ..
-            } => (TypeTag::Enum, name),
-            _ => return Ok(id),
-        };
-        self.lookup_type(&name, &[tag])
-            .ok_or_else(|| DebugError::TypeNotFound {
-                name: format!("{} {name}", tag.keyword()),
-                file: self.path.clone(),
-                nearest: vec![format!(
-                    "(only a declaration of {} {name} exists)",
-                    tag.keyword()
-                )],
-            })
-    }
-
-    /// A C spelling of the type `id` for messages (`struct GCproto`, `char *`).
-    pub(crate) fn type_name(&self, id: DieId) -> String {
-        self.type_name_depth(id, 0)
-    }
-
-    fn type_name_depth(&self, id: DieId, depth: u32) -> String {
-        if depth > 16 {
-            return "...".into();
-        }
-        let sub = |t: Option<DieId>| match t {
-            Some(t) => self.type_name_depth(t, depth + 1),
-            None => "void".to_string(),
-        };
-        match self.type_desc(id) {
-            Err(_) => format!("<type {id}>"),
-            Ok(TypeDesc::Void) => "void".into(),
-            Ok(TypeDesc::Base { name, .. }) => name,
-            Ok(TypeDesc::Pointer { target, .. }) => {
-                let t = sub(target);
-                if t.ends_with('*') {
-                    format!("{t}*")
-                } else {
-                    format!("{t} *")
-                }
-            }
-            Ok(TypeDesc::Aggregate { tag, name, .. }) => {
-                format!(
-                    "{} {}",
-                    tag.keyword(),
-                    name.as_deref().unwrap_or("<anonymous>")
-                )
-            }
-            Ok(TypeDesc::Enum { name, .. }) => {
-                format!("enum {}", name.as_deref().unwrap_or("<anonymous>"))
-            }
-            Ok(TypeDesc::Array { elem, dims }) => {
-                let mut s = self.type_name_depth(elem, depth + 1);
-                for d in dims {
-                    match d {
-                        Some(n) => s.push_str(&format!("[{n}]")),
-                        None => s.push_str("[]"),
-                    }
-                }
-                s
-            }
-            Ok(TypeDesc::Typedef { name, .. }) => name,
-            Ok(TypeDesc::Qualified { qual, target }) => format!("{qual} {}", sub(target)),
-            Ok(TypeDesc::Function) => "function".into(),
-            Ok(TypeDesc::Other { tag }) => format!("<{tag}>"),
-        }
-    }
-
-    /// `sizeof` of the type `id`.
-    pub(crate) fn size_of(&self, id: DieId) -> Result<u64> {
-        self.size_of_depth(id, 0)
-    }
-
-    fn size_of_depth(&self, id: DieId, depth: u32) -> Result<u64> {
-        let mut id = id;
-        for _ in 0..64 {
-            if depth > 16 {
-                break;
-            }
-            match self.type_desc(id)? {
-                TypeDesc::Base { size, .. }
-                | TypeDesc::Pointer { size, .. }
-                | TypeDesc::Enum {
-                    size, decl: false, ..
-                } => return Ok(size),
-                TypeDesc::Aggregate {
-                    size: Some(size),
-                    decl: false,
-                    ..
-                } => return Ok(size),
-                TypeDesc::Aggregate { decl: true, .. } | TypeDesc::Enum { decl: true, .. } => {
-                    let c = self.complete(id)?;
-                    if c == id {
-                        break;
-                    }
-                    id = c;
-                }
-                TypeDesc::Array { elem, dims } => {
-                    let mut n: u64 = 1;
-                    for d in dims {
-                        n = n.saturating_mul(d.unwrap_or(0));
-                    }
-                    return Ok(n.saturating_mul(self.size_of_depth(elem, depth + 1)?));
-                }
-                TypeDesc::Typedef {
-                    target: Some(t), ..
-                }
-                | TypeDesc::Qualified {
-                    target: Some(t), ..
-                } => id = t,
-                _ => break,
-            }
-        }
-        Err(DebugError::BadAccess {
-            ty: self.type_name(id),
-            what: "the size of this type is unknown".into(),
-        })
-    }
-
     /// Finds a global variable by name, optionally only in compile units whose
     /// name matches `cu` (a wildcard pattern matched against the whole CU
     /// name or its trailing path components).
@@ -1016,6 +883,36 @@ impl Dwarf {
             location_problem,
             cu_name,
         }))
+    }
+}
+
+impl TypeGraph for Dwarf {
+    fn origin(&self) -> &Path {
+        &self.path
+    }
+
+    fn little_endian(&self) -> bool {
+        self.little_endian
+    }
+
+    fn type_desc(&self, id: DieId) -> Result<TypeDesc> {
+        Dwarf::type_desc(self, id)
+    }
+
+    fn members(&self, id: DieId) -> Result<Vec<MemberDesc>> {
+        Dwarf::members(self, id)
+    }
+
+    fn lookup_type(&self, name: &str, tags: &[TypeTag]) -> Option<DieId> {
+        Dwarf::lookup_type(self, name, tags)
+    }
+
+    fn has_declaration(&self, name: &str) -> bool {
+        Dwarf::has_declaration(self, name)
+    }
+
+    fn type_names(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        Box::new(Dwarf::type_names(self))
     }
 }
 

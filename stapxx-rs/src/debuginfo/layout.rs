@@ -30,8 +30,9 @@
 //! implicit pointer (`&@cast(0, "T")[1]` is `sizeof(T)`). `@var` has no
 //! implicit pointer: `[i]` indexes an array variable or follows a pointer one.
 
-use super::dwarf::{DieId, Dwarf, MemberDesc, TypeDesc, TypeTag};
+use super::dwarf::{DieId, MemberDesc, TypeDesc, TypeTag};
 use super::error::{DebugError, Result};
+use super::graph::TypeGraph;
 
 /// One step after the base expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,14 +232,15 @@ enum Concrete {
     Other(String),
 }
 
-/// Resolves C type names and member chains against one module's DWARF.
+/// Resolves C type names and member chains against one type graph: a
+/// module's DWARF or the kernel's BTF.
 pub struct Resolver<'a> {
-    dwarf: &'a Dwarf,
+    dwarf: &'a dyn TypeGraph,
     pointer_size: u8,
 }
 
 impl<'a> Resolver<'a> {
-    pub(crate) fn new(dwarf: &'a Dwarf, pointer_size: u8) -> Self {
+    pub(crate) fn new(dwarf: &'a dyn TypeGraph, pointer_size: u8) -> Self {
         Resolver {
             dwarf,
             pointer_size,
@@ -291,7 +293,7 @@ impl<'a> Resolver<'a> {
         }
         DebugError::TypeNotFound {
             name: full.to_string(),
-            file: self.dwarf.path().to_path_buf(),
+            file: self.dwarf.origin().to_path_buf(),
             nearest,
         }
     }

@@ -40,6 +40,7 @@ pub mod dwarf;
 pub mod elf;
 mod enumerators;
 pub mod error;
+pub(crate) mod graph;
 mod inlined;
 pub mod layout;
 pub mod layouts;

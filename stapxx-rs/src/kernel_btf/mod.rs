@@ -1,14 +1,18 @@
-//! Member offsets of the running kernel's structures, from its BTF
-//! (`/sys/kernel/btf/vmlinux`), for the few builtins that read kernel
-//! memory (`ppid()`: `current->real_parent->tgid`). Reading the offsets at
-//! load time keeps the programs right on any kernel build, as CO-RE does.
+//! The running kernel's types, from its BTF (`/sys/kernel/btf/vmlinux`):
+//! a type graph for `@cast(p, "T", "kernel")` and typed tracepoint
+//! arguments ([`Kernel`], [`BtfGraph`]), and the member offsets of the few
+//! builtins that read kernel memory (`ppid()`:
+//! `current->real_parent->tgid`). Reading the offsets at load time keeps
+//! the programs right on any kernel build, as CO-RE does.
 
 use std::sync::OnceLock;
 
-pub mod chain;
+mod graph;
+mod kernel;
 mod ptregs;
 
-pub use chain::{KValue, Kernel, TpArg};
+pub use graph::BtfGraph;
+pub use kernel::{Kernel, TpArg, VMLINUX_BTF};
 pub use ptregs::PtRegsOffsets;
 
 /// Where `ppid()` reads: offsets in `struct task_struct`.
@@ -22,14 +26,14 @@ impl TaskOffsets {
     /// This kernel's offsets (read once), if its BTF is available.
     pub fn get() -> Option<TaskOffsets> {
         static CACHE: OnceLock<Option<TaskOffsets>> = OnceLock::new();
-        *CACHE.get_or_init(|| TaskOffsets::from_types(Kernel::get()?.types()))
+        *CACHE.get_or_init(|| TaskOffsets::from_graph(Kernel::get()?.graph()))
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<TaskOffsets> {
-        TaskOffsets::from_types(&Types::parse(btf)?)
+        TaskOffsets::from_graph(&BtfGraph::from_btf(btf)?)
     }
 
-    fn from_types(t: &Types<'_>) -> Option<TaskOffsets> {
+    fn from_graph(t: &BtfGraph<'_>) -> Option<TaskOffsets> {
         Some(TaskOffsets {
             real_parent: t.member_offset("task_struct", "real_parent")?,
             tgid: t.member_offset("task_struct", "tgid")?,
@@ -52,14 +56,14 @@ pub struct ExeOffsets {
 impl ExeOffsets {
     pub fn get() -> Option<ExeOffsets> {
         static CACHE: OnceLock<Option<ExeOffsets>> = OnceLock::new();
-        *CACHE.get_or_init(|| ExeOffsets::from_types(Kernel::get()?.types()))
+        *CACHE.get_or_init(|| ExeOffsets::from_graph(Kernel::get()?.graph()))
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<ExeOffsets> {
-        ExeOffsets::from_types(&Types::parse(btf)?)
+        ExeOffsets::from_graph(&BtfGraph::from_btf(btf)?)
     }
 
-    fn from_types(t: &Types<'_>) -> Option<ExeOffsets> {
+    fn from_graph(t: &BtfGraph<'_>) -> Option<ExeOffsets> {
         Some(ExeOffsets {
             task_mm: t.member_offset("task_struct", "mm")?,
             mm_exe_file: t.member_offset("mm_struct", "exe_file")?,
@@ -72,12 +76,9 @@ impl ExeOffsets {
 }
 
 use ebpf_backend::btf_kind::{
-    ARRAY, CONST, DATASEC, DECL_TAG, ENUM, ENUM64, FUNC_PROTO, INT, RESTRICT,
-    STRUCT as KIND_STRUCT, TYPEDEF, TYPE_TAG, UNION as KIND_UNION, VAR, VOLATILE,
+    ARRAY, DATASEC, DECL_TAG, ENUM, ENUM64, FUNC_PROTO, INT, STRUCT as KIND_STRUCT,
+    UNION as KIND_UNION, VAR,
 };
-/// Kinds that only qualify another type (typedef, volatile, const,
-/// restrict, type tag): followed to reach an anonymous member's struct.
-const QUALIFIERS: [u32; 5] = [TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG];
 
 /// The types of a BTF blob: where each type id's record starts.
 pub struct Types<'b> {
@@ -145,66 +146,6 @@ impl<'b> Types<'b> {
             self.u32_at(at + 8)?,
         ))
     }
-
-    /// The struct/union record a type id names, through qualifiers.
-    fn aggregate(&self, mut id: u32) -> Option<usize> {
-        for _ in 0..16 {
-            let at = *self.at.get((id as usize).checked_sub(1)?)?;
-            let (kind, _, _, _, next) = self.head(at)?;
-            if kind == KIND_STRUCT || kind == KIND_UNION {
-                return Some(at);
-            }
-            if !QUALIFIERS.contains(&kind) {
-                return None;
-            }
-            id = next;
-        }
-        None
-    }
-
-    /// `member`'s byte offset in the aggregate at `at`, looking into
-    /// anonymous struct/union members (the kernel groups fields in them,
-    /// e.g. `mm_struct`'s).
-    fn member_in(&self, at: usize, member: &str, depth: u32) -> Option<u32> {
-        let (_, vlen, kflag, _, _) = self.head(at)?;
-        for i in 0..vlen {
-            let m = at + 12 + i * 12;
-            let name = self.str_at(self.u32_at(m)?)?;
-            let off = self.u32_at(m + 8)?;
-            let bits = if kflag { off & 0xff_ffff } else { off };
-            if name == member.as_bytes() {
-                return Some(bits / 8);
-            }
-            if name.is_empty() && depth < 8 {
-                if let Some(inner) = self.aggregate(self.u32_at(m + 4)?) {
-                    if let Some(o) = self.member_in(inner, member, depth + 1) {
-                        return Some(bits / 8 + o);
-                    }
-                }
-            }
-        }
-        None
-    }
-}
-
-/// The byte offset of `member` in the struct named `name`, anonymous
-/// struct/union members searched too.
-pub fn member_offset(btf: &[u8], name: &str, member: &str) -> Option<u32> {
-    Types::parse(btf)?.member_offset(name, member)
-}
-
-impl Types<'_> {
-    fn member_offset(&self, name: &str, member: &str) -> Option<u32> {
-        for &at in &self.at {
-            let (kind, _, _, name_off, _) = self.head(at)?;
-            if kind == KIND_STRUCT && self.str_at(name_off)? == name.as_bytes() {
-                if let Some(o) = self.member_in(at, member, 0) {
-                    return Some(o);
-                }
-            }
-        }
-        None
-    }
 }
 
 #[cfg(test)]
@@ -252,7 +193,8 @@ mod tests {
                 tgid: 4
             })
         );
-        assert_eq!(member_offset(&b, "task_struct", "nope"), None);
-        assert_eq!(member_offset(&b, "mm_struct", "a"), None);
+        let g = BtfGraph::from_btf(&b).unwrap();
+        assert_eq!(g.member_offset("task_struct", "nope"), None);
+        assert_eq!(g.member_offset("mm_struct", "a"), None);
     }
 }

@@ -4,7 +4,7 @@
 //! through a `pt_regs` pointer the script hands them, and the offsets come
 //! from the kernel, not from a layout typed in here.
 
-use super::{Kernel, Types};
+use super::{BtfGraph, Kernel};
 use std::sync::OnceLock;
 
 /// Byte offsets of the x86-64 `struct pt_regs` members the syscall
@@ -27,14 +27,14 @@ impl PtRegsOffsets {
     /// This kernel's offsets (read once), if its BTF is available.
     pub fn get() -> Option<PtRegsOffsets> {
         static CACHE: OnceLock<Option<PtRegsOffsets>> = OnceLock::new();
-        *CACHE.get_or_init(|| PtRegsOffsets::from_types(Kernel::get()?.types()))
+        *CACHE.get_or_init(|| PtRegsOffsets::from_graph(Kernel::get()?.graph()))
     }
 
     pub fn from_btf(btf: &[u8]) -> Option<PtRegsOffsets> {
-        PtRegsOffsets::from_types(&Types::parse(btf)?)
+        PtRegsOffsets::from_graph(&BtfGraph::from_btf(btf)?)
     }
 
-    fn from_types(t: &Types<'_>) -> Option<PtRegsOffsets> {
+    fn from_graph(t: &BtfGraph<'_>) -> Option<PtRegsOffsets> {
         let at = |m: &str| t.member_offset("pt_regs", m);
         Some(PtRegsOffsets {
             orig_ax: at("orig_ax")?,

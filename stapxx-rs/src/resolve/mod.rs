@@ -14,6 +14,7 @@
 //! reported here, with their location; so is a reachable embedded-C function.
 
 pub mod aliases;
+mod casts;
 mod cexpr;
 mod cfuncs;
 mod handlers;
@@ -613,21 +614,28 @@ impl Resolver<'_, '_> {
             // Anything else is defined when it resolves at all.
             _ => return Ok(self.expr(e).is_ok()),
         };
-        match self.try_dwarf(d, amp, span)? {
+        match self.try_dwarf(d, amp, span, false)? {
             Ok(_) => Ok(true),
             Err(_) => Ok(false),
         }
     }
 
     fn dwarf(&mut self, d: DwarfValue, amp: bool, span: Span) -> R<Expr> {
-        match self.try_dwarf(d, amp, span)? {
+        match self.try_dwarf(d, amp, span, true)? {
             Ok(e) => Ok(e),
             Err(msg) => Err(Diagnostic::error(span, msg)),
         }
     }
 
     /// Outer error: a hard failure. Inner error: the name does not resolve.
-    fn try_dwarf(&mut self, d: DwarfValue, amp: bool, span: Span) -> R<Result<Expr, String>> {
+    /// `reading`: the value is used (not only tested by `@defined`).
+    fn try_dwarf(
+        &mut self,
+        d: DwarfValue,
+        amp: bool,
+        span: Span,
+        reading: bool,
+    ) -> R<Result<Expr, String>> {
         if d.pretty > 0 {
             return Ok(Err(
                 "pretty-printing target values with '$' is not supported yet".into(),
@@ -654,24 +662,32 @@ impl Resolver<'_, '_> {
             }
         }
         match d.base {
-            DwarfBase::Cast { addr, ty, module }
-                if module.as_deref().is_some_and(tracepoints::is_kernel_module) =>
-            {
-                let addr = self.expr(*addr)?;
-                Ok(tracepoints::kernel_cast(
-                    addr, &ty, &steps, &indexes, amp, span,
-                ))
-            }
             DwarfBase::Cast { addr, ty, module } => {
                 let addr = self.expr(*addr)?;
-                let m = match self.modules.get(module.as_deref()) {
-                    Ok(m) => m,
-                    Err(e) => return Err(Diagnostic::error(span, e)),
-                };
-                match m.resolve_cast(&ty, &steps, amp) {
-                    Ok(r) => Ok(Ok(reads::build(addr, &r, &indexes, span))),
-                    Err(e) if Modules::is_unknown_here(&e) => Ok(Err(e.to_string())),
-                    Err(e) => Err(Diagnostic::error(span, e.to_string())),
+                let cast = casts::resolve(
+                    self.modules,
+                    module.as_deref(),
+                    self.sites.as_deref(),
+                    &ty,
+                    &steps,
+                    amp,
+                );
+                match cast {
+                    Ok(c) => {
+                        if reading && c.memory == reads::Memory::Kernel && c.reads() {
+                            self.kernel_read(&ty, span)?;
+                        }
+                        Ok(Ok(reads::build_in(
+                            c.memory,
+                            addr,
+                            &c.chain.accesses,
+                            c.chain.fetch,
+                            &indexes,
+                            span,
+                        )))
+                    }
+                    Err(casts::Failure::Unknown(m)) => Ok(Err(m)),
+                    Err(casts::Failure::Hard(m)) => Err(Diagnostic::error(span, m)),
                 }
             }
             DwarfBase::Var { name, module } => {

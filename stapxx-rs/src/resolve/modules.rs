@@ -34,8 +34,9 @@ impl Modules {
     /// The module for a `@cast`/`@var` module argument (`None`: the default).
     pub fn get(&mut self, name: Option<&str>) -> Result<&Module, String> {
         let path = match name {
-            Some("kernel") => {
-                return Err("kernel types are not available: stapxx-rs reads user-space modules only; name the executable or library as the module".into())
+            // (`@cast`s of kernel types never come here: see casts.rs.)
+            Some(k) if super::casts::is_kernel_module(k) => {
+                return Err("the kernel's variables are not available to @var: its BTF describes no global variables (only per-CPU ones), and /proc/kallsyms has data symbols only on kernels built with CONFIG_KALLSYMS_ALL (kernel types are: @cast(p, \"T\", \"kernel\"))".into())
             }
             Some(p) => PathBuf::from(p),
             None => self.default.clone().ok_or_else(|| {

@@ -18,12 +18,12 @@
 //!   event's `ret`, and a parameter is its value at entry
 //!   (resolve/handlers.rs). `$$parms` lists the parameters.
 //!
-//! `@cast(addr, "task_struct", "kernel")` (also `"kernel<linux/sched.h>"`,
-//! as stap writes it) follows the same BTF types, in any probe.
+//! `@cast(addr, "task_struct", "kernel")` follows the same BTF types
+//! (see `casts.rs`).
 
 use super::reads::{self, call, num, Memory};
 use super::target::{narrow, plus, string};
-use crate::debuginfo::{Fetch, Step, ValueKind};
+use crate::debuginfo::{Step, ValueKind};
 use crate::kernel_btf::{Kernel, PtRegsOffsets, TpArg};
 use crate::probes::syscall::Syscall;
 use crate::probes::trace::{RecordField, TpArgs, TracepointSite};
@@ -223,7 +223,9 @@ fn unknown<'a>(name: &str, t: &TracepointSite, own: impl Iterator<Item = &'a str
     )
 }
 
-/// Argument `i` (`arg`) of a typed event, then `steps`.
+/// Argument `i` (`arg`) of a typed event, then `steps`: the argument is
+/// the object of its type in slot `i` of the context, so a chain on it is
+/// resolved as any chain on a kernel object.
 fn typed(
     kernel: &Kernel,
     arg: &TpArg,
@@ -234,49 +236,37 @@ fn typed(
     span: Span,
 ) -> Result<Expr, String> {
     let slot = plus(context(span), 8 * i as i64, span);
-    let value = reads::read(Memory::Kernel, 8, false, slot, span);
-    if steps.is_empty() {
-        if amp {
-            return Err(format!(
-                "'&${}': a tracepoint argument has no address",
-                arg.name
-            ));
-        }
-        let (kind, size, signed) = kernel.value_shape(arg.ty);
-        return match kind {
-            ValueKind::Struct | ValueKind::Union | ValueKind::Array | ValueKind::Void => {
-                Err(format!(
-                    "'${}' is a {}: not a number",
-                    arg.name,
-                    kernel.type_name(arg.ty)
-                ))
-            }
-            _ => Ok(narrow(value, size.min(8) as u8, signed, span)),
-        };
+    if steps.is_empty() && amp {
+        return Err(format!(
+            "'&${}': a tracepoint argument has no address",
+            arg.name
+        ));
     }
-    let mut k = kernel
-        .resolve(arg.ty, steps)
+    let r = kernel
+        .resolver()
+        .resolve(&Kernel::handle(arg.ty), false, steps, amp)
         .map_err(|e| format!("'${}': {e}", arg.name))?;
-    if amp {
-        if matches!(
-            k.fetch,
-            Fetch::Load {
-                bitfield: Some(_),
-                ..
-            }
-        ) {
-            return Err(format!("'&${}...': a bitfield has no address", arg.name));
-        }
-        k.fetch = Fetch::Address;
+    if !steps.is_empty() {
+        return Ok(reads::build_in(
+            Memory::Kernel,
+            slot,
+            &r.accesses,
+            r.fetch,
+            indexes,
+            span,
+        ));
     }
-    Ok(reads::build_in(
-        Memory::Kernel,
-        value,
-        &k.accesses,
-        k.fetch,
-        indexes,
-        span,
-    ))
+    // The argument itself: the slot's 64 bits narrowed to its type.
+    let v = &r.value;
+    match v.kind {
+        ValueKind::Struct | ValueKind::Union | ValueKind::Array | ValueKind::Void => {
+            Err(format!("'${}' is a {}: not a number", arg.name, v.name))
+        }
+        _ => {
+            let value = reads::read(Memory::Kernel, 8, false, slot, span);
+            Ok(narrow(value, v.size.min(8) as u8, v.signed, span))
+        }
+    }
 }
 
 /// A record field's value (or address).
@@ -374,48 +364,4 @@ fn context_string(t: &TracepointSite, kind: &str, span: Span) -> Result<Expr, St
     let mut all = vec![string(&format, span)];
     all.extend(args);
     Ok(call("sprintf", all, span))
-}
-
-/// `@cast`'s module names the kernel: `"kernel"` or `"kernel<header.h>"`.
-pub(super) fn is_kernel_module(m: &str) -> bool {
-    m == "kernel" || m.starts_with("kernel<")
-}
-
-/// `@cast(addr, ty, "kernel")` + `steps`; Err: it does not resolve.
-pub(super) fn kernel_cast(
-    addr: Expr,
-    ty: &str,
-    steps: &[Step],
-    indexes: &[Expr],
-    amp: bool,
-    span: Span,
-) -> Result<Expr, String> {
-    let kernel =
-        Kernel::get().ok_or("the kernel's BTF (/sys/kernel/btf/vmlinux) cannot be read")?;
-    let id = kernel
-        .find_type(ty)
-        .ok_or_else(|| format!("type '{ty}' not found in the kernel's BTF"))?;
-    let mut k = kernel
-        .resolve_object(id, steps)
-        .map_err(|e| format!("@cast(..., \"{ty}\", \"kernel\"): {e}"))?;
-    if amp {
-        if matches!(
-            k.fetch,
-            Fetch::Load {
-                bitfield: Some(_),
-                ..
-            }
-        ) {
-            return Err("a bitfield has no address".into());
-        }
-        k.fetch = Fetch::Address;
-    }
-    Ok(reads::build_in(
-        Memory::Kernel,
-        addr,
-        &k.accesses,
-        k.fetch,
-        indexes,
-        span,
-    ))
 }

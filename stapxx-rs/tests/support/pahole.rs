@@ -302,23 +302,29 @@ pub fn parse(text: &str) -> Result<Layout, String> {
     Err("no closing '}'".into())
 }
 
-/// The byte offset of `member` (a scalar or an array) in the running
-/// kernel's `struct name`, as pahole reads `/sys/kernel/btf/vmlinux`.
+/// The byte offset of `member` (a scalar or an array; for a bitfield,
+/// its storage unit's) in the running kernel's `struct name`, as pahole
+/// reads `/sys/kernel/btf/vmlinux`.
 pub fn kernel_offset(name: &str, member: &str) -> u64 {
     let text = text(Path::new("/sys/kernel/btf/vmlinux"), name, false);
     let want = format!(" {member};");
     let want_array = format!(" {member}[");
+    let want_bits = format!(" {member}:");
     let line = text
         .lines()
         .find(|l| {
             let decl = l.split("/*").next().unwrap_or("");
-            decl.contains(&want) || decl.contains(&want_array)
+            decl.contains(&want) || decl.contains(&want_array) || decl.contains(&want_bits)
         })
         .unwrap_or_else(|| panic!("no {member} in pahole's struct {name}:\n{text}"));
     line.split("/*")
         .nth(1)
         .unwrap()
         .split_whitespace()
+        .next()
+        .unwrap()
+        // A bitfield's place is `BYTE:BIT` (`1192: 0`, `1192:10`).
+        .split(':')
         .next()
         .unwrap()
         .parse()
