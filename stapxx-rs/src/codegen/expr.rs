@@ -82,11 +82,7 @@ impl Gen<'_> {
                     // Missing: insert the delta; if another CPU inserted it
                     // meanwhile, add to that one.
                     s.insert_elem(a, c, key, ValAt::Local(d), Some(done));
-                    s.lookup(c, key);
-                    let found = s.label();
-                    s.jimm(Cond::Ne, R0, 0, found);
-                    s.fail(ErrKind::MapFull);
-                    s.bind(found);
+                    s.lookup_or_full(c, key);
                     s.bind(add);
                     s.ld_local(R2, d);
                     s.e(Insn::atomic(Size::DW, op, R0, 0, R2));
@@ -384,6 +380,16 @@ impl Gen<'_> {
         self.call(H_LOOKUP);
     }
 
+    /// r0 = the value pointer of the element at `key` in class `c`, just
+    /// inserted (or by another CPU); not there means the map was full.
+    fn lookup_or_full(&mut self, c: &KeyClass, key: u32) {
+        self.lookup(c, key);
+        let found = self.label();
+        self.jimm(Cond::Ne, R0, 0, found);
+        self.fail(ErrKind::MapFull);
+        self.bind(found);
+    }
+
     pub(super) fn delete(&mut self, place: &Place, span: Span) -> R<()> {
         match place {
             Place::Elem(g, keys) => {
@@ -442,11 +448,7 @@ impl Gen<'_> {
         // First value on this CPU: insert a zeroed aggregate (or find the
         // one another CPU inserted meanwhile).
         self.insert_elem(a, c, key, ValAt::Frame(F_ZERO), None);
-        self.lookup(c, key);
-        let got = self.label();
-        self.jimm(Cond::Ne, R0, 0, got);
-        self.fail(ErrKind::MapFull);
-        self.bind(got);
+        self.lookup_or_full(c, key);
         self.bind(have);
         // r0 = aggregate, r1 = value.
         self.ld_local(R1, val);

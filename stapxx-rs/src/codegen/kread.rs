@@ -10,7 +10,7 @@ use super::emit::Gen;
 use super::layout::*;
 use super::regs::*;
 use crate::ir::builtins::Builtin;
-use crate::ir::{Expr, ExprKind, Program};
+use crate::ir::Program;
 use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
 
@@ -18,24 +18,13 @@ use ebpf_backend::Insn;
 /// (`kernel_*`, `kernel_string*`, the syscall-register builtins): only
 /// then does a `catch` need the message of [`ErrKind::KernelRead`].
 pub(super) fn used(p: &Program) -> bool {
-    let mut found = super::sregs::used(p);
-    let mut visit = |e: &Expr| {
-        if let ExprKind::Builtin(b, _) = &e.kind {
-            found |= matches!(
+    super::sregs::used(p)
+        || crate::ir::print::uses_builtin(p, |b| {
+            matches!(
                 b,
                 Builtin::KernelRead(..) | Builtin::KernelString | Builtin::KernelStringN
-            );
-        }
-    };
-    let bodies = p
-        .functions
-        .iter()
-        .map(|f| &f.body)
-        .chain(p.probes.iter().map(|pr| &pr.body));
-    for s in bodies.flatten() {
-        crate::ir::print::walk_stmt(s, &mut visit);
-    }
-    found
+            )
+        })
 }
 
 impl<'a> Gen<'a> {

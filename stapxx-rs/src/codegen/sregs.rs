@@ -41,24 +41,12 @@ const CALL_REG_ARGS: i64 = 6;
 
 /// Whether `p` uses the syscall registers (and its frame needs the slot).
 pub(super) fn used(p: &Program) -> bool {
-    let mut found = false;
-    let mut visit = |e: &Expr| {
-        if let ExprKind::Builtin(b, _) = &e.kind {
-            found |= matches!(
-                b,
-                Builtin::SetSyscallRegs | Builtin::SyscallNr | Builtin::SyscallArg
-            );
-        }
-    };
-    let bodies = p
-        .functions
-        .iter()
-        .map(|f| &f.body)
-        .chain(p.probes.iter().map(|pr| &pr.body));
-    for s in bodies.flatten() {
-        crate::ir::print::walk_stmt(s, &mut visit);
-    }
-    found
+    crate::ir::print::uses_builtin(p, |b| {
+        matches!(
+            b,
+            Builtin::SetSyscallRegs | Builtin::SyscallNr | Builtin::SyscallArg
+        )
+    })
 }
 
 /// Bytes the slot takes in the frame of program `p`.

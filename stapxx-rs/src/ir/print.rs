@@ -4,6 +4,26 @@ use super::*;
 use std::fmt::Write;
 
 /// Call `f` on every expression under `s`, outermost first.
+/// Whether any function or probe handler of `p` calls a builtin that
+/// `pred` accepts.
+pub fn uses_builtin(p: &Program, pred: impl Fn(Builtin) -> bool) -> bool {
+    let mut found = false;
+    let mut visit = |e: &Expr| {
+        if let ExprKind::Builtin(b, _) = &e.kind {
+            found |= pred(*b);
+        }
+    };
+    let bodies = p
+        .functions
+        .iter()
+        .map(|f| &f.body)
+        .chain(p.probes.iter().map(|pr| &pr.body));
+    for s in bodies.flatten() {
+        walk_stmt(s, &mut visit);
+    }
+    found
+}
+
 pub fn walk_stmt(s: &Stmt, f: &mut dyn FnMut(&Expr)) {
     match &s.kind {
         StmtKind::Expr(e) => walk_expr(e, f),
