@@ -16,7 +16,7 @@ firsts, begins = [], []
 try:
     for _ in range(runs):
         t0 = time.monotonic_ns()
-        out = subprocess.run(["target/release/stapxx-rs", script, "-x", str(t.pid)],
+        out = subprocess.run([os.environ.get("STAPXX_BIN", "target/release/stapxx-rs"), script, "-x", str(t.pid)],
                              capture_output=True, text=True, check=True).stdout
         w = out.split()
         begins.append((int(w[1]) - t0) / 1e6); firsts.append((int(w[3]) - t0) / 1e6)
