@@ -468,6 +468,18 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
+    /// `[&]@cast(p, "type_name")` followed by `steps`, whatever the type
+    /// source (a module's DWARF, the kernel's BTF).
+    pub fn resolve_cast(
+        &self,
+        type_name: &str,
+        steps: &[Step],
+        address_of: bool,
+    ) -> Result<Resolved> {
+        let ty = self.find_type(type_name)?;
+        self.resolve(&ty, true, steps, address_of)
+    }
+
     /// Resolves `steps` from a base of type `base`.
     ///
     /// `implicit_pointer`: the base is `@cast(p, T)`, i.e. `(T *)p`, so a

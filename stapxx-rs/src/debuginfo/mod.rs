@@ -291,9 +291,7 @@ impl Module {
         steps: &[Step],
         address_of: bool,
     ) -> Result<Resolved> {
-        let r = self.resolver()?;
-        let ty = r.find_type(type_name)?;
-        r.resolve(&ty, true, steps, address_of)
+        self.resolver()?.resolve_cast(type_name, steps, address_of)
     }
 
     /// Continues a chain from a type handle (e.g. a previous result's

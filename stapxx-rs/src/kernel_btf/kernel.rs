@@ -61,9 +61,7 @@ impl Kernel {
         steps: &[Step],
         address_of: bool,
     ) -> Result<Resolved> {
-        let r = self.resolver();
-        let ty = r.find_type(type_name)?;
-        r.resolve(&ty, true, steps, address_of)
+        self.resolver().resolve_cast(type_name, steps, address_of)
     }
 
     /// The handle of BTF type `id`, to resolve chains from.
