@@ -36,6 +36,17 @@ its README documents, and the flags the README shows it with
 each pass's result, the first error line (file:line:col and message),
 totals, and the failures grouped by cause. Must run as root (uprobes,
 BPF). Everything started is stopped at the end.
+
+With `--stap`, SystemTap itself is asked too, as the oracle of pass 2:
+the checkout's own `stap++` runs the sample with the same arguments
+against the same process, with `stap -p2` (resolve only, no module is
+built). stap insists on a kernel build tree even for pass 2, so it gets
+a stub one (`-r`): a `.config` that says uprobes and tracepoints are
+there, and the running kernel's release; nothing of the kernel's own
+debug information, so its verdict on kernel probes (`syscall.*`,
+`kernel.function`, `timer.profile` with kernel context) is "no kernel
+debuginfo" and says nothing. On user-space probes it is stap's own
+answer: which DWARF it finds, which `$var`s it can read where.
 """
 
 import argparse
@@ -299,6 +310,70 @@ def run_pass(binary, checkout, sample, pid, args, n, timeout):
     return "error", first_error(r.stderr) or f"exit status {r.returncode}", ""
 
 
+class StapOracle:
+    """`stap++` with `stap -p2 -r STUB` in front of it on PATH."""
+
+    CONFIG = [
+        "CONFIG_UPROBES", "CONFIG_UPROBE_EVENTS", "CONFIG_ARCH_SUPPORTS_UPROBES",
+        "CONFIG_KPROBES", "CONFIG_TRACEPOINTS", "CONFIG_KALLSYMS", "CONFIG_DEBUG_INFO",
+        "CONFIG_PERF_EVENTS", "CONFIG_HAVE_PERF_EVENTS", "CONFIG_MODULES", "CONFIG_HIGH_RES_TIMERS",
+    ]
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="corpus-stap-", dir=ROOT / "target" / "tmp"))
+        tree = self.dir / "build"
+        (tree / "include/config").mkdir(parents=True)
+        (tree / "include/config/kernel.release").write_text(os.uname().release + "\n")
+        (tree / ".config").write_text("".join(f"{c}=y\n" for c in self.CONFIG))
+        (tree / "Makefile").touch()
+        # ... and `.return` uprobes from the symbol table: the kernel
+        # function that plants the return address.
+        (tree / "System.map").write_text(
+            "ffffffff81000000 T arch_uretprobe_hijack_return_addr\n")
+        # stap decides what the kernel offers from its exports: perf.*
+        # points want perf_event_create_kernel_counter (timer.profile falls
+        # back to perf.sw.cpu_clock).
+        exports = ["perf_event_create_kernel_counter"]
+        (tree / "Module.symvers").write_text(
+            "".join(f"0x00000000\t{e}\tvmlinux\tEXPORT_SYMBOL_GPL\t\n" for e in exports))
+        real = shutil.which("stap")
+        if not real:
+            sys.exit("--stap: no stap on PATH")
+        shim = self.dir / "bin" / "stap"
+        shim.parent.mkdir()
+        shim.write_text(f'#!/bin/sh\nexec {real} -r {tree} -p2 "$@"\n')
+        shim.chmod(0o755)
+
+    def run(self, checkout, sample, pid, args, timeout):
+        cmd = ["perl", "stap++", sample, "-x", str(pid), "-I", "tapset", *args]
+        env = dict(os.environ, PATH=f"{self.dir / 'bin'}:{os.environ['PATH']}",
+                   DEBUGINFOD_URLS="")
+        try:
+            r = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True,
+                               errors="replace", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return "timeout", f"no answer in {timeout} s"
+        # stap++ exits 0 whatever stap said (it only closes its pipe), so
+        # the verdict is read from what stap printed: pass 2 prints the
+        # resolved probes on stdout, and a failure says so on stderr.
+        failed = r.returncode != 0 or "analysis failed" in r.stderr \
+            or "semantic error" in r.stderr or not r.stdout.strip()
+        if not failed:
+            return "ok", ""
+        lines = [l.strip() for l in r.stderr.splitlines() if l.strip()]
+        # "while resolving probe point" only says where; the next semantic
+        # error says why.
+        sem = [l for l in lines if l.startswith("semantic error")]
+        err = next((l for l in sem if "while resolving probe point" not in l), None) \
+            or next(iter(sem), None) \
+            or next((l for l in lines if "error" in l.lower()), None) \
+            or (lines[-1] if lines else f"exit status {r.returncode}")
+        return "error", err
+
+    def stop(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def cause_of(msg):
     for pat, label in CAUSES:
         if re.search(pat, msg):
@@ -318,6 +393,8 @@ def main():
     ap.add_argument("--p4-timeout", type=int, default=300)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--stap", action="store_true",
+                    help="also ask stap++ and stap -p2 (with a stub kernel tree)")
     a = ap.parse_args()
     checkout = a.checkout.resolve()
     binary = a.bin.resolve()
@@ -329,6 +406,7 @@ def main():
 
     targets = {}
     rows = []
+    oracle = StapOracle() if a.stap else None
     try:
         for sample, kind in todo:
             if kind not in targets:
@@ -355,11 +433,19 @@ def main():
                 reached = 1
             label = "nginx-" + a.nginx if kind == "nginx" else kind
             note = scrub(err or (f"(warning) {warn}" if warn else ""), checkout)
-            rows.append((sample, label, shown, reached, p2, p4, note))
-            print(f"{sample}: p2 {p2}, p4 {p4} {err}", file=sys.stderr)
+            stap = None
+            if oracle:
+                verdict, why = oracle.run(checkout, sample, pid, args, a.p2_timeout)
+                why = why.replace(str(oracle.dir.relative_to(ROOT)) + "/build", "STUB-KERNEL-TREE")
+                why = re.sub(r"stapxx-\w{8}/", "STAPXX-TMP/", why)
+                stap = (verdict, scrub(why, checkout))
+            rows.append((sample, label, shown, reached, p2, p4, note, stap))
+            print(f"{sample}: p2 {p2}, p4 {p4} {err} stap {stap}", file=sys.stderr)
     finally:
         for t in targets.values():
             t.stop()
+        if oracle:
+            oracle.stop()
 
     out = render(rows)
     if a.out:
@@ -369,19 +455,34 @@ def main():
 
 
 def render(rows):
-    o = ["| sample | target | last pass | -p2 | -p4 | first error (or first warning) |", "|---|---|---|---|---|---|"]
-    for sample, target, args, reached, p2, p4, err in rows:
+    stap = any(r[7] for r in rows)
+    head = "| sample | target | last pass | -p2 | -p4 | first error (or first warning) |"
+    rule = "|---|---|---|---|---|---|"
+    if stap:
+        head += " stap -p2 | stap's first error |"
+        rule += "---|---|"
+    o = [head, rule]
+    for sample, target, args, reached, p2, p4, err, oracle in rows:
         shown = sample.removeprefix("samples/")
         if args:
             shown += " " + " ".join(f"`{x}`" for x in args)
-        o.append(f"| {shown} | {target} | {reached} | {p2} | {p4} | {err} |")
+        line = f"| {shown} | {target} | {reached} | {p2} | {p4} | {err} |"
+        if stap:
+            line += f" {oracle[0]} | {oracle[1]} |"
+        o.append(line)
     n = len(rows)
     n1 = sum(1 for r in rows if r[3] >= 1)
     n2 = sum(1 for r in rows if r[4] == "ok")
     n4 = sum(1 for r in rows if r[5] == "ok")
     o += ["", f"Samples {n}: parse {n1}, resolve (-p2) {n2}, load and verify (-p4) {n4}.", ""]
+    if stap:
+        both = sum(1 for r in rows if r[4] == "ok" and r[7][0] == "ok")
+        ours = sum(1 for r in rows if r[4] == "ok" and r[7][0] != "ok")
+        theirs = sum(1 for r in rows if r[4] != "ok" and r[7][0] == "ok")
+        o += [f"-p2 against stap's: both pass {both}, only stapxx-rs passes {ours}, "
+              f"only stap passes {theirs}, both fail {n - both - ours - theirs}.", ""]
     groups = collections.defaultdict(list)
-    for sample, _, _, reached, p2, p4, err in rows:
+    for sample, _, _, reached, p2, p4, err, _ in rows:
         if p4 != "ok":
             where = "p2" if p2 != "ok" else "p4"
             groups[cause_of(err)].append(f"{sample.removeprefix('samples/')} ({where})")
