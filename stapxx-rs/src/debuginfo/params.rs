@@ -110,7 +110,7 @@ pub struct FunctionInfo {
     /// addresses are then 0.
     pub no_probe: Option<String>,
     /// Link-time address of the first instruction (`DW_AT_low_pc`); for an
-    /// inlined copy its entry pc (`DW_AT_entry_pc`, else the lowest address).
+    /// inlined copy its entry pc (`DW_AT_entry_pc`, else where its first listed range begins).
     pub entry_address: u64,
     /// Link-time address where the probe goes and where the locations
     /// hold: the entry for optimized code, after the prologue otherwise.
@@ -637,6 +637,12 @@ impl Debug {
                 ranges.push((r.begin, r.end));
             }
         }
+        // With no low_pc the entry is where the first listed range begins,
+        // not the lowest address: gcc lists a function split into hot and
+        // cold parts (`f` and `f.cold`) hot part first, and the cold part
+        // usually lies lower (`.text.unlikely` comes first). stap takes
+        // the first listed range too.
+        let first_listed = ranges.first().map(|r| r.0);
         ranges.sort_unstable();
         let lowest = low.or_else(|| ranges.first().map(|r| r.0));
         let Some(lowest) = lowest else {
@@ -663,7 +669,7 @@ impl Debug {
                 }
             }
         }
-        let entry = lowest;
+        let entry = low.or(first_listed).unwrap_or(lowest);
         // A zero low_pc outside every range is a discarded (GC'd) copy.
         let end = ranges
             .iter()
