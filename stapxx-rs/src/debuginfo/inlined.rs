@@ -42,7 +42,11 @@ pub(crate) fn find_instances(src: &Sources<'_>, spec: &str) -> Result<Vec<Functi
     let mut cfi = Cfi::new(src);
     let mut out = Vec::with_capacity(found.len());
     for c in &found {
-        if c.ranges.is_empty() {
+        // A copy whose range is empty (gcc folded its code into the code
+        // around it) still has an entry pc, where its call happens: stap
+        // probes it there, and so do we. Only a copy with no address at
+        // all has nothing to probe.
+        if c.entry == 0 {
             out.push(codeless(&debug, c)?);
         } else {
             out.push(debug.function_info(c, &mut cfi, None, &[])?);
@@ -176,7 +180,13 @@ impl Debug {
             match (e.tag(), frame) {
                 (dw::DW_TAG_subprogram, None) => {
                     let own = self.attrs_of(0, u, e).map_err(err)?;
-                    if let Some(n) = &own.name {
+                    // A declaration names a function defined elsewhere
+                    // (another module, assembly): not one of this DWARF's.
+                    let declared = matches!(
+                        e.attr_value(dw::DW_AT_declaration).map_err(err)?,
+                        Some(gimli::AttributeValue::Flag(true))
+                    );
+                    if let (Some(n), false) = (&own.name, declared) {
                         w.names.push(n.clone());
                     }
                     if let Some(code) = self.code_range(u, e, false).map_err(err)? {

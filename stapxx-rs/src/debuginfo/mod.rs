@@ -531,6 +531,37 @@ impl Module {
         Ok(out)
     }
 
+    /// The functions of the symbol table matching the wildcard `pattern`
+    /// that DWARF does not describe: no subprogram has their name and none
+    /// starts at their address (start-up code such as `_start`, the cold
+    /// parts `f.cold` of split functions, assembly). stap probes these too
+    /// when a wildcard matches them in a module that has DWARF; they have
+    /// no target variables.
+    pub fn functions_without_dwarf(&self, pattern: &str) -> Result<Vec<FunctionAddress>> {
+        let Ok(table) = self.symbols() else {
+            return Ok(Vec::new());
+        };
+        let (entries, names) = self.with_sources(params::described_functions)?;
+        let mut out = Vec::new();
+        for (name, sym) in table.functions_matching(pattern) {
+            if entries.contains(&sym.address) || names.contains(name) {
+                continue;
+            }
+            let Some(file_offset) =
+                symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address)
+            else {
+                continue;
+            };
+            out.push(FunctionAddress {
+                name: name.to_string(),
+                address: sym.address,
+                size: sym.size,
+                file_offset,
+            });
+        }
+        Ok(out)
+    }
+
     /// The load bias from this file's `/proc/PID/maps` entries.
     pub fn load_bias(&self, maps: &[MapEntry]) -> Result<u64> {
         symbols::load_bias(maps, self.elf.load_segments()).ok_or_else(|| DebugError::NotFound {

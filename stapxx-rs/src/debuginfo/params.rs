@@ -245,11 +245,46 @@ pub(super) fn out_of_line(
             &|c: &Candidate| c.name.as_deref().is_some_and(|n| glob_match(pattern, n)),
             &[],
         )?;
+        found.retain(|c| !is_split_tail(src, c.entry));
     }
     found.retain(|c| unit_matches(debug, c.unit, cu_pattern));
     found.sort_by_key(|c| c.entry);
     found.dedup_by_key(|c| c.entry);
     Ok(found)
+}
+
+/// What DWARF describes of the main file's functions: the entry address of
+/// every concrete subprogram (split tails included), and the name of every
+/// subprogram, those with no code left too (gcc's identical-code folding
+/// leaves a function's DIE without code, its symbol on the code it shares).
+pub(super) fn described_functions(
+    src: &Sources<'_>,
+) -> Result<(
+    std::collections::HashSet<u64>,
+    std::collections::HashSet<String>,
+)> {
+    let debug = Debug::load(src)?;
+    let entries = debug
+        .scan(&|_| true, &[])?
+        .into_iter()
+        .map(|c| c.entry)
+        .collect();
+    let mut names = Vec::new();
+    debug.scan_inlined(&|_| false, &mut names)?;
+    Ok((entries, names.into_iter().collect()))
+}
+
+/// Whether the code at `entry` is the tail gcc split off a function (partial
+/// inlining): its symbol is `f.part.N`, and its DWARF is a concrete `f`
+/// like any other. It is no entry of `f`: `f`'s head, inlined into the
+/// callers (and probed there as inlined copies), calls it, so a probe on
+/// it would see those calls twice. DWARF marks it in no other way; stap
+/// goes by the symbol's name too. Named as `f.part.N` it is still found
+/// through the symbol table.
+fn is_split_tail(src: &Sources<'_>, entry: u64) -> bool {
+    src.symbols
+        .and_then(|t| t.lookup(entry))
+        .is_some_and(|s| s.address == entry && s.name.contains(".part."))
 }
 
 /// A concrete subprogram (or inlined copy) found by a scan.
@@ -641,12 +676,31 @@ impl Debug {
         // not the lowest address: gcc lists a function split into hot and
         // cold parts (`f` and `f.cold`) hot part first, and the cold part
         // usually lies lower (`.text.unlikely` comes first). stap takes
-        // the first listed range too.
+        // the first listed range too (elfutils lists empty ranges, which
+        // gimli skips: where an inlined copy's list starts with an empty
+        // range, stap's probe is a few bytes before ours, at the start of
+        // that empty range).
         let first_listed = ranges.first().map(|r| r.0);
         ranges.sort_unstable();
         let lowest = low.or_else(|| ranges.first().map(|r| r.0));
         let Some(lowest) = lowest else {
-            // An entry pc alone (no code of its own) is still no code.
+            // An inlined copy whose ranges are all empty (gcc folded its
+            // code into its caller's) but which has an entry pc: the call
+            // happens there, and stap probes it there. With no address at
+            // all there is nothing.
+            if entry_pc {
+                let pc = match e.attr_value(dw::DW_AT_entry_pc)? {
+                    Some(v) => self.dwarf.attr_address(&u.unit, v)?,
+                    None => None,
+                };
+                if let Some(entry) = pc.filter(|&a| a != 0) {
+                    return Ok(Some(CodeRange {
+                        entry,
+                        end: entry,
+                        ranges,
+                    }));
+                }
+            }
             return Ok(None);
         };
         if entry_pc {
@@ -670,11 +724,11 @@ impl Debug {
             }
         }
         let entry = low.or(first_listed).unwrap_or(lowest);
-        // A zero low_pc outside every range is a discarded (GC'd) copy.
         let end = ranges
             .iter()
             .find(|r| r.0 <= entry && entry < r.1)
             .map(|r| r.1);
+        // A zero low_pc outside every range is a discarded (GC'd) copy.
         Ok(end.map(|end| CodeRange { entry, end, ranges }))
     }
 

@@ -13,7 +13,7 @@
 use super::super::{Miss, SiteKind};
 use super::spec::{FunctionSpec, Instances};
 use super::{Place, UprobeSite};
-use crate::debuginfo::symbols::vaddr_to_file_offset;
+use crate::debuginfo::symbols::{has_wildcards, vaddr_to_file_offset, FunctionAddress};
 use crate::debuginfo::Module;
 use crate::resolve::modules::Modules;
 use std::sync::Arc;
@@ -62,21 +62,7 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
         Err(dwarf_err) => match m.function_probes(&spec.function) {
             Ok(funcs) => {
                 for f in funcs {
-                    out.push(UprobeSite {
-                        module: module.clone(),
-                        host_path: host_path.clone(),
-                        function: f.name,
-                        entry_address: f.address,
-                        address: f.address,
-                        entry_offset: f.file_offset,
-                        probe_offset: f.file_offset,
-                        is_return: spec.is_return,
-                        info: None,
-                        marker: None,
-                        ref_ctr: None,
-                        guard: None,
-                        place: Place::Function,
-                    });
+                    out.push(symbol_site(&module, &host_path, f, spec.is_return));
                 }
             }
             Err(sym_err) => {
@@ -88,6 +74,20 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
                 return Err(Miss::NoMatch(msg));
             }
         },
+    }
+    // A wildcard also takes the functions DWARF does not describe, as stap's
+    // does (their sites carry no target variables).
+    if spec.instances != Instances::Inlined
+        && has_wildcards(&spec.function)
+        && !spec.function.contains('@')
+        && !out.is_empty()
+    {
+        for f in m
+            .functions_without_dwarf(&spec.function)
+            .unwrap_or_default()
+        {
+            out.push(symbol_site(&module, &host_path, f, spec.is_return));
+        }
     }
     // One probe per address: a function seen in two compile units (or
     // through two names) is one place.
@@ -105,4 +105,29 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
         )));
     }
     Ok(out.into_iter().map(SiteKind::Uprobe).collect())
+}
+
+/// The site of a function known only from the symbol table: at its entry,
+/// with no target variables.
+fn symbol_site(
+    module: &str,
+    host_path: &std::path::Path,
+    f: FunctionAddress,
+    is_return: bool,
+) -> UprobeSite {
+    UprobeSite {
+        module: module.to_string(),
+        host_path: host_path.to_path_buf(),
+        function: f.name,
+        entry_address: f.address,
+        address: f.address,
+        entry_offset: f.file_offset,
+        probe_offset: f.file_offset,
+        is_return,
+        info: None,
+        marker: None,
+        ref_ctr: None,
+        guard: None,
+        place: Place::Function,
+    }
 }

@@ -1,0 +1,167 @@
+//! Where `process(..).function("*")` puts its probes, against SystemTap's
+//! own pass 2 on the same files: `stap -p2` prints each probe's address
+//! (`/* pc=.dynamic+0xN */`), `stapxx-rs -p2` each site's file offset.
+//! The sets must be equal: the out-of-line definitions (after the prologue
+//! at -O0, at the entry at -O2), every inlined copy at its entry pc (those
+//! whose code gcc folded into the caller too), a function split into hot
+//! and cold parts at the hot part, a `.constprop` clone under its
+//! function's name, no `.part` tail as an entry, and the functions DWARF
+//! does not describe (`_start`, `f.cold`) from the symbol table.
+//!
+//! stap wants a kernel build tree even for pass 2 of user-space probes; it
+//! gets a stub (`-r`): a `.config` saying uprobes are there, the running
+//! kernel's release, and in `System.map` the one kernel function whose
+//! presence tells stap `.return` uprobes work. It reads nothing else of
+//! the kernel for these probes. Files: `tests/fixtures/sites.c` and
+//! `split.c` at -O0 and -O2, and the test suite's LuaJIT (GC64 and not),
+//! about 5000 probe sites each.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use object::{Object, ObjectSegment};
+use support::luajit::{self, Variant};
+
+/// The stub kernel build tree, made once per test process.
+fn stub_tree() -> &'static Path {
+    static TREE: OnceLock<PathBuf> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let tree = support::scratch().join("stap-stub-kernel");
+        let release = support::must(Command::new("uname").arg("-r"));
+        std::fs::create_dir_all(tree.join("include/config")).expect("stub tree");
+        let files = [
+            ("include/config/kernel.release", release),
+            (
+                ".config",
+                [
+                    "CONFIG_UPROBES",
+                    "CONFIG_UPROBE_EVENTS",
+                    "CONFIG_ARCH_SUPPORTS_UPROBES",
+                ]
+                .iter()
+                .chain(&["CONFIG_TRACEPOINTS", "CONFIG_KPROBES", "CONFIG_MODULES"])
+                .map(|c| format!("{c}=y\n"))
+                .collect(),
+            ),
+            ("Module.symvers", String::new()),
+            ("Makefile", String::new()),
+            (
+                "System.map",
+                "ffffffff81000000 T arch_uretprobe_hijack_return_addr\n".to_string(),
+            ),
+        ];
+        for (name, text) in files {
+            std::fs::write(tree.join(name), text).expect("stub tree file");
+        }
+        tree
+    })
+}
+
+/// File offsets of the probes `stap -p2` derives for `point`.
+fn stap_sites(exe: &Path, point: &str) -> BTreeSet<u64> {
+    let script = format!(
+        "probe process(\"{}\").{point} {{ print(1) }}",
+        exe.display()
+    );
+    let out = Command::new("stap")
+        .arg("-r")
+        .arg(stub_tree())
+        .args(["-p2", "-e", &script])
+        .env("DEBUGINFOD_URLS", "")
+        .output()
+        .expect("run stap");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stap -p2 failed on {point} of {}:\n{}",
+        exe.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(exe).expect("read the file");
+    let elf = object::File::parse(&*data).expect("parse ELF");
+    text.lines()
+        .filter_map(|l| l.split("pc=.dynamic+0x").nth(1))
+        .map(|rest| {
+            let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            let addr = u64::from_str_radix(&hex, 16).expect("pc");
+            file_offset(&elf, addr).unwrap_or_else(|| panic!("{addr:#x} in no segment"))
+        })
+        .collect()
+}
+
+/// The file offset of link-time address `addr` (through the loadable
+/// segments).
+fn file_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
+    elf.segments().find_map(|s| {
+        let (off, size) = s.file_range();
+        (s.address() <= addr && addr < s.address() + size).then(|| addr - s.address() + off)
+    })
+}
+
+/// File offsets of the sites `stapxx-rs -p2` lists for `point`.
+fn our_sites(exe: &Path, point: &str) -> BTreeSet<u64> {
+    let script = format!(
+        "probe process(\"{}\").{point} {{ print(1) }}",
+        exe.display()
+    );
+    let (code, out, err) = support::stapxx(&["-p2", "-e", &script]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .filter_map(|l| l.split("(file offset 0x").nth(1))
+        .map(|rest| {
+            let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+            u64::from_str_radix(&hex, 16).expect("offset")
+        })
+        .collect()
+}
+
+fn same_sites(exe: &Path, point: &str) {
+    let theirs = stap_sites(exe, point);
+    let ours = our_sites(exe, point);
+    assert!(!theirs.is_empty(), "stap found nothing for {point}");
+    let only_stap: Vec<String> = theirs
+        .difference(&ours)
+        .map(|a| format!("{a:#x}"))
+        .collect();
+    let only_ours: Vec<String> = ours
+        .difference(&theirs)
+        .map(|a| format!("{a:#x}"))
+        .collect();
+    assert!(
+        only_stap.is_empty() && only_ours.is_empty(),
+        "{point} of {}: {} sites by stap, {} by us; only stap's: {only_stap:?}; only ours: {only_ours:?}",
+        exe.display(),
+        theirs.len(),
+        ours.len()
+    );
+}
+
+#[test]
+fn c_fixtures_at_both_levels() {
+    if !support::have_tool("stap") {
+        return support::missing("stap (SystemTap), the oracle");
+    }
+    for source in ["sites.c", "split.c"] {
+        for opt in ["-O0", "-O2"] {
+            let tag = format!("stap-sites-{source}{opt}");
+            let exe = support::c_fixture(source, &tag, &[opt]);
+            same_sites(&exe, "function(\"*\")");
+        }
+    }
+}
+
+#[test]
+fn luajit_both_layouts() {
+    if !support::have_tool("stap") {
+        return support::missing("stap (SystemTap), the oracle");
+    }
+    for v in Variant::ALL {
+        let Some(lj) = luajit::get(v) else { return };
+        same_sites(&lj.luajit, "function(\"*\")");
+        same_sites(&lj.luajit, "function(\"lj_*\").return");
+    }
+}
