@@ -50,7 +50,8 @@ pub enum StatementSpec {
 }
 
 impl StatementSpec {
-    /// `0x401000` / `4198400`, or `func@file:N` / `func@file:N-M`.
+    /// `0x401000` / `4198400`, or `func@file:N` / `func@file:N-M` /
+    /// `func@file:*` (every line).
     pub fn parse(spec: &str) -> Result<StatementSpec> {
         let bad = |why: &str| DebugError::BadAccess {
             ty: spec.to_string(),
@@ -67,17 +68,19 @@ impl StatementSpec {
             .ok_or_else(|| bad("no line number after the file name"))?;
         let (first, last) = match lines.split_once('-') {
             Some((a, b)) => (a.trim().parse().ok(), b.trim().parse().ok()),
+            // Every line that has code (stap's `file.c:*`).
+            None if lines.trim() == "*" => (Some(1), Some(u64::MAX)),
             None => {
                 let n = lines.trim().parse().ok();
                 (n, n)
             }
         };
         let (Some(first), Some(last)) = (first, last) else {
-            return Err(bad("the line must be N or N-M"));
+            return Err(bad("the line must be N, N-M or *"));
         };
         if function.is_empty() || file.is_empty() || first > last || first == 0 {
             return Err(bad(
-                "the line must be N or N-M (N <= M) after FUNCTION@FILE",
+                "the line must be N, N-M (N <= M) or * after FUNCTION@FILE",
             ));
         }
         Ok(StatementSpec::Lines {
@@ -418,9 +421,20 @@ mod tests {
                 last: 9
             }
         );
+        assert_eq!(
+            StatementSpec::parse("f*@a.c:*").unwrap(),
+            StatementSpec::Lines {
+                function: "f*".into(),
+                file: "a.c".into(),
+                first: 1,
+                last: u64::MAX
+            }
+        );
         for bad in [
             "main",
             "main@a.c",
+            "main@a.c:**",
+            "main@a.c:*-3",
             "main@a.c:x",
             "main@a.c:9-3",
             "@a.c:1",
