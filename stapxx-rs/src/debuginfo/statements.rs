@@ -2,10 +2,11 @@
 //! `statement("*@file.c:N-M")` and `statement(ADDR).absolute`.
 //!
 //! A line's sites come from the line table: the rows of a file matching
-//! the pattern, on the line, flagged `is_stmt` (where a debugger would
-//! stop). A line usually has several such rows (a loop condition, an
-//! inlined copy of the same source, code the scheduler moved); like stap,
-//! one site is kept per line and function instance, its lowest address.
+//! the pattern, on the line (every row, as stap reads them, not only those
+//! flagged `is_stmt`). A line usually has several rows (a loop condition,
+//! an inlined copy of the same source, code the scheduler moved); like
+//! stap, one site is kept per line and function instance holding it (the
+//! function, and an inlined copy inside it, each), its lowest address.
 //! Each site carries the function instance holding it (an inlined copy
 //! when the line is inside one) with the parameters and the locals of
 //! every lexical block holding the address, located there.
@@ -190,44 +191,56 @@ fn by_lines(
             &mut all_files,
         )?;
     }
-    // (line, function instance DIE) -> the lowest address and its site.
-    let mut best: BTreeMap<(u64, usize), StatementSite> = BTreeMap::new();
+    // (line, function instance DIE) -> the lowest address's site, with the
+    // instance's depth (outermost 0).
+    let mut best: BTreeMap<(u64, usize), (usize, StatementSite)> = BTreeMap::new();
     rows.sort_by_key(|(_, r)| r.address);
     for (ui, row) in rows {
         let Some(scopes) = debug.scopes_at(Some(ui), row.address)? else {
             continue;
         };
-        // The innermost instance of the wanted function: `*` takes the
-        // innermost of all (an inlined copy when the line is inside one).
-        let Some(level) = scopes.levels.iter().rev().find(|l| {
-            l.function
+        // Every instance of the wanted function holding the row (the
+        // function and an inlined copy inside it) gets the line's lowest
+        // address within it, as stap picks one per function DIE. Where two
+        // pick the same address there is one site, reading the innermost
+        // instance's variables.
+        for (depth, level) in scopes.levels.iter().enumerate().rev() {
+            if !level
+                .function
                 .name
                 .as_deref()
                 .is_some_and(|n| glob_match(want.function, n))
-        }) else {
-            continue;
-        };
-        let key = (row.line, level.function.die.offset);
-        if best.contains_key(&key) {
-            continue;
+            {
+                continue;
+            }
+            let key = (row.line, level.function.die.offset);
+            if best.contains_key(&key) {
+                continue;
+            }
+            let info =
+                debug.function_info(&level.function, cfi, Some(row.address), &level.blocks)?;
+            best.insert(
+                key,
+                (
+                    depth,
+                    StatementSite {
+                        address: row.address,
+                        file: Some(row.file.clone()),
+                        line: Some(row.line),
+                        function: Some(info),
+                    },
+                ),
+            );
         }
-        let info = debug.function_info(&level.function, cfi, Some(row.address), &level.blocks)?;
-        best.insert(
-            key,
-            StatementSite {
-                address: row.address,
-                file: Some(row.file),
-                line: Some(row.line),
-                function: Some(info),
-            },
-        );
     }
     if best.is_empty() {
         return Err(no_sites(debug, want, spec, &files, &all_files, &with_code));
     }
-    let mut out: Vec<StatementSite> = best.into_values().collect();
-    out.sort_by_key(|s| (s.address, s.line));
-    Ok(out)
+    let mut out: Vec<(usize, StatementSite)> = best.into_values().collect();
+    // Innermost first at one address and line: that site stays.
+    out.sort_by_key(|(depth, s)| (s.address, s.line, std::cmp::Reverse(*depth)));
+    out.dedup_by_key(|(_, s)| (s.address, s.line));
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 /// Why `spec` has no site: no such file, no code on those lines (naming
@@ -283,7 +296,7 @@ fn no_sites(
 }
 
 impl Debug {
-    /// Calls `hit(file, line, address)` for every `is_stmt` row of `u`'s
+    /// Calls `hit(file, line, address)` for every row of `u`'s
     /// line table in a file matching `pattern`; `files` receives the
     /// names of the matching files, `all` those of every file.
     fn statement_rows(
@@ -302,7 +315,7 @@ impl Debug {
         let mut names: HashMap<u64, Option<String>> = HashMap::new();
         let mut rows = program.rows();
         while let Some((header, row)) = rows.next_row().map_err(err)? {
-            if row.end_sequence() || !row.is_stmt() {
+            if row.end_sequence() {
                 continue;
             }
             let Some(line) = row.line().map(|l| l.get()) else {
