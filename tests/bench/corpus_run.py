@@ -1,0 +1,762 @@
+#!/usr/bin/env python3
+"""OpenResty's stapxx corpus through stapxx-rs, run to the end: is the
+output right? (issue 19)
+
+    sudo python3 tests/bench/corpus_run.py STAPXX_CHECKOUT
+        [--bin target/release/stapxx-rs] [--only NAME ...] [--out FILE]
+
+corpus.py stops at pass 4 (resolve and load). This runs every sample that
+gets there, unchanged, from the checkout (`stapxx-rs SAMPLE -x PID -I
+tapset [ARGS]`), against a live target doing a workload this script
+drives and counts itself, stops it (SIGINT, or its own `time`), and checks
+what it printed against a figure the sample cannot have made up: the
+number of requests sent, the access log, the sizes of the responses, the
+configuration (worker_connections, timer limits, shared dict size), the
+sleep or busy time of our handlers, the Lua call structure of our Lua
+code, /proc counters of the target, the exits LuaJIT's own VM events
+count. Counts are compared exactly; times with the tolerance the row
+states.
+
+Targets (see corpus.py for the fixtures; nothing is built by the tests
+here except the bench-only nginx of nginx_full.py, built on first use):
+
+* nginx-static: the test suite's static nginx with our configuration and
+  the Lua handlers of tests/bench/corpus_run/ and stapxx-rs/tests/nginx/;
+* nginx-full: the same sources with proxy, gzip, charset and SSL
+  compiled in (tests/bench/nginx_full.py), for the samples that watch
+  nginx's upstream module: the static build has no proxy module, so its
+  ngx_http_upstream_* functions exist but are never called;
+* LuaJIT's own interpreter (GC64 and not) on spin.lua (tests/lua/) or
+  the scripts of tests/bench/corpus_run/ (gcspin.lua, texits.lua).
+
+Prints a markdown table (sample, target, workload, independent figure,
+what the sample printed, verdict, reason) and the totals. Run as root.
+Everything started is stopped at the end.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpus  # noqa: E402
+import nginx_full  # noqa: E402
+
+ROOT = corpus.ROOT
+HERE = Path(__file__).resolve().parent / "corpus_run"
+TESTS_NGINX = ROOT / "stapxx-rs" / "tests" / "nginx"
+
+# Figures of our configuration, checked against what samples print.
+WORKER_CONNECTIONS = 256
+MAX_PENDING_TIMERS = 777
+MAX_RUNNING_TIMERS = 333
+PENDING_TIMERS = 7  # ngx.timer.at(3600, ...) made by init_worker_by_lua
+DICT_SIZE_KB = 1024
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class EchoServer(socketserver.ThreadingTCPServer):
+    """A line-echo listener on loopback for the cosocket handler."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                for line in self.rfile:
+                    self.wfile.write(line)
+
+        super().__init__(("127.0.0.1", 0), H)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class SlowHttp(socketserver.ThreadingTCPServer):
+    """An HTTP/1.0 upstream on loopback answering every request (any method)
+    after `delay` seconds with a 2-byte body; counts what it served."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, delay):
+        outer = self
+        self.delay = delay
+        self.served = 0
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                time.sleep(outer.delay)
+                outer.served += 1
+                self.wfile.write(
+                    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nup"
+                )
+
+        super().__init__(("127.0.0.1", 0), H)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def http(port, uri, method="GET", keep=None):
+    """One HTTP/1.0 request; (status, body bytes). `keep`: a list to hold
+    the socket open in (for connection counts) instead of closing it."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"{method} {uri} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    if keep is not None:
+        keep.append(s)
+    else:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return status, body
+
+
+def requests(port, uri, n, method="GET"):
+    """n sequential requests; the statuses seen (a Counter-like dict)."""
+    seen = {}
+    for _ in range(n):
+        st, _ = http(port, uri, method)
+        seen[st] = seen.get(st, 0) + 1
+    return seen
+
+
+def proc_status(pid, key):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def ctx_switches(pid):
+    return proc_status(pid, "voluntary_ctxt_switches") + proc_status(
+        pid, "nonvoluntary_ctxt_switches"
+    )
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+class Run:
+    """One sample running under stapxx-rs, its output in files."""
+
+    def __init__(self, binary, checkout, sample, pid, args):
+        self.dir = Path(tempfile.mkdtemp(prefix="corpus-run-", dir=ROOT / "target" / "tmp"))
+        self.out = open(self.dir / "stdout", "w+")
+        self.err = open(self.dir / "stderr", "w+")
+        cmd = [str(binary), sample, "-x", str(pid), "-I", "tapset", *args]
+        self.proc = subprocess.Popen(
+            cmd, cwd=checkout, stdout=self.out, stderr=self.err,
+            stdin=subprocess.DEVNULL, env=dict(os.environ, DEBUGINFOD_URLS=""),
+        )
+        self.rc = None
+
+    def text(self):
+        return (self.dir / "stdout").read_text(errors="replace")
+
+    def errtext(self):
+        return (self.dir / "stderr").read_text(errors="replace")
+
+    def wait_for(self, pattern, secs=60):
+        """True once `pattern` shows in stdout or stderr (the sample's begin
+        probe, which runs once its probes are in place)."""
+        return corpus.wait_for(
+            lambda: re.search(pattern, self.text() + self.errtext(), re.M)
+            or self.proc.poll() is not None,
+            secs,
+        ) and self.proc.poll() is None
+
+    def wait_exit(self, secs):
+        try:
+            self.rc = self.proc.wait(secs)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def stop(self):
+        """SIGINT (Ctrl-C: the end probes run), then wait; the output files
+        are removed, their text returned."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            if not self.wait_exit(60):
+                self.proc.kill()
+                self.proc.wait()
+        self.rc = self.proc.returncode
+        out, err = self.text(), self.errtext()
+        self.out.close()
+        self.err.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return out, err
+
+
+# ---------------------------------------------------------------- targets
+
+
+class Nginx(corpus.Nginx):
+    """corpus.py's nginx (one worker, loopback, own prefix) with the
+    configuration of this run: our handlers, an open file cache, pending
+    timers, and on the full build an upstream whose first server refuses
+    connections (so every request is retried on the backup) and a proxied
+    location for PURGE requests."""
+
+    def __init__(self, shape):
+        if shape == "full":
+            nginx_full.build()
+        super().__init__(shape)
+        self.shape = shape
+        self.echo = EchoServer()
+        self.slow = SlowHttp(0.1)
+        self.dead = corpus.free_port()  # nothing listens there
+
+    def config(self):
+        lua = lambda name: f"content_by_lua_file {HERE / name};"  # noqa: E731
+        upstream = ""
+        proxied = ""
+        if self.shape == "full":
+            upstream = (
+                "    upstream retried {\n"
+                f"        server 127.0.0.1:{self.dead} max_fails=0;\n"
+                f"        server 127.0.0.1:{self.slow.port} backup;\n"
+                "    }\n"
+            )
+            proxied = (
+                "        location = /retried { proxy_pass http://retried; }\n"
+                f"        location = /purge {{ proxy_pass http://127.0.0.1:{self.slow.port}; }}\n"
+            )
+        return (
+            "user root;\nworker_processes 1;\ndaemon off;\n"
+            "master_process on;\npid logs/nginx.pid;\n"
+            "error_log logs/error.log notice;\n"
+            f"events {{ worker_connections {WORKER_CONNECTIONS}; }}\n"
+            "http {\n"
+            "    log_format corpus '$status $body_bytes_sent $request_method $uri "
+            "[$upstream_addr] [$upstream_status]';\n"
+            "    access_log logs/access.log corpus;\n"
+            f'    lua_package_path "{self.lua_path}";\n'
+            f"    lua_shared_dict dogs {DICT_SIZE_KB}k;\n"
+            f"    lua_max_pending_timers {MAX_PENDING_TIMERS};\n"
+            f"    lua_max_running_timers {MAX_RUNNING_TIMERS};\n"
+            "    init_worker_by_lua_block {\n"
+            f"        for _ = 1, {PENDING_TIMERS} do\n"
+            "            assert(ngx.timer.at(3600, function() end))\n"
+            "        end\n"
+            "    }\n"
+            "    open_file_cache max=16 inactive=600s;\n"
+            "    open_file_cache_valid 600s;\n"
+            "    open_file_cache_min_uses 1;\n"
+            f"{upstream}"
+            "    server {\n"
+            f"        listen 127.0.0.1:{self.port};\n"
+            f"        location = /fast {{ content_by_lua_file {TESTS_NGINX / 'fast.lua'}; }}\n"
+            f"        location = /hot {{ content_by_lua_file {TESTS_NGINX / 'hot.lua'}; }}\n"
+            f"        location = /busy {{ {lua('busy.lua')} }}\n"
+            f"        location = /sleep {{ {lua('sleep.lua')} }}\n"
+            f"        location = /body {{ {lua('body.lua')} }}\n"
+            f"        location = /cosock {{ {lua('cosock.lua')} }}\n"
+            f"        location = /leak {{ {lua('leak.lua')} }}\n"
+            "        location = /dict { content_by_lua_block {\n"
+            '            ngx.shared.dogs:set("k", 1) ngx.say("ok") } }\n'
+            "        location /static/ { root html; }\n"
+            f"{proxied}"
+            "    }\n"
+            "}\n"
+        )
+
+    def start(self):
+        (self.prefix / "html" / "static").mkdir(parents=True, exist_ok=True)
+        (self.prefix / "html" / "static" / "file.txt").write_text("static\n")
+        super().start()
+
+    def access_log(self):
+        return (self.prefix / "logs" / "access.log").read_text().splitlines()
+
+    def error_log(self):
+        return (self.prefix / "logs" / "error.log").read_text(errors="replace")
+
+    def stop(self):
+        super().stop()
+        for s in (self.echo, self.slow):
+            s.shutdown()
+            s.server_close()
+
+
+class LuaJit(corpus.LuaJit):
+    """corpus.py's LuaJIT target running a script of ours (or spin.lua),
+    with extra luajit flags (-joff)."""
+
+    def __init__(self, variant, script, flags=()):
+        super().__init__(variant)
+        self.script = script
+        self.flags = list(flags)
+        self.ready_line = ""
+
+    def start(self):
+        env = dict(os.environ, LUA_PATH=f"{self.dir}/src/?.lua;;")
+        self.proc = subprocess.Popen(
+            [str(self.exe), *self.flags, str(self.script)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+        self.ready_line = self.proc.stdout.readline().decode().strip()
+        if not self.ready_line.startswith("ready"):
+            self.stop()
+            sys.exit(f"{self.exe} did not start {self.script}")
+
+    def ask(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().decode().strip()
+
+
+# ---------------------------------------------------------------- checks
+#
+# Each check gets the context (binary, checkout, the running target) and
+# returns (workload, independent figure, what the sample printed, verdict,
+# reason). Verdicts: right, wrong, no output, error.
+
+
+class Ctx:
+    def __init__(self, binary, checkout, target):
+        self.binary, self.checkout, self.t = binary, checkout, target
+
+    def run(self, sample, args=()):
+        return Run(self.binary, self.checkout, sample, self.t.worker(), list(args))
+
+
+def short(text, n=160):
+    text = " / ".join(l.strip() for l in text.splitlines() if l.strip())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def hist_total(text):
+    """Sum of the counts of every @hist_log row in text."""
+    return sum(int(m.group(1)) for m in re.finditer(r"^\s*-?\d+ \|[@ ]*?\s(\d+)$", text, re.M))
+
+
+def failed(run, out, err, what="output"):
+    """The verdict when the sample printed nothing to check, or failed."""
+    e = corpus.first_error(err) if run.rc not in (0, None) or "ERROR" in err else ""
+    if e:
+        return "error", e
+    return "no output", f"no {what} (exit status {run.rc})"
+
+
+def verdict(ok, why_ok, why_not):
+    return ("right", why_ok) if ok else ("wrong", why_not)
+
+
+def per_second_total(text, pattern):
+    return sum(int(x) for x in re.findall(pattern, text))
+
+
+def counted_per_second(ctx, sample, args, ready, line_re, drive, n, unit):
+    """Samples printing one count a second: drive the load once the first
+    line is out, wait for two more ticks, stop; the lines after the first
+    must add up to the load's n exactly (the target is idle otherwise)."""
+    r = ctx.run(sample, args)
+    if not r.wait_for(ready, 90):
+        out, err = r.stop()
+        return failed(r, out, err)
+    time.sleep(0.2)
+    drive()
+    # the tick that holds the last request, and one more
+    before = len(re.findall(line_re, r.text(), re.M))
+    corpus.wait_for(lambda: len(re.findall(line_re, r.text(), re.M)) >= before + 2, 5)
+    out, err = r.stop()
+    lines = re.findall(line_re, out, re.M)
+    total = sum(int(x) for x in lines[1:])
+    v = verdict(total == n, f"{total} {unit} in the per-second lines = {n}",
+                f"{total} {unit} in the per-second lines, expected {n}")
+    shown = [l for l in out.splitlines() if re.search(line_re, l)]
+    return (short(" / ".join(shown[:5]) + (" …" if len(shown) > 5 else "")),) + v
+
+
+def check_ngx_rps(ctx):
+    n = 300
+    t = ctx.t
+    res = counted_per_second(
+        ctx, "samples/ngx-rps.sxx", [], r"\] \d+ req/sec", r"\] (\d+) req/sec",
+        lambda: requests(t.port, "/fast", n), n, "requests",
+    )
+    return (f"{n} GET /fast, sequential", f"{n} requests sent (access log: "
+            f"{sum(1 for l in t.access_log() if ' /fast ' in l)} lines for /fast)") + res
+
+
+def check_probe_rate(ctx):
+    n = 200
+    t = ctx.t
+    arg = 'probe=process("$^exec_path").function("ngx_http_process_request")'
+    res = counted_per_second(
+        ctx, "samples/probe-rate.sxx", ["--arg", arg], r"^\d+ count/sec", r"^(\d+) count/sec",
+        lambda: requests(t.port, "/fast", n), n, "calls",
+    )
+    return (f"`{arg}`; {n} GET /fast", f"{n} requests = {n} calls of ngx_http_process_request") + res
+
+
+def traced(ctx, sample, args, drive, ready=r"Start tracing|Tracing|Hit Ctrl-C", settle=0.3):
+    """Start the sample, wait for its begin probe, drive the load, stop it
+    (SIGINT). (run, stdout, stderr, what drive returned); run.rc is None
+    when the sample never got going."""
+    r = ctx.run(sample, args)
+    if not r.wait_for(ready, 90):
+        out, err = r.stop()
+        return r, out, err, None
+    time.sleep(0.2)
+    got = drive()
+    time.sleep(settle)
+    out, err = r.stop()
+    return r, out, err, got
+
+
+def access_delta(t, drive):
+    """Run drive(); the access log lines it added."""
+    before = len(t.access_log())
+    drive()
+    time.sleep(0.1)
+    return t.access_log()[before:]
+
+
+def stats_line(out):
+    """(count, min, avg, max) from a sample's 'for N samples' and
+    '(min/avg/max: a/b/c)' lines, or None."""
+    m = re.search(r"for (\d+) (?:req )?samples?", out)
+    mm = re.search(r"min/avg/max: (-?\d+)/(-?\d+)/(-?\d+)", out)
+    if not (m and mm):
+        return None
+    return (int(m.group(1)),) + tuple(int(x) for x in mm.groups())
+
+
+def check_count_conns(ctx):
+    t = ctx.t
+    held = []
+    k = 4
+    for _ in range(k):  # idle client connections: nginx keeps each one
+        held.append(socket.create_connection(("127.0.0.1", t.port)))
+    time.sleep(0.3)
+    r = ctx.run("samples/ngx-count-conns.sxx")
+    ok = r.wait_for(r"Start tracing", 90)
+    trigger = socket.create_connection(("127.0.0.1", t.port))  # wakes the loop
+    held.append(trigger)
+    r.wait_exit(10) if ok else None
+    time.sleep(0.2)
+    fds = [os.readlink(f"/proc/{t.worker()}/fd/{f}") for f in os.listdir(f"/proc/{t.worker()}/fd")]
+    socks = sum(1 for f in fds if f.startswith("socket:"))
+    nofile = int(re.search(r"Max open files\s+(\d+)", Path(f"/proc/{t.worker()}/limits").read_text()).group(1))
+    out, err = r.stop()
+    for s in held:
+        s.close()
+    want = {
+        "Max connections": WORKER_CONNECTIONS,
+        # sockets (listener, master channel, our k+1 clients) and the two
+        # connections lua-nginx-module takes without an fd of their own:
+        # the timer watcher (there are pending timers) and the signalfd
+        # connection of its pipe API
+        "Used connections": socks + 2,
+        "Max files": nofile,
+        "Open normal files": 2,  # error.log and access.log
+    }
+    got = {k2: int(v) for k2, v in re.findall(r"^([A-Z][\w ]+): (\d+)$", out, re.M)}
+    if not got:
+        return ("-", "-") + (short(out),) + failed(r, out, err)
+    bad = [f"{k2} {got.get(k2)} (expected {v})" for k2, v in want.items() if got.get(k2) != v]
+    fig = (f"worker_connections {WORKER_CONNECTIONS}; {socks} sockets in /proc/PID/fd + 2 fd-less "
+           f"Lua connections; RLIMIT_NOFILE {nofile}; 2 log files")
+    return ((f"{k} idle client connections held, one more to wake the loop", fig, short(out))
+            + verdict(not bad, "all four figures match", "; ".join(bad)))
+
+
+def check_count_timers(ctx):
+    t = ctx.t
+    r, out, err, _ = traced(ctx, "samples/ngx-lua-count-timers.sxx", [],
+                            lambda: http(t.port, "/fast"))
+    want = {"Running timers": 0, "Max running timers": MAX_RUNNING_TIMERS,
+            "Pending timers": PENDING_TIMERS, "Max pending timers": MAX_PENDING_TIMERS}
+    got = {k: int(v) for k, v in re.findall(r"^([A-Z][\w ]+): (\d+)$", out, re.M)}
+    fig = (f"{PENDING_TIMERS} ngx.timer.at(3600) in init_worker; lua_max_running_timers "
+           f"{MAX_RUNNING_TIMERS}, lua_max_pending_timers {MAX_PENDING_TIMERS}")
+    if not got:
+        return ("1 GET /fast (wakes the loop)", fig, short(out)) + failed(r, out, err)
+    bad = [f"{k} {got.get(k)} (expected {v})" for k, v in want.items() if got.get(k) != v]
+    return (("1 GET /fast (wakes the loop)", fig, short(out))
+            + verdict(not bad, "all four figures match", "; ".join(bad)))
+
+
+def check_shdict_info(ctx):
+    t = ctx.t
+    http(t.port, "/dict")  # one key in dogs
+    r, out, err, _ = traced(ctx, "samples/ngx-lua-shdict-info.sxx", ["--arg", "dict=dogs"],
+                            lambda: http(t.port, "/fast"))
+    fig = f"lua_shared_dict dogs {DICT_SIZE_KB}k, 1 key: total size {DICT_SIZE_KB} KB, rbtree black height 1"
+    size = re.search(r"total size: (\d+) KB", out)
+    height = re.search(r"black height: (\d+)", out)
+    if not size:
+        if "not found" in out:
+            return ("1 key set; 1 GET /fast", fig, short(out), "wrong",
+                    "sample older than the target: since lua-nginx-module 0.10.15 a zone's "
+                    "`data` is an ngx_http_lua_shm_zone_ctx_t (its `name` not where the sample "
+                    "reads it), so no zone is named dogs; stap reads the same bytes")
+        return ("1 key set; 1 GET /fast", fig, short(out)) + failed(r, out, err)
+    ok = int(size.group(1)) == DICT_SIZE_KB and height and int(height.group(1)) == 1
+    return (("1 key set; 1 GET /fast", fig, short(out))
+            + verdict(ok, "size and height match", "size or height differ"))
+
+
+def check_req_latency(ctx):
+    t = ctx.t
+    n, ms = 20, 50
+    r, out, err, log = traced(ctx, "samples/ngx-req-latency-distr.sxx", [],
+                              lambda: access_delta(t, lambda: requests(t.port, f"/sleep?ms={ms}", n)))
+    fig = f"{n} requests, each sleeps {ms} ms (ngx.sleep); tolerance +100 ms"
+    st = stats_line(out)
+    wl = f"{n} GET /sleep?ms={ms}, sequential"
+    if not st:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    cnt, mn, avg, mx = st
+    ok = cnt == n and mn >= ms * 1000 and mx <= (ms + 100) * 1000
+    return ((wl, fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx} us")
+            + verdict(ok, f"{cnt} = {n}, all in [{ms}, {ms + 100}] ms",
+                      f"count {cnt} (want {n}) or a latency outside [{ms}, {ms + 100}] ms"))
+
+
+def check_pool_size(ctx):
+    t = ctx.t
+    n = 30
+    r, out, err, _ = traced(ctx, "samples/ngx-req-pool-size.sxx", [],
+                            lambda: requests(t.port, "/fast", n))
+    fig = f"{n} requests: {n} request pools destroyed (ngx_http_free_request); each at least request_pool_size 4096"
+    st = stats_line(out)
+    if not st:
+        return (f"{n} GET /fast", fig, short(out)) + failed(r, out, err)
+    cnt, mn, avg, mx = st
+    ok = cnt == n and mn >= 4096
+    return ((f"{n} GET /fast", fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx}")
+            + verdict(ok, f"{cnt} = {n}, sizes >= 4096", f"count {cnt} (want {n}) or a size < 4096"))
+
+
+def check_pool_allocs(ctx):
+    t = ctx.t
+    n = 30
+    r, out, err, _ = traced(ctx, "samples/ngx-req-pool-allocs.sxx", [],
+                            lambda: requests(t.port, "/fast", n))
+    fig = f"{n} requests: {n} request pools created and destroyed"
+    st = stats_line(out)
+    if not st:
+        return (f"{n} GET /fast", fig, short(out)) + failed(r, out, err)
+    cnt, mn, avg, mx = st
+    ok = cnt == n and mn >= 1
+    return ((f"{n} GET /fast", fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx}")
+            + verdict(ok, f"{cnt} = {n}", f"count {cnt}, want {n}"))
+
+
+def check_func_latency(ctx):
+    t = ctx.t
+    n = 25
+    arg = 'func=process("$^exec_path").function("ngx_http_process_request")'
+    r, out, err, _ = traced(ctx, "samples/func-latency-distr.sxx", ["--arg", arg],
+                            lambda: requests(t.port, "/fast", n))
+    fig = f"{n} requests = {n} calls of ngx_http_process_request"
+    m = re.search(r"Distribution of (\S+) latencies \(in nanoseconds\) for (\d+) samples", out)
+    if not m:
+        return (f"`{arg}`; {n} GET /fast", fig, short(out)) + failed(r, out, err)
+    ok = m.group(1) == "ngx_http_process_request" and int(m.group(2)) == n == hist_total(out)
+    return ((f"`{arg}`; {n} GET /fast", fig, short(out, 120))
+            + verdict(ok, f"{n} samples of ngx_http_process_request, histogram adds up",
+                      f"function {m.group(1)}, {m.group(2)} samples, histogram {hist_total(out)}; want {n}"))
+
+
+def check_exec_time(ctx):
+    t = ctx.t
+    n, ms = 10, 20
+    r, out, err, _ = traced(ctx, "samples/ngx-lua-exec-time.sxx", [],
+                            lambda: requests(t.port, f"/busy?ms={ms}", n))
+    fig = f"{n} requests whose Lua busy-waits {ms} ms (ngx.now, ms resolution); tolerance -1/+15 ms"
+    st = stats_line(out)
+    wl = f"{n} GET /busy?ms={ms}"
+    if not st:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    cnt, mn, avg, mx = st
+    ok = cnt == n and mn >= (ms - 1) * 1000 and mx <= (ms + 15) * 1000
+    return ((wl, fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx} us")
+            + verdict(ok, f"{cnt} = {n}, all in [{ms - 1}, {ms + 15}] ms",
+                      f"count {cnt} (want {n}) or a time outside [{ms - 1}, {ms + 15}] ms"))
+
+
+def check_trace_exits(ctx):
+    t = ctx.t
+    requests(t.port, "/hot", 5)  # the loop of render() gets its trace
+    n = 10
+    r, out, err, _ = traced(ctx, "samples/ngx-lj-trace-exits.sxx", [],
+                            lambda: requests(t.port, "/hot", n))
+    fig = (f"{n} requests; the compiled loop of render() (hot.lua) leaves its trace at least "
+           "once per request (the loop's end)")
+    m = re.search(r"(\d+) out of (\d+) requests used compiled traces", out)
+    wl = f"{n} GET /hot after 5 to compile"
+    if not m:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    used, total = int(m.group(1)), int(m.group(2))
+    st = stats_line(out)
+    ok = used == total == n and st and st[1] >= 1
+    return ((wl, fig, short(out, 140))
+            + verdict(ok, f"{used} out of {total} = {n}", f"{used} out of {total}, want {n} out of {n}"))
+
+
+def check_open_file_cache(ctx):
+    t = ctx.t
+    n = 40
+    r, out, err, _ = traced(ctx, "samples/ngx-open-file-cache-misses.sxx", [],
+                            lambda: requests(t.port, "/static/file.txt", n))
+    # the first request opens the file and caches it; the other n-1 hit
+    want = 100 * 1 // n
+    fig = f"open_file_cache on, one file fetched {n} times: 1 miss, rate 100*1/{n} = {want}% (integer)"
+    m = re.search(r"miss rate: (\d+)%", out)
+    wl = f"{n} GET /static/file.txt"
+    if not m:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    return ((wl, fig, short(out))
+            + verdict(int(m.group(1)) == want, f"{want}%", f"{m.group(1)}%, want {want}%"))
+
+
+def check_resp_body_len(ctx):
+    t = ctx.t
+    n, size = 12, 3000
+    r, out, err, _ = traced(ctx, "samples/ngx-orig-resp-body-len.sxx", [],
+                            lambda: requests(t.port, f"/body?n={size}", n))
+    fig = f"{n} responses of exactly {size} body bytes (ngx.print)"
+    st = stats_line(out)
+    wl = f"{n} GET /body?n={size}"
+    if not st:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    ok = st == (n, size, size, size)
+    return ((wl, fig, f"{st[0]} samples, min/avg/max {st[1]}/{st[2]}/{st[3]}")
+            + verdict(ok, f"{n} x {size}", f"want {n} samples of {size}"))
+
+
+def check_useless_cosockets(ctx):
+    t = ctx.t
+    http(t.port, f"/cosock?port={t.echo.port}&mode=used")  # the pool exists
+    u, k = 7, 5
+    def drive():
+        requests(t.port, f"/cosock?port={t.echo.port}&mode=unused", u)
+        requests(t.port, f"/cosock?port={t.echo.port}&mode=used", k)
+    r, out, err, _ = traced(ctx, "samples/ngx-lua-useless-cosockets.sxx", [], drive)
+    fig = f"{u} requests each taking a pooled connection and closing it unused; {k} using it"
+    m = re.search(r"Found (\d+) unused", out)
+    wl = f"{u} GET /cosock?mode=unused, {k} mode=used (tcp to a local echo listener)"
+    if not m:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    return ((wl, fig, short(out))
+            + verdict(int(m.group(1)) == u, f"{u}", f"{m.group(1)}, want {u}"))
+
+
+CHECKS = {
+    "ngx-count-conns.sxx": ("nginx-static", check_count_conns),
+    "ngx-lua-count-timers.sxx": ("nginx-static", check_count_timers),
+    "ngx-lua-shdict-info.sxx": ("nginx-static", check_shdict_info),
+    "ngx-req-latency-distr.sxx": ("nginx-static", check_req_latency),
+    "ngx-req-pool-size.sxx": ("nginx-static", check_pool_size),
+    "ngx-req-pool-allocs.sxx": ("nginx-static", check_pool_allocs),
+    "func-latency-distr.sxx": ("nginx-static", check_func_latency),
+    "ngx-lua-exec-time.sxx": ("nginx-static", check_exec_time),
+    "ngx-lj-trace-exits.sxx": ("nginx-static", check_trace_exits),
+    "ngx-open-file-cache-misses.sxx": ("nginx-static", check_open_file_cache),
+    "ngx-orig-resp-body-len.sxx": ("nginx-static", check_resp_body_len),
+    "ngx-lua-useless-cosockets.sxx": ("nginx-static", check_useless_cosockets),
+
+    "ngx-rps.sxx": ("nginx-static", check_ngx_rps),
+    "probe-rate.sxx": ("nginx-static", check_probe_rate),
+}
+
+
+# ---------------------------------------------------------------- main
+
+
+def make_target(kind):
+    if kind == "nginx-static":
+        return Nginx("static")
+    if kind == "nginx-full":
+        return Nginx("full")
+    variant, script, flags = LJ_TARGETS[kind]
+    return LuaJit(variant, script, flags)
+
+
+LJ_TARGETS = {
+    "luajit-nogc64 spin -joff": ("nogc64", ROOT / "tests/lua/spin.lua", ["-joff"]),
+    "luajit-gc64 spin -joff": ("gc64", ROOT / "tests/lua/spin.lua", ["-joff"]),
+    "luajit-nogc64 spin": ("nogc64", ROOT / "tests/lua/spin.lua", []),
+    "luajit-gc64 spin": ("gc64", ROOT / "tests/lua/spin.lua", []),
+    "luajit-nogc64 gcspin": ("nogc64", HERE / "gcspin.lua", []),
+    "luajit-gc64 gcspin": ("gc64", HERE / "gcspin.lua", []),
+    "luajit-nogc64 texits": ("nogc64", HERE / "texits.lua", []),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkout", type=Path)
+    ap.add_argument("--bin", type=Path, default=ROOT / "target/release/stapxx-rs")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    checkout = a.checkout.resolve()
+    binary = a.bin.resolve()
+    if os.geteuid() != 0:
+        sys.exit("run as root (uprobes and BPF)")
+    todo = sorted(CHECKS.items())
+    if a.only:
+        todo = [kv for kv in todo if any(o in kv[0] for o in a.only)]
+    rows = []
+    for key, (kind, check) in todo:
+        sample = key.split(" ")[0]
+        t = make_target(kind)
+        t.start()
+        try:
+            row = check(Ctx(binary, checkout, t))
+        except Exception as e:  # a broken check is reported, not fatal
+            row = ("-", "-", "-", "error", f"check failed: {type(e).__name__}: {e}")
+        finally:
+            t.stop()
+        row = tuple(corpus.scrub(str(x), checkout) for x in row)
+        rows.append((key, kind) + row)
+        print(f"{key} [{kind}]: {row[3]}: {row[4]}\n    printed: {row[2]}", file=sys.stderr)
+    out = render(rows)
+    if a.out:
+        a.out.write_text(out)
+    else:
+        sys.stdout.write(out)
+
+
+def render(rows):
+    o = ["| sample | target | workload | independent figure | the sample printed | verdict | reason |",
+         "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o.append("| " + " | ".join(x.replace("\n", " ") for x in r) + " |")
+    counts = {}
+    for r in rows:
+        counts[r[5]] = counts.get(r[5], 0) + 1
+    o += ["", f"Runs {len(rows)}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + "."]
+    return "\n".join(o) + "\n"
+
+
+if __name__ == "__main__":
+    main()
