@@ -276,6 +276,7 @@ class Nginx(corpus.Nginx):
             f"        location = /body {{ {lua('body.lua')} }}\n"
             f"        location = /cosock {{ {lua('cosock.lua')} }}\n"
             f"        location = /leak {{ {lua('leak.lua')} }}\n"
+            f"        location = /texit {{ {lua('texit.lua')} }}\n"
             "        location = /dict { content_by_lua_block {\n"
             '            ngx.shared.dogs:set("k", 1) ngx.say("ok") } }\n'
             "        location /static/ { root html; }\n"
@@ -571,18 +572,25 @@ def check_pool_allocs(ctx):
 
 def check_func_latency(ctx):
     t = ctx.t
-    n = 25
-    arg = 'func=process("$^exec_path").function("ngx_http_process_request")'
+    n, ms = 12, 10
+    fn = "ngx_http_lua_content_by_chunk"
+    arg = f'func=process("$^exec_path").function("{fn}")'
     r, out, err, _ = traced(ctx, "samples/func-latency-distr.sxx", ["--arg", arg],
-                            lambda: requests(t.port, "/fast", n))
-    fig = f"{n} requests = {n} calls of ngx_http_process_request"
+                            lambda: requests(t.port, f"/busy?ms={ms}", n))
+    fig = (f"{n} requests = {n} calls of {fn} (out of line, never inlined), each running "
+           f"Lua that busy-waits {ms} ms; tolerance -1/+15 ms")
+    wl = f"`{arg}`; {n} GET /busy?ms={ms}"
     m = re.search(r"Distribution of (\S+) latencies \(in nanoseconds\) for (\d+) samples", out)
-    if not m:
-        return (f"`{arg}`; {n} GET /fast", fig, short(out)) + failed(r, out, err)
-    ok = m.group(1) == "ngx_http_process_request" and int(m.group(2)) == n == hist_total(out)
-    return ((f"`{arg}`; {n} GET /fast", fig, short(out, 120))
-            + verdict(ok, f"{n} samples of ngx_http_process_request, histogram adds up",
-                      f"function {m.group(1)}, {m.group(2)} samples, histogram {hist_total(out)}; want {n}"))
+    mm = re.search(r"max/avg/min: (\d+)/(\d+)/(\d+)", out)
+    if not (m and mm):
+        return (wl, fig, short(out)) + failed(r, out, err)
+    mx, avg, mn = (int(x) for x in mm.groups())
+    ok = (m.group(1) == fn and int(m.group(2)) == n == hist_total(out)
+          and mn >= (ms - 1) * 10**6 and mx <= (ms + 15) * 10**6)
+    return ((wl, fig, f"{m.group(1)}: {m.group(2)} samples, max/avg/min {mx}/{avg}/{mn} ns")
+            + verdict(ok, f"{n} samples of {fn}, histogram adds up, all in [{ms - 1}, {ms + 15}] ms",
+                      f"function {m.group(1)}, {m.group(2)} samples, histogram {hist_total(out)}, "
+                      f"max/min {mx}/{mn} ns; want {n} in [{ms - 1}, {ms + 15}] ms"))
 
 
 def check_exec_time(ctx):
@@ -604,21 +612,24 @@ def check_exec_time(ctx):
 
 def check_trace_exits(ctx):
     t = ctx.t
-    requests(t.port, "/hot", 5)  # the loop of render() gets its trace
     n = 10
+    bodies = []
     r, out, err, _ = traced(ctx, "samples/ngx-lj-trace-exits.sxx", [],
-                            lambda: requests(t.port, "/hot", n))
-    fig = (f"{n} requests; the compiled loop of render() (hot.lua) leaves its trace at least "
-           "once per request (the loop's end)")
+                            lambda: bodies.extend(int(http(t.port, "/texit")[1]) for _ in range(n)))
+    pos = [b for b in bodies if b > 0]
+    fig = (f"{n} requests; each flushes the traces, runs a compiled loop and reports the "
+           f"exits LuaJIT's texit event counted: {bodies}")
+    wl = f"{n} GET /texit"
     m = re.search(r"(\d+) out of (\d+) requests used compiled traces", out)
-    wl = f"{n} GET /hot after 5 to compile"
     if not m:
         return (wl, fig, short(out)) + failed(r, out, err)
     used, total = int(m.group(1)), int(m.group(2))
     st = stats_line(out)
-    ok = used == total == n and st and st[1] >= 1
+    want = (len(pos), min(pos), sum(pos) // len(pos), max(pos)) if pos else None
+    ok = total == n and used == len(pos) and st == want
     return ((wl, fig, short(out, 140))
-            + verdict(ok, f"{used} out of {total} = {n}", f"{used} out of {total}, want {n} out of {n}"))
+            + verdict(ok, f"{used} out of {total}, min/avg/max {st[1:] if st else '-'} as counted",
+                      f"{used} out of {total}, stats {st}; want {len(pos)} out of {n}, {want}"))
 
 
 def check_open_file_cache(ctx):
