@@ -680,6 +680,299 @@ def check_useless_cosockets(ctx):
             + verdict(int(m.group(1)) == u, f"{u}", f"{m.group(1)}, want {u}"))
 
 
+def check_epoll_et_lt(ctx):
+    t = ctx.t
+    n = 25
+    r = ctx.run("samples/epoll-et-lt.sxx")
+    wl = f"{n} GET /fast (one new connection each)"
+    fig = (f"{n} connections accepted, each added to epoll once with EPOLLET "
+           "(ngx_epoll_add_connection): {n} ET, 0 LT")
+    if not r.wait_for(r"^\d+ ET, \d+ LT", 90):
+        out, err = r.stop()
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    time.sleep(0.2)
+    requests(t.port, "/fast", n)
+    time.sleep(2.2)
+    out, err = r.stop()
+    lines = re.findall(r"^(\d+) ET, (\d+) LT", out, re.M)[1:]
+    et = sum(int(a) for a, _ in lines)
+    lt = sum(int(b) for _, b in lines)
+    shown = short(" / ".join(l for l in out.splitlines() if " ET," in l)[:150] + " " + corpus.first_error(err), 200)
+    if et == n and lt == 0:
+        return (wl, fig, shown, "right", f"{et} ET, {lt} LT")
+    why = f"{et} ET, {lt} LT, want {n} ET, 0 LT"
+    if "ERROR" in err or "fault" in err.lower():
+        why += ("; the sample reads the user-space `struct epoll_event` with a kernel read "
+                "(@cast without a user tag), which faults; stap on kernels since 5.10 does the same")
+    return (wl, fig, shown, "error" if "ERROR" in err else "wrong", why)
+
+
+def check_epoll_blocking(ctx):
+    t = ctx.t
+    k, ms = 3, 300
+    r, out, err, _ = traced(ctx, "samples/epoll-loop-blocking.sxx", [],
+                            lambda: (requests(t.port, "/fast", 10), requests(t.port, f"/busy?ms={ms}", k),
+                                     requests(t.port, "/fast", 10)), ready=r"Start tracing")
+    wl = f"10 GET /fast, {k} GET /busy?ms={ms} (blocks the loop), 10 GET /fast"
+    fig = f"{k} loop iterations of {ms} ms, none other over the 200 ms limit; tolerance +30 ms"
+    got = [int(x) for x in re.findall(r"epoll loop blocked for (\d+)ms", out)]
+    ok = len(got) == k and all(ms <= g <= ms + 30 for g in got)
+    return ((wl, fig, short(out)) + verdict(ok, f"{got}", f"{got}, want {k} in [{ms}, {ms + 30}]")
+            if got or r.rc == 0 else (wl, fig, short(out)) + failed(r, out, err))
+
+
+def check_epoll_blocking_distr(ctx):
+    t = ctx.t
+    k, ms = 4, 100
+    r = ctx.run("samples/epoll-loop-blocking-distr.sxx", ["--arg", "time=4"])
+    wl = f"`time=4`; {k} GET /busy?ms={ms}, 10 GET /fast; the sample stops itself"
+    fig = f"{k} loop iterations of {ms} ms (bucket 64), all others under 64 ms; tolerance +27 ms"
+    if not r.wait_for(r"Start tracing", 90):
+        out, err = r.stop()
+        return (wl, fig, short(out)) + failed(r, out, err)
+    requests(t.port, f"/busy?ms={ms}", k)
+    requests(t.port, "/fast", 10)
+    r.wait_exit(15)
+    out, err = r.stop()
+    mm = re.search(r"max/avg/min: (\d+)/(\d+)/(\d+)", out)
+    if not mm:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    rows = [(int(v), int(c)) for v, c in re.findall(r"^\s*(\d+) \|[@ ]*?\s(\d+)$", out, re.M)]
+    slow = sum(c for v, c in rows if v >= 64)
+    mx = int(mm.group(1))
+    ok = slow == k and ms <= mx <= ms + 27
+    return ((wl, fig, f"max/avg/min {mm.group(1)}/{mm.group(2)}/{mm.group(3)}; {slow} in buckets >= 64")
+            + verdict(ok, f"{slow} iterations >= 64 ms, max {mx}", f"{slow} iterations >= 64 ms (want {k}), max {mx}"))
+
+
+def check_ctx_switches(ctx):
+    t = ctx.t
+    n = 50
+    pid = t.worker()
+    r = ctx.run("samples/ctx-switches.sxx")
+    wl = f"{n} GET /fast"
+    fig = "2 x the worker's context switches (/proc/PID/status, voluntary + nonvoluntary): one out, one in each"
+    if not r.wait_for(r"\] \d+ cs/sec", 90):
+        out, err = r.stop()
+        return (wl, fig, short(out)) + failed(r, out, err)
+    time.sleep(0.3)
+    before = ctx_switches(pid)
+    requests(t.port, "/fast", n)
+    time.sleep(0.3)
+    after = ctx_switches(pid)
+    nlines = len(re.findall(r"cs/sec", r.text()))
+    corpus.wait_for(lambda: len(re.findall(r"cs/sec", r.text())) >= nlines + 2, 5)
+    out, err = r.stop()
+    got = sum(int(x) for x in re.findall(r"\] (\d+) cs/sec", out)[1:])
+    want = 2 * (after - before)
+    shown = short(" / ".join(l for l in out.splitlines() if "cs/sec" in l)[:160])
+    return (wl, fig + f": {want}", shown) + verdict(got == want, f"{got} = {want}", f"{got}, want {want}")
+
+
+BURNER = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(15, b'corpus-burn', 0, 0, 0)\n"
+    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "sys.stdout.write('go\\n'); sys.stdout.flush()\n"
+    "while True: pass\n"
+)
+
+
+def burner(cpu):
+    p = subprocess.Popen([sys.executable, "-c", BURNER, str(cpu)], stdout=subprocess.PIPE)
+    p.stdout.readline()
+    return p
+
+
+def check_cpu_robbers(ctx):
+    t = ctx.t
+    n = 40
+    pid = t.worker()
+    old = os.sched_getaffinity(pid)
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(pid, {0})
+    # this client on the other CPU: else the kernel's wake-affine moves it
+    # next to the worker that wakes it, and it is the one that runs next
+    os.sched_setaffinity(0, {1})
+    b = burner(0)
+    try:
+        r = ctx.run("samples/cpu-robbers.sxx")
+        ok = r.wait_for(r"Hit Ctrl-C", 90)
+        time.sleep(0.3)
+        before = ctx_switches(pid)
+        if ok:
+            requests(t.port, "/fast", n)
+        time.sleep(0.3)
+        after = ctx_switches(pid)
+        out, err = r.stop()
+    finally:
+        b.kill()
+        b.wait()
+        os.sched_setaffinity(pid, old)
+        os.sched_setaffinity(0, mine)
+    wl = f"worker and a busy process `corpus-burn` pinned to CPU 0; {n} GET /fast"
+    want = after - before
+    fig = (f"the worker switched out {want} times (/proc/PID/status); the CPU is never idle, "
+           "so each switch hands it to a robber, mostly corpus-burn")
+    rows = re.findall(r"^#(\d+) (\S+): (\d+)% \((\d+) samples\)", out, re.M)
+    if not rows:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    total = sum(int(x[3]) for x in rows)
+    ok = total == want and rows[0][1] == "corpus-burn"
+    return ((wl, fig, short(" / ".join(" ".join(x) for x in rows[:3])))
+            + verdict(ok, f"{total} samples = {want}, #1 corpus-burn",
+                      f"{total} samples (want {want}), #1 {rows[0][1]}"))
+
+
+def check_cpu_hogs(ctx):
+    b = burner(0)
+    try:
+        r = ctx.run("samples/cpu-hogs.sxx")
+        ok = r.wait_for(r"Hit Ctrl-C", 90)
+        t0, c0 = time.monotonic(), cpu_ticks(b.pid)
+        time.sleep(3 if ok else 0)
+        t1, c1 = time.monotonic(), cpu_ticks(b.pid)
+        out, err = r.stop()
+    finally:
+        b.kill()
+        b.wait()
+    hz = os.sysconf("SC_CLK_TCK")
+    ncpu = os.cpu_count()
+    share = 100 * (c1 - c0) / hz / ((t1 - t0) * ncpu)
+    wl = "a busy process `corpus-burn` pinned to CPU 0 for 3 s (other load on the machine as it comes)"
+    fig = f"its CPU time / ({ncpu} CPUs x wall time) from /proc/PID/stat: {share:.0f}%; tolerance 10 points"
+    rows = re.findall(r"^(\S+) (\d+)%$", out, re.M)
+    if not rows:
+        return (wl, fig, short(out)) + failed(r, out, err)
+    got = dict((k, int(v)) for k, v in rows)
+    pct = got.get("corpus-burn")
+    ok = pct is not None and abs(pct - share) <= 10
+    return ((wl, fig, short(" / ".join(" ".join(x) + "%" for x in rows[:4])))
+            + verdict(ok, f"corpus-burn {pct}% vs {share:.0f}%", f"corpus-burn {pct}%, want {share:.0f}% +- 10"))
+
+
+class Load:
+    """Requests in a loop on a thread of their own until stopped."""
+
+    def __init__(self, port, uri):
+        self.n = 0
+        self.stopping = False
+        self.th = threading.Thread(target=self.loop, args=(port, uri), daemon=True)
+        self.th.start()
+
+    def loop(self, port, uri):
+        while not self.stopping:
+            try:
+                http(port, uri)
+                self.n += 1
+            except OSError:
+                time.sleep(0.05)
+
+    def stop(self):
+        self.stopping = True
+        self.th.join()
+        return self.n
+
+
+def frames(block):
+    """Function names of a print_ustack block ("0xADDR : name+off/size [file]")."""
+    return [m.group(1) for m in re.finditer(r"^\s*0x[0-9a-f]+ : ([^+\s]+)\+", block, re.M)]
+
+
+def stack_blocks(out):
+    """(frame lines, count) of each backtrace printed as frames then a
+    tab-indented count."""
+    blocks, cur = [], []
+    for line in out.splitlines():
+        if re.match(r"^\t-?\d+$", line):
+            blocks.append(("\n".join(cur), int(line.strip())))
+            cur = []
+        elif re.match(r"^\s*0x[0-9a-f]+ : ", line):
+            cur.append(line)
+    return blocks
+
+
+def anon_exec(pid):
+    """Address ranges of the anonymous executable mappings of pid (LuaJIT's
+    machine code lives there)."""
+    out = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        f = line.split()
+        if "x" in f[1] and len(f) < 6:
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            out.append((lo, hi))
+    return out
+
+
+CONTENT_PATH = [  # innermost first: how nginx runs a content_by_lua_file handler
+    "ngx_http_lua_run_thread", "ngx_http_lua_content_by_chunk",
+    "ngx_http_lua_content_handler_file", "ngx_http_core_content_phase",
+    "ngx_http_core_run_phases", "ngx_process_events_and_timers",
+    "ngx_worker_process_cycle", "main",
+]
+
+
+def in_order(names, want):
+    it = iter(names)
+    return all(w in it for w in want)
+
+
+def check_sample_bt(ctx):
+    t = ctx.t
+    load = Load(t.port, "/hot")
+    r = ctx.run("samples/sample-bt.sxx", ["--arg", "time=3"])
+    exited = r.wait_for(r"Start tracing", 90) and r.wait_exit(40)
+    mcode = anon_exec(t.worker())
+    n = load.stop()
+    out, err = r.stop()
+    wl = f"GET /hot in a loop until the sample ends ({n} requests); `time=3`"
+    fig = ("hot.lua's call structure: Lua runs under " + " <- ".join(CONTENT_PATH)
+           + "; frames with no symbol only inside the worker's anonymous executable "
+           "mappings (LuaJIT's compiled traces)")
+    blocks = stack_blocks(out)
+    if not blocks:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    lua = [b for b, c in blocks if "ngx_http_lua_run_thread" in b]
+    good = [b for b in lua if in_order(frames(b), CONTENT_PATH)]
+    bare = [int(a, 16) for a in re.findall(r"^\s*(0x[0-9a-f]+) : 0x[0-9a-f]+$", out, re.M)]
+    stray = [hex(a) for a in bare if not any(lo <= a < hi for lo, hi in mcode)]
+    total = sum(c for _, c in blocks)
+    shown = f"{len(blocks)} stacks, {total} samples; {len(lua)} through ngx_http_lua_run_thread; {len(bare)} bare addresses"
+    ok = exited and good and len(good) == len(lua) and not stray
+    return ((wl, fig, shown)
+            + verdict(ok, "every Lua stack has the whole content-phase path down to main; "
+                      "bare addresses all in LuaJIT's machine code",
+                      f"exited {exited}; {len(lua) - len(good)} Lua stacks miss frames; stray {stray[:3]}"))
+
+
+def check_sample_bt_leaks(ctx):
+    t = ctx.t
+    k, size = 5, 12345
+    chunk = (size + 8 + 15) // 16 * 16  # glibc: the request, its size word, 16-byte aligned
+    r = ctx.run("samples/sample-bt-leaks.sxx", ["--arg", "time=3"])
+    wl = f"`time=3`; 1 GET /leak?n={k}&size={size} (FFI malloc, never freed); after 3 s one more malloc to end it"
+    fig = (f"{k} blocks of {size} bytes = {k} x {chunk} (glibc chunk size, the sample's own measure) "
+           f"= {k * chunk} bytes, allocated from Lua through the FFI (lj_ccall_func)")
+    if not r.wait_for(r"Start tracing", 90):
+        out, err = r.stop()
+        return (wl, fig, short(out)) + failed(r, out, err)
+    time.sleep(0.3)
+    http(t.port, f"/leak?n={k}&size={size}")
+    time.sleep(3.5)
+    http(t.port, "/leak?n=1&size=16")
+    r.wait_exit(20)
+    out, err = r.stop()
+    blocks = stack_blocks(out)
+    if not blocks:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    ffi = [(b, c) for b, c in blocks if "lj_ccall_func" in b or "lj_vm_ffi_call" in b]
+    shown = (f"{len(blocks)} stacks; through the FFI: "
+             + ", ".join(f"{c} bytes" for _, c in ffi) if ffi else f"{len(blocks)} stacks, none through the FFI")
+    ok = len(ffi) == 1 and ffi[0][1] == k * chunk
+    return ((wl, fig, shown)
+            + verdict(ok, f"{k * chunk} bytes leaked from the FFI stack", "FFI stacks and bytes differ"))
+
+
 CHECKS = {
     "ngx-count-conns.sxx": ("nginx-static", check_count_conns),
     "ngx-lua-count-timers.sxx": ("nginx-static", check_count_timers),
@@ -693,6 +986,14 @@ CHECKS = {
     "ngx-open-file-cache-misses.sxx": ("nginx-static", check_open_file_cache),
     "ngx-orig-resp-body-len.sxx": ("nginx-static", check_resp_body_len),
     "ngx-lua-useless-cosockets.sxx": ("nginx-static", check_useless_cosockets),
+    "epoll-et-lt.sxx": ("nginx-static", check_epoll_et_lt),
+    "epoll-loop-blocking.sxx": ("nginx-static", check_epoll_blocking),
+    "epoll-loop-blocking-distr.sxx": ("nginx-static", check_epoll_blocking_distr),
+    "ctx-switches.sxx": ("nginx-static", check_ctx_switches),
+    "cpu-robbers.sxx": ("nginx-static", check_cpu_robbers),
+    "cpu-hogs.sxx": ("nginx-static", check_cpu_hogs),
+    "sample-bt.sxx": ("nginx-static", check_sample_bt),
+    "sample-bt-leaks.sxx": ("nginx-static", check_sample_bt_leaks),
 
     "ngx-rps.sxx": ("nginx-static", check_ngx_rps),
     "probe-rate.sxx": ("nginx-static", check_probe_rate),
@@ -700,6 +1001,13 @@ CHECKS = {
 
 
 # ---------------------------------------------------------------- main
+
+
+def scrub(text, checkout):
+    """No machine paths: corpus.py's scrub, and any directory before a
+    `target/fixtures/` (the nginx fixtures link a LuaJIT by absolute rpath)."""
+    text = re.sub(r"/[^\s\[\]|]*?/(target/fixtures/)", r"\1", text)
+    return corpus.scrub(text, checkout)
 
 
 def make_target(kind):
@@ -747,7 +1055,7 @@ def main():
             row = ("-", "-", "-", "error", f"check failed: {type(e).__name__}: {e}")
         finally:
             t.stop()
-        row = tuple(corpus.scrub(str(x), checkout) for x in row)
+        row = tuple(scrub(str(x), checkout) for x in row)
         rows.append((key, kind) + row)
         print(f"{key} [{kind}]: {row[3]}: {row[4]}\n    printed: {row[2]}", file=sys.stderr)
     out = render(rows)
