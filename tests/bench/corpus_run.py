@@ -973,6 +973,99 @@ def check_sample_bt_leaks(ctx):
             + verdict(ok, f"{k * chunk} bytes leaked from the FFI stack", "FFI stacks and bytes differ"))
 
 
+def check_upstream_next(ctx):
+    t = ctx.t
+    n = 6
+    r, out, err, log = traced(ctx, "samples/ngx-upstream-next.sxx", [],
+                              lambda: access_delta(t, lambda: requests(t.port, "/retried", n)))
+    wl = (f"{n} GET /retried: upstream of a refusing server (max_fails=0) and a backup; "
+          "every request is retried once")
+    want = []
+    for line in log or []:
+        m = re.search(r"\[([^,\]]+), [^\]]+\] \[(\d+), \d+\]$", line)
+        if m:
+            want.append(f'oldpeer="http://{m.group(1)}" ft_type=0x2 status={m.group(2)} tries=1')
+    refused = t.error_log().count("(111: Connection refused) while connecting to upstream")
+    fig = (f"access log: {len(want)} requests with two upstream addresses (first one's status 502); "
+           f"error log: {refused} connects refused (NGX_HTTP_UPSTREAM_FT_ERROR = 0x2); 2 peers, 1 tried: tries=1")
+    got = re.findall(r"^retrying: (.*)$", out, re.M)
+    if not got:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    ok = len(want) == n and refused >= n and got == want
+    return ((wl, fig, short(" / ".join(got[:2]) + (f" (x{len(got)})")))
+            + verdict(ok, f"{len(got)} lines, each as the access log has it",
+                      f"{len(got)} lines {got[:1]}; want {want[:1]} x {len(want)}"))
+
+
+def hist_sections(out):
+    """{name: histogram total} of the '* NAME' sections of a report."""
+    secs, name, buf = {}, None, []
+    for line in out.splitlines() + ["* end"]:
+        if line.startswith("* "):
+            if name:
+                secs[name] = hist_total("\n".join(buf))
+            name, buf = line[2:].strip(), []
+        else:
+            buf.append(line)
+    return secs
+
+
+def check_upstream_post_conn(ctx):
+    t = ctx.t
+    n = 6
+    elog0 = len(t.error_log())
+    r, out, err, log = traced(ctx, "samples/ngx-upstream-post-conn.sxx", [],
+                              lambda: access_delta(t, lambda: requests(t.port, "/retried", n)))
+    wl = f"{n} GET /retried (refusing server, then the backup)"
+    two = sum(1 for l in log or [] if re.search(r"\[[^,\]]+, [^\]]+\]", l))
+    elog = t.error_log()[elog0:]
+    # nginx says which way a refused connect went: connect(2) failing at
+    # once is logged by ngx_event_connect_peer ("connect() to ADDR failed")
+    # and goes straight to ngx_http_upstream_next; a refusal that epoll
+    # reports later is found by the read handler,
+    # ngx_http_upstream_process_header ("connect() failed ... while
+    # connecting to upstream"). The good connect goes on to send the request.
+    sync = len(re.findall(r"connect\(\) to \S+ failed \(111", elog))
+    late = len(re.findall(r"connect\(\) failed \(111: Connection refused\) while connecting", elog))
+    want = {"ngx_http_upstream_send_request": two}
+    if sync:
+        want["ngx_http_upstream_next"] = sync
+    if late:
+        want["ngx_http_upstream_process_header"] = late
+    fig = (f"access log: {two} requests with two connects; error log: {sync} refused at connect(2), "
+           f"{late} refusals found by the read handler")
+    secs = hist_sections(out)
+    if not secs:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    return ((wl, fig, ", ".join(f"{k}: {v}" for k, v in secs.items()))
+            + verdict(two == n and sync + late == n and secs == want,
+                      "counts per function match", f"want {want}"))
+
+
+def check_slow_purge(ctx):
+    t = ctx.t
+    n, delay = 5, 100
+    r, out, err, log = traced(ctx, "samples/ngx-slow-purge-reqs.sxx", [],
+                              lambda: access_delta(t, lambda: requests(t.port, "/purge", n, "PURGE")))
+    wl = f"{n} PURGE /purge, proxied to an upstream that answers after {delay} ms"
+    purges = sum(1 for l in log or [] if " PURGE /purge " in l)
+    fig = (f"access log: {purges} PURGE requests; upstream delay {delay} ms: total and process header "
+           f">= {delay} ms, send req <= process header <= send header <= total; tolerance +50 ms")
+    rows = re.findall(r"^PURGE /purge \(total: (-?\d+)ms, upstream send req: (-?\d+)ms, "
+                      r"upsream process header: (-?\d+)ms, send response header: (-?\d+)ms\)$", out, re.M)
+    if not rows:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    bad = []
+    for row in rows:
+        tot, snd, prc, hdr = (int(x) for x in row)
+        if not (0 <= snd <= prc <= hdr <= tot and delay <= prc and tot <= delay + 50):
+            bad.append(row)
+    ok = len(rows) == purges == n and not bad
+    first = out.splitlines()[[i for i, l in enumerate(out.splitlines()) if l.startswith("PURGE")][0]]
+    return ((wl, fig, f"{len(rows)} lines, e.g. {first}")
+            + verdict(ok, f"{len(rows)} lines, all times consistent", f"{len(rows)} lines; off: {bad[:2]}"))
+
+
 CHECKS = {
     "ngx-count-conns.sxx": ("nginx-static", check_count_conns),
     "ngx-lua-count-timers.sxx": ("nginx-static", check_count_timers),
@@ -993,6 +1086,9 @@ CHECKS = {
     "cpu-robbers.sxx": ("nginx-static", check_cpu_robbers),
     "cpu-hogs.sxx": ("nginx-static", check_cpu_hogs),
     "sample-bt.sxx": ("nginx-static", check_sample_bt),
+    "ngx-upstream-next.sxx": ("nginx-full", check_upstream_next),
+    "ngx-upstream-post-conn.sxx": ("nginx-full", check_upstream_post_conn),
+    "ngx-slow-purge-reqs.sxx": ("nginx-full", check_slow_purge),
     "sample-bt-leaks.sxx": ("nginx-static", check_sample_bt_leaks),
 
     "ngx-rps.sxx": ("nginx-static", check_ngx_rps),
