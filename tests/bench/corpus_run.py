@@ -62,21 +62,25 @@ MAX_PENDING_TIMERS = 777
 MAX_RUNNING_TIMERS = 333
 PENDING_TIMERS = 7  # ngx.timer.at(3600, ...) made by init_worker_by_lua
 DICT_SIZE_KB = 1024
+RECV_DELAY_MS = 30  # the slow echo listener's delay before each answer
 
 
 # ---------------------------------------------------------------- helpers
 
 
 class EchoServer(socketserver.ThreadingTCPServer):
-    """A line-echo listener on loopback for the cosocket handler."""
+    """A line-echo listener on loopback for the cosocket handlers; each
+    line is sent back after `delay` seconds."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self):
+    def __init__(self, delay=0.0):
         class H(socketserver.StreamRequestHandler):
             def handle(self):
                 for line in self.rfile:
+                    if delay:
+                        time.sleep(delay)
                     self.wfile.write(line)
 
         super().__init__(("127.0.0.1", 0), H)
@@ -227,6 +231,7 @@ class Nginx(corpus.Nginx):
         super().__init__(shape)
         self.shape = shape
         self.echo = EchoServer()
+        self.slow_echo = EchoServer(RECV_DELAY_MS / 1000)
         self.slow = SlowHttp(0.1)
         self.dead = corpus.free_port()  # nothing listens there
 
@@ -277,6 +282,7 @@ class Nginx(corpus.Nginx):
             f"        location = /cosock {{ {lua('cosock.lua')} }}\n"
             f"        location = /leak {{ {lua('leak.lua')} }}\n"
             f"        location = /texit {{ {lua('texit.lua')} }}\n"
+            f"        location = /recv {{ {lua('recv.lua')} }}\n"
             "        location = /dict { content_by_lua_block {\n"
             '            ngx.shared.dogs:set("k", 1) ngx.say("ok") } }\n'
             "        location /static/ { root html; }\n"
@@ -298,7 +304,7 @@ class Nginx(corpus.Nginx):
 
     def stop(self):
         super().stop()
-        for s in (self.echo, self.slow):
+        for s in (self.echo, self.slow_echo, self.slow):
             s.shutdown()
             s.server_close()
 
@@ -1181,6 +1187,25 @@ def check_lj_vm_states(ctx, sample, jit):
             + verdict(ok, f"{state} 100%", f"{rows}"))
 
 
+def check_tcp_recv(ctx, sample, total):
+    t = ctx.t
+    n, k, d = 5, 3, RECV_DELAY_MS
+    r, out, err, _ = traced(ctx, sample, [],
+                            lambda: requests(t.port, f"/recv?port={t.slow_echo.port}&n={k}", n))
+    wl = f"{n} GET /recv: {k} send/receive round trips each on a cosocket to a listener answering after {d} ms"
+    lo, cnt = (k * d, n) if total else (d, n * k)
+    hi = lo + (20 * k if total else 20)
+    fig = (f"{cnt} {'requests' if total else 'receives'} of {lo} ms each "
+           f"({'the sum of ' + str(k) + ' receives' if total else 'the listener delay'}); tolerance +{hi - lo} ms")
+    st = stats_line(out)
+    if not st:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    c, mn, avg, mx = st
+    ok = c == cnt and mn >= lo * 1000 and mx <= hi * 1000
+    return ((wl, fig, f"{c} samples, min/avg/max {mn}/{avg}/{mx} us")
+            + verdict(ok, f"{c} = {cnt}, all in [{lo}, {hi}] ms", f"{c} samples (want {cnt}) or outside [{lo}, {hi}] ms"))
+
+
 CHECKS = {
     "ngx-count-conns.sxx": ("nginx-static", check_count_conns),
     "ngx-lua-count-timers.sxx": ("nginx-static", check_count_timers),
@@ -1197,6 +1222,8 @@ CHECKS = {
     # (ngx_http_charset_body_filter) is the one taken
     "ngx-orig-resp-body-len.sxx full": ("nginx-full", check_resp_body_len),
     "ngx-lua-useless-cosockets.sxx": ("nginx-static", check_useless_cosockets),
+    "ngx-lua-tcp-recv-time.sxx": ("nginx-static", lambda c: check_tcp_recv(c, "samples/ngx-lua-tcp-recv-time.sxx", False)),
+    "ngx-lua-tcp-total-recv-time.sxx": ("nginx-static", lambda c: check_tcp_recv(c, "samples/ngx-lua-tcp-total-recv-time.sxx", True)),
     "epoll-et-lt.sxx": ("nginx-static", check_epoll_et_lt),
     "epoll-loop-blocking.sxx": ("nginx-static", check_epoll_blocking),
     "epoll-loop-blocking-distr.sxx": ("nginx-static", check_epoll_blocking_distr),
