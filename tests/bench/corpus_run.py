@@ -88,6 +88,24 @@ class EchoServer(socketserver.ThreadingTCPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
+class UdpEcho(socketserver.ThreadingUDPServer):
+    """A UDP echo listener on loopback answering each datagram after
+    `delay` seconds."""
+
+    daemon_threads = True
+
+    def __init__(self, delay):
+        class H(socketserver.DatagramRequestHandler):
+            def handle(self):
+                data = self.rfile.read()
+                time.sleep(delay)
+                self.wfile.write(data)
+
+        super().__init__(("127.0.0.1", 0), H)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
 class SlowHttp(socketserver.ThreadingTCPServer):
     """An HTTP/1.0 upstream on loopback answering every request (any method)
     after `delay` seconds with a 2-byte body; counts what it served."""
@@ -232,6 +250,7 @@ class Nginx(corpus.Nginx):
         self.shape = shape
         self.echo = EchoServer()
         self.slow_echo = EchoServer(RECV_DELAY_MS / 1000)
+        self.udp_echo = UdpEcho(RECV_DELAY_MS / 1000)
         self.slow = SlowHttp(0.1)
         self.dead = corpus.free_port()  # nothing listens there
 
@@ -283,6 +302,7 @@ class Nginx(corpus.Nginx):
             f"        location = /leak {{ {lua('leak.lua')} }}\n"
             f"        location = /texit {{ {lua('texit.lua')} }}\n"
             f"        location = /recv {{ {lua('recv.lua')} }}\n"
+            f"        location = /udp {{ {lua('udp.lua')} }}\n"
             "        location = /dict { content_by_lua_block {\n"
             '            ngx.shared.dogs:set("k", 1) ngx.say("ok") } }\n'
             "        location /static/ { root html; }\n"
@@ -304,7 +324,7 @@ class Nginx(corpus.Nginx):
 
     def stop(self):
         super().stop()
-        for s in (self.echo, self.slow_echo, self.slow):
+        for s in (self.echo, self.slow_echo, self.udp_echo, self.slow):
             s.shutdown()
             s.server_close()
 
@@ -1187,12 +1207,13 @@ def check_lj_vm_states(ctx, sample, jit):
             + verdict(ok, f"{state} 100%", f"{rows}"))
 
 
-def check_tcp_recv(ctx, sample, total):
+def check_tcp_recv(ctx, sample, total, udp=False):
     t = ctx.t
     n, k, d = 5, 3, RECV_DELAY_MS
-    r, out, err, _ = traced(ctx, sample, [],
-                            lambda: requests(t.port, f"/recv?port={t.slow_echo.port}&n={k}", n))
-    wl = f"{n} GET /recv: {k} send/receive round trips each on a cosocket to a listener answering after {d} ms"
+    uri = f"/udp?port={t.udp_echo.port}&n={k}" if udp else f"/recv?port={t.slow_echo.port}&n={k}"
+    r, out, err, _ = traced(ctx, sample, [], lambda: requests(t.port, uri, n))
+    wl = (f"{n} GET {uri.split('?')[0]}: {k} send/receive round trips each on a "
+          f"{'UDP' if udp else 'TCP'} cosocket to a listener answering after {d} ms")
     lo, cnt = (k * d, n) if total else (d, n * k)
     hi = lo + (20 * k if total else 20)
     fig = (f"{cnt} {'requests' if total else 'receives'} of {lo} ms each "
@@ -1204,6 +1225,28 @@ def check_tcp_recv(ctx, sample, total):
     ok = c == cnt and mn >= lo * 1000 and mx <= hi * 1000
     return ((wl, fig, f"{c} samples, min/avg/max {mn}/{avg}/{mx} us")
             + verdict(ok, f"{c} = {cnt}, all in [{lo}, {hi}] ms", f"{c} samples (want {cnt}) or outside [{lo}, {hi}] ms"))
+
+
+def check_slow_udp_query(ctx):
+    t = ctx.t
+    q = "query-0123456789"
+    r, out, err, _ = traced(ctx, "samples/ngx-lua-slow-udp-query.sxx", ["--arg", "threshold=20000"],
+                            lambda: http(t.port, f"/udp?port={t.udp_echo.port}&n=1&q={q}"), settle=1)
+    wl = f"`threshold=20000`; 1 GET /udp: one UDP query `{q}` answered after {RECV_DELAY_MS} ms"
+    dump = "".join(f" {b:02x}" + ("\n" if (i + 1) % 10 == 0 else "") for i, b in enumerate(q.encode()))
+    # the listener's delay starts when the datagram arrives, the sample's
+    # clock at the first read after the send (its own handler on
+    # ngx_unix_send runs in between): 5 ms of slack below
+    fig = (f"ft_type 0 (no failure), elapsed {RECV_DELAY_MS} ms (tolerance -5/+20 ms), "
+           "the query's bytes in hex, 10 a line")
+    m = re.search(r"u->ft_type: (\d+), elapsed: (\d+)us\nQuery bytes \(hex dump\):\n(.*?)\n\n?$", out, re.S)
+    if not m:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    el = int(m.group(2))
+    ok = (m.group(1) == "0" and (RECV_DELAY_MS - 5) * 1000 <= el <= (RECV_DELAY_MS + 20) * 1000
+          and m.group(3).strip("\n") == dump.strip("\n"))
+    return ((wl, fig, short(m.group(0)))
+            + verdict(ok, "ft_type, elapsed and bytes match", f"got {m.groups()}"))
 
 
 CHECKS = {
@@ -1222,6 +1265,9 @@ CHECKS = {
     # (ngx_http_charset_body_filter) is the one taken
     "ngx-orig-resp-body-len.sxx full": ("nginx-full", check_resp_body_len),
     "ngx-lua-useless-cosockets.sxx": ("nginx-static", check_useless_cosockets),
+    "ngx-lua-udp-recv-time.sxx": ("nginx-static", lambda c: check_tcp_recv(c, "samples/ngx-lua-udp-recv-time.sxx", False, True)),
+    "ngx-lua-udp-total-recv-time.sxx": ("nginx-static", lambda c: check_tcp_recv(c, "samples/ngx-lua-udp-total-recv-time.sxx", True, True)),
+    "ngx-lua-slow-udp-query.sxx": ("nginx-static", check_slow_udp_query),
     "ngx-lua-tcp-recv-time.sxx": ("nginx-static", lambda c: check_tcp_recv(c, "samples/ngx-lua-tcp-recv-time.sxx", False)),
     "ngx-lua-tcp-total-recv-time.sxx": ("nginx-static", lambda c: check_tcp_recv(c, "samples/ngx-lua-tcp-total-recv-time.sxx", True)),
     "epoll-et-lt.sxx": ("nginx-static", check_epoll_et_lt),
