@@ -133,11 +133,12 @@ class SlowHttp(socketserver.ThreadingTCPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
 
-def http(port, uri, method="GET", keep=None):
+def http(port, uri, method="GET", keep=None, headers=""):
     """One HTTP/1.0 request; (status, body bytes). `keep`: a list to hold
-    the socket open in (for connection counts) instead of closing it."""
+    the socket open in (for connection counts) instead of closing it;
+    `headers`: extra header lines, each ending in CRLF."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(f"{method} {uri} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+    s.sendall(f"{method} {uri} HTTP/1.0\r\nHost: x\r\n{headers}\r\n".encode())
     data = b""
     while True:
         chunk = s.recv(65536)
@@ -266,6 +267,8 @@ class Nginx(corpus.Nginx):
                 "    }\n"
             )
             proxied = (
+                "        location = /gz { gzip on; gzip_http_version 1.0; gzip_min_length 1;\n"
+                f"            gzip_types text/plain; {lua('body.lua')} }}\n"
                 "        location = /retried { proxy_pass http://retried; }\n"
                 f"        location = /purge {{ proxy_pass http://127.0.0.1:{self.slow.port}; }}\n"
             )
@@ -1249,6 +1252,48 @@ def check_slow_udp_query(ctx):
             + verdict(ok, "ft_type, elapsed and bytes match", f"got {m.groups()}"))
 
 
+def gzip_requests(t, n, size):
+    """n GET /gz?n=size asking for gzip; how many answers came gzipped."""
+    got = 0
+    for _ in range(n):
+        st, body = http(t.port, f"/gz?n={size}", headers="Accept-Encoding: gzip\r\n")
+        got += st == 200 and body[:2] == b"\x1f\x8b"
+    return got
+
+
+def check_zlib_total(ctx):
+    t = ctx.t
+    n, size = 8, 30000
+    r, out, err, got = traced(ctx, "samples/ngx-zlib-total-deflate-time.sxx", [],
+                              lambda: gzip_requests(t, n, size))
+    wl = f"{n} GET /gz?n={size} with Accept-Encoding: gzip (gzip on)"
+    fig = f"{got} responses came back gzipped (magic 1f 8b): one sample per compressed request"
+    st = stats_line(out)
+    if not st:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    ok = st[0] == got == n and st[1] > 0
+    return ((wl, fig, f"{st[0]} samples, min/avg/max {st[1]}/{st[2]}/{st[3]} us")
+            + verdict(ok, f"{st[0]} = {got}", f"{st[0]} samples, want {got}"))
+
+
+def check_zlib_deflate(ctx):
+    t = ctx.t
+    n, size = 8, 30000
+    r, out, err, got = traced(ctx, "samples/ngx-zlib-deflate-time.sxx", [],
+                              lambda: gzip_requests(t, n, size))
+    wl = f"{n} GET /gz?n={size} with Accept-Encoding: gzip (gzip on)"
+    fig = (f"{got} responses came back gzipped; compressing {size} bytes takes at least one deflate "
+           "call over the sample's 4 us floor per response (a lower bound only: how many calls "
+           "nginx makes, and how many stay under 4 us, is not known)")
+    st = stats_line(out)
+    if not st:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    ok = got == n and st[0] >= n and hist_total(out) == st[0] and st[1] > 4
+    return ((wl, fig, f"{st[0]} samples, min/avg/max {st[1]}/{st[2]}/{st[3]} us")
+            + verdict(ok, f"{st[0]} calls >= {n} responses, histogram adds up, min > 4 us",
+                      f"{st[0]} samples for {got} gzipped responses"))
+
+
 CHECKS = {
     "ngx-count-conns.sxx": ("nginx-static", check_count_conns),
     "ngx-lua-count-timers.sxx": ("nginx-static", check_count_timers),
@@ -1289,6 +1334,8 @@ CHECKS = {
     "ngx-upstream-next.sxx": ("nginx-full", check_upstream_next),
     "ngx-upstream-post-conn.sxx": ("nginx-full", check_upstream_post_conn),
     "ngx-slow-purge-reqs.sxx": ("nginx-full", check_slow_purge),
+    "ngx-zlib-total-deflate-time.sxx": ("nginx-full", check_zlib_total),
+    "ngx-zlib-deflate-time.sxx": ("nginx-full", check_zlib_deflate),
     "sample-bt-leaks.sxx": ("nginx-static", check_sample_bt_leaks),
 
     "ngx-rps.sxx": ("nginx-static", check_ngx_rps),
