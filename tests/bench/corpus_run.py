@@ -63,6 +63,9 @@ MAX_RUNNING_TIMERS = 333
 PENDING_TIMERS = 7  # ngx.timer.at(3600, ...) made by init_worker_by_lua
 DICT_SIZE_KB = 1024
 RECV_DELAY_MS = 30  # the slow echo listener's delay before each answer
+# Upper tolerance of every wall-clock figure: the machine is shared, and
+# preemption only ever lengthens a wall time (lower bounds stay tight).
+SLACK_MS = 100
 
 
 # ---------------------------------------------------------------- helpers
@@ -560,16 +563,16 @@ def check_req_latency(ctx):
     n, ms = 20, 50
     r, out, err, log = traced(ctx, "samples/ngx-req-latency-distr.sxx", [],
                               lambda: access_delta(t, lambda: requests(t.port, f"/sleep?ms={ms}", n)))
-    fig = f"{n} requests, each sleeps {ms} ms (ngx.sleep); tolerance +100 ms"
+    fig = f"{n} requests, each sleeps {ms} ms (ngx.sleep); tolerance +{SLACK_MS} ms"
     st = stats_line(out)
     wl = f"{n} GET /sleep?ms={ms}, sequential"
     if not st:
         return (wl, fig, short(out)) + failed(r, out, err)
     cnt, mn, avg, mx = st
-    ok = cnt == n and mn >= ms * 1000 and mx <= (ms + 100) * 1000
+    ok = cnt == n and mn >= ms * 1000 and mx <= (ms + SLACK_MS) * 1000
     return ((wl, fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx} us")
-            + verdict(ok, f"{cnt} = {n}, all in [{ms}, {ms + 100}] ms",
-                      f"count {cnt} (want {n}) or a latency outside [{ms}, {ms + 100}] ms"))
+            + verdict(ok, f"{cnt} = {n}, all in [{ms}, {ms + SLACK_MS}] ms",
+                      f"count {cnt} (want {n}) or a latency outside [{ms}, {ms + SLACK_MS}] ms"))
 
 
 def check_pool_size(ctx):
@@ -610,7 +613,7 @@ def check_func_latency(ctx):
     r, out, err, _ = traced(ctx, "samples/func-latency-distr.sxx", ["--arg", arg],
                             lambda: requests(t.port, f"/busy?ms={ms}", n))
     fig = (f"{n} requests = {n} calls of {fn} (out of line, never inlined), each running "
-           f"Lua that busy-waits {ms} ms; tolerance -1/+15 ms")
+           f"Lua that busy-waits {ms} ms; tolerance -1/+{SLACK_MS} ms")
     wl = f"`{arg}`; {n} GET /busy?ms={ms}"
     m = re.search(r"Distribution of (\S+) latencies \(in nanoseconds\) for (\d+) samples", out)
     mm = re.search(r"max/avg/min: (\d+)/(\d+)/(\d+)", out)
@@ -618,11 +621,11 @@ def check_func_latency(ctx):
         return (wl, fig, short(out)) + failed(r, out, err)
     mx, avg, mn = (int(x) for x in mm.groups())
     ok = (m.group(1) == fn and int(m.group(2)) == n == hist_total(out)
-          and mn >= (ms - 1) * 10**6 and mx <= (ms + 15) * 10**6)
+          and mn >= (ms - 1) * 10**6 and mx <= (ms + SLACK_MS) * 10**6)
     return ((wl, fig, f"{m.group(1)}: {m.group(2)} samples, max/avg/min {mx}/{avg}/{mn} ns")
-            + verdict(ok, f"{n} samples of {fn}, histogram adds up, all in [{ms - 1}, {ms + 15}] ms",
+            + verdict(ok, f"{n} samples of {fn}, histogram adds up, all in [{ms - 1}, {ms + SLACK_MS}] ms",
                       f"function {m.group(1)}, {m.group(2)} samples, histogram {hist_total(out)}, "
-                      f"max/min {mx}/{mn} ns; want {n} in [{ms - 1}, {ms + 15}] ms"))
+                      f"max/min {mx}/{mn} ns; want {n} in [{ms - 1}, {ms + SLACK_MS}] ms"))
 
 
 def check_exec_time(ctx):
@@ -630,16 +633,16 @@ def check_exec_time(ctx):
     n, ms = 10, 20
     r, out, err, _ = traced(ctx, "samples/ngx-lua-exec-time.sxx", [],
                             lambda: requests(t.port, f"/busy?ms={ms}", n))
-    fig = f"{n} requests whose Lua busy-waits {ms} ms (ngx.now, ms resolution); tolerance -1/+15 ms"
+    fig = f"{n} requests whose Lua busy-waits {ms} ms (ngx.now, ms resolution); tolerance -1/+{SLACK_MS} ms"
     st = stats_line(out)
     wl = f"{n} GET /busy?ms={ms}"
     if not st:
         return (wl, fig, short(out)) + failed(r, out, err)
     cnt, mn, avg, mx = st
-    ok = cnt == n and mn >= (ms - 1) * 1000 and mx <= (ms + 15) * 1000
+    ok = cnt == n and mn >= (ms - 1) * 1000 and mx <= (ms + SLACK_MS) * 1000
     return ((wl, fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx} us")
-            + verdict(ok, f"{cnt} = {n}, all in [{ms - 1}, {ms + 15}] ms",
-                      f"count {cnt} (want {n}) or a time outside [{ms - 1}, {ms + 15}] ms"))
+            + verdict(ok, f"{cnt} = {n}, all in [{ms - 1}, {ms + SLACK_MS}] ms",
+                      f"count {cnt} (want {n}) or a time outside [{ms - 1}, {ms + SLACK_MS}] ms"))
 
 
 def check_trace_exits(ctx):
@@ -746,19 +749,20 @@ def check_epoll_blocking(ctx):
                             lambda: (requests(t.port, "/fast", 10), requests(t.port, f"/busy?ms={ms}", k),
                                      requests(t.port, "/fast", 10)), ready=r"Start tracing")
     wl = f"10 GET /fast, {k} GET /busy?ms={ms} (blocks the loop), 10 GET /fast"
-    fig = f"{k} loop iterations of {ms} ms, none other over the 200 ms limit; tolerance +30 ms"
+    fig = f"{k} loop iterations of {ms} ms, none other over the 200 ms limit; tolerance +{SLACK_MS} ms"
     got = [int(x) for x in re.findall(r"epoll loop blocked for (\d+)ms", out)]
-    ok = len(got) == k and all(ms <= g <= ms + 30 for g in got)
-    return ((wl, fig, short(out)) + verdict(ok, f"{got}", f"{got}, want {k} in [{ms}, {ms + 30}]")
+    ok = len(got) == k and all(ms <= g <= ms + SLACK_MS for g in got)
+    return ((wl, fig, short(out)) + verdict(ok, f"{got}", f"{got}, want {k} in [{ms}, {ms + SLACK_MS}]")
             if got or r.rc == 0 else (wl, fig, short(out)) + failed(r, out, err))
 
 
 def check_epoll_blocking_distr(ctx):
     t = ctx.t
-    k, ms = 4, 100
+    k, ms = 4, 150
     r = ctx.run("samples/epoll-loop-blocking-distr.sxx", ["--arg", "time=4"])
     wl = f"`time=4`; {k} GET /busy?ms={ms}, 10 GET /fast; the sample stops itself"
-    fig = f"{k} loop iterations of {ms} ms (bucket 64), all others under 64 ms; tolerance +27 ms"
+    fig = (f"{k} loop iterations of {ms} ms (buckets >= 128), all others far below; "
+           f"tolerance +{SLACK_MS} ms")
     if not r.wait_for(r"Start tracing", 90):
         out, err = r.stop()
         return (wl, fig, short(out)) + failed(r, out, err)
@@ -770,11 +774,12 @@ def check_epoll_blocking_distr(ctx):
     if not mm:
         return (wl, fig, short(out)) + failed(r, out, err)
     rows = [(int(v), int(c)) for v, c in re.findall(r"^\s*(\d+) \|[@ ]*?\s(\d+)$", out, re.M)]
-    slow = sum(c for v, c in rows if v >= 64)
+    slow = sum(c for v, c in rows if v >= 128)
     mx = int(mm.group(1))
-    ok = slow == k and ms <= mx <= ms + 27
-    return ((wl, fig, f"max/avg/min {mm.group(1)}/{mm.group(2)}/{mm.group(3)}; {slow} in buckets >= 64")
-            + verdict(ok, f"{slow} iterations >= 64 ms, max {mx}", f"{slow} iterations >= 64 ms (want {k}), max {mx}"))
+    ok = slow == k and ms <= mx <= ms + SLACK_MS
+    return ((wl, fig, f"max/avg/min {mm.group(1)}/{mm.group(2)}/{mm.group(3)}; {slow} in buckets >= 128")
+            + verdict(ok, f"{slow} iterations >= 128 ms, max {mx}",
+                      f"{slow} iterations >= 128 ms (want {k}), max {mx}"))
 
 
 def check_ctx_switches(ctx):
@@ -1082,7 +1087,7 @@ def check_slow_purge(ctx):
     wl = f"{n} PURGE /purge, proxied to an upstream that answers after {delay} ms"
     purges = sum(1 for l in log or [] if " PURGE /purge " in l)
     fig = (f"access log: {purges} PURGE requests; upstream delay {delay} ms: total and process header "
-           f">= {delay} ms, send req <= process header <= send header <= total; tolerance +50 ms")
+           f">= {delay} ms, send req <= process header <= send header <= total; tolerance +{SLACK_MS} ms")
     rows = re.findall(r"^PURGE /purge \(total: (-?\d+)ms, upstream send req: (-?\d+)ms, "
                       r"upsream process header: (-?\d+)ms, send response header: (-?\d+)ms\)$", out, re.M)
     if not rows:
@@ -1090,7 +1095,7 @@ def check_slow_purge(ctx):
     bad = []
     for row in rows:
         tot, snd, prc, hdr = (int(x) for x in row)
-        if not (0 <= snd <= prc <= hdr <= tot and delay <= prc and tot <= delay + 50):
+        if not (0 <= snd <= prc <= hdr <= tot and delay <= prc and tot <= delay + SLACK_MS):
             bad.append(row)
     ok = len(rows) == purges == n and not bad
     first = out.splitlines()[[i for i, l in enumerate(out.splitlines()) if l.startswith("PURGE")][0]]
@@ -1218,7 +1223,7 @@ def check_tcp_recv(ctx, sample, total, udp=False):
     wl = (f"{n} GET {uri.split('?')[0]}: {k} send/receive round trips each on a "
           f"{'UDP' if udp else 'TCP'} cosocket to a listener answering after {d} ms")
     lo, cnt = (k * d, n) if total else (d, n * k)
-    hi = lo + (20 * k if total else 20)
+    hi = lo + SLACK_MS
     fig = (f"{cnt} {'requests' if total else 'receives'} of {lo} ms each "
            f"({'the sum of ' + str(k) + ' receives' if total else 'the listener delay'}); tolerance +{hi - lo} ms")
     st = stats_line(out)
@@ -1240,13 +1245,13 @@ def check_slow_udp_query(ctx):
     # the listener's delay starts when the datagram arrives, the sample's
     # clock at the first read after the send (its own handler on
     # ngx_unix_send runs in between): 5 ms of slack below
-    fig = (f"ft_type 0 (no failure), elapsed {RECV_DELAY_MS} ms (tolerance -5/+20 ms), "
+    fig = (f"ft_type 0 (no failure), elapsed {RECV_DELAY_MS} ms (tolerance -5/+{SLACK_MS} ms), "
            "the query's bytes in hex, 10 a line")
     m = re.search(r"u->ft_type: (\d+), elapsed: (\d+)us\nQuery bytes \(hex dump\):\n(.*?)\n\n?$", out, re.S)
     if not m:
         return (wl, fig, short(out + err)) + failed(r, out, err)
     el = int(m.group(2))
-    ok = (m.group(1) == "0" and (RECV_DELAY_MS - 5) * 1000 <= el <= (RECV_DELAY_MS + 20) * 1000
+    ok = (m.group(1) == "0" and (RECV_DELAY_MS - 5) * 1000 <= el <= (RECV_DELAY_MS + SLACK_MS) * 1000
           and m.group(3).strip("\n") == dump.strip("\n"))
     return ((wl, fig, short(m.group(0)))
             + verdict(ok, "ft_type, elapsed and bytes match", f"got {m.groups()}"))
