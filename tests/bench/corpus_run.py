@@ -516,6 +516,7 @@ def check_count_conns(ctx):
     if not got:
         return ("-", "-") + (short(out),) + failed(r, out, err)
     bad = [f"{k2} {got.get(k2)} (expected {v})" for k2, v in want.items() if got.get(k2) != v]
+    out = "\n".join(f"{k2}: {v}" for k2, v in got.items())
     fig = (f"worker_connections {WORKER_CONNECTIONS}; {socks} sockets in /proc/PID/fd + 2 fd-less "
            f"Lua connections; RLIMIT_NOFILE {nofile}; 2 log files")
     return ((f"{k} idle client connections held, one more to wake the loop", fig, short(out))
@@ -534,6 +535,7 @@ def check_count_timers(ctx):
     if not got:
         return ("1 GET /fast (wakes the loop)", fig, short(out)) + failed(r, out, err)
     bad = [f"{k} {got.get(k)} (expected {v})" for k, v in want.items() if got.get(k) != v]
+    out = "\n".join(f"{k}: {v}" for k, v in got.items())
     return (("1 GET /fast (wakes the loop)", fig, short(out))
             + verdict(not bad, "all four figures match", "; ".join(bad)))
 
@@ -549,9 +551,10 @@ def check_shdict_info(ctx):
     if not size:
         if "not found" in out:
             return ("1 key set; 1 GET /fast", fig, short(out), "wrong",
-                    "sample older than the target: since lua-nginx-module 0.10.15 a zone's "
-                    "`data` is an ngx_http_lua_shm_zone_ctx_t (its `name` not where the sample "
-                    "reads it), so no zone is named dogs; stap reads the same bytes")
+                    "sample older than the target: in lua-nginx-module 0.10.23 a shm zone's "
+                    "`data` is an ngx_http_lua_shm_zone_ctx_t wrapping the dict's zone, not the "
+                    "ngx_http_lua_shdict_ctx_t the sample casts it to, so the `name` it reads is "
+                    "another field and no zone is named dogs; stap reads the same bytes")
         return ("1 key set; 1 GET /fast", fig, short(out)) + failed(r, out, err)
     ok = int(size.group(1)) == DICT_SIZE_KB and height and int(height.group(1)) == 1
     return (("1 key set; 1 GET /fast", fig, short(out))
@@ -721,7 +724,7 @@ def check_epoll_et_lt(ctx):
     r = ctx.run("samples/epoll-et-lt.sxx")
     wl = f"{n} GET /fast (one new connection each)"
     fig = (f"{n} connections accepted, each added to epoll once with EPOLLET "
-           "(ngx_epoll_add_connection): {n} ET, 0 LT")
+           f"(ngx_epoll_add_connection): {n} ET, 0 LT")
     if not r.wait_for(r"^\d+ ET, \d+ LT", 90):
         out, err = r.stop()
         return (wl, fig, short(out + err)) + failed(r, out, err)
@@ -856,7 +859,7 @@ def check_cpu_robbers(ctx):
         return (wl, fig, short(out)) + failed(r, out, err)
     total = sum(int(x[3]) for x in rows)
     ok = total == want and rows[0][1] == "corpus-burn"
-    return ((wl, fig, short(" / ".join(" ".join(x) for x in rows[:3])))
+    return ((wl, fig, short(" / ".join(f"#{a} {b}: {c}% ({d} samples)" for a, b, c, d in rows[:3])))
             + verdict(ok, f"{total} samples = {want}, #1 corpus-burn",
                       f"{total} samples (want {want}), #1 {rows[0][1]}"))
 
@@ -1211,7 +1214,8 @@ def check_lj_vm_states(ctx, sample, jit):
     if not (m and rows):
         return (wl, fig, short(out + err)) + failed(r, out, err)
     ok = rows == [(state, "100", m.group(1))] and m.group(2) == "0" and int(m.group(1)) > 0
-    return ((wl, fig, short(" / ".join(l for l in out.splitlines() if l.strip())[-160:]))
+    shown = " / ".join(l for l in out.splitlines() if l.startswith("Observed") or "%" in l)
+    return ((wl, fig, short(shown))
             + verdict(ok, f"{state} 100%", f"{rows}"))
 
 
