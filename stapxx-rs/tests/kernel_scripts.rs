@@ -687,6 +687,26 @@ fn host_resets_keep_concurrent_kernel_increments() {
     assert_eq!(out, "1 1\n", "{err}");
 }
 
+/// The timer turn that ends the session keeps its writes: a handler that
+/// prints a kernel counter, zeroes it and calls exit() (every "print the
+/// count, reset it" sample stopped by a time limit) leaves the `end` probe
+/// only what came after, here nothing. Its writes used to be dropped, and
+/// `end` saw the three calls again.
+#[test]
+fn the_last_timer_turn_keeps_its_resets() {
+    if !support::is_root() {
+        support::missing("root (BPF and uprobes)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let script = "global n, seen\n\
+        probe process(\"BIN\").function(\"work\") { n++ }\n\
+        probe timer.ms(10) { if (n == 3 && !seen) { seen = 1; printf(\"saw %d\\n\", n); n = 0; exit() } }\n\
+        probe end { printf(\"end %d\\n\", n) }\n";
+    let (out, err) = run("last_turn_resets", script, &[]);
+    assert_eq!(out, "saw 3\nend 0\n", "{err}");
+}
+
 /// The builtins that need load-time facts, in a uprobe: `ppid()` (the
 /// kernel's BTF), `umodname()` (the target's mappings),
 /// `user_string_quoted()` (the address in hex when it cannot be read, as

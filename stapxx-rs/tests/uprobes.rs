@@ -248,3 +248,48 @@ probe process("/bin/true").begin { println("not this one") }"#
         assert!(stdout.contains("done\n"), "{stdout}");
     }
 }
+
+/// `tests/fixtures/split_part.c` at -O2: GCC splits `finalize` and inlines
+/// its tail back into `finalize` itself, so the DWARF has an inlined copy
+/// of `finalize` nested in `finalize` (called from its declaration line).
+/// That copy is not a call: one site, one hit per call. (lua-nginx-module's
+/// `ngx_http_lua_socket_tcp_finalize` is built this way; the corpus sample
+/// ngx-lua-useless-cosockets counted every cosocket twice.)
+fn split_part() -> PathBuf {
+    support::c_fixture("split_part.c", "split_part-O2", &["-O2"])
+}
+
+#[test]
+fn a_split_part_inlined_back_is_one_site() {
+    let bin = split_part();
+    let script = format!(
+        r#"probe process("{}").function("finalize") {{ }}"#,
+        bin.display()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args(["-p2", "-e", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace(&bin.display().to_string(), "BIN");
+    let sites: Vec<_> = text.lines().filter(|l| l.contains("uprobe at")).collect();
+    assert_eq!(
+        sites,
+        ["#   uprobe at the entry of finalize in BIN (file offset 0x1260) <- process(\"BIN\").function(\"finalize\")"],
+        "{text}"
+    );
+}
+
+#[test]
+fn a_split_part_inlined_back_is_not_a_second_entry() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = split_part();
+    let script = format!(
+        r#"global n probe process("{}").function("finalize") {{ n++ }} probe end {{ printf("hits %d\n", n) }}"#,
+        bin.display()
+    );
+    let (code, out, err) = support::stapxx_c(&format!("{} 5", bin.display()), &script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "finalized 5\nhits 5\n", "{err}");
+}

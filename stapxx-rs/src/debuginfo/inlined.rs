@@ -145,6 +145,7 @@ impl Debug {
                 keep,
                 names,
                 out: &mut out,
+                enclosing: Vec::new(),
             };
             self.inlined_in(&mut walk, root, None, 0)?;
         }
@@ -190,7 +191,10 @@ impl Debug {
                         w.names.push(n.clone());
                     }
                     if let Some(code) = self.code_range(u, e, false).map_err(err)? {
-                        self.inlined_in(w, child, Some((id, code.entry)), depth + 1)?;
+                        w.enclosing.push(own.origin.unwrap_or(id));
+                        let r = self.inlined_in(w, child, Some((id, code.entry)), depth + 1);
+                        w.enclosing.pop();
+                        r?;
                     }
                 }
                 (
@@ -202,13 +206,16 @@ impl Debug {
                 }
                 (dw::DW_TAG_inlined_subroutine, Some(f)) => {
                     let own = self.attrs_of(0, u, e).map_err(err)?;
+                    let origin = own.origin;
                     let name = self.name_and_type(own)?.0;
-                    if name.as_deref().is_some_and(|n| (w.keep)(n)) {
+                    let call_line = e
+                        .attr_value(dw::DW_AT_call_line)
+                        .map_err(err)?
+                        .and_then(|v| v.udata_value());
+                    if name.as_deref().is_some_and(|n| (w.keep)(n))
+                        && !self.split_part(&w.enclosing, origin, call_line)?
+                    {
                         let code = self.code_range(u, e, true).map_err(err)?;
-                        let call_line = e
-                            .attr_value(dw::DW_AT_call_line)
-                            .map_err(err)?
-                            .and_then(|v| v.udata_value());
                         w.out.push(Candidate {
                             die: id,
                             unit: w.ui,
@@ -220,12 +227,51 @@ impl Debug {
                             call_line,
                         });
                     }
-                    self.inlined_in(w, child, frame, depth + 1)?;
+                    w.enclosing.push(origin.unwrap_or(id));
+                    let r = self.inlined_in(w, child, frame, depth + 1);
+                    w.enclosing.pop();
+                    r?;
                 }
                 _ => {}
             }
         }
         Ok(())
+    }
+}
+
+impl Debug {
+    /// Whether an inlined copy of `origin` "called" at `call_line` is a part
+    /// of an enclosing instance of the same function rather than a call:
+    /// GCC's function splitting (`-fpartial-inlining`) moves a function's
+    /// tail into `f.part.N` and may inline that back into `f` itself (or
+    /// into an inlined copy of `f`); the DWARF then shows a copy of `f`
+    /// nested in `f`, "called" from `f`'s own declaration line. Control
+    /// reaches it by falling through from `f`'s entry, so probing it too
+    /// would count every call of `f` twice. A real recursive call that was
+    /// inlined is called from a line of the body, and is kept.
+    fn split_part(
+        &self,
+        enclosing: &[DieId],
+        origin: Option<DieId>,
+        call_line: Option<u64>,
+    ) -> Result<bool> {
+        let Some(origin) = origin.filter(|o| enclosing.contains(o)) else {
+            return Ok(false);
+        };
+        Ok(call_line.is_some() && self.decl_line(origin)? == call_line)
+    }
+
+    /// `DW_AT_decl_line` of a DIE.
+    fn decl_line(&self, id: DieId) -> Result<Option<u64>> {
+        let u = self
+            .unit_of(id)
+            .ok_or_else(|| self.err(format!("DIE {id}"), "offset is outside every unit"))?;
+        let run = || -> gimli::Result<Option<u64>> {
+            let e = u.unit.entry(gimli::UnitOffset(id.offset - u.start))?;
+            Ok(e.attr_value(dw::DW_AT_decl_line)?
+                .and_then(|v| v.udata_value()))
+        };
+        run().map_err(|e| self.err(format!("reading DIE {id}"), e))
     }
 }
 
@@ -236,4 +282,8 @@ struct Walk<'a, 'u> {
     keep: &'a dyn Fn(&str) -> bool,
     names: &'a mut Vec<String>,
     out: &'a mut Vec<Candidate>,
+    /// The functions (abstract DIEs, or the subprogram itself when it has
+    /// none) of the out-of-line subprogram and inlined copies the walk is
+    /// inside, outermost first.
+    enclosing: Vec<DieId>,
 }

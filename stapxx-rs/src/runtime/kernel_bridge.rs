@@ -122,12 +122,16 @@ pub fn run(
             // Only what a host probe changes after this goes back.
             last = s.globals_mut().stores.clone();
         }
-        if !s.wait_step(Duration::ZERO, Some(asof)) {
-            break;
-        }
-        // Globals a timer probe changed go to the kernel probes.
+        let running = s.wait_step(Duration::ZERO, Some(asof));
+        // Globals a timer probe changed go to the kernel probes, also from
+        // the turn that ended the session (a timer that printed a count,
+        // reset it and called exit()): the kernel's values are read back
+        // for the end probes below, and the reset must be in them.
         push(&ks, prog, &additive, s.globals_mut(), Some(&last));
         last = s.globals_mut().stores.clone();
+        if !running {
+            break;
+        }
         countdown.tick();
     }
     countdown.clear();
