@@ -458,12 +458,19 @@ impl<'o> Session<'o> {
             args: self.opts.script_args.clone(),
             ..system::pp_config(true)
         };
-        let macros = self.library_macros(&config)?;
+        // The macros (every `.stpm` file read again, in guru mode) only
+        // when a library file is parsed: most scripts need none.
+        let mut macros: Option<Result<MacroTable, Diagnostic>> = None;
         let mut warnings = Vec::new();
         let sources = &mut self.sources;
         let mut parse = |c: &crate::library::Candidate| {
-            let id = sources.add(c.path.display().to_string(), c.text.clone());
-            grammar::parse_source(id, &c.text, &config, &macros).map_err(|d| Diagnostic {
+            let table = macros.get_or_insert_with(|| library_macros(&dirs, &config, sources));
+            let Ok(table) = table else {
+                // Reported below, as an error of its own.
+                return Err(Diagnostic::bare(String::new()));
+            };
+            let id = sources.add(c.path.display().to_string(), c.text().to_string());
+            grammar::parse_source(id, c.text(), &config, table).map_err(|d| Diagnostic {
                 severity: grammar::diag::Severity::Warning,
                 message: format!(
                     "tapset '{}' has errors, and will be skipped: {}",
@@ -474,15 +481,19 @@ impl<'o> Session<'o> {
             })
         };
         let pulled = library.pull(&program.files, &mut parse, &mut warnings);
+        if let Some(Err(e)) = macros {
+            return Err(e);
+        }
         for w in warnings {
             crate::ewrite!("{}", w.render(&self.sources));
         }
         if self.opts.cli.verbose > 0 {
-            crate::ewrite!(
-                "Pass 2a: {} of {} library files used\n",
-                pulled.len(),
-                library.len()
-            );
+            match library.read_len() {
+                Some(n) => crate::ewrite!("Pass 2a: {} of {n} library files used\n", pulled.len()),
+                None => crate::ewrite!(
+                    "Pass 2a: no library file needed (the script defines all it uses)\n"
+                ),
+            }
         }
         Ok(Program {
             files: program.files,
@@ -510,27 +521,36 @@ impl<'o> Session<'o> {
         })
     }
 
-    /// Macros from every `.stpm` file in the search path (stap loads its
-    /// tapset directories' `.stpm` files before parsing the script).
+    /// Macros from every `.stpm` file in the search path.
     fn library_macros(&mut self, config: &PpConfig) -> Result<MacroTable, Diagnostic> {
-        let mut table = MacroTable::new();
-        let mut paths = Vec::new();
-        for dir in self.search_path().iter().skip(1) {
-            collect_stpm(dir, &mut paths);
-        }
-        paths.sort();
-        for path in paths {
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
-            let name = path.display().to_string();
-            let text =
-                grammar::decode_source(bytes).map_err(|e| e.report(&mut self.sources, &name))?;
-            let id = self.sources.add(name, text.clone());
-            table.add_library_file(id, &text, config)?;
-        }
-        Ok(table)
+        let dirs: Vec<PathBuf> = self.search_path().into_iter().skip(1).collect();
+        library_macros(&dirs, config, &mut self.sources)
     }
+}
+
+/// Macros from every `.stpm` file of the library directories `dirs` (stap
+/// loads its tapset directories' `.stpm` files before parsing the script).
+fn library_macros(
+    dirs: &[PathBuf],
+    config: &PpConfig,
+    sources: &mut SourceMap,
+) -> Result<MacroTable, Diagnostic> {
+    let mut table = MacroTable::new();
+    let mut paths = Vec::new();
+    for dir in dirs {
+        collect_stpm(dir, &mut paths);
+    }
+    paths.sort();
+    for path in paths {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let name = path.display().to_string();
+        let text = grammar::decode_source(bytes).map_err(|e| e.report(sources, &name))?;
+        let id = sources.add(name, text.clone());
+        table.add_library_file(id, &text, config)?;
+    }
+    Ok(table)
 }
 
 /// `--procs-of PATH`: the executable, the processes running it now (the
