@@ -159,6 +159,16 @@ impl<'o> Session<'o> {
         expansion: &Expansion,
         mut t: std::time::Instant,
     ) -> Result<(), Diagnostic> {
+        let prefetch = (self.opts.cli.pass >= 2).then(|| {
+            resolve::modules::Prefetch::start(
+                self.target.as_ref(),
+                self.exec_path.as_deref(),
+                expansion.files.iter().map(|f| f.text.as_str()),
+            )
+        });
+        // The library's files are found meanwhile, on another thread.
+        let library =
+            (self.opts.cli.pass >= 2).then(|| crate::library::Library::start(&self.library_dirs()));
         let program = self.parse(expansion)?;
         self.timing("Pass 1: parsed the script and its modules", &mut t);
         if self.opts.cli.pass == 1 {
@@ -174,9 +184,9 @@ impl<'o> Session<'o> {
             emit(&text)?;
             return Ok(());
         }
-        let program = self.pull_library(program)?;
+        let program = self.pull_library(program, library)?;
         self.timing("Pass 2a: pulled in tapset library files", &mut t);
-        let resolved = self.resolve(&program, self.opts.cli.pass >= 3)?;
+        let resolved = self.resolve(&program, self.opts.cli.pass >= 3, prefetch)?;
         for w in &resolved.warnings {
             crate::ewrite!("{}", w.render(&self.sources));
         }
@@ -278,8 +288,8 @@ impl<'o> Session<'o> {
         let expansion = self.expand_text(name, text, opts)?;
         let passes = |s: &mut Self| -> Result<Translated, Diagnostic> {
             let parsed = s.parse(&expansion)?;
-            let parsed = s.pull_library(parsed)?;
-            let resolved = s.resolve(&parsed, true)?;
+            let parsed = s.pull_library(parsed, None)?;
+            let resolved = s.resolve(&parsed, true, None)?;
             let program = ir::lower::lower(&resolved)?;
             let compiled = s.compile(&program, false, &mut std::time::Instant::now())?;
             Ok(Translated { program, compiled })
@@ -289,9 +299,18 @@ impl<'o> Session<'o> {
 
     /// Pass 2: every probe point matched, target variables resolved
     /// (`prefetch`: start reading what pass 3 will need meanwhile).
-    fn resolve(&self, program: &Program, prefetch: bool) -> Result<resolve::Resolved, Diagnostic> {
+    /// (`opened`: modules [`resolve::modules::Prefetch`] started opening).
+    fn resolve(
+        &self,
+        program: &Program,
+        prefetch: bool,
+        opened: Option<resolve::modules::Prefetch>,
+    ) -> Result<resolve::Resolved, Diagnostic> {
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         modules.prefetch = prefetch;
+        if let Some(p) = opened {
+            modules.adopt(p);
+        }
         let resolved = resolve::resolve(
             &program.files,
             &program.library,
@@ -451,9 +470,14 @@ impl<'o> Session<'o> {
     /// whole (`library/`); each is preprocessed and parsed as stap parses
     /// tapsets, in guru mode. A library file that does not parse is
     /// skipped with a warning.
-    fn pull_library(&mut self, program: Program) -> Result<Program, Diagnostic> {
-        let dirs: Vec<PathBuf> = self.search_path().into_iter().skip(1).collect();
-        let library = crate::library::Library::open(&dirs);
+    /// (`library`: the library already started, else it is opened here.)
+    fn pull_library(
+        &mut self,
+        program: Program,
+        library: Option<crate::library::Library>,
+    ) -> Result<Program, Diagnostic> {
+        let dirs = self.library_dirs();
+        let library = library.unwrap_or_else(|| crate::library::Library::open(&dirs));
         let config = PpConfig {
             args: self.opts.script_args.clone(),
             ..system::pp_config(true)
@@ -521,9 +545,14 @@ impl<'o> Session<'o> {
         })
     }
 
+    /// The search path without `.`: the library's directories.
+    fn library_dirs(&self) -> Vec<PathBuf> {
+        self.search_path().into_iter().skip(1).collect()
+    }
+
     /// Macros from every `.stpm` file in the search path.
     fn library_macros(&mut self, config: &PpConfig) -> Result<MacroTable, Diagnostic> {
-        let dirs: Vec<PathBuf> = self.search_path().into_iter().skip(1).collect();
+        let dirs = self.library_dirs();
         library_macros(&dirs, config, &mut self.sources)
     }
 }

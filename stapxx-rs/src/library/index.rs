@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const HEADER: &str = "stapxx-rs library scan 1";
 
@@ -49,7 +50,7 @@ impl Stamp {
 /// The scans on record, by path.
 #[derive(Default)]
 pub struct Index {
-    entries: HashMap<PathBuf, (Stamp, Names)>,
+    entries: HashMap<PathBuf, (Stamp, Arc<Names>)>,
 }
 
 /// Where the cache lives, when there is a home for it.
@@ -72,7 +73,7 @@ impl Index {
     }
 
     /// The names on record for `path`, if it is still the file scanned.
-    pub fn get(&self, path: &Path, stamp: &Stamp) -> Option<&Names> {
+    pub fn get(&self, path: &Path, stamp: &Stamp) -> Option<&Arc<Names>> {
         match self.entries.get(path) {
             Some((s, names)) if s == stamp => Some(names),
             _ => None,
@@ -80,7 +81,7 @@ impl Index {
     }
 
     /// Record a scan.
-    pub fn insert(&mut self, path: PathBuf, stamp: Stamp, names: Names) {
+    pub fn insert(&mut self, path: PathBuf, stamp: Stamp, names: Arc<Names>) {
         self.entries.insert(path, (stamp, names));
     }
 
@@ -160,7 +161,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
     for line in lines.filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix(b"F ") {
             if let Some((p, s, n)) = current.take() {
-                index.insert(p, s, n);
+                index.insert(p, s, Arc::new(n));
             }
             let tab = rest.iter().position(|&b| b == b'\t')?;
             let nums: Vec<i64> = std::str::from_utf8(&rest[..tab])
@@ -197,7 +198,7 @@ fn parse(bytes: &[u8]) -> Option<Index> {
         }
     }
     if let Some((p, s, n)) = current {
-        index.insert(p, s, n);
+        index.insert(p, s, Arc::new(n));
     }
     Some(index)
 }
@@ -253,8 +254,8 @@ mod tests {
         assert!(Index::load(&cache).entries.is_empty());
         let mut idx = Index::default();
         let stamp = Stamp::of(&std::fs::metadata(&cache).unwrap());
-        idx.insert(d.join("kept.stp"), stamp, Names::default());
-        idx.insert(d.join("gone").join("x.stp"), stamp, Names::default());
+        idx.insert(d.join("kept.stp"), stamp, Arc::default());
+        idx.insert(d.join("gone").join("x.stp"), stamp, Arc::default());
         assert!(idx.prune());
         assert_eq!(
             idx.entries.keys().collect::<Vec<_>>(),

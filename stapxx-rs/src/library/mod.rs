@@ -29,6 +29,8 @@ use index::Stamp;
 use scan::Names;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 /// One library file found on the search path.
 pub struct Candidate {
@@ -36,7 +38,7 @@ pub struct Candidate {
     /// Read when scanned, else when first parsed (its scan came from the
     /// cache, [`index`]).
     text: std::sync::OnceLock<String>,
-    names: Names,
+    names: Arc<Names>,
 }
 
 impl Candidate {
@@ -58,6 +60,8 @@ impl Candidate {
 pub struct Library {
     dirs: Vec<PathBuf>,
     files: std::sync::OnceLock<Vec<Candidate>>,
+    /// The files being found on another thread ([`Library::start`]).
+    finding: Mutex<Option<JoinHandle<Vec<Candidate>>>>,
 }
 
 /// The `.stp` files of one tapset directory, most specific first (see
@@ -103,7 +107,7 @@ fn candidate(path: PathBuf, cache: &index::Index) -> Option<(Stamp, bool, Candid
     }
     let bytes = std::fs::read(&path).ok()?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let names = scan::scan(&text);
+    let names = Arc::new(scan::scan(&text));
     let c = Candidate {
         path,
         text: text.into(),
@@ -142,6 +146,38 @@ fn candidates(paths: Vec<PathBuf>, cache: &index::Index) -> Vec<Option<(Stamp, b
     })
 }
 
+/// The candidate files of `dirs`, in precedence order: each scanned, or
+/// its scan taken from the cache ([`index`]), which is rewritten when
+/// anything was scanned.
+fn find_files(dirs: &[PathBuf]) -> Vec<Candidate> {
+    let paths: Vec<PathBuf> = dirs.iter().flat_map(|d| tapset_files(d)).collect();
+    let cache_file = index::cache_file();
+    let mut cache = cache_file
+        .as_deref()
+        .map(index::Index::load)
+        .unwrap_or_default();
+    let found = candidates(paths, &cache);
+    let mut changed = false;
+    let mut seen = HashSet::new();
+    let mut files = Vec::new();
+    for (stamp, scanned, c) in found.into_iter().flatten() {
+        if scanned {
+            cache.insert(c.path.clone(), stamp, c.names.clone());
+            changed = true;
+        }
+        // The same file reached twice (a symlink, `-I` naming the
+        // system tree) is one file, at its first place.
+        if seen.insert((stamp.dev, stamp.ino)) {
+            files.push(c);
+        }
+    }
+    if let (true, Some(path)) = (changed, &cache_file) {
+        cache.prune();
+        cache.save(path);
+    }
+    files
+}
+
 impl Library {
     /// The library of `dirs`; nothing is read yet (unreadable files are
     /// skipped when it is: a library file is only ever an offer).
@@ -149,38 +185,34 @@ impl Library {
         Library {
             dirs: dirs.to_vec(),
             files: std::sync::OnceLock::new(),
+            finding: Mutex::new(None),
         }
+    }
+
+    /// [`Library::open`], finding the files on another thread meanwhile
+    /// (the script's parse runs on this one): nearly every script asks
+    /// the library about some name (see [`index`]).
+    pub fn start(dirs: &[PathBuf]) -> Library {
+        let lib = Library::open(dirs);
+        let owned = dirs.to_vec();
+        if let Ok(h) = std::thread::Builder::new().spawn(move || find_files(&owned)) {
+            *lib.finding.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+        }
+        lib
     }
 
     /// The candidates, found on first use (scanned, or from the cache).
     fn files(&self) -> &[Candidate] {
         self.files.get_or_init(|| {
-            let paths: Vec<PathBuf> = self.dirs.iter().flat_map(|d| tapset_files(d)).collect();
-            let cache_file = index::cache_file();
-            let mut cache = cache_file
-                .as_deref()
-                .map(index::Index::load)
-                .unwrap_or_default();
-            let found = candidates(paths, &cache);
-            let mut changed = false;
-            let mut seen = HashSet::new();
-            let mut files = Vec::new();
-            for (stamp, scanned, c) in found.into_iter().flatten() {
-                if scanned {
-                    cache.insert(c.path.clone(), stamp, c.names.clone());
-                    changed = true;
-                }
-                // The same file reached twice (a symlink, `-I` naming the
-                // system tree) is one file, at its first place.
-                if seen.insert((stamp.dev, stamp.ino)) {
-                    files.push(c);
-                }
+            let started = self
+                .finding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            match started.map(JoinHandle::join) {
+                Some(Ok(files)) => files,
+                _ => find_files(&self.dirs),
             }
-            if let (true, Some(path)) = (changed, &cache_file) {
-                cache.prune();
-                cache.save(path);
-            }
-            files
         })
     }
 
