@@ -224,9 +224,9 @@ mod tests {
         idx.insert(
             file.clone(),
             stamp,
-            super::super::scan::scan(
+            Arc::new(super::super::scan::scan(
                 "function f() {}\nglobal g\nprobe x.y = begin {}\nprobe z = begin {}\n",
-            ),
+            )),
         );
         let cache = d.join("sub").join("library-scan");
         idx.save(&cache);

@@ -14,8 +14,8 @@
 //! generic `registers.stp`, whose functions are documentation stubs). The
 //! first file that defines a name is the one used for it.
 //!
-//! Files are found by a lexical scan ([`scan`]) and parsed only when
-//! needed; a file that does not parse is skipped with a warning, as stap
+//! Files are found by a lexical scan ([`scan`], kept between runs by
+//! [`index`]) and parsed only when needed; a file that does not parse is skipped with a warning, as stap
 //! skips a broken tapset.
 
 pub mod index;
