@@ -118,10 +118,14 @@ fn candidate(path: PathBuf, cache: &index::Index) -> Option<(Stamp, bool, Candid
 
 /// [`candidate`] for each of `paths` on a few threads (the files are
 /// independent), keeping their order.
-fn candidates(paths: Vec<PathBuf>, cache: &index::Index) -> Vec<Option<(Stamp, bool, Candidate)>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
+fn candidates(
+    paths: Vec<PathBuf>,
+    cache: &index::Index,
+    threads: usize,
+) -> Vec<Option<(Stamp, bool, Candidate)>> {
+    if threads <= 1 {
+        return paths.into_iter().map(|p| candidate(p, cache)).collect();
+    }
     let chunk = paths.len().div_ceil(threads).max(1);
     let mut chunks: Vec<Vec<PathBuf>> = Vec::new();
     let mut it = paths.into_iter().peekable();
@@ -149,14 +153,15 @@ fn candidates(paths: Vec<PathBuf>, cache: &index::Index) -> Vec<Option<(Stamp, b
 /// The candidate files of `dirs`, in precedence order: each scanned, or
 /// its scan taken from the cache ([`index`]), which is rewritten when
 /// anything was scanned.
-fn find_files(dirs: &[PathBuf]) -> Vec<Candidate> {
+/// `threads`: how many to share the files among.
+fn find_files(dirs: &[PathBuf], threads: usize) -> Vec<Candidate> {
     let paths: Vec<PathBuf> = dirs.iter().flat_map(|d| tapset_files(d)).collect();
     let cache_file = index::cache_file();
     let mut cache = cache_file
         .as_deref()
         .map(index::Index::load)
         .unwrap_or_default();
-    let found = candidates(paths, &cache);
+    let found = candidates(paths, &cache, threads);
     let mut changed = false;
     let mut seen = HashSet::new();
     let mut files = Vec::new();
@@ -189,13 +194,14 @@ impl Library {
         }
     }
 
-    /// [`Library::open`], finding the files on another thread meanwhile
-    /// (the script's parse runs on this one): nearly every script asks
-    /// the library about some name (see [`index`]).
+    /// [`Library::open`], finding the files on one other thread meanwhile
+    /// (the script's parse runs on this one; one thread, not more, so as
+    /// not to take the parse's core too): nearly every script asks the
+    /// library about some name (see [`index`]).
     pub fn start(dirs: &[PathBuf]) -> Library {
         let lib = Library::open(dirs);
         let owned = dirs.to_vec();
-        if let Ok(h) = std::thread::Builder::new().spawn(move || find_files(&owned)) {
+        if let Ok(h) = std::thread::Builder::new().spawn(move || find_files(&owned, 1)) {
             *lib.finding.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
         }
         lib
@@ -211,7 +217,11 @@ impl Library {
                 .take();
             match started.map(JoinHandle::join) {
                 Some(Ok(files)) => files,
-                _ => find_files(&self.dirs),
+                // Waited for: as many threads as there are cores.
+                _ => {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    find_files(&self.dirs, cores.clamp(1, 4))
+                }
             }
         })
     }
