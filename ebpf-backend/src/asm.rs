@@ -98,12 +98,38 @@ impl FuncAsm {
     }
     /// Bind `l` to the next instruction.
     pub fn bind(&mut self, l: Label) {
+        self.drop_jumps_to_next(l);
         match self.labels.get_mut(l.0 as usize) {
             Some(slot @ None) => *slot = Some(self.insns.len()),
             Some(Some(_)) => self.errors.push(format!("label {} bound twice", l.0)),
             None => self
                 .errors
                 .push(format!("label {} is not from this function", l.0)),
+        }
+    }
+    /// Before binding `l` here: drop a `goto l` just emitted (a jump to
+    /// the next instruction, as an `if` without `else` leaves). The kernel
+    /// removes such no-ops itself, but each removal moves the whole
+    /// program and its line info (O(program) per jump), which made a
+    /// noticeable part of loading a long probe. Every jump goes through a
+    /// label, so moving the labels bound past the dropped slot back by one
+    /// keeps all targets right.
+    fn drop_jumps_to_next(&mut self, l: Label) {
+        while let (Some(&(at, Fixup::Label(to))), Some(last)) =
+            (self.fixups.last(), self.insns.last())
+        {
+            let is_ja = last.code == insn::op::JMP | insn::op::JA;
+            if to != l || at + 1 != self.insns.len() || !is_ja {
+                break;
+            }
+            self.fixups.pop();
+            self.insns.pop();
+            self.tags.pop();
+            for p in self.labels.iter_mut().flatten() {
+                if *p > at {
+                    *p = at;
+                }
+            }
         }
     }
     fn jump(&mut self, i: Insn, l: Label) {
@@ -692,6 +718,41 @@ mod tests {
         assert_eq!(g.code, insn::op::JMP32 | insn::op::JA);
         assert_eq!(3 + 1 + g.imm as usize, 4 + 40_000);
         assert_eq!(img.insns[4 + 40_000].code, insn::op::JMP | insn::op::EXIT);
+    }
+
+    #[test]
+    fn jumps_to_the_next_instruction_are_dropped() {
+        let mut a = Assembler::new();
+        let main = a.declare("stx_main", FuncKind::Entry, 1);
+        let mut m = FuncAsm::new();
+        let (other, at_goto, next, end) =
+            (m.new_label(), m.new_label(), m.new_label(), m.new_label());
+        m.jmp_imm(Cond::Eq, R1, 0, at_goto);
+        m.jmp_imm(Cond::Eq, R1, 1, next);
+        m.jmp_imm(Cond::Eq, R1, 2, end);
+        m.emit(Insn::mov64_imm(R0, 1));
+        m.bind(at_goto);
+        m.jmp(next);
+        m.jmp(next);
+        m.bind(other);
+        m.bind(next);
+        m.emit(Insn::mov64_imm(R0, 2));
+        // A conditional jump to the next instruction stays.
+        m.jmp_imm(Cond::Eq, R1, 3, end);
+        m.bind(end);
+        m.emit(Insn::exit());
+        a.define(main, m);
+        let img = a.link(main).unwrap();
+        // Both gotos are gone; what jumped to them or past them lands on
+        // `r0 = 2` at slot 4.
+        assert_eq!(img.insns.len(), 7);
+        assert_eq!(img.tags.len(), 7);
+        assert_eq!(img.insns[0].off, 3);
+        assert_eq!(img.insns[1].off, 2);
+        assert_eq!(img.insns[2].off, 3);
+        assert_eq!(img.insns[4], Insn::mov64_imm(R0, 2));
+        assert_eq!((img.insns[5].off, img.insns[5].imm), (0, 3));
+        assert_eq!(img.insns[6].code, insn::op::JMP | insn::op::EXIT);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::asm::{Image, MapId};
 use crate::btf;
 use crate::error::{parse_verifier_log, Error, VerifierError};
 use crate::insn::op;
-use crate::maps::MapDef;
+use crate::maps::{MapDef, MapKind};
 use crate::module::{Module, ProgId, ProgKind};
 use crate::sys::{self, Attr};
 
@@ -84,6 +84,46 @@ fn load_btf(bytes: &[u8], log_size: usize) -> Result<OwnedFd, Error> {
             }
         }
     }
+}
+
+/// The memory the kernel sets up when creating `d`, roughly: the bytes
+/// of a ring buffer, the entries of a preallocated hash or an array.
+fn creation_cost(d: &MapDef, ncpus: usize) -> u64 {
+    let entry = (d.key_size as u64 + d.value_size as u64 + 48)
+        * if d.kind.is_percpu() { ncpus as u64 } else { 1 };
+    match d.kind {
+        MapKind::RingBuf => d.max_entries as u64,
+        _ if d.flags & crate::maps::flags::NO_PREALLOC != 0 => 0,
+        _ => entry * d.max_entries as u64,
+    }
+}
+
+/// Create every map of `defs`, in order. The costliest one, when it
+/// takes megabytes (a ring buffer, a preallocated LRU hash of strings:
+/// milliseconds of the kernel clearing pages), is created on another
+/// thread meanwhile. An error is the first map's that failed.
+fn create_maps(defs: &[MapDef], ncpus: usize) -> Result<Vec<Map>, Error> {
+    let big = (0..defs.len())
+        .max_by_key(|&i| creation_cost(&defs[i], ncpus))
+        .filter(|&i| creation_cost(&defs[i], ncpus) >= 1 << 20);
+    let mut made: Vec<Option<Result<Map, Error>>> = Vec::with_capacity(defs.len());
+    std::thread::scope(|s| {
+        let helper = big.map(|b| s.spawn(move || Map::create(b, &defs[b], ncpus)));
+        for (i, def) in defs.iter().enumerate() {
+            made.push((Some(i) != big).then(|| Map::create(i, def, ncpus)));
+        }
+        if let (Some(b), Some(h)) = (big, helper) {
+            made[b] = Some(h.join().unwrap_or_else(|_| {
+                Err(Error::Invalid(format!(
+                    "creating map {} failed",
+                    defs[b].name
+                )))
+            }));
+        }
+    });
+    made.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("map not created".into()))))
+        .collect()
 }
 
 fn cstr(buf: &[u8]) -> String {
@@ -439,10 +479,7 @@ impl Loaded {
             linked.push((image, li));
         }
         let btf_fd = load_btf(&mb.builder.finish(), opts.log_size)?;
-        let mut maps = Vec::with_capacity(m.maps().len());
-        for (i, def) in m.maps().iter().enumerate() {
-            maps.push(Map::create(i, def, ncpus)?);
-        }
+        let maps = create_maps(m.maps(), ncpus)?;
         let mut programs = Vec::with_capacity(m.programs().len());
         for (p, (mut image, line_info)) in m.programs().iter().zip(linked) {
             for r in &image.map_relocs {

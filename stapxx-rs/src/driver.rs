@@ -159,6 +159,16 @@ impl<'o> Session<'o> {
         expansion: &Expansion,
         mut t: std::time::Instant,
     ) -> Result<(), Diagnostic> {
+        let prefetch = (self.opts.cli.pass >= 2).then(|| {
+            resolve::modules::Prefetch::start(
+                self.target.as_ref(),
+                self.exec_path.as_deref(),
+                expansion.files.iter().map(|f| f.text.as_str()),
+            )
+        });
+        // The library's files are found meanwhile, on another thread.
+        let library =
+            (self.opts.cli.pass >= 2).then(|| crate::library::Library::start(&self.library_dirs()));
         let program = self.parse(expansion)?;
         self.timing("Pass 1: parsed the script and its modules", &mut t);
         if self.opts.cli.pass == 1 {
@@ -174,9 +184,9 @@ impl<'o> Session<'o> {
             emit(&text)?;
             return Ok(());
         }
-        let program = self.pull_library(program)?;
+        let program = self.pull_library(program, library)?;
         self.timing("Pass 2a: pulled in tapset library files", &mut t);
-        let resolved = self.resolve(&program, self.opts.cli.pass >= 3)?;
+        let resolved = self.resolve(&program, self.opts.cli.pass >= 3, prefetch)?;
         for w in &resolved.warnings {
             crate::ewrite!("{}", w.render(&self.sources));
         }
@@ -278,8 +288,8 @@ impl<'o> Session<'o> {
         let expansion = self.expand_text(name, text, opts)?;
         let passes = |s: &mut Self| -> Result<Translated, Diagnostic> {
             let parsed = s.parse(&expansion)?;
-            let parsed = s.pull_library(parsed)?;
-            let resolved = s.resolve(&parsed, true)?;
+            let parsed = s.pull_library(parsed, None)?;
+            let resolved = s.resolve(&parsed, true, None)?;
             let program = ir::lower::lower(&resolved)?;
             let compiled = s.compile(&program, false, &mut std::time::Instant::now())?;
             Ok(Translated { program, compiled })
@@ -289,9 +299,18 @@ impl<'o> Session<'o> {
 
     /// Pass 2: every probe point matched, target variables resolved
     /// (`prefetch`: start reading what pass 3 will need meanwhile).
-    fn resolve(&self, program: &Program, prefetch: bool) -> Result<resolve::Resolved, Diagnostic> {
+    /// (`opened`: modules [`resolve::modules::Prefetch`] started opening).
+    fn resolve(
+        &self,
+        program: &Program,
+        prefetch: bool,
+        opened: Option<resolve::modules::Prefetch>,
+    ) -> Result<resolve::Resolved, Diagnostic> {
         let mut modules = Modules::new(self.target.as_ref(), self.exec_path.clone());
         modules.prefetch = prefetch;
+        if let Some(p) = opened {
+            modules.adopt(p);
+        }
         let resolved = resolve::resolve(
             &program.files,
             &program.library,
@@ -451,19 +470,31 @@ impl<'o> Session<'o> {
     /// whole (`library/`); each is preprocessed and parsed as stap parses
     /// tapsets, in guru mode. A library file that does not parse is
     /// skipped with a warning.
-    fn pull_library(&mut self, program: Program) -> Result<Program, Diagnostic> {
-        let dirs: Vec<PathBuf> = self.search_path().into_iter().skip(1).collect();
-        let library = crate::library::Library::open(&dirs);
+    /// (`library`: the library already started, else it is opened here.)
+    fn pull_library(
+        &mut self,
+        program: Program,
+        library: Option<crate::library::Library>,
+    ) -> Result<Program, Diagnostic> {
+        let dirs = self.library_dirs();
+        let library = library.unwrap_or_else(|| crate::library::Library::open(&dirs));
         let config = PpConfig {
             args: self.opts.script_args.clone(),
             ..system::pp_config(true)
         };
-        let macros = self.library_macros(&config)?;
+        // The macros (every `.stpm` file read again, in guru mode) only
+        // when a library file is parsed: most scripts need none.
+        let mut macros: Option<Result<MacroTable, Diagnostic>> = None;
         let mut warnings = Vec::new();
         let sources = &mut self.sources;
         let mut parse = |c: &crate::library::Candidate| {
-            let id = sources.add(c.path.display().to_string(), c.text.clone());
-            grammar::parse_source(id, &c.text, &config, &macros).map_err(|d| Diagnostic {
+            let table = macros.get_or_insert_with(|| library_macros(&dirs, &config, sources));
+            let Ok(table) = table else {
+                // Reported below, as an error of its own.
+                return Err(Diagnostic::bare(String::new()));
+            };
+            let id = sources.add(c.path.display().to_string(), c.text().to_string());
+            grammar::parse_source(id, c.text(), &config, table).map_err(|d| Diagnostic {
                 severity: grammar::diag::Severity::Warning,
                 message: format!(
                     "tapset '{}' has errors, and will be skipped: {}",
@@ -474,15 +505,19 @@ impl<'o> Session<'o> {
             })
         };
         let pulled = library.pull(&program.files, &mut parse, &mut warnings);
+        if let Some(Err(e)) = macros {
+            return Err(e);
+        }
         for w in warnings {
             crate::ewrite!("{}", w.render(&self.sources));
         }
         if self.opts.cli.verbose > 0 {
-            crate::ewrite!(
-                "Pass 2a: {} of {} library files used\n",
-                pulled.len(),
-                library.len()
-            );
+            match library.read_len() {
+                Some(n) => crate::ewrite!("Pass 2a: {} of {n} library files used\n", pulled.len()),
+                None => crate::ewrite!(
+                    "Pass 2a: no library file needed (the script defines all it uses)\n"
+                ),
+            }
         }
         Ok(Program {
             files: program.files,
@@ -510,27 +545,41 @@ impl<'o> Session<'o> {
         })
     }
 
-    /// Macros from every `.stpm` file in the search path (stap loads its
-    /// tapset directories' `.stpm` files before parsing the script).
-    fn library_macros(&mut self, config: &PpConfig) -> Result<MacroTable, Diagnostic> {
-        let mut table = MacroTable::new();
-        let mut paths = Vec::new();
-        for dir in self.search_path().iter().skip(1) {
-            collect_stpm(dir, &mut paths);
-        }
-        paths.sort();
-        for path in paths {
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
-            let name = path.display().to_string();
-            let text =
-                grammar::decode_source(bytes).map_err(|e| e.report(&mut self.sources, &name))?;
-            let id = self.sources.add(name, text.clone());
-            table.add_library_file(id, &text, config)?;
-        }
-        Ok(table)
+    /// The search path without `.`: the library's directories.
+    fn library_dirs(&self) -> Vec<PathBuf> {
+        self.search_path().into_iter().skip(1).collect()
     }
+
+    /// Macros from every `.stpm` file in the search path.
+    fn library_macros(&mut self, config: &PpConfig) -> Result<MacroTable, Diagnostic> {
+        let dirs = self.library_dirs();
+        library_macros(&dirs, config, &mut self.sources)
+    }
+}
+
+/// Macros from every `.stpm` file of the library directories `dirs` (stap
+/// loads its tapset directories' `.stpm` files before parsing the script).
+fn library_macros(
+    dirs: &[PathBuf],
+    config: &PpConfig,
+    sources: &mut SourceMap,
+) -> Result<MacroTable, Diagnostic> {
+    let mut table = MacroTable::new();
+    let mut paths = Vec::new();
+    for dir in dirs {
+        collect_stpm(dir, &mut paths);
+    }
+    paths.sort();
+    for path in paths {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let name = path.display().to_string();
+        let text = grammar::decode_source(bytes).map_err(|e| e.report(sources, &name))?;
+        let id = sources.add(name, text.clone());
+        table.add_library_file(id, &text, config)?;
+    }
+    Ok(table)
 }
 
 /// `--procs-of PATH`: the executable, the processes running it now (the
@@ -573,7 +622,9 @@ fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
         };
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_file() && p.extension().is_some_and(|x| x == "stpm") {
+            // The name first: a stat of each of the tree's ~600 entries
+            // costs more than reading the few `.stpm` files.
+            if p.extension().is_some_and(|x| x == "stpm") && p.is_file() {
                 out.push(p);
             }
         }

@@ -7,9 +7,18 @@ use std::io::Read;
 
 /// The preprocessor configuration for this machine (no script arguments).
 pub fn pp_config(guru_mode: bool) -> PpConfig {
-    let release = read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "0.0.0".into());
+    // The running kernel's release and configuration do not change while
+    // we run; reading and inflating /proc/config.gz costs about 1.5 ms, and
+    // a run asks for this several times (parsing, the library, CONFIG_HZ).
+    static KERNEL: std::sync::OnceLock<(String, HashMap<String, String>)> =
+        std::sync::OnceLock::new();
+    let (release, kconfig) = KERNEL.get_or_init(|| {
+        let release = read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "0.0.0".into());
+        let kconfig = kernel_config(&release);
+        (release, kconfig)
+    });
     PpConfig {
-        kernel_v: kernel_v(&release),
+        kernel_v: kernel_v(release),
         kernel_vr: release.clone(),
         arch: std::env::consts::ARCH.to_string(),
         // We implement the kernel runtime's semantics (loops, strings, ...),
@@ -18,7 +27,7 @@ pub fn pp_config(guru_mode: bool) -> PpConfig {
         systemtap_v: "5.0".into(),
         systemtap_privilege: "stapdev".into(),
         guru_mode,
-        kconfig: kernel_config(&release),
+        kconfig: kconfig.clone(),
         args: Vec::new(),
     }
 }

@@ -178,6 +178,15 @@ impl Module {
         &self.elf
     }
 
+    /// Read and index the DWARF now when the file carries its own (a
+    /// prefetch on another thread; a debug file elsewhere, perhaps on a
+    /// debuginfod server, is looked for only when asked).
+    pub fn preload_embedded(&self) {
+        if self.elf.has_debug_info() {
+            let _ = self.loaded();
+        }
+    }
+
     fn loaded(&self) -> Result<&Loaded> {
         self.debug
             .get_or_init(|| self.load_debug())

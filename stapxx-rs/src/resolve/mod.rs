@@ -103,6 +103,7 @@ pub fn resolve(
         entries: Vec::new(),
         points: Vec::new(),
         kallsyms_started: false,
+        usyms_started: false,
         written: Default::default(),
     };
     let hz = crate::kernel::kernel_hz();
@@ -251,6 +252,8 @@ struct Resolver<'a, 'm> {
     /// The points of the probe being resolved (for the listing).
     points: Vec<ProbePoint>,
     kallsyms_started: bool,
+    /// The target's symbol tables are being read on another thread.
+    usyms_started: bool,
     /// The variables the script's own body of the probe being resolved
     /// assigns (for `@probewrite`).
     written: std::collections::HashSet<String>,
@@ -593,6 +596,14 @@ impl Resolver<'_, '_> {
         if b.needs().kernel_symbols && self.modules.prefetch && !self.kallsyms_started {
             self.kallsyms_started = true;
             std::thread::spawn(crate::ksyms::KernelSymbols::get);
+        }
+        // Likewise the target's symbol tables (its executable's and every
+        // mapped library's, a few ms), which pass 3 packs for the kernel.
+        if b.needs().user_symbols && self.modules.prefetch && !self.usyms_started {
+            self.usyms_started = true;
+            if let Some(t) = self.modules.target().cloned() {
+                std::thread::spawn(move || crate::kernel::symbol_table(&t));
+            }
         }
         Ok(())
     }

@@ -12,6 +12,8 @@ pub struct Modules {
     /// The module used when `@cast` names none.
     default: Option<PathBuf>,
     open: HashMap<PathBuf, Result<Module, String>>,
+    /// Modules being opened on other threads ([`Prefetch`]).
+    pending: HashMap<PathBuf, std::thread::JoinHandle<Result<Module, String>>>,
     /// Later passes will run: load-time facts may be fetched early.
     pub prefetch: bool,
     /// The traced process exists (`-x`, `--master`): load biases are known
@@ -26,9 +28,15 @@ impl Modules {
             target: target.cloned(),
             default,
             open: HashMap::new(),
+            pending: HashMap::new(),
             prefetch: false,
             has_process: target.is_some(),
         }
+    }
+
+    /// Take over what `prefetch` has started opening.
+    pub fn adopt(&mut self, prefetch: Prefetch) {
+        self.pending.extend(prefetch.0);
     }
 
     /// The module for a `@cast`/`@var` module argument (`None`: the default).
@@ -43,6 +51,12 @@ impl Modules {
                 "no module given and no target executable to default to (use -x, --master or --exec, or name the module)".to_string()
             })?,
         };
+        if let Some(h) = self.pending.remove(&path) {
+            let opened = h
+                .join()
+                .unwrap_or_else(|_| Err("opening the module failed".into()));
+            self.open.entry(path.clone()).or_insert(opened);
+        }
         let target = self.target.as_ref();
         let entry = self.open.entry(path.clone()).or_insert_with(|| {
             match target {
@@ -87,7 +101,62 @@ impl Modules {
         out
     }
 
+    /// The traced process, when there is one.
+    pub fn target(&self) -> Option<&TargetInfo> {
+        self.target.as_ref()
+    }
+
     pub fn default_module(&self) -> Option<&Path> {
         self.default.as_deref()
+    }
+}
+
+/// Modules opened, and their DWARF indexed, on other threads while the
+/// script is parsed (indexing a large binary's DWARF, e.g. LuaJIT's, takes
+/// about as long as parsing the script and its tapsets): the target's
+/// files that a script using `@cast`/`@var` may name, which are its
+/// executable (the default module) and the mapped files whose path the
+/// script's text holds (`$^libNAME_path` expanded). Each becomes the
+/// module [`Modules::get`] returns for that path, exactly as if opened
+/// there; one never asked for costs only the other core's time.
+pub struct Prefetch(Vec<(PathBuf, std::thread::JoinHandle<Result<Module, String>>)>);
+
+impl Prefetch {
+    pub fn start<'a>(
+        target: Option<&TargetInfo>,
+        default: Option<&Path>,
+        texts: impl Iterator<Item = &'a str> + Clone,
+    ) -> Prefetch {
+        let mut handles = Vec::new();
+        let Some(target) = target else {
+            return Prefetch(handles);
+        };
+        if !texts
+            .clone()
+            .any(|t| t.contains("@cast") || t.contains("@var"))
+        {
+            return Prefetch(handles);
+        }
+        let mut paths: Vec<PathBuf> = default.map(Path::to_path_buf).into_iter().collect();
+        for m in &target.maps {
+            let Some(f) = m.file() else { continue };
+            let quoted = format!("\"{}\"", f.display());
+            if !paths.iter().any(|p| p == f) && texts.clone().any(|t| t.contains(&quoted)) {
+                paths.push(f.to_path_buf());
+            }
+        }
+        for path in paths {
+            let t = target.clone();
+            let p = path.clone();
+            let spawned = std::thread::Builder::new().spawn(move || {
+                let m = t.open_module(&p).map_err(|e| e.to_string())?;
+                m.preload_embedded();
+                Ok(m)
+            });
+            if let Ok(h) = spawned {
+                handles.push((path, h));
+            }
+        }
+        Prefetch(handles)
     }
 }
