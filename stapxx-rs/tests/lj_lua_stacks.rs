@@ -601,6 +601,15 @@ fn walker_counters(
     (stdout, c)
 }
 
+/// Walks that were in Lua at a known place: all but those the sample
+/// caught in the kernel (or between two frames), which a busy machine
+/// makes more of (the target is preempted and switched back in more
+/// often); at most half of them may be such.
+fn known(c: &[u64]) -> u64 {
+    assert!(c[6] * 2 <= c[0], "{c:?}");
+    c[0] - c[6]
+}
+
 /// The known workloads walk to the bottom without faults or inconsistent
 /// frames; every printed sample is a walk that ended at the bottom or at
 /// the depth; a chain deeper than `depth` is truncated every time.
@@ -620,13 +629,13 @@ fn walker_counters_gc64() {
         let (out, c) = walker_counters(Variant::Gc64, args, "split.lua", 30);
         assert!(c[0] >= 100, "{c:?}");
         assert_eq!((c[2], c[3], c[4]), (0, 0, 0), "jit {jit}: {c:?}");
-        assert!(c[1] * 100 >= c[0] * 95, "jit {jit}: {c:?}");
+        assert!(c[1] * 100 >= known(&c) * 95, "jit {jit}: {c:?}");
         assert_eq!(printed(&out), c[1], "jit {jit}: {c:?}");
     }
     // deep.lua 20: 20 Lua frames and C:pmain; depth 10 cuts every walk.
     let (out, c) = walker_counters(Variant::Gc64, &["-joff"], "deep.lua", 10);
     assert_eq!((c[1], c[3], c[4]), (0, 0, 0), "{c:?}");
-    assert!(c[2] * 100 >= c[0] * 95, "{c:?}");
+    assert!(c[2] * 100 >= known(&c) * 95, "{c:?}");
     assert_eq!(printed(&out), c[2], "{c:?}");
     let (out, c) = walker_counters(Variant::Gc64, &["-joff"], "deep.lua", 30);
     assert_eq!((c[2], c[3], c[4]), (0, 0, 0), "{c:?}");
