@@ -27,20 +27,9 @@ fn symbols(exe: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The file offsets `-p2` says each probe of `script` goes to.
+/// The file offsets `-p2` says `function("func")` goes to.
 fn sites(exe: &Path, func: &str) -> Vec<u64> {
-    let script = format!(
-        "probe process(\"{}\").function(\"{func}\") {{ }}",
-        exe.display()
-    );
-    let (code, out, err) = support::stapxx(&["-p2", "-e", &script]);
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .filter_map(|l| {
-            let at = l.split("(file offset 0x").nth(1)?;
-            u64::from_str_radix(at.split(')').next()?, 16).ok()
-        })
-        .collect()
+    support::p2_site_offsets(exe, &format!("function(\"{func}\")"))
 }
 
 /// The address of `name`'s first instruction.

@@ -152,19 +152,7 @@ fn split_tails(exe: &Path) -> BTreeSet<u64> {
 
 /// File offsets of the sites `stapxx-rs -p2` lists for `point`.
 fn our_sites(exe: &Path, point: &str) -> BTreeSet<u64> {
-    let script = format!(
-        "probe process(\"{}\").{point} {{ print(1) }}",
-        exe.display()
-    );
-    let (code, out, err) = support::stapxx(&["-p2", "-e", &script]);
-    assert_eq!(code, 0, "{err}");
-    out.lines()
-        .filter_map(|l| l.split("(file offset 0x").nth(1))
-        .map(|rest| {
-            let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
-            u64::from_str_radix(&hex, 16).expect("offset")
-        })
-        .collect()
+    support::p2_site_offsets(exe, point).into_iter().collect()
 }
 
 /// Our sites equal stap's, but for the split tails gcc inlined back into

@@ -508,20 +508,7 @@ impl Module {
     /// pattern and the file.
     pub fn function_probes(&self, pattern: &str) -> Result<Vec<FunctionAddress>> {
         let table = self.symbols()?;
-        let mut out = Vec::new();
-        for (name, sym) in table.functions_matching(pattern) {
-            let Some(file_offset) =
-                symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address)
-            else {
-                continue;
-            };
-            out.push(FunctionAddress {
-                name: name.to_string(),
-                address: sym.address,
-                size: sym.size,
-                file_offset,
-            });
-        }
+        let out = self.addresses_of(table.functions_matching(pattern));
         if out.is_empty() {
             let nearest = layout::nearest(
                 pattern,
@@ -551,24 +538,27 @@ impl Module {
             return Ok(Vec::new());
         };
         let (entries, names) = self.with_sources(params::described_functions)?;
-        let mut out = Vec::new();
-        for (name, sym) in table.functions_matching(pattern) {
-            if entries.contains(&sym.address) || names.contains(name) {
-                continue;
-            }
-            let Some(file_offset) =
-                symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address)
-            else {
-                continue;
-            };
-            out.push(FunctionAddress {
-                name: name.to_string(),
-                address: sym.address,
-                size: sym.size,
-                file_offset,
-            });
-        }
-        Ok(out)
+        let mut matching = table.functions_matching(pattern);
+        matching.retain(|(name, sym)| !entries.contains(&sym.address) && !names.contains(*name));
+        Ok(self.addresses_of(matching))
+    }
+
+    /// Symbols with the file offset a uprobe needs (those outside every
+    /// loadable segment dropped).
+    fn addresses_of(&self, symbols: Vec<(&str, &symbols::Symbol)>) -> Vec<FunctionAddress> {
+        symbols
+            .into_iter()
+            .filter_map(|(name, sym)| {
+                let file_offset =
+                    symbols::vaddr_to_file_offset(self.elf.load_segments(), sym.address)?;
+                Some(FunctionAddress {
+                    name: name.to_string(),
+                    address: sym.address,
+                    size: sym.size,
+                    file_offset,
+                })
+            })
+            .collect()
     }
 
     /// The load bias from this file's `/proc/PID/maps` entries.

@@ -120,6 +120,20 @@ pub fn stapxx_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The file offsets of the uprobe sites `stapxx-rs -p2` lists for
+/// `probe process("EXE").POINT { }`, in its order (it must resolve).
+pub fn p2_site_offsets(exe: &Path, point: &str) -> Vec<u64> {
+    let script = format!("probe process(\"{}\").{point} {{ }}", exe.display());
+    let (code, out, err) = stapxx(&["-p2", "-e", &script]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .filter_map(|l| {
+            let at = l.split("(file offset 0x").nth(1)?;
+            u64::from_str_radix(at.split(')').next()?, 16).ok()
+        })
+        .collect()
+}
+
 /// Whether `tool` can be run (`tool --version` starts).
 pub fn have_tool(tool: &str) -> bool {
     Command::new(tool)
