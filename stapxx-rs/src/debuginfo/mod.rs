@@ -108,6 +108,9 @@ pub struct Module {
     elf: ElfFile,
     debug: OnceLock<Result<Loaded>>,
     symbols: OnceLock<Result<SymbolTable>>,
+    /// [`params::described_functions`], once per module (every wildcard
+    /// point asks [`Module::functions_without_dwarf`]).
+    described: OnceLock<Result<params::Described>>,
     /// [`Module::enumeration_with`]'s answers, by enumerator.
     enums: enumerators::Cache,
 }
@@ -151,6 +154,7 @@ impl Module {
             elf,
             debug: OnceLock::new(),
             symbols: OnceLock::new(),
+            described: OnceLock::new(),
             enums: Default::default(),
         })
     }
@@ -164,6 +168,7 @@ impl Module {
             elf,
             debug: OnceLock::new(),
             symbols: OnceLock::new(),
+            described: OnceLock::new(),
             enums: Default::default(),
         }
     }
@@ -537,7 +542,11 @@ impl Module {
         let Ok(table) = self.symbols() else {
             return Ok(Vec::new());
         };
-        let (entries, names) = self.with_sources(params::described_functions)?;
+        let (entries, names) = self
+            .described
+            .get_or_init(|| self.with_sources(params::described_functions))
+            .as_ref()
+            .map_err(Clone::clone)?;
         let mut matching = table.functions_matching(pattern);
         matching.retain(|(name, sym)| !entries.contains(&sym.address) && !names.contains(*name));
         Ok(self.addresses_of(matching))

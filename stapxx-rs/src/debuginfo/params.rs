@@ -253,16 +253,17 @@ pub(super) fn out_of_line(
     Ok(found)
 }
 
+/// Entry addresses and names of the functions DWARF describes.
+pub(super) type Described = (
+    std::collections::HashSet<u64>,
+    std::collections::HashSet<String>,
+);
+
 /// What DWARF describes of the main file's functions: the entry address of
 /// every concrete subprogram (split tails included), and the name of every
 /// subprogram, those with no code left too (gcc's identical-code folding
 /// leaves a function's DIE without code, its symbol on the code it shares).
-pub(super) fn described_functions(
-    src: &Sources<'_>,
-) -> Result<(
-    std::collections::HashSet<u64>,
-    std::collections::HashSet<String>,
-)> {
+pub(super) fn described_functions(src: &Sources<'_>) -> Result<Described> {
     let debug = Debug::load(src)?;
     let entries = debug
         .scan(&|_| true, &[])?
@@ -683,45 +684,39 @@ impl Debug {
         let first_listed = ranges.first().map(|r| r.0);
         ranges.sort_unstable();
         let lowest = low.or_else(|| ranges.first().map(|r| r.0));
+        let entry_attr = match entry_pc {
+            true => e.attr_value(dw::DW_AT_entry_pc)?,
+            false => None,
+        };
+        let pc = match entry_attr {
+            // DWARF 5 lets the entry pc be a constant: an offset from the
+            // base address (low_pc, else the lowest address).
+            Some(v) => match v.udata_value() {
+                Some(off) => lowest.map(|l| l.wrapping_add(off)),
+                None => self.dwarf.attr_address(&u.unit, v)?,
+            },
+            None => None,
+        };
         let Some(lowest) = lowest else {
             // An inlined copy whose ranges are all empty (gcc folded its
             // code into its caller's) but which has an entry pc: the call
             // happens there, and stap probes it there. With no address at
             // all there is nothing.
-            if entry_pc {
-                let pc = match e.attr_value(dw::DW_AT_entry_pc)? {
-                    Some(v) => self.dwarf.attr_address(&u.unit, v)?,
-                    None => None,
-                };
-                if let Some(entry) = pc.filter(|&a| a != 0) {
-                    return Ok(Some(CodeRange {
-                        entry,
-                        end: entry,
-                        ranges,
-                    }));
-                }
-            }
-            return Ok(None);
+            return Ok(pc.filter(|&a| a != 0).map(|entry| CodeRange {
+                entry,
+                end: entry,
+                ranges,
+            }));
         };
-        if entry_pc {
-            if let Some(v) = e.attr_value(dw::DW_AT_entry_pc)? {
-                // DWARF 5 lets the entry pc be a constant: an offset from
-                // the base address (low_pc, else the lowest address).
-                let pc = match v.udata_value() {
-                    Some(off) => Some(lowest.wrapping_add(off)),
-                    None => self.dwarf.attr_address(&u.unit, v)?,
-                };
-                // gcc's entry pc often starts an empty range (a location
-                // view): it need not lie inside a range, and is where
-                // the copy begins all the same.
-                if let Some(entry) = pc {
-                    let end = ranges
-                        .iter()
-                        .find(|r| r.0 <= entry && entry < r.1)
-                        .map_or(entry, |r| r.1);
-                    return Ok(Some(CodeRange { entry, end, ranges }));
-                }
-            }
+        // gcc's entry pc often starts an empty range (a location view): it
+        // need not lie inside a range, and is where the copy begins all
+        // the same.
+        if let Some(entry) = pc {
+            let end = ranges
+                .iter()
+                .find(|r| r.0 <= entry && entry < r.1)
+                .map_or(entry, |r| r.1);
+            return Ok(Some(CodeRange { entry, end, ranges }));
         }
         let entry = low.or(first_listed).unwrap_or(lowest);
         let end = ranges
