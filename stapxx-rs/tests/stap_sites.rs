@@ -8,11 +8,7 @@
 //! function's name, no `.part` tail as an entry, and the functions DWARF
 //! does not describe (`_start`, `f.cold`) from the symbol table.
 //!
-//! stap wants a kernel build tree even for pass 2 of user-space probes; it
-//! gets a stub (`-r`): a `.config` saying uprobes are there, the running
-//! kernel's release, and in `System.map` the one kernel function whose
-//! presence tells stap `.return` uprobes work. It reads nothing else of
-//! the kernel for these probes. Files: `tests/fixtures/sites.c` and
+//! stap runs on a stub kernel build tree (`support::stap`). Files: `tests/fixtures/sites.c` and
 //! `split.c` at -O0 and -O2, and the test suite's LuaJIT (GC64 and not),
 //! about 5000 probe sites each.
 
@@ -31,41 +27,6 @@ use std::sync::OnceLock;
 use object::{Object, ObjectSegment};
 use support::luajit::{self, Variant};
 
-/// The stub kernel build tree, made once per test process.
-fn stub_tree() -> &'static Path {
-    static TREE: OnceLock<PathBuf> = OnceLock::new();
-    TREE.get_or_init(|| {
-        let tree = support::scratch().join("stap-stub-kernel");
-        let release = support::must(Command::new("uname").arg("-r"));
-        std::fs::create_dir_all(tree.join("include/config")).expect("stub tree");
-        let files = [
-            ("include/config/kernel.release", release),
-            (
-                ".config",
-                [
-                    "CONFIG_UPROBES",
-                    "CONFIG_UPROBE_EVENTS",
-                    "CONFIG_ARCH_SUPPORTS_UPROBES",
-                ]
-                .iter()
-                .chain(&["CONFIG_TRACEPOINTS", "CONFIG_KPROBES", "CONFIG_MODULES"])
-                .map(|c| format!("{c}=y\n"))
-                .collect(),
-            ),
-            ("Module.symvers", String::new()),
-            ("Makefile", String::new()),
-            (
-                "System.map",
-                "ffffffff81000000 T arch_uretprobe_hijack_return_addr\n".to_string(),
-            ),
-        ];
-        for (name, text) in files {
-            std::fs::write(tree.join(name), text).expect("stub tree file");
-        }
-        tree
-    })
-}
-
 /// File offsets of the probes `stap -p2` derives for `point`, each with
 /// the function stap names it by.
 fn stap_sites(exe: &Path, point: &str) -> BTreeMap<u64, String> {
@@ -73,13 +34,7 @@ fn stap_sites(exe: &Path, point: &str) -> BTreeMap<u64, String> {
         "probe process(\"{}\").{point} {{ print(1) }}",
         exe.display()
     );
-    let out = Command::new("stap")
-        .arg("-r")
-        .arg(stub_tree())
-        .args(["-p2", "-e", &script])
-        .env("DEBUGINFOD_URLS", "")
-        .output()
-        .expect("run stap");
+    let out = support::stap::stap(2, &script);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

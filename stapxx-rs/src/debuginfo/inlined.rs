@@ -116,6 +116,7 @@ pub(super) fn codeless(debug: &Debug, c: &Candidate) -> Result<FunctionInfo> {
         params: Vec::new(),
         locals: Vec::new(),
         return_type: ret.map(|t| super::layout::TypeHandle(super::layout::Ty::Die(t))),
+        decl: debug.declared_at(c.die),
         cfa: None,
     })
 }

@@ -36,6 +36,7 @@
 pub mod callsites;
 pub mod cfi;
 pub mod debuginfod;
+pub mod decl;
 pub mod dwarf;
 pub mod elf;
 mod enumerators;

@@ -121,6 +121,8 @@ pub struct FunctionInfo {
     pub locals: Vec<TargetVar>,
     /// `None` for a void function.
     pub return_type: Option<TypeHandle>,
+    /// Where the function is declared, when DWARF says.
+    pub decl: Option<super::decl::Decl>,
     /// The canonical frame address at the probe address as (DWARF
     /// register, offset), from the call frame information: the return
     /// address is the word below it (x86-64). `None` when unknown.
@@ -482,7 +484,7 @@ impl Debug {
         }
     }
 
-    fn gdwarf(&self, file: u8) -> &gimli::Dwarf<R> {
+    pub(super) fn gdwarf(&self, file: u8) -> &gimli::Dwarf<R> {
         match (file, self.dwarf.sup()) {
             (1, Some(sup)) => sup,
             _ => &self.dwarf,
@@ -910,6 +912,7 @@ impl Debug {
             params: out_params,
             locals: out_locals,
             return_type: ret.map(|t| TypeHandle(Ty::Die(t))),
+            decl: self.declared_at(c.die),
             cfa: cfa_reg,
         })
     }

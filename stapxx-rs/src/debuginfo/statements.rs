@@ -324,7 +324,9 @@ impl Debug {
             let name = match names.get(&row.file_index()) {
                 Some(n) => n.clone(),
                 None => {
-                    let path = self.file_path(u, header, row.file_index()).map_err(err)?;
+                    let path = self
+                        .file_path(0, u, header, row.file_index())
+                        .map_err(err)?;
                     all.extend(path.clone());
                     let n = path.filter(|p| super::dwarf::cu_matches(pattern, p));
                     if let Some(p) = &n {
@@ -341,9 +343,11 @@ impl Debug {
         Ok(())
     }
 
-    /// File `index` of a line table as `directory/name`.
-    fn file_path(
+    /// File `index` of a line table as `directory/name`; `dwarf_file`: 0
+    /// for the module's DWARF, 1 for its supplementary file's units.
+    pub(super) fn file_path(
         &self,
+        dwarf_file: u8,
         u: &UnitInfo,
         header: &gimli::LineProgramHeader<super::dwarf::R>,
         index: u64,
@@ -353,7 +357,7 @@ impl Debug {
         };
         let text = |v| -> gimli::Result<String> {
             Ok(self
-                .dwarf
+                .gdwarf(dwarf_file)
                 .attr_string(&u.unit, v)?
                 .to_string_lossy()?
                 .into_owned())
@@ -380,7 +384,7 @@ impl Debug {
         while let Some((header, row)) = rows.next_row().map_err(err)? {
             if let Some((addr, file, line)) = prev {
                 if addr <= pc && pc < row.address() {
-                    let path = self.file_path(u, header, file).map_err(err)?;
+                    let path = self.file_path(0, u, header, file).map_err(err)?;
                     return Ok((path, Some(line)));
                 }
             }

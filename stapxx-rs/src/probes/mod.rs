@@ -69,6 +69,16 @@ pub struct Context {
 }
 
 impl Site {
+    /// What `pp()` says in this site's handler: a process site is named
+    /// as stap names what matched (see `process::pp`), every other
+    /// point as written.
+    pub fn pp(&self) -> &str {
+        match &self.kind {
+            SiteKind::Uprobe(u) if !u.pp.is_empty() => &u.pp,
+            _ => &self.point,
+        }
+    }
+
     /// Where the handler runs: `None` for the host (begin/end/timers),
     /// else the BPF program type the kernel runs it as.
     pub fn prog_kind(&self) -> Option<ProgKind> {

@@ -18,6 +18,8 @@
 //! * [`container`]: overlayfs roots entered by `chroot` or `pivot_root` in
 //!   new mount and pid namespaces, holding copies of the other fixtures
 //!   ([`container_nginx`]: the nginx fixtures served from one);
+//! * [`stap`]: SystemTap's own passes 2 and 3 as an oracle for user-space
+//!   probes;
 //! * C fixtures compiled from `tests/fixtures/*.c`, running processes that
 //!   are killed when the test ends, and reading a live process's memory.
 //!
@@ -41,6 +43,7 @@ pub mod pahole;
 pub mod pprof;
 pub mod pyroscope;
 pub mod session;
+pub mod stap;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};

@@ -1,7 +1,7 @@
 //! `.function("f").callee("g")` and `.callees`.
 
 use super::super::{Miss, SiteKind};
-use super::{miss, Place, UprobeSite};
+use super::{miss, pp, Place, UprobeSite};
 use crate::debuginfo::callsites::Callee;
 use crate::debuginfo::params::FunctionInfo;
 use crate::debuginfo::symbols::vaddr_to_file_offset;
@@ -35,6 +35,7 @@ pub(super) fn resolve(m: &Module, caller: &str, callee: &str) -> Result<Vec<Site
                 out.push(SiteKind::Uprobe(UprobeSite {
                     module: module.clone(),
                     host_path: host_path.clone(),
+                    pp: pp::function(m, &info.name, Some(&info), ""),
                     function: info.name.clone(),
                     entry_address: info.entry_address,
                     address: info.probe_address,
@@ -90,6 +91,7 @@ pub(super) fn resolve(m: &Module, caller: &str, callee: &str) -> Result<Vec<Site
         out.push(SiteKind::Uprobe(UprobeSite {
             module: module.clone(),
             host_path: host_path.clone(),
+            pp: pp::function(m, &name, info.as_ref(), ""),
             function: name,
             entry_address: info.as_ref().map_or(at, |i| i.entry_address),
             address: at,

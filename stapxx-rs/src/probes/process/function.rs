@@ -12,7 +12,8 @@
 
 use super::super::{Miss, SiteKind};
 use super::spec::{FunctionSpec, Instances};
-use super::{Place, UprobeSite};
+use super::{pp, Place, UprobeSite};
+use crate::debuginfo::dwarf::cu_matches;
 use crate::debuginfo::symbols::{has_wildcards, vaddr_to_file_offset, FunctionAddress};
 use crate::debuginfo::Module;
 use crate::resolve::modules::Modules;
@@ -24,9 +25,39 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
     let segments = m.elf().load_segments();
     let offset_of = |addr: u64| vaddr_to_file_offset(segments, addr);
     let mut out = Vec::new();
-    match m.function_instances(&spec.function) {
+    // By declaration line (`f@file.c:N`), the file is the one DWARF
+    // declares the function in (a header, for a static inline one), as
+    // stap matches it, not the compile unit.
+    let (lookup, decl_file) = match (spec.decl_lines, spec.function.split_once('@')) {
+        (Some(_), Some((name, file))) => (name, Some(file)),
+        _ => (spec.function.as_str(), None),
+    };
+    match m.function_instances(lookup) {
         Ok(infos) => {
+            let declared: Vec<String> = infos
+                .iter()
+                .filter_map(|i| {
+                    i.decl
+                        .as_ref()
+                        .map(|d| format!("{}@{}:{}", i.name, d.file, d.line))
+                })
+                .collect();
+            let infos: Vec<_> = infos
+                .into_iter()
+                .filter(|i| {
+                    decl_file
+                        .is_none_or(|f| i.decl.as_ref().is_some_and(|d| cu_matches(f, &d.file)))
+                })
+                .collect();
             for info in infos {
+                let in_lines = |(lo, hi): (u64, u64)| {
+                    info.decl
+                        .as_ref()
+                        .is_some_and(|d| (lo..=hi).contains(&d.line))
+                };
+                if !spec.decl_lines.is_none_or(in_lines) {
+                    continue;
+                }
                 let wanted = match spec.instances {
                     Instances::All => true,
                     Instances::OutOfLine => !info.inlined,
@@ -41,6 +72,7 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
                     continue;
                 };
                 out.push(UprobeSite {
+                    pp: pp::function(m, &info.name, Some(&info), &spec.suffix),
                     module: module.clone(),
                     host_path: host_path.clone(),
                     function: info.name.clone(),
@@ -56,13 +88,35 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
                     place: Place::Function,
                 });
             }
+            if let (Some((lo, hi)), true) = (spec.decl_lines, out.is_empty()) {
+                let lines = if lo == hi {
+                    format!("line {lo}")
+                } else {
+                    format!("lines {lo}-{hi}")
+                };
+                let mut declared = declared;
+                declared.sort();
+                declared.dedup();
+                return Err(Miss::NoMatch(format!(
+                    "no function '{}' is declared at {lines} in {module} (declared: {}); statement(\"...\") probes a line inside a function",
+                    spec.function,
+                    declared.join(", ")
+                )));
+            }
+        }
+        Err(dwarf_err) if spec.decl_lines.is_some() => {
+            return Err(Miss::NoMatch(if Modules::is_unresolved(&dwarf_err) {
+                dwarf_err.to_string()
+            } else {
+                format!("a function by its declaration line needs DWARF: {dwarf_err}")
+            }))
         }
         // No DWARF for it (stripped, or a function the debug info does not
         // describe): the symbol table places it at its entry.
         Err(dwarf_err) => match m.function_probes(&spec.function) {
             Ok(funcs) => {
                 for f in funcs {
-                    out.push(symbol_site(&module, &host_path, f, spec.is_return));
+                    out.push(symbol_site(m, f, spec));
                 }
             }
             Err(sym_err) => {
@@ -86,13 +140,33 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
             .functions_without_dwarf(&spec.function)
             .unwrap_or_default()
         {
-            out.push(symbol_site(&module, &host_path, f, spec.is_return));
+            out.push(symbol_site(m, f, spec));
         }
+    }
+    // A function not entered by a call has no return address on top of
+    // its stack: a uretprobe would overwrite what is there (argc, at
+    // `_start`), harming the target. stap refuses the same ones.
+    let mut refused = Vec::new();
+    if spec.is_return {
+        out.retain(|s| {
+            let keep = !not_called(&s.function);
+            if !keep {
+                refused.push(s.function.clone());
+            }
+            keep
+        });
     }
     // One probe per address: a function seen in two compile units (or
     // through two names) is one place.
     out.sort_by_key(|s| (s.offset(), s.function.clone()));
     out.dedup_by_key(|s| s.offset());
+    if out.is_empty() && !refused.is_empty() {
+        refused.dedup();
+        return Err(Miss::NoMatch(format!(
+            "{} cannot take a .return probe: not entered by a call, it has no return address to replace",
+            refused.join(", ")
+        )));
+    }
     if out.is_empty() {
         let what = match spec.instances {
             Instances::Inlined => "has no inlined copies",
@@ -109,25 +183,31 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
 
 /// The site of a function known only from the symbol table: at its entry,
 /// with no target variables.
-fn symbol_site(
-    module: &str,
-    host_path: &std::path::Path,
-    f: FunctionAddress,
-    is_return: bool,
-) -> UprobeSite {
+fn symbol_site(m: &Module, f: FunctionAddress, spec: &FunctionSpec) -> UprobeSite {
     UprobeSite {
-        module: module.to_string(),
-        host_path: host_path.to_path_buf(),
+        module: m.target_path().display().to_string(),
+        host_path: m.elf().path().to_path_buf(),
+        pp: pp::function(m, &f.name, None, &spec.suffix),
         function: f.name,
         entry_address: f.address,
         address: f.address,
         entry_offset: f.file_offset,
         probe_offset: f.file_offset,
-        is_return,
+        is_return: spec.is_return,
         info: None,
         marker: None,
         ref_ctr: None,
         guard: None,
         place: Place::Function,
     }
+}
+
+/// Functions that are not entered by a call: the program's entry point,
+/// and the 32-bit PIC thunks that read their own return address.
+fn not_called(name: &str) -> bool {
+    name == "_start"
+        || (name.starts_with("__")
+            && name
+                .split_once(".get_pc_thunk.")
+                .is_some_and(|(head, _)| head.len() > 2))
 }

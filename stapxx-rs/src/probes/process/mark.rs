@@ -1,7 +1,7 @@
 //! `.mark("name")`, `.provider("p").mark("name")`: SDT (USDT) markers.
 
 use super::super::{Miss, SiteKind};
-use super::{Place, UprobeSite};
+use super::{pp, Place, UprobeSite};
 use crate::debuginfo::symbols::glob_match as glob;
 use crate::debuginfo::Module;
 use std::sync::Arc;
@@ -37,6 +37,7 @@ pub(super) fn resolve(
                 marker: Some(Arc::new(mk.clone())),
                 guard: None,
                 place: Place::Mark,
+                pp: pp::address(m, mk.pc, ""),
             }));
         }
     }

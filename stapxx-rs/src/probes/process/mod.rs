@@ -10,6 +10,7 @@ mod callee;
 mod function;
 mod mark;
 mod plt;
+mod pp;
 mod spec;
 mod statement;
 
@@ -55,6 +56,8 @@ pub struct UprobeSite {
     pub guard: Option<Expr>,
     /// What the probe sits on (for listings).
     pub place: Place,
+    /// What `pp()` says at this site: stap's name of it (see [`pp`]).
+    pub pp: String,
 }
 
 /// What a uprobe site sits on.
@@ -144,13 +147,17 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
             name,
             instances,
             is_return,
+            suffix,
+            decl_lines,
         } => spec::FunctionSpec {
             function: name,
             instances,
             is_return,
+            suffix,
+            decl_lines,
         },
         What::Mark { provider, name } => return mark::resolve(m, provider.as_deref(), &name),
-        What::Statement(spec) => return statement::resolve(m, &spec),
+        What::Statement { spec, absolute } => return statement::resolve(m, &spec, absolute),
         What::Callee { caller, callee } => return callee::resolve(m, &caller, &callee),
         What::Plt { pattern, is_return } => return plt::resolve(m, &pattern, is_return),
     };

@@ -1,7 +1,7 @@
 //! `.plt("name")`, `.plt`: PLT stubs of imported functions.
 
 use super::super::{Miss, SiteKind};
-use super::{miss, Place, UprobeSite};
+use super::{miss, pp, Place, UprobeSite};
 use crate::debuginfo::Module;
 
 /// `.plt("name")`: the PLT stub of each imported function matching.
@@ -25,6 +25,7 @@ pub(super) fn resolve(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<
                 ref_ctr: None,
                 guard: None,
                 place: Place::Plt,
+                pp: pp::address(m, p.address, if is_return { ".return" } else { "" }),
             })
         })
         .collect())

@@ -7,6 +7,11 @@ pub(super) struct FunctionSpec {
     pub function: String,
     pub instances: Instances,
     pub is_return: bool,
+    /// The point's `.call`, `.exported`, `.inline`, `.return`, in stap's
+    /// order, for `pp()`.
+    pub suffix: String,
+    /// `f@file.c:N[-M]`: only the functions declared in those lines.
+    pub decl_lines: Option<(u64, u64)>,
 }
 
 /// The parts of a `process...` point.
@@ -20,13 +25,15 @@ pub(super) enum What {
         name: String,
         instances: Instances,
         is_return: bool,
+        suffix: String,
+        decl_lines: Option<(u64, u64)>,
     },
     Mark {
         provider: Option<String>,
         name: String,
     },
     /// `.statement("f@file.c:N")`, `.statement(ADDR).absolute`.
-    Statement(String),
+    Statement { spec: String, absolute: bool },
     /// `.function("f").callee("g")`, `.callees`: calls f makes.
     Callee { caller: String, callee: String },
     /// `.plt("name")`, `.plt` (every stub).
@@ -97,7 +104,9 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
                     ))
                 }
             };
+            let mut absolute = false;
             for extra in &c[i + 1..] {
+                absolute |= extra.name == "absolute";
                 if !matches!(extra.name.as_str(), "absolute" | "nearest") {
                     return Err(Miss::Unserved(format!(
                         ".statement(...).{} is not supported",
@@ -107,7 +116,7 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             }
             return Ok(Spec {
                 module,
-                what: What::Statement(spec),
+                what: What::Statement { spec, absolute },
             });
         }
         "plt" => {
@@ -153,14 +162,25 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             )));
         }
     }
-    let function = string_arg(pt, i, "function")?;
-    if let Some((_, file)) = function.split_once('@') {
-        if let Some((_, line)) = file.rsplit_once([':', '+']) {
-            // stap takes a function by its declaration line here; the
-            // statement form probes a line.
+    let mut function = string_arg(pt, i, "function")?;
+    // `f@file.c:N` (or `:N-M`): the functions declared at that line, the
+    // form stap's own `pp()` and listings print.
+    let mut decl_lines = None;
+    if let Some((name, file)) = function.split_once('@') {
+        if file.contains('+') {
             return Err(Miss::Unserved(format!(
-                "function(\"NAME@FILE:{line}\") (a function by its declaration line) is not supported yet; statement(\"{function}\") probes that line"
+                "function(\"{function}\"): a line relative to the declaration is not supported; statement(\"{function}\") probes a line"
             )));
+        }
+        if let Some((file, line)) = file.rsplit_once(':') {
+            let (lo, hi) = line.split_once('-').unwrap_or((line, line));
+            let (Ok(lo), Ok(hi)) = (lo.parse::<u64>(), hi.parse::<u64>()) else {
+                return Err(Miss::Invalid(format!(
+                    "function(\"{function}\"): after the file comes a declaration line, N or N-M"
+                )));
+            };
+            decl_lines = Some((lo, hi));
+            function = format!("{name}@{file}");
         }
     }
     let mut is_return = false;
@@ -193,7 +213,9 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             },
         });
     }
+    let mut written = Vec::new();
     for s in &c[i + 1..] {
+        written.push(s.name.as_str());
         match s.name.as_str() {
             "return" => {
                 is_return = true;
@@ -219,6 +241,12 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             name: function,
             instances,
             is_return,
+            suffix: ["call", "exported", "inline", "return"]
+                .iter()
+                .filter(|s| written.contains(s))
+                .map(|s| format!(".{s}"))
+                .collect(),
+            decl_lines,
         },
     })
 }

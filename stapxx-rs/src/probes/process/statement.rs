@@ -1,7 +1,7 @@
 //! `.statement("f@file.c:N[-M]")` and `.statement(ADDR).absolute`.
 
 use super::super::{Miss, SiteKind};
-use super::{miss, Place, UprobeSite};
+use super::{miss, pp, Place, UprobeSite};
 use crate::debuginfo::symbols::vaddr_to_file_offset;
 use crate::debuginfo::Module;
 use std::sync::Arc;
@@ -9,9 +9,13 @@ use std::sync::Arc;
 /// `.statement("f@file.c:N[-M]")` and `.statement(ADDR).absolute`: a
 /// uprobe at each address where such a line begins (one per function
 /// instance), with the variables in scope there.
-pub(super) fn resolve(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
+pub(super) fn resolve(m: &Module, spec: &str, absolute: bool) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
     let sites = m.statement_sites(spec).map_err(miss)?;
+    let by_address = matches!(
+        crate::debuginfo::statements::StatementSpec::parse(spec),
+        Ok(crate::debuginfo::statements::StatementSpec::Address(_))
+    );
     let segments = m.elf().load_segments();
     let mut out = Vec::new();
     for s in sites {
@@ -30,7 +34,14 @@ pub(super) fn resolve(m: &Module, spec: &str) -> Result<Vec<SiteKind>, Miss> {
             (Some(f), _, _) => f.name.clone(),
             _ => format!("{:#x}", s.address),
         };
+        // By address when given so; else by the line, as the line table
+        // names its file.
+        let pp = match (&s.function, &s.file, s.line) {
+            (Some(f), Some(file), Some(l)) if !by_address => pp::line(m, &f.name, file, l),
+            _ => pp::address(m, s.address, if absolute { ".absolute" } else { "" }),
+        };
         out.push(SiteKind::Uprobe(UprobeSite {
+            pp,
             module: module.clone(),
             host_path: m.elf().path().to_path_buf(),
             function,
