@@ -115,7 +115,11 @@ fn pass_2_names_every_site_as_stap_does() {
     for (exe, points) in builds() {
         for p in points {
             let point = point(&exe, p);
-            assert_eq!(our_names(&[point.clone()]), stap_names(&point), "{point}");
+            assert_eq!(
+                our_names(std::slice::from_ref(&point)),
+                stap_names(&point),
+                "{point}"
+            );
         }
     }
 }

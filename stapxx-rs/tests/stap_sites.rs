@@ -20,9 +20,7 @@ mod support;
 mod oracle;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
 use object::{Object, ObjectSegment};
 use support::luajit::{self, Variant};
