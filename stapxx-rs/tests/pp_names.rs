@@ -223,3 +223,18 @@ fn no_return_probe_where_no_call_enters() {
     ]);
     assert_eq!(code, 1, "{out}{err}");
 }
+
+/// A tracepoint is named by its system and name, whatever pattern matched
+/// it (stap's tracepoint probes do so since its version 2.6).
+#[test]
+fn tracepoints_are_named_by_system_and_name() {
+    let names = our_names(&[
+        r#"kernel.trace("sched:sched_process_e*")"#.to_string(),
+        r#"kernel.trace("sched_switch")"#.to_string(),
+    ]);
+    let want: BTreeSet<String> = ["sched_process_exec", "sched_process_exit", "sched_switch"]
+        .iter()
+        .map(|n| format!("kernel.trace(\"sched:{n}\")"))
+        .collect();
+    assert_eq!(names, want);
+}

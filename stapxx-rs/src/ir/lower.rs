@@ -157,11 +157,7 @@ impl<'a> Lowering<'a> {
             let body = self.block(&mut cx, &p.body)?;
             let locals = self.finish_locals(&self.probe_locals[pi], p.span)?;
             probes.push(ProbeHandler {
-                pp: p
-                    .sites
-                    .first()
-                    .map(|s| s.pp().to_string())
-                    .unwrap_or_default(),
+                pp: p.sites.first().map(|s| s.pp()).unwrap_or_default(),
                 exec: exec_of(&p.sites),
                 sites: p.sites.clone(),
                 locals,

@@ -70,12 +70,16 @@ pub struct Context {
 
 impl Site {
     /// What `pp()` says in this site's handler: a process site is named
-    /// as stap names what matched (see `process::pp`), every other
-    /// point as written.
-    pub fn pp(&self) -> &str {
+    /// as stap names what matched (see `process::pp`), a tracepoint by its
+    /// system and name (`kernel.trace("sched:sched_switch")`, whatever
+    /// pattern matched it), every other point as written.
+    pub fn pp(&self) -> String {
         match &self.kind {
-            SiteKind::Uprobe(u) if !u.pp.is_empty() => &u.pp,
-            _ => &self.point,
+            SiteKind::Uprobe(u) if !u.pp.is_empty() => u.pp.clone(),
+            SiteKind::Tracepoint(t) if self.point.starts_with("kernel.trace(") => {
+                format!("kernel.trace(\"{}:{}\")", t.category, t.name)
+            }
+            _ => self.point.clone(),
         }
     }
 

@@ -81,7 +81,7 @@ impl Resolver<'_, '_> {
             .iter()
             .map(|s| match (name, &s.kind) {
                 _ if s.prog_kind().is_none() && name != "ppfunc" => None,
-                ("pp", _) => Some(s.pp().to_string()),
+                ("pp", _) => Some(s.pp()),
                 ("ppfunc" | "probefunc", SiteKind::Uprobe(u)) => Some(match &u.info {
                     Some(i) => i.name.clone(),
                     None => u.function.clone(),
