@@ -5,8 +5,8 @@
 //! `.exported`, `.inline`, `.return`), and `stap -p3` writes each probe's
 //! name into its probe table. Every point kind of `tests/fixtures/pp_names.c`
 //! (a function declared in a header, inlined at -O2; an SDT marker; a PLT
-//! call), built -O0 and -O2, must give stap's names, at pass 2 and in a
-//! real run; and each name, used as a probe point, must find the same
+//! call; a library function, its library given by soname), built -O0
+//! and -O2, must give stap's names, at pass 2 and in a real run; and each name, used as a probe point, must find the same
 //! function again (`function("f@file.c:N")`, a function by its
 //! declaration line).
 
@@ -28,6 +28,9 @@ const POINTS: &[&str] = &[
     r#"plt("puts")"#,
     r#"plt("puts").return"#,
     r#"statement("pp_scaled@pp_names.c:LINE")"#,
+    // A library by its soname, found among the program's (its DWARF from
+    // Debian's libc6-dbg): named by its file and the function's own name.
+    r#"library("libc.so.6").function("puts")"#,
 ];
 
 /// The fixture at -O0 and -O2, each with the points it has: the
@@ -181,6 +184,7 @@ fn a_run_prints_the_names_stap_gives() {
             r#"mark("hit")"#,
             r#"plt("puts")"#,
             r#"statement("pp_scaled@pp_names.c:LINE")"#,
+            r#"library("libc.so.6").function("puts")"#,
         ]
         .iter()
         .map(|p| point(&exe, p))
@@ -237,4 +241,27 @@ fn tracepoints_are_named_by_system_and_name() {
         .map(|n| format!("kernel.trace(\"sched:{n}\")"))
         .collect();
     assert_eq!(names, want);
+}
+
+/// A library the program does not link against: the error lists those it
+/// does.
+#[test]
+fn a_library_not_linked_is_named_with_those_that_are() {
+    let exe = &builds()[0].0;
+    let (code, _, err) = support::stapxx(&[
+        "-p2",
+        "-e",
+        &format!(
+            "probe {} {{ }}",
+            point(exe, r#"library("libm.so.6").function("sin")"#)
+        ),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "library \"libm.so.6\" is none of the shared objects {} links against (ldd): libc.so.6, ld-linux-x86-64.so.2",
+            exe.display()
+        )),
+        "{err}"
+    );
 }

@@ -68,6 +68,54 @@ impl Modules {
         entry.as_ref().map_err(|e| e.clone())
     }
 
+    /// The file `.library("NAME")` names: a path as it is; a bare name
+    /// (`libc.so.6`, `libssl.so`) among the shared objects the process
+    /// maps (`-x`), else among those `exe` (the point's process, or the
+    /// `-c` command's) links against as `ldd` lists them, by file name or
+    /// a prefix of it up to a `.` (`libc.so` finds `libc.so.6`), as stap
+    /// finds a library by the program's own search path.
+    pub fn library(&self, exe: Option<&str>, name: &str) -> Result<PathBuf, String> {
+        if name.contains('/') {
+            return Ok(PathBuf::from(name));
+        }
+        let (libs, from) = match &self.target {
+            Some(t) => (t.libraries(), "the process maps".to_string()),
+            None => {
+                let exe = exe.map(PathBuf::from).or_else(|| self.default.clone()).ok_or_else(|| {
+                    format!("library \"{name}\" is a bare name: name the process (process(\"PATH\").library) or give -c, -x or a path")
+                })?;
+                let libs = crate::target::ldd_libraries(&exe).map_err(|e| e.to_string())?;
+                (libs, format!("{} links against (ldd)", exe.display()))
+            }
+        };
+        let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let named = |p: &Path| {
+            file_name(p).is_some_and(|f| {
+                f == name || f.strip_prefix(name).is_some_and(|r| r.starts_with('.'))
+            })
+        };
+        // By the name it is mapped or listed under, else by the file a
+        // link of that name leads to.
+        if let Some(p) = libs.iter().find(|p| named(p)) {
+            return Ok(p.clone());
+        }
+        if let Some(p) = libs
+            .iter()
+            .find(|p| std::fs::canonicalize(p).is_ok_and(|c| named(&c)))
+        {
+            return Ok(p.clone());
+        }
+        let names: Vec<String> = libs.iter().filter_map(|p| file_name(p)).collect();
+        Err(format!(
+            "library \"{name}\" is none of the shared objects {from}: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ))
+    }
+
     /// Whether an error means "that name does not exist" (so `@defined` is 0).
     pub fn is_unresolved(e: &DebugError) -> bool {
         e.is_unresolved_name()

@@ -141,7 +141,17 @@ fn open<'m>(modules: &'m mut Modules, name: Option<&str>) -> Result<&'m Module, 
 
 pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> {
     let spec = parse(pt)?;
-    let m = open(cx.modules, spec.module.as_deref())?;
+    let module = match (&spec.library_of, &spec.module) {
+        (Some(process), Some(lib)) => Some(
+            cx.modules
+                .library(process.as_deref(), lib)
+                .map_err(Miss::NoMatch)?
+                .display()
+                .to_string(),
+        ),
+        _ => spec.module.clone(),
+    };
+    let m = open(cx.modules, module.as_deref())?;
     let spec = match spec.what {
         What::Function {
             name,

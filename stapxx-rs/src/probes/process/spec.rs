@@ -17,6 +17,9 @@ pub(super) struct FunctionSpec {
 /// The parts of a `process...` point.
 pub(super) struct Spec {
     pub module: Option<String>,
+    /// `.library("NAME")`, which `module` then is: a bare name is found
+    /// among the libraries of the process `process(...)` names.
+    pub library_of: Option<Option<String>>,
     pub what: What,
 }
 
@@ -65,7 +68,9 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
         Some(Literal::String(s)) => Some(s.clone()),
     };
     let mut i = 1;
+    let mut library_of = None;
     if c.get(i).is_some_and(|c| c.name == "library") {
+        library_of = Some(module.take());
         module = Some(string_arg(pt, i, "library")?);
         i += 1;
     }
@@ -91,6 +96,7 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             }
             return Ok(Spec {
                 module,
+                library_of,
                 what: What::Mark { provider, name },
             });
         }
@@ -116,6 +122,7 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             }
             return Ok(Spec {
                 module,
+                library_of,
                 what: What::Statement { spec, absolute },
             });
         }
@@ -137,6 +144,7 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
             }
             return Ok(Spec {
                 module,
+                library_of,
                 what: What::Plt { pattern, is_return },
             });
         }
@@ -207,6 +215,7 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
         }
         return Ok(Spec {
             module,
+            library_of,
             what: What::Callee {
                 caller: function,
                 callee,
@@ -237,6 +246,7 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
     }
     Ok(Spec {
         module,
+        library_of,
         what: What::Function {
             name: function,
             instances,
