@@ -31,6 +31,9 @@ const POINTS: &[&str] = &[
     // A library by its soname, found among the program's (its DWARF from
     // Debian's libc6-dbg): named by its file and the function's own name.
     r#"library("libc.so.6").function("puts")"#,
+    "begin",
+    "end",
+    "thread.begin",
 ];
 
 /// The fixture at -O0 and -O2, each with the points it has: the

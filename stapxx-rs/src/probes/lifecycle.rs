@@ -37,6 +37,24 @@ pub struct TaskFilter {
     pub record: Option<(u16, u8, bool)>,
 }
 
+/// `pp()` of `process("P").begin` (`.end`, `.thread.begin`, ...): P by
+/// its full path, links resolved, as stap names it; `point` as written,
+/// `exe` the path it names.
+pub fn pp(point: &str, exe: &str) -> String {
+    let quoted = format!(
+        "process(\"{}\")",
+        exe.replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    let Some(rest) = point.strip_prefix(&quoted) else {
+        return point.to_string();
+    };
+    let full = std::fs::canonicalize(exe).map_or(exe.to_string(), |p| p.display().to_string());
+    format!(
+        "process(\"{}\"){rest}",
+        full.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Event {
     Begin,

@@ -72,12 +72,19 @@ impl Site {
     /// What `pp()` says in this site's handler: a process site is named
     /// as stap names what matched (see `process::pp`), a tracepoint by its
     /// system and name (`kernel.trace("sched:sched_switch")`, whatever
-    /// pattern matched it), every other point as written.
+    /// pattern matched it), `process("P").begin` and friends by P's full
+    /// path, every other point as written.
     pub fn pp(&self) -> String {
         match &self.kind {
             SiteKind::Uprobe(u) if !u.pp.is_empty() => u.pp.clone(),
             SiteKind::Tracepoint(t) if self.point.starts_with("kernel.trace(") => {
                 format!("kernel.trace(\"{}:{}\")", t.category, t.name)
+            }
+            SiteKind::Tracepoint(t) => {
+                match t.filter.as_ref().and_then(|f| f.exe_path.as_deref()) {
+                    Some(exe) => lifecycle::pp(&self.point, exe),
+                    None => self.point.clone(),
+                }
             }
             _ => self.point.clone(),
         }
