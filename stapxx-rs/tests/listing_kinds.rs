@@ -170,3 +170,28 @@ fn host_kinds() {
         "probe begin { print(pp()) }\nprobe end { print(pp()) }\nprobe timer.s(1) { print(pp()) }"
     ));
 }
+
+#[test]
+fn process_syscall() {
+    if support::ci() || std::path::Path::new("/sys/kernel/tracing/events/raw_syscalls").exists() {
+        // The task test (the executable's device and inode, which differ
+        // from build to build: INODE and DEV here), then `$syscall`,
+        // `$arg2` and `$return` from the raw_syscalls records.
+        use std::os::unix::fs::MetadataExt;
+        let bin = uprobes("-O0");
+        let meta = std::fs::metadata(&bin).unwrap();
+        let dev = (u64::from(libc::major(meta.dev())) << 20) | u64::from(libc::minor(meta.dev()));
+        let listing = p3(
+            Some(&bin),
+            "probe process(\"BIN\").syscall { print($syscall + $arg2) }\n\
+             probe process(\"BIN\").syscall.return { print($return) }",
+        )
+        .replace(&format!(" = {}\n", meta.ino()), " = INODE\n")
+        .replace(&format!(" = {dev}\n"), " = DEV\n");
+        assert!(
+            listing.contains("INODE") && listing.contains("DEV"),
+            "{listing}"
+        );
+        insta::assert_snapshot!(listing);
+    }
+}

@@ -160,7 +160,7 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
 
 /// P's device (in the kernel's numbering: major << 20 | minor) and inode,
 /// as the target sees the path.
-fn exe_id(cx: &mut Cx<'_>, path: &str) -> Result<(u64, u64), Miss> {
+pub(super) fn exe_id(cx: &mut Cx<'_>, path: &str) -> Result<(u64, u64), Miss> {
     let m = cx.modules.get(Some(path)).map_err(Miss::Invalid)?;
     let host = m.elf().path().to_path_buf();
     let id = crate::target::FileIdentity::of(&host)

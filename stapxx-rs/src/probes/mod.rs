@@ -12,6 +12,7 @@
 pub mod lifecycle;
 pub mod perf;
 pub mod process;
+pub mod process_syscall;
 pub mod special;
 pub mod syscall;
 pub mod timer;
@@ -243,6 +244,10 @@ const KINDS: &[Kind] = &[
     Kind {
         head: &["process", "thread"],
         resolve: lifecycle::resolve,
+    },
+    Kind {
+        head: &["process", "syscall"],
+        resolve: process_syscall::resolve,
     },
     Kind {
         head: &["process"],

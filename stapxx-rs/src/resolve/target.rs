@@ -118,7 +118,11 @@ impl Resolver<'_, '_> {
         let mut missing: Option<String> = None;
         for site in &sites {
             if let SiteKind::Tracepoint(tp) = &site.kind {
-                if tp.filter.is_none() {
+                // Task-filtered events have variables when their kind gives
+                // them some (`process.syscall`), not `process.begin`.
+                let has_vars =
+                    !matches!(&tp.args, crate::probes::trace::TpArgs::Record(f) if f.is_empty());
+                if tp.filter.is_none() || has_vars {
                     match super::tracepoints::var(tp, name, steps, indexes, amp, span) {
                         Ok(e) => out.push((format!("{}:{}", tp.category, tp.name), 0, e)),
                         Err(msg) => return Ok(Err(msg)),

@@ -148,11 +148,6 @@ pub(super) fn parse(pt: &ProbePoint) -> Result<Spec, Miss> {
                 what: What::Plt { pattern, is_return },
             });
         }
-        "syscall" => {
-            return Err(Miss::Unserved(
-                "process(...).syscall probes are not supported yet".into(),
-            ))
-        }
         other => {
             let kinds = [
                 "function",
