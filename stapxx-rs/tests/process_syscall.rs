@@ -6,7 +6,9 @@
 
 mod support;
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Each write(2) of writes.c, entered and returned, in order.
 #[test]
@@ -58,19 +60,56 @@ fn only_the_named_executable_counts() {
     assert_eq!(out, "5000 5000 0\n");
 }
 
-/// `.syscall` names no argument; `process(PID).syscall` says what to do.
+/// `process(PID).syscall` follows one process through its exec: a shell
+/// that, once the probes are in, execs the fixture for 3000 getppid calls;
+/// `process(PID).end` ends the session. A copy of the fixture running
+/// beside it (another process) does not count.
+#[test]
+fn one_process_by_its_id() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("getppid.c", "getppid-syscall", &["-O2"]);
+    let copy = support::scratch().join("getppid-syscall-copy2");
+    std::fs::copy(&bin, &copy).unwrap();
+    let mut other = support::Proc::spawn(Command::new(&copy).arg("100000000"));
+    let mut sh = Command::new("sh")
+        .args(["-c", "read x; exec \"$0\" 3000"])
+        .arg(&bin)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = sh.id();
+    let script = format!(
+        "global calls, returns\n\
+         probe begin {{ printf(\"attached\\n\") }}\n\
+         probe process({pid}).syscall {{ if ($syscall == 110) calls++ }}\n\
+         probe process({pid}).syscall.return {{ if ($syscall == 110) returns++ }}\n\
+         probe process({pid}).end {{ exit() }}\n\
+         probe end {{ printf(\"%d %d\\n\", calls, returns) }}\n"
+    );
+    let mut st =
+        support::Proc::spawn(Command::new(env!("CARGO_BIN_EXE_stapxx-rs")).args(["-e", &script]));
+    st.wait_for_line("attached", Duration::from_secs(20));
+    writeln!(sh.stdin.as_mut().unwrap()).unwrap();
+    assert!(sh.wait().unwrap().success());
+    let out = st.rest();
+    assert!(st.child.wait().unwrap().success());
+    assert!(other.child.try_wait().unwrap().is_none());
+    let _ = other.child.kill();
+    assert_eq!(out, "3000 3000\n");
+}
+
+/// `.syscall` names no argument.
 #[test]
 fn malformed_points_are_explained() {
-    let (code, _, err) = support::stapxx(&["-p2", "-e", "probe process(1).syscall { }"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("process(PID).syscall is not supported: name the executable"),
-        "{err}"
-    );
     let (code, _, err) = support::stapxx(&["-p2", "-e", "probe process.syscall.entry { }"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("expected process(...).syscall or .syscall.return"),
         "{err}"
     );
+    let (code, _, err) = support::stapxx(&["-p2", "-e", "probe process(1).begin { }"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("process(PID).begin is not supported"), "{err}");
 }

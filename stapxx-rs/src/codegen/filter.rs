@@ -1,7 +1,8 @@
 //! The test a handler's program makes before anything else when its sites
 //! carry a [`TaskFilter`] (`process("P").begin/.end` on tracepoints that
 //! fire for every task): a field of the tracepoint's record, whether the
-//! task leads its thread group, and whether its executable is P
+//! task leads its thread group, whether it belongs to process PID, and
+//! whether its executable is P
 //! (`current->mm->exe_file->f_inode`: inode number and the superblock's
 //! device, at offsets read from the kernel's BTF). A task that fails it
 //! leaves at once: no busy flag, no error, no output.
@@ -38,6 +39,13 @@ impl<'a> Gen<'a> {
             self.e(Insn::alu64_imm(Alu::Rsh, R0, 32));
             let c = if leader { Cond::Ne } else { Cond::Eq };
             self.jreg(c, R0, R1, skip);
+        }
+        if let Some(pid) = f.pid {
+            // The high half is the thread group's id (the process).
+            self.call(H_PID_TGID);
+            self.e(Insn::alu64_imm(Alu::Rsh, R0, 32));
+            self.mov_imm(R1, i64::from(pid));
+            self.jreg(Cond::Ne, R0, R1, skip);
         }
         if let Some((dev, ino)) = f.exe {
             let Some(o) = self.o.exe else {

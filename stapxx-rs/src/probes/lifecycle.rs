@@ -17,6 +17,8 @@
 //! (`current->mm->exe_file`) against P's device and inode. Processes that
 //! already run when the session starts get no `begin` (stap fires it for
 //! them): nothing in the kernel runs in their context at that moment.
+//! `process(PID).end` and `.thread.*` take one running process by its id
+//! (its `begin` is past: refused).
 
 use super::trace::{field, TracepointSite};
 use super::{Cx, Miss, SiteKind};
@@ -29,6 +31,8 @@ pub struct TaskFilter {
     pub exe: Option<(u64, u64)>,
     /// That executable's path as the script names it (for listings).
     pub exe_path: Option<String>,
+    /// `process(PID)`: the task's thread group (process) id.
+    pub pid: Option<u32>,
     /// `Some(true)`: a thread group leader only; `Some(false)`: any
     /// other thread only.
     pub leader: Option<bool>,
@@ -80,18 +84,28 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
     // Its tracepoints' record formats are read from tracefs: say so first
     // when this process cannot read it (not "no such field").
     super::trace::events_dir()?;
-    let exe = match &c[0].arg {
-        None => None,
-        Some(Literal::String(path)) => Some((exe_id(cx, path)?, path.clone())),
-        Some(_) => {
-            return Err(Miss::Unserved(
-                "process(PID).begin/.end are not supported: name the executable".into(),
-            ))
-        }
-    };
+    let (exe, pid) =
+        match &c[0].arg {
+            None => (None, None),
+            Some(Literal::String(path)) => (Some((exe_id(cx, path)?, path.clone())), None),
+            // A process that exists: it can end, and start or end threads;
+            // its own start is past.
+            Some(Literal::Number(pid)) if event != Event::Begin => (
+                None,
+                Some(
+                    u32::try_from(*pid)
+                        .map_err(|_| Miss::Invalid(format!("process({pid}): not a process id")))?,
+                ),
+            ),
+            Some(_) => return Err(Miss::Unserved(
+                "process(PID).begin is not supported (the process has begun): name the executable"
+                    .into(),
+            )),
+        };
     let filter = |leader, record| TaskFilter {
         exe: exe.as_ref().map(|e| e.0),
         exe_path: exe.as_ref().map(|e| e.1.clone()),
+        pid,
         leader,
         record,
     };
@@ -172,6 +186,9 @@ impl TaskFilter {
     /// For `-p2`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        if let Some(pid) = self.pid {
+            parts.push(format!("tasks of process {pid}"));
+        }
         if let Some(p) = &self.exe_path {
             // Device and inode numbers differ from build to build: the
             // path stands for them here.

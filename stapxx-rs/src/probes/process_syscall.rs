@@ -1,5 +1,6 @@
-//! `process[("P")].syscall` and `.syscall.return`: every system call a
-//! task of executable P makes (every task's, without P), entered and
+//! `process[("P"|PID)].syscall` and `.syscall.return`: every system call
+//! a task of executable P (or of process PID) makes (every task's, without
+//! either), entered and
 //! returning, as stapprobes(3stap) has them: `$syscall` is the call's
 //! number, `$arg1`..`$arg6` its arguments, `$return` (at the return) its
 //! result. stap runs them on utrace, which this kernel lacks; the
@@ -38,11 +39,13 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
             exe_path: Some(path.clone()),
             ..TaskFilter::default()
         },
-        Some(_) => {
-            return Err(Miss::Unserved(
-                "process(PID).syscall is not supported: name the executable".into(),
-            ))
-        }
+        Some(Literal::Number(pid)) => TaskFilter {
+            pid: Some(
+                u32::try_from(*pid)
+                    .map_err(|_| Miss::Invalid(format!("process({pid}): not a process id")))?,
+            ),
+            ..TaskFilter::default()
+        },
     };
     let event = if is_return { "sys_exit" } else { "sys_enter" };
     let record = fields("raw_syscalls", event);

@@ -345,6 +345,15 @@ impl Proc {
         self.child.id()
     }
 
+    /// What the process prints from here to the end of its stdout.
+    pub fn rest(&mut self) -> String {
+        let mut out = String::new();
+        if let Some(mut r) = self.stdout.take() {
+            r.read_to_string(&mut out).expect("read stdout");
+        }
+        out
+    }
+
     /// Waits (at most `timeout`) for the line `want` on the process's
     /// stdout; panics with what came instead.
     pub fn wait_for_line(&mut self, want: &str, timeout: Duration) {
