@@ -176,3 +176,57 @@ probe kernel.trace("sched:sched_process_exit") {{ if (pid() == target()) show("r
         );
     }
 }
+
+/// The context functions SystemTap's linux/context.stp writes in embedded
+/// C, from our `tapsets/linux/context.stp`: in a uprobe of the fixture run
+/// with real/effective uid 1234/4567 and gid 2345/3456 (setpriv), the ids,
+/// its parent's name (stapxx-rs started it) and its session and process
+/// group (stapxx-rs's, which are this test's: nothing in between changes
+/// them); in a begin probe, the same functions about stapxx-rs itself.
+#[test]
+fn context_functions_in_the_process_and_on_the_host() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    if !support::have_tool("setpriv") {
+        support::missing("setpriv (util-linux)");
+        return;
+    }
+    // SAFETY: plain queries about this process.
+    let (sid, pgrp, uid, gid) = unsafe {
+        (
+            libc::getsid(0),
+            libc::getpgrp(),
+            libc::getuid(),
+            libc::getgid(),
+        )
+    };
+    for opt in ["-O0", "-O2"] {
+        let bin = support::c_fixture("taskids.c", &format!("taskids{opt}"), &[opt]);
+        let script = format!(
+            r#"probe begin {{
+  printf("host %d %d %d %d %d %d %d %s\n", gid(), euid(), egid(), sid(), pgrp(), stp_pid() == pid(), ns_pid() == pid(), module_name())
+}}
+probe process("{bin}").function("report") {{
+  printf("%d %d %d %d %s %d %d %d %d %d %d %d %d %d %d %d\n", gid(), euid(), egid(), ns_uid(), pexecname(), sid(), pgrp(),
+    ns_sid(), ns_pgrp(), ns_pid() == pid(), ns_tid() == tid(), ns_ppid() == ppid(), stp_pid() == ppid(), ns_gid(), ns_euid(), ns_egid())
+}}
+"#,
+            bin = bin.display()
+        );
+        let cmd = format!(
+            "setpriv --ruid 1234 --euid 4567 --rgid 2345 --egid 3456 --clear-groups {}",
+            bin.display()
+        );
+        let (code, out, err) = support::stapxx_c(&cmd, &script);
+        assert_eq!((code, err.as_str()), (0, ""), "{opt}");
+        assert_eq!(
+            out,
+            format!(
+                "host {gid} {uid} {gid} {sid} {pgrp} 1 1 stapxx_rs\n\
+                 2345 4567 3456 1234 stapxx-rs {sid} {pgrp} {sid} {pgrp} 1 1 1 1 2345 4567 3456\n"
+            ),
+            "{opt}"
+        );
+    }
+}

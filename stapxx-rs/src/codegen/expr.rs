@@ -739,6 +739,10 @@ impl Gen<'_> {
                 self.call(H_UID_GID);
                 self.e(Insn::mov32_reg(R0, R0));
             }
+            Gid => {
+                self.call(H_UID_GID);
+                self.e(Insn::alu64_imm(Alu::Rsh, R0, 32));
+            }
             Cpu => self.call(H_CPU),
             Target => {
                 let gm = self.m.globals_map;
@@ -869,6 +873,13 @@ impl Gen<'_> {
             OnHost => self.mov_imm(R0, 0),
             Verbose => self.mov_imm(R0, self.o.verbose as i64),
             PidnsInum => self.mov_imm(R0, crate::task_info::pid_ns_inum()),
+            // stapxx-rs's own ids do not change while it runs: known here.
+            HostId => match args.first().map(|a| &a.kind) {
+                Some(crate::ir::ExprKind::Long(n)) => {
+                    self.mov_imm(R0, crate::runtime::host::id(*n))
+                }
+                _ => self.mov_imm(R0, -1),
+            },
             ErrnoP => self.errno_p(&args[0])?,
             Strlen => {
                 let s = self.string(&args[0])?;

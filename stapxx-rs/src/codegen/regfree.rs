@@ -53,6 +53,8 @@ fn needs_no_context(b: Builtin) -> bool {
         Pid | Tid
             | Ppid
             | Uid
+            | Gid
+            | HostId
             | Execname
             | Cpu
             | Target

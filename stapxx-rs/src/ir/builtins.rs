@@ -27,6 +27,8 @@ pub enum Builtin {
     Tid,
     Ppid,
     Uid,
+    /// `gid()`: the current task's real group id.
+    Gid,
     Execname,
     Cpu,
     Target,
@@ -138,6 +140,10 @@ pub enum Builtin {
     /// `__stapxx_pidns_inum()`: the inode number of stapxx-rs's own pid
     /// namespace, stap's "target namespace" for `task_ns_pid()`.
     PidnsInum,
+    /// `__stapxx_host_id(n)`: stapxx-rs's own uid, gid, euid, egid, session,
+    /// process group and process id (n = 0..6), for our
+    /// `tapsets/linux/context.stp`; known when the programs are built.
+    HostId,
     // Output and control.
     Print,
     Println,
@@ -239,6 +245,7 @@ impl Builtin {
             "tid" => Tid,
             "ppid" => Ppid,
             "uid" => Uid,
+            "gid" => Gid,
             "execname" => Execname,
             "cpu" => Cpu,
             "target" => Target,
@@ -306,6 +313,7 @@ impl Builtin {
             "__stapxx_verbose" => Verbose,
             "__stapxx_proc_comm" => ProcComm,
             "__stapxx_pidns_inum" => PidnsInum,
+            "__stapxx_host_id" => HostId,
             "string" => StringOf,
             "print" => Print,
             "println" => Println,
@@ -340,9 +348,9 @@ impl Builtin {
     pub fn signature(self) -> Signature {
         use Builtin::*;
         match self {
-            Pid | Tid | Ppid | Uid | Cpu | Target | UserMode | Addr | Uaddr | GettimeofdayS
-            | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs | LocalClockNs | LocalClockUs
-            | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
+            Pid | Tid | Ppid | Uid | Gid | Cpu | Target | UserMode | Addr | Uaddr
+            | GettimeofdayS | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs | LocalClockNs
+            | LocalClockUs | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
             Execname | Probefunc | Pp => sig(&[], S),
             Usymname | Symname | Umodname | Usymdata => sig(&[L], S),
             Ubacktrace | SprintUbacktrace => sig(&[], S),
@@ -398,6 +406,7 @@ impl Builtin {
             StrReplace => sig(&[S, S, S], S),
             MemPageSize | OnHost | Verbose | PidnsInum => sig(&[], L),
             ProcComm => sig(&[L], S),
+            HostId => sig(&[L], L),
             Print | Println => Signature {
                 args: &[ANY],
                 optional: 1,
@@ -540,6 +549,7 @@ const NAMES: &[&str] = &[
     "tid",
     "ppid",
     "uid",
+    "gid",
     "execname",
     "cpu",
     "target",

@@ -267,6 +267,25 @@ pub fn ppid() -> i64 {
     i64::from(unsafe { libc::getppid() })
 }
 
+/// stapxx-rs's own ids: uid, gid, euid, egid, session, process group,
+/// process id (`which` 0..6; -1 for another number).
+pub fn id(which: i64) -> i64 {
+    // SAFETY: these calls take no pointers; getsid(0) and getpgrp() ask
+    // about this process and cannot fail for it.
+    unsafe {
+        match which {
+            0 => i64::from(libc::getuid()),
+            1 => i64::from(libc::getgid()),
+            2 => i64::from(libc::geteuid()),
+            3 => i64::from(libc::getegid()),
+            4 => i64::from(libc::getsid(0)),
+            5 => i64::from(libc::getpgrp()),
+            6 => i64::from(libc::getpid()),
+            _ => -1,
+        }
+    }
+}
+
 pub fn uid() -> i64 {
     // SAFETY: getuid has no arguments and cannot fail.
     i64::from(unsafe { libc::getuid() })

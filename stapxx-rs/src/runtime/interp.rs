@@ -864,6 +864,7 @@ impl<'p> Interp<'p> {
             B::Tid => n(host::tid()),
             B::Ppid => n(host::ppid()),
             B::Uid => n(host::uid()),
+            B::Gid => n(host::id(1)),
             B::Cpu => n(host::cpu()),
             B::Execname => s(self.host.execname()),
             B::Target => n(self.host.target.map(i64::from).unwrap_or(0)),
@@ -1160,6 +1161,7 @@ impl<'p> Interp<'p> {
             B::OnHost => n(1),
             B::Verbose => n(self.verbose as i64),
             B::PidnsInum => n(crate::task_info::pid_ns_inum()),
+            B::HostId => n(host::id(self.arg_long(args, 0, fr)?)),
             B::ProcComm => {
                 let pid = self.arg_long(args, 0, fr)?;
                 s(crate::task_info::proc_comm(pid))
