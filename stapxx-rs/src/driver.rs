@@ -316,6 +316,7 @@ impl<'o> Session<'o> {
             &program.library,
             &program.alias_names,
             &mut modules,
+            &self.opts.defines,
         );
         if self.opts.cli.verbose > 0 {
             for line in modules.shipped_layouts() {

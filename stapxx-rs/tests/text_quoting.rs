@@ -71,7 +71,9 @@ fn written_buffers_print_as_stap_prints_them() {
 /// The same quoting on both sides: a `begin` probe (stapxx-rs reads the
 /// target's memory) and a uprobe (BPF reads it) quote `quoted_sample` of
 /// `tests/fixtures/calls.c` ("hi\t\"there\"\n\001\\" and its NUL) to the
-/// same text: whole, cut to 12 bytes, unreadable, with outlen 0.
+/// same text: whole, cut to 12 bytes, unreadable, with outlen 0; and
+/// `string_quoted` of a string value, which the tree's
+/// `user_string_n_quoted` calls.
 #[test]
 fn host_and_kernel_quote_alike() {
     use std::io::{BufRead, BufReader, Write};
@@ -80,10 +82,11 @@ fn host_and_kernel_quote_alike() {
         return;
     };
     let bin = support::c_fixture("calls.c", "calls_text_quoting", &["-O2"]);
-    let q = "a = &@var(\"quoted_sample\"); s = sprintf(\"%s|%s|%s|%s|%s|%s\", \
+    let q = "a = &@var(\"quoted_sample\"); s = sprintf(\"%s|%s|%s|%s|%s|%s|%s|%s\", \
              user_buffer_quoted(a, 14, 50), user_buffer_quoted(a, 14, 12), \
              user_buffer_quoted(16, 4, 50), user_buffer_quoted(a, 4, 0), \
-             user_string_quoted(a), user_string_quoted(16))";
+             user_string_quoted(a), user_string_quoted(16), \
+             string_quoted(user_string(a)), user_string_n_quoted(a, 5))";
     let script = format!(
         "probe begin {{ {q}; println(\"host \", s) }}\n\
          probe process(\"{}\").function(\"work\") {{\n  \
@@ -120,7 +123,7 @@ fn host_and_kernel_quote_alike() {
     let _ = target.kill();
     let _ = target.wait();
     assert!(status.success(), "{err}");
-    let want = r#""hi\t\"there\"\n\001\\\000"|"hi\t\"t"...|0x10||"hi\t\"there\"\n\001\\"|0x10"#;
+    let want = r#""hi\t\"there\"\n\001\\\000"|"hi\t\"t"...|0x10||"hi\t\"there\"\n\001\\"|0x10|"hi\t\"there\"\n\001\\"|"hi\t\"t""#;
     assert_eq!(host, format!("host {want}\n"), "{err}");
     assert_eq!(kernel, format!("kernel {want}\n"), "{err}");
 }

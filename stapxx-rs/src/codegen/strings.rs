@@ -684,6 +684,14 @@ impl Gen<'_> {
                 }
             }
             UserBufferQuoted(error) => self.user_buffer_quoted(args, error, t)?,
+            StringQuoted => {
+                // The quoting reads its input as a kernel string: the
+                // slot's text, in the frame.
+                let s = self.string(&args[0])?;
+                self.sloc_addr(R0, s);
+                self.e(Insn::alu64_imm(Alu::Add, R0, 8));
+                self.kernel_string_quoted(t);
+            }
             Probefunc => {
                 // user_mode() ? usymname(uaddr()) : symname(addr())
                 self.user_mode();

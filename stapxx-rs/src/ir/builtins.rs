@@ -113,6 +113,9 @@ pub enum Builtin {
     KernelStringN,
     /// `kernel_string_quoted(addr)`: quoted, or the address on a fault.
     KernelStringQuoted,
+    /// `string_quoted(s)`: `s` quoted as `kernel_string_quoted` quotes
+    /// (stap's is embedded C over the same quoting).
+    StringQuoted,
     /// The probe's context pointer: a tracepoint's record or arguments
     /// (pass 2 reads tracepoint variables from it).
     Context,
@@ -300,6 +303,7 @@ impl Builtin {
             "kernel_string" => KernelString,
             "kernel_string_n" => KernelStringN,
             "kernel_string_quoted" => KernelStringQuoted,
+            "string_quoted" => StringQuoted,
             "__stapxx_context" => Context,
             "task_current" => TaskCurrent,
             _ if user_read(name).is_some() => user_read(name)?,
@@ -386,6 +390,7 @@ impl Builtin {
                 ret: S,
             },
             UserStringQuoted | KernelStringQuoted => sig(&[L], S),
+            StringQuoted => sig(&[S], S),
             UserBufferQuoted(_) => sig(&[L, L, L], S),
             KernelRead(..) => sig(&[L], L),
             KernelString => Signature {
@@ -621,6 +626,7 @@ const NAMES: &[&str] = &[
     "kernel_string",
     "kernel_string_n",
     "kernel_string_quoted",
+    "string_quoted",
     "task_current",
     "strlen",
     "substr",

@@ -65,6 +65,7 @@ pub fn resolve(
     library: &[File],
     alias_names: &[String],
     modules: &mut Modules,
+    defines: &std::collections::BTreeMap<String, String>,
 ) -> Result<Resolved, Diagnostic> {
     let mut globals: HashMap<&str, &Global> = HashMap::new();
     let mut probes = Vec::new();
@@ -105,6 +106,7 @@ pub fn resolve(
         kallsyms_started: false,
         usyms_started: false,
         written: Default::default(),
+        defines: defines.clone(),
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
@@ -236,6 +238,9 @@ pub fn resolve(
 
 struct Resolver<'a, 'm> {
     functions: HashMap<&'a str, &'a Function>,
+    /// `-D NAME=VALUE`: `@const("MAXSTRINGLEN")` and the other limits
+    /// the tapsets read are these (stap's runtime defines them).
+    defines: std::collections::BTreeMap<String, String>,
     modules: &'m mut Modules,
     used_functions: BTreeSet<String>,
     queue: Vec<String>,
@@ -475,6 +480,9 @@ impl Resolver<'_, '_> {
                 array: self.bx(*array)?,
             },
             ExprKind::Entry(inner) => return self.entry(*inner, span),
+            ExprKind::Const(text) if crate::limits::limit(&text).is_some() => {
+                ExprKind::Number(crate::limits::value(&self.defines, &text) as i64)
+            }
             ExprKind::Const(text) => match crate::consts::at_const(&text) {
                 Ok(v) => ExprKind::Number(v),
                 Err(m) => return Err(Diagnostic::error(span, m)),

@@ -993,6 +993,11 @@ impl<'p> Interp<'p> {
                     Err(m) => self.bad_read(m, Value::Str(Vec::new()), near),
                 }
             }
+            B::StringQuoted => {
+                let v = self.arg_bytes(args, 0, fr)?;
+                let q = textstr::text_str(c_str(&v), PastEnd::Nul, 0, 0, self.limits.maxstringlen, false);
+                s(q.unwrap_or_default())
+            }
             B::UserStringQuoted => {
                 // The tree's `string_quoted(user_string(addr))`, or the
                 // address in hex when the read faults.
