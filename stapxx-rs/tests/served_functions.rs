@@ -1,0 +1,83 @@
+//! Functions SystemTap's tapset tree writes in embedded C (or over
+//! tokenize(), which keeps state between calls) that our tapsets serve in
+//! the script language: string.stp's strpos() and isdigit(), the same in a
+//! host probe (`begin`) and a kernel one (BPF), as C's strstr() and
+//! isdigit() give them; stack(), ustack(), callers() and caller_addr()
+//! from the backtraces they are read from.
+
+mod support;
+
+const CALLS: &str = r#"printf("%d %d %d %d %d %d %d %d\n", strpos("hello", "ll"), strpos("hello", "x"), strpos("hello", ""), strpos("", "a"), strpos("abab", "bab"), isdigit("7a"), isdigit("a7"), isdigit(""))"#;
+const WANT: &str = "2 -1 0 -1 1 1 0 0\n";
+
+#[test]
+fn host_probe() {
+    let (code, out, err) = support::stapxx(&["-e", &format!("probe begin {{ {CALLS}; exit() }}")]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, WANT);
+}
+
+#[test]
+fn kernel_probe() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        &format!("global done probe timer.profile {{ if (!done++) {{ {CALLS}; exit() }} }}"),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    // Both CPUs may take the first tick before exit() is seen: each line
+    // is the whole answer.
+    assert!(
+        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == WANT),
+        "{out}"
+    );
+}
+
+/// stack(n), callers(n), caller_addr() and ustack(n) (our
+/// `tapsets/linux/stack.stp`) against the backtraces they are read from,
+/// in one kernel probe run: the n-th address of backtrace(), its first
+/// n + 1, stap's unwind error past the end; ustack(0) is where the
+/// uprobe fired (uaddr()).
+#[test]
+fn stack_addresses_in_kernel_probes() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    // One getppid() call of the fixture: one handler run (the shell that
+    // `-c` starts in the same process may call getppid() too).
+    let getppid = support::c_fixture("getppid.c", "getppid-stack", &["-O2"]);
+    let script = r#"probe kernel.trace("syscalls:sys_enter_getppid") {
+  if (pid() == target() && execname() == "getppid-stack") {
+    b = backtrace()
+    printf("%s\n%s\n%s\n%x %x\n", b, callers(-1), callers(1), stack(0), stack(1))
+    printf("%d\n", caller_addr() == stack(1))
+    try { stack(999) } catch (e) { println(e) }
+  }
+}"#;
+    let (code, out, err) = support::stapxx_c(&format!("{} 1", getppid.display()), script);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<&str> = out.lines().collect();
+    let b: Vec<&str> = lines[0].split_whitespace().collect();
+    assert!(b.len() >= 2, "{out}");
+    assert_eq!(lines[1], b.join(" "), "{out}");
+    assert_eq!(lines[2], b[..2].join(" "), "{out}");
+    assert_eq!(lines[3], format!("{} {}", &b[0][2..], &b[1][2..]), "{out}");
+    assert_eq!(lines[4], "1");
+    assert_eq!(
+        lines[5],
+        "reached end of stack before unwinding to level 999"
+    );
+    assert_eq!(lines.len(), 6, "{out}");
+
+    let bin = support::c_fixture("pp_names.c", "pp_names-stack", &["-O2"]);
+    let script = format!(
+        "probe process(\"{}\").function(\"pp_scaled\") {{ printf(\"%d\\n\", ustack(0) == uaddr()) }}",
+        bin.display()
+    );
+    let (code, out, err) = support::stapxx_c(&bin.display().to_string(), &script);
+    assert_eq!((code, err.as_str()), (0, ""));
+    // (The fixture prints pp_scaled(1): 6.)
+    assert_eq!(out, "1\n6\n");
+}
