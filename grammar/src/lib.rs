@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod ast;
+pub mod bytes;
 pub mod decode;
 pub mod diag;
 pub mod parser;

@@ -1368,6 +1368,15 @@ fn binary_precedence(op: &str) -> u8 {
     }
 }
 
+/// An escaped byte: ASCII as its character, a byte above 0x7f as the
+/// character that stands for it (see [`crate::bytes`]).
+fn byte_or_char(v: u32) -> char {
+    match u8::try_from(v) {
+        Ok(b) if b >= 0x80 => crate::bytes::byte_char(b),
+        _ => char::from_u32(v).unwrap_or('\u{fffd}'),
+    }
+}
+
 /// Decode stap's string escapes: `\n \t \r \a \b \f \v \\ \" \' \?`, octal
 /// `\ooo` and hex `\xhh`. Unknown escapes keep the backslash, as stap's
 /// translator passes them on to C.
@@ -1403,7 +1412,7 @@ pub fn unescape(s: &str) -> Result<String, String> {
                         None => break,
                     }
                 }
-                out.push(char::from_u32(v & 0xff).unwrap_or('\u{fffd}'));
+                out.push(byte_or_char(v & 0xff));
             }
             'x' => {
                 let mut v = 0u32;
@@ -1419,7 +1428,7 @@ pub fn unescape(s: &str) -> Result<String, String> {
                 if n == 0 {
                     out.push_str("\\x");
                 } else {
-                    out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                    out.push(byte_or_char(v));
                 }
             }
             other => {

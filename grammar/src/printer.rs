@@ -283,6 +283,9 @@ pub fn quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 write!(out, "\\{:03o}", c as u32).ok();
             }
+            c if crate::bytes::char_byte(c).is_some() => {
+                write!(out, "\\{:03o}", crate::bytes::char_byte(c).unwrap_or(0)).ok();
+            }
             c => out.push(c),
         }
     }

@@ -127,3 +127,51 @@ fn host_and_kernel_quote_alike() {
     assert_eq!(host, format!("host {want}\n"), "{err}");
     assert_eq!(kernel, format!("kernel {want}\n"), "{err}");
 }
+
+/// A literal's escaped bytes are bytes, as in stap: `"\303\251"` is the two
+/// bytes of "é" (UTF-8), `"\351"` one byte equal to `"\xe9"`, in a host and
+/// a kernel probe alike: lengths, printed bytes, a format's text, a
+/// global's initial value, comparisons. `-p1` prints them back escaped.
+#[test]
+fn escaped_bytes_are_bytes_on_both_sides() {
+    let body = r#"x = "\303\251"; printf("%d %d [%s] [%s] [%s] %d %d\n", strlen("aZ\303"), strlen("\351"), x, g, sprintf("\303\251%d", 1), "\351" == "\xe9", x == "é")"#;
+    let want: &[u8] = b"3 1 [\xc3\xa9] [\xc3\xa9!] [\xc3\xa91] 1 1\n";
+    let host = std::process::Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args([
+            "-e",
+            &format!("global g = \"\\303\\251!\" probe begin {{ {body}; exit() }}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        host.status.success(),
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    assert_eq!(host.stdout, want);
+    let (code, out, _) =
+        support::stapxx(&["-p1", "-e", r#"probe begin { print("\303\251é\001") }"#]);
+    assert_eq!(code, 0);
+    assert!(out.contains(r#"print("\303\251é\001")"#), "{out}");
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let getppid = support::c_fixture("getppid.c", "getppid-bytes", &["-O2"]);
+    let kernel = std::process::Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args([
+            "-c",
+            &format!("{} 1", getppid.display()),
+            "-e",
+            &format!(
+                "global g = \"\\303\\251!\" probe kernel.trace(\"syscalls:sys_enter_getppid\") {{ if (pid() == target() && execname() == \"getppid-bytes\") {{ {body} }} }}"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        kernel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kernel.stderr)
+    );
+    assert_eq!(kernel.stdout, want);
+}

@@ -184,7 +184,10 @@ impl Gen<'_> {
     /// Write a literal (truncated to MAXSTRINGLEN-1 bytes).
     pub(super) fn set_lit(&mut self, s: SLoc, text: &str) {
         let max = (self.o.strcap - 1) as usize;
-        let mut bytes: Vec<u8> = text.as_bytes().iter().copied().take(max).collect();
+        let mut bytes: Vec<u8> = grammar::bytes::literal_bytes(text)
+            .into_iter()
+            .take(max)
+            .collect();
         let len = bytes.len();
         bytes.push(0);
         while !bytes.len().is_multiple_of(8) {
@@ -371,7 +374,8 @@ impl Gen<'_> {
             return o;
         }
         let o = self.rodata.len() as u32;
-        self.rodata.extend_from_slice(s.as_bytes());
+        self.rodata
+            .extend_from_slice(&grammar::bytes::literal_bytes(s));
         self.rodata.push(0);
         while !self.rodata.len().is_multiple_of(8) {
             self.rodata.push(0);

@@ -70,7 +70,7 @@ pub fn format(pieces: &[FormatPiece], args: &[Arg]) -> Vec<u8> {
     let mut args = args.iter();
     for p in pieces {
         match p {
-            FormatPiece::Text(t) => out.extend_from_slice(t.as_bytes()),
+            FormatPiece::Text(t) => out.extend_from_slice(&grammar::bytes::literal_bytes(t)),
             FormatPiece::Conv(c) if c.width_arg || c.precision_arg => {
                 // `*`: as in C, a negative width is `-` and its size, a
                 // negative precision is none.

@@ -560,7 +560,7 @@ impl<'p> Interp<'p> {
     fn eval(&mut self, e: &Expr, fr: &mut Frame) -> R<Value> {
         Ok(match &e.kind {
             ExprKind::Long(n) => Value::Long(*n),
-            ExprKind::Str(s) => Value::Str(s.as_bytes().to_vec()),
+            ExprKind::Str(s) => Value::Str(grammar::bytes::literal_bytes(s)),
             ExprKind::Read(p) => {
                 let l = self.loc(p, fr)?;
                 self.load(&l, fr)

@@ -419,7 +419,7 @@ impl Globals {
                 (false, ty) => Store::Scalar(match &g.init {
                     Some(Const::Long(n)) => Value::Long(*n),
                     Some(Const::Str(s)) => {
-                        Value::Str(truncate(s.as_bytes().to_vec(), maxstringlen))
+                        Value::Str(truncate(grammar::bytes::literal_bytes(s), maxstringlen))
                     }
                     None => Value::zero(ty),
                 }),
