@@ -268,3 +268,31 @@ fn a_library_not_linked_is_named_with_those_that_are() {
         "{err}"
     );
 }
+
+/// `is_return()` and `registers_valid()` (stap's are embedded C) are facts
+/// of the site, like `pp()`: 1 at a return, 0 at an entry and in host
+/// probes; registers in uprobes, none in host probes.
+#[test]
+fn is_return_is_a_fact_of_the_site() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let exe = &builds()[0].0;
+    let script = format!(
+        "probe begin {{ printf(\"begin %d %d\\n\", is_return(), registers_valid()) }}\n\
+         probe {} {{ printf(\"entry %d %d\\n\", is_return(), registers_valid()) }}\n\
+         probe {} {{ printf(\"return %d %d\\n\", is_return(), registers_valid()) }}\n",
+        point(exe, r#"function("pp_scaled")"#),
+        point(exe, r#"function("pp_scaled").return"#)
+    );
+    let (code, out, err) = support::stapxx_c(&exe.display().to_string(), &script);
+    assert_eq!(code, 0, "{err}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    // (6: the fixture's own output.)
+    assert_eq!(
+        lines,
+        ["6", "begin 0 0", "entry 0 1", "return 1 1"],
+        "{out}"
+    );
+}

@@ -48,7 +48,7 @@ impl DfaTable {
                     .dot_matches_new_line(true),
             )
             .configure(dense::Config::new().start_kind(StartKind::Unanchored))
-            .build(pattern)
+            .build(&crate::runtime::interp::byte_pattern(pattern))
             .map_err(|e| format!("bad regular expression \"{pattern}\": {e}"))?;
         let begin = dfa
             .start_state(&start::Config::new().anchored(Anchored::No))

@@ -444,6 +444,33 @@ impl Resolver<'_, '_> {
                 }
             }
             ExprKind::Call { name, args } => {
+                // `is_return()`: whether the probe is at a return (a
+                // uretprobe, a system call's exit), a fact of the sites.
+                if args.is_empty() && name == "is_return" && self.sites.is_some() {
+                    return Ok(Expr {
+                        kind: ExprKind::Number(i64::from(self.in_return_probe())),
+                        span,
+                    });
+                }
+                // `registers_valid()`: the handler has the interrupted
+                // registers (uprobes, perf samples; not tracepoints or
+                // host probes), as stap's context has them or not.
+                if args.is_empty() && name == "registers_valid" {
+                    if let Some(sites) = &self.sites {
+                        let has = !sites.is_empty()
+                            && sites.iter().all(|s| {
+                                matches!(
+                                    s.kind,
+                                    crate::probes::SiteKind::Uprobe(_)
+                                        | crate::probes::SiteKind::Perf(_)
+                                )
+                            });
+                        return Ok(Expr {
+                            kind: ExprKind::Number(i64::from(has)),
+                            span,
+                        });
+                    }
+                }
                 if args.is_empty() {
                     if let Some(text) = self.site_text(&name) {
                         return Ok(Expr {

@@ -1352,7 +1352,7 @@ pub fn strtol(s: &[u8], base: i64) -> i64 {
 /// `\d`, `\w`, `\b` are understood here (POSIX takes them as the letter),
 /// and `.` and `[^...]` match any byte including a newline, as in POSIX.
 pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    regex::bytes::RegexBuilder::new(pattern)
+    regex::bytes::RegexBuilder::new(&byte_pattern(pattern))
         .unicode(false)
         .dot_matches_new_line(true)
         .build()
@@ -1369,6 +1369,19 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
                 .to_string();
             format!("bad regular expression \"{pattern}\": {why}")
         })
+}
+
+/// A pattern for the byte-oriented engines: each byte a literal escapes
+/// above 0x7f (see `grammar::bytes`) as `\xHH`, which matches that byte.
+pub fn byte_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match grammar::bytes::char_byte(c) {
+            Some(b) => out.push_str(&format!("\\x{b:02x}")),
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
