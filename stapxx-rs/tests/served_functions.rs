@@ -3,7 +3,8 @@
 //! the script language: string.stp's strpos(), isdigit() and stringat()
 //! (a signed char, as C reads it), the same in a host probe (`begin`) and
 //! a kernel one (BPF), as C gives them; stack(), ustack(), callers() and
-//! caller_addr() from the backtraces they are read from.
+//! caller_addr() from the backtraces they are read from; ktime_get_ns()
+//! and cpu_clock_ns() against this test's own monotonic clock.
 
 mod support;
 
@@ -83,4 +84,37 @@ fn stack_addresses_in_kernel_probes() {
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort_unstable();
     assert_eq!(lines, ["1", "6"], "{out}");
+}
+
+/// ktime_get_ns() and cpu_clock_ns(cpu) (our `tapsets/linux/timestamp.stp`)
+/// read the monotonic clock: what they print in a host and in a kernel
+/// probe lies between this test's CLOCK_MONOTONIC before and after the run.
+#[test]
+fn clocks_are_the_monotonic_clock() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let now = || {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+        t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64
+    };
+    let before = now();
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        "global d\n\
+         probe begin { printf(\"%d %d\\n\", ktime_get_ns(), cpu_clock_ns(0)) }\n\
+         probe timer.profile { if (!d++) { printf(\"%d %d\\n\", ktime_get_ns(), cpu_clock_ns(1)); exit() } }",
+    ]);
+    let after = now();
+    assert_eq!((code, err.as_str()), (0, ""));
+    let values: Vec<i64> = out.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!(values.len() >= 4, "{out}");
+    for v in values {
+        assert!(before <= v && v <= after, "{before} <= {v} <= {after}");
+    }
 }
