@@ -101,7 +101,7 @@ fn clocks_are_the_monotonic_clock() {
         };
         // SAFETY: `t` is a valid timespec for the call to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-        t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64
+        t.tv_sec * 1_000_000_000 + t.tv_nsec
     };
     let before = now();
     let (code, out, err) = support::stapxx(&[
