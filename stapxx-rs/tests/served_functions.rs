@@ -4,7 +4,7 @@
 //! (a signed char, as C reads it), the same in a host probe (`begin`) and
 //! a kernel one (BPF), as C gives them; stack(), ustack(), callers() and
 //! caller_addr() from the backtraces they are read from; ktime_get_ns()
-//! and cpu_clock_ns() against this test's own monotonic clock.
+//! and cpu_clock_ns() against this test's own monotonic clock; randint().
 
 mod support;
 
@@ -117,4 +117,27 @@ fn clocks_are_the_monotonic_clock() {
     for v in values {
         assert!(before <= v && v <= after, "{before} <= {v} <= {after}");
     }
+}
+
+/// randint(n) (our `tapsets/random.stp`): 2000 draws of randint(4) in a
+/// host probe and in kernel probes, each in [0, 4), every value seen (a
+/// value missing has odds of 0.75^2000); n above 2^20 is stap's error.
+#[test]
+fn randint_draws_within_its_range() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        "global h, k, d\n\
+         probe begin { for (i = 0; i < 2000; i++) h[randint(4)]++ }\n\
+         probe timer.profile { if (d++ < 2000) k[randint(4)]++; else exit() }\n\
+         probe end { foreach (v+ in h) printf(\"h%d \", v); foreach (v+ in k) printf(\"k%d \", v); println(\"\") }",
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, "h0 h1 h2 h3 k0 k1 k2 k3 \n");
+    let (code, _, err) =
+        support::stapxx(&["-e", "probe begin { println(randint(2000000)); exit() }"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("ERROR: range too wide"), "{err}");
 }

@@ -873,6 +873,7 @@ impl Gen<'_> {
             OnHost => self.mov_imm(R0, 0),
             Verbose => self.mov_imm(R0, self.o.verbose as i64),
             PidnsInum => self.mov_imm(R0, crate::task_info::pid_ns_inum()),
+            RandomU32 => self.call(H_PRANDOM),
             // stapxx-rs's own ids do not change while it runs: known here.
             HostId => match args.first().map(|a| &a.kind) {
                 Some(crate::ir::ExprKind::Long(n)) => {

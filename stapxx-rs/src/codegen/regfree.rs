@@ -55,6 +55,7 @@ fn needs_no_context(b: Builtin) -> bool {
             | Uid
             | Gid
             | HostId
+            | RandomU32
             | Execname
             | Cpu
             | Target

@@ -147,6 +147,10 @@ pub enum Builtin {
     /// process group and process id (n = 0..6), for our
     /// `tapsets/linux/context.stp`; known when the programs are built.
     HostId,
+    /// `__stapxx_random_u32()`: a pseudo-random 32-bit number (the kernel's
+    /// `bpf_get_prandom_u32()`; the host's getrandom()), for our
+    /// `tapsets/random.stp`.
+    RandomU32,
     // Output and control.
     Print,
     Println,
@@ -318,6 +322,7 @@ impl Builtin {
             "__stapxx_proc_comm" => ProcComm,
             "__stapxx_pidns_inum" => PidnsInum,
             "__stapxx_host_id" => HostId,
+            "__stapxx_random_u32" => RandomU32,
             "string" => StringOf,
             "print" => Print,
             "println" => Println,
@@ -409,7 +414,7 @@ impl Builtin {
             Strtol => sig(&[S, L], L),
             StringOf => sig(&[L], S),
             StrReplace => sig(&[S, S, S], S),
-            MemPageSize | OnHost | Verbose | PidnsInum => sig(&[], L),
+            MemPageSize | OnHost | Verbose | PidnsInum | RandomU32 => sig(&[], L),
             ProcComm => sig(&[L], S),
             HostId => sig(&[L], L),
             Print | Println => Signature {

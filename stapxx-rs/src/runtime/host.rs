@@ -286,6 +286,18 @@ pub fn id(which: i64) -> i64 {
     }
 }
 
+/// A random 32-bit number (getrandom(2); 0 in the unlikely case it fails).
+pub fn random_u32() -> i64 {
+    let mut b = [0u8; 4];
+    // SAFETY: `b` is a writable buffer of the length given.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 4 {
+        i64::from(u32::from_ne_bytes(b))
+    } else {
+        0
+    }
+}
+
 pub fn uid() -> i64 {
     // SAFETY: getuid has no arguments and cannot fail.
     i64::from(unsafe { libc::getuid() })

@@ -1167,6 +1167,7 @@ impl<'p> Interp<'p> {
             B::Verbose => n(self.verbose as i64),
             B::PidnsInum => n(crate::task_info::pid_ns_inum()),
             B::HostId => n(host::id(self.arg_long(args, 0, fr)?)),
+            B::RandomU32 => n(host::random_u32()),
             B::ProcComm => {
                 let pid = self.arg_long(args, 0, fr)?;
                 s(crate::task_info::proc_comm(pid))
