@@ -61,6 +61,14 @@ fn point(exe: &Path, p: &str) -> String {
     )
 }
 
+/// What `stapxx-rs -p2` says of `p` on `exe`, which it must refuse.
+fn refused(exe: &Path, p: &str) -> String {
+    let (code, out, err) =
+        support::stapxx(&["-p2", "-e", &format!("probe {} {{ }}", point(exe, p))]);
+    assert_eq!(code, 1, "{p}: {out}{err}");
+    err
+}
+
 /// A string literal of C or stap (from its opening quote): its text.
 fn literal(s: &str) -> String {
     let mut out = String::new();
@@ -153,15 +161,7 @@ fn a_name_used_as_a_point_finds_its_function_again() {
     }
     // A declaration line no function has: the ones there are, named.
     let exe = &builds()[0].0;
-    let (code, _, err) = support::stapxx(&[
-        "-p2",
-        "-e",
-        &format!(
-            "probe {} {{ }}",
-            point(exe, r#"function("pp_scaled@pp_names.c:1")"#)
-        ),
-    ]);
-    assert_eq!(code, 1, "{err}");
+    let err = refused(exe, r#"function("pp_scaled@pp_names.c:1")"#);
     let decl = support::c_line_of("pp_names.c", "scaled") - 3;
     assert!(
         err.contains(&format!(
@@ -213,22 +213,12 @@ fn a_run_prints_the_names_stap_gives() {
 #[test]
 fn no_return_probe_where_no_call_enters() {
     let exe = &builds()[0].0;
-    let (code, _, err) = support::stapxx(&[
-        "-p2",
-        "-e",
-        &format!("probe {} {{ }}", point(exe, r#"function("_start").return"#)),
-    ]);
-    assert_eq!(code, 1, "{err}");
+    let err = refused(exe, r#"function("_start").return"#);
     assert!(
         err.contains("_start cannot take a .return probe: not entered by a call"),
         "{err}"
     );
-    let (code, out, err) = support::stapxx(&[
-        "-p2",
-        "-e",
-        &format!("probe {} {{ }}", point(exe, r#"function("_st*").return"#)),
-    ]);
-    assert_eq!(code, 1, "{out}{err}");
+    refused(exe, r#"function("_st*").return"#);
 }
 
 /// A tracepoint is named by its system and name, whatever pattern matched
@@ -251,15 +241,7 @@ fn tracepoints_are_named_by_system_and_name() {
 #[test]
 fn a_library_not_linked_is_named_with_those_that_are() {
     let exe = &builds()[0].0;
-    let (code, _, err) = support::stapxx(&[
-        "-p2",
-        "-e",
-        &format!(
-            "probe {} {{ }}",
-            point(exe, r#"library("libm.so.6").function("sin")"#)
-        ),
-    ]);
-    assert_eq!(code, 1, "{err}");
+    let err = refused(exe, r#"library("libm.so.6").function("sin")"#);
     assert!(
         err.contains(&format!(
             "library \"libm.so.6\" is none of the shared objects {} links against (ldd): libc.so.6, ld-linux-x86-64.so.2",
