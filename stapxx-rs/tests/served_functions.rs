@@ -141,3 +141,26 @@ fn randint_draws_within_its_range() {
     assert_eq!(code, 1);
     assert!(err.starts_with("ERROR: range too wide"), "{err}");
 }
+
+/// C's precision of an integer conversion (`%.3d`: at least 3 digits),
+/// which the tree's msecs_to_string() uses, in sprintf and printf, in a
+/// host and a kernel probe alike.
+#[test]
+fn integer_precision_host_and_kernel() {
+    let calls = r#"s = sprintf("[%.3d][%.3d][%+.3d][%.2x][%.5u][%.3d][% .2d]", 5, -5, 5, 10, 42, 12345, 7); printf("%s %.4d\n", s, -12)"#;
+    let want = "[005][-005][+005][0a][00042][12345][ 07] -0012\n";
+    let (code, out, err) = support::stapxx(&["-e", &format!("probe begin {{ {calls}; exit() }}")]);
+    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        &format!("global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
+        "{out}"
+    );
+}

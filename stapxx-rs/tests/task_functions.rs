@@ -230,3 +230,61 @@ probe process("{bin}").function("report") {{
         );
     }
 }
+
+/// task_utime(), task_stime(), their `(tid)` forms, task_start_time(),
+/// cputime_to_msecs() and task_time_string() (our
+/// `tapsets/linux/task_time.stp`) at the exit of a shell that counted to
+/// 100000 (about 0.1 s of user time): the user time is at least 30 ms and
+/// at most the run's wall time, the start time lies within the run on this
+/// test's CLOCK_BOOTTIME, and the string shows the same milliseconds.
+#[test]
+fn task_times_of_a_busy_shell() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let boot = || {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+        t.tv_sec * 1_000_000_000 + t.tv_nsec
+    };
+    let before = boot();
+    let (code, out, err) = support::stapxx_c(
+        "sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done'",
+        r#"probe kernel.trace("sched:sched_process_exit") {
+  if (pid() == target())
+    printf("%d %d %d %d %d %d %s\n", task_utime(), task_stime(), task_utime(tid()) == task_utime(),
+      task_stime(tid()) == task_stime(), task_start_time(tid()), cputime_to_msecs(task_utime()), task_time_string())
+}"#,
+    );
+    let after = boot();
+    assert_eq!((code, err.as_str()), (0, ""));
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(f.len(), 10, "{out}");
+    let n = |i: usize| f[i].parse::<i64>().unwrap();
+    let (utime, stime, start, ms) = (n(0), n(1), n(4), n(5));
+    assert!(
+        utime >= 30_000_000 && utime + stime <= after - before,
+        "{out}"
+    );
+    assert_eq!((n(2), n(3)), (1, 1), "{out}");
+    assert!(
+        before <= start && start <= after,
+        "{before} <= {start} <= {after}"
+    );
+    assert_eq!(ms, utime / 1_000_000);
+    assert_eq!(
+        f[6..].join(" "),
+        format!(
+            "usr: 0m{}.{:03}s, sys: 0m{}.{:03}s",
+            ms / 1000,
+            ms % 1000,
+            stime / 1_000_000_000,
+            stime / 1_000_000 % 1000
+        ),
+        "{out}"
+    );
+}

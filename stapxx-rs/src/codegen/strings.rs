@@ -479,6 +479,11 @@ impl Gen<'_> {
                 // bpf_snprintf has no `#` flag: write the 0x prefix
                 // ourselves (C writes none for a zero, except %p).
                 let alt = c.flags.contains('#') && matches!(c.kind, 'x' | 'X');
+                if let (Some(p), true) =
+                    (c.precision, matches!(c.kind, 'd' | 'i' | 'u' | 'x' | 'X'))
+                {
+                    return self.append_int_precision(dst, l, &c, conv, p, alt, span);
+                }
                 // Since stap 1.3, %p is %#x (and 0 prints as 0x0).
                 let (spec, prefix) = if conv == "p" {
                     let c2 = Conversion {
@@ -512,6 +517,47 @@ impl Gen<'_> {
                 self.append_snprintf(dst, &spec);
             }
         }
+        Ok(())
+    }
+
+    /// `%.Nd` and friends: C's precision of an integer is its least number
+    /// of digits, which bpf_snprintf refuses; zero padding to a width of
+    /// N digits (and the sign, where there is one) writes the same.
+    #[allow(clippy::too_many_arguments)]
+    fn append_int_precision(
+        &mut self,
+        dst: SLoc,
+        l: i16,
+        c: &Conversion,
+        conv: &str,
+        p: usize,
+        alt: bool,
+        span: Span,
+    ) -> R<()> {
+        if c.width.is_some() || alt || c.flags.contains('-') {
+            return Err(unsupported(
+                span,
+                "an integer conversion with both a precision and a width, `-` or `#` flag",
+            ));
+        }
+        let flags: String = c.flags.chars().filter(|f| *f != '0').collect();
+        let signed = matches!(c.kind, 'd' | 'i');
+        // A sign a positive number shows too (`+`, ` `) takes a place.
+        let plus = signed && (flags.contains('+') || flags.contains(' '));
+        let fmt = |w: usize| format!("%{flags}0{w}{conv}");
+        if !signed {
+            self.append_snprintf(dst, &fmt(p));
+            return Ok(());
+        }
+        let (neg, end) = (self.label(), self.label());
+        self.ld_local(R0, l);
+        self.jimm(Cond::Slt, R0, 0, neg);
+        self.append_snprintf(dst, &fmt(p + usize::from(plus)));
+        self.jmp(end);
+        self.bind(neg);
+        self.ld_local(R0, l);
+        self.append_snprintf(dst, &fmt(p + 1));
+        self.bind(end);
         Ok(())
     }
 
