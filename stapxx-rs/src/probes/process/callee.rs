@@ -17,6 +17,7 @@ use std::sync::Arc;
 /// bias.
 pub(super) fn resolve(m: &Module, caller: &str, callee: &str) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
+    let process = pp::process(m);
     let found = m.callees(caller, callee).map_err(miss)?;
     let segments = m.elf().load_segments();
     let host_path = m.elf().path().to_path_buf();
@@ -35,7 +36,7 @@ pub(super) fn resolve(m: &Module, caller: &str, callee: &str) -> Result<Vec<Site
                 out.push(SiteKind::Uprobe(UprobeSite {
                     module: module.clone(),
                     host_path: host_path.clone(),
-                    pp: pp::function(m, &info.name, Some(&info), ""),
+                    pp: pp::function(&process, &info.name, Some(&info), ""),
                     function: info.name.clone(),
                     entry_address: info.entry_address,
                     address: info.probe_address,
@@ -91,7 +92,7 @@ pub(super) fn resolve(m: &Module, caller: &str, callee: &str) -> Result<Vec<Site
         out.push(SiteKind::Uprobe(UprobeSite {
             module: module.clone(),
             host_path: host_path.clone(),
-            pp: pp::function(m, &name, info.as_ref(), ""),
+            pp: pp::function(&process, &name, info.as_ref(), ""),
             function: name,
             entry_address: info.as_ref().map_or(at, |i| i.entry_address),
             address: at,

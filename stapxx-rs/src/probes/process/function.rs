@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
+    let process = pp::process(m);
     let host_path = m.elf().path().to_path_buf();
     let segments = m.elf().load_segments();
     let offset_of = |addr: u64| vaddr_to_file_offset(segments, addr);
@@ -72,7 +73,7 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
                     continue;
                 };
                 out.push(UprobeSite {
-                    pp: pp::function(m, &info.name, Some(&info), &spec.suffix),
+                    pp: pp::function(&process, &info.name, Some(&info), &spec.suffix),
                     module: module.clone(),
                     host_path: host_path.clone(),
                     function: info.name.clone(),
@@ -116,7 +117,7 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
         Err(dwarf_err) => match m.function_probes(&spec.function) {
             Ok(funcs) => {
                 for f in funcs {
-                    out.push(symbol_site(m, f, spec));
+                    out.push(symbol_site(m, &process, f, spec));
                 }
             }
             Err(sym_err) => {
@@ -140,7 +141,7 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
             .functions_without_dwarf(&spec.function)
             .unwrap_or_default()
         {
-            out.push(symbol_site(m, f, spec));
+            out.push(symbol_site(m, &process, f, spec));
         }
     }
     // A function not entered by a call has no return address on top of
@@ -183,11 +184,11 @@ pub(super) fn resolve(m: &Module, spec: &FunctionSpec) -> Result<Vec<SiteKind>, 
 
 /// The site of a function known only from the symbol table: at its entry,
 /// with no target variables.
-fn symbol_site(m: &Module, f: FunctionAddress, spec: &FunctionSpec) -> UprobeSite {
+fn symbol_site(m: &Module, process: &str, f: FunctionAddress, spec: &FunctionSpec) -> UprobeSite {
     UprobeSite {
         module: m.target_path().display().to_string(),
         host_path: m.elf().path().to_path_buf(),
-        pp: pp::function(m, &f.name, None, &spec.suffix),
+        pp: pp::function(process, &f.name, None, &spec.suffix),
         function: f.name,
         entry_address: f.address,
         address: f.address,

@@ -15,6 +15,7 @@ pub(super) fn resolve(
     name: &str,
 ) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
+    let process = pp::process(m);
     let markers = m
         .sdt_markers()
         .map_err(|e| Miss::Invalid(format!("reading the SDT notes of {module}: {e}")))?;
@@ -37,7 +38,7 @@ pub(super) fn resolve(
                 marker: Some(Arc::new(mk.clone())),
                 guard: None,
                 place: Place::Mark,
-                pp: pp::address(m, mk.pc, ""),
+                pp: pp::address(&process, mk.pc, ""),
             }));
         }
     }

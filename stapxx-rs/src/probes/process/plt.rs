@@ -7,6 +7,7 @@ use crate::debuginfo::Module;
 /// `.plt("name")`: the PLT stub of each imported function matching.
 pub(super) fn resolve(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
+    let process = pp::process(m);
     let entries = m.plt_matching(pattern).map_err(miss)?;
     Ok(entries
         .into_iter()
@@ -25,7 +26,7 @@ pub(super) fn resolve(m: &Module, pattern: &str, is_return: bool) -> Result<Vec<
                 ref_ctr: None,
                 guard: None,
                 place: Place::Plt,
-                pp: pp::address(m, p.address, if is_return { ".return" } else { "" }),
+                pp: pp::address(&process, p.address, if is_return { ".return" } else { "" }),
             })
         })
         .collect())

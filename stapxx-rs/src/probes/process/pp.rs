@@ -28,8 +28,9 @@ fn quoted(s: &str) -> String {
 
 /// `process("/full/path")`: the file the probe is on, by its canonical
 /// path where this host sees the target's files (else as the target
-/// names it, e.g. inside a container).
-fn process(m: &Module) -> String {
+/// names it, e.g. inside a container). A resolver takes it once for all
+/// its sites (resolving the links costs a system call per component).
+pub(super) fn process(m: &Module) -> String {
     let host = m.elf().path();
     let path = if host.starts_with("/proc") {
         m.target_path().to_path_buf()
@@ -48,34 +49,33 @@ fn declared(name: &str, info: Option<&FunctionInfo>) -> String {
     }
 }
 
-/// A function site (`.function`, and a `.callee`'s callee): `suffix` is the
-/// point's `.call`/`.exported`/`.inline`/`.return` in stap's order.
+/// A function site (`.function`, and a `.callee`'s callee) of the module
+/// named `process`: `suffix` is the point's `.call`/`.exported`/`.inline`/
+/// `.return` in stap's order.
 pub(super) fn function(
-    m: &Module,
+    process: &str,
     name: &str,
     info: Option<&FunctionInfo>,
     suffix: &str,
 ) -> String {
     format!(
-        "{}.function({}){suffix}",
-        process(m),
+        "{process}.function({}){suffix}",
         quoted(&declared(name, info))
     )
 }
 
-/// A statement site on a source line.
-pub(super) fn line(m: &Module, function: &str, file: &str, line: u64) -> String {
+/// A statement site on a source line of the module named `process`.
+pub(super) fn line(process: &str, function: &str, file: &str, line: u64) -> String {
     format!(
-        "{}.statement({})",
-        process(m),
+        "{process}.statement({})",
         quoted(&format!("{function}@{file}:{line}"))
     )
 }
 
 /// A site known by its link-time address: a statement given by address,
 /// a marker, a PLT stub.
-pub(super) fn address(m: &Module, address: u64, suffix: &str) -> String {
-    format!("{}.statement({address:#x}){suffix}", process(m))
+pub(super) fn address(process: &str, address: u64, suffix: &str) -> String {
+    format!("{process}.statement({address:#x}){suffix}")
 }
 
 #[cfg(test)]

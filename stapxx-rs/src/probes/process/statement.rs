@@ -11,6 +11,7 @@ use std::sync::Arc;
 /// instance), with the variables in scope there.
 pub(super) fn resolve(m: &Module, spec: &str, absolute: bool) -> Result<Vec<SiteKind>, Miss> {
     let module = m.target_path().display().to_string();
+    let process = pp::process(m);
     let sites = m.statement_sites(spec).map_err(miss)?;
     let by_address = matches!(
         crate::debuginfo::statements::StatementSpec::parse(spec),
@@ -37,8 +38,8 @@ pub(super) fn resolve(m: &Module, spec: &str, absolute: bool) -> Result<Vec<Site
         // By address when given so; else by the line, as the line table
         // names its file.
         let pp = match (&s.function, &s.file, s.line) {
-            (Some(f), Some(file), Some(l)) if !by_address => pp::line(m, &f.name, file, l),
-            _ => pp::address(m, s.address, if absolute { ".absolute" } else { "" }),
+            (Some(f), Some(file), Some(l)) if !by_address => pp::line(&process, &f.name, file, l),
+            _ => pp::address(&process, s.address, if absolute { ".absolute" } else { "" }),
         };
         out.push(SiteKind::Uprobe(UprobeSite {
             pp,
