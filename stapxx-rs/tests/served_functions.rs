@@ -94,15 +94,7 @@ fn clocks_are_the_monotonic_clock() {
     let Some(_bpf) = support::need_bpf() else {
         return;
     };
-    let now = || {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `t` is a valid timespec for the call to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-        t.tv_sec * 1_000_000_000 + t.tv_nsec
-    };
+    let now = || support::clock_ns(libc::CLOCK_MONOTONIC);
     let before = now();
     let (code, out, err) = support::stapxx(&[
         "-e",

@@ -242,15 +242,7 @@ fn task_times_of_a_busy_shell() {
     let Some(_s) = support::need_bpf() else {
         return;
     };
-    let boot = || {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `t` is a valid timespec for the call to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
-        t.tv_sec * 1_000_000_000 + t.tv_nsec
-    };
+    let boot = || support::clock_ns(libc::CLOCK_BOOTTIME);
     let before = boot();
     let (code, out, err) = support::stapxx_c(
         "sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done'",

@@ -324,6 +324,18 @@ pub fn c_line_of(file: &str, name: &str) -> usize {
     hits[0]
 }
 
+/// Clock `clock` (`libc::CLOCK_MONOTONIC`, `CLOCK_BOOTTIME`, ...) now, in
+/// nanoseconds: the oracle for what a script's clock functions print.
+pub fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
+}
+
 /// A process started by a test, killed (and reaped) when dropped.
 pub struct Proc {
     pub child: Child,
