@@ -901,3 +901,50 @@ fn continuous_profiles_across_reloads() {
         );
     }
 }
+
+/// A system library's variables through its distribution's debug package:
+/// libpcre's `pcre_exec` under nginx's `ngx.re.find`, its DWARF only in
+/// the separate file libpcre3-dbg puts under `/usr/lib/debug/.build-id/`.
+/// Each request's subject length is `$length` (and `$start_offset` 0) at
+/// the entry, and one match is `$return` 1, in the order sent.
+#[test]
+fn library_variables_from_a_distribution_debug_package() {
+    let Some((_serial, ng)) = setup(Shape::Static) else {
+        return;
+    };
+    let s = Server::start(ng);
+    let worker = s.workers()[0];
+    let maps = std::fs::read_to_string(format!("/proc/{worker}/maps")).expect("maps");
+    let lib = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("/libpcre.so"))
+        .unwrap_or_else(|| panic!("nginx maps no libpcre:\n{maps}"))
+        .to_string();
+    let script = format!(
+        "probe process(\"{lib}\").function(\"pcre_exec\") {{\n\
+         \x20   printf(\"length %d offset %d\\n\", $length, $start_offset)\n\
+         }}\n\
+         probe process(\"{lib}\").function(\"pcre_exec\").return {{\n\
+         \x20   printf(\"return %d\\n\", $return)\n\
+         }}\n\
+         probe begin {{ printf(\"ready\\n\") }}\n"
+    );
+    let master = s.master_pid().to_string();
+    let mut p = Stapxx::start("-e", &strings(&[&script, "--master", &master]));
+    let t0 = std::time::Instant::now();
+    while !p.stdout().contains("ready") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{}", p.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sizes = [3478, 10, 200, 1000, 65];
+    let mut want = String::from("ready\n");
+    for n in sizes {
+        let (st, body) = s.get(&format!("/re?n={n}")).expect("GET /re");
+        assert_eq!((st, body.trim()), (200, n.to_string().as_str()));
+        want.push_str(&format!("length {n} offset 0\nreturn 1\n"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (out, err) = p.interrupt();
+    assert_eq!(out, want, "{err}");
+}

@@ -309,6 +309,7 @@ class Nginx(corpus.Nginx):
             f"        location = /texit {{ {lua('texit.lua')} }}\n"
             f"        location = /recv {{ {lua('recv.lua')} }}\n"
             f"        location = /udp {{ {lua('udp.lua')} }}\n"
+            f"        location = /re {{ {lua('re.lua')} }}\n"
             "        location = /dict { content_by_lua_block {\n"
             '            ngx.shared.dogs:set("k", 1) ngx.say("ok") } }\n'
             "        location /static/ { root html; }\n"
@@ -1264,6 +1265,53 @@ def check_slow_udp_query(ctx):
             + verdict(ok, "ft_type, elapsed and bytes match", f"got {m.groups()}"))
 
 
+PCRE_SIZES = [3478, 10, 200, 1000, 65]
+
+
+def pcre_requests(t):
+    return [http(t.port, f"/re?n={n}")[1].strip() for n in PCRE_SIZES]
+
+
+def check_pcre_exec_time(ctx):
+    t = ctx.t
+    sizes = PCRE_SIZES
+    r, out, err, answers = traced(ctx, "samples/ngx-pcre-dist.sxx", ["--arg", "exec_time=1"],
+                                  lambda: pcre_requests(t))
+    wl = f"`exec_time=1`; {len(sizes)} GET /re?n=N, N in {sizes}: one ngx.re.find each"
+    fig = f"{len(sizes)} pcre_exec calls, one per request, each well under the request's own time"
+    m = re.search(r"for (\d+) sample", out)
+    mm = re.search(r"min/avg/max: (\d+)/(\d+)/(\d+)", out)
+    if not (m and mm):
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    cnt = int(m.group(1))
+    mn, avg, mx = (int(x) for x in mm.groups())
+    ok = cnt == len(sizes) == hist_total(out) and mx <= SLACK_MS * 1000
+    return ((wl, fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx} us")
+            + verdict(ok, f"{cnt} = {len(sizes)}, histogram adds up",
+                      f"{cnt} samples, max {mx} us"))
+
+
+def check_pcre_dist(ctx):
+    t = ctx.t
+    sizes = PCRE_SIZES
+    r, out, err, answers = traced(ctx, "samples/ngx-pcre-dist.sxx", [], lambda: pcre_requests(t))
+    wl = f"{len(sizes)} GET /re?n=N, N in {sizes}: one ngx.re.find over a subject of N bytes each"
+    fig = (f"{len(sizes)} pcre_exec calls, one per request, with the subject lengths sent: "
+           f"min/avg/max {min(sizes)}/{sum(sizes) // len(sizes)}/{max(sizes)}")
+    m = re.search(r"for (\d+) samples", out)
+    mm = re.search(r"min/avg/max: (\d+)/(\d+)/(\d+)", out)
+    if not (m and mm):
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    cnt = int(m.group(1))
+    mn, avg, mx = (int(x) for x in mm.groups())
+    want_found = [str(n).encode() for n in sizes]
+    ok = (cnt == len(sizes) == hist_total(out) and (mn, avg, mx) == (min(sizes), sum(sizes) // len(sizes), max(sizes))
+          and answers == want_found)
+    return ((wl, fig, f"{cnt} samples, min/avg/max {mn}/{avg}/{mx}")
+            + verdict(ok, f"{cnt} = {len(sizes)}, lengths match, histogram adds up",
+                      f"{cnt} samples, min/avg/max {mn}/{avg}/{mx}; matches {answers}"))
+
+
 def gzip_requests(t, n, size):
     """n GET /gz?n=size asking for gzip; how many answers came gzipped."""
     got = 0
@@ -1350,6 +1398,8 @@ CHECKS = {
     "ngx-zlib-deflate-time.sxx": ("nginx-full", check_zlib_deflate),
     "sample-bt-leaks.sxx": ("nginx-static", check_sample_bt_leaks),
 
+    "ngx-pcre-dist.sxx": ("nginx-static", check_pcre_dist),
+    "ngx-pcre-dist.sxx exec_time": ("nginx-static", check_pcre_exec_time),
     "ngx-rps.sxx": ("nginx-static", check_ngx_rps),
     "probe-rate.sxx": ("nginx-static", check_probe_rate),
 }

@@ -295,7 +295,8 @@ pub struct Server {
 }
 
 /// The configuration of [`Server`]: `/hot`, `/fast`, `/chunk` run the
-/// handlers of `tests/nginx/`; every request is logged to
+/// handlers of `tests/nginx/`, `/re?n=N` one `ngx.re.find` over a subject
+/// of N bytes (answering where it matched: N); every request is logged to
 /// `logs/access.log` as `PID STATUS URI`.
 fn config(ng: &Nginx, port: u16) -> String {
     let modules: Vec<String> = ng.modules.iter().map(|m| m.display().to_string()).collect();
@@ -345,6 +346,10 @@ pub fn config_text(
          \x20       location = /hot {{ content_by_lua_file {hot}; }}\n\
          \x20       location = /fast {{ content_by_lua_file {fast}; }}\n\
          \x20       location = /chunk {{ content_by_lua_block {{ ngx.say(\"chunk\") }} }}\n\
+         \x20       location = /re {{ content_by_lua_block {{\n\
+         \x20           local n = tonumber(ngx.var.arg_n)\n\
+         \x20           ngx.say((ngx.re.find(string.rep(\"a\", n - 1) .. \"b\", \"b$\", \"o\")))\n\
+         \x20       }} }}\n\
          \x20   }}\n\
          }}\n"
     ));
