@@ -237,6 +237,10 @@ impl<'o> Session<'o> {
         let config = runtime::Config {
             target: self.target.as_ref().map(|t| t.pid),
             command: self.opts.cli.command.clone(),
+            command_exe: self
+                .exec_path
+                .clone()
+                .filter(|_| self.target.is_none() && self.opts.cli.command.is_some()),
             limits: runtime::Limits::from_defines(&self.opts.defines),
             skip_badvars: self.opts.cli.skip_badvars,
             verbose: self.opts.cli.verbose,
@@ -337,7 +341,17 @@ impl<'o> Session<'o> {
         if !codegen::has_kernel_probes(program) {
             return Ok(None);
         }
-        let copts = loadinfo::codegen_options(self.opts, self.target.as_ref(), program, loading)?;
+        let command_exe = self
+            .exec_path
+            .as_deref()
+            .filter(|_| self.target.is_none() && self.opts.cli.command.is_some());
+        let copts = loadinfo::codegen_options(
+            self.opts,
+            self.target.as_ref(),
+            command_exe,
+            program,
+            loading,
+        )?;
         self.timing("Pass 3a: load-time facts (symbols, load biases)", t);
         if let (Some(_), Some(target), true) =
             (copts.ucfi, self.target.as_ref(), self.opts.cli.verbose > 0)

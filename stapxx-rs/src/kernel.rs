@@ -160,6 +160,25 @@ impl KernelSession {
         Ok(())
     }
 
+    /// Whether the probes unwind user stacks with a table still to be
+    /// placed: a `-c` command's, sized before it ran ([`Self::place_unwind`]).
+    pub fn unwind_unplaced(&self, target: Option<&TargetInfo>) -> bool {
+        self.layout.ucfi_map.is_some() && target.is_none()
+    }
+
+    /// Fill the unwind table from process `t`'s mappings now (a `-c`
+    /// command stopped at its entry point).
+    pub fn place_unwind(&self, t: &TargetInfo) -> Result<(), String> {
+        let Some((map, layout)) = self.layout.ucfi_map else {
+            return Ok(());
+        };
+        let packed = crate::unwind::place(t, layout)?;
+        self.loaded
+            .map(map)
+            .update(&0u32.to_ne_bytes(), &packed)
+            .map_err(|e| format!("loading the unwind table: {e}"))
+    }
+
     fn load_packed(
         &self,
         map: ebpf_backend::MapId,

@@ -92,10 +92,12 @@ pub fn load_bias(target: &TargetInfo, path: &str) -> Result<u64, String> {
     module_load(target, Path::new(path)).map(|(_, b)| b)
 }
 
-/// Code generator options from the command line and the target.
+/// Code generator options from the command line and the target (`-x`),
+/// or the executable of a `-c` command not yet started (`command_exe`).
 pub fn codegen_options(
     cli: &CliOptions,
     target: Option<&TargetInfo>,
+    command_exe: Option<&Path>,
     program: &Program,
     loading: bool,
 ) -> Result<Options, Diagnostic> {
@@ -151,10 +153,14 @@ pub fn codegen_options(
         o.maxbacktrace = limits.maxbacktrace as u32;
     }
     if needs.unwind {
+        let unwind = |m| Diagnostic::bare(format!("cannot unwind user stacks: {m}"));
         if let Some(t) = target {
-            let table = crate::unwind::process_table(t)
-                .map_err(|m| Diagnostic::bare(format!("cannot unwind user stacks: {m}")))?;
+            let table = crate::unwind::process_table(t).map_err(unwind)?;
             o.ucfi = Some(table.layout());
+        } else if let Some(exe) = command_exe {
+            // Filled once the command has mapped its libraries
+            // (runtime/entry_hold.rs).
+            o.ucfi = Some(crate::unwind::command_layout(exe).map_err(unwind)?);
         }
     }
     if needs.kernel_symbols {

@@ -14,6 +14,7 @@
 //! `rbp_off` field.
 
 use crate::debuginfo::cfi::{self, Cfa, Row, SavedRbp};
+use crate::debuginfo::ElfFile;
 use crate::target::TargetInfo;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -167,21 +168,75 @@ type RowsCache = HashMap<(PathBuf, Option<Vec<u8>>), Arc<Vec<Row>>>;
 /// The rows of the module the target maps from `file`, link-time
 /// addresses, with the time it took (0 if cached).
 fn module_rows(t: &TargetInfo, file: &std::path::Path) -> Option<(Arc<Vec<Row>>, u64, f64)> {
-    static CACHE: Mutex<Option<RowsCache>> = Mutex::new(None);
     let (m, bias) = crate::loadinfo::module_load(t, file).ok()?;
-    let key = (file.to_path_buf(), m.elf().build_id().map(<[u8]>::to_vec));
+    let (rows, ms) = file_rows(file, m.elf());
+    Some((rows, bias, ms))
+}
+
+/// The rows of one ELF file (named `file`), cached by path and build-id.
+fn file_rows(file: &std::path::Path, elf: &ElfFile) -> (Arc<Vec<Row>>, f64) {
+    static CACHE: Mutex<Option<RowsCache>> = Mutex::new(None);
+    let key = (file.to_path_buf(), elf.build_id().map(<[u8]>::to_vec));
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let cache = cache.get_or_insert_with(HashMap::new);
     if let Some(rows) = cache.get(&key) {
-        return Some((rows.clone(), bias, 0.0));
+        return (rows.clone(), 0.0);
     }
     let t0 = Instant::now();
     // No CFI (or broken CFI) leaves the module without rows: its frames
     // stop the walk and are counted, never guessed.
-    let rows = Arc::new(cfi::rows(m.elf()).unwrap_or_default());
+    let rows = Arc::new(cfi::rows(elf).unwrap_or_default());
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     cache.insert(key, rows.clone());
-    Some((rows, bias, ms))
+    (rows, ms)
+}
+
+/// The table size for a `-c` command that has not run yet: its rows do not
+/// depend on where the modules will be mapped, only on which, so the
+/// executable's and those of the libraries it links (`ldd`, the dynamic
+/// loader among them) are counted, with room for a quarter more (what it
+/// may `dlopen`), and the search covers the whole capacity (the padding's
+/// addresses are above every pc). Placed when the command has mapped them
+/// ([`place`]).
+pub fn command_layout(exe: &std::path::Path) -> Result<CfiLayout, String> {
+    let mut files = vec![exe.to_path_buf()];
+    files.extend(crate::target::ldd_libraries(exe).unwrap_or_default());
+    let mut rows = 0usize;
+    for f in &files {
+        // A file that cannot be read has no rows, as in a placed table.
+        if let Ok(elf) = ElfFile::open(f) {
+            rows += file_rows(f, &elf).0.len();
+        }
+    }
+    let cap = (rows + rows / 4).max(1).next_power_of_two();
+    if cap > MAX_ROWS {
+        return Err(format!(
+            "the unwind tables of {} and its libraries have {rows} rows; one BPF map value holds {MAX_ROWS}",
+            exe.display()
+        ));
+    }
+    Ok(CfiLayout {
+        cap: cap as u32,
+        count: cap as u32,
+    })
+}
+
+/// Process `t`'s table packed into `layout`'s room (a [`command_layout`],
+/// sized before the process mapped anything).
+pub fn place(t: &TargetInfo, layout: CfiLayout) -> Result<Vec<u8>, String> {
+    let table = process_table(t)?;
+    if table.addrs.len() > layout.cap as usize {
+        return Err(format!(
+            "process {} maps {} unwind rows, more than the {} its command's files had room for",
+            t.pid,
+            table.addrs.len(),
+            layout.cap
+        ));
+    }
+    let mut out = Vec::with_capacity(layout.size() as usize);
+    crate::ksyms::push_padded(&mut out, &table.addrs, layout.cap, u64::MAX);
+    crate::ksyms::push_padded(&mut out, &table.rules, layout.cap, K_NONE);
+    Ok(out)
 }
 
 /// The table of process `t`: computed once per process (the code

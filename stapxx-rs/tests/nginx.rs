@@ -931,7 +931,7 @@ fn library_variables_from_a_distribution_debug_package() {
          probe begin {{ printf(\"ready\\n\") }}\n"
     );
     let master = s.master_pid().to_string();
-    let mut p = Stapxx::start("-e", &strings(&[&script, "--master", &master]));
+    let p = Stapxx::start("-e", &strings(&[&script, "--master", &master]));
     let t0 = std::time::Instant::now();
     while !p.stdout().contains("ready") {
         assert!(t0.elapsed() < Duration::from_secs(30), "{}", p.stderr());

@@ -546,3 +546,96 @@ probe kernel.trace("syscalls:sys_enter_read") {
     // stap's hex form: `0x...` and a space after each.
     assert!(hex.trim_end().ends_with(" |"), "{hex:?}");
 }
+
+/// The frame lines of `out` (the command's own output is mixed in).
+fn frame_lines(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter(|l| l.trim_start().starts_with("0x"))
+        .map(frame)
+        .collect()
+}
+
+/// `stapxx-rs SCRIPT -c "BIN MODE"` with a probe on `func` that prints
+/// its first hit's backtrace and ends the session.
+fn first_hit_under_c(bin: &Path, mode: &str, func: &str) -> (i32, String, String) {
+    let script = script_file(
+        &format!("first-{func}.stp"),
+        &format!(
+            "global seen\nprobe process.function(\"{func}\") {{\n  if (seen++ == 0) {{ print_ubacktrace(); exit() }}\n}}\n"
+        ),
+    );
+    support::stapxx(&[
+        script.to_str().expect("utf-8"),
+        "-c",
+        &format!("{} {mode}", bin.display()),
+    ])
+}
+
+/// `-c`: the command's unwind table is placed when it reaches its entry
+/// point (it is held there a moment, after its libraries are mapped), so
+/// even the first hit of a probe, right after `main` starts, unwinds
+/// whole: in the executable built -O2 -fomit-frame-pointer and -O0, and
+/// through a shared library the command links.
+#[test]
+fn under_c_the_first_hit_unwinds_whole() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    for bin in [optimized(), fixture(&["-O0"], "unwind-O0")] {
+        let (code, out, err) = first_hit_under_c(&bin, "chain", "level4");
+        assert_eq!(code, 0, "{err}");
+        let frames = frame_lines(&out);
+        assert_eq!(names(&frames), CHAIN[1..], "{out}{err}");
+        assert_eq!(frames[0].1, bin.display().to_string());
+        assert!(!err.contains("WARNING"), "{err}");
+    }
+    let bin = with_library();
+    let (code, out, err) = first_hit_under_c(&bin, "lib", "back_in_main");
+    assert_eq!(code, 0, "{err}");
+    let frames = frame_lines(&out);
+    assert_eq!(
+        names(&frames),
+        [
+            "back_in_main",
+            "lib_inner",
+            "lib_outer",
+            "main",
+            "__libc_start_call_main",
+            "__libc_start_main",
+            "_start"
+        ],
+        "{out}{err}"
+    );
+    assert!(frames[1].1.ends_with("/libunwindlib.so"), "{frames:?}");
+}
+
+/// A `-c` command of more than one program cannot be held at its start
+/// (the shell runs it as a child, target() is the shell): its backtraces
+/// have the probed frame only, and a warning says why.
+#[test]
+fn under_c_a_compound_command_is_said_to_unwind_one_frame() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bin = optimized();
+    let script = script_file(
+        "compound.stp",
+        "global seen\nprobe process.function(\"level4\") { if (seen++ == 0) print_ubacktrace() }\n",
+    );
+    // The shell ends the program itself: nothing is left running when the
+    // session ends with the command.
+    let cmd = format!("{} chain & sleep 1; kill $!; wait", bin.display());
+    let (code, out, err) = support::stapxx(&[script.to_str().expect("utf-8"), "-c", &cmd]);
+    assert_eq!(code, 0, "{err}");
+    // (Unnamed, too: the host names addresses from target()'s mappings,
+    // and target() is the shell.)
+    let frames: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("0x"))
+        .collect();
+    assert_eq!(frames.len(), 1, "{out}");
+    assert!(
+        err.contains("WARNING: user backtraces of the -c command give only the probed frame: the command is more than one program"),
+        "{err}"
+    );
+}

@@ -96,6 +96,8 @@ pub struct ElfFile {
     debuglink: Option<DebugLink>,
     altlink: Option<AltLink>,
     segments: Vec<LoadSegment>,
+    /// `e_entry`: where the program starts (0 for most libraries).
+    entry: u64,
     has_debug_info: bool,
     has_symtab: bool,
 }
@@ -244,6 +246,7 @@ impl ElfFile {
             debuglink,
             altlink,
             segments,
+            entry: obj.entry(),
             has_debug_info,
             has_symtab,
             data,
@@ -300,6 +303,11 @@ impl ElfFile {
         self.altlink.as_ref()
     }
     /// The `PT_LOAD` segments in file order.
+    /// The link-time address the program starts at (`e_entry`).
+    pub fn entry(&self) -> u64 {
+        self.entry
+    }
+
     pub fn load_segments(&self) -> &[LoadSegment] {
         &self.segments
     }

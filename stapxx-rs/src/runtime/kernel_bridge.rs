@@ -35,6 +35,23 @@ pub fn run(
     let mut intervals = config.interval.map(super::interval::Clock::new);
     let additive = additive_globals(prog);
     let mut ks = KernelSession::start(compiled, prog, target)?;
+    // A command whose user stacks the probes unwind is held at its entry
+    // point until its table is placed (runtime/entry_hold.rs).
+    let hold_exe = config
+        .command_exe
+        .clone()
+        .filter(|_| ks.unwind_unplaced(target))
+        .filter(|_| {
+            config
+                .command
+                .as_deref()
+                .is_some_and(super::session::is_simple_command)
+        });
+    if ks.unwind_unplaced(target) && hold_exe.is_none() && config.command_exe.is_some() {
+        warn_unplaced(
+            "the command is more than one program, and only one can be held at its start",
+        );
+    }
     let mut s = Session::new(prog, config, src)?;
     // `-c CMD`: the command's pid is target() before it may run.
     // Then, once the begin probes are done (and before their output is
@@ -43,8 +60,17 @@ pub fn run(
     let mut set = Ok(());
     let mut started = Ok(());
     let mut last = Vec::new();
+    let mut hold = None;
     s.start_with(
-        |pid| set = ks.set_target(pid),
+        |pid| {
+            set = ks.set_target(pid);
+            if let Some(exe) = &hold_exe {
+                match super::entry_hold::EntryHold::arm(exe, pid) {
+                    Ok(h) => hold = Some((pid, h)),
+                    Err(e) => warn_unplaced(&e),
+                }
+            }
+        },
         |g| {
             push(&ks, prog, &additive, g, None);
             last = g.stores.clone();
@@ -53,6 +79,19 @@ pub fn run(
     );
     set?;
     started?;
+    if let Some((pid, h)) = hold {
+        if h.wait() {
+            let placed = TargetInfo::from_pid(pid)
+                .map_err(|e| e.to_string())
+                .and_then(|t| ks.place_unwind(&t));
+            if let Err(e) = placed {
+                warn_unplaced(&e);
+            }
+        } else {
+            warn_unplaced("the command did not reach its entry point");
+        }
+        h.release();
+    }
     let tick = Duration::from_millis(20);
     let mut failed = false;
     // Kernel errors shown as `ERROR:` lines so far.
@@ -502,4 +541,12 @@ fn merge_rows(g: &mut Globals, rows: Vec<(GlobalId, GlobalValue)>) {
             }
         }
     }
+}
+
+/// Why a `-c` command's user stacks cannot be unwound beyond their first
+/// frame: said once (the frames themselves still print).
+fn warn_unplaced(why: &str) {
+    crate::ewriteln!(
+        "WARNING: user backtraces of the -c command give only the probed frame: {why}"
+    );
 }

@@ -21,6 +21,7 @@
 //! then merge the BPF maps into [`Session::globals_mut`], then
 //! [`Session::finish`].
 
+mod entry_hold;
 pub mod format;
 pub mod host;
 pub mod interp;

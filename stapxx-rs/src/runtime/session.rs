@@ -54,6 +54,8 @@ pub struct Config {
     /// them; `target()` is its pid and the session ends when it exits. If
     /// the session ends first, the command is killed.
     pub command: Option<String>,
+    /// The executable `command` runs (looked up as the shell would).
+    pub command_exe: Option<std::path::PathBuf>,
     pub limits: Limits,
     /// `--skip-badvars`.
     pub skip_badvars: bool,
@@ -657,6 +659,13 @@ fn has_shell_operator(cmd: &str) -> bool {
     false
 }
 
+/// One command (quoting, globs and redirections allowed): the shell can
+/// `exec` it, so target() is the command itself, not a shell around it.
+pub fn is_simple_command(cmd: &str) -> bool {
+    let first_word = cmd.split_whitespace().next().unwrap_or("");
+    !has_shell_operator(cmd) && !first_word.contains('=')
+}
+
 /// Start `cmd` through `/bin/sh`, held until the returned pipe end is
 /// dropped: the shell first reads its fd 9 (the pipe's other end) to EOF.
 /// (`Command::spawn` waits for the exec, so the hold cannot be in a
@@ -667,11 +676,7 @@ fn spawn_held(cmd: &str) -> std::io::Result<(Child, PipeWriter)> {
     use std::os::unix::process::CommandExt;
     let (reader, writer) = std::io::pipe()?;
     let rfd = reader.as_raw_fd();
-    // One command (quoting, globs and redirections allowed): the shell can
-    // `exec` it, so target() is the command itself, not a shell around it.
-    let first_word = cmd.split_whitespace().next().unwrap_or("");
-    let simple = !has_shell_operator(cmd) && !first_word.contains('=');
-    let run = if simple {
+    let run = if is_simple_command(cmd) {
         format!("exec {cmd}")
     } else {
         cmd.to_string()
