@@ -13,6 +13,7 @@ use crate::ir::{GlobalId, Program, Ty};
 use crate::target::TargetInfo;
 use ebpf_backend::{Attachment, LoadOptions, Loaded, RingBufReader};
 use grammar::Diagnostic;
+use std::path::Path;
 use std::time::Duration;
 
 /// One record a kernel probe sent.
@@ -160,23 +161,36 @@ impl KernelSession {
         Ok(())
     }
 
-    /// Whether the probes unwind user stacks with a table still to be
-    /// placed: a `-c` command's, sized before it ran ([`Self::place_unwind`]).
-    pub fn unwind_unplaced(&self, target: Option<&TargetInfo>) -> bool {
-        self.layout.ucfi_map.is_some() && target.is_none()
+    /// Whether the probes use tables of the target's modules still to be
+    /// placed (the unwind table, the user symbols): a `-c` command's, sized
+    /// before it ran ([`Self::place_command_tables`]).
+    pub fn tables_unplaced(&self, target: Option<&TargetInfo>) -> bool {
+        (self.layout.ucfi_map.is_some() || self.layout.usyms_map.is_some()) && target.is_none()
     }
 
-    /// Fill the unwind table from process `t`'s mappings now (a `-c`
-    /// command stopped at its entry point).
-    pub fn place_unwind(&self, t: &TargetInfo) -> Result<(), String> {
-        let Some((map, layout)) = self.layout.ucfi_map else {
-            return Ok(());
-        };
-        let packed = crate::unwind::place(t, layout)?;
-        self.loaded
-            .map(map)
-            .update(&0u32.to_ne_bytes(), &packed)
-            .map_err(|e| format!("loading the unwind table: {e}"))
+    /// Fill those tables from process `t`'s mappings now (a `-c` command
+    /// stopped at its entry point).
+    pub fn place_command_tables(&self, t: &TargetInfo) -> Result<(), String> {
+        if let Some((map, layout)) = self.layout.ucfi_map {
+            let packed = crate::unwind::place(t, layout)?;
+            self.loaded
+                .map(map)
+                .update(&0u32.to_ne_bytes(), &packed)
+                .map_err(|e| format!("loading the unwind table: {e}"))?;
+        }
+        if let Some((map, layout)) = self.layout.usyms_map {
+            let packed = user_symbols(t).pack_into(layout).ok_or_else(|| {
+                format!(
+                    "process {} has more symbols than its command's files had room for",
+                    t.pid
+                )
+            })?;
+            self.loaded
+                .map(map)
+                .update(&0u32.to_ne_bytes(), &packed)
+                .map_err(|e| format!("loading the user symbols: {e}"))?;
+        }
+        Ok(())
     }
 
     fn load_packed(
@@ -667,6 +681,34 @@ fn cpu_stats(per_cpu: &[Vec<u8>], layout: &StatLayout) -> Vec<Stat> {
 pub fn user_symbols(t: &TargetInfo) -> crate::ksyms::PackedSymbols {
     let table = symbol_table(t);
     crate::ksyms::PackedSymbols::with_sizes(table.iter().map(|(a, s, n)| (*a, *s, n.as_str())))
+}
+
+/// The user symbol table's size for a `-c` command that has not run yet:
+/// its executable's and libraries' (`ldd`) functions, each with a name and
+/// at most one nameless entry after it, with a quarter more room (what it
+/// may `dlopen`); the search covers the whole capacity. Filled when the
+/// command has mapped them ([`KernelSession::place_command_tables`]).
+pub fn command_symbols_layout(exe: &Path) -> crate::ksyms::PackedLayout {
+    let mut files = vec![exe.to_path_buf()];
+    files.extend(crate::target::ldd_libraries(exe).unwrap_or_default());
+    let (mut entries, mut names) = (0usize, 0usize);
+    for f in &files {
+        let Ok(table) = crate::debuginfo::Module::open(f).and_then(|m| m.own_symbols()) else {
+            continue;
+        };
+        for s in table.functions() {
+            entries += 2;
+            names += s.name.len() + 2;
+        }
+    }
+    let room = |n: usize| ((n + n / 4).max(1) as u32).next_power_of_two();
+    let cap = room(entries);
+    crate::ksyms::PackedLayout {
+        cap,
+        names_cap: room(names),
+        count: cap,
+        sized: true,
+    }
 }
 
 /// (runtime address, size, name), sorted by address.

@@ -139,7 +139,18 @@ impl PackedSymbols {
 
     /// The packed blob (see the module comment).
     pub fn pack(&self) -> Vec<u8> {
-        let l = self.layout();
+        self.pack_as(self.layout())
+    }
+
+    /// Packed into a larger `layout` sized beforehand (a `-c` command's);
+    /// None if it does not fit.
+    pub fn pack_into(&self, l: PackedLayout) -> Option<Vec<u8>> {
+        let mine = self.layout();
+        let fits = mine.cap <= l.cap && mine.names_cap <= l.names_cap && mine.sized == l.sized;
+        fits.then(|| self.pack_as(l))
+    }
+
+    fn pack_as(&self, l: PackedLayout) -> Vec<u8> {
         let mut out = Vec::with_capacity(l.size() as usize);
         push_padded(&mut out, &self.addrs, l.cap, u64::MAX);
         for i in 0..l.cap as usize {
@@ -240,5 +251,28 @@ mod tests {
         };
         let names = &b[l.names_at() as usize..];
         assert_eq!(&names[off(2)..off(2) + 9], b"mod_func\0");
+    }
+
+    #[test]
+    fn packed_into_a_larger_layout() {
+        let k = KernelSymbols::parse(TEXT);
+        let l = k.layout();
+        let big = PackedLayout {
+            cap: 16,
+            names_cap: 64,
+            count: 16,
+            sized: false,
+        };
+        let b = k.pack_into(big).expect("fits");
+        assert_eq!(b.len() as u32, big.size());
+        let addr = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        assert_eq!(addr(1), 0xffffffff81000100);
+        // Padding past the symbols: above every address, as the search needs.
+        assert_eq!(addr(3), u64::MAX);
+        assert_eq!(addr(15), u64::MAX);
+        let names = &b[big.names_at() as usize..big.names_at() as usize + l.names_cap as usize];
+        assert_eq!(names, &k.pack()[l.names_at() as usize..l.size() as usize]);
+        let small = PackedLayout { cap: 2, ..big };
+        assert!(k.pack_into(small).is_none());
     }
 }

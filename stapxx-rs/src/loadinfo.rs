@@ -118,8 +118,14 @@ pub fn codegen_options(
     o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
     o.boot_to_wall_ns = boot_to_wall_ns();
     let needs = needs(program);
-    if let (true, Some(t)) = (needs.user_symbols, target) {
-        o.usyms = Some(crate::kernel::user_symbols(t).layout());
+    if needs.user_symbols {
+        if let Some(t) = target {
+            o.usyms = Some(crate::kernel::user_symbols(t).layout());
+        } else if let Some(exe) = command_exe {
+            // Filled once the command has mapped its libraries
+            // (runtime/entry_hold.rs).
+            o.usyms = Some(crate::kernel::command_symbols_layout(exe));
+        }
     }
     let exe_filters = program.probes.iter().any(|p| {
         p.sites

@@ -556,12 +556,13 @@ fn frame_lines(out: &str) -> Vec<(String, String)> {
 }
 
 /// `stapxx-rs SCRIPT -c "BIN MODE"` with a probe on `func` that prints
-/// its first hit's backtrace and ends the session.
+/// its first hit's function (named in the kernel: `in NAME`) and
+/// backtrace, and ends the session.
 fn first_hit_under_c(bin: &Path, mode: &str, func: &str) -> (i32, String, String) {
     let script = script_file(
         &format!("first-{func}.stp"),
         &format!(
-            "global seen\nprobe process.function(\"{func}\") {{\n  if (seen++ == 0) {{ print_ubacktrace(); exit() }}\n}}\n"
+            "global seen\nprobe process.function(\"{func}\") {{\n  if (seen++ == 0) {{\n    printf(\"in %s\\n\", usymname(uaddr()))\n    print_ubacktrace(); exit()\n  }}\n}}\n"
         ),
     );
     support::stapxx(&[
@@ -571,10 +572,10 @@ fn first_hit_under_c(bin: &Path, mode: &str, func: &str) -> (i32, String, String
     ])
 }
 
-/// `-c`: the command's unwind table is placed when it reaches its entry
-/// point (it is held there a moment, after its libraries are mapped), so
-/// even the first hit of a probe, right after `main` starts, unwinds
-/// whole: in the executable built -O2 -fomit-frame-pointer and -O0, and
+/// `-c`: the command's unwind and symbol tables are placed when it
+/// reaches its entry point (it is held there a moment, after its libraries
+/// are mapped), so even the first hit of a probe, right after `main`
+/// starts, is named in the kernel and unwinds whole: in the executable built -O2 -fomit-frame-pointer and -O0, and
 /// through a shared library the command links.
 #[test]
 fn under_c_the_first_hit_unwinds_whole() {
@@ -584,6 +585,7 @@ fn under_c_the_first_hit_unwinds_whole() {
     for bin in [optimized(), fixture(&["-O0"], "unwind-O0")] {
         let (code, out, err) = first_hit_under_c(&bin, "chain", "level4");
         assert_eq!(code, 0, "{err}");
+        assert!(out.contains("\nin level4\n"), "{out}");
         let frames = frame_lines(&out);
         assert_eq!(names(&frames), CHAIN[1..], "{out}{err}");
         assert_eq!(frames[0].1, bin.display().to_string());
@@ -635,7 +637,7 @@ fn under_c_a_compound_command_is_said_to_unwind_one_frame() {
         .collect();
     assert_eq!(frames.len(), 1, "{out}");
     assert!(
-        err.contains("WARNING: user backtraces of the -c command give only the probed frame: the command is more than one program"),
+        err.contains("WARNING: in the -c command, user backtraces give only the probed frame and symbols in kernel probes only addresses: the command is more than one program"),
         "{err}"
     );
 }

@@ -35,19 +35,20 @@ pub fn run(
     let mut intervals = config.interval.map(super::interval::Clock::new);
     let additive = additive_globals(prog);
     let mut ks = KernelSession::start(compiled, prog, target)?;
-    // A command whose user stacks the probes unwind is held at its entry
-    // point until its table is placed (runtime/entry_hold.rs).
+    // A command whose modules the probes look up (user stacks, symbol
+    // names) is held at its entry point until their tables are placed
+    // (runtime/entry_hold.rs).
     let hold_exe = config
         .command_exe
         .clone()
-        .filter(|_| ks.unwind_unplaced(target))
+        .filter(|_| ks.tables_unplaced(target))
         .filter(|_| {
             config
                 .command
                 .as_deref()
                 .is_some_and(super::session::is_simple_command)
         });
-    if ks.unwind_unplaced(target) && hold_exe.is_none() && config.command_exe.is_some() {
+    if ks.tables_unplaced(target) && hold_exe.is_none() && config.command_exe.is_some() {
         warn_unplaced(
             "the command is more than one program, and only one can be held at its start",
         );
@@ -83,7 +84,7 @@ pub fn run(
         if h.wait() {
             let placed = TargetInfo::from_pid(pid)
                 .map_err(|e| e.to_string())
-                .and_then(|t| ks.place_unwind(&t));
+                .and_then(|t| ks.place_command_tables(&t));
             if let Err(e) = placed {
                 warn_unplaced(&e);
             }
@@ -544,9 +545,9 @@ fn merge_rows(g: &mut Globals, rows: Vec<(GlobalId, GlobalValue)>) {
 }
 
 /// Why a `-c` command's user stacks cannot be unwound beyond their first
-/// frame: said once (the frames themselves still print).
+/// frame nor named in the kernel: said once (the addresses still print).
 fn warn_unplaced(why: &str) {
     crate::ewriteln!(
-        "WARNING: user backtraces of the -c command give only the probed frame: {why}"
+        "WARNING: in the -c command, user backtraces give only the probed frame and symbols in kernel probes only addresses: {why}"
     );
 }
