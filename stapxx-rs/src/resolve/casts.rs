@@ -61,10 +61,21 @@ pub(super) fn host_context(sites: Option<&[Site]>) -> bool {
     })
 }
 
-/// A resolved `@cast`: its chain and whose memory it reads.
+/// A resolved `@cast`: its chain, whose memory it reads and whose types
+/// it was resolved in.
 pub(super) struct Cast {
     pub chain: Resolved,
     pub memory: Memory,
+    pub source: Source,
+}
+
+/// Where a cast's types come from: the kernel's BTF, or a user-space
+/// module's DWARF (named as the `@cast` names it; `None`: the default
+/// executable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Source {
+    Kernel,
+    User(Option<String>),
 }
 
 impl Cast {
@@ -155,6 +166,7 @@ fn in_kernel(ty: &str, steps: &[Step], amp: bool) -> Result<Cast, Failure> {
         Ok(chain) => Ok(Cast {
             chain,
             memory: Memory::Kernel,
+            source: Source::Kernel,
         }),
         Err(e) => Err(classify(e)),
     }
@@ -172,6 +184,7 @@ fn in_user(
         Ok(chain) => Ok(Cast {
             chain,
             memory: Memory::User,
+            source: Source::User(module.map(str::to_string)),
         }),
         Err(e) => Err(classify(e)),
     }

@@ -292,6 +292,7 @@ impl Resolver<'_, '_> {
         self.sites = Some(sites.to_vec());
         self.points = p.points.clone();
         let mark = self.entries.len();
+        self.autotypes.clear();
         let mut body = self.block(p.body.clone())?;
         let taken = self.take_entries(mark, body.span);
         let first = sites.first();

@@ -14,6 +14,7 @@
 //! reported here, with their location; so is a reachable embedded-C function.
 
 pub mod aliases;
+mod autocast;
 mod casts;
 mod cexpr;
 mod cfuncs;
@@ -107,6 +108,8 @@ pub fn resolve(
         usyms_started: false,
         written: Default::default(),
         defines: defines.clone(),
+        autotypes: HashMap::new(),
+        last_type: None,
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
@@ -172,6 +175,7 @@ pub fn resolve(
         done += 1;
         let span = value.span;
         r.sites = Some(sites.clone());
+        r.autotypes.clear();
         let store = Expr {
             span,
             kind: ExprKind::Assign {
@@ -262,6 +266,10 @@ struct Resolver<'a, 'm> {
     /// The variables the script's own body of the probe being resolved
     /// assigns (for `@probewrite`).
     written: std::collections::HashSet<String>,
+    /// The typed pointers variables hold in the body being resolved
+    /// (autocast.rs), and the type of the last typed value resolved.
+    autotypes: HashMap<String, autocast::AutoType>,
+    last_type: Option<autocast::AutoType>,
 }
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the
@@ -489,11 +497,28 @@ impl Resolver<'_, '_> {
                 base: self.bx(*base)?,
                 keys: self.exprs(keys)?,
             },
-            ExprKind::Assign { op, lhs, rhs } => ExprKind::Assign {
-                op,
-                lhs: self.bx(*lhs)?,
-                rhs: self.bx(*rhs)?,
-            },
+            ExprKind::Assign { op, lhs, rhs } => {
+                let typed = op == AssignOp::Assign && autocast::typed_shape(&rhs);
+                let target = match &lhs.kind {
+                    ExprKind::Var(v) => Some(v.clone()),
+                    _ => None,
+                };
+                // A variable's own type while its new value is resolved
+                // (`pos = pos->next`).
+                self.last_type = match &rhs.kind {
+                    ExprKind::Var(v) => self.autotypes.get(v).cloned(),
+                    _ => None,
+                };
+                let rhs = self.bx(*rhs)?;
+                if let (true, Some(v), Some(t)) = (typed, target, self.last_type.take()) {
+                    self.autotypes.insert(v, t);
+                }
+                ExprKind::Assign {
+                    op,
+                    lhs: self.bx(*lhs)?,
+                    rhs,
+                }
+            }
             ExprKind::PreCrement { increment, operand } => ExprKind::PreCrement {
                 increment,
                 operand: self.bx(*operand)?,
@@ -723,6 +748,7 @@ impl Resolver<'_, '_> {
                         if reading && c.memory == reads::Memory::Kernel && c.reads() {
                             self.kernel_read(&ty, span)?;
                         }
+                        self.last_type = autocast::of_cast(&c);
                         Ok(Ok(reads::build_in(
                             c.memory,
                             addr,
@@ -783,9 +809,34 @@ impl Resolver<'_, '_> {
                 Ok(Ok(self.entry(original, span)?))
             }
             DwarfBase::Target(name) => self.target_var(&name, &steps, &indexes, amp, span),
-            DwarfBase::Autocast(_) => Ok(Err(
-                "'->' on a plain value (autocast) is not supported yet: use @cast".into(),
-            )),
+            DwarfBase::Autocast(base) => {
+                let ty = match &base.kind {
+                    ExprKind::Var(v) => self.autotypes.get(v).cloned(),
+                    _ => None,
+                };
+                let Some(ty) = ty else {
+                    return Ok(Err(autocast::untyped(&base)));
+                };
+                let addr = self.expr(*base)?;
+                match autocast::resolve(self.modules, &ty, &steps, amp) {
+                    Ok(c) => {
+                        if reading && c.memory == reads::Memory::Kernel && c.reads() {
+                            self.kernel_read("(autocast)", span)?;
+                        }
+                        self.last_type = autocast::of_cast(&c);
+                        Ok(Ok(reads::build_in(
+                            c.memory,
+                            addr,
+                            &c.chain.accesses,
+                            c.chain.fetch,
+                            &indexes,
+                            span,
+                        )))
+                    }
+                    Err(casts::Failure::Unknown(m)) => Ok(Err(m)),
+                    Err(casts::Failure::Hard(m)) => Err(Diagnostic::error(span, m)),
+                }
+            }
         }
     }
 }

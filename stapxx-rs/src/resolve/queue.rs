@@ -54,6 +54,7 @@ impl Resolver<'_, '_> {
                 .get(name.as_str())
                 .expect("queued functions exist"))
             .clone();
+            self.autotypes.clear();
             let body = match f.body {
                 FunctionBody::Script(b) => FunctionBody::Script(self.block(b)?),
                 FunctionBody::Embedded(_) => match cfuncs::translate(&f, c_blocks) {
