@@ -176,3 +176,27 @@ fn escaped_bytes_are_bytes_on_both_sides() {
     );
     assert_eq!(kernel.stdout, want);
 }
+
+/// `text_str(s)` and `text_strn(s, len, quoted)`, the string tapset's bare
+/// forms of the same escaping: no quotes (unless `quoted`), a cut leaves
+/// no mark and never splits an escape; `quoted` known only at run time
+/// too. The same text from a host and a kernel probe.
+#[test]
+fn text_str_and_text_strn_escape_alike_in_host_and_kernel() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let calls = r#"sprintf("%s|%s|%s|%s|%s|%s", text_str("a\"b\n\303\251\001"),
+      text_strn("abcdefgh", 6, 1), text_strn("abcdefgh", 3, 0),
+      text_strn("abcd\n", 5, q - 1), text_strn("abcdefgh", 0, q), text_strn("ab\tcd", 100, 0))"#;
+    let script = format!(
+        "global q = 1\n\
+         probe begin {{ println(\"host \", {calls}) }}\n\
+         probe kernel.trace(\"sched:sched_process_exec\") {{\n  \
+           if (pid() == target()) println(\"kernel \", {calls})\n}}\n"
+    );
+    let (code, out, err) = support::stapxx_c("/bin/true", &script);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let want = r#"a\"b\n\u00E9\001|"a"...|abc|abcd|"abcdefgh"|ab\tcd"#;
+    assert_eq!(out, format!("host {want}\nkernel {want}\n"));
+}

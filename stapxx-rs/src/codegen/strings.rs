@@ -742,6 +742,45 @@ impl Gen<'_> {
                 self.e(Insn::alu64_imm(Alu::Add, R0, 8));
                 self.kernel_string_quoted(t);
             }
+            TextStr => {
+                let s = self.string(&args[0])?;
+                self.sloc_addr(R0, s);
+                self.e(Insn::alu64_imm(Alu::Add, R0, 8));
+                self.escaped_string(t, None, false);
+            }
+            TextStrn => {
+                let s = self.string(&args[0])?;
+                let (len, quoted) = (self.tmp_long(), self.tmp_long());
+                self.long(&args[1])?;
+                self.st_local(len, R0);
+                // `quoted` is mostly a constant: one escaping then.
+                let fixed = match &args[2].kind {
+                    crate::ir::ExprKind::Long(n) => Some(*n != 0),
+                    _ => None,
+                };
+                if fixed.is_none() {
+                    self.long(&args[2])?;
+                    self.st_local(quoted, R0);
+                }
+                let forms: &[bool] = match fixed {
+                    Some(q) => if q { &[true] } else { &[false] },
+                    None => &[true, false],
+                };
+                let end = self.label();
+                for &q in forms {
+                    let other = self.label();
+                    if fixed.is_none() {
+                        self.ld_local(R1, quoted);
+                        self.jimm(if q { Cond::Eq } else { Cond::Ne }, R1, 0, other);
+                    }
+                    self.sloc_addr(R0, s);
+                    self.e(Insn::alu64_imm(Alu::Add, R0, 8));
+                    self.escaped_string(t, Some(len), q);
+                    self.jmp(end);
+                    self.bind(other);
+                }
+                self.bind(end);
+            }
             Probefunc => {
                 // user_mode() ? usymname(uaddr()) : symname(addr())
                 self.user_mode();

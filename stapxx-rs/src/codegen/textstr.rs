@@ -1,5 +1,6 @@
 //! Kernel side of stap's text quoting: `user_string_quoted`,
-//! `kernel_string_quoted` and `user_buffer_quoted(_error)`. The rules (and
+//! `kernel_string_quoted`, `user_buffer_quoted(_error)`, and the bare
+//! escaping of `text_str`/`text_strn`. The rules (and
 //! the host side, which the tests hold this to) are in
 //! `runtime/textstr.rs`; here the same steps run as a `bpf_loop` callback,
 //! one decoded character per iteration, its state in frame longs so the
@@ -38,9 +39,55 @@ struct Q {
     /// none yet) and how long it is.
     esc: i16,
     esc_len: i16,
+    /// Between double quotes, with `"...` after a cut (the `_quoted`
+    /// forms); else bare (`text_str`).
+    quoted: bool,
 }
 
 impl<'a> Gen<'a> {
+    /// `dst` = the kernel string at the address in `r0` (a string slot's
+    /// text) escaped as `text_str` / `text_strn` do: in at most the output
+    /// length in the local `outlen` (0 or none: MAXSTRINGLEN - 1),
+    /// between quotes when `quoted`; empty when it cannot be read.
+    pub(super) fn escaped_string(&mut self, dst: u32, outlen: Option<i16>, quoted: bool) {
+        let mut q = self.new_q(dst);
+        q.quoted = quoted;
+        let a = self.tmp_long();
+        self.st_local(a, R0);
+        let (fault, end) = (self.label(), self.label());
+        let cap = self.o.strcap as i64;
+        self.frame_addr(R1, q.raw + 8);
+        self.mov_imm(R2, cap);
+        self.ld_local(R3, a);
+        self.call(H_READ_KERNEL_STR);
+        self.jimm(Cond::Sle, R0, 0, fault);
+        self.st_local(q.count, R0);
+        self.mov_imm(R1, cap - 1);
+        self.st_local(q.il, R1);
+        match outlen {
+            None => self.mov_imm(R1, cap - 1),
+            Some(l) => {
+                let (set, ok) = (self.label(), self.label());
+                self.ld_local(R1, l);
+                self.jimm(Cond::Sle, R1, 0, set);
+                self.jimm(Cond::Sle, R1, (cap - 1) as i32, ok);
+                self.bind(set);
+                self.mov_imm(R1, cap - 1);
+                self.bind(ok);
+            }
+        }
+        if quoted {
+            self.clamp_signed(R1, 5, (cap - 1).max(5) as i32);
+            self.e(Insn::alu64_imm(Alu::Sub, R1, 2));
+        }
+        self.st_local(q.ol, R1);
+        self.quote(q, false);
+        self.jmp(end);
+        self.bind(fault);
+        self.set_empty(SLoc::Frame(dst));
+        self.bind(end);
+    }
+
     /// `dst` = the user string at the address in `r0`, as the tree's
     /// `string_quoted(user_string(addr))`, or the address in hex when it
     /// cannot be read.
@@ -181,6 +228,7 @@ impl<'a> Gen<'a> {
             num: self.tmp_long(),
             esc: self.tmp_long(),
             esc_len: self.tmp_long(),
+            quoted: true,
         }
     }
 
@@ -204,9 +252,12 @@ impl<'a> Gen<'a> {
     /// `dst` = the input of `q` quoted, with `q.il`, `q.ol` and `q.count`
     /// set. `buffer`: NUL is a character to show, not the end.
     fn quote(&mut self, q: Q, buffer: bool) {
-        self.frame_addr(R1, q.dst + 8);
-        self.e(Insn::st_imm(Size::B, R1, 0, b'"' as i32));
-        for (slot, v) in [(q.ip, 0), (q.op, 1), (q.c, 0), (q.esc, -1), (q.esc_len, 0)] {
+        if q.quoted {
+            self.frame_addr(R1, q.dst + 8);
+            self.e(Insn::st_imm(Size::B, R1, 0, b'"' as i32));
+        }
+        let op = i32::from(q.quoted);
+        for (slot, v) in [(q.ip, 0), (q.op, op), (q.c, 0), (q.esc, -1), (q.esc_len, 0)] {
             self.e(Insn::st_imm(Size::DW, R7, slot, v));
         }
         let cb = self.cb_open(2, false);
@@ -425,6 +476,20 @@ impl<'a> Gen<'a> {
     /// back so it splits no escape), a NUL, and the length.
     fn close_quote(&mut self, q: Q) {
         let max = self.o.maxstr as i32;
+        if !q.quoted {
+            // Bare: the text ends where the output stopped.
+            let room = self.label();
+            self.ld_local(R1, q.op);
+            self.jimm(Cond::Le, R1, max - 1, room);
+            self.mov_imm(R1, (max - 1) as i64);
+            self.bind(room);
+            self.frame_addr(R2, q.dst + 8);
+            self.e(Insn::alu64_reg(Alu::Add, R2, R1));
+            self.e(Insn::st_imm(Size::B, R2, 0, 0));
+            self.frame_addr(R2, q.dst);
+            self.e(Insn::stx(Size::DW, R2, 0, R1));
+            return;
+        }
         let (plain, at, fits, end) = (self.label(), self.label(), self.label(), self.label());
         self.ld_local(R1, q.c);
         self.jimm(Cond::Eq, R1, 0, plain);

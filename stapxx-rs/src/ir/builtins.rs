@@ -116,6 +116,10 @@ pub enum Builtin {
     /// `string_quoted(s)`: `s` quoted as `kernel_string_quoted` quotes
     /// (stap's is embedded C over the same quoting).
     StringQuoted,
+    /// `text_str(s)`: `s` escaped as `string_quoted` escapes, no quotes.
+    TextStr,
+    /// `text_strn(s, len, quoted)`: in at most `len` bytes, quoted or not.
+    TextStrn,
     /// The probe's context pointer: a tracepoint's record or arguments
     /// (pass 2 reads tracepoint variables from it).
     Context,
@@ -308,6 +312,8 @@ impl Builtin {
             "kernel_string_n" => KernelStringN,
             "kernel_string_quoted" => KernelStringQuoted,
             "string_quoted" => StringQuoted,
+            "text_str" => TextStr,
+            "text_strn" => TextStrn,
             "__stapxx_context" => Context,
             "task_current" => TaskCurrent,
             _ if user_read(name).is_some() => user_read(name)?,
@@ -395,7 +401,8 @@ impl Builtin {
                 ret: S,
             },
             UserStringQuoted | KernelStringQuoted => sig(&[L], S),
-            StringQuoted => sig(&[S], S),
+            StringQuoted | TextStr => sig(&[S], S),
+            TextStrn => sig(&[S, L, L], S),
             UserBufferQuoted(_) => sig(&[L, L, L], S),
             KernelRead(..) => sig(&[L], L),
             KernelString => Signature {
@@ -632,6 +639,8 @@ const NAMES: &[&str] = &[
     "kernel_string_n",
     "kernel_string_quoted",
     "string_quoted",
+    "text_str",
+    "text_strn",
     "task_current",
     "strlen",
     "substr",

@@ -998,6 +998,18 @@ impl<'p> Interp<'p> {
                 let q = textstr::text_str(c_str(&v), PastEnd::Nul, 0, 0, self.limits.maxstringlen, false);
                 s(q.unwrap_or_default())
             }
+            B::TextStr => {
+                let v = self.arg_bytes(args, 0, fr)?;
+                s(textstr::escaped(c_str(&v), 0, false, self.limits.maxstringlen))
+            }
+            B::TextStrn => {
+                let v = self.arg_bytes(args, 0, fr)?;
+                let max = self.limits.maxstringlen;
+                // The length as stap clamps it, to [0, MAXSTRINGLEN].
+                let len = self.arg_long(args, 1, fr)?.clamp(0, max as i64) as i32;
+                let quoted = self.arg_long(args, 2, fr)? != 0;
+                s(textstr::escaped(c_str(&v), len, quoted, max))
+            }
             B::UserStringQuoted => {
                 // The tree's `string_quoted(user_string(addr))`, or the
                 // address in hex when the read faults.

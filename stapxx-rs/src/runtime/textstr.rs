@@ -89,6 +89,26 @@ pub fn text_str(
     maxstringlen: usize,
     buffer: bool,
 ) -> Option<Vec<u8>> {
+    escape(input, past, inlen, outlen, maxstringlen, buffer, true)
+}
+
+/// The tapsets' `text_str(s)` and `text_strn(s, len, quoted)`: the string
+/// `input` escaped the same way, without the quotes unless `quoted`, in at
+/// most `outlen` bytes (0: MAXSTRINGLEN - 1). Unquoted, a cut leaves no
+/// mark.
+pub fn escaped(input: &[u8], outlen: i32, quoted: bool, maxstringlen: usize) -> Vec<u8> {
+    escape(input, PastEnd::Nul, 0, outlen, maxstringlen, false, quoted).unwrap_or_default()
+}
+
+fn escape(
+    input: &[u8],
+    past: PastEnd,
+    inlen: i32,
+    outlen: i32,
+    maxstringlen: usize,
+    buffer: bool,
+    quoted: bool,
+) -> Option<Vec<u8>> {
     let cap = maxstringlen.saturating_sub(1) as i64;
     let mut inlen = inlen as i64;
     if inlen <= 0 || inlen > cap {
@@ -98,8 +118,11 @@ pub fn text_str(
     if outlen <= 0 || outlen > cap {
         outlen = cap;
     }
-    outlen = outlen.max(5) - 2;
-    let mut out = vec![b'"'];
+    let mut out = Vec::new();
+    if quoted {
+        outlen = outlen.max(5) - 2;
+        out.push(b'"');
+    }
     // Where the first escape that a cut at the end could split starts,
     // and its length.
     let mut esc: Option<(usize, i64)> = None;
@@ -142,6 +165,9 @@ pub fn text_str(
             _ => out.extend(format!("\\U{c:08X}").bytes()),
         }
         outlen -= num;
+    }
+    if !quoted {
+        return Some(out);
     }
     if c != 0 && inlen > 0 {
         let cut = (out.len() as i64 - 3 + outlen) as usize;
@@ -258,5 +284,22 @@ mod tests {
         assert_eq!(buffer_read_len(0, 50, 4096), 52);
         assert_eq!(fault_text(0x1000, 4), "0x1".as_bytes());
         assert_eq!(fault_text(-1, 50), "0xffffffffffffffff".as_bytes());
+    }
+
+    #[test]
+    fn escaped_without_quotes() {
+        let e = |s: &[u8], outlen: i32, quoted: bool| {
+            String::from_utf8(escaped(s, outlen, quoted, 4096)).unwrap()
+        };
+        assert_eq!(
+            e(b"a\"b\\c\n\x01\xc3\xa9", 0, false),
+            "a\\\"b\\\\c\\n\\001\\u00E9"
+        );
+        assert_eq!(e(b"abcdefgh", 5, false), "abcde");
+        // A cut never splits an escape: it stops before it.
+        assert_eq!(e(b"abcd\n", 5, false), "abcd");
+        assert_eq!(e(b"abcdefgh", 6, true), "\"a\"...");
+        assert_eq!(e(b"abc", 0, true), "\"abc\"");
+        assert_eq!(e(b"", 0, false), "");
     }
 }
