@@ -68,6 +68,16 @@ fn timer_profile() {
 }
 
 #[test]
+fn timer_reading_the_task() {
+    // A wall-clock timer whose handler reads the interrupted task runs as
+    // a perf event program on one CPU (resolve/kernel_timers.rs).
+    insta::assert_snapshot!(p3(
+        None,
+        "probe timer.s(1) { printf(\"%d %s\\n\", pid(), execname()) }"
+    ));
+}
+
+#[test]
 fn perf_sample() {
     // uaddr(): the user address, from the task's saved user registers.
     insta::assert_snapshot!(p3(

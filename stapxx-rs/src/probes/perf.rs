@@ -16,6 +16,9 @@ pub struct PerfSite {
     pub type_: u32,
     pub config: u64,
     pub sample: Sample,
+    /// One CPU only (a wall-clock timer run in the kernel:
+    /// `resolve/kernel_timers.rs`); else every CPU.
+    pub cpu: Option<u32>,
 }
 
 impl PerfSite {
@@ -24,10 +27,26 @@ impl PerfSite {
             Sample::Freq(hz) => format!("{hz} Hz"),
             Sample::Period(n) => format!("every {n} events"),
         };
+        let on = match self.cpu {
+            Some(c) => format!("CPU {c}"),
+            None => "every CPU".into(),
+        };
         format!(
-            "perf event type {} config {} on every CPU, {how}",
+            "perf event type {} config {} on {on}, {how}",
             self.type_, self.config
         )
+    }
+
+    /// The CPU-clock event every `period` on one CPU: a wall-clock timer
+    /// whose handler runs in the kernel, in the interrupt of the task
+    /// that CPU runs.
+    pub fn timer_on(cpu: u32, period: std::time::Duration) -> PerfSite {
+        PerfSite {
+            type_: PERF_TYPE_SOFTWARE,
+            config: PERF_COUNT_SW_CPU_CLOCK,
+            sample: Sample::Period((period.as_nanos() as u64).max(1)),
+            cpu: Some(cpu),
+        }
     }
 }
 
@@ -70,6 +89,7 @@ pub fn resolve_profile(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>
         type_: PERF_TYPE_SOFTWARE,
         config: PERF_COUNT_SW_CPU_CLOCK,
         sample: Sample::Freq(cx.hz),
+        cpu: None,
     })])
 }
 
@@ -130,6 +150,7 @@ pub fn resolve(pt: &ProbePoint, _cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss>
         type_,
         config,
         sample: Sample::Period(period),
+        cpu: None,
     })])
 }
 
@@ -147,7 +168,7 @@ pub fn attach(p: &PerfSite, prog: &ebpf_backend::Program) -> Result<Vec<Attachme
         config: p.config,
         sample: p.sample,
         pid: None,
-        cpus: None,
+        cpus: p.cpu.map(|c| vec![c]),
     };
     prog.attach_perf(&spec)
         .map(|a| vec![a])

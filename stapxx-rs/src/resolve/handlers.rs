@@ -255,6 +255,7 @@ impl Resolver<'_, '_> {
         sites: Vec<Site>,
         out: &mut Vec<ResolvedProbe>,
     ) -> R<()> {
+        let sites = self.timers_in_kernel(&p.body, sites);
         let mark = self.entries.len();
         self.split = false;
         let body = self.handler_body(p, &sites);

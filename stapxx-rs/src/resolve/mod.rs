@@ -19,6 +19,7 @@ mod casts;
 mod cexpr;
 mod cfuncs;
 mod handlers;
+mod kernel_timers;
 pub mod marks;
 pub mod modules;
 mod overloads;
