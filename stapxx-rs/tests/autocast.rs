@@ -34,9 +34,19 @@ fn a_user_list_walked_through_typed_variables() {
         let bin = fixture(opt);
         let (code, out, err) = support::stapxx_c(&bin.display().to_string(), WALK);
         assert_eq!((code, err.as_str()), (0, ""), "{opt}: {out}");
+        // (The fixture's own line comes when it comes.)
+        let (own, traced): (Vec<&str>, Vec<&str>) =
+            out.lines().partition(|l| l.starts_with("autocast walked"));
+        assert_eq!(own, ["autocast walked 60"], "{opt}: {out}");
         assert_eq!(
-            out,
-            "count 3\n10 ten en\n20 twenty wenty\n30 thirty hirty\nsecond twenty\nautocast walked 60\n",
+            traced,
+            [
+                "count 3",
+                "10 ten en",
+                "20 twenty wenty",
+                "30 thirty hirty",
+                "second twenty"
+            ],
             "{opt}"
         );
     }
@@ -44,7 +54,7 @@ fn a_user_list_walked_through_typed_variables() {
 
 /// The facts `kernel_cast.rs` reads with explicit casts, through typed
 /// variables: the task, its parent, its file table and the socket at
-/// descriptor 77.
+/// descriptor 77; `task_current()` itself is typed.
 const KERNEL: &str = r#"
 probe kernel.trace("syscalls:sys_enter_getsockname") {
   if (pid() != target() || $fd != 77) next
@@ -52,6 +62,8 @@ probe kernel.trace("syscalls:sys_enter_getsockname") {
   p = t->real_parent
   printf("task tgid=%d pid=%d parent=%d comm=%s policy=%d reset_on_fork=%d\n",
     t->tgid, t->pid, p->tgid, kernel_string(t->comm), t->policy, t->sched_reset_on_fork)
+  c = task_current()
+  printf("task_current() typed: %d %d\n", task_current()->tgid == t->tgid, c->real_parent == p)
   fdt = t->files->fdt
   file = fdt->fd[$fd]
   sock = & @cast(file, "struct file", "kernel")
@@ -87,6 +99,8 @@ fn kernel_structures_through_typed_variables() {
         traced,
         [
             format!("task tgid={pid} pid={pid} parent={ppid} comm=kcast policy=3 reset_on_fork=1"),
+            // As in stap's tapset, where it is `& @task(current)`.
+            "task_current() typed: 1 1".to_string(),
             // `private_data` is a `void *`: nothing to follow.
             "private_data typed void *: 0".to_string(),
             // SS_UNCONNECTED, SOCK_STREAM, AF_INET.

@@ -11,8 +11,9 @@
 //! the type as it was (stap types a variable by its typed assignments,
 //! whatever else it is given). Typed values: `&@cast(...)[->...]`, a
 //! `@cast(...)->...` chain ending in a pointer, an autocast chain of the
-//! same kinds, another typed variable, and a `?:` of typed values (what
-//! `@choose_defined` leaves).
+//! same kinds, another typed variable, `task_current()` (typed in stap's
+//! tapset), and a `?:` of typed values (what `@choose_defined` leaves).
+//! Script functions' typed return values are not followed.
 
 use super::casts::{Cast, Failure, Source};
 use super::modules::Modules;
@@ -45,6 +46,24 @@ pub(super) fn of_cast(c: &Cast) -> Option<AutoType> {
         source: c.source.clone(),
         handle: v.handle.clone(),
         implicit,
+    })
+}
+
+/// The type of a call's value, for the builtins stap types:
+/// `task_current()` is `& @task(current)`, a `struct task_struct *` of the
+/// kernel, so `task_current()->tgid` reads as in stap.
+pub(super) fn of_call(name: &str, nargs: usize) -> Option<AutoType> {
+    if name != "task_current" || nargs != 0 {
+        return None;
+    }
+    let handle = Kernel::get()?
+        .resolver()
+        .find_type("struct task_struct")
+        .ok()?;
+    Some(AutoType {
+        source: Source::Kernel,
+        handle,
+        implicit: true,
     })
 }
 
@@ -98,6 +117,7 @@ pub(super) fn resolve(
 pub(super) fn typed_shape(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Dwarf(_) | ExprKind::Var(_) => true,
+        ExprKind::Call { name, args } => of_call(name, args.len()).is_some(),
         ExprKind::AddrOf(inner) => matches!(inner.kind, ExprKind::Dwarf(_)),
         ExprKind::Ternary {
             then, otherwise, ..

@@ -508,6 +508,7 @@ impl Resolver<'_, '_> {
                 // (`pos = pos->next`).
                 self.last_type = match &rhs.kind {
                     ExprKind::Var(v) => self.autotypes.get(v).cloned(),
+                    ExprKind::Call { name, args } => autocast::of_call(name, args.len()),
                     _ => None,
                 };
                 let rhs = self.bx(*rhs)?;
@@ -813,6 +814,7 @@ impl Resolver<'_, '_> {
             DwarfBase::Autocast(base) => {
                 let ty = match &base.kind {
                     ExprKind::Var(v) => self.autotypes.get(v).cloned(),
+                    ExprKind::Call { name, args } => autocast::of_call(name, args.len()),
                     _ => None,
                 };
                 let Some(ty) = ty else {
