@@ -81,12 +81,21 @@ pub fn run(
     set?;
     started?;
     if let Some((pid, h)) = hold {
+        let t0 = Instant::now();
         if h.wait() {
+            let t1 = Instant::now();
             let placed = TargetInfo::from_pid(pid)
                 .map_err(|e| e.to_string())
                 .and_then(|t| ks.place_command_tables(&t));
             if let Err(e) = placed {
                 warn_unplaced(&e);
+            }
+            if verbose > 0 {
+                crate::ewriteln!(
+                    "-c command at its entry point {:.1} ms after its release, held {:.1} ms while its tables were placed",
+                    (t1 - t0).as_secs_f64() * 1e3,
+                    t1.elapsed().as_secs_f64() * 1e3
+                );
             }
         } else {
             warn_unplaced("the command did not reach its entry point");
