@@ -52,18 +52,9 @@ impl<'a> Gen<'a> {
     pub(super) fn escaped_string(&mut self, dst: u32, outlen: Option<i16>, quoted: bool) {
         let mut q = self.new_q(dst);
         q.quoted = quoted;
-        let a = self.tmp_long();
-        self.st_local(a, R0);
         let (fault, end) = (self.label(), self.label());
         let cap = self.o.strcap as i64;
-        self.frame_addr(R1, q.raw + 8);
-        self.mov_imm(R2, cap);
-        self.ld_local(R3, a);
-        self.call(H_READ_KERNEL_STR);
-        self.jimm(Cond::Sle, R0, 0, fault);
-        self.st_local(q.count, R0);
-        self.mov_imm(R1, cap - 1);
-        self.st_local(q.il, R1);
+        self.read_input_string(q, true, fault);
         match outlen {
             None => self.mov_imm(R1, cap - 1),
             Some(l) => {
@@ -101,11 +92,13 @@ impl<'a> Gen<'a> {
         self.string_quoted(dst, true);
     }
 
-    fn string_quoted(&mut self, dst: u32, kernel: bool) {
-        let q = self.new_q(dst);
+    /// The string at the address in `r0` read into `q`'s input, with
+    /// `q.count` (one iteration per byte read, the NUL included) and
+    /// `q.il` set; to `fault` when it cannot be read. Returns the address
+    /// saved in a long temp.
+    fn read_input_string(&mut self, q: Q, kernel: bool, fault: Label) -> i16 {
         let a = self.tmp_long();
         self.st_local(a, R0);
-        let (fault, end) = (self.label(), self.label());
         let cap = self.o.strcap as i64;
         self.frame_addr(R1, q.raw + 8);
         self.mov_imm(R2, cap);
@@ -116,10 +109,17 @@ impl<'a> Gen<'a> {
             H_READ_USER_STR
         });
         self.jimm(Cond::Sle, R0, 0, fault);
-        // One iteration per byte read, the NUL included.
         self.st_local(q.count, R0);
         self.mov_imm(R1, cap - 1);
         self.st_local(q.il, R1);
+        a
+    }
+
+    fn string_quoted(&mut self, dst: u32, kernel: bool) {
+        let q = self.new_q(dst);
+        let (fault, end) = (self.label(), self.label());
+        let cap = self.o.strcap as i64;
+        let a = self.read_input_string(q, kernel, fault);
         self.mov_imm(R1, (cap - 1).max(5) - 2);
         self.st_local(q.ol, R1);
         self.quote(q, false);

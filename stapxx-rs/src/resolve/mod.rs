@@ -745,24 +745,7 @@ impl Resolver<'_, '_> {
                     &steps,
                     amp,
                 );
-                match cast {
-                    Ok(c) => {
-                        if reading && c.memory == reads::Memory::Kernel && c.reads() {
-                            self.kernel_read(&ty, span)?;
-                        }
-                        self.last_type = autocast::of_cast(&c);
-                        Ok(Ok(reads::build_in(
-                            c.memory,
-                            addr,
-                            &c.chain.accesses,
-                            c.chain.fetch,
-                            &indexes,
-                            span,
-                        )))
-                    }
-                    Err(casts::Failure::Unknown(m)) => Ok(Err(m)),
-                    Err(casts::Failure::Hard(m)) => Err(Diagnostic::error(span, m)),
-                }
+                self.cast_read(cast, &ty, addr, &indexes, span, reading)
             }
             DwarfBase::Var { name, module } => {
                 let m = match self.modules.get(module.as_deref()) {
@@ -821,25 +804,43 @@ impl Resolver<'_, '_> {
                     return Ok(Err(autocast::untyped(&base)));
                 };
                 let addr = self.expr(*base)?;
-                match autocast::resolve(self.modules, &ty, &steps, amp) {
-                    Ok(c) => {
-                        if reading && c.memory == reads::Memory::Kernel && c.reads() {
-                            self.kernel_read("(autocast)", span)?;
-                        }
-                        self.last_type = autocast::of_cast(&c);
-                        Ok(Ok(reads::build_in(
-                            c.memory,
-                            addr,
-                            &c.chain.accesses,
-                            c.chain.fetch,
-                            &indexes,
-                            span,
-                        )))
-                    }
-                    Err(casts::Failure::Unknown(m)) => Ok(Err(m)),
-                    Err(casts::Failure::Hard(m)) => Err(Diagnostic::error(span, m)),
-                }
+                let cast = autocast::resolve(self.modules, &ty, &steps, amp);
+                self.cast_read(cast, "(autocast)", addr, &indexes, span, reading)
             }
+        }
+    }
+}
+
+impl Resolver<'_, '_> {
+    /// The reads of a resolved cast chain from `addr` (`ty` names the type
+    /// in the error of a kernel read where none can be made); its type is
+    /// noted for autocast.
+    fn cast_read(
+        &mut self,
+        cast: Result<casts::Cast, casts::Failure>,
+        ty: &str,
+        addr: Expr,
+        indexes: &[Expr],
+        span: Span,
+        reading: bool,
+    ) -> R<Result<Expr, String>> {
+        match cast {
+            Ok(c) => {
+                if reading && c.memory == reads::Memory::Kernel && c.reads() {
+                    self.kernel_read(ty, span)?;
+                }
+                self.last_type = autocast::of_cast(&c);
+                Ok(Ok(reads::build_in(
+                    c.memory,
+                    addr,
+                    &c.chain.accesses,
+                    c.chain.fetch,
+                    indexes,
+                    span,
+                )))
+            }
+            Err(casts::Failure::Unknown(m)) => Ok(Err(m)),
+            Err(casts::Failure::Hard(m)) => Err(Diagnostic::error(span, m)),
         }
     }
 }
