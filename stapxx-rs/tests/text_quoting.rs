@@ -200,3 +200,30 @@ fn text_str_and_text_strn_escape_alike_in_host_and_kernel() {
     let want = r#"a\"b\n\u00E9\001|"a"...|abc|abcd|"abcdefgh"|ab\tcd"#;
     assert_eq!(out, format!("host {want}\nkernel {want}\n"));
 }
+
+/// `%#c`, a character as stap escapes it (C's letters, `\'` and `\\`,
+/// octal for other bytes outside printable ASCII), from a host and a
+/// kernel probe alike (bpf_snprintf has no `#` for `%c`).
+#[test]
+fn escaped_characters_print_alike_in_host_and_kernel() {
+    let Some(_s) = support::need_bpf() else {
+        return;
+    };
+    let bytes = [
+        0, 1, 7, 8, 9, 10, 11, 12, 13, 27, 32, 34, 39, 65, 92, 126, 127, 128, 255, 0x141,
+    ];
+    let calls: Vec<String> = bytes
+        .iter()
+        .map(|b| format!("sprintf(\"%#c\", {b})"))
+        .collect();
+    let joined = calls.join(" . \"|\" . ");
+    let script = format!(
+        "probe begin {{ println(\"host \", {joined}) }}\n\
+         probe kernel.trace(\"sched:sched_process_exec\") {{\n  \
+           if (pid() == target()) println(\"kernel \", {joined})\n}}\n"
+    );
+    let (code, out, err) = support::stapxx_c("/bin/true", &script);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let want = r#"\000|\001|\a|\b|\t|\n|\v|\f|\r|\033| |"|\'|A|\\|~|\177|\200|\377|A"#;
+    assert_eq!(out, format!("host {want}\nkernel {want}\n"));
+}

@@ -465,6 +465,12 @@ impl Gen<'_> {
             Temp::Long(l) if c.kind == 'o' && c.width.is_none() && c.precision.is_none() => {
                 self.append_octal(dst, l, c.flags.contains('#'));
             }
+            Temp::Long(l) if c.kind == 'c' && c.flags.contains('#') => {
+                if c.width.is_some() || c.flags.contains('-') {
+                    return Err(unsupported(span, "a width with %#c"));
+                }
+                self.append_escaped_char(dst, l);
+            }
             Temp::Long(l) => {
                 self.ld_local(R0, l);
                 let conv = match c.kind {
@@ -518,6 +524,54 @@ impl Gen<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `%#c`: the byte in the long `l` as stap escapes a character (the
+    /// host's `runtime/format.rs` rules): `\n` and the other C letters,
+    /// `\'` and `\\`, three octal digits for any other byte outside the
+    /// printable ASCII range, else the byte itself. (bpf_snprintf has no
+    /// `#` flag for `%c`.)
+    fn append_escaped_char(&mut self, dst: SLoc, l: i16) {
+        const LETTERS: [(i32, &str); 9] = [
+            (0x07, "\\a"),
+            (0x08, "\\b"),
+            (0x0c, "\\f"),
+            (0x0a, "\\n"),
+            (0x0d, "\\r"),
+            (0x09, "\\t"),
+            (0x0b, "\\v"),
+            (0x27, "\\'"),
+            (0x5c, "\\\\"),
+        ];
+        let c = self.tmp_long();
+        self.ld_local(R0, l);
+        self.e(Insn::alu64_imm(Alu::And, R0, 0xff));
+        self.st_local(c, R0);
+        let end = self.label();
+        for (byte, text) in LETTERS {
+            let next = self.label();
+            self.ld_local(R0, c);
+            self.jimm(Cond::Ne, R0, byte, next);
+            self.append_lit(dst, text);
+            self.jmp(end);
+            self.bind(next);
+        }
+        let octal = self.label();
+        self.ld_local(R0, c);
+        self.jimm(Cond::Lt, R0, 0x20, octal);
+        self.jimm(Cond::Gt, R0, 0x7e, octal);
+        self.append_snprintf(dst, "%c");
+        self.jmp(end);
+        self.bind(octal);
+        self.append_lit(dst, "\\");
+        for shift in [6, 3, 0] {
+            self.ld_local(R0, c);
+            self.e(Insn::alu64_imm(Alu::Rsh, R0, shift));
+            self.e(Insn::alu64_imm(Alu::And, R0, 7));
+            self.e(Insn::alu64_imm(Alu::Add, R0, b'0' as i32));
+            self.append_snprintf(dst, "%c");
+        }
+        self.bind(end);
     }
 
     /// `%.Nd` and friends: C's precision of an integer is its least number
