@@ -197,4 +197,15 @@ fn errors_name_the_variable_and_the_nearest_members() {
         err.contains("error: struct task_struct has no member 'tgidd'; nearest: tgid"),
         "{err}"
     );
+    // A host probe cannot read kernel memory: said with the type.
+    let (code, _, err) = support::stapxx(&[
+        "-p2",
+        "-e",
+        "probe begin { t = & @cast(0, \"task_struct\", \"kernel\"); print(t->real_parent) }",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error: @cast to kernel type 'struct task_struct' reads kernel memory"),
+        "{err}"
+    );
 }

@@ -31,6 +31,14 @@ pub(super) struct AutoType {
     /// `@cast(p, T)` is `(T *)p`); else `handle` is a pointer type and the
     /// value is such a pointer, already loaded.
     implicit: bool,
+    /// The C spelling of what the value points to, for messages.
+    pointee: String,
+}
+
+impl AutoType {
+    pub(super) fn pointee(&self) -> &str {
+        &self.pointee
+    }
 }
 
 /// The type of the value a resolved cast chain gives, if it points to
@@ -42,10 +50,16 @@ pub(super) fn of_cast(c: &Cast) -> Option<AutoType> {
         Fetch::Load { .. } if v.kind == ValueKind::Pointer => false,
         Fetch::Load { .. } => return None,
     };
+    let pointee = if implicit {
+        v.name.clone()
+    } else {
+        v.name.trim_end_matches('*').trim_end().to_string()
+    };
     Some(AutoType {
         source: c.source.clone(),
         handle: v.handle.clone(),
         implicit,
+        pointee,
     })
 }
 
@@ -64,6 +78,7 @@ pub(super) fn of_call(name: &str, nargs: usize) -> Option<AutoType> {
         source: Source::Kernel,
         handle,
         implicit: true,
+        pointee: "struct task_struct".into(),
     })
 }
 

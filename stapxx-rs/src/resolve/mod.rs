@@ -805,7 +805,7 @@ impl Resolver<'_, '_> {
                 };
                 let addr = self.expr(*base)?;
                 let cast = autocast::resolve(self.modules, &ty, &steps, amp);
-                self.cast_read(cast, "(autocast)", addr, &indexes, span, reading)
+                self.cast_read(cast, ty.pointee(), addr, &indexes, span, reading)
             }
         }
     }
