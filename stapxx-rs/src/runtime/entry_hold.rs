@@ -1,12 +1,14 @@
-//! A `-c` command held at its entry point while its unwind table is placed.
+//! A `-c` command held at its entry point while its unwind and symbol
+//! tables are placed.
 //!
-//! `ubacktrace()` and friends walk one table of the process's modules at
-//! their runtime addresses (`crate::unwind`). A command has those only
+//! `ubacktrace()` and friends (and `usymname()` in the kernel) walk tables
+//! of the process's modules at their runtime addresses (`crate::unwind`,
+//! `kernel::user_symbols`). A command has those only
 //! once the dynamic loader has mapped its libraries, just before the
 //! program's entry point runs, and its probes may fire right after. So a
 //! uprobe on the executable's entry point, for the command's pid only,
 //! stops it there (SIGSTOP sent by the BPF program: nothing of the target
-//! is written); the host sees it stopped, places the table from its
+//! is written); the host sees it stopped, places the tables from its
 //! mappings, takes the probe away and lets it go on (SIGCONT). SystemTap
 //! places its tables from the kernel as each module is mapped; this kernel
 //! gives BPF no such event, and polling the mappings would miss a short
