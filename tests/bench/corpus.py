@@ -158,10 +158,10 @@ class Nginx:
     """The test suite's nginx build, in a prefix of its own, on loopback."""
 
     def __init__(self, shape):
-        if shape == "full":  # the bench-only build with proxy, gzip, charset, SSL
+        if shape.startswith("full"):  # the bench-only build with proxy, gzip, charset, SSL
             import nginx_full
 
-            nginx_full.build()
+            nginx_full.build(*shape.split("-")[1:2])
         self.dir = FIX / f"nginx-{shape}-{NGINX_VERSION}"
         self.exe = self.dir / "sbin" / "nginx"
         if not self.exe.is_file():
@@ -391,7 +391,7 @@ def cause_of(msg):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkout", type=Path)
-    ap.add_argument("--nginx", choices=["static", "dynamic", "full"], default="static")
+    ap.add_argument("--nginx", choices=["static", "dynamic", "full", "full-nogc64"], default="static")
     ap.add_argument("--bin", type=Path, default=ROOT / "target/release/stapxx-rs")
     ap.add_argument("--p2-timeout", type=int, default=120)
     ap.add_argument("--p4-timeout", type=int, default=300)

@@ -2,7 +2,7 @@
 """A bench-only nginx: the test suite's static build plus the modules the
 stapxx corpus probes (proxy, gzip, charset, SSL).
 
-    python3 tests/bench/nginx_full.py        # builds (or finds) it, prints its path
+    python3 tests/bench/nginx_full.py [nogc64]   # builds (or finds) it, prints its path
 
 The test suite's fixture (stapxx-rs/tests/support/nginx.rs) leaves these
 out because no test needs zlib or OpenSSL; the samples of issue 19 that
@@ -26,7 +26,12 @@ VERSION = "1.22.1"
 NGINX_SRC = FIX / "nginx-1.22.1-9+deb12u9-src"
 LUA_SRC = FIX / "libnginx-mod-http-lua-0.10.23-1+deb12u1-src"
 NDK_SRC = FIX / "libnginx-mod-http-ndk-0.3.2-3-src"
-LUAJIT = FIX / "luajit-gc64-2.1-20230119-1"
+LUAJITS = {
+    "gc64": FIX / "luajit-gc64-2.1-20230119-1",
+    # The same LuaJIT built without GC64, for the samples that read nginx's
+    # LuaJIT through the non-GC64 tapset (`@use luajit`).
+    "nogc64": FIX / "luajit-nogc64-2.1-20230119-1",
+}
 
 # The fixture's list, less proxy, gzip and charset (kept in step by hand:
 # this is a bench tool, the recipe stamp says which list built it).
@@ -62,10 +67,12 @@ WITH = ["--with-http_ssl_module"]
 RECIPE = "full-1 " + " ".join(WITHOUT + WITH)
 
 
-def build():
-    """Path of the full build's directory, building it when its stamp is
-    not this recipe's."""
-    out = FIX / f"nginx-full-{VERSION}"
+def build(luajit="gc64"):
+    """Path of the full build's directory (on the GC64 LuaJIT, or
+    `nogc64`), building it when its stamp is not this recipe's."""
+    LUAJIT = LUAJITS[luajit]
+    name = "full" if luajit == "gc64" else f"full-{luajit}"
+    out = FIX / f"nginx-{name}-{VERSION}"
     exe = out / "sbin" / "nginx"
     stamp = out / ".stamp"
     if exe.is_file() and stamp.is_file() and stamp.read_text() == RECIPE:
@@ -99,4 +106,4 @@ def build():
 
 
 if __name__ == "__main__":
-    print(build())
+    print(build(*sys.argv[1:2]))
