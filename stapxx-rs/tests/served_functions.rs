@@ -4,7 +4,8 @@
 //! (a signed char, as C reads it), the same in a host probe (`begin`) and
 //! a kernel one (BPF), as C gives them; stack(), ustack(), callers() and
 //! caller_addr() from the backtraces they are read from; ktime_get_ns()
-//! and cpu_clock_ns() against this test's own monotonic clock; randint().
+//! and cpu_clock_ns() against this test's own monotonic clock; randint();
+//! the load averages against /proc/loadavg.
 
 mod support;
 
@@ -154,5 +155,55 @@ fn integer_precision_host_and_kernel() {
     assert!(
         !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
         "{out}"
+    );
+}
+
+/// `sprint_loadavg()` and `get_loadavg_index(i)` in a host probe: what
+/// `/proc/loadavg` says (read before and after: it changes every 5 s),
+/// stap's "Invalid loadavg index" error outside 0..2; refused in a
+/// kernel probe, where the kernel's `avenrun` cannot be read.
+#[test]
+fn load_averages_as_proc_shows_them() {
+    let proc_now = || {
+        let text = std::fs::read_to_string("/proc/loadavg").unwrap();
+        let f: Vec<String> = text
+            .split_whitespace()
+            .take(3)
+            .map(str::to_string)
+            .collect();
+        let ints: Vec<&str> = f.iter().map(|x| x.split('.').next().unwrap()).collect();
+        format!(
+            "{} {} {}\n|{} {} {}\n",
+            f[0], f[1], f[2], ints[0], ints[1], ints[2]
+        )
+    };
+    let before = proc_now();
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        "probe begin { printf(\"%s|%d %d %d\\n\", sprint_loadavg(), get_loadavg_index(0), \
+         get_loadavg_index(1), get_loadavg_index(2)); exit() }",
+    ]);
+    let after = proc_now();
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        out == before || out == after,
+        "{out:?}, /proc: {before:?} / {after:?}"
+    );
+    let (code, _, err) =
+        support::stapxx(&["-e", "probe begin { print(get_loadavg_index(3)); exit() }"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("ERROR: Invalid loadavg index 3 specified."),
+        "{err}"
+    );
+    let (code, _, err) = support::stapxx(&[
+        "-p3",
+        "-e",
+        "probe kernel.trace(\"sched:sched_switch\") { print(sprint_loadavg()) }",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("error: the load averages are the kernel's avenrun, which kernel probes cannot read here"),
+        "{err}"
     );
 }

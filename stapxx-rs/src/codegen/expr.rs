@@ -870,6 +870,7 @@ impl Gen<'_> {
             }
             TaskCurrent => self.call(H_CUR_TASK),
             MemPageSize => self.mov_imm(R0, crate::system::page_size() as i64),
+            GetLoadavgIndex => return Err(super::strings::loadavg_in_kernel(span)),
             OnHost => self.mov_imm(R0, 0),
             Verbose => self.mov_imm(R0, self.o.verbose as i64),
             PidnsInum => self.mov_imm(R0, crate::task_info::pid_ns_inum()),

@@ -754,6 +754,7 @@ impl Gen<'_> {
                     "tokenize() keeps its place between calls: it runs in begin, end and timer probes only, not in kernel probes",
                 ))
             }
+            SprintLoadavg => return Err(loadavg_in_kernel(span)),
             Usymdata => {
                 self.long(&args[0])?;
                 let a = self.tmp_long();
@@ -920,4 +921,14 @@ fn spec(c: &Conversion, conv: &str) -> String {
     }
     s.push_str(conv);
     s
+}
+
+/// The load averages are the kernel's `avenrun`, a variable BPF cannot
+/// reach here (no kernel variables in BTF or kallsyms); the host reads
+/// them from `/proc/loadavg`.
+pub(super) fn loadavg_in_kernel(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        span,
+        "the load averages are the kernel's avenrun, which kernel probes cannot read here (no kernel variables): sprint_loadavg() and get_loadavg_index() run in begin, end and timer probes (that read no task)",
+    )
 }

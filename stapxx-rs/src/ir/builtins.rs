@@ -116,6 +116,12 @@ pub enum Builtin {
     /// `string_quoted(s)`: `s` quoted as `kernel_string_quoted` quotes
     /// (stap's is embedded C over the same quoting).
     StringQuoted,
+    /// `sprint_loadavg()`: the three load averages as `/proc/loadavg`
+    /// shows them (host probes: the kernel's `avenrun` is not reachable
+    /// from BPF here).
+    SprintLoadavg,
+    /// `get_loadavg_index(i)`: the integer part of load average i.
+    GetLoadavgIndex,
     /// `text_str(s)`: `s` escaped as `string_quoted` escapes, no quotes.
     TextStr,
     /// `text_strn(s, len, quoted)`: in at most `len` bytes, quoted or not.
@@ -313,6 +319,8 @@ impl Builtin {
             "kernel_string_quoted" => KernelStringQuoted,
             "string_quoted" => StringQuoted,
             "text_str" => TextStr,
+            "sprint_loadavg" => SprintLoadavg,
+            "get_loadavg_index" => GetLoadavgIndex,
             "text_strn" => TextStrn,
             "__stapxx_context" => Context,
             "task_current" => TaskCurrent,
@@ -403,6 +411,8 @@ impl Builtin {
             UserStringQuoted | KernelStringQuoted => sig(&[L], S),
             StringQuoted | TextStr => sig(&[S], S),
             TextStrn => sig(&[S, L, L], S),
+            SprintLoadavg => sig(&[], S),
+            GetLoadavgIndex => sig(&[L], L),
             UserBufferQuoted(_) => sig(&[L, L, L], S),
             KernelRead(..) => sig(&[L], L),
             KernelString => Signature {
@@ -640,6 +650,8 @@ const NAMES: &[&str] = &[
     "kernel_string_quoted",
     "string_quoted",
     "text_str",
+    "sprint_loadavg",
+    "get_loadavg_index",
     "text_strn",
     "task_current",
     "strlen",

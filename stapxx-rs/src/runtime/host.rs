@@ -262,6 +262,19 @@ pub fn tid() -> i64 {
     i64::from(unsafe { libc::syscall(libc::SYS_gettid) })
 }
 
+/// The 1, 5 and 15 minute load averages as `/proc/loadavg` writes them
+/// (`X.YY`, rounded as stap's `sprint_loadavg` rounds the kernel's
+/// `avenrun`: the same computation).
+pub fn loadavg() -> Result<[String; 3], String> {
+    let text = std::fs::read_to_string("/proc/loadavg")
+        .map_err(|e| format!("cannot read /proc/loadavg: {e}"))?;
+    let mut f = text.split_whitespace().map(str::to_string);
+    match (f.next(), f.next(), f.next()) {
+        (Some(a), Some(b), Some(c)) => Ok([a, b, c]),
+        _ => Err(format!("unexpected /proc/loadavg: {text:?}")),
+    }
+}
+
 pub fn ppid() -> i64 {
     // SAFETY: getppid has no arguments and cannot fail.
     i64::from(unsafe { libc::getppid() })

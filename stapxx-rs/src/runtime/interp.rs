@@ -998,6 +998,22 @@ impl<'p> Interp<'p> {
                 let q = textstr::text_str(c_str(&v), PastEnd::Nul, 0, 0, self.limits.maxstringlen, false);
                 s(q.unwrap_or_default())
             }
+            B::SprintLoadavg => {
+                let avgs = host::loadavg().map_err(|m| RtError::new(m.into_bytes(), None))?;
+                s(format!("{} {} {}\n", avgs[0], avgs[1], avgs[2]).into_bytes())
+            }
+            B::GetLoadavgIndex => {
+                let i = self.arg_long(args, 0, fr)?;
+                if !(0..=2).contains(&i) {
+                    return Err(RtError::new(
+                        format!("Invalid loadavg index {i} specified.").into_bytes(),
+                        None,
+                    ));
+                }
+                let avgs = host::loadavg().map_err(|m| RtError::new(m.into_bytes(), None))?;
+                let whole = avgs[i as usize].split('.').next().unwrap_or("0");
+                n(whole.parse().unwrap_or(0))
+            }
             B::TextStr => {
                 let v = self.arg_bytes(args, 0, fr)?;
                 s(textstr::escaped(c_str(&v), 0, false, self.limits.maxstringlen))
