@@ -397,7 +397,10 @@ fn jp_counts(lj: &LuaJit, jit: bool, cpu_secs: u32) -> HashMap<String, u64> {
 }
 
 /// heavy and light share the CPU 3:1 by design; lj-lua-stacks must see
-/// that within 5 points, and agree with `luajit -jp` within 5 points.
+/// that within 5 points, and agree with `luajit -jp` within 8 points
+/// (LuaJIT's own profiler, the oracle, strays further from the design
+/// than that on a loaded machine: 69.7/30.2 once in a full CI-like run,
+/// where lj-lua-stacks saw 75.4/24.6).
 fn split(variant: Variant, jit: bool) {
     let Some(lj) = setup(variant) else { return };
     let args: &[&str] = if jit { &[] } else { &["-joff"] };
@@ -445,7 +448,7 @@ fn split(variant: Variant, jit: bool) {
          luajit -jp: heavy {jp_heavy:.1}%, light {jp_light:.1}% of {jp_total}"
     );
     assert!(
-        (heavy - jp_heavy).abs() <= 5.0 && (light - jp_light).abs() <= 5.0,
+        (heavy - jp_heavy).abs() <= 8.0 && (light - jp_light).abs() <= 8.0,
         "lj-lua-stacks: heavy {heavy:.1}%, light {light:.1}%; \
          luajit -jp: heavy {jp_heavy:.1}%, light {jp_light:.1}% ({jp:?})"
     );
