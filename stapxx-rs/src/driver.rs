@@ -237,10 +237,7 @@ impl<'o> Session<'o> {
         let config = runtime::Config {
             target: self.target.as_ref().map(|t| t.pid),
             command: self.opts.cli.command.clone(),
-            command_exe: self
-                .exec_path
-                .clone()
-                .filter(|_| self.target.is_none() && self.opts.cli.command.is_some()),
+            command_exe: self.command_exe().map(Path::to_path_buf),
             limits: runtime::Limits::from_defines(&self.opts.defines),
             skip_badvars: self.opts.cli.skip_badvars,
             verbose: self.opts.cli.verbose,
@@ -341,14 +338,10 @@ impl<'o> Session<'o> {
         if !codegen::has_kernel_probes(program) {
             return Ok(None);
         }
-        let command_exe = self
-            .exec_path
-            .as_deref()
-            .filter(|_| self.target.is_none() && self.opts.cli.command.is_some());
         let copts = loadinfo::codegen_options(
             self.opts,
             self.target.as_ref(),
-            command_exe,
+            self.command_exe(),
             program,
             loading,
         )?;
@@ -368,6 +361,13 @@ impl<'o> Session<'o> {
             check_footprint(&c, program, copts.ncpus)?;
         }
         Ok(Some(c))
+    }
+
+    /// The executable of a `-c` command that has not run yet (no `-x`).
+    fn command_exe(&self) -> Option<&Path> {
+        self.exec_path
+            .as_deref()
+            .filter(|_| self.target.is_none() && self.opts.cli.command.is_some())
     }
 
     /// The script's name for messages and its text: `-e`'s, or the file's.

@@ -13,7 +13,6 @@ use crate::ir::{GlobalId, Program, Ty};
 use crate::target::TargetInfo;
 use ebpf_backend::{Attachment, LoadOptions, Loaded, RingBufReader};
 use grammar::Diagnostic;
-use std::path::Path;
 use std::time::Duration;
 
 /// One record a kernel probe sent.
@@ -684,15 +683,14 @@ pub fn user_symbols(t: &TargetInfo) -> crate::ksyms::PackedSymbols {
 }
 
 /// The user symbol table's size for a `-c` command that has not run yet:
-/// its executable's and libraries' (`ldd`) functions, each with a name and
-/// at most one nameless entry after it, with a quarter more room (what it
-/// may `dlopen`); the search covers the whole capacity. Filled when the
-/// command has mapped them ([`KernelSession::place_command_tables`]).
-pub fn command_symbols_layout(exe: &Path) -> crate::ksyms::PackedLayout {
-    let mut files = vec![exe.to_path_buf()];
-    files.extend(crate::target::ldd_libraries(exe).unwrap_or_default());
+/// the functions of its `files` (executable and linked libraries), each
+/// with a name and at most one nameless entry after it, with a quarter
+/// more room (what it may `dlopen`); the search covers the whole capacity.
+/// Filled when the command has mapped them
+/// ([`KernelSession::place_command_tables`]).
+pub fn command_symbols_layout(files: &[std::path::PathBuf]) -> crate::ksyms::PackedLayout {
     let (mut entries, mut names) = (0usize, 0usize);
-    for f in &files {
+    for f in files {
         let Ok(table) = crate::debuginfo::Module::open(f).and_then(|m| m.own_symbols()) else {
             continue;
         };

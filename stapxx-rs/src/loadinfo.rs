@@ -118,13 +118,23 @@ pub fn codegen_options(
     o.ncpus = ebpf_backend::sys::possible_cpus().unwrap_or(1) as u32;
     o.boot_to_wall_ns = boot_to_wall_ns();
     let needs = needs(program);
+    // A `-c` command's files (its executable, the libraries it links),
+    // listed once for the tables sized from them.
+    let command_files = match command_exe {
+        Some(exe) if target.is_none() && (needs.user_symbols || needs.unwind) => {
+            let mut files = vec![exe.to_path_buf()];
+            files.extend(crate::target::ldd_libraries(exe).unwrap_or_default());
+            files
+        }
+        _ => Vec::new(),
+    };
     if needs.user_symbols {
         if let Some(t) = target {
             o.usyms = Some(crate::kernel::user_symbols(t).layout());
-        } else if let Some(exe) = command_exe {
+        } else if command_exe.is_some() {
             // Filled once the command has mapped its libraries
             // (runtime/entry_hold.rs).
-            o.usyms = Some(crate::kernel::command_symbols_layout(exe));
+            o.usyms = Some(crate::kernel::command_symbols_layout(&command_files));
         }
     }
     let exe_filters = program.probes.iter().any(|p| {
@@ -166,7 +176,7 @@ pub fn codegen_options(
         } else if let Some(exe) = command_exe {
             // Filled once the command has mapped its libraries
             // (runtime/entry_hold.rs).
-            o.ucfi = Some(crate::unwind::command_layout(exe).map_err(unwind)?);
+            o.ucfi = Some(crate::unwind::command_layout(exe, &command_files).map_err(unwind)?);
         }
     }
     if needs.kernel_symbols {

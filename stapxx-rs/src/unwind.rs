@@ -95,7 +95,11 @@ impl ProcessTable {
     }
 
     pub fn pack(&self) -> Vec<u8> {
-        let l = self.layout();
+        self.pack_as(self.layout())
+    }
+
+    /// Packed into `l`'s room (at least this table's).
+    fn pack_as(&self, l: CfiLayout) -> Vec<u8> {
         let mut out = Vec::with_capacity(l.size() as usize);
         crate::ksyms::push_padded(&mut out, &self.addrs, l.cap, u64::MAX);
         crate::ksyms::push_padded(&mut out, &self.rules, l.cap, K_NONE);
@@ -191,18 +195,16 @@ fn file_rows(file: &std::path::Path, elf: &ElfFile) -> (Arc<Vec<Row>>, f64) {
     (rows, ms)
 }
 
-/// The table size for a `-c` command that has not run yet: its rows do not
-/// depend on where the modules will be mapped, only on which, so the
-/// executable's and those of the libraries it links (`ldd`, the dynamic
-/// loader among them) are counted, with room for a quarter more (what it
-/// may `dlopen`), and the search covers the whole capacity (the padding's
-/// addresses are above every pc). Placed when the command has mapped them
-/// ([`place`]).
-pub fn command_layout(exe: &std::path::Path) -> Result<CfiLayout, String> {
-    let mut files = vec![exe.to_path_buf()];
-    files.extend(crate::target::ldd_libraries(exe).unwrap_or_default());
+/// The table size for the `-c` command `exe` that has not run yet: its
+/// rows do not depend on where the modules will be mapped, only on which,
+/// so those of its `files` (the executable and the libraries it links,
+/// `ldd`, the dynamic loader among them) are counted, with room for a
+/// quarter more (what it may `dlopen`), and the search covers the whole
+/// capacity (the padding's addresses are above every pc). Placed when the
+/// command has mapped them ([`place`]).
+pub fn command_layout(exe: &std::path::Path, files: &[PathBuf]) -> Result<CfiLayout, String> {
     let mut rows = 0usize;
-    for f in &files {
+    for f in files {
         // A file that cannot be read has no rows, as in a placed table.
         if let Ok(elf) = ElfFile::open(f) {
             rows += file_rows(f, &elf).0.len();
@@ -233,10 +235,7 @@ pub fn place(t: &TargetInfo, layout: CfiLayout) -> Result<Vec<u8>, String> {
             layout.cap
         ));
     }
-    let mut out = Vec::with_capacity(layout.size() as usize);
-    crate::ksyms::push_padded(&mut out, &table.addrs, layout.cap, u64::MAX);
-    crate::ksyms::push_padded(&mut out, &table.rules, layout.cap, K_NONE);
-    Ok(out)
+    Ok(table.pack_as(layout))
 }
 
 /// The table of process `t`: computed once per process (the code
