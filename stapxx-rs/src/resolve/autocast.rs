@@ -82,6 +82,18 @@ pub(super) fn of_call(name: &str, nargs: usize) -> Option<AutoType> {
     })
 }
 
+impl super::Resolver<'_, '_> {
+    /// The type `e` is known to point to before it is resolved: a typed
+    /// variable's, or a typed builtin call's.
+    pub(super) fn known_type(&self, e: &Expr) -> Option<AutoType> {
+        match &e.kind {
+            ExprKind::Var(v) => self.autotypes.get(v).cloned(),
+            ExprKind::Call { name, args } => of_call(name, args.len()),
+            _ => None,
+        }
+    }
+}
+
 /// `steps` from a value of type `t` (`amp`: with a leading `&`).
 pub(super) fn resolve(
     modules: &mut Modules,

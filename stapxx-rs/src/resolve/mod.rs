@@ -506,11 +506,7 @@ impl Resolver<'_, '_> {
                 };
                 // A variable's own type while its new value is resolved
                 // (`pos = pos->next`).
-                self.last_type = match &rhs.kind {
-                    ExprKind::Var(v) => self.autotypes.get(v).cloned(),
-                    ExprKind::Call { name, args } => autocast::of_call(name, args.len()),
-                    _ => None,
-                };
+                self.last_type = self.known_type(&rhs);
                 let rhs = self.bx(*rhs)?;
                 if let (true, Some(v), Some(t)) = (typed, target, self.last_type.take()) {
                     self.autotypes.insert(v, t);
@@ -795,12 +791,7 @@ impl Resolver<'_, '_> {
             }
             DwarfBase::Target(name) => self.target_var(&name, &steps, &indexes, amp, span),
             DwarfBase::Autocast(base) => {
-                let ty = match &base.kind {
-                    ExprKind::Var(v) => self.autotypes.get(v).cloned(),
-                    ExprKind::Call { name, args } => autocast::of_call(name, args.len()),
-                    _ => None,
-                };
-                let Some(ty) = ty else {
+                let Some(ty) = self.known_type(&base) else {
                     return Ok(Err(autocast::untyped(&base)));
                 };
                 let addr = self.expr(*base)?;
