@@ -461,6 +461,35 @@ impl Builtin {
     }
 
     /// What its kernel code needs computed at load time.
+    /// Whether it reads the task (or CPU, or registers) the probe
+    /// interrupted: a wall-clock timer calling it runs in the kernel
+    /// (`resolve/kernel_timers.rs`).
+    pub fn reads_interrupted_task(self) -> bool {
+        use Builtin::*;
+        matches!(
+            self,
+            Pid | Tid
+                | Ppid
+                | Uid
+                | Gid
+                | Execname
+                | Cpu
+                | UserMode
+                | Addr
+                | Uaddr
+                | Probefunc
+                | TaskCurrent
+                | URegister
+                | Ubacktrace
+                | Ucallers
+                | PrintUbacktrace(_)
+                | SprintUbacktrace
+                | Backtrace
+                | PrintBacktrace
+                | SprintBacktrace
+        )
+    }
+
     pub fn needs(self) -> Needs {
         use Builtin::*;
         let none = Needs::default();

@@ -16,34 +16,6 @@ use crate::probes::{Site, SiteKind};
 use grammar::ast::*;
 use std::collections::HashSet;
 
-/// Whether a builtin reads the task (or CPU, or registers) a probe
-/// interrupted.
-fn reads_task(b: Builtin) -> bool {
-    use Builtin::*;
-    matches!(
-        b,
-        Pid | Tid
-            | Ppid
-            | Uid
-            | Gid
-            | Execname
-            | Cpu
-            | UserMode
-            | Addr
-            | Uaddr
-            | Probefunc
-            | TaskCurrent
-            | URegister
-            | Ubacktrace
-            | Ucallers
-            | PrintUbacktrace(_)
-            | SprintUbacktrace
-            | Backtrace
-            | PrintBacktrace
-            | SprintBacktrace
-    )
-}
-
 impl Resolver<'_, '_> {
     /// `sites` with every wall-clock timer made a one-CPU perf event when
     /// `body` (or a function it calls) reads the interrupted task.
@@ -80,7 +52,7 @@ impl Resolver<'_, '_> {
         });
         calls.into_iter().any(|name| {
             if let Some(b) = Builtin::from_name(&name) {
-                return reads_task(b);
+                return b.reads_interrupted_task();
             }
             if !seen.insert(name.clone()) {
                 return false;
