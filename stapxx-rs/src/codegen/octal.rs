@@ -12,8 +12,7 @@ use ebpf_backend::insn::{Alu, Cond};
 use ebpf_backend::Insn;
 
 impl Gen<'_> {
-    /// Appends the long in local `l` in octal (`alt`: C's `#`, a leading
-    /// 0 for a value that is not 0).
+    /// Appends the long in local `l` in octal (`alt`: `#`, a leading 0).
     pub(super) fn append_octal(&mut self, dst: SLoc, l: i16, alt: bool) {
         let hi = self.tmp_long();
         let lo = self.tmp_long();
@@ -27,13 +26,10 @@ impl Gen<'_> {
         self.spread(R1, 16);
         self.st_local(lo, R0);
         if alt {
-            let zero = self.label();
-            self.ld_local(R0, l);
-            self.jimm(Cond::Eq, R0, 0, zero);
+            // stap's runtime writes the prefix for 0 too (`00`), unlike C.
             let t = SLoc::Frame(self.tmp_str());
             self.set_lit(t, "0");
             self.append_str(dst, t);
-            self.bind(zero);
         }
         let short = self.label();
         let end = self.label();

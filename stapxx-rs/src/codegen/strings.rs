@@ -483,7 +483,7 @@ impl Gen<'_> {
                     other => return Err(unsupported(span, &format!("the conversion %{other}"))),
                 };
                 // bpf_snprintf has no `#` flag: write the 0x prefix
-                // ourselves (C writes none for a zero, except %p).
+                // ourselves (stap's runtime writes it for 0 too, unlike C).
                 let alt = c.flags.contains('#') && matches!(c.kind, 'x' | 'X');
                 if let (Some(p), true) =
                     (c.precision, matches!(c.kind, 'd' | 'i' | 'u' | 'x' | 'X'))
@@ -512,12 +512,7 @@ impl Gen<'_> {
                     (spec(&c, conv), None)
                 };
                 if let Some(pfx) = prefix {
-                    let skip = self.label();
-                    if conv != "p" {
-                        self.jimm(Cond::Eq, R0, 0, skip);
-                    }
                     self.append_lit(dst, pfx);
-                    self.bind(skip);
                     self.ld_local(R0, l);
                 }
                 self.append_snprintf(dst, &spec);

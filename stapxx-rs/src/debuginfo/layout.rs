@@ -209,7 +209,7 @@ fn parse_int(s: &str) -> Option<i64> {
 }
 
 /// A type after typedefs and qualifiers, declarations completed.
-enum Concrete {
+pub(super) enum Concrete {
     Void,
     Scalar {
         kind: ValueKind,
@@ -235,7 +235,7 @@ enum Concrete {
 /// Resolves C type names and member chains against one type graph: a
 /// module's DWARF or the kernel's BTF.
 pub struct Resolver<'a> {
-    dwarf: &'a dyn TypeGraph,
+    pub(super) dwarf: &'a dyn TypeGraph,
     pointer_size: u8,
 }
 
@@ -351,7 +351,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn concrete(&self, ty: &Ty) -> Result<Concrete> {
+    pub(super) fn concrete(&self, ty: &Ty) -> Result<Concrete> {
         let mut id = match ty {
             Ty::Void => return Ok(Concrete::Void),
             Ty::Ptr(t, size) => {

@@ -50,6 +50,7 @@ pub mod params;
 pub mod plt;
 mod scope;
 pub mod sdt;
+pub mod shape;
 pub mod statements;
 pub mod symbols;
 

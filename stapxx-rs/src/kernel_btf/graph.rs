@@ -159,7 +159,12 @@ impl TypeGraph for BtfGraph<'_> {
         let target = (next != 0).then(|| node(next));
         Ok(match kind {
             INT => {
-                let enc = self.types.u32_at(at + 12).unwrap_or(0) >> 24;
+                let mut enc = self.types.u32_at(at + 12).unwrap_or(0) >> 24;
+                // pahole sets no CHAR bit, but the kernel's character types
+                // keep their C names: they are characters, as in DWARF.
+                if next == 1 && matches!(name, "char" | "signed char" | "unsigned char") {
+                    enc |= 2;
+                }
                 let encoding = match (enc & 4 != 0, enc & 2 != 0, enc & 1 != 0) {
                     (true, _, _) => dw::DW_ATE_boolean,
                     (_, true, true) => dw::DW_ATE_signed_char,

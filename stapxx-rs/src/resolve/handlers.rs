@@ -257,6 +257,7 @@ impl Resolver<'_, '_> {
     ) -> R<()> {
         let sites = self.timers_in_kernel(&p.body, sites);
         let mark = self.entries.len();
+        let made = self.resolved_functions.len();
         self.split = false;
         let body = self.handler_body(p, &sites);
         if !self.split || sites.len() < 2 {
@@ -269,6 +270,9 @@ impl Resolver<'_, '_> {
             return Ok(());
         }
         self.entries.truncate(mark);
+        // Functions made for pretty strings of the body resolved for all
+        // the sites at once.
+        self.resolved_functions.truncate(made);
         let mut parts: Vec<ResolvedProbe> = Vec::new();
         for site in sites {
             self.split = false;

@@ -23,6 +23,7 @@ mod kernel_timers;
 pub mod marks;
 pub mod modules;
 mod overloads;
+mod pretty;
 mod queue;
 pub mod reads;
 pub mod target;
@@ -111,6 +112,8 @@ pub fn resolve(
         defines: defines.clone(),
         autotypes: HashMap::new(),
         last_type: None,
+        last_value: None,
+        pretty_count: 0,
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
@@ -271,6 +274,11 @@ struct Resolver<'a, 'm> {
     /// (autocast.rs), and the type of the last typed value resolved.
     autotypes: HashMap<String, autocast::AutoType>,
     last_type: Option<autocast::AutoType>,
+    /// The type of the last target value resolved, whatever it is (for
+    /// pretty printing).
+    last_value: Option<pretty::ValueAt>,
+    /// Functions made for pretty-printed values so far (their names).
+    pretty_count: usize,
 }
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the
@@ -705,11 +713,13 @@ impl Resolver<'_, '_> {
         span: Span,
         reading: bool,
     ) -> R<Result<Expr, String>> {
-        if d.pretty > 0 {
-            return Ok(Err(
-                "pretty-printing target values with '$' is not supported yet".into(),
-            ));
+        // In a `.return` probe a variable's pretty string is made at
+        // entry (below), as stap saves it.
+        let at_entry = matches!(&d.base, DwarfBase::Target(n) if self.at_entry(n));
+        if d.pretty > 0 && !at_entry {
+            return self.pretty(d, amp, span);
         }
+        let pretty = d.pretty;
         // The chain as written, for a `.return` probe's entry capture.
         let chain_back = d.chain.clone();
         // Member chain -> steps; computed indexes resolved first.
@@ -751,6 +761,10 @@ impl Resolver<'_, '_> {
                 let path = m.target_path().display().to_string();
                 match m.resolve_var(&name, &steps, amp) {
                     Ok(v) => {
+                        self.last_value = Some(pretty::ValueAt {
+                            source: casts::Source::User(module.clone()),
+                            handle: v.resolved.value.handle.clone(),
+                        });
                         let link = v.variable.link_address;
                         let base = self.module_address(&path, link, span);
                         Ok(Ok(reads::build(base, &v.resolved, &indexes, span)))
@@ -776,7 +790,7 @@ impl Resolver<'_, '_> {
                     kind: ExprKind::Dwarf(Box::new(DwarfValue {
                         base: DwarfBase::Target(name),
                         chain: chain_back,
-                        pretty: 0,
+                        pretty,
                     })),
                 };
                 let original = if amp {
@@ -821,6 +835,10 @@ impl Resolver<'_, '_> {
                     self.kernel_read(ty, span)?;
                 }
                 self.last_type = autocast::of_cast(&c);
+                self.last_value = Some(pretty::ValueAt {
+                    source: c.source.clone(),
+                    handle: c.chain.value.handle.clone(),
+                });
                 Ok(Ok(reads::build_in(
                     c.memory,
                     addr,

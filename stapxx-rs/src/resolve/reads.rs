@@ -137,23 +137,25 @@ pub fn build_in(
             size,
             signed,
             bitfield: Some(bf),
-        } => {
-            let raw = read(mem, size, false, cur, span);
-            let (shift, width) = (bf.shift as i64, bf.width as i64);
-            if signed {
-                // Move the field to the top, then shift back arithmetically.
-                let up = bin(BinOp::Shl, raw, num(64 - shift - width, span), span);
-                bin(BinOp::Shr, up, num(64 - width, span), span)
-            } else {
-                let down = if shift == 0 {
-                    raw
-                } else {
-                    bin(BinOp::Shr, raw, num(shift, span), span)
-                };
-                let mask = if width >= 64 { -1 } else { (1i64 << width) - 1 };
-                bin(BinOp::BitAnd, down, num(mask, span), span)
-            }
-        }
+        } => bitfield(read(mem, size, false, cur, span), bf, signed, span),
+    }
+}
+
+/// The bitfield `bf` of the loaded unit `raw` (zero-extended).
+pub fn bitfield(raw: Expr, bf: crate::debuginfo::Bitfield, signed: bool, span: Span) -> Expr {
+    let (shift, width) = (bf.shift as i64, bf.width as i64);
+    if signed {
+        // Move the field to the top, then shift back arithmetically.
+        let up = bin(BinOp::Shl, raw, num(64 - shift - width, span), span);
+        bin(BinOp::Shr, up, num(64 - width, span), span)
+    } else {
+        let down = if shift == 0 {
+            raw
+        } else {
+            bin(BinOp::Shr, raw, num(shift, span), span)
+        };
+        let mask = if width >= 64 { -1 } else { (1i64 << width) - 1 };
+        bin(BinOp::BitAnd, down, num(mask, span), span)
     }
 }
 

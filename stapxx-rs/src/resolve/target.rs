@@ -9,16 +9,19 @@
 //!   `user_int64(u_register("rsp") + 8)` for a seventh argument at entry;
 //! * `$ptr->member...`: the pointer's value, then the `@cast`-style reads
 //!   (`user_int32(u_register("rdi") + 8)`);
-//! * `$$parms`, `$$locals`, `$$vars`: `sprintf("a=0x%x b=0x%x", ...)`, with
+//! * `$$parms`, `$$locals`, `$$vars`: `sprintf("a=%#x b=%#x", ...)`, with
 //!   `name=?` for values that cannot be read, as stap prints them.
 //!
 //! In `.return` probes `$return` is `returnval()` narrowed to the return
 //! type (chains work as for pointer parameters) and `$$return` is
-//! `sprintf("return=0x%x", ...)`. Parameters there need their value saved
+//! `sprintf("return=%#x", ...)`. Parameters there need their value saved
 //! at entry (stap does it implicitly, or with `@entry`): not supported yet.
 
+use super::casts::Source;
+use super::pretty::ValueAt;
 use super::reads::{call, num};
 use super::{reads, Modules, Resolver, R};
+use crate::debuginfo::shape::Shape;
 use crate::debuginfo::params::{x86_64_register_name, FunctionInfo, ParamLocation};
 use crate::debuginfo::{Access, Fetch, Module, Resolved as Chain, Step, TypeHandle, ValueKind};
 use crate::probes::SiteKind;
@@ -116,6 +119,8 @@ impl Resolver<'_, '_> {
         let mut out: Vec<(String, u64, Expr)> = Vec::new();
         // Why a function has no such variable, when one has none.
         let mut missing: Option<String> = None;
+        // The value's type at each site (for pretty printing).
+        let mut types: Vec<Option<ValueAt>> = Vec::new();
         for site in &sites {
             if let SiteKind::Tracepoint(tp) = &site.kind {
                 // Task-filtered events have variables when their kind gives
@@ -123,6 +128,12 @@ impl Resolver<'_, '_> {
                 let has_vars =
                     !matches!(&tp.args, crate::probes::trace::TpArgs::Record(f) if f.is_empty());
                 if tp.filter.is_none() || has_vars {
+                    types.push(super::tracepoints::var_type(tp, name, steps).map(|handle| {
+                        ValueAt {
+                            source: Source::Kernel,
+                            handle,
+                        }
+                    }));
                     match super::tracepoints::var(tp, name, steps, indexes, amp, span) {
                         Ok(e) => out.push((format!("{}:{}", tp.category, tp.name), 0, e)),
                         Err(msg) => return Ok(Err(msg)),
@@ -137,6 +148,7 @@ impl Resolver<'_, '_> {
                 )));
             };
             if let Some(mk) = &u.marker {
+                types.push(None);
                 match super::marks::marker_var(mk, name, !steps.is_empty() || amp, span) {
                     Ok(e) => out.push((u.function.clone(), u.entry_address, e)),
                     Err(msg) => return Ok(Err(msg)),
@@ -169,12 +181,22 @@ impl Resolver<'_, '_> {
                 is_return: u.is_return,
                 bias,
             };
+            types.push(var_type(m, info, name, steps).map(|handle| ValueAt {
+                source: Source::User(Some(u.module.clone())),
+                handle,
+            }));
             match render(m, info, &fs, name, steps, indexes, amp, span)? {
                 Ok(e) => out.push((info.name.clone(), info.probe_address, e)),
                 Err(msg) => {
                     missing.get_or_insert(msg);
                 }
             }
+        }
+        // One type for all the sites, or none (pretty printing then
+        // splits the handler per site).
+        self.last_value = types.first().cloned().flatten();
+        if types.iter().any(|t| *t != self.last_value) {
+            self.last_value = None;
         }
         if let Some(msg) = missing {
             // Some of the functions have it, some do not (`$oldmem` of
@@ -204,6 +226,16 @@ impl Resolver<'_, '_> {
             names.join(", ")
         )))
     }
+}
+
+/// The type of `$name` + `steps` in one function (`$return`: its
+/// return type), wherever the variable is.
+fn var_type(m: &Module, info: &FunctionInfo, name: &str, steps: &[Step]) -> Option<TypeHandle> {
+    let ty = match name {
+        "return" => info.return_type.as_ref()?,
+        _ => &info.variable(name)?.ty,
+    };
+    Some(m.resolve_from(ty, steps, false).ok()?.value.handle)
 }
 
 /// One function's reading of `$name` + `steps`.
@@ -415,10 +447,35 @@ fn value_chain(
             };
             Ok(Ok(reads::build(value, &c, indexes, span)))
         }
-        _ => Ok(Err(format!(
-            "'{display}' is held in registers and is not a pointer: its members cannot be read"
-        ))),
+        _ => Ok(in_register(value, &c, span).ok_or_else(|| {
+            format!("'{display}' is held in registers and is not a pointer: its members cannot be read beyond its first 8 bytes")
+        })),
     }
+}
+
+/// A member of a struct or union held whole in one register (a small
+/// struct passed by value): its bytes are bits of the register.
+fn in_register(value: Expr, c: &Chain, span: Span) -> Option<Expr> {
+    let off = c.constant_offset()?;
+    let Fetch::Load {
+        size,
+        signed,
+        bitfield,
+    } = c.fetch
+    else {
+        return None;
+    };
+    if off < 0 || off as u64 + u64::from(size) > 8 {
+        return None;
+    }
+    let shifted = match off {
+        0 => value,
+        n => bin(BinOp::Shr, value, num(n * 8, span), span),
+    };
+    Some(match bitfield {
+        None => narrow(shifted, size, signed, span),
+        Some(bf) => reads::bitfield(narrow(shifted, size, false, span), bf, signed, span),
+    })
 }
 
 /// `$$parms`, `$$locals`, `$$vars`, `$$return` as stap prints them.
@@ -452,7 +509,7 @@ fn context_string(
                 match value_chain(m, &v, call("returnval", vec![], span), &[], &[], false, span)? {
                     Ok(e) if scalar(m, ty) => Ok(call(
                         "sprintf",
-                        vec![string("return=0x%x", span), e],
+                        vec![string("return=%#x", span), e],
                         span,
                     )),
                     _ => Ok(string("return=?", span)),
@@ -481,10 +538,22 @@ fn context_string(
             ty: &var.ty,
             location: var.location.clone(),
         };
+        // Aggregates are not read, whatever their location (stap's
+        // placeholders).
+        let placeholder = match m.resolver().and_then(|r| r.shape(&var.ty)) {
+            Ok(Shape::Aggregate { .. }) => Some("={...}"),
+            Ok(Shape::Array { .. }) => Some("=[...]"),
+            _ => None,
+        };
+        if let Some(p) = placeholder {
+            format.push_str(&var.name);
+            format.push_str(p);
+            continue;
+        }
         match read_var(m, info, site, &v, &[], &[], false, span)? {
             Ok(e) if scalar(m, &var.ty) => {
                 format.push_str(&var.name);
-                format.push_str("=0x%x");
+                format.push_str("=%#x");
                 args.push(e);
             }
             _ => {

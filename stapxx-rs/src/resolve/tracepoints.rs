@@ -77,6 +77,27 @@ pub(super) fn var(
     }
 }
 
+/// The kernel type of `$name` + `steps` in tracepoint `t`: its typed
+/// arguments have one (record fields and system call parameters do not).
+pub(super) fn var_type(
+    t: &TracepointSite,
+    name: &str,
+    steps: &[Step],
+) -> Option<crate::debuginfo::TypeHandle> {
+    let TpArgs::Typed(args) = &t.args else {
+        return None;
+    };
+    if t.syscall.as_ref().is_some_and(|sc| sc.param(name).is_some()) {
+        return None;
+    }
+    let arg = args.iter().find(|a| a.name == name)?;
+    let r = Kernel::get()?
+        .resolver()
+        .resolve(&Kernel::handle(arg.ty), false, steps, false)
+        .ok()?;
+    Some(r.value.handle)
+}
+
 /// In a site tagged with system call `sc`: `$return` at its exit, or one
 /// of its parameters at its entry. None: neither (the event's own
 /// variables may still have the name).
