@@ -18,16 +18,24 @@ use super::layout::{Concrete, Resolver, Ty, TypeHandle, ValueKind};
 pub enum Shape {
     /// An integer, `bool` or enum, printed as a number; `signed` as C
     /// has it, and for `bool` (as stap prints it, `%i`).
-    Number { signed: bool },
+    Number {
+        signed: bool,
+    },
     /// A character type (`char`, `signed char`, `unsigned char`, UTF
     /// types); `size` in bytes.
-    Char { size: u64 },
+    Char {
+        size: u64,
+    },
     /// Floating point (stap has none to print it with).
     Float,
     /// A pointer (or C++ reference) to `target`; `None`: to `void`.
-    Pointer { target: Option<TypeHandle> },
+    Pointer {
+        target: Option<TypeHandle>,
+    },
     /// An array; `elem` is what one index gives.
-    Array { elem: TypeHandle },
+    Array {
+        elem: TypeHandle,
+    },
     /// A struct, union or class; `members` is `None` when only a
     /// declaration of it exists.
     Aggregate {

@@ -11,8 +11,9 @@
 //!   `syscall.*` aliases that reach one): the kernel, as stap resolves a
 //!   module-less `@cast` in a kernel probe (`@cast($event,
 //!   "epoll_event")->events` in a `syscall.epoll_ctl` probe).
-//! * no module elsewhere: the target's executable (uprobes: the probed
-//!   process, as in stap; other probes: `-x`/`-c`/`--exec`'s executable);
+//! * no module elsewhere: in a uprobe handler whose sites are all in one
+//!   module, that module (stap takes the probe's module); else the
+//!   target's executable (`-x`/`-c`/`--exec`'s);
 //! * a path: that user-space module's DWARF (or shipped layout), read with
 //!   `user_*` reads.
 //! * alternatives, `"kernel:nfs"` (stap's): the first that has the type;
@@ -127,7 +128,7 @@ pub(super) fn resolve(
         None => vec![],
     };
     if alternatives.is_empty() {
-        return in_user(modules, None, ty, steps, amp);
+        return in_user(modules, probed_module(sites), ty, steps, amp);
     }
     // Failing everywhere: what the kernel said, else the first one.
     let mut first = None;
@@ -154,6 +155,17 @@ pub(super) fn resolve(
         }
     }
     Err(kernel_failure.or(first).expect("at least one alternative"))
+}
+
+/// The module every site of a uprobe handler is in: a module-less
+/// `@cast` there names its types, as stap takes the probe's module.
+fn probed_module(sites: Option<&[Site]>) -> Option<&str> {
+    let mut modules = sites?.iter().map(|s| match &s.kind {
+        SiteKind::Uprobe(u) => Some(u.module.as_str()),
+        _ => None,
+    });
+    let first = modules.next()??;
+    modules.all(|m| m == Some(first)).then_some(first)
 }
 
 fn in_kernel(ty: &str, steps: &[Step], amp: bool) -> Result<Cast, Failure> {

@@ -79,7 +79,12 @@ struct Out {
 impl Resolver<'_, '_> {
     /// `d`, which has a `$`/`$$` suffix, as a string. Err: it does not
     /// resolve here.
-    pub(super) fn pretty(&mut self, d: DwarfValue, amp: bool, span: Span) -> R<Result<Expr, String>> {
+    pub(super) fn pretty(
+        &mut self,
+        d: DwarfValue,
+        amp: bool,
+        span: Span,
+    ) -> R<Result<Expr, String>> {
         if amp {
             return Ok(Err(
                 "cannot take the address of a pretty-printed value".into()
@@ -163,9 +168,6 @@ impl Resolver<'_, '_> {
             span,
         };
         self.value(&mut out, &at.handle, &[], true)?;
-        if out.args.is_empty() {
-            return Ok(Ok(string(&out.fmt, span)));
-        }
         let name = self.made_function(params, out.fmt, out.args, span);
         Ok(Ok(Expr {
             kind: ExprKind::Call {
@@ -199,9 +201,8 @@ impl Resolver<'_, '_> {
                 }
             }
             Some(Shape::Pointer { target }) => {
-                let target = target.filter(|t| {
-                    !matches!(self.shape_of(&out.source, t), Some(Shape::Void) | None)
-                });
+                let target = target
+                    .filter(|t| !matches!(self.shape_of(&out.source, t), Some(Shape::Void) | None));
                 match target {
                     Some(t) if self.chars(out, &t, path) => {}
                     Some(t) if top => self.value(out, &t, path, true)?,
@@ -299,7 +300,10 @@ impl Resolver<'_, '_> {
     /// quoted string there, when `elem` is a one-byte character (stap's
     /// `print_chars`).
     fn chars(&mut self, out: &mut Out, elem: &TypeHandle, path: &[Deref]) -> bool {
-        if !matches!(self.shape_of(&out.source, elem), Some(Shape::Char { size: 1 })) {
+        if !matches!(
+            self.shape_of(&out.source, elem),
+            Some(Shape::Char { size: 1 })
+        ) {
             return false;
         }
         self.leaf(out, "%s", path, true);
@@ -453,7 +457,13 @@ impl Resolver<'_, '_> {
 
     /// The function that formats one pretty value, made once per distinct
     /// body: `try { return sprintf(fmt, args) } catch { return "ERROR" }`.
-    fn made_function(&mut self, params: Vec<String>, fmt: String, args: Vec<Expr>, span: Span) -> String {
+    fn made_function(
+        &mut self,
+        params: Vec<String>,
+        fmt: String,
+        args: Vec<Expr>,
+        span: Span,
+    ) -> String {
         let stmt = |kind| Stmt { kind, span };
         let ret = |e: Expr| stmt(StmtKind::Return(Some(e)));
         let mut sargs = vec![string(&fmt, span)];
@@ -480,26 +490,42 @@ impl Resolver<'_, '_> {
                 span,
             })
             .collect();
-        let body = FunctionBody::Script(body);
-        if let Some(f) = self
-            .resolved_functions
-            .iter()
-            .find(|f| f.name.starts_with(PREFIX) && f.params == params && f.body == body)
-        {
-            return f.name.clone();
-        }
-        let name = format!("{PREFIX}{}", self.pretty_count);
-        self.pretty_count += 1;
-        self.resolved_functions.push(Function {
-            name: name.clone(),
+        let mut f = Function {
+            name: String::new(),
             ret: Some(TypeName::String),
             params,
-            body,
+            body: FunctionBody::Script(body),
             private: false,
             span,
-        });
-        name
+        };
+        // The same text (whatever the spans) is the same function.
+        let text = listing(&f);
+        if let Some(same) = self
+            .resolved_functions
+            .iter()
+            .filter(|g| g.name.starts_with(PREFIX))
+            .find(|g| {
+                listing(&Function {
+                    name: String::new(),
+                    ..(*g).clone()
+                }) == text
+            })
+        {
+            return same.name.clone();
+        }
+        f.name = format!("{PREFIX}{}", self.pretty_count);
+        self.pretty_count += 1;
+        self.resolved_functions.push(f.clone());
+        f.name
     }
+}
+
+/// A function as the `-p2` listing prints it.
+fn listing(f: &Function) -> String {
+    grammar::printer::print_file(&File {
+        id: grammar::FileId(0),
+        items: vec![Item::Function(f.clone())],
+    })
 }
 
 fn unknown_context(kind: &str) -> String {

@@ -87,7 +87,10 @@ pub(super) fn var_type(
     let TpArgs::Typed(args) = &t.args else {
         return None;
     };
-    if t.syscall.as_ref().is_some_and(|sc| sc.param(name).is_some()) {
+    if t.syscall
+        .as_ref()
+        .is_some_and(|sc| sc.param(name).is_some())
+    {
         return None;
     }
     let arg = args.iter().find(|a| a.name == name)?;

@@ -46,10 +46,17 @@ pub fn stub_tree() -> &'static Path {
 
 /// `stap -p<pass> -e SCRIPT` against the stub tree, without debuginfod.
 pub fn stap(pass: u8, script: &str) -> Output {
+    stap_with(&[&format!("-p{pass}")], script)
+}
+
+/// `stap ARGS -e SCRIPT` against the stub tree, without debuginfod
+/// (`-p2 -v` lists the bodies of functions too).
+pub fn stap_with(args: &[&str], script: &str) -> Output {
     Command::new("stap")
         .arg("-r")
         .arg(stub_tree())
-        .args([&format!("-p{pass}"), "-e", script])
+        .args(args)
+        .args(["-e", script])
         .env("DEBUGINFOD_URLS", "")
         .output()
         .expect("run stap")
