@@ -14,8 +14,9 @@
 //!
 //! In `.return` probes `$return` is `returnval()` narrowed to the return
 //! type (chains work as for pointer parameters) and `$$return` is
-//! `sprintf("return=%#x", ...)`. Parameters there need their value saved
-//! at entry (stap does it implicitly, or with `@entry`): not supported yet.
+//! `sprintf("return=%#x", ...)`. Parameters there are their values at
+//! entry, saved by a probe there (`handlers.rs`, as `@entry` is).
+//! `$v$` pretty printing is `pretty.rs`'s, over the types noted here.
 
 use super::casts::Source;
 use super::pretty::ValueAt;
