@@ -158,6 +158,56 @@ fn integer_precision_host_and_kernel() {
     );
 }
 
+/// The `#` flag writes its prefix for 0 too, as stap's runtime does
+/// (unlike C's printf): the same in a host probe and a kernel one.
+#[test]
+fn alternate_forms_of_zero_host_and_kernel() {
+    let calls = r#"printf("[%#x][%#X][%#o][%p][%#x][%#o]\n", 0, 0, 0, 0, 255, 8)"#;
+    let want = "[0x0][0X0][00][0x0][0xff][010]\n";
+    let (code, out, err) = support::stapxx(&["-e", &format!("probe begin {{ {calls}; exit() }}")]);
+    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        &format!("global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
+        "{out}"
+    );
+}
+
+/// The installed tree's `kprocess.create` (on `sched_process_fork`)
+/// tests the child with `_IS_ERR`, an embedded-C function served as the
+/// kernel's `IS_ERR`: the fixture's two threads (its own pid, new tids)
+/// and three forked children (their own pids).
+#[test]
+fn kprocess_create_with_is_err() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let bin = support::c_fixture("lifecycle.c", "lifecycle-O2", &["-O2", "-pthread"]);
+    let script = r#"probe kprocess.create { if (pid() == target()) printf("create %d %d\n", new_pid == target(), new_pid == new_tid) }"#;
+    let (code, out, err) = support::stapxx_c(&bin.display().to_string(), script);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let mut created: Vec<&str> = out.lines().filter(|l| l.starts_with("create ")).collect();
+    created.sort();
+    assert_eq!(
+        created,
+        [
+            "create 0 1",
+            "create 0 1",
+            "create 0 1",
+            "create 1 0",
+            "create 1 0"
+        ],
+        "{out}"
+    );
+}
+
 /// `sprint_loadavg()` and `get_loadavg_index(i)` in a host probe: what
 /// `/proc/loadavg` says (read before and after: it changes every 5 s),
 /// stap's "Invalid loadavg index" error outside 0..2; refused in a

@@ -81,7 +81,7 @@ fn sys_enter_and_exit_read_the_call_s_registers() {
         let round = [
             "openat -100 /nonexistent-xyz 524288 | -100 /nonexistent-xyz 0x80000".to_string(),
             "= -2 (before: 257)".to_string(),
-            "openat -100 /dev/zero 0 | -100 /dev/zero 0".to_string(),
+            "openat -100 /dev/zero 0 | -100 /dev/zero 0x0".to_string(),
             format!("= {fd} (before: 257)"),
             format!("read {fd} 7"),
             format!("close {fd} {fd}"),

@@ -113,8 +113,9 @@ probe kernel.trace("syscalls:sys_enter_close") {
             "openat(-100, \"/etc/hostname\", 0x80000)".to_string(),
             format!("= {fd}"),
             format!("close __syscall_nr=0x3 fd=0x{fd:x}"),
-            // (`%#x` of 0 is "0", as in C.)
-            "openat(-100, \"/nonexistent/stapxx-rs\", 0)".to_string(),
+            // (`%#x` of 0 is "0x0", as stap's runtime writes it; C
+            // writes "0".)
+            "openat(-100, \"/nonexistent/stapxx-rs\", 0x0)".to_string(),
             "= -2".to_string(),
         ],
         "{out}"

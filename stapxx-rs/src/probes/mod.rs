@@ -187,7 +187,7 @@ pub enum Miss {
 }
 
 impl Miss {
-    fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         match self {
             Miss::NoMatch(m) | Miss::Unserved(m) | Miss::Invalid(m) => m,
         }

@@ -9,6 +9,7 @@
 mod callee;
 mod function;
 mod mark;
+mod paths;
 mod plt;
 mod pp;
 mod spec;
@@ -151,8 +152,38 @@ pub fn resolve(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<SiteKind>, Miss> 
         ),
         _ => spec.module.clone(),
     };
-    let m = open(cx.modules, module.as_deref())?;
-    let spec = match spec.what {
+    let Some(name) = module else {
+        return resolve_in(cx, None, spec.what);
+    };
+    let files = paths::expand(&name)?;
+    if !paths::is_pattern(&name) {
+        return resolve_in(cx, files.first().map(String::as_str), spec.what);
+    }
+    // Each file a pattern matches is optional: the point applies to
+    // those that have what it names.
+    let mut out = Vec::new();
+    let mut first_miss = None;
+    for f in &files {
+        match resolve_in(cx, Some(f), spec.what.clone()) {
+            Ok(kinds) => out.extend(kinds),
+            Err(m) => {
+                first_miss.get_or_insert_with(|| format!("{f}: {}", m.message()));
+            }
+        }
+    }
+    match first_miss {
+        Some(why) if out.is_empty() => Err(Miss::NoMatch(format!(
+            "none of the {} files '{name}' matches has it; the first: {why}",
+            files.len()
+        ))),
+        _ => Ok(out),
+    }
+}
+
+/// The sites of `what` in one module (`None`: the default executable).
+fn resolve_in(cx: &mut Cx<'_>, module: Option<&str>, what: What) -> Result<Vec<SiteKind>, Miss> {
+    let m = open(cx.modules, module)?;
+    let spec = match what {
         What::Function {
             name,
             instances,

@@ -23,6 +23,7 @@ pub(super) struct Spec {
     pub what: What,
 }
 
+#[derive(Clone)]
 pub(super) enum What {
     Function {
         name: String,
