@@ -105,6 +105,21 @@ pub struct Cli {
     #[arg(short = 'g')]
     pub guru: bool,
 
+    /// End the run after SECONDS, as `exit()` would (stap's -T): the `end`
+    /// probes run and what was collected is reported.
+    #[arg(short = 'T', value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub timeout: Option<u64>,
+
+    /// Write the script's output to FILE instead of standard output
+    /// (stap's -o; messages stay on standard error).
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Do not print the warnings of passes 0 to 4 (stap's -w).
+    #[arg(short = 'w')]
+    pub no_warnings: bool,
+
     /// After the run, draw the backtraces it printed as a flame graph (SVG).
     #[arg(long = "flamegraph", value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,

@@ -79,6 +79,13 @@ impl<'o> Session<'o> {
         }
     }
 
+    /// A warning of passes 0 to 4, unless `-w` silences them.
+    fn warn(&self, text: &str) {
+        if !self.opts.cli.no_warnings {
+            crate::ewrite!("{text}");
+        }
+    }
+
     /// With -v, how long each pass took (as stap -v reports its passes).
     fn timing(&self, pass: &str, since: &mut std::time::Instant) {
         if self.opts.cli.verbose > 0 {
@@ -98,7 +105,7 @@ impl<'o> Session<'o> {
         let mut seen = std::collections::HashSet::new();
         for w in &expansion.warnings {
             if seen.insert(w.message.clone()) {
-                crate::ewrite!("{}", w.render(&self.sources));
+                self.warn(&w.render(&self.sources));
             }
         }
         // A library taken to be linked into the executable is normal (a
@@ -126,7 +133,7 @@ impl<'o> Session<'o> {
         if self.opts.cli.pass >= 5 || self.opts.cli.verbose > 0 {
             let pid = self.target.as_ref().map(|t| t.pid);
             if let Some(note) = pid.and_then(target::ns::pid_namespace_note) {
-                crate::ewriteln!("WARNING: {note}");
+                self.warn(&format!("WARNING: {note}\n"));
             }
         }
         // Every pass after the expansion reports spans in the expanded text;
@@ -184,11 +191,15 @@ impl<'o> Session<'o> {
             emit(&text)?;
             return Ok(());
         }
+        let mut program = program;
+        if let Some(secs) = self.opts.cli.timeout {
+            program.files[0].items.push(timeout_probe(secs));
+        }
         let program = self.pull_library(program, library)?;
         self.timing("Pass 2a: pulled in tapset library files", &mut t);
         let resolved = self.resolve(&program, self.opts.cli.pass >= 3, prefetch)?;
         for w in &resolved.warnings {
-            crate::ewrite!("{}", w.render(&self.sources));
+            self.warn(&w.render(&self.sources));
         }
         self.timing("Pass 2: resolved against debuginfo", &mut t);
         if self.opts.cli.pass == 2 {
@@ -249,6 +260,12 @@ impl<'o> Session<'o> {
             sources: &self.sources,
             expansion,
         };
+        if let Some(path) = &self.opts.cli.output {
+            let file = std::fs::File::create(path).map_err(|e| {
+                Diagnostic::bare(format!("-o: cannot write {}: {e}", path.display()))
+            })?;
+            runtime::output::set_output_file(file);
+        }
         // Flame outputs (src/flame) learn the traced process and start
         // pushing; a no-op without those flags.
         crate::flame::start_run(self.opts, self.sources_pid(), self.exec_path.as_deref())
@@ -358,7 +375,9 @@ impl<'o> Session<'o> {
         let c = codegen::compile(program, &copts)?;
         self.timing("Pass 3: lowered and generated BPF", t);
         if loading {
-            check_footprint(&c, program, copts.ncpus)?;
+            if let Some(w) = check_footprint(&c, program, copts.ncpus)? {
+                self.warn(&w);
+            }
         }
         Ok(Some(c))
     }
@@ -524,7 +543,7 @@ impl<'o> Session<'o> {
             return Err(e);
         }
         for w in warnings {
-            crate::ewrite!("{}", w.render(&self.sources));
+            self.warn(&w.render(&self.sources));
         }
         if self.opts.cli.verbose > 0 {
             match library.read_len() {
@@ -648,19 +667,56 @@ fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Before loading: the memory the kernel maps would take, refused past
 /// the bound and told when large (see [`crate::footprint`]).
+/// `-T SECONDS`: `probe timer.s(SECONDS) { exit() }`, as stap's runtime
+/// ends a run at its timeout.
+fn timeout_probe(secs: u64) -> ast::Item {
+    use ast::*;
+    let span = grammar::Span::default();
+    let component = |name: &str, arg| Component {
+        name: name.into(),
+        arg,
+        span,
+    };
+    let exit = Expr {
+        kind: ExprKind::Call {
+            name: "exit".into(),
+            args: Vec::new(),
+        },
+        span,
+    };
+    Item::Probe(Probe {
+        points: vec![ProbePoint {
+            components: vec![
+                component("timer", None),
+                component("s", Some(Literal::Number(secs.min(i64::MAX as u64) as i64))),
+            ],
+            optional: false,
+            sufficient: false,
+            condition: None,
+            span,
+        }],
+        body: Block {
+            stmts: vec![Stmt {
+                kind: StmtKind::Expr(exit),
+                span,
+            }],
+            span,
+        },
+        private: false,
+        span,
+    })
+}
+
 fn check_footprint(
     c: &codegen::Compiled,
     program: &ir::Program,
     ncpus: u32,
-) -> Result<(), Diagnostic> {
+) -> Result<Option<String>, Diagnostic> {
     let Some(mem) = crate::footprint::mem_total() else {
-        return Ok(());
+        return Ok(None);
     };
     let costs = crate::footprint::costs(c, program, ncpus);
-    if let Some(w) = crate::footprint::check(&costs, mem)? {
-        crate::ewrite!("{}", w.render(&SourceMap::new()));
-    }
-    Ok(())
+    Ok(crate::footprint::check(&costs, mem)?.map(|w| w.render(&SourceMap::new())))
 }
 
 /// Write a pass's listing to standard output. A reader that went away
@@ -797,7 +853,7 @@ impl Session<'_> {
         };
         let target = self.target.as_ref().map(|t| t.pid);
         for w in preflight::check_program(program, stage, target)? {
-            crate::ewrite!("{}", expansion.map_diagnostic(w).render(&self.sources));
+            self.warn(&expansion.map_diagnostic(w).render(&self.sources));
         }
         if codegen::has_kernel_probes(program) {
             preflight::check_kernel()?;
@@ -838,11 +894,11 @@ impl Session<'_> {
         {
             return;
         }
-        crate::ewriteln!(
-            "WARNING: --procs-of {}: @var addresses and the symbol and unwind tables are placed as in process {} (the first found); in processes of it placed at other addresses (address randomisation, other libraries) those reads see other memory",
+        self.warn(&format!(
+            "WARNING: --procs-of {}: @var addresses and the symbol and unwind tables are placed as in process {} (the first found); in processes of it placed at other addresses (address randomisation, other libraries) those reads see other memory\n",
             path.display(),
             t.pid
-        );
+        ));
     }
 
     /// Load every program; a refusal names the script line or the probe

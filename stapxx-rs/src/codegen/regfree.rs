@@ -60,6 +60,7 @@ fn needs_no_context(b: Builtin) -> bool {
             | Cpu
             | Target
             | Pp
+            | Ppfunc
             | GettimeofdayS
             | GettimeofdayMs
             | GettimeofdayUs

@@ -887,6 +887,10 @@ impl Gen<'_> {
                 let text = self.pp_text();
                 self.set_lit(dst, &text);
             }
+            Ppfunc => {
+                let text = self.pp_text();
+                self.set_lit(dst, crate::ir::builtins::ppfunc_of(&text));
+            }
             // Only host probes read /proc: task.stp calls this after
             // `__stapxx_on_host()`, which is 0 here.
             ProcComm => self.set_empty(dst),
@@ -896,11 +900,14 @@ impl Gen<'_> {
         Ok(dst)
     }
 
+    /// The point of the probe being generated, also inside the functions
+    /// inlined into it.
     fn pp_text(&self) -> String {
-        match self.owner {
-            super::emit::Owner::Probe(i) => self.p.probes[i].pp.clone(),
-            _ => String::new(),
-        }
+        self.p
+            .probes
+            .get(self.probe_index)
+            .map(|p| p.pp.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -37,6 +37,8 @@ pub enum Builtin {
     Uaddr,
     Probefunc,
     Pp,
+    /// `ppfunc()`: the function name in `pp()`'s text (see [`ppfunc_of`]).
+    Ppfunc,
     // Time.
     GettimeofdayS,
     GettimeofdayMs,
@@ -271,6 +273,7 @@ impl Builtin {
             "uaddr" => Uaddr,
             "probefunc" => Probefunc,
             "pp" => Pp,
+            "ppfunc" => Ppfunc,
             "gettimeofday_s" => GettimeofdayS,
             "gettimeofday_ms" => GettimeofdayMs,
             "gettimeofday_us" => GettimeofdayUs,
@@ -374,7 +377,7 @@ impl Builtin {
             Pid | Tid | Ppid | Uid | Gid | Cpu | Target | UserMode | Addr | Uaddr
             | GettimeofdayS | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs | LocalClockNs
             | LocalClockUs | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
-            Execname | Probefunc | Pp => sig(&[], S),
+            Execname | Probefunc | Pp | Ppfunc => sig(&[], S),
             Usymname | Symname | Umodname | Usymdata => sig(&[L], S),
             Ubacktrace | SprintUbacktrace => sig(&[], S),
             Ucallers => sig(&[L], S),
@@ -614,6 +617,7 @@ const NAMES: &[&str] = &[
     "uaddr",
     "probefunc",
     "pp",
+    "ppfunc",
     "gettimeofday_s",
     "gettimeofday_ms",
     "gettimeofday_us",
@@ -732,5 +736,30 @@ mod tests {
         for n in NAMES {
             assert!(is_builtin(n), "{n}");
         }
+    }
+}
+
+/// stap's `ppfunc()` of a probe point's text: the name after
+/// `function("` (else `statement("`) up to `@` or `"`; "" when there is
+/// none (`kernel.trace(...)`, `timer.s(1)`).
+pub fn ppfunc_of(pp: &str) -> &str {
+    let start = match (pp.find("function(\""), pp.find("statement(\"")) {
+        (Some(i), _) => i + 10,
+        (None, Some(i)) => i + 11,
+        (None, None) => return "",
+    };
+    let rest = &pp[start..];
+    &rest[..rest.find(['@', '"']).unwrap_or(rest.len())]
+}
+
+#[cfg(test)]
+mod ppfunc_tests {
+    #[test]
+    fn names_in_points() {
+        use super::ppfunc_of;
+        assert_eq!(ppfunc_of(r#"process("/x").function("main@a.c:3")"#), "main");
+        assert_eq!(ppfunc_of(r#"process("/x").function("f").return"#), "f");
+        assert_eq!(ppfunc_of(r#"process("/x").statement("g@a.c:40")"#), "g");
+        assert_eq!(ppfunc_of(r#"kernel.trace("sched:sched_switch")"#), "");
     }
 }

@@ -97,6 +97,31 @@ impl Resolver<'_, '_> {
         Some(first)
     }
 
+    /// Whether the script function `name` calls `pp()`, `ppfunc()` or
+    /// `probefunc()`, itself or through the functions it calls.
+    pub(super) fn reaches_site_text(&mut self, name: &str) -> bool {
+        if let Some(&known) = self.site_text_users.get(name) {
+            return known;
+        }
+        // Assumed not while it is looked at (recursion ends there).
+        self.site_text_users.insert(name.to_string(), false);
+        let Some(FunctionBody::Script(body)) = self.functions.get(name).map(|f| &f.body) else {
+            return false;
+        };
+        let mut calls = Vec::new();
+        grammar::visit::walk_block(body, &mut |e| {
+            if let ExprKind::Call { name, args } = &e.kind {
+                calls.push((name.clone(), args.is_empty()));
+            }
+        });
+        let reaches = calls.into_iter().any(|(callee, no_args)| {
+            (no_args && matches!(callee.as_str(), "pp" | "ppfunc" | "probefunc"))
+                || (callee != name && self.reaches_site_text(&callee))
+        });
+        self.site_text_users.insert(name.to_string(), reaches);
+        reaches
+    }
+
     /// Where module `path` is loaded, as an expression, when no process
     /// exists to read it from yet (`-c`): in a uprobe on that module the
     /// probe's own `rip` minus its link-time address. `None` when the
@@ -259,6 +284,7 @@ impl Resolver<'_, '_> {
         let mark = self.entries.len();
         let made = self.resolved_functions.len();
         self.split = false;
+        self.calls_site_text = false;
         let body = self.handler_body(p, &sites);
         if !self.split || sites.len() < 2 {
             out.push(ResolvedProbe {
@@ -277,7 +303,13 @@ impl Resolver<'_, '_> {
         for site in sites {
             self.split = false;
             let body = self.handler_body(p, std::slice::from_ref(&site))?;
-            match parts.iter_mut().find(|q| q.body == body) {
+            // (Known once a body resolves: the first may have stopped
+            // before the call.)
+            let by_point = self.calls_site_text;
+            let same = |q: &&mut ResolvedProbe| {
+                q.body == body && (!by_point || q.sites[0].pp() == site.pp())
+            };
+            match parts.iter_mut().find(same) {
                 Some(q) => q.sites.push(site),
                 None => parts.push(ResolvedProbe {
                     body,

@@ -112,6 +112,8 @@ pub fn resolve(
         defines: defines.clone(),
         autotypes: HashMap::new(),
         last_type: None,
+        site_text_users: HashMap::new(),
+        calls_site_text: false,
         last_value: None,
         pretty_count: 0,
     };
@@ -274,6 +276,12 @@ struct Resolver<'a, 'm> {
     /// (autocast.rs), and the type of the last typed value resolved.
     autotypes: HashMap<String, autocast::AutoType>,
     last_type: Option<autocast::AutoType>,
+    /// Script functions that call `pp()`, `ppfunc()` or `probefunc()`,
+    /// themselves or through others (decided once each).
+    site_text_users: HashMap<String, bool>,
+    /// The handler being resolved calls such a function: its sites share
+    /// a program only when their points read the same.
+    calls_site_text: bool,
     /// The type of the last target value resolved, whatever it is (for
     /// pretty printing).
     last_value: Option<pretty::ValueAt>,
@@ -500,6 +508,13 @@ impl Resolver<'_, '_> {
                 // An overload by arity has a name of its own from here on.
                 let name = overloads::by_arity(&self.functions, &name, args.len()).unwrap_or(name);
                 self.check_call(&name, args.len(), span)?;
+                // A function that prints the point (`trace()` calling
+                // `ppfunc()`) is compiled into each handler that calls it:
+                // one handler per point text, as for `pp()` itself.
+                if self.reaches_site_text(&name) {
+                    self.calls_site_text = true;
+                    let _ = self.site_text("pp");
+                }
                 ExprKind::Call { name, args }
             }
             ExprKind::Index { base, keys } => ExprKind::Index {

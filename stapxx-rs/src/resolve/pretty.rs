@@ -402,11 +402,10 @@ impl Resolver<'_, '_> {
                     ))
                 }
                 SiteKind::Uprobe(u) => {
+                    // A function DWARF does not describe lists nothing.
                     let Some(info) = &u.info else {
-                        return Err(format!(
-                            "'$${kind}$': {} has no DWARF for function '{}'",
-                            u.module, u.function
-                        ));
+                        lists.push(Vec::new());
+                        continue;
                     };
                     let params = info.params.iter().map(|v| v.name.clone());
                     let locals = info.locals.iter().map(|v| v.name.clone());

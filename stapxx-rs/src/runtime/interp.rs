@@ -871,6 +871,7 @@ impl<'p> Interp<'p> {
             B::UserMode | B::Addr | B::Uaddr => n(0),
             B::Probefunc => s(Vec::new()),
             B::Pp => s(self.pp.clone().into_bytes()),
+            B::Ppfunc => s(crate::ir::builtins::ppfunc_of(&self.pp).as_bytes().to_vec()),
             B::GettimeofdayS => n(host::realtime_ns() / 1_000_000_000),
             B::GettimeofdayMs => n(host::realtime_ns() / 1_000_000),
             B::GettimeofdayUs => n(host::realtime_ns() / 1_000),

@@ -39,10 +39,10 @@ impl Output {
         let tee = STDOUT_TEE.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let out: Box<dyn Write + Send> = match tee {
             Some(copy) => Box::new(Tee {
-                out: std::io::stdout(),
+                out: script_stdout(),
                 copy,
             }),
-            None => Box::new(std::io::stdout()),
+            None => script_stdout(),
         };
         Output::new(out, Box::new(std::io::stderr()), dedup)
     }
@@ -150,6 +150,24 @@ pub type StdoutTee = Arc<Mutex<dyn Write + Send>>;
 /// `--flamegraph`/`--folded` fold the backtraces the run printed).
 static STDOUT_TEE: Mutex<Option<StdoutTee>> = Mutex::new(None);
 
+/// `-o FILE`: where the script's output goes instead of stdout.
+static OUTPUT_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Send the script's output (outputs made with [`Output::stdio`] from now
+/// on) to `file` instead of stdout.
+pub fn set_output_file(file: std::fs::File) {
+    *OUTPUT_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+}
+
+/// Stdout, or the `-o` file (a handle sharing its offset).
+fn script_stdout() -> Box<dyn Write + Send> {
+    let file = OUTPUT_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    match file.as_ref().and_then(|f| f.try_clone().ok()) {
+        Some(f) => Box::new(f),
+        None => Box::new(std::io::stdout()),
+    }
+}
+
 /// Copy everything printed to stdout by outputs made with [`Output::stdio`]
 /// from now on into `tee` as well; `None` stops copying for new outputs.
 pub fn set_stdout_tee(tee: Option<StdoutTee>) {
@@ -159,7 +177,7 @@ pub fn set_stdout_tee(tee: Option<StdoutTee>) {
 /// Stdout plus a copy. The copy gets every byte even when stdout fails (a
 /// closed pipe), so the flame graph does not depend on the reader.
 struct Tee {
-    out: std::io::Stdout,
+    out: Box<dyn Write + Send>,
     copy: StdoutTee,
 }
 
