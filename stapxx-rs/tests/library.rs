@@ -83,6 +83,14 @@ fn an_alias_chain_falls_through_to_what_this_kernel_serves() {
 }
 
 #[test]
+fn an_alias_whose_definition_starts_on_the_next_line() {
+    assert_eq!(
+        ok(r#"probe demo.nextline { println(tag, " ", pp()); exit() }"#),
+        "nextline timer.ms(9)\n"
+    );
+}
+
+#[test]
 fn alias_suffixes_wildcards_prologues_and_epilogues() {
     // demo.clock = timer: demo.clock.ms(5) is timer.ms(5).
     assert_eq!(

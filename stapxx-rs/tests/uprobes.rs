@@ -155,6 +155,14 @@ fn a_point_that_matches_nothing_is_a_pass_2_error() {
             r#"probe kernel.function("vfs_read") { }"#,
             "this kernel has no kprobes",
         ),
+        (
+            r#"probe procfs("x").read { }"#,
+            "procfs probes are files under /proc/systemtap that stap's kernel module makes",
+        ),
+        (
+            r#"probe netfilter.ipv4.pre_routing { }"#,
+            "netfilter hooks are registered by stap's kernel module",
+        ),
         (r#"probe timer.sex(1) { }"#, "unknown timer unit 'sex'"),
         (r#"probe perf.sw.cpu_clok { }"#, "nearest: cpu_clock"),
         (

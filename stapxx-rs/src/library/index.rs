@@ -22,7 +22,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const HEADER: &str = "stapxx-rs library scan 1";
+/// The format, and the scanner's version: a cache another scanner wrote
+/// (2: aliases whose `=` starts the next line) is not used.
+const HEADER: &str = "stapxx-rs library scan 2";
 
 /// One version of a file: a rewritten file gets another size or
 /// modification time, a replaced one another inode.

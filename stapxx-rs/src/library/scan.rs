@@ -46,6 +46,11 @@ pub fn scan(text: &str) -> Names {
                     }
                     j += 1;
                 }
+                // (The `=` may start the next line: `probe netdev.transmit
+                // \n = kernel.function(...)` in the tapset tree.)
+                while matches!(toks.get(j), Some(Tok::Newline)) {
+                    j += 1;
+                }
                 let assign = matches!(toks.get(j), Some(Tok::Punct('=')))
                     || matches!(
                         (toks.get(j), toks.get(j + 1)),
@@ -183,6 +188,8 @@ probe a.b, c.d { }
         f.sort();
         assert_eq!(f, ["f"]);
         assert_eq!(n.aliases, ["syscall.open", "syscall.open.return"]);
+        let n = scan("probe netdev.transmit\n\t= kernel.function(\"a\") !,\n\t  kernel.function(\"b\")\n{ }\nprobe x.y\n{ }\n");
+        assert_eq!(n.aliases, ["netdev.transmit"]);
         let mut g: Vec<_> = n.globals.iter().cloned().collect();
         g.sort();
         assert_eq!(g, ["a", "b", "c", "d"]);

@@ -269,6 +269,14 @@ const KINDS: &[Kind] = &[
         head: &["module"],
         resolve: unserved::resolve,
     },
+    Kind {
+        head: &["procfs"],
+        resolve: unserved::resolve,
+    },
+    Kind {
+        head: &["netfilter"],
+        resolve: unserved::resolve,
+    },
 ];
 
 fn kind_of(pt: &ProbePoint) -> Option<&'static Kind> {
