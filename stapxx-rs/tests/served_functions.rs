@@ -87,6 +87,63 @@ fn stack_addresses_in_kernel_probes() {
     assert_eq!(lines, ["1", "6"], "{out}");
 }
 
+/// Kernel addresses symbolized in a kernel probe (`sprint_backtrace()`,
+/// `sprint_stack(bt)`, `symdata(addr)`, as profilers such as pf4.stp key
+/// their maps by them) read as the host prints the same addresses: the
+/// stack kept in hex and symbolized in the `end` probe.
+#[test]
+fn kernel_symbols_in_kernel_probes() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let getppid = support::c_fixture("getppid.c", "getppid-stack", &["-O2"]);
+    let script = r#"global bt, ks, kb, kd, ka
+probe kernel.trace("syscalls:sys_enter_getppid") {
+  if (pid() == target() && execname() == "getppid-stack" && bt == "") {
+    bt = backtrace()
+    ks = sprint_stack(bt)
+    kb = sprint_backtrace()
+    ka = stack(0)
+    kd = symdata(ka)
+  }
+}
+probe end {
+  printf("%s====\n%s====\n%s====\n%s\n%s\n", ks, sprint_stack(bt), kb, kd, symdata(ka))
+}"#;
+    let (code, out, err) = support::stapxx_c(&format!("{} 1", getppid.display()), script);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    let parts: Vec<&str> = out.split("====\n").collect();
+    assert_eq!(parts.len(), 4, "{out}");
+    let (kernel, host, simple) = (parts[0], parts[1], parts[2]);
+    assert!(kernel.lines().count() >= 2, "{out}");
+    assert_eq!(kernel, host, "sprint_stack in the kernel and on the host");
+    // ` 0xADDR : name+0xoff/0xsize [kernel]` and `name+0xoff [kernel]`:
+    // the same frames.
+    let short: Vec<String> = host
+        .lines()
+        .map(|l| {
+            let data = l.split(" : ").nth(1).unwrap_or("");
+            let (name_off, rest) = data.split_once('/').unwrap_or((data, ""));
+            let module = rest.split_once(' ').map_or("", |(_, m)| m);
+            format!("{name_off} {module}")
+        })
+        .collect();
+    assert_eq!(simple.lines().collect::<Vec<_>>(), short, "{out}");
+    assert!(
+        simple
+            .lines()
+            .all(|l| l.ends_with(" [kernel]") && l.contains("+0x")),
+        "{out}"
+    );
+    let data: Vec<&str> = parts[3].lines().collect();
+    assert_eq!(data.len(), 2, "{out}");
+    assert_eq!(data[0], data[1], "symdata in the kernel and on the host");
+    assert!(
+        data[0].contains('/') && data[0].ends_with(" [kernel]"),
+        "{out}"
+    );
+}
+
 /// ktime_get_ns() and cpu_clock_ns(cpu) (our `tapsets/linux/timestamp.stp`)
 /// read the monotonic clock: what they print in a host and in a kernel
 /// probe lies between this test's CLOCK_MONOTONIC before and after the run.

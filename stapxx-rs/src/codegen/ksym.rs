@@ -97,6 +97,26 @@ impl<'a> Gen<'a> {
             self.e(Insn::ldx(Size::DW, R0, R0, 0));
             self.st_local(t, R0);
         }
+        if let (Some(t), false) = (size, l.sized) {
+            // No sizes (kallsyms has none): to the next symbol, as the
+            // host measures it; 0 for the last.
+            let last = self.label();
+            let done = self.label();
+            self.e(Insn::mov64_reg(R0, R2));
+            self.e(Insn::alu64_imm(Alu::Add, R0, 1));
+            self.jimm(Cond::Ge, R0, l.count as i32, last);
+            self.e(Insn::alu64_imm(Alu::And, R0, mask));
+            self.e(Insn::alu64_imm(Alu::Lsh, R0, 3));
+            self.e(Insn::alu64_reg(Alu::Add, R0, R1));
+            self.e(Insn::ldx(Size::DW, R0, R0, 0));
+            self.ld_local(R3, f.start);
+            self.e(Insn::alu64_reg(Alu::Sub, R0, R3));
+            self.st_local(t, R0);
+            self.jmp(done);
+            self.bind(last);
+            self.e(Insn::st_imm(Size::DW, R7, t, 0));
+            self.bind(done);
+        }
         // Its name: names + offsets[lo] (masked into the names area).
         self.e(Insn::alu64_imm(Alu::Lsh, R2, 2));
         self.e(Insn::alu64_reg(Alu::Add, R2, R1));

@@ -6,6 +6,7 @@ use super::expr::Temp;
 use super::layout::*;
 use super::regs::*;
 use super::unsupported;
+use super::usymdata::{Space, SymStyle};
 use crate::ir::types::{parse_format, Conversion, FormatPiece};
 use crate::ir::*;
 use ebpf_backend::insn::{Alu, Cond, Reg, Size};
@@ -737,12 +738,6 @@ impl Gen<'_> {
                 self.ubacktrace(dst, super::unwind::Frames::Callers, Some(&args[0]), None)?
             }
             Backtrace => self.backtrace(dst, span)?,
-            SprintStack | SprintBacktrace | Symdata => {
-                return Err(Diagnostic::error(
-                    span,
-                    "kernel symbols are read on the host: keep backtrace() (hex) and print it with print_stack(), or call this in an end/timer probe",
-                ))
-            }
             Tokenize => {
                 return Err(Diagnostic::error(
                     span,
@@ -754,18 +749,35 @@ impl Gen<'_> {
                 self.long(&args[0])?;
                 let a = self.tmp_long();
                 self.st_local(a, R0);
-                self.usym_text(dst, a, super::usymdata::SymStyle::Data);
+                self.sym_text(dst, a, SymStyle::Data, Space::User);
+            }
+            Symdata => {
+                self.long(&args[0])?;
+                let a = self.tmp_long();
+                self.st_local(a, R0);
+                self.sym_text(dst, a, SymStyle::Data, Space::Kernel);
+            }
+            SprintStack => {
+                let s = self.string(&args[0])?;
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Usyms, Space::Kernel)?;
+            }
+            SprintBacktrace => {
+                let t = self.tmp_str();
+                self.backtrace(SLoc::Frame(t), span)?;
+                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Simple, Space::Kernel)?;
             }
             SprintUstack => {
                 let s = self.string(&args[0])?;
                 let t = self.tmp_str();
                 self.copy_str(SLoc::Frame(t), s);
-                self.usym_lines(dst, SLoc::Frame(t), super::usymdata::SymStyle::Usyms)?;
+                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Usyms, Space::User)?;
             }
             SprintUbacktrace => {
                 let t = self.tmp_str();
                 self.ubacktrace(SLoc::Frame(t), super::unwind::Frames::All, None, None)?;
-                self.usym_lines(dst, SLoc::Frame(t), super::usymdata::SymStyle::Simple)?;
+                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Simple, Space::User)?;
             }
             Symname => {
                 self.long(&args[0])?;

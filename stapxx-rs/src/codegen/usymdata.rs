@@ -1,15 +1,26 @@
-//! Symbolizing user addresses inside kernel probes, in stap's formats:
+//! Symbolizing addresses inside kernel probes, in stap's formats:
 //! `usymdata(addr)` (`name+0xoff/0xsize [module]`), `sprint_ustack(bt)` /
 //! `sprint_usyms(bt)` (a ` 0xADDR : usymdata` line per address) and
 //! `sprint_ubacktrace()` (`name+0xoff [module basename]` lines), for scripts
-//! that keep the text itself (as a map key, say). The host formats the same
-//! for host probes and printed stacks (`runtime/ustack.rs`); both read the
-//! same symbol table (with sizes) and mappings (with load biases).
+//! that keep the text itself (as a map key, say); and the same of kernel
+//! addresses, `symdata`, `sprint_stack`, `sprint_backtrace()`, from the
+//! kernel's symbol table (its module is `kernel`: this kernel loads no
+//! modules). The host formats the same for host probes and printed stacks
+//! (`runtime/ustack.rs`); both read the same symbol tables (with sizes) and
+//! mappings (with load biases).
 
 use super::emit::{Gen, SLoc, R};
 use super::regs::*;
 use ebpf_backend::insn::{Alu, Cond, Size};
 use ebpf_backend::Insn;
+
+/// Whose addresses: the target's (the user symbol table and mappings) or
+/// the kernel's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Space {
+    User,
+    Kernel,
+}
 
 /// Which text each address becomes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,11 +35,14 @@ pub(super) enum SymStyle {
 
 impl Gen<'_> {
     /// `dst` (emptied first) = the address in long temp `a` in `style`.
-    pub(super) fn usym_text(&mut self, dst: SLoc, a: i16, style: SymStyle) {
+    pub(super) fn sym_text(&mut self, dst: SLoc, a: i16, style: SymStyle, space: Space) {
         let size = self.tmp_long();
         self.e(Insn::st_imm(Size::DW, R7, size, 0));
         let name = self.tmp_str();
-        let table = self.m.usyms_map;
+        let table = match space {
+            Space::User => self.m.usyms_map,
+            Space::Kernel => self.m.ksyms_map,
+        };
         let f = self.packed_lookup(a, table, SLoc::Frame(name), Some(size));
         self.set_empty(dst);
         if style == SymStyle::Usyms {
@@ -52,7 +66,16 @@ impl Gen<'_> {
         self.ld_local(R0, a);
         self.append_snprintf(dst, "0x%llx");
         self.bind(named);
-        self.module_part(dst, a, f.yes, style);
+        match space {
+            Space::User => self.module_part(dst, a, f.yes, style),
+            Space::Kernel => {
+                let bare = self.label();
+                self.ld_local(R1, f.yes);
+                self.jimm(Cond::Eq, R1, 0, bare);
+                self.append_lit(dst, " [kernel]");
+                self.bind(bare);
+            }
+        }
         if style != SymStyle::Data {
             self.append_lit(dst, "\n");
         }
@@ -95,7 +118,13 @@ impl Gen<'_> {
     /// `dst` = the lines of every hex address in the string `src` in
     /// `style`, whole lines only, while they fit in MAXSTRINGLEN (as stap's
     /// tapset cuts them). One `bpf_loop` iteration per byte of `src`.
-    pub(super) fn usym_lines(&mut self, dst: SLoc, src: SLoc, style: SymStyle) -> R<()> {
+    pub(super) fn sym_lines(
+        &mut self,
+        dst: SLoc,
+        src: SLoc,
+        style: SymStyle,
+        space: Space,
+    ) -> R<()> {
         let [len, val, intok, a] = [(); 4].map(|_| self.tmp_long());
         let line = self.tmp_str();
         self.set_empty(dst);
@@ -145,7 +174,7 @@ impl Gen<'_> {
             self.st_local(a, R1);
             self.e(Insn::st_imm(Size::DW, R7, val, 0));
             self.e(Insn::st_imm(Size::DW, R7, intok, 0));
-            self.usym_text(SLoc::Frame(line), a, style);
+            self.sym_text(SLoc::Frame(line), a, style, space);
             // Whole lines only: stop at the first that does not fit.
             self.sloc_addr(R1, dst);
             self.e(Insn::ldx(Size::DW, R1, R1, 0));
@@ -156,7 +185,7 @@ impl Gen<'_> {
             self.append_str(dst, SLoc::Frame(line));
             self.jmp(cb.next);
         }
-        let f = self.cb_close(cb, "usym_lines");
+        let f = self.cb_close(cb, "sym_lines");
         self.ld_local(R1, len);
         self.e(Insn::alu64_imm(Alu::Add, R1, 1));
         self.call_loop(f);

@@ -509,8 +509,13 @@ impl Builtin {
                 unwind: true,
                 ..none
             },
-            Symname => Needs {
+            Symname | Symdata | SprintStack => Needs {
                 kernel_symbols: true,
+                ..none
+            },
+            SprintBacktrace => Needs {
+                kernel_symbols: true,
+                kernel_stack: true,
                 ..none
             },
             Probefunc => Needs {
