@@ -120,6 +120,21 @@ pub struct Cli {
     #[arg(short = 'w')]
     pub no_warnings: bool,
 
+    /// Start the script's global NAME at VALUE, a number or a string
+    /// (stap's -G; repeatable).
+    #[arg(short = 'G', value_name = "NAME=VALUE", action = ArgAction::Append)]
+    pub globals: Vec<String>,
+
+    /// Accepted for stap compatibility: the target's libraries are read
+    /// as it maps them (or, under -c, as `ldd` lists them) anyway.
+    #[arg(long = "ldd")]
+    pub ldd: bool,
+
+    /// Accepted for stap compatibility: this kernel loads no modules, so
+    /// the kernel's own symbols are all there are.
+    #[arg(long = "all-modules")]
+    pub all_modules: bool,
+
     /// After the run, draw the backtraces it printed as a flame graph (SVG).
     #[arg(long = "flamegraph", value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
@@ -325,8 +340,10 @@ where
     };
     match Options::from_cli(cli) {
         Ok(o) => {
-            for w in &o.warnings {
-                crate::ewriteln!("stapxx-rs: warning: {w}");
+            if !o.cli.no_warnings {
+                for w in &o.warnings {
+                    crate::ewriteln!("stapxx-rs: warning: {w}");
+                }
             }
             o
         }

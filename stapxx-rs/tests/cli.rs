@@ -535,3 +535,73 @@ fn wait_with_limit(mut child: std::process::Child) -> Output {
     let _ = child.kill();
     child.wait_with_output().unwrap()
 }
+
+/// stap's `-T`, `-o`, `-w`, `-G`, and the options accepted for
+/// compatibility (`--ldd`, `--all-modules`), on host probes (no BPF).
+#[test]
+fn stap_s_run_options() {
+    // -T ends the run as exit() would: the end probe reports.
+    let o = run(&[
+        "-T",
+        "1",
+        "-e",
+        "global n probe timer.ms(200) { n++ } probe end { printf(\"ticks %d\\n\", n >= 3 && n <= 5) }",
+    ]);
+    assert_eq!(
+        (o.status.code(), stdout(&o), stderr(&o)),
+        (Some(0), "ticks 1\n".into(), String::new())
+    );
+    // -o: the script's output in the file, nothing on stdout.
+    let file = std::env::temp_dir().join(format!("stx_cli_o_{}", std::process::id()));
+    let o = run(&[
+        "-o",
+        &file.display().to_string(),
+        "-e",
+        "probe begin { println(\"to the file\"); exit() }",
+    ]);
+    assert_eq!((o.status.code(), stdout(&o)), (Some(0), String::new()));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "to the file\n");
+    let _ = std::fs::remove_file(&file);
+    // -G sets scalar globals (numbers as C writes them, else strings).
+    let o = run(&[
+        "-G",
+        "x=0x10",
+        "-G",
+        "s=hello",
+        "--ldd",
+        "--all-modules",
+        "-e",
+        "global x = 1, s = \"a\" probe begin { printf(\"%d %s\\n\", x, s); exit() }",
+    ]);
+    assert_eq!(
+        (o.status.code(), stdout(&o), stderr(&o)),
+        (Some(0), "16 hello\n".into(), String::new())
+    );
+    let o = run(&["-G", "nope=1", "-e", "global x probe begin { exit() }"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: -G nope=1: the script has no scalar global 'nope'\n"
+    );
+    // -w: a pass-2 warning (an -D name stap would hand to its compiler)
+    // is not printed.
+    let script = "probe begin { exit() }";
+    let warned = run(&["-D", "FOO=1", "-e", script]);
+    assert!(stderr(&warned).contains("FOO"), "{}", stderr(&warned));
+    let quiet = run(&["-w", "-D", "FOO=1", "-e", script]);
+    assert_eq!(stderr(&quiet), "", "-w");
+}
+
+/// A tapset function that prints through the runtime's STAP_PRINTF
+/// (`logging.stp`'s `log`) prints as printf does.
+#[test]
+fn log_prints_a_line() {
+    let o = run(&[
+        "-e",
+        "probe begin { log(\"one\"); log(sprintf(\"%d\", 2)); exit() }",
+    ]);
+    assert_eq!(
+        (o.status.code(), stdout(&o), stderr(&o)),
+        (Some(0), "one\n2\n".into(), String::new())
+    );
+}

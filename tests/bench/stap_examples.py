@@ -17,7 +17,8 @@ anywhere. For every `.stp` script this runs, from the script's directory:
     stapxx-rs -T S SCRIPT ARGS         (run S seconds; if -p4 passed)
 
 ARGS are the script arguments of its `test_installcheck:` line (with its
-`-c CMD`, `-g` and `-w`; its own `-T` is replaced by ours). A script
+`-c CMD`, `-g`, `-w`, `-I DIR`, `-G NAME=VALUE`; its own `-T` is replaced
+by ours; shell substitutions in it are not run). A script
 whose arguments name kernel functions (`kernel.function(...)`, which this
 kernel cannot probe) fails at -p2 with that cause, as it should. It
 prints a markdown table (last pass reached, the first error line), the
@@ -64,6 +65,18 @@ def install_args(meta: Path, script: str):
                 continue
             if w in ("-g", "-w"):
                 opts.append(w)
+            elif w.startswith("-I") and len(w) > 2:
+                opts += ["-I", w[2:]]
+            elif w == "-I" and i + 1 < len(words):
+                opts += ["-I", words[i + 1]]
+                i += 2
+                continue
+            elif w.startswith("-G") and len(w) > 2:
+                opts += ["-G", w[2:]]
+            elif w == "-G" and i + 1 < len(words):
+                opts += ["-G", words[i + 1]]
+                i += 2
+                continue
             elif w.endswith(".stp") and not seen_script:
                 seen_script = True
             elif seen_script:
@@ -121,7 +134,12 @@ def main():
     for s in scripts:
         rel = s.relative_to(base)
         opts, args = install_args(s.with_suffix(".meta"), s.name)
-        common = [*(o for o in opts if o in ("-g", "-w")), s.name, *args]
+        # Everything but -c goes to every pass; -c only to the run.
+        passthrough = [o for k, o in enumerate(opts)
+                       if o != "-c" and (k == 0 or opts[k - 1] != "-c")]
+        command = [o for k, o in enumerate(opts)
+                   if o == "-c" or (k > 0 and opts[k - 1] == "-c")]
+        common = [*passthrough, s.name, *args]
         reached, why, lines = "-", "", 0
         code, out, err = run([binary, "-p2", *common], s.parent, 120)
         if code != 0:
@@ -133,7 +151,7 @@ def main():
                 why = first_error(err)
             else:
                 reached = "4"
-                cmd = [binary, "-T", str(a.run_seconds), *opts, *common]
+                cmd = [binary, "-T", str(a.run_seconds), *command, *common]
                 code, out, err = run(cmd, s.parent, a.run_seconds + 120)
                 lines = len(out.splitlines())
                 if code == 0:

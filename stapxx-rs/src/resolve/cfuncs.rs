@@ -15,10 +15,12 @@
 //! below, still reading their table from the tapset text. Byte-order
 //! conversions (`ntohs`, `be32_to_cpu`, ...) are one shape of their own
 //! (`byteorder.rs`), the kernel's `IS_ERR` pointer test another
-//! (`iserr.rs`). Anything else is refused with the reason.
+//! (`iserr.rs`), a `STAP_PRINTF` of the arguments (`log`) a third
+//! (`printf.rs`). Anything else is refused with the reason.
 
 mod byteorder;
 mod iserr;
+mod printf;
 
 use super::cexpr;
 use crate::valtable;
@@ -42,7 +44,10 @@ pub fn translate(f: &Function, c_blocks: &[&str]) -> Result<Block, String> {
     match f.name.as_str() {
         "_sys_open_flag_str" => open_flags(&b, f, &code, &blocks),
         "_mmap_flags" => mmap_flags(&b, f, &code, &blocks),
-        _ => match byteorder::translate(&b, f, &code).or_else(|| iserr::translate(&b, f, &code)) {
+        _ => match byteorder::translate(&b, f, &code)
+            .or_else(|| iserr::translate(&b, f, &code))
+            .or_else(|| printf::translate(&b, f, &code))
+        {
             Some(body) => Ok(body),
             None => one_lookup(&b, f, &code, &blocks),
         },
