@@ -86,6 +86,44 @@ pub fn at_const(text: &str) -> Result<i64, String> {
     ))
 }
 
+/// The integer constants the tapsets' own embedded C defines, which
+/// `@const` sees as stap's C compiler does: `#define NAME VALUE` and the
+/// members of `enum { A = 1, B, ... }` (`aux_syscalls.stp`'s
+/// `SA_PRETTY`), values as C writes them.
+pub fn from_embedded_c(blocks: &[&str]) -> HashMap<String, i64> {
+    let define = regex::Regex::new(r"(?m)^\s*#\s*define\s+(\w+)\s+\(?\s*(-?\w+)\s*\)?\s*$")
+        .expect("valid regex");
+    let enums = regex::Regex::new(r"enum\s*\w*\s*\{([^}]*)\}").expect("valid regex");
+    let int = |t: &str| crate::limits::c_integer(t.trim()).and_then(|v| i64::try_from(v).ok());
+    let comments = regex::Regex::new(r"(?s)/\*.*?\*/|//[^\n]*").expect("valid regex");
+    let mut out = HashMap::new();
+    for block in blocks {
+        let block = comments.replace_all(block, " ");
+        for c in define.captures_iter(&block) {
+            if let Some(v) = int(&c[2]) {
+                out.insert(c[1].to_string(), v);
+            }
+        }
+        for c in enums.captures_iter(&block) {
+            let mut next = Some(0i64);
+            for member in c[1].split(',') {
+                let (name, value) = match member.split_once('=') {
+                    Some((n, v)) => (n.trim(), int(v)),
+                    None => (member.trim(), next),
+                };
+                if !is_identifier(name) {
+                    continue;
+                }
+                if let Some(v) = value {
+                    out.insert(name.to_string(), v);
+                }
+                next = value.and_then(|v| v.checked_add(1));
+            }
+        }
+    }
+    out
+}
+
 /// stap's errno table: index = errno value, entry = its name.
 fn errnos() -> &'static Vec<Option<&'static str>> {
     static T: OnceLock<Vec<Option<&'static str>>> = OnceLock::new();
@@ -127,6 +165,18 @@ pub fn errno_table() -> Vec<(i64, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constants_of_embedded_c() {
+        let c = from_embedded_c(&[
+            "#define STP_A 0x10\n#define STP_B (4)\n#define STP_F(x) x\ntypedef enum {\n  SA_PRETTY = 1, /* one */\n  // next\n  SA_NEXT,\n  SA_IP = 8, // eight\n} sa;\n",
+        ]);
+        assert_eq!(c.get("STP_A"), Some(&16));
+        assert_eq!(c.get("STP_B"), Some(&4));
+        assert_eq!(c.get("SA_PRETTY"), Some(&1));
+        assert_eq!(c.get("SA_NEXT"), Some(&2));
+        assert_eq!(c.get("STP_F"), None);
+    }
 
     #[test]
     fn values_from_the_data() {

@@ -605,3 +605,15 @@ fn log_prints_a_line() {
         (Some(0), "one\n2\n".into(), String::new())
     );
 }
+
+/// `@const` of a constant the script's own embedded C defines (as the
+/// tapset tree's `aux_syscalls.stp` defines `SA_PRETTY` in an enum).
+#[test]
+fn at_const_of_embedded_c() {
+    let script = "%{\n#define MY_LIMIT 0x20\nenum { MY_A = 3, MY_B };\n%}\nprobe begin { printf(\"%d %d %d\\n\", @const(\"MY_LIMIT\"), @const(\"MY_B\"), @const(\"O_CREAT\")); exit() }";
+    let o = run(&["-g", "-e", script]);
+    assert_eq!(
+        (o.status.code(), stdout(&o), stderr(&o)),
+        (Some(0), "32 4 64\n".into(), String::new())
+    );
+}

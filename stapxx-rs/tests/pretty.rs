@@ -263,3 +263,20 @@ fn p3_listing_of_a_kernel_value() {
         r#"probe kernel.trace("sched:sched_process_exec") { println($p->comm$) }"#
     ));
 }
+
+/// With no module named and no `-x`/`-c`, `@var` and `@cast` in a probe
+/// on one program mean that program's (as stap takes the probe's module).
+#[test]
+fn module_less_var_and_cast_name_the_probed_module() {
+    let out = listing(
+        "-p2",
+        r#"probe process("BIN").function("visit") { println(@var("visits"), @cast($n, "struct node")->id) }"#,
+    );
+    // (No process yet: the module's place is the probe's own rip less
+    // its link-time address.)
+    assert!(
+        out.contains("println(user_int64_error(((u_register(\"rip\") - "),
+        "{out}"
+    );
+    assert!(out.contains("user_int32_error(user_uint64_error("), "{out}");
+}

@@ -159,7 +159,7 @@ pub(super) fn resolve(
 
 /// The module every site of a uprobe handler is in: a module-less
 /// `@cast` there names its types, as stap takes the probe's module.
-fn probed_module(sites: Option<&[Site]>) -> Option<&str> {
+pub(super) fn probed_module(sites: Option<&[Site]>) -> Option<&str> {
     let mut modules = sites?.iter().map(|s| match &s.kind {
         SiteKind::Uprobe(u) => Some(u.module.as_str()),
         _ => None,

@@ -113,6 +113,8 @@ pub fn resolve(
         autotypes: HashMap::new(),
         last_type: None,
         site_text_users: HashMap::new(),
+        c_blocks: Vec::new(),
+        c_constants: None,
         calls_site_text: false,
         last_value: None,
         pretty_count: 0,
@@ -128,6 +130,7 @@ pub fn resolve(
             _ => None,
         })
         .collect();
+    r.c_blocks = c_blocks.clone();
     let aliases = aliases::Aliases::new(alias_defs, alias_names);
     let mut skipped: Vec<(String, String, Diagnostic)> = Vec::new();
     let mut matched: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -279,6 +282,10 @@ struct Resolver<'a, 'm> {
     /// Script functions that call `pp()`, `ppfunc()` or `probefunc()`,
     /// themselves or through others (decided once each).
     site_text_users: HashMap<String, bool>,
+    /// The loaded files' top-level embedded C, and the integer constants
+    /// it defines (read at the first `@const` the headers do not have).
+    c_blocks: Vec<&'a str>,
+    c_constants: Option<HashMap<String, i64>>,
     /// The handler being resolved calls such a function: its sites share
     /// a program only when their points read the same.
     calls_site_text: bool,
@@ -558,7 +565,11 @@ impl Resolver<'_, '_> {
             }
             ExprKind::Const(text) => match crate::consts::at_const(&text) {
                 Ok(v) => ExprKind::Number(v),
-                Err(m) => return Err(Diagnostic::error(span, m)),
+                Err(m) => match self.c_constant(&text) {
+                    // (The tapsets' own C defines it.)
+                    Some(v) => ExprKind::Number(v),
+                    None => return Err(Diagnostic::error(span, m)),
+                },
             },
             ExprKind::Stat { op, operand, args } => ExprKind::Stat {
                 op,
@@ -769,6 +780,9 @@ impl Resolver<'_, '_> {
                 self.cast_read(cast, &ty, addr, &indexes, span, reading)
             }
             DwarfBase::Var { name, module } => {
+                // No module: the probed one's, as for `@cast`.
+                let module = module
+                    .or_else(|| casts::probed_module(self.sites.as_deref()).map(str::to_string));
                 let m = match self.modules.get(module.as_deref()) {
                     Ok(m) => m,
                     Err(e) => return Err(Diagnostic::error(span, e)),
@@ -832,6 +846,15 @@ impl Resolver<'_, '_> {
 }
 
 impl Resolver<'_, '_> {
+    /// An integer constant the loaded files' embedded C defines.
+    fn c_constant(&mut self, name: &str) -> Option<i64> {
+        let blocks = &self.c_blocks;
+        self.c_constants
+            .get_or_insert_with(|| crate::consts::from_embedded_c(blocks))
+            .get(name)
+            .copied()
+    }
+
     /// The reads of a resolved cast chain from `addr` (`ty` names the type
     /// in the error of a kernel read where none can be made); its type is
     /// noted for autocast.
