@@ -215,6 +215,29 @@ fn integer_precision_host_and_kernel() {
     );
 }
 
+/// dev.stp's device-number macros (embedded C, as kdev_t.h defines them)
+/// and modname() (every kernel address is the kernel's: this kernel has
+/// no modules; a user address is stap's error), host and kernel alike.
+#[test]
+fn device_numbers_and_modname_host_and_kernel() {
+    let calls = r#"try { m = modname(4096) } catch (e) { m = e } printf("%d %d %d %d %s %s\n", MKDEV(8, 1), MAJOR(MKDEV(259, 3)), MINOR(MKDEV(259, 3)), usrdev2kerndev(0x10302), modname(-4096), m)"#;
+    let want = "8388609 259 3 271581186 kernel Cannot determine kernel module name\n";
+    let (code, out, err) = support::stapxx(&["-e", &format!("probe begin {{ {calls}; exit() }}")]);
+    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        &format!("global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
+        "{out}"
+    );
+}
+
 /// The `#` flag writes its prefix for 0 too, as stap's runtime does
 /// (unlike C's printf): the same in a host probe and a kernel one.
 #[test]

@@ -16,10 +16,11 @@
 //! conversions (`ntohs`, `be32_to_cpu`, ...) are one shape of their own
 //! (`byteorder.rs`), the kernel's `IS_ERR` pointer test another
 //! (`iserr.rs`), a `STAP_PRINTF` of the arguments (`log`) a third
-//! (`printf.rs`). Anything else is refused with the reason.
+//! (`printf.rs`), the device-number macros (`MKDEV`) a fourth (`kdev.rs`). Anything else is refused with the reason.
 
 mod byteorder;
 mod iserr;
+mod kdev;
 mod printf;
 
 use super::cexpr;
@@ -47,6 +48,7 @@ pub fn translate(f: &Function, c_blocks: &[&str]) -> Result<Block, String> {
         _ => match byteorder::translate(&b, f, &code)
             .or_else(|| iserr::translate(&b, f, &code))
             .or_else(|| printf::translate(&b, f, &code))
+            .or_else(|| kdev::translate(&b, f, &code))
         {
             Some(body) => Ok(body),
             None => one_lookup(&b, f, &code, &blocks),
