@@ -102,6 +102,15 @@ fn run_on_dd(tag: &str, script: &str) -> (String, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Once it runs dd itself (a target that execs later ends the session,
+    // and the child may still be this test binary for a moment).
+    let exe = format!("/proc/{}/exe", dd.id());
+    for _ in 0..200 {
+        if std::fs::read_link(&exe).is_ok_and(|p| p.ends_with("dd")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let path = support::scratch().join(format!("ks_{tag}.stp"));
     std::fs::write(&path, script).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
