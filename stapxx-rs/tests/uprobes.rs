@@ -301,3 +301,26 @@ fn a_split_part_inlined_back_is_not_a_second_entry() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "finalized 5\nhits 5\n", "{err}");
 }
+
+/// stap writes target variables in guru mode; stapxx-rs never writes to
+/// the target: refused at pass 2, at the assignment.
+#[test]
+fn writing_a_target_variable_is_refused() {
+    let bin = fixture("-O2");
+    let script = format!(
+        r#"probe process("{}").function("work") {{ $n = 0 }}"#,
+        bin.display()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+        .args(["-g", "-p2", "-e", &script])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "error: cannot write the target variable '$n': stapxx-rs only reads the traced program"
+        ),
+        "{err}"
+    );
+}

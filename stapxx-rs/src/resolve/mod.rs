@@ -529,6 +529,18 @@ impl Resolver<'_, '_> {
                 keys: self.exprs(keys)?,
             },
             ExprKind::Assign { op, lhs, rhs } => {
+                // stap writes target variables in guru mode (-g); we
+                // never write to the target.
+                if let ExprKind::Dwarf(d) = &lhs.kind {
+                    let what = match &d.base {
+                        DwarfBase::Target(n) => format!("the target variable '${n}'"),
+                        _ => "the target's memory".to_string(),
+                    };
+                    return Err(Diagnostic::error(
+                        lhs.span,
+                        format!("cannot write {what}: stapxx-rs only reads the traced program and the kernel, never changes them (stap writes them in guru mode, -g)"),
+                    ));
+                }
                 let typed = op == AssignOp::Assign && autocast::typed_shape(&rhs);
                 let target = match &lhs.kind {
                     ExprKind::Var(v) => Some(v.clone()),
