@@ -745,34 +745,22 @@ impl Gen<'_> {
                 ))
             }
             SprintLoadavg => return Err(loadavg_in_kernel(span)),
-            Usymdata => {
+            Usymdata | Symdata => {
                 self.long(&args[0])?;
                 let a = self.tmp_long();
                 self.st_local(a, R0);
-                self.sym_text(dst, a, SymStyle::Data, Space::User);
+                self.sym_text(dst, a, SymStyle::Data, Space::of(b));
             }
-            Symdata => {
-                self.long(&args[0])?;
-                let a = self.tmp_long();
-                self.st_local(a, R0);
-                self.sym_text(dst, a, SymStyle::Data, Space::Kernel);
-            }
-            SprintStack => {
+            SprintStack | SprintUstack => {
                 let s = self.string(&args[0])?;
                 let t = self.tmp_str();
                 self.copy_str(SLoc::Frame(t), s);
-                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Usyms, Space::Kernel)?;
+                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Usyms, Space::of(b))?;
             }
             SprintBacktrace => {
                 let t = self.tmp_str();
                 self.backtrace(SLoc::Frame(t), span)?;
                 self.sym_lines(dst, SLoc::Frame(t), SymStyle::Simple, Space::Kernel)?;
-            }
-            SprintUstack => {
-                let s = self.string(&args[0])?;
-                let t = self.tmp_str();
-                self.copy_str(SLoc::Frame(t), s);
-                self.sym_lines(dst, SLoc::Frame(t), SymStyle::Usyms, Space::User)?;
             }
             SprintUbacktrace => {
                 let t = self.tmp_str();

@@ -22,6 +22,18 @@ pub(super) enum Space {
     Kernel,
 }
 
+impl Space {
+    /// Whose addresses a symbolizing builtin reads: the `u` ones the
+    /// target's.
+    pub(super) fn of(b: crate::ir::builtins::Builtin) -> Space {
+        use crate::ir::builtins::Builtin::*;
+        match b {
+            Usymdata | SprintUstack | SprintUbacktrace | Usymname => Space::User,
+            _ => Space::Kernel,
+        }
+    }
+}
+
 /// Which text each address becomes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum SymStyle {

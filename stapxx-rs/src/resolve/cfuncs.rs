@@ -100,6 +100,17 @@ fn strip_comments(s: &str) -> String {
     out
 }
 
+/// The captures of `pattern` over a C body that is exactly one statement
+/// (the shape each translation of `cfuncs/` looks for); `None` otherwise.
+fn one_statement<'c>(code: &'c str, pattern: &str) -> Option<regex::Captures<'c>> {
+    let re = regex::Regex::new(pattern).expect("valid regex");
+    let stmts = c_statements(code);
+    let [stmt] = stmts.as_slice() else {
+        return None;
+    };
+    re.captures(stmt)
+}
+
 /// The statements of a C body, trimmed, empty ones left out.
 fn c_statements(code: &str) -> Vec<&str> {
     code.split(';')

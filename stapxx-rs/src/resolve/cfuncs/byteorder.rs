@@ -12,15 +12,10 @@ use grammar::ast::*;
 /// The script body for a byte-order conversion, `None` when `code` is not
 /// one.
 pub(super) fn translate(b: &B, f: &Function, code: &str) -> Option<Block> {
-    let re = regex::Regex::new(
+    let c = super::one_statement(
+        code,
         r"^STAP_RETVALUE\s*=\s*(?:\(\s*[\w\s]+\)\s*)?(\w+)\s*\(\s*(?:\(\s*[\w\s]+\)\s*)?STAP_ARG_(\w+)\s*\)$",
-    )
-    .expect("valid regex");
-    let stmts = super::c_statements(code);
-    let [stmt] = stmts.as_slice() else {
-        return None;
-    };
-    let c = re.captures(stmt)?;
+    )?;
     let (bits, swap) = conversion(&c[1])?;
     let param = f.params.iter().find(|p| p.name == c[2])?;
     let x = || b.convert(b.var(&param.name), bits, false);

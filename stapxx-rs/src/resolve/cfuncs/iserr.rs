@@ -12,15 +12,10 @@ const MAX_ERRNO: i64 = 4095;
 
 /// The script body for an error-pointer test, `None` when `code` is not one.
 pub(super) fn translate(b: &B, f: &Function, code: &str) -> Option<Block> {
-    let re = regex::Regex::new(
+    let c = super::one_statement(
+        code,
         r"^STAP_RETVALUE\s*=\s*(IS_ERR|IS_ERR_OR_NULL)\s*\(\s*(?:\(\s*[\w\s\*]+\)\s*)*STAP_ARG_(\w+)\s*\)$",
-    )
-    .expect("valid regex");
-    let stmts = super::c_statements(code);
-    let [stmt] = stmts.as_slice() else {
-        return None;
-    };
-    let c = re.captures(stmt)?;
+    )?;
     let param = f.params.iter().find(|p| p.name == c[2])?;
     let x = || b.var(&param.name);
     let err = b.bin(

@@ -12,15 +12,10 @@ const MINORMASK: i64 = (1 << MINORBITS) - 1;
 
 /// The script body for a device-number macro, `None` when `code` is not one.
 pub(super) fn translate(b: &B, f: &Function, code: &str) -> Option<Block> {
-    let re = regex::Regex::new(
+    let c = super::one_statement(
+        code,
         r"^STAP_RETVALUE\s*=\s*(MAJOR|MINOR|MKDEV|new_decode_dev)\s*\(\s*STAP_ARG_(\w+)\s*(?:,\s*STAP_ARG_(\w+)\s*)?\)$",
-    )
-    .expect("valid regex");
-    let stmts = super::c_statements(code);
-    let [stmt] = stmts.as_slice() else {
-        return None;
-    };
-    let c = re.captures(stmt)?;
+    )?;
     let arg = |i: usize| -> Option<Expr> {
         let name = c.get(i)?.as_str();
         f.params

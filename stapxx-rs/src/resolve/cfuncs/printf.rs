@@ -8,15 +8,10 @@ use grammar::ast::*;
 
 /// The script body for such a function, `None` when `code` is not one.
 pub(super) fn translate(b: &B, f: &Function, code: &str) -> Option<Block> {
-    let re = regex::Regex::new(
+    let c = super::one_statement(
+        code,
         r#"^STAP_PRINTF\s*\(\s*"((?:[^"\\]|\\.)*)"\s*((?:,\s*STAP_ARG_\w+\s*)*)\)$"#,
-    )
-    .expect("valid regex");
-    let stmts = super::c_statements(code);
-    let [stmt] = stmts.as_slice() else {
-        return None;
-    };
-    let c = re.captures(stmt)?;
+    )?;
     let mut args = vec![b.str(&unescape(&c[1])?)];
     for a in c[2].split(',').map(str::trim).filter(|a| !a.is_empty()) {
         let name = a.strip_prefix("STAP_ARG_")?;
