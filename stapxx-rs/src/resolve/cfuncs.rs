@@ -41,6 +41,11 @@ pub fn translate(f: &Function, c_blocks: &[&str]) -> Result<Block, String> {
         .map(String::as_str)
         .chain(c_blocks.iter().copied())
         .collect();
+    // Functions whose job is to change the traced program or the kernel
+    // (guru-mode tapsets): refused for what they are, not for their C.
+    if let Some(why) = changes_the_target(&code) {
+        return Err(why);
+    }
     let b = B { span: f.span };
     match f.name.as_str() {
         "_sys_open_flag_str" => open_flags(&b, f, &code, &blocks),
@@ -54,6 +59,38 @@ pub fn translate(f: &Function, c_blocks: &[&str]) -> Result<Block, String> {
             None => one_lookup(&b, f, &code, &blocks),
         },
     }
+}
+
+/// Why a function's C changes what stapxx-rs only reads: it signals a
+/// task (`guru-signal.stp`'s `raise`) or writes kernel memory
+/// (`conversions-guru.stp`'s `set_kernel_*`).
+fn changes_the_target(code: &str) -> Option<String> {
+    let calls = |f: &str| {
+        code.match_indices(f).any(|(i, _)| {
+            let before = code[..i].chars().next_back();
+            let after = code[i + f.len()..].trim_start();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with('(')
+        })
+    };
+    if ["send_sig", "send_sig_info", "force_sig", "kill_pid"]
+        .iter()
+        .any(|f| calls(f))
+    {
+        return Some("it sends a signal to a task, which changes the traced program: stapxx-rs only reads the target and the kernel, never changes them (stap does it in guru mode, -g)".into());
+    }
+    if [
+        "kwrite",
+        "store_kderef",
+        "store_kderef_string",
+        "store_deref",
+        "store_deref_string",
+    ]
+    .iter()
+    .any(|f| calls(f))
+    {
+        return Some("it writes kernel memory: stapxx-rs only reads the target and the kernel, never changes them (stap does it in guru mode, -g)".into());
+    }
+    None
 }
 
 /// `code` without the value tables it defines itself (`static const
