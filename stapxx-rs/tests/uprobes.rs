@@ -323,4 +323,22 @@ fn writing_a_target_variable_is_refused() {
         ),
         "{err}"
     );
+    // The installed tree's guru functions that signal a task or write
+    // kernel memory: refused for that.
+    for (call, why) in [
+        (
+            "raise(9)",
+            "it sends a signal to a task, which changes the traced program",
+        ),
+        ("set_kernel_long(0, 1)", "it writes kernel memory"),
+    ] {
+        let script = format!("probe begin {{ {call} }}");
+        let out = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"))
+            .args(["-g", "-p2", "-e", &script])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(why), "{call}: {err}");
+    }
 }
