@@ -666,8 +666,6 @@ fn collect_stpm(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Before loading: the memory the kernel maps would take, refused past
-/// the bound and told when large (see [`crate::footprint`]).
 /// `-G NAME=VALUE`: the script's global NAME starts at VALUE (a number
 /// as C writes one, else a string), as stap sets it when the module loads.
 fn set_globals(files: &mut [ast::File], settings: &[String]) -> Result<(), Diagnostic> {
@@ -741,6 +739,8 @@ fn timeout_probe(secs: u64) -> ast::Item {
     })
 }
 
+/// Before loading: the memory the kernel maps would take, refused past
+/// the bound and told when large (see [`crate::footprint`]).
 fn check_footprint(
     c: &codegen::Compiled,
     program: &ir::Program,

@@ -16,7 +16,8 @@
 //! conversions (`ntohs`, `be32_to_cpu`, ...) are one shape of their own
 //! (`byteorder.rs`), the kernel's `IS_ERR` pointer test another
 //! (`iserr.rs`), a `STAP_PRINTF` of the arguments (`log`) a third
-//! (`printf.rs`), the device-number macros (`MKDEV`) a fourth (`kdev.rs`). Anything else is refused with the reason.
+//! (`printf.rs`), the device-number macros (`MKDEV`) a fourth
+//! (`kdev.rs`). Anything else is refused with the reason.
 
 mod byteorder;
 mod iserr;

@@ -117,7 +117,6 @@ pub fn resolve(
         c_constants: None,
         calls_site_text: false,
         last_value: None,
-        pretty_count: 0,
     };
     let hz = crate::kernel::kernel_hz();
     let mut out_probes = Vec::new();
@@ -292,8 +291,6 @@ struct Resolver<'a, 'm> {
     /// The type of the last target value resolved, whatever it is (for
     /// pretty printing).
     last_value: Option<pretty::ValueAt>,
-    /// Functions made for pretty-printed values so far (their names).
-    pretty_count: usize,
 }
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the

@@ -512,8 +512,14 @@ impl Resolver<'_, '_> {
         {
             return same.name.clone();
         }
-        f.name = format!("{PREFIX}{}", self.pretty_count);
-        self.pretty_count += 1;
+        // Numbered in the order made; a rollback or a split drops the
+        // latest ones only, so the count of those left is a free number.
+        let made = self
+            .resolved_functions
+            .iter()
+            .filter(|g| g.name.starts_with(PREFIX))
+            .count();
+        f.name = format!("{PREFIX}{made}");
         self.resolved_functions.push(f.clone());
         f.name
     }
