@@ -26,6 +26,9 @@ here except the bench-only nginx of nginx_full.py, built on first use):
   compiled in (tests/bench/nginx_full.py), for the samples that watch
   nginx's upstream module: the static build has no proxy module, so its
   ngx_http_upstream_* functions exist but are never called;
+* nginx-full-nogc64: the same on LuaJIT built without GC64, for the
+  sample that reads nginx's LuaJIT through the non-GC64 tapset
+  (ngx-lj-gc-speed);
 * LuaJIT's own interpreter (GC64 and not) on spin.lua (tests/lua/) or
   the scripts of tests/bench/corpus_run/ (gcspin.lua, texits.lua).
 
@@ -50,7 +53,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402
-import nginx_full  # noqa: E402
 
 ROOT = corpus.ROOT
 HERE = Path(__file__).resolve().parent / "corpus_run"
@@ -248,8 +250,6 @@ class Nginx(corpus.Nginx):
     location for PURGE requests."""
 
     def __init__(self, shape):
-        if shape == "full":
-            nginx_full.build()
         super().__init__(shape)
         self.shape = shape
         self.echo = EchoServer()
@@ -262,7 +262,7 @@ class Nginx(corpus.Nginx):
         lua = lambda name: f"content_by_lua_file {HERE / name};"  # noqa: E731
         upstream = ""
         proxied = ""
-        if self.shape == "full":
+        if self.shape.startswith("full"):
             upstream = (
                 "    upstream retried {\n"
                 f"        server 127.0.0.1:{self.dead} max_fails=0;\n"
@@ -310,6 +310,7 @@ class Nginx(corpus.Nginx):
             f"        location = /recv {{ {lua('recv.lua')} }}\n"
             f"        location = /udp {{ {lua('udp.lua')} }}\n"
             f"        location = /re {{ {lua('re.lua')} }}\n"
+            f"        location = /gc {{ {lua('gc.lua')} }}\n"
             "        location = /dict { content_by_lua_block {\n"
             '            ngx.shared.dogs:set("k", 1) ngx.say("ok") } }\n'
             "        location /static/ { root html; }\n"
@@ -865,6 +866,47 @@ def check_cpu_robbers(ctx):
                       f"{total} samples (want {want}), #1 {rows[0][1]}"))
 
 
+GC_LINE = r"^LuaJIT GC freed: (-?\d+) bytes/sec"
+
+
+def check_lj_gc_speed(ctx):
+    """ngx-lj-gc-speed sums what each lj_gc_step freed and prints the sum
+    from `timer.s(1)` only when the tick interrupts the worker. Our /gc
+    handler (automatic steps stopped) steps the collector by hand and
+    reports the bytes freed as LuaJIT counts them, then holds the worker
+    busy on CPU 0, where the kernel timer ticks, for 2.5 s."""
+    t = ctx.t
+    pid = t.worker()
+    old, mine = os.sched_getaffinity(pid), os.sched_getaffinity(0)
+    os.sched_setaffinity(pid, {0})
+    os.sched_setaffinity(0, {1})
+    try:
+        http(t.port, "/gc?n=0")  # loads gc.lua (compiling it allocates), stops the automatic steps
+        r = ctx.run("samples/ngx-lj-gc-speed.sxx")
+        ok = r.wait_for(r"Start tracing", 90)
+        time.sleep(0.3)
+        st, body = http(t.port, "/gc?n=20000&ms=2500") if ok else (0, b"")
+        time.sleep(0.3)
+        out, err = r.stop()
+    finally:
+        os.sched_setaffinity(pid, old)
+        os.sched_setaffinity(0, mine)
+    wl = "1 GET /gc: 20000 small tables dropped, the collector stepped by hand through two whole cycles, then 2.5 s busy on CPU 0"
+    m = re.search(rb"freed (-?\d+)", body)
+    if not m:
+        return (wl, "-", short(out + err)) + failed(r, out, err)
+    want = int(m.group(1))
+    fig = f"the bytes those steps freed by LuaJIT's own count (collectgarbage(\"count\") before and after): {want}"
+    lines = [int(x) for x in re.findall(GC_LINE, out, re.M)]
+    shown = short(" / ".join(l for l in out.splitlines() if "GC freed" in l))
+    if not lines:
+        return (wl, fig, short(out + err)) + failed(r, out, err)
+    got = sum(lines)
+    return (wl, fig, shown) + verdict(
+        got == want and want > 0, f"{got} bytes in the printed lines = {want}",
+        f"{got} bytes in the printed lines, want {want}")
+
+
 def check_cpu_hogs(ctx):
     b = burner(0)
     try:
@@ -1397,6 +1439,8 @@ CHECKS = {
     "ngx-zlib-total-deflate-time.sxx": ("nginx-full", check_zlib_total),
     "ngx-zlib-deflate-time.sxx": ("nginx-full", check_zlib_deflate),
     "sample-bt-leaks.sxx": ("nginx-static", check_sample_bt_leaks),
+    # the sample reads nginx's LuaJIT through the non-GC64 tapset
+    "ngx-lj-gc-speed.sxx": ("nginx-full-nogc64", check_lj_gc_speed),
 
     "ngx-pcre-dist.sxx": ("nginx-static", check_pcre_dist),
     "ngx-pcre-dist.sxx exec_time": ("nginx-static", check_pcre_exec_time),
@@ -1418,8 +1462,8 @@ def scrub(text, checkout):
 def make_target(kind):
     if kind == "nginx-static":
         return Nginx("static")
-    if kind == "nginx-full":
-        return Nginx("full")
+    if kind.startswith("nginx-full"):
+        return Nginx(kind.removeprefix("nginx-"))
     variant, script, flags = LJ_TARGETS[kind]
     return LuaJit(variant, script, flags)
 
