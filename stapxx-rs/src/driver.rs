@@ -336,6 +336,7 @@ impl<'o> Session<'o> {
             &program.alias_names,
             &mut modules,
             &self.opts.defines,
+            self.opts.cli.skip_badvars,
         );
         if self.opts.cli.verbose > 0 {
             for line in modules.shipped_layouts() {

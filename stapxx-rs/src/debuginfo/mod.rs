@@ -46,6 +46,7 @@ mod inlined;
 pub mod layout;
 pub mod layouts;
 pub mod locate;
+pub mod locexpr;
 pub mod params;
 pub mod plt;
 mod scope;

@@ -40,6 +40,7 @@ use super::dwarf::{cu_matches, DieId, R};
 use super::elf::ElfFile;
 use super::error::{DebugError, Result};
 use super::layout::{Ty, TypeHandle};
+use super::locexpr::{eval, read_small, to_location, EvalCtx, LocExpr, Outcome};
 use super::symbols::{glob_match, has_wildcards, SymbolTable};
 
 /// DWARF register numbers of x86-64 (System V psABI) 0..=16.
@@ -70,6 +71,12 @@ pub enum ParamLocation {
     Address(u64),
     /// A known constant (`DW_AT_const_value`, `DW_OP_litN; DW_OP_stack_value`).
     Constant(i64),
+    /// In memory at an address computed otherwise (a register scaled, a
+    /// pointer read: `DW_OP_breg0 0; DW_OP_deref; DW_OP_plus_uconst 8`).
+    MemoryAt(LocExpr),
+    /// The value itself, computed otherwise (`DW_OP_breg5 0; DW_OP_lit7;
+    /// DW_OP_mul; DW_OP_stack_value`).
+    ValueOf(LocExpr),
     /// No location at the probe address: optimized out.
     OptimizedOut,
     /// A location this translator does not follow, and why.
@@ -836,7 +843,7 @@ impl Debug {
         let address = |i| self.dwarf.address(&u.unit, i);
         let cfa_here = cfi.cfa_at(probe_address, frame_entry);
         let cfa_reg = match &cfa_here {
-            Ok(Sym::Reg(r, off)) => Some((*r, *off)),
+            Ok(LocExpr::Reg(r, off)) => Some((*r, *off)),
             _ => None,
         };
         let ctx = EvalCtx {
@@ -850,7 +857,7 @@ impl Debug {
             None => Err("the function has no DW_AT_frame_base".to_string()),
             Some(v) => match self.expression_at(u, v, probe_address) {
                 Ok(Some(expr)) => match eval(expr, &ctx, None) {
-                    Outcome::Reg(r) => Ok(Sym::Reg(r, 0)),
+                    Outcome::Reg(r) => Ok(LocExpr::Reg(r, 0)),
                     Outcome::Mem(s) => Ok(s),
                     _ => Err("the frame base is not an address".to_string()),
                 },
@@ -1057,199 +1064,6 @@ fn constant(v: &AttributeValue<R>) -> ParamLocation {
     }
 }
 
-/// A 1/2/4/8-byte block as a number in the reader's byte order.
-fn read_small(b: &R) -> Option<i64> {
-    let mut b = b.clone();
-    Some(match b.len() {
-        1 => i64::from(b.read_u8().ok()?),
-        2 => i64::from(b.read_u16().ok()?),
-        4 => i64::from(b.read_u32().ok()?),
-        8 => b.read_u64().ok()? as i64,
-        _ => return None,
-    })
-}
-
-/// A symbolic value on the DWARF expression stack: a constant, or a
-/// register's value at the probe address plus an offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sym {
-    Const(i64),
-    Reg(u16, i64),
-}
-
-impl Sym {
-    fn add(self, n: i64) -> Sym {
-        match self {
-            Sym::Const(c) => Sym::Const(c.wrapping_add(n)),
-            Sym::Reg(r, o) => Sym::Reg(r, o.wrapping_add(n)),
-        }
-    }
-}
-
-/// What an expression computes.
-#[derive(Debug)]
-enum Outcome {
-    /// Empty expression.
-    Empty,
-    /// The object is in a register.
-    Reg(u16),
-    /// The object is in memory at that address.
-    Mem(Sym),
-    /// The object's value (`DW_OP_stack_value`).
-    Value(Sym),
-    /// `DW_OP_implicit_value`.
-    Implicit(i64),
-    Unsupported(String),
-}
-
-struct EvalCtx<'a> {
-    pc: u64,
-    entry: u64,
-    /// The CFA at `pc`.
-    cfa: std::result::Result<Sym, String>,
-    encoding: gimli::Encoding,
-    /// `DW_OP_addrx`/`DW_OP_constx` through `.debug_addr`.
-    address: &'a dyn Fn(gimli::DebugAddrIndex<usize>) -> gimli::Result<u64>,
-}
-
-fn to_location(o: Outcome) -> ParamLocation {
-    match o {
-        Outcome::Empty => ParamLocation::OptimizedOut,
-        Outcome::Reg(r) | Outcome::Value(Sym::Reg(r, 0)) => ParamLocation::Register(r),
-        Outcome::Mem(Sym::Reg(r, o)) => ParamLocation::Memory {
-            base_reg: r,
-            offset: o,
-        },
-        Outcome::Mem(Sym::Const(a)) => ParamLocation::Address(a as u64),
-        Outcome::Value(Sym::Reg(r, o)) => ParamLocation::Computed {
-            base_reg: r,
-            offset: o,
-        },
-        Outcome::Value(Sym::Const(c)) | Outcome::Implicit(c) => ParamLocation::Constant(c),
-        Outcome::Unsupported(why) => ParamLocation::Unsupported(why),
-    }
-}
-
-/// Evaluates a location expression symbolically. `frame_base`: the
-/// function's frame base (`None` while evaluating the frame base itself).
-fn eval(
-    expr: gimli::Expression<R>,
-    ctx: &EvalCtx<'_>,
-    frame_base: Option<&std::result::Result<Sym, String>>,
-) -> Outcome {
-    use gimli::Operation as Op;
-    let mut ops = expr.operations(ctx.encoding);
-    let mut stack: Vec<Sym> = Vec::new();
-    let mut done: Option<Outcome> = None;
-    let unsupported = |s: &str| Outcome::Unsupported(s.to_string());
-    for _ in 0..256 {
-        let op = match ops.next() {
-            Ok(Some(op)) => op,
-            Ok(None) => break,
-            Err(e) => return Outcome::Unsupported(format!("bad location expression: {e}")),
-        };
-        if matches!(op, Op::Nop) {
-            continue;
-        }
-        if done.is_some() {
-            return match op {
-                Op::Piece { .. } => unsupported("the value is split into pieces"),
-                _ => unsupported("operations after a register or stack value"),
-            };
-        }
-        match op {
-            Op::Register { register } => done = Some(Outcome::Reg(register.0)),
-            Op::RegisterOffset {
-                register,
-                offset,
-                base_type,
-            } => {
-                if base_type.0 != 0 {
-                    return unsupported("a typed register value");
-                }
-                stack.push(Sym::Reg(register.0, offset));
-            }
-            Op::FrameOffset { offset } => match frame_base {
-                Some(Ok(fb)) => stack.push(fb.add(offset)),
-                Some(Err(why)) => return Outcome::Unsupported(why.clone()),
-                None => return unsupported("DW_OP_fbreg in the frame base"),
-            },
-            Op::CallFrameCFA => match &ctx.cfa {
-                Ok(c) => stack.push(*c),
-                Err(why) => return Outcome::Unsupported(why.clone()),
-            },
-            Op::UnsignedConstant { value } => stack.push(Sym::Const(value as i64)),
-            Op::SignedConstant { value } => stack.push(Sym::Const(value)),
-            Op::Address { address } => stack.push(Sym::Const(address as i64)),
-            Op::AddressIndex { index } | Op::ConstantIndex { index } => {
-                match (ctx.address)(index) {
-                    Ok(a) => stack.push(Sym::Const(a as i64)),
-                    Err(e) => return Outcome::Unsupported(format!("bad address index: {e}")),
-                }
-            }
-            Op::PlusConstant { value } => match stack.pop() {
-                Some(s) => stack.push(s.add(value as i64)),
-                None => return unsupported("stack underflow"),
-            },
-            Op::Plus | Op::Minus => {
-                let (Some(b), Some(a)) = (stack.pop(), stack.pop()) else {
-                    return unsupported("stack underflow");
-                };
-                let minus = matches!(op, Op::Minus);
-                let r = match (a, b) {
-                    (a, Sym::Const(n)) => a.add(if minus { n.wrapping_neg() } else { n }),
-                    (Sym::Const(n), b @ Sym::Reg(..)) if !minus => b.add(n),
-                    _ => return unsupported("arithmetic on two registers"),
-                };
-                stack.push(r);
-            }
-            Op::StackValue => match stack.pop() {
-                Some(s) => done = Some(Outcome::Value(s)),
-                None => return unsupported("stack underflow"),
-            },
-            Op::ImplicitValue { data } => match read_small(&data) {
-                Some(n) => done = Some(Outcome::Implicit(n)),
-                None => return unsupported("an implicit value of an odd size"),
-            },
-            Op::EntryValue { expression } => {
-                if ctx.pc != ctx.entry {
-                    return unsupported("DW_OP_entry_value away from the function entry");
-                }
-                let mut inner = gimli::Expression(expression).operations(ctx.encoding);
-                match (inner.next(), inner.next()) {
-                    (Ok(Some(Op::Register { register })), Ok(None))
-                    | (
-                        Ok(Some(Op::RegisterOffset {
-                            register,
-                            offset: 0,
-                            ..
-                        })),
-                        Ok(None),
-                    ) => stack.push(Sym::Reg(register.0, 0)),
-                    _ => return unsupported("a DW_OP_entry_value of a complex expression"),
-                }
-            }
-            Op::Piece { .. } => return unsupported("the value is split into pieces"),
-            Op::ImplicitPointer { .. } => return unsupported("an implicit pointer"),
-            Op::TLS => return unsupported("a thread-local variable"),
-            Op::ParameterRef { .. } => {
-                return unsupported(
-                    "the caller passed it in a transformed form (DW_OP_GNU_parameter_ref)",
-                )
-            }
-            Op::Deref { .. } => return unsupported("a pointer read in the location"),
-            _ => return unsupported("an operation this translator does not evaluate"),
-        }
-    }
-    if let Some(d) = done {
-        return d;
-    }
-    match stack.pop() {
-        Some(s) => Outcome::Mem(s),
-        None => Outcome::Empty,
-    }
-}
-
 /// Call frame information: the CFA rule at an address.
 pub(super) struct Cfi<'a> {
     src: &'a Sources<'a>,
@@ -1275,7 +1089,7 @@ impl<'a> Cfi<'a> {
 
     /// The CFA at `pc` as `register + offset`. Without CFI for `pc`, the
     /// x86-64 rule at a function's first instruction (`rsp + 8`).
-    fn cfa_at(&mut self, pc: u64, entry: u64) -> std::result::Result<Sym, String> {
+    fn cfa_at(&mut self, pc: u64, entry: u64) -> std::result::Result<LocExpr, String> {
         let code = self.src.code_file;
         let code_endian = endian(code);
         let eh = self.eh_frame.get_or_insert_with(|| {
@@ -1324,7 +1138,7 @@ impl<'a> Cfi<'a> {
         }
         if pc == entry && code.pointer_size() == 8 {
             // x86-64: the call just pushed the return address.
-            return Ok(Sym::Reg(7, 8));
+            return Ok(LocExpr::Reg(7, 8));
         }
         Err(format!("no call frame information for address {pc:#x}"))
     }
@@ -1335,9 +1149,11 @@ impl<'a> Cfi<'a> {
     }
 }
 
-fn cfa_rule(rule: &gimli::CfaRule<usize>) -> std::result::Result<Sym, String> {
+fn cfa_rule(rule: &gimli::CfaRule<usize>) -> std::result::Result<LocExpr, String> {
     match rule {
-        gimli::CfaRule::RegisterAndOffset { register, offset } => Ok(Sym::Reg(register.0, *offset)),
+        gimli::CfaRule::RegisterAndOffset { register, offset } => {
+            Ok(LocExpr::Reg(register.0, *offset))
+        }
         gimli::CfaRule::Expression(_) => Err("the CFA is a DWARF expression here".into()),
     }
 }
@@ -1354,152 +1170,6 @@ mod tests {
         assert_eq!(x86_64_register_name(15), Some("r15"));
         assert_eq!(x86_64_register_name(16), Some("rip"));
         assert_eq!(x86_64_register_name(17), None);
-    }
-
-    fn run(bytes: &[u8], pc: u64, cfa: Sym, frame_base: Option<Sym>) -> ParamLocation {
-        let data: std::sync::Arc<[u8]> = std::sync::Arc::from(bytes);
-        let expr = gimli::Expression(R::new(data, gimli::RunTimeEndian::Little));
-        let address = |i: gimli::DebugAddrIndex<usize>| Ok(0x1000 + i.0 as u64 * 8);
-        let ctx = EvalCtx {
-            pc,
-            entry: 0x100,
-            cfa: Ok(cfa),
-            encoding: gimli::Encoding {
-                format: gimli::Format::Dwarf32,
-                version: 5,
-                address_size: 8,
-            },
-            address: &address,
-        };
-        let fb = frame_base.map(Ok);
-        to_location(eval(expr, &ctx, fb.as_ref()))
-    }
-
-    #[test]
-    fn expressions() {
-        let entry_cfa = Sym::Reg(7, 8);
-        // DW_OP_reg5 (rdi)
-        assert_eq!(
-            run(&[0x55], 0x100, entry_cfa, None),
-            ParamLocation::Register(5)
-        );
-        // DW_OP_regx 14
-        assert_eq!(
-            run(&[0x90, 14], 0x100, entry_cfa, None),
-            ParamLocation::Register(14)
-        );
-        // DW_OP_fbreg -20 with frame base DW_OP_call_frame_cfa (rsp + 8).
-        assert_eq!(
-            run(&[0x91, 0x6c], 0x100, entry_cfa, Some(entry_cfa)),
-            ParamLocation::Memory {
-                base_reg: 7,
-                offset: -12
-            }
-        );
-        // After the prologue the CFA is rbp + 16.
-        assert_eq!(
-            run(&[0x91, 0x6c], 0x108, entry_cfa, Some(Sym::Reg(6, 16))),
-            ParamLocation::Memory {
-                base_reg: 6,
-                offset: -4
-            }
-        );
-        // DW_OP_call_frame_cfa itself.
-        assert_eq!(
-            run(&[0x9c], 0x100, entry_cfa, None),
-            ParamLocation::Memory {
-                base_reg: 7,
-                offset: 8
-            }
-        );
-        // DW_OP_breg7 +8 (a stack argument at entry).
-        assert_eq!(
-            run(&[0x77, 0x08], 0x100, entry_cfa, None),
-            ParamLocation::Memory {
-                base_reg: 7,
-                offset: 8
-            }
-        );
-        // DW_OP_breg3 +16; DW_OP_stack_value: the value is rbx + 16.
-        assert_eq!(
-            run(&[0x73, 0x10, 0x9f], 0x100, entry_cfa, None),
-            ParamLocation::Computed {
-                base_reg: 3,
-                offset: 16
-            }
-        );
-        // DW_OP_entry_value(DW_OP_reg5); DW_OP_stack_value: rdi at the entry ...
-        let ev = [0xa3, 0x01, 0x55, 0x9f];
-        assert_eq!(run(&ev, 0x100, entry_cfa, None), ParamLocation::Register(5));
-        // ... and unknown elsewhere.
-        assert!(matches!(
-            run(&ev, 0x104, entry_cfa, None),
-            ParamLocation::Unsupported(_)
-        ));
-        // DW_OP_lit3; DW_OP_stack_value / DW_OP_const1s -2; DW_OP_stack_value
-        assert_eq!(
-            run(&[0x33, 0x9f], 0x100, entry_cfa, None),
-            ParamLocation::Constant(3)
-        );
-        assert_eq!(
-            run(&[0x09, 0xfe, 0x9f], 0x100, entry_cfa, None),
-            ParamLocation::Constant(-2)
-        );
-        // DW_OP_implicit_value 4 bytes
-        assert_eq!(
-            run(&[0x9e, 4, 0x78, 0x56, 0x34, 0x12], 0x100, entry_cfa, None),
-            ParamLocation::Constant(0x1234_5678)
-        );
-        // DW_OP_addr 0x4010 (a static local) / DW_OP_addrx 2
-        assert_eq!(
-            run(
-                &[0x03, 0x10, 0x40, 0, 0, 0, 0, 0, 0],
-                0x100,
-                entry_cfa,
-                None
-            ),
-            ParamLocation::Address(0x4010)
-        );
-        assert_eq!(
-            run(&[0xa1, 2], 0x100, entry_cfa, None),
-            ParamLocation::Address(0x1010)
-        );
-        // DW_OP_breg6 -8; DW_OP_lit4; DW_OP_minus -> memory at rbp - 12
-        assert_eq!(
-            run(&[0x76, 0x78, 0x34, 0x1c], 0x100, entry_cfa, None),
-            ParamLocation::Memory {
-                base_reg: 6,
-                offset: -12
-            }
-        );
-        // Empty: optimized out.
-        assert_eq!(
-            run(&[], 0x100, entry_cfa, None),
-            ParamLocation::OptimizedOut
-        );
-        // DW_OP_reg5; DW_OP_piece 8; DW_OP_reg4; DW_OP_piece 8: unsupported.
-        assert!(matches!(
-            run(&[0x55, 0x93, 8, 0x54, 0x93, 8], 0x100, entry_cfa, None),
-            ParamLocation::Unsupported(_)
-        ));
-        // DW_OP_fbreg without a frame base.
-        assert!(matches!(
-            run(&[0x91, 0x6c], 0x100, entry_cfa, None),
-            ParamLocation::Unsupported(_)
-        ));
-        // Truncated input never panics.
-        for bytes in [
-            &[0x91][..],
-            &[0xa3, 0x05, 0x55],
-            &[0x03, 0x10],
-            &[0x1c],
-            &[0x9f],
-        ] {
-            assert!(matches!(
-                run(bytes, 0x100, entry_cfa, None),
-                ParamLocation::Unsupported(_)
-            ));
-        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod cexpr;
 mod cfuncs;
 mod handlers;
 mod kernel_timers;
+mod locvalue;
 pub mod marks;
 pub mod modules;
 mod overloads;
@@ -69,6 +70,7 @@ pub fn resolve(
     alias_names: &[String],
     modules: &mut Modules,
     defines: &std::collections::BTreeMap<String, String>,
+    skip_badvars: bool,
 ) -> Result<Resolved, Diagnostic> {
     let mut globals: HashMap<&str, &Global> = HashMap::new();
     let mut probes = Vec::new();
@@ -97,6 +99,8 @@ pub fn resolve(
     // Only the script's own probes run; a module's probes run too when the
     // module was pulled in (stap runs every probe of a used tapset).
     let mut r = Resolver {
+        skip_badvars,
+        badvars: Vec::new(),
         functions,
         modules,
         used_functions: BTreeSet::new(),
@@ -173,7 +177,8 @@ pub fn resolve(
             }
         }
     }
-    let warnings = skipped_warnings(&skipped, &matched);
+    let mut warnings = skipped_warnings(&skipped, &matched);
+    warnings.append(&mut r.badvars);
     // Each @entry value is stored by a probe on the function's entry, as
     // stap does, and read back in the return probe by thread id.
     let mut entry_globals = Vec::new();
@@ -291,6 +296,10 @@ struct Resolver<'a, 'm> {
     /// The type of the last target value resolved, whatever it is (for
     /// pretty printing).
     last_value: Option<pretty::ValueAt>,
+    /// `--skip-badvars`: a target value that does not resolve reads as 0,
+    /// with a warning (stap's rule), instead of failing pass 2.
+    skip_badvars: bool,
+    badvars: Vec<Diagnostic>,
 }
 
 /// An `@entry(e)`: the entry sites, their points as written, e, and the
@@ -735,6 +744,15 @@ impl Resolver<'_, '_> {
     fn dwarf(&mut self, d: DwarfValue, amp: bool, span: Span) -> R<Expr> {
         match self.try_dwarf(d, amp, span, true)? {
             Ok(e) => Ok(e),
+            Err(msg) if self.skip_badvars => {
+                let msg = msg.strip_suffix(target::SKIP_HINT).unwrap_or(&msg);
+                let w = Diagnostic::warning(span, format!("{msg}: read as 0 (--skip-badvars)"));
+                // A handler resolved once per site meets it once each.
+                if !self.badvars.contains(&w) {
+                    self.badvars.push(w);
+                }
+                Ok(reads::num(0, span))
+            }
             Err(msg) => Err(Diagnostic::error(span, msg)),
         }
     }

@@ -16,6 +16,9 @@ pub(super) struct Mark {
     entries: usize,
     functions: usize,
     used: BTreeSet<String>,
+    /// Warnings of `--skip-badvars` (an optional point left out takes its
+    /// own back).
+    badvars: usize,
 }
 
 impl Resolver<'_, '_> {
@@ -25,6 +28,7 @@ impl Resolver<'_, '_> {
             entries: self.entries.len(),
             functions: self.resolved_functions.len(),
             used: self.used_functions.clone(),
+            badvars: self.badvars.len(),
         }
     }
 
@@ -33,6 +37,7 @@ impl Resolver<'_, '_> {
         self.entries.truncate(m.entries);
         self.resolved_functions.truncate(m.functions);
         self.used_functions = m.used;
+        self.badvars.truncate(m.badvars);
         self.queue.clear();
     }
 

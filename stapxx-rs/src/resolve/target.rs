@@ -38,6 +38,10 @@ struct FunctionSite<'a> {
     bias: Option<Expr>,
 }
 
+/// Said after a variable the DWARF gives no value for at the probe
+/// address: the way past it stap users know.
+pub(super) const SKIP_HINT: &str = " (--skip-badvars reads it as 0)";
+
 pub(super) fn bin(op: BinOp, lhs: Expr, rhs: Expr, span: Span) -> Expr {
     Expr {
         kind: ExprKind::Binary {
@@ -369,12 +373,23 @@ fn read_var(
 ) -> R<Result<Expr, String>> {
     let display = &v.display;
     let fname = &info.name;
+    // A link-time address as it is in the running process.
+    let biased = |a: u64| match &site.bias {
+        Some(b) => bin(BinOp::Add, b.clone(), num(a as i64, span), span),
+        None => reads::var_address(&m.target_path().display().to_string(), a, span),
+    };
     let base = match &v.location {
         ParamLocation::OptimizedOut => {
+            // Which of the function's copies, as stap's message says, and
+            // the way past it a user has (stap's `--skip-badvars`).
+            let copy = match info.call_line.filter(|_| info.inlined) {
+                Some(l) => format!("the copy of function '{fname}' inlined at line {l}"),
+                None => format!("function '{fname}'"),
+            };
             return Ok(Err(format!(
-                "'{display}' is optimized out at the probe address {:#x} of function '{fname}'",
+                "'{display}' is optimized out at the probe address {:#x} of {copy}{SKIP_HINT}",
                 info.probe_address
-            )))
+            )));
         }
         ParamLocation::Unsupported(why) => {
             return Ok(Err(format!(
@@ -385,10 +400,18 @@ fn read_var(
             Ok(r) => plus(r, *offset, span),
             Err(e) => return Ok(Err(e)),
         },
-        ParamLocation::Address(a) => match &site.bias {
-            Some(b) => bin(BinOp::Add, b.clone(), num(*a as i64, span), span),
-            None => reads::var_address(&m.target_path().display().to_string(), *a, span),
+        ParamLocation::Address(a) => biased(*a),
+        ParamLocation::MemoryAt(e) => match super::locvalue::expr(e, &biased, display, span) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
         },
+        ParamLocation::ValueOf(e) => {
+            let value = match super::locvalue::expr(e, &biased, display, span) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            return value_chain(m, v, value, steps, indexes, amp, span);
+        }
         ParamLocation::Register(r) => {
             let value = match register(*r, display, span) {
                 Ok(e) => e,
