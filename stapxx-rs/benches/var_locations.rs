@@ -31,7 +31,10 @@ fn kind(l: &ParamLocation) -> String {
 }
 
 fn main() {
-    let files: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let files: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if files.is_empty() {
         eprintln!("usage: cargo bench -p stapxx-rs --bench var_locations -- FILE...");
         return;

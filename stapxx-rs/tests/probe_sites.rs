@@ -169,7 +169,7 @@ fn statements_and_plt() {
     let line = support::c_line_of("sites.c", "loop_body");
     let script = format!(
         "probe process(\"BIN\").statement(\"walk@sites.c:{line}\") {{ println($i) }}\n\
-         probe process(\"BIN\").plt(\"puts\"), process(\"BIN\").plt(\"get*\") {{ println(ppfunc()) }}"
+         probe process(\"BIN\").plt(\"puts\"), process(\"BIN\").plt(\"get*\") {{ println($$name, ppfunc()) }}"
     );
     insta::assert_snapshot!(p2_on("sites", "-O0", &script));
 }

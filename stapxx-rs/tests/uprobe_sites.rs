@@ -108,14 +108,21 @@ fn plt_stubs_fire_once_per_call() {
         let (code, lines, err) = run(
             opt,
             "a",
-            r#"global c; probe process("BIN").plt { c[ppfunc()]++ } probe end { foreach (f+ in c) printf("%s %d\n", f, c[f]) }"#,
+            r#"global c; probe process("BIN").plt { c[$$name, ppfunc()]++ } probe end { foreach ([f+, p] in c) printf("%s [%s] %d\n", f, p, c[f, p]) }"#,
         );
         assert_eq!(code, 0, "{opt}: {err}");
         // strlen is called through a pointer: no stub. __cxa_finalize's
         // stub (.plt.got) runs at exit.
         assert_eq!(
             lines,
-            ["__cxa_finalize 1", "getpid 1", "printf 1", "puts 1"],
+            // `$$name` names the stub's function; `ppfunc()` is "" (the
+            // point names the stub's address), as in stap.
+            [
+                "__cxa_finalize [] 1",
+                "getpid [] 1",
+                "printf [] 1",
+                "puts [] 1"
+            ],
             "{opt}"
         );
     }

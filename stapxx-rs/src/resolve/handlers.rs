@@ -80,13 +80,16 @@ impl Resolver<'_, '_> {
         let texts: Vec<String> = sites
             .iter()
             .map(|s| match (name, &s.kind) {
-                _ if s.prog_kind().is_none() && name != "ppfunc" => None,
+                // stap's rule, the one the builtin follows in script
+                // functions: the name in the point's text ("" for marks
+                // and PLT stubs, whose points name an address).
+                ("ppfunc", _) => Some(crate::ir::builtins::ppfunc_of(&s.pp()).to_string()),
+                _ if s.prog_kind().is_none() => None,
                 ("pp", _) => Some(s.pp()),
-                ("ppfunc" | "probefunc", SiteKind::Uprobe(u)) => Some(match &u.info {
+                ("probefunc", SiteKind::Uprobe(u)) => Some(match &u.info {
                     Some(i) => i.name.clone(),
                     None => u.function.clone(),
                 }),
-                ("ppfunc", _) => Some(String::new()),
                 _ => None,
             })
             .collect::<Option<Vec<String>>>()?;

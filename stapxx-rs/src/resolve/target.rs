@@ -160,6 +160,21 @@ impl Resolver<'_, '_> {
                 }
                 continue;
             }
+            // A PLT stub's `$$name` is the function it calls (stap's only
+            // variable of `.plt` probes).
+            if u.place == crate::probes::process::Place::Plt
+                && name == "$name"
+                && steps.is_empty()
+                && !amp
+            {
+                types.push(None);
+                out.push((
+                    u.function.clone(),
+                    u.entry_address,
+                    string(&u.function, span),
+                ));
+                continue;
+            }
             let Some(info) = &u.info else {
                 // A function DWARF does not describe (`_init` in a
                 // wildcard): its context strings are empty, as stap's.
