@@ -42,6 +42,7 @@ pub mod preflight;
 pub mod probes;
 pub mod resolve;
 pub mod runtime;
+pub mod script_options;
 pub mod scriptfile;
 pub mod system;
 pub mod target;
