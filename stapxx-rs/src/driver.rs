@@ -194,7 +194,9 @@ impl<'o> Session<'o> {
         }
         let mut program = program;
         if let Some(secs) = self.opts.cli.timeout {
-            program.files[0].items.push(script_options::timeout_probe(secs));
+            program.files[0]
+                .items
+                .push(script_options::timeout_probe(secs));
         }
         script_options::set_globals(&mut program.files, &self.opts.cli.globals)?;
         let program = self.pull_library(program, library)?;

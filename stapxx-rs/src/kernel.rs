@@ -22,6 +22,8 @@ pub enum Record {
     Warn(String),
     Error(String),
     Exit,
+    /// `system(cmd)`: a command to run.
+    System(String),
     /// A hex user backtrace to print symbolized.
     Ustack(crate::runtime::ustack::Style, String),
     /// A hex kernel backtrace to print symbolized.
@@ -599,6 +601,7 @@ fn decode_record(bytes: &[u8]) -> Option<Record> {
     Some(match kind {
         REC_PRINT => Record::Print(body.to_vec()),
         REC_WARN => Record::Warn(String::from_utf8_lossy(body).into_owned()),
+        REC_SYSTEM => Record::System(String::from_utf8_lossy(body).into_owned()),
         REC_ERROR => Record::Error(String::from_utf8_lossy(body).into_owned()),
         REC_USTACK_FULL | REC_USTACK_USYMS | REC_USTACK_BRIEF => {
             use crate::runtime::ustack::Style;

@@ -721,7 +721,7 @@ impl Gen<'_> {
     fn builtin(&mut self, b: Builtin, args: &[Expr], e: &Expr) -> R<bool> {
         use Builtin::*;
         let span = e.span;
-        if e.ty == Ty::Str && !matches!(b, Print | Println | Warn | Error | Exit) {
+        if e.ty == Ty::Str && !matches!(b, Print | Println | Warn | Error | Exit | System) {
             let s = self.string(e)?;
             let _ = s;
             return Ok(false);
@@ -932,6 +932,13 @@ impl Gen<'_> {
                     self.append_lit(SLoc::Frame(t), "\n");
                 }
                 self.output(REC_PRINT, t);
+                return Ok(false);
+            }
+            System => {
+                let s = self.string(&args[0])?;
+                let t = self.tmp_str();
+                self.copy_str(SLoc::Frame(t), s);
+                self.output(REC_SYSTEM, t);
                 return Ok(false);
             }
             Warn | Error => {

@@ -99,6 +99,8 @@ pub const REC_USTACK_BRIEF: u64 = 6;
 /// A hex kernel backtrace, for the host to print symbolized.
 pub const REC_KSTACK_FULL: u64 = 7;
 pub const REC_KSTACK_SYMS: u64 = 8;
+/// `system(cmd)`: a command for the host to run.
+pub const REC_SYSTEM: u64 = 9;
 
 #[derive(Debug, Clone)]
 pub struct ScalarSlot {

@@ -84,6 +84,7 @@ fn needs_no_context(b: Builtin) -> bool {
             | Printd
             | Printdln
             | Warn
+            | System
             | Error
             | Exit
             | Abs

@@ -846,6 +846,11 @@ impl<'p> Interp<'p> {
                 self.out.warn(c_str(&m));
                 n(0)
             }
+            B::System => {
+                let m = self.arg_bytes(args, 0, fr)?;
+                self.out.system(&String::from_utf8_lossy(c_str(&m)));
+                n(0)
+            }
             B::Error => {
                 let m = self.arg_bytes(args, 0, fr)?;
                 let m = truncate(m, self.limits.maxstringlen);

@@ -319,6 +319,7 @@ fn pump(ks: &mut KernelSession, s: &mut Session<'_>, wait: Option<Duration>) -> 
             .output()
             .print(crate::runtime::ustack::format_kernel(style, &stack).as_bytes()),
         Record::Warn(m) => s.output().warn(m.as_bytes()),
+        Record::System(cmd) => s.output().system(&cmd),
         Record::Error(m) => {
             s.output().error(m.as_bytes());
             errors += 1;

@@ -130,6 +130,25 @@ impl Output {
         self.line(b"WARNING: ", msg);
     }
 
+    /// `system(cmd)`: what was printed before it goes out first, then
+    /// `/bin/sh -c cmd` starts with the terminal's stdout and stderr, as
+    /// staprun runs it, and runs on its own (reaped by a thread; a command
+    /// that cannot start is a warning).
+    pub fn system(&mut self, cmd: &str) {
+        self.flush();
+        let child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::null())
+            .spawn();
+        match child {
+            Ok(mut c) => {
+                std::thread::spawn(move || c.wait());
+            }
+            Err(e) => self.warn(format!("system({cmd:?}) did not start: {e}").as_bytes()),
+        }
+    }
+
     /// `ERROR: msg`, counted.
     pub fn error(&mut self, msg: &[u8]) {
         self.errors += 1;
