@@ -85,7 +85,9 @@ fn call(name: &str) -> String {
 /// a minute is killed and fails the test.
 fn run(pass: Option<&str>, script: &str) -> (bool, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stapxx-rs"));
-    cmd.args(pass).args(["-e", script]);
+    // One time zone wherever the snapshots are taken (`tz_gmtoff()`,
+    // `tz_name()` are the session's).
+    cmd.args(pass).args(["-e", script]).env("TZ", "UTC");
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

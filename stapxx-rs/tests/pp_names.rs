@@ -278,3 +278,97 @@ fn is_return_is_a_fact_of_the_site() {
         "{out}"
     );
 }
+
+/// Every quoted literal of a `STAP_PROBE_INIT(...)` row, in order: the
+/// point (`pp()`), the script-level name (`pn()`), the script location, the
+/// derivation.
+fn row_literals(row: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = row.split_once(", &probe_").expect("probe table row").1;
+    while let Some(i) = rest.find('"') {
+        let lit = literal(&rest[i..]);
+        // Skip past the literal as written (escapes included).
+        let mut end = i + 1;
+        let b = rest.as_bytes();
+        while end < b.len() && b[end] != b'"' {
+            end += if b[end] == b'\\' { 2 } else { 1 };
+        }
+        out.push(lit);
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out
+}
+
+/// `pn()`: the script-level point after wildcard expansion, as stap's
+/// `script_location()` gives it (the second name of each row of `stap
+/// -p3`'s probe table): an alias's name for the points it expands to, the
+/// site's own name (`pp()`) for a wildcard or plain point, `timer.s(1)`,
+/// `begin`.
+#[test]
+fn pn_names_the_script_level_point_as_stap_does() {
+    if !support::have_tool("stap") {
+        return support::missing("stap (SystemTap), the oracle");
+    }
+    for (exe, _) in builds() {
+        let script = format!(
+            "probe myp = {} {{ }}\nprobe myp, {}, timer.s(1), begin {{ println(pn()) }}",
+            point(&exe, r#"function("pp_scaled")"#),
+            point(&exe, r#"function("m*")"#),
+        );
+        let out = support::stap::stap(3, &script);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want: BTreeSet<String> = text
+            .lines()
+            .filter(|l| l.starts_with("  STAP_PROBE_INIT("))
+            .map(|l| row_literals(l)[1].clone())
+            .collect();
+        assert!(want.contains("myp") && want.contains("begin"), "{want:?}");
+        let (code, ours, err) = support::stapxx(&["-p2", "-e", &script]);
+        assert_eq!(code, 0, "{err}");
+        let got: BTreeSet<String> = ours
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("println(").map(literal))
+            .collect();
+        assert_eq!(got, want, "{ours}");
+    }
+}
+
+/// `pn()` in a kernel handler reached through a tapset alias wildcard, and
+/// in script functions (the kernel's and the host's).
+#[test]
+fn pn_in_kernel_and_host_handlers_and_their_functions() {
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let exe = support::c_fixture("sites.c", "sites-O0", &["-O0"]);
+    // The fixture's own calls only (not the command's before its exec).
+    let comm: String = exe
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
+    let script = format!(
+        r#"function who() {{ return pn() }}
+probe syscall.getp* {{ if (pid() == target() && execname() == "{comm}") printf("%s %s\n", pn(), who()) }}
+probe begin {{ printf("%s %s\n", pn(), who()) }}"#
+    );
+    let (code, out, err) = support::stapxx_c(&format!("{} 7", exe.display()), &script);
+    assert_eq!(code, 0, "{err}");
+    let mine: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("syscall.") || l.starts_with("begin"))
+        .collect();
+    // sites.c calls getpid() once, getppid() never.
+    assert_eq!(
+        mine,
+        ["begin begin", "syscall.getpid syscall.getpid"],
+        "{out}"
+    );
+}

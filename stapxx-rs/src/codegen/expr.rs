@@ -882,6 +882,7 @@ impl Gen<'_> {
                 }
                 _ => self.mov_imm(R0, -1),
             },
+            TzGmtoff => self.mov_imm(R0, crate::runtime::host::timezone().0),
             ErrnoP => self.errno_p(&args[0])?,
             Strlen => {
                 let s = self.string(&args[0])?;

@@ -55,12 +55,15 @@ fn needs_no_context(b: Builtin) -> bool {
             | Uid
             | Gid
             | HostId
+            | TzGmtoff
+            | TzName
             | RandomU32
             | Execname
             | Cpu
             | Target
             | Pp
             | Ppfunc
+            | Pn
             | GettimeofdayS
             | GettimeofdayMs
             | GettimeofdayUs

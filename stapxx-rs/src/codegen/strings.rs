@@ -891,6 +891,17 @@ impl Gen<'_> {
                 let text = self.pp_text();
                 self.set_lit(dst, crate::ir::builtins::ppfunc_of(&text));
             }
+            TzName => self.set_lit(dst, &crate::runtime::host::timezone().1),
+            Pn => {
+                let text = self
+                    .p
+                    .probes
+                    .get(self.probe_index)
+                    .and_then(|p| p.sites.first())
+                    .map(|s| s.pn())
+                    .unwrap_or_default();
+                self.set_lit(dst, &text);
+            }
             // Only host probes read /proc: task.stp calls this after
             // `__stapxx_on_host()`, which is 0 here.
             ProcComm => self.set_empty(dst),

@@ -39,6 +39,9 @@ pub enum Builtin {
     Pp,
     /// `ppfunc()`: the function name in `pp()`'s text (see [`ppfunc_of`]).
     Ppfunc,
+    /// `pn()`: the script-level point after wildcard expansion
+    /// ([`crate::probes::Site::pn`]).
+    Pn,
     // Time.
     GettimeofdayS,
     GettimeofdayMs,
@@ -159,6 +162,11 @@ pub enum Builtin {
     /// process group and process id (n = 0..6), for our
     /// `tapsets/linux/context.stp`; known when the programs are built.
     HostId,
+    /// `tz_gmtoff()`, `tz_name()`: the local time zone when the session
+    /// started (seconds west of UTC; its abbreviation), as staprun passes
+    /// them (`runtime::host::timezone`).
+    TzGmtoff,
+    TzName,
     /// `__stapxx_random_u32()`: a pseudo-random 32-bit number (the kernel's
     /// `bpf_get_prandom_u32()`; the host's getrandom()), for our
     /// `tapsets/random.stp`.
@@ -277,6 +285,7 @@ impl Builtin {
             "probefunc" => Probefunc,
             "pp" => Pp,
             "ppfunc" => Ppfunc,
+            "pn" => Pn,
             "gettimeofday_s" => GettimeofdayS,
             "gettimeofday_ms" => GettimeofdayMs,
             "gettimeofday_us" => GettimeofdayUs,
@@ -342,6 +351,8 @@ impl Builtin {
             "__stapxx_proc_comm" => ProcComm,
             "__stapxx_pidns_inum" => PidnsInum,
             "__stapxx_host_id" => HostId,
+            "tz_gmtoff" => TzGmtoff,
+            "tz_name" => TzName,
             "__stapxx_random_u32" => RandomU32,
             "string" => StringOf,
             "print" => Print,
@@ -381,7 +392,7 @@ impl Builtin {
             Pid | Tid | Ppid | Uid | Gid | Cpu | Target | UserMode | Addr | Uaddr
             | GettimeofdayS | GettimeofdayMs | GettimeofdayUs | GettimeofdayNs | LocalClockNs
             | LocalClockUs | LocalClockMs | LocalClockS | Jiffies => sig(&[], L),
-            Execname | Probefunc | Pp | Ppfunc => sig(&[], S),
+            Execname | Probefunc | Pp | Ppfunc | Pn => sig(&[], S),
             Usymname | Symname | Umodname | Usymdata => sig(&[L], S),
             Ubacktrace | SprintUbacktrace => sig(&[], S),
             Ucallers => sig(&[L], S),
@@ -441,6 +452,8 @@ impl Builtin {
             MemPageSize | OnHost | Verbose | PidnsInum | RandomU32 => sig(&[], L),
             ProcComm => sig(&[L], S),
             HostId => sig(&[L], L),
+            TzGmtoff => sig(&[], L),
+            TzName => sig(&[], S),
             Print | Println => Signature {
                 args: &[ANY],
                 optional: 1,
@@ -627,6 +640,9 @@ const NAMES: &[&str] = &[
     "probefunc",
     "pp",
     "ppfunc",
+    "pn",
+    "tz_gmtoff",
+    "tz_name",
     "gettimeofday_s",
     "gettimeofday_ms",
     "gettimeofday_us",

@@ -40,6 +40,10 @@ pub struct Site {
     /// The point's `if (cond)`: the handler runs only when it holds.
     pub condition: Option<Expr>,
     pub kind: SiteKind,
+    /// What `pn()` says when it is not `pp()`: the probe alias the
+    /// script's point went through (stap's script-level name, e.g.
+    /// `syscall.read` for `syscall.*`).
+    pub alias: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +93,13 @@ impl Site {
             }
             _ => self.point.clone(),
         }
+    }
+
+    /// `pn()`: the script-level point after wildcard expansion, as stap
+    /// finds it (the outermost probe alias the point went through, else
+    /// the site's own name, `pp()`).
+    pub fn pn(&self) -> String {
+        self.alias.clone().unwrap_or_else(|| self.pp())
     }
 
     /// Where the handler runs: `None` for the host (begin/end/timers),
@@ -323,6 +334,7 @@ pub fn resolve_point(pt: &ProbePoint, cx: &mut Cx<'_>) -> Result<Vec<Site>, Diag
                 optional: pt.is_optional(),
                 condition: pt.condition.clone(),
                 kind,
+                alias: None,
             })
             .collect()),
         Err(Miss::NoMatch(_) | Miss::Unserved(_)) if pt.is_optional() => Ok(Vec::new()),

@@ -238,6 +238,12 @@ impl<'a> Aliases<'a> {
             match self.list(&inner, &wrapped, cx, depth + 1) {
                 Ok(mut got) => {
                     tag_syscall(&alias_name(alias, pt, used), &mut got);
+                    // pn(): the outermost alias names the sites (set last).
+                    if let Some(name) = script_name(alias, pt, used) {
+                        for s in got.iter_mut().flat_map(|d| d.sites.iter_mut()) {
+                            s.alias = Some(name.clone());
+                        }
+                    }
                     if several && depth == 0 {
                         let via = Via {
                             pattern: text.clone(),
@@ -273,6 +279,25 @@ impl<'a> Aliases<'a> {
         }
         Ok(out)
     }
+}
+
+/// stap's script-level name of a point that went through `alias`: the
+/// alias's first name with the components `pt` adds past it; `None` when
+/// those hold a wildcard (a name further down then serves).
+fn script_name(alias: &ProbeAlias, pt: &ProbePoint, used: usize) -> Option<String> {
+    let mut components = alias.names.first()?.components.clone();
+    let rest = &pt.components[used.min(pt.components.len())..];
+    if rest.iter().any(|c| c.name.contains(['*', '?', '['])) {
+        return None;
+    }
+    components.extend(rest.iter().cloned());
+    Some(grammar::printer::point(&ProbePoint {
+        components,
+        condition: None,
+        optional: false,
+        sufficient: false,
+        span: pt.span,
+    }))
 }
 
 /// The alias's name as it matched `pt` (the first of its names that does),

@@ -69,9 +69,9 @@ impl Resolver<'_, '_> {
         })
     }
 
-    /// `pp()`, `ppfunc()` and, in function probes, `probefunc()` are facts
-    /// of the site a kernel handler runs at: the site's point and function
-    /// name, as text. Sites that differ get one handler each (as for
+    /// `pp()`, `ppfunc()`, `pn()` and, in function probes, `probefunc()`
+    /// are facts of the site a kernel handler runs at: the site's point and
+    /// function name, as text (`ppfunc()` and `pn()` in host handlers too). Sites that differ get one handler each (as for
     /// target variables). `None`: leave the call to the runtime (host
     /// handlers know their point; `probefunc()` of a sample is the symbol
     /// of the interrupted address).
@@ -84,6 +84,7 @@ impl Resolver<'_, '_> {
                 // functions: the name in the point's text ("" for marks
                 // and PLT stubs, whose points name an address).
                 ("ppfunc", _) => Some(crate::ir::builtins::ppfunc_of(&s.pp()).to_string()),
+                ("pn", _) => Some(s.pn()),
                 _ if s.prog_kind().is_none() => None,
                 ("pp", _) => Some(s.pp()),
                 ("probefunc", SiteKind::Uprobe(u)) => Some(match &u.info {
@@ -100,8 +101,8 @@ impl Resolver<'_, '_> {
         Some(first)
     }
 
-    /// Whether the script function `name` calls `pp()`, `ppfunc()` or
-    /// `probefunc()`, itself or through the functions it calls.
+    /// Whether the script function `name` calls `pp()`, `ppfunc()`, `pn()`
+    /// or `probefunc()`, itself or through the functions it calls.
     pub(super) fn reaches_site_text(&mut self, name: &str) -> bool {
         if let Some(&known) = self.site_text_users.get(name) {
             return known;
@@ -118,7 +119,7 @@ impl Resolver<'_, '_> {
             }
         });
         let reaches = calls.into_iter().any(|(callee, no_args)| {
-            (no_args && matches!(callee.as_str(), "pp" | "ppfunc" | "probefunc"))
+            (no_args && matches!(callee.as_str(), "pp" | "ppfunc" | "pn" | "probefunc"))
                 || (callee != name && self.reaches_site_text(&callee))
         });
         self.site_text_users.insert(name.to_string(), reaches);

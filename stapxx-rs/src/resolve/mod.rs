@@ -527,6 +527,7 @@ impl Resolver<'_, '_> {
                 if self.reaches_site_text(&name) {
                     self.calls_site_text = true;
                     let _ = self.site_text("pp");
+                    let _ = self.site_text("pn");
                 }
                 ExprKind::Call { name, args }
             }

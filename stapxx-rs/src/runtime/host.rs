@@ -299,6 +299,33 @@ pub fn id(which: i64) -> i64 {
     }
 }
 
+/// The local time zone as staprun hands it to a session when it starts:
+/// seconds west of UTC (`tz_gmtoff()`) and the zone's abbreviation
+/// (`tz_name()`), from localtime(3) at that moment (TZ, /etc/localtime).
+pub fn timezone() -> &'static (i64, String) {
+    static TZ: std::sync::OnceLock<(i64, String)> = std::sync::OnceLock::new();
+    TZ.get_or_init(|| {
+        // SAFETY: time(NULL) takes no buffer; localtime_r writes into
+        // `tm`, which lives here, and its tm_zone points at the C
+        // library's static zone names (or is null).
+        unsafe {
+            let now = libc::time(std::ptr::null_mut());
+            let mut tm: libc::tm = std::mem::zeroed();
+            if libc::localtime_r(&now, &mut tm).is_null() {
+                return (0, "UTC".to_string());
+            }
+            let name = if tm.tm_zone.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(tm.tm_zone)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            (-tm.tm_gmtoff, name)
+        }
+    })
+}
+
 /// A random 32-bit number (getrandom(2); 0 in the unlikely case it fails).
 pub fn random_u32() -> i64 {
     let mut b = [0u8; 4];

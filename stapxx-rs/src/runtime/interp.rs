@@ -154,6 +154,8 @@ pub struct Interp<'p> {
     pub exit_requested: bool,
     /// `pp()` of the running handler.
     pub pp: String,
+    /// The running handler (its index in the program).
+    probe: usize,
     /// `--skip-badvars`: failed user-memory reads give 0 or "".
     pub skip_badvars: bool,
     /// `-v` count, for `__stapxx_verbose()`.
@@ -221,6 +223,7 @@ impl<'p> Interp<'p> {
             depth: 0,
             exit_requested: false,
             pp: String::new(),
+            probe: 0,
             skip_badvars: false,
             verbose: 0,
             skipped_reads: 0,
@@ -235,6 +238,7 @@ impl<'p> Interp<'p> {
             return Ok(());
         };
         self.pp = pp.to_string();
+        self.probe = probe;
         self.actions = 0;
         self.depth = 0;
         self.sregs = 0;
@@ -877,6 +881,11 @@ impl<'p> Interp<'p> {
             B::Probefunc => s(Vec::new()),
             B::Pp => s(self.pp.clone().into_bytes()),
             B::Ppfunc => s(crate::ir::builtins::ppfunc_of(&self.pp).as_bytes().to_vec()),
+            // (A function calling pn() runs in handlers of one site each.)
+            B::Pn => {
+                let site = self.prog.probes.get(self.probe).and_then(|p| p.sites.first());
+                s(site.map(|s| s.pn()).unwrap_or_default().into_bytes())
+            }
             B::GettimeofdayS => n(host::realtime_ns() / 1_000_000_000),
             B::GettimeofdayMs => n(host::realtime_ns() / 1_000_000),
             B::GettimeofdayUs => n(host::realtime_ns() / 1_000),
@@ -1201,6 +1210,8 @@ impl<'p> Interp<'p> {
             B::Verbose => n(self.verbose as i64),
             B::PidnsInum => n(crate::task_info::pid_ns_inum()),
             B::HostId => n(host::id(self.arg_long(args, 0, fr)?)),
+            B::TzGmtoff => n(host::timezone().0),
+            B::TzName => s(host::timezone().1.clone().into_bytes()),
             B::RandomU32 => n(host::random_u32()),
             B::ProcComm => {
                 let pid = self.arg_long(args, 0, fr)?;
