@@ -57,6 +57,7 @@ fn o2() -> &'static Path {
 /// [`ParamLocation`]; `None` for expressions the translator is expected
 /// to refuse (implicit pointers, entry values away from the entry, ...).
 fn expected_location(expr: &str) -> Option<ParamLocation> {
+    use stapxx::debuginfo::locexpr::{LocExpr as E, LocOp as O};
     let ops: Vec<&str> = expr.split("; ").map(str::trim).collect();
     let reg = |op: &str, prefix: &str| -> Option<u16> {
         op.strip_prefix(prefix)?
@@ -66,30 +67,106 @@ fn expected_location(expr: &str) -> Option<ParamLocation> {
             .ok()
     };
     let num = |op: &str| -> Option<i64> { op.rsplit_once(": ")?.1.trim().parse().ok() };
-    match ops.as_slice() {
-        [op] => reg(op, "DW_OP_reg").map(ParamLocation::Register),
-        [op, "DW_OP_stack_value"] => {
-            if let Some(r) = reg(op, "DW_OP_breg") {
-                let offset = num(op)?;
-                return Some(if offset == 0 {
-                    ParamLocation::Register(r)
-                } else {
-                    ParamLocation::Computed {
-                        base_reg: r,
-                        offset,
-                    }
+    if let [op] = ops.as_slice() {
+        if let Some(r) = reg(op, "DW_OP_reg") {
+            return Some(ParamLocation::Register(r));
+        }
+    }
+    // objdump's text run on a stack of symbolic values: what the
+    // location is, written the way DWARF says it (offsets added to a
+    // register or an address stay offsets; nothing else is folded).
+    let mut st: Vec<E> = Vec::new();
+    let mut value = false;
+    for op in &ops {
+        let name = op.split([' ', ':']).next()?;
+        let binop = match name {
+            "DW_OP_mul" => Some(O::Mul),
+            "DW_OP_div" => Some(O::Div),
+            "DW_OP_mod" => Some(O::Mod),
+            "DW_OP_and" => Some(O::And),
+            "DW_OP_or" => Some(O::Or),
+            "DW_OP_xor" => Some(O::Xor),
+            "DW_OP_shl" => Some(O::Shl),
+            "DW_OP_shr" => Some(O::Shr),
+            "DW_OP_shra" => Some(O::Shra),
+            "DW_OP_plus" => Some(O::Add),
+            "DW_OP_minus" => Some(O::Sub),
+            _ => None,
+        };
+        if let Some(o) = binop {
+            let (b, a) = (st.pop()?, st.pop()?);
+            st.push(match (o, a, b) {
+                (O::Add, E::Reg(r, x), E::Const(n)) => E::Reg(r, x + n),
+                (O::Sub, E::Reg(r, x), E::Const(n)) => E::Reg(r, x - n),
+                (O::Add, E::Const(m), E::Const(n)) => E::Const(m + n),
+                (O::Sub, E::Const(m), E::Const(n)) => E::Const(m - n),
+                (o, a, b) => E::Bin(o, Box::new(a), Box::new(b)),
+            });
+            continue;
+        }
+        match name {
+            _ if name.starts_with("DW_OP_breg") => {
+                st.push(E::Reg(reg(op, "DW_OP_breg")?, num(op)?))
+            }
+            _ if name.starts_with("DW_OP_lit") => st.push(E::Const(name[9..].parse().ok()?)),
+            _ if name.starts_with("DW_OP_const") => st.push(E::Const(num(op)?)),
+            "DW_OP_addr" => st.push(E::Addr(
+                u64::from_str_radix(op.rsplit_once(": ")?.1.trim(), 16).ok()?,
+            )),
+            "DW_OP_plus_uconst" => {
+                let n = num(op)?;
+                let top = st.pop()?;
+                st.push(match top {
+                    E::Reg(r, x) => E::Reg(r, x + n),
+                    E::Addr(a) => E::Addr(a + n as u64),
+                    E::Const(m) => E::Const(m + n),
+                    e => E::Bin(O::Add, Box::new(e), Box::new(E::Const(n))),
                 });
             }
-            if let Some(n) = op.strip_prefix("DW_OP_lit") {
-                return n.parse().ok().map(ParamLocation::Constant);
+            "DW_OP_dup" => {
+                let top = st.last()?.clone();
+                st.push(top);
             }
-            if op.starts_with("DW_OP_const") {
-                return num(op).map(ParamLocation::Constant);
+            "DW_OP_drop" => {
+                st.pop()?;
             }
-            None
+            "DW_OP_neg" => {
+                let e = st.pop()?;
+                st.push(E::Neg(Box::new(e)));
+            }
+            "DW_OP_not" => {
+                let e = st.pop()?;
+                st.push(E::Not(Box::new(e)));
+            }
+            "DW_OP_deref" => {
+                let e = st.pop()?;
+                st.push(E::Deref(8, Box::new(e)));
+            }
+            "DW_OP_deref_size" => {
+                let e = st.pop()?;
+                st.push(E::Deref(num(op)? as u8, Box::new(e)));
+            }
+            "DW_OP_stack_value" => value = true,
+            // Entry values, pieces, implicit pointers...: not read.
+            _ => return None,
         }
-        _ => None,
     }
+    let top = st.pop()?;
+    Some(match (value, top) {
+        (true, E::Reg(r, 0)) => ParamLocation::Register(r),
+        (true, E::Reg(r, offset)) => ParamLocation::Computed {
+            base_reg: r,
+            offset,
+        },
+        (true, E::Const(c)) => ParamLocation::Constant(c),
+        (true, e) => ParamLocation::ValueOf(e),
+        (false, E::Reg(r, offset)) => ParamLocation::Memory {
+            base_reg: r,
+            offset,
+        },
+        (false, E::Addr(a)) => ParamLocation::Address(a),
+        (false, e) => ParamLocation::MemoryAt(e),
+    })
 }
 
 /// The location objdump gives for the variable DIE `var` at `pc`.
