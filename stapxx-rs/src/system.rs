@@ -5,18 +5,29 @@ use grammar::PpConfig;
 use std::collections::HashMap;
 use std::io::Read;
 
-/// The preprocessor configuration for this machine (no script arguments).
-pub fn pp_config(guru_mode: bool) -> PpConfig {
-    // The running kernel's release and configuration do not change while
-    // we run; reading and inflating /proc/config.gz costs about 1.5 ms, and
-    // a run asks for this several times (parsing, the library, CONFIG_HZ).
+/// The running kernel's release and `CONFIG_*` values, read once: they do
+/// not change while we run; reading and inflating /proc/config.gz costs
+/// about 1.5 ms, and a run asks several times (parsing, the library,
+/// CONFIG_HZ, the tapsets' C tables).
+fn kernel() -> &'static (String, HashMap<String, String>) {
     static KERNEL: std::sync::OnceLock<(String, HashMap<String, String>)> =
         std::sync::OnceLock::new();
-    let (release, kconfig) = KERNEL.get_or_init(|| {
+    KERNEL.get_or_init(|| {
         let release = read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "0.0.0".into());
         let kconfig = kernel_config(&release);
         (release, kconfig)
-    });
+    })
+}
+
+/// The running kernel's `CONFIG_*` values (`y`, `m`, numbers, strings);
+/// empty when its configuration cannot be read.
+pub fn kconfig() -> &'static HashMap<String, String> {
+    &kernel().1
+}
+
+/// The preprocessor configuration for this machine (no script arguments).
+pub fn pp_config(guru_mode: bool) -> PpConfig {
+    let (release, kconfig) = kernel();
     PpConfig {
         kernel_v: kernel_v(release),
         kernel_vr: release.clone(),

@@ -12,7 +12,7 @@
 //!
 //! Which names: every `@const("IDENT")` of the tapset tree
 //! (`$STAP_TAPSET_DIR`, default `/usr/share/systemtap/tapset`), every
-//! `V(IDENT)` and `{IDENT, "..."}` entry of its embedded-C value tables
+//! `V(IDENT)` and `{IDENT, "..."}` (or `{(TYPE)IDENT, "..."}`) entry of its embedded-C value tables
 //! (`_stp_val_array`, whose names the formatters print), the errno names
 //! of `errno.stp`'s `errlist` and of `<errno.h>`, and [`EXTRA`] (names our
 //! own translations of embedded-C functions use).
@@ -157,7 +157,15 @@ const COMPAT_HEADER: &str = "asm/unistd_32.h";
 
 /// Headers whose enumerators (no macros) the tapsets name: tried, after
 /// the macros, for the names still without a value.
-const ENUM_HEADERS: &[&str] = &["linux/rtnetlink.h", "linux/in.h", "linux/tcp.h"];
+const ENUM_HEADERS: &[&str] = &[
+    "linux/rtnetlink.h",
+    "linux/in.h",
+    "linux/tcp.h",
+    "linux/bpf.h",
+    "linux/kcmp.h",
+    "linux/membarrier.h",
+    "linux/ioprio.h",
+];
 
 /// Names the hand translations of embedded-C functions use
 /// (`stapxx-rs/src/resolve/cfuncs.rs`) beyond the tapsets' own.
@@ -260,7 +268,9 @@ fn generate(tapsets: &Path) -> Generated {
     let ident = r"([A-Za-z_][A-Za-z0-9_]*)";
     let at_const = regex::Regex::new(&format!(r#"@const\("{ident}"\)"#)).unwrap();
     let v_entry = regex::Regex::new(&format!(r"\bV\({ident}\)")).unwrap();
-    let brace_entry = regex::Regex::new(&format!(r#"\{{\s*{ident}\s*,\s*""#)).unwrap();
+    // `{IDENT, "..."}`, also with a cast: `{ (unsigned int)IDENT, "..."}`.
+    let brace_entry =
+        regex::Regex::new(&format!(r#"\{{\s*(?:\([a-z ]+\)\s*)?{ident}\s*,\s*""#)).unwrap();
     let mut names = BTreeSet::new();
     let mut const_names = BTreeSet::new();
     for (_, text) in &texts {

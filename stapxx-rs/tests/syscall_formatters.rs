@@ -205,6 +205,59 @@ probe kernel.trace("syscalls:sys_exit_openat") {
     }
 }
 
+/// Value tables whose entries cast (`{(unsigned int)RLIM_INFINITY, ...}`),
+/// name enumerators (`BPF_MAP_CREATE`, `KCMP_FILE`) or sit under `#ifdef
+/// CONFIG_*` (the running kernel's configuration decides, as its headers
+/// would for stap): the same text on the host and in the kernel.
+#[test]
+fn tables_with_casts_enumerators_and_kernel_configuration() {
+    let Some(dir) = tapset_dir() else {
+        return support::missing("SystemTap's tapset tree (package systemtap-common)");
+    };
+    let aux = std::fs::read_to_string(dir.join("linux/aux_syscalls.stp")).unwrap();
+    let mut lib = String::new();
+    for (func, table) in [
+        ("_rlimit_resource_str", "_stp_rlimit_resource_list"),
+        ("_rusage_who_str", "_stp_rusage_who_list"),
+        ("_bpf_cmd_str", "_stp_bpf_cmd_list"),
+        ("_kcmp_type_str", "_stp_kcmp_type_list"),
+        ("_stp_ioprio_which_str", "_stp_ioprio_who_list"),
+    ] {
+        lib.push_str(&table_block(&aux, table));
+        lib.push('\n');
+        lib.push_str(&function_text(&aux, func));
+        lib.push('\n');
+    }
+    let calls = r#"printf("%s %s %s %s|%s %s %s|%s %s|%s %s|%s %s\n", _rlimit_resource_str(7), _rlimit_resource_str(-1), _rlimit_resource_str(0xffffffff), _rlimit_resource_str(99), _rusage_who_str(0), _rusage_who_str(-1), _rusage_who_str(-2), _bpf_cmd_str(5), _bpf_cmd_str(77), _kcmp_type_str(0), _kcmp_type_str(6), _stp_ioprio_which_str(1), _stp_ioprio_which_str(9))"#;
+    // This kernel is built with CONFIG_BPF_SYSCALL and
+    // CONFIG_CHECKPOINT_RESTORE (the tables' guards).
+    let want = "RLIMIT_NOFILE RLIM_INFINITY RLIM_INFINITY 0x63|RUSAGE_SELF RUSAGE_CHILDREN RUSAGE_BOTH|BPF_PROG_LOAD 0x4d|KCMP_FILE KCMP_SYSVSEM|IOPRIO_WHO_PROCESS 9\n";
+    let k = stapxx::system::kconfig();
+    assert_eq!(
+        (
+            k.get("CONFIG_BPF_SYSCALL").map(String::as_str),
+            k.get("CONFIG_CHECKPOINT_RESTORE").map(String::as_str)
+        ),
+        (Some("y"), Some("y")),
+        "the expected text assumes both"
+    );
+    let (code, out, err) =
+        support::stapxx(&["-e", &format!("{lib}probe begin {{ {calls}; exit() }}")]);
+    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
+    let Some(_bpf) = support::need_bpf() else {
+        return;
+    };
+    let (code, out, err) = support::stapxx(&[
+        "-e",
+        &format!("{lib}global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
+        "{out}"
+    );
+}
+
 #[test]
 fn unknown_constants_and_c_expressions_are_errors_at_the_const() {
     let (code, _, err) = support::stapxx(&["-p2", "-e", "probe begin { x = @const(\"O_CRAET\") }"]);

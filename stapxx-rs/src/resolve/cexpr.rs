@@ -1,9 +1,10 @@
 //! Integer C constant expressions, as the value tables of the tapsets'
 //! embedded C and their `#if` lines write them (`O_SYNC | 04000000`,
 //! `defined (EDEADLOCK) && EDEADLOCK != EDEADLK`). Identifiers are the
-//! constants data's (`consts.rs`); anything else (casts, function-like
-//! macros, `sizeof`) is refused with what it was, so the caller can say
-//! why it cannot translate a table.
+//! constants data's (`consts.rs`); casts to C's integer types narrow the
+//! value as C does (`(unsigned int)RLIM_INFINITY`); anything else (other
+//! casts, function-like macros, `sizeof`) is refused with what it was, so
+//! the caller can say why it cannot translate a table.
 
 /// The value of `text`; `Err` names what could not be evaluated.
 pub fn eval(text: &str) -> Result<i64, String> {
@@ -124,6 +125,10 @@ impl P<'_> {
             "-" => Ok(self.unary()?.wrapping_neg()),
             "+" => self.unary(),
             "(" => {
+                if let Some((bits, signed, n)) = self.cast_ahead() {
+                    self.i += n;
+                    return Ok(narrow(self.unary()?, bits, signed));
+                }
                 let v = self.binary(0)?;
                 self.expect(")")?;
                 Ok(v)
@@ -148,6 +153,45 @@ impl P<'_> {
                 crate::consts::value(&t).ok_or_else(|| format!("'{t}' (not a known C constant)"))
             }
         }
+    }
+}
+
+impl P<'_> {
+    /// After a `(`: a cast to one of C's integer types (`unsigned int)`),
+    /// as (bits, signed, tokens up to and with the `)`).
+    fn cast_ahead(&self) -> Option<(u32, bool, usize)> {
+        const WORDS: &[&str] = &["unsigned", "signed", "int", "long", "short", "char"];
+        let words: Vec<&str> = self.t[self.i..]
+            .iter()
+            .map(String::as_str)
+            .take_while(|w| WORDS.contains(w))
+            .collect();
+        if words.is_empty() || self.t.get(self.i + words.len()).map(String::as_str) != Some(")") {
+            return None;
+        }
+        let bits = if words.contains(&"char") {
+            8
+        } else if words.contains(&"short") {
+            16
+        } else if words.contains(&"long") {
+            64
+        } else {
+            32
+        };
+        Some((bits, !words.contains(&"unsigned"), words.len() + 1))
+    }
+}
+
+/// `v` as a C integer of `bits` bits, signed or not, read back as a long.
+fn narrow(v: i64, bits: u32, signed: bool) -> i64 {
+    if bits >= 64 {
+        return v;
+    }
+    let shift = 64 - bits;
+    if signed {
+        (v << shift) >> shift
+    } else {
+        v & ((1i64 << bits) - 1)
     }
 }
 
@@ -182,6 +226,12 @@ mod tests {
         assert!(eval("KERNEL_VERSION(4,1,0)")
             .unwrap_err()
             .contains("function-like"));
-        assert!(eval("(long)1").is_err());
+        // Casts to integer types narrow as C does; others are refused.
+        assert_eq!(eval("(long)1"), Ok(1));
+        assert_eq!(eval("(unsigned int)RLIM_INFINITY"), Ok(0xffff_ffff));
+        assert_eq!(eval("(unsigned char)0x1ff"), Ok(0xff));
+        assert_eq!(eval("(short)0x18000"), Ok(-32768));
+        assert_eq!(eval("(unsigned)(-1) + 1"), Ok(0x1_0000_0000));
+        assert!(eval("(struct foo *)1").is_err());
     }
 }

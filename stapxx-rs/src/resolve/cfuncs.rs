@@ -439,13 +439,25 @@ pub fn read_table(name: &str, c_blocks: &[&str]) -> Result<Vec<(i64, String)>, S
     Err(why("it has no {0, NULL} end".into()))
 }
 
-/// `#ifdef NAME`: known from the constants data. Kernel configuration
-/// (`CONFIG_*`) is not known at pass 2: refused rather than guessed.
+/// `#ifdef NAME`: known from the constants data; `CONFIG_*` from the
+/// running kernel's configuration, as its `autoconf.h` defines them (for
+/// `y` and values `CONFIG_X`, for `m` `CONFIG_X_MODULE`), the headers stap
+/// would compile the tapset against. Without a readable configuration it
+/// is refused rather than guessed.
 fn known(name: &str) -> Result<bool, String> {
     if name.starts_with("CONFIG_") {
-        return Err(format!(
-            "'#ifdef {name}' depends on the kernel's configuration"
-        ));
+        let k = crate::system::kconfig();
+        if k.is_empty() {
+            return Err(format!(
+                "'#ifdef {name}' depends on the kernel's configuration, which cannot be read here (no /proc/config.gz or /boot/config-RELEASE)"
+            ));
+        }
+        if let Some(base) = name.strip_suffix("_MODULE") {
+            if k.get(base).is_some_and(|v| v == "m") {
+                return Ok(true);
+            }
+        }
+        return Ok(k.get(name).is_some_and(|v| v != "m" && v != "n"));
     }
     Ok(crate::consts::value(name).is_some())
 }
