@@ -18,6 +18,7 @@ mod autocast;
 mod casts;
 mod cexpr;
 mod cfuncs;
+mod elide;
 mod handlers;
 mod kernel_timers;
 mod locvalue;
@@ -223,6 +224,20 @@ pub fn resolve(
     r.sites = None;
     r.drain_queue(&c_blocks)?;
     r.resolved_functions.sort_by(|a, b| a.name.cmp(&b.name));
+    // Unread locals and statements without effect go, as stap elides
+    // them; then the functions no handler calls any more.
+    let global_names: std::collections::HashSet<&str> = globals
+        .keys()
+        .copied()
+        .chain(entry_globals.iter().map(|g| g.name.as_str()))
+        .collect();
+    for p in &mut out_probes {
+        elide::elide(&mut p.body, &global_names, &r.resolved_functions);
+    }
+    elide::keep_called(
+        &mut r.resolved_functions,
+        out_probes.iter().map(|p| &p.body),
+    );
     // Globals referenced anywhere that survived pruning.
     let mut used = BTreeSet::new();
     for p in &out_probes {
