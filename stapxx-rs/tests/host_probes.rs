@@ -179,14 +179,14 @@ fn arithmetic() {
         ),
         case(
             "division by zero aborts the handler",
-            r#"probe begin { x = 0; println("before"); y = 10 / x; println("after") } probe end { println("end") }"#,
+            r#"probe begin { x = 0; println("before"); y = 10 / x; println("after ", y) } probe end { println("end") }"#,
             "before\n",
             "ERROR: division by 0 near operator '/' at <input>:1:48\nWARNING: Number of errors: 1, skipped probes: 0\n",
             1,
         ),
         case(
             "modulo by zero is caught",
-            r#"probe begin { x = 0; try { y = 10 % x; println("no") } catch (e) { println("caught: " . e) } try { z = 1 / x } catch { println("caught again") } exit() }"#,
+            r#"probe begin { x = 0; try { y = 10 % x; println("no ", y) } catch (e) { println("caught: " . e) } try { z = 1 / x; println(z) } catch { println("caught again") } exit() }"#,
             "caught: division by 0\ncaught again\n",
             "",
             0,
@@ -423,7 +423,7 @@ fn statistics() {
         ),
         case(
             "empty aggregates: @count and @sum are 0, @avg is an error",
-            r#"global s probe begin { printf("%d %d\n", @count(s), @sum(s)); x = @avg(s) } probe end { println("not run") }"#,
+            r#"global s probe begin { printf("%d %d\n", @count(s), @sum(s)); x = @avg(s); println(x) } probe end { println("not run") }"#,
             "0 0\n",
             "ERROR: empty aggregate near identifier '@avg' at <input>:1:67\n",
             1,

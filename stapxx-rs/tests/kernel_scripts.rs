@@ -296,15 +296,15 @@ fn cases() -> Vec<Case> {
         case("foreach_nested", "a, b, s", "a[1] = 1; a[2] = 2; b[10] = 1; b[20] = 1; foreach (i+ in a) foreach (j+ in b) s .= sprintf(\"%d-%d,\", i, j)", "printf(\"%s\\n\", s)", "1-10,1-20,2-10,2-20,\n"),
         case("delete_whole_array", "a, n", "for (i = 0; i < 50; i++) a[i] = i; delete a; a[7] = 7; foreach (k in a) n++", "printf(\"%d %d %d\\n\", n, 7 in a, 8 in a)", "1 1 0\n"),
         case("delete_string_keyed_array", "a, n", "a[\"x\", 1] = \"v\"; a[\"y\", 2] = \"w\"; delete a; foreach ([p, q] in a) n++", "printf(\"%d\\n\", n)", "0\n"),
-        case("try_catches_division", "s", "try { y = 0; x = 5 / y; s = \"not here\" } catch (m) { s = \"caught: \" . m }", "printf(\"%s\\n\", s)", "caught: division by 0\n"),
+        case("try_catches_division", "s", "try { y = 0; x = 5 / y; s = sprintf(\"not here %d\", x) } catch (m) { s = \"caught: \" . m }", "printf(\"%s\\n\", s)", "caught: division by 0\n"),
         case("try_catches_error", "s, n", "try { error(\"boom\"); n = 1 } catch (m) { s = m }; n += 10", "printf(\"%s %d\\n\", s, n)", "boom 10\n"),
-        case("try_catches_a_bad_read", "n", "try { x = user_long_error(16) } catch { n = 1 }; n += 10", "printf(\"%d\\n\", n)", "11\n"),
+        case("try_catches_a_bad_read", "n", "try { x = user_long_error(16); n = x } catch { n = 1 }; n += 10", "printf(\"%d\\n\", n)", "11\n"),
         case("global_string_append", "s", "for (i = 0; i < 3; i++) s .= \"ab\"", "printf(\"%s\\n\", s)", "ababab\n"),
         case("sprintf_i_X", "s", "s = sprintf(\"%i|%X|%#X|%-4i|\", -5, 3054, 3054, 7)", "printf(\"%s\\n\", s)", "-5|BEE|0XBEE|7   |\n"),
         case("regex_match", "r", "s = \"nginx: worker process\"; r = sprintf(\"%d%d%d%d%d%d\", s =~ \"worker\", s =~ \"^worker\", s !~ \"master\", \"foo.lua:12\" =~ \"\\\\.lua:[0-9]+$\", \"\" =~ \"^$\", \"abc\" =~ \"^(ab|cd)+$\")", "println(r)", "101110\n"),
         case("regex_classes_and_counts", "r", "r = (\"ab12\" =~ \"^[[:alpha:]]+[0-9]{2}$\") * 10 + (\"ab123\" =~ \"^[[:alpha:]]+[0-9]{2}$\")", "println(r)", "10\n"),
         case("stats_read_in_the_probe", "s, a, r", "for (i = 1; i <= 10; i++) s <<< i; a[\"x\"] <<< -4; a[\"x\"] <<< 9; r = sprintf(\"%d %d %d %d %d|%d %d %d %d\", @count(s), @sum(s), @min(s), @max(s), @avg(s), @count(a[\"x\"]), @min(a[\"x\"]), @max(a[\"x\"]), @avg(a[\"x\"]))", "println(r)", "10 55 1 10 5|2 -4 9 2\n"),
-        case("stats_empty_aggregate", "e, r", "r = sprintf(\"%d %d\", @count(e), @sum(e)); try { x = @max(e) } catch (m) { r .= \" \" . m }", "println(r)", "0 0 empty aggregate\n"),
+        case("stats_empty_aggregate", "e, r", "r = sprintf(\"%d %d\", @count(e), @sum(e)); try { x = @max(e); r .= sprint(x) } catch (m) { r .= \" \" . m }", "println(r)", "0 0 empty aggregate\n"),
         case("stats_variance_and_linear", "s", "for (i = 1; i <= 10; i++) s <<< i * i", "printf(\"%d %d\\n\", @variance(s), @avg(s)); print(@hist_linear(s, 0, 100, 20))", HIST_LINEAR_SQUARES),
         case("hist_log_negative_values", "s", "s <<< -5; s <<< 0; s <<< 3; s <<< 1000; s <<< -70000", "print(@hist_log(s))", HIST_LOG_SIGNED),
         case("crement_globals_and_elements", "g, a, b, c, m", "g = 5; a = g++; b = ++g; c = g--; m[1] = 3; a += m[1]++; b += ++m[2]", "printf(\"%d %d %d %d %d %d\\n\", a, b, c, g, m[1], m[2])", "8 8 7 6 4 1\n"),
@@ -523,7 +523,7 @@ fn probe_errors_are_counted_and_reported() {
     );
     // With --skip-badvars a faulting read gives 0 (or "") and no error,
     // but the reads are counted and told.
-    let script = "global y\n\
+    let script = "global y, s\n\
         probe process(\"BIN\").function(\"work\") { y = user_long_error(16) + 1; s = user_string(8) }\n\
         probe end { printf(\"%d\\n\", y) }\n";
     let (out, err) = run("skip_badvars", script, &["--skip-badvars"]);
@@ -758,7 +758,7 @@ fn the_first_probe_error_ends_the_session() {
     let path = support::scratch().join("ks_maxerrors.stp");
     std::fs::write(
         &path,
-        "global n\nprobe timer.profile {\n  n++\n  x = 5 / (n - n)\n}\n\
+        "global n, x\nprobe timer.profile {\n  n++\n  x = 5 / (n - n)\n}\n\
          probe timer.s(5) { exit() }\n\
          probe end { println(\"end ran\") }\n\
          probe error { println(\"error probe ran\") }\n",

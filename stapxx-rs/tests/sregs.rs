@@ -189,7 +189,7 @@ fn missing_registers_and_bad_argument_numbers_are_errors() {
 fn host_probes_have_no_registers() {
     let (code, out, err) = support::stapxx(&[
         "-e",
-        r#"probe begin { println(__int32(0xffffff9c), " ", __ushort(-1), " ", _stp_is_compat_task()); try { _stp_syscall_nr() } catch (m) { println(m) } _stp_arg2(1, 1, 1, 0) }"#,
+        r#"probe begin { println(__int32(0xffffff9c), " ", __ushort(-1), " ", _stp_is_compat_task()); try { println(_stp_syscall_nr()) } catch (m) { println(m) } println(_stp_arg2(1, 1, 1, 0)) }"#,
     ]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -198,7 +198,7 @@ fn host_probes_have_no_registers() {
     );
     assert_eq!(
         err,
-        "ERROR: cannot access function args in this context near identifier '_stp_arg2' at <input>:1:143\nWARNING: Number of errors: 1, skipped probes: 0\n"
+        "ERROR: cannot access function args in this context near identifier '_stp_arg2' at <input>:1:160\nWARNING: Number of errors: 1, skipped probes: 0\n"
     );
 }
 

@@ -240,9 +240,11 @@ impl Purity<'_> {
                     && self.stmt_pure(body)
             }
             StmtKind::Try { body, handler, .. } => self.body_pure(body) && self.body_pure(handler),
-            StmtKind::Return(None) | StmtKind::Break | StmtKind::Continue | StmtKind::Empty => true,
+            StmtKind::Return(None) | StmtKind::Empty => true,
             // foreach over a global, delete, next, embedded C: effects
-            // (or too much to decide).
+            // (or too much to decide); break and continue too, so that a
+            // function using them outside a loop is still compiled and
+            // told as the error it is.
             _ => false,
         }
     }
