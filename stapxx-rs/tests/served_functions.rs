@@ -199,7 +199,7 @@ fn randint_draws_within_its_range() {
 fn integer_precision_host_and_kernel() {
     let calls = r#"s = sprintf("[%.3d][%.3d][%+.3d][%.2x][%.5u][%.3d][% .2d]", 5, -5, 5, 10, 42, 12345, 7); printf("%s %.4d\n", s, -12)"#;
     let want = "[005][-005][+005][0a][00042][12345][ 07] -0012\n";
-    same_on_host_and_kernel(calls, want);
+    support::same_on_host_and_kernel(calls, want);
 }
 
 /// dev.stp's device-number macros (embedded C, as kdev_t.h defines them)
@@ -209,7 +209,7 @@ fn integer_precision_host_and_kernel() {
 fn device_numbers_and_modname_host_and_kernel() {
     let calls = r#"try { m = modname(4096) } catch (e) { m = e } printf("%d %d %d %d %s %s\n", MKDEV(8, 1), MAJOR(MKDEV(259, 3)), MINOR(MKDEV(259, 3)), usrdev2kerndev(0x10302), modname(-4096), m)"#;
     let want = "8388609 259 3 271581186 kernel Cannot determine kernel module name\n";
-    same_on_host_and_kernel(calls, want);
+    support::same_on_host_and_kernel(calls, want);
 }
 
 /// The `#` flag writes its prefix for 0 too, as stap's runtime does
@@ -218,7 +218,7 @@ fn device_numbers_and_modname_host_and_kernel() {
 fn alternate_forms_of_zero_host_and_kernel() {
     let calls = r#"printf("[%#x][%#X][%#o][%p][%#x][%#o]\n", 0, 0, 0, 0, 255, 8)"#;
     let want = "[0x0][0X0][00][0x0][0xff][010]\n";
-    same_on_host_and_kernel(calls, want);
+    support::same_on_host_and_kernel(calls, want);
 }
 
 /// The installed tree's `kprocess.create` (on `sched_process_fork`)
@@ -296,24 +296,5 @@ fn load_averages_as_proc_shows_them() {
     assert!(
         err.contains("error: the load averages are the kernel's avenrun, which kernel probes cannot read here"),
         "{err}"
-    );
-}
-
-/// `calls` print `want` in a host probe (`begin`) and in a kernel one
-/// (`timer.profile`, once), alike.
-fn same_on_host_and_kernel(calls: &str, want: &str) {
-    let (code, out, err) = support::stapxx(&["-e", &format!("probe begin {{ {calls}; exit() }}")]);
-    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
-    let Some(_bpf) = support::need_bpf() else {
-        return;
-    };
-    let (code, out, err) = support::stapxx(&[
-        "-e",
-        &format!("global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
-    ]);
-    assert_eq!((code, err.as_str()), (0, ""));
-    assert!(
-        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
-        "{out}"
     );
 }

@@ -95,18 +95,5 @@ probe syscall.pipe.return {{ if (pid() == target()) printf("%s([%d, %d]) = %s\n"
 fn socket_types_host_and_kernel() {
     let calls = r#"printf("%s %s %s %s %s\n", _sock_type_str(1), _sock_type_str(0x80805), _sock_type_str(0x42), _sock_type_str(0), _sock_type_str(-1))"#;
     let want = "SOCK_STREAM SOCK_SEQPACKET|SOCK_CLOEXEC|SOCK_NONBLOCK SOCK_DGRAM|0x40 0x0 SOCK_CLOEXEC|SOCK_NONBLOCK|0xfff7f7ff\n";
-    let (code, out, err) = support::stapxx(&["-e", &format!("probe begin {{ {calls}; exit() }}")]);
-    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
-    let Some(_bpf) = support::need_bpf() else {
-        return;
-    };
-    let (code, out, err) = support::stapxx(&[
-        "-e",
-        &format!("global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
-    ]);
-    assert_eq!((code, err.as_str()), (0, ""));
-    assert!(
-        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
-        "{out}"
-    );
+    support::same_on_host_and_kernel(calls, want);
 }

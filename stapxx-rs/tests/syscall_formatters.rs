@@ -241,21 +241,7 @@ fn tables_with_casts_enumerators_and_kernel_configuration() {
         (Some("y"), Some("y")),
         "the expected text assumes both"
     );
-    let (code, out, err) =
-        support::stapxx(&["-e", &format!("{lib}probe begin {{ {calls}; exit() }}")]);
-    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
-    let Some(_bpf) = support::need_bpf() else {
-        return;
-    };
-    let (code, out, err) = support::stapxx(&[
-        "-e",
-        &format!("{lib}global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
-    ]);
-    assert_eq!((code, err.as_str()), (0, ""));
-    assert!(
-        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
-        "{out}"
-    );
+    support::same_on_host_and_kernel_after(&lib, calls, want);
 }
 
 #[test]

@@ -657,3 +657,27 @@ pub fn pingpong_tid(out: &str, who: &str) -> String {
 pub fn about_one_per_round(n: usize, rounds: usize) -> bool {
     n * 2 >= rounds && n * 2 <= rounds * 3
 }
+
+/// `calls` print `want` in a host probe (`begin`) and in a kernel one
+/// (`timer.profile`, once), alike.
+pub fn same_on_host_and_kernel(calls: &str, want: &str) {
+    same_on_host_and_kernel_after("", calls, want)
+}
+
+/// [`same_on_host_and_kernel`] with `prelude` (functions, globals) first.
+pub fn same_on_host_and_kernel_after(prelude: &str, calls: &str, want: &str) {
+    let (code, out, err) = stapxx(&["-e", &format!("{prelude}probe begin {{ {calls}; exit() }}")]);
+    assert_eq!((code, err.as_str(), out.as_str()), (0, "", want));
+    let Some(_bpf) = need_bpf() else {
+        return;
+    };
+    let (code, out, err) = stapxx(&[
+        "-e",
+        &format!("{prelude}global d probe timer.profile {{ if (!d++) {{ {calls}; exit() }} }}"),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(
+        !out.is_empty() && out.lines().all(|l| format!("{l}\n") == want),
+        "{out}"
+    );
+}
