@@ -71,10 +71,11 @@ impl Resolver<'_, '_> {
 
     /// `pp()`, `ppfunc()`, `pn()` and, in function probes, `probefunc()`
     /// are facts of the site a kernel handler runs at: the site's point and
-    /// function name, as text (`ppfunc()` and `pn()` in host handlers too). Sites that differ get one handler each (as for
-    /// target variables). `None`: leave the call to the runtime (host
-    /// handlers know their point; `probefunc()` of a sample is the symbol
-    /// of the interrupted address).
+    /// function name, as text (`ppfunc()` and `pn()` in host handlers
+    /// too). Sites that differ get one handler each (as for target
+    /// variables). `None`: leave the call to the runtime (host handlers
+    /// know their point; `probefunc()` of a sample is the symbol of the
+    /// interrupted address).
     pub(super) fn site_text(&mut self, name: &str) -> Option<String> {
         let sites = self.sites.as_ref()?;
         let texts: Vec<String> = sites
