@@ -188,3 +188,48 @@ fn handlers_for_one_call_each_are_dispatched_by_number() {
     let (_, out, _) = support::stapxx(&["-p3", "-e", "probe syscall.getppid, syscall.getpid { }"]);
     assert!(!out.contains("stx_d0"), "{out}");
 }
+
+/// The aliases of system calls x86-64 does not have gate on stap's
+/// impossible number (`ir::gate::NO_SUCH_CALL`): with a dispatcher they
+/// are attached nowhere, so a system call does not run their number tests
+/// (51 programs on every call for `syscall.*` before). What stays attached
+/// is what the dispatcher cannot take: two handlers for one number, or a
+/// handler whose start names no one number.
+#[test]
+fn handlers_for_no_call_are_not_attached() {
+    if !have_tree() {
+        return;
+    }
+    let opts = stapxx::cli::parse_args(["stapxx-rs", "-p3", "-e", ""]);
+    let mut session = stapxx::driver::Session::new(&opts);
+    let expand = session.expand_options().expect("expansion options");
+    let t = session
+        .translate_source(
+            "all.stp",
+            "global calls probe syscall.* { calls[name]++ }",
+            &expand,
+        )
+        .unwrap_or_else(|d| panic!("{}", d.message));
+    let c = t.compiled.expect("kernel probes");
+    let gates: Vec<Option<stapxx::ir::gate::Gate>> = c
+        .probes
+        .iter()
+        .filter(|p| !p.dispatched)
+        .map(|p| stapxx::ir::gate::syscall_gate(&t.program.probes[p.probe].body))
+        .collect();
+    assert!(
+        !gates.is_empty() && gates.len() < 20,
+        "{} attached: {gates:?}",
+        gates.len()
+    );
+    let mut seen = HashMap::new();
+    for g in &gates {
+        match g {
+            Some(stapxx::ir::gate::Gate::Only(k)) => *seen.entry(*k).or_insert(0) += 1,
+            Some(stapxx::ir::gate::Gate::Never) => panic!("a handler for no call is attached"),
+            // Handlers whose start names no one number (several calls).
+            None => {}
+        }
+    }
+    assert!(seen.values().all(|&n| n >= 2), "{seen:?}");
+}

@@ -9,8 +9,9 @@
 //! Output: the dispatcher programs, their program-array maps, and which
 //! handler goes in which slot; those handlers are then not attached
 //! themselves (a handler for no call at all, `Gate::Never`, is attached
-//! nowhere). A handler shares its slot with no other (two handlers for the
-//! same number stay attached as they are), so the array needs no chains.
+//! nowhere, with a dispatcher or without). A handler shares its slot with
+//! no other (two handlers for the same number stay attached as they
+//! are), so the array needs no chains.
 
 use super::regs::*;
 use super::ProbeProgram;
@@ -98,6 +99,13 @@ pub fn build(
     for ev in order {
         let (site, members) = &groups[&ev];
         if members.len() < MIN_HANDLERS || (ev == Event::Exit && orig_ax.is_none()) {
+            // No dispatcher; a handler for no call is still attached
+            // nowhere.
+            for &(i, g) in members {
+                if g == Gate::Never {
+                    probes[i].dispatched = true;
+                }
+            }
             continue;
         }
         let mut count: HashMap<i64, usize> = HashMap::new();
