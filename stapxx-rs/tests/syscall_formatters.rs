@@ -63,6 +63,19 @@ fn table_block(text: &str, table: &str) -> String {
     text[start..end].to_string()
 }
 
+/// Each (function, table) of `aux` (aux_syscalls.stp's text): the `%{ %}`
+/// block holding the table, then the function.
+fn with_tables(aux: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (func, table) in pairs {
+        out.push_str(&table_block(aux, table));
+        out.push('\n');
+        out.push_str(&function_text(aux, func));
+        out.push('\n');
+    }
+    out
+}
+
 /// SystemTap's formatters (with their tables) and `return_str`, from the
 /// installed tree; `None` (or a failure under CI) without it.
 fn library() -> Option<String> {
@@ -72,19 +85,16 @@ fn library() -> Option<String> {
     };
     let aux = std::fs::read_to_string(dir.join("linux/aux_syscalls.stp")).unwrap();
     let errno = std::fs::read_to_string(dir.join("errno.stp")).unwrap();
-    let mut out = String::new();
-    for (func, table) in [
-        ("_sys_open_flag_str", "_stp_open_mode_flags_list"),
-        ("_mmap_flags", "_stp_mmap_list"),
-        ("_mprotect_prot_str", "_stp_mprotect_list"),
-        ("_seek_whence_str", "_stp_seek_whence_list"),
-        ("_at_flag_str", "_stp_atflag_list"),
-    ] {
-        out.push_str(&table_block(&aux, table));
-        out.push('\n');
-        out.push_str(&function_text(&aux, func));
-        out.push('\n');
-    }
+    let mut out = with_tables(
+        &aux,
+        &[
+            ("_sys_open_flag_str", "_stp_open_mode_flags_list"),
+            ("_mmap_flags", "_stp_mmap_list"),
+            ("_mprotect_prot_str", "_stp_mprotect_list"),
+            ("_seek_whence_str", "_stp_seek_whence_list"),
+            ("_at_flag_str", "_stp_atflag_list"),
+        ],
+    );
     // errno_str and errno_p are embedded C there: the builtins stand in.
     for func in ["errno_str", "errno_p", "return_str"] {
         out.push_str(&function_text(&errno, func));
@@ -215,19 +225,16 @@ fn tables_with_casts_enumerators_and_kernel_configuration() {
         return support::missing("SystemTap's tapset tree (package systemtap-common)");
     };
     let aux = std::fs::read_to_string(dir.join("linux/aux_syscalls.stp")).unwrap();
-    let mut lib = String::new();
-    for (func, table) in [
-        ("_rlimit_resource_str", "_stp_rlimit_resource_list"),
-        ("_rusage_who_str", "_stp_rusage_who_list"),
-        ("_bpf_cmd_str", "_stp_bpf_cmd_list"),
-        ("_kcmp_type_str", "_stp_kcmp_type_list"),
-        ("_stp_ioprio_which_str", "_stp_ioprio_who_list"),
-    ] {
-        lib.push_str(&table_block(&aux, table));
-        lib.push('\n');
-        lib.push_str(&function_text(&aux, func));
-        lib.push('\n');
-    }
+    let lib = with_tables(
+        &aux,
+        &[
+            ("_rlimit_resource_str", "_stp_rlimit_resource_list"),
+            ("_rusage_who_str", "_stp_rusage_who_list"),
+            ("_bpf_cmd_str", "_stp_bpf_cmd_list"),
+            ("_kcmp_type_str", "_stp_kcmp_type_list"),
+            ("_stp_ioprio_which_str", "_stp_ioprio_who_list"),
+        ],
+    );
     let calls = r#"printf("%s %s %s %s|%s %s %s|%s %s|%s %s|%s %s\n", _rlimit_resource_str(7), _rlimit_resource_str(-1), _rlimit_resource_str(0xffffffff), _rlimit_resource_str(99), _rusage_who_str(0), _rusage_who_str(-1), _rusage_who_str(-2), _bpf_cmd_str(5), _bpf_cmd_str(77), _kcmp_type_str(0), _kcmp_type_str(6), _stp_ioprio_which_str(1), _stp_ioprio_which_str(9))"#;
     // This kernel is built with CONFIG_BPF_SYSCALL and
     // CONFIG_CHECKPOINT_RESTORE (the tables' guards).

@@ -98,14 +98,13 @@ pub fn build(
     order.sort_by_key(|e| *e == Event::Exit);
     for ev in order {
         let (site, members) = &groups[&ev];
-        if members.len() < MIN_HANDLERS || (ev == Event::Exit && orig_ax.is_none()) {
-            // No dispatcher; a handler for no call is still attached
-            // nowhere.
-            for &(i, g) in members {
-                if g == Gate::Never {
-                    probes[i].dispatched = true;
-                }
+        // A handler for no call is attached nowhere, dispatcher or not.
+        for &(i, g) in members {
+            if g == Gate::Never {
+                probes[i].dispatched = true;
             }
+        }
+        if members.len() < MIN_HANDLERS || (ev == Event::Exit && orig_ax.is_none()) {
             continue;
         }
         let mut count: HashMap<i64, usize> = HashMap::new();
@@ -128,7 +127,6 @@ pub fn build(
                     slots.push((k as u32, probes[i].prog));
                     probes[i].dispatched = true;
                 }
-                Gate::Never => probes[i].dispatched = true,
                 _ => {}
             }
         }

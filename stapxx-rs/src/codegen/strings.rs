@@ -893,14 +893,8 @@ impl Gen<'_> {
             }
             TzName => self.set_lit(dst, &crate::runtime::host::timezone().1),
             Pn => {
-                let text = self
-                    .p
-                    .probes
-                    .get(self.probe_index)
-                    .and_then(|p| p.sites.first())
-                    .map(|s| s.pn())
-                    .unwrap_or_default();
-                self.set_lit(dst, &text);
+                let text = self.p.probes.get(self.probe_index).map(|p| p.pn());
+                self.set_lit(dst, &text.unwrap_or_default());
             }
             // Only host probes read /proc: task.stp calls this after
             // `__stapxx_on_host()`, which is 0 here.

@@ -120,6 +120,12 @@ pub struct ProbeHandler {
 }
 
 impl ProbeHandler {
+    /// `pn()` of the handler: its first site's (a handler whose body or
+    /// functions call `pn()` has sites of one name only, pass 2 saw to it).
+    pub fn pn(&self) -> String {
+        self.sites.first().map(|s| s.pn()).unwrap_or_default()
+    }
+
     /// The BPF program type of a kernel handler (`None` on the host).
     pub fn prog_kind(&self) -> Option<ebpf_backend::ProgKind> {
         self.sites.first().and_then(|s| s.prog_kind())

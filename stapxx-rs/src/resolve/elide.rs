@@ -20,19 +20,28 @@ use std::collections::{HashMap, HashSet};
 
 use grammar::ast::{AssignOp, Block, Expr, ExprKind, Function, FunctionBody, Stmt, StmtKind};
 
-/// Elide the unread locals of `body` (a probe handler's), given the
-/// program's globals and functions.
-pub fn elide(body: &mut Block, globals: &HashSet<&str>, functions: &[Function]) {
-    let mut p = Purity {
-        globals,
-        functions: functions.iter().map(|f| (f.name.as_str(), f)).collect(),
-        known: HashMap::new(),
-    };
-    // Each round can leave another variable unread (`a = x; b = a`).
-    for _ in 0..16 {
-        let reads = reads(body, globals);
-        if !p.block(body, &reads) {
-            break;
+/// Elides the unread locals of handler bodies, given the program's
+/// globals and functions (which functions are pure is decided once for
+/// all handlers).
+pub struct Elider<'a>(Purity<'a>);
+
+impl<'a> Elider<'a> {
+    pub fn new(globals: &'a HashSet<&'a str>, functions: &'a [Function]) -> Elider<'a> {
+        Elider(Purity {
+            globals,
+            functions: functions.iter().map(|f| (f.name.as_str(), f)).collect(),
+            known: HashMap::new(),
+        })
+    }
+
+    /// Elide in `body` (a probe handler's).
+    pub fn elide(&mut self, body: &mut Block) {
+        // Each round can leave another variable unread (`a = x; b = a`).
+        for _ in 0..16 {
+            let reads = reads(body, self.0.globals);
+            if !self.0.block(body, &reads) {
+                break;
+            }
         }
     }
 }

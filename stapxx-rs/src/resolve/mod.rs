@@ -231,8 +231,9 @@ pub fn resolve(
         .copied()
         .chain(entry_globals.iter().map(|g| g.name.as_str()))
         .collect();
+    let mut elider = elide::Elider::new(&global_names, &r.resolved_functions);
     for p in &mut out_probes {
-        elide::elide(&mut p.body, &global_names, &r.resolved_functions);
+        elider.elide(&mut p.body);
     }
     elide::keep_called(
         &mut r.resolved_functions,

@@ -881,11 +881,13 @@ impl<'p> Interp<'p> {
             B::Probefunc => s(Vec::new()),
             B::Pp => s(self.pp.clone().into_bytes()),
             B::Ppfunc => s(crate::ir::builtins::ppfunc_of(&self.pp).as_bytes().to_vec()),
-            // (A function calling pn() runs in handlers of one site each.)
-            B::Pn => {
-                let site = self.prog.probes.get(self.probe).and_then(|p| p.sites.first());
-                s(site.map(|s| s.pn()).unwrap_or_default().into_bytes())
-            }
+            B::Pn => s(self
+                .prog
+                .probes
+                .get(self.probe)
+                .map(|p| p.pn())
+                .unwrap_or_default()
+                .into_bytes()),
             B::GettimeofdayS => n(host::realtime_ns() / 1_000_000_000),
             B::GettimeofdayMs => n(host::realtime_ns() / 1_000_000),
             B::GettimeofdayUs => n(host::realtime_ns() / 1_000),
